@@ -1,0 +1,31 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+# Each one sets up what it needs first (a venv with the pinned CPU torch, the
+# package, and the offline data sets from Debian where apt is available).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sparsescale-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup-data.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# Pinned first: an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,ray,bpe]'
+	bash scripts/setup-data.sh
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/sparsescale demo
+
+test: setup
+	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
+
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info
