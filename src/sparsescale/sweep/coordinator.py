@@ -1,0 +1,211 @@
+"""The sweep coordinator: the one process that owns a store.
+
+It plans the runs of a spec, records them, hands runnable ones to an executor,
+and writes each result back in its own transaction. It is safe to kill at any
+moment: a restart skips finished runs, re-dispatches interrupted ones (their
+training resumes from its checkpoint, or a result already on disk is picked
+up), and retries failed ones up to `max_failures`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparsescale.sweep.executors import make_executor
+from sparsescale.sweep.lock import StoreLock
+from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
+from sparsescale.sweep.store import Store
+from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask
+
+
+@dataclass
+class SweepOutcome:
+    store: Path
+    counts: dict[str, int] = field(default_factory=dict)  # status -> runs, for this sweep's runs
+    skipped: int = 0  # runs already finished or diverged when the sweep started
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (hash, reason)
+
+
+def default_store(spec_path: str | Path) -> Path:
+    """`runs/<spec stem>.sqlite` in the current folder."""
+    return Path("runs") / f"{Path(spec_path).stem}.sqlite"
+
+
+def run_folder(store_path: str | Path) -> Path:
+    """Per-run output folders live beside the store: <store stem>.runs/<hash>/."""
+    p = Path(store_path)
+    return p.parent / f"{p.stem}.runs"
+
+
+def plan_sweep(spec_path: str | Path, check: bool = True) -> tuple[SweepSpec, list[PlannedRun]]:
+    """Load, expand and (with `check`) validate a spec; raises SparsescaleError
+    on the first problem, before anything is trained or written."""
+    spec = load_spec(spec_path)
+    runs = expand(spec, source=str(spec_path))
+    if check:
+        runs = check_runs(spec, runs, source=str(spec_path))
+    return spec, runs
+
+
+def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, executor: str = "local",
+              workers: int | None = None, ray_address: str | None = None, runner: str = DEFAULT_RUNNER,
+              max_failures: int | None = None, show_progress: bool = False) -> SweepOutcome:
+    """Train every run of a planned sweep that the store does not have yet."""
+    store_path = Path(store_path)
+    max_failures = spec.max_failures if max_failures is None else max_failures
+    threads = int(spec.train.get("threads", 1))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(StoreLock(store_path))
+        store = stack.enter_context(Store(store_path))
+        out_root = run_folder(store_path)
+        sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, out_root, note=spec.note)
+        rows = {r["config_hash"]: r for r in store.runs(sweep_id)}
+        outcome = SweepOutcome(store_path)
+        todo: deque[str] = deque()
+        for run in runs:  # spec order: small runs first, dependencies first
+            row = rows[run.config_hash]
+            if row["status"] in ("finished", "diverged"):
+                outcome.skipped += 1
+            elif row["status"] == "failed" and row["failures"] >= max_failures:
+                outcome.failed.append((run.config_hash, row["failure_reason"] or ""))
+            else:
+                todo.append(run.config_hash)
+        ui = _ProgressUI(len(runs), outcome.skipped, len(outcome.failed)) if show_progress else _NoUI()
+        stack.enter_context(ui)
+        if todo:
+            ex = make_executor(executor, workers=workers or spec.workers, ray_address=ray_address,
+                               threads_per_run=threads)
+            ex.start()
+            stack.callback(ex.shutdown)
+            _drive(store, ex, todo, rows, runner, max_failures, outcome, ui)
+        outcome.counts = {}
+        for r in store.runs(sweep_id):
+            outcome.counts[r["status"]] = outcome.counts.get(r["status"], 0) + 1
+        return outcome
+
+
+def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], runner: str,
+           max_failures: int, outcome: SweepOutcome, ui) -> None:
+    in_flight: dict[str, float] = {}
+    status = {h: r["status"] for h, r in rows.items()}
+    while todo or in_flight:
+        # Dispatch what can start: every dependency finished.
+        blocked = deque()
+        while todo and len(in_flight) < ex.slots:
+            h = todo.popleft()
+            deps = rows[h]["depends_on"]
+            if any(status.get(d) in ("diverged", "failed") and d not in todo and d not in in_flight for d in deps):
+                reason = "its dense pretraining run did not finish"
+                store.record_failure(h, reason)
+                status[h] = "failed"
+                outcome.failed.append((h, reason))
+                ui.done(h, "failed")
+                continue
+            if any(status.get(d) != "finished" for d in deps):
+                blocked.append(h)
+                continue
+            store.mark_running(h)
+            status[h] = "running"
+            ex.submit(RunTask(h, rows[h]["config"], rows[h]["out_dir"], runner))
+            in_flight[h] = time.time()
+            ui.started(h, rows[h])
+        todo.extendleft(reversed(blocked))
+        if not in_flight:
+            if todo:  # only blocked runs whose dependencies can never finish
+                for h in todo:
+                    store.record_failure(h, "its dense pretraining run is not in this sweep")
+                    outcome.failed.append((h, "dependency missing"))
+                todo.clear()
+            break
+        for ev in ex.poll(0.5):
+            if ev.kind == "progress":
+                ui.progress(ev.config_hash, ev.payload)
+                continue
+            in_flight.pop(ev.config_hash, None)
+            if ev.kind == "finished":
+                store.record_result(ev.config_hash, ev.payload)
+                status[ev.config_hash] = ev.payload["status"]
+                ui.done(ev.config_hash, ev.payload["status"])
+            else:
+                failures = store.record_failure(ev.config_hash, ev.payload)
+                if failures < max_failures:
+                    todo.append(ev.config_hash)  # retried; training resumes from its checkpoint
+                    status[ev.config_hash] = "pending"
+                    ui.retry(ev.config_hash, ev.payload)
+                else:
+                    status[ev.config_hash] = "failed"
+                    outcome.failed.append((ev.config_hash, ev.payload))
+                    ui.done(ev.config_hash, "failed")
+        ui.tick()
+
+
+def _label(row: dict[str, Any]) -> str:
+    a = row["axes"]
+    budget = next((f"{k[0].upper()}={a[k]:.3g}" for k in ("tokens", "examples", "steps") if k in a), "")
+    pat = "" if a.get("pattern", "unstructured") == "unstructured" else f" {a['pattern']}"
+    return f"S={a['sparsity']:.3g}{pat} N={a['n_nonzero']:.3g} {budget}"
+
+
+class _NoUI:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def started(self, h, row): ...
+    def progress(self, h, info): ...
+    def done(self, h, status): ...
+    def retry(self, h, reason): ...
+    def tick(self): ...
+
+
+class _ProgressUI(_NoUI):
+    """A rich progress bar for the sweep and one per run in flight. A run's bar
+    advances on the training steps the worker reports; where a runner reports
+    nothing it shows the elapsed time."""
+
+    def __init__(self, total: int, skipped: int, failed: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
+                            transient=False)
+        self.sweep = self.bar.add_task("sweep", total=total, completed=skipped + failed, info="")
+        self.rows: dict[str, int] = {}
+
+    def __enter__(self):
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+        return False
+
+    def started(self, h, row):
+        total = row["plan"].get("steps") or None
+        self.rows[h] = self.bar.add_task(f"  {_label(row)}", total=total, info="")
+
+    def progress(self, h, info):
+        if h in self.rows:
+            text = f"loss {info['loss']:.3f}" if isinstance(info.get("loss"), (int, float)) else ""
+            self.bar.update(self.rows[h], completed=info.get("step", 0), info=text)
+
+    def done(self, h, status):
+        if h in self.rows:
+            self.bar.remove_task(self.rows.pop(h))
+        self.bar.advance(self.sweep)
+        if status != "finished":
+            self.console.print(f"run {h[:12]}: {status}")
+
+    def retry(self, h, reason):
+        if h in self.rows:
+            self.bar.remove_task(self.rows.pop(h))
+        self.console.print(f"run {h[:12]} failed ({reason}); retrying")

@@ -1,0 +1,248 @@
+"""Executors: where runs execute. The coordinator sees only this interface:
+
+    executor.slots            how many runs can be in flight at once
+    executor.submit(task)     start a run (a RunTask)
+    executor.poll(timeout_s)  events that arrived: Event(kind, config_hash, payload)
+                              kind is "finished" (payload: result dict),
+                              "failed" (payload: reason) or "progress" (payload: dict)
+    executor.shutdown()
+
+`local` runs K worker processes on this machine; `ray` runs each run as a Ray
+task, on one machine or a cluster.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.sweep.worker import RunTask, execute, exit_with_parent
+
+
+@dataclass
+class Event:
+    kind: str  # "finished" | "failed" | "progress"
+    config_hash: str
+    payload: Any
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+# -- local ----------------------------------------------------------------------------
+
+def _local_worker_main(conn: Connection, threads: int) -> None:
+    # Set before torch is imported in this process: one BLAS/OpenMP pool of
+    # `threads` threads per run.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    exit_with_parent()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        task = RunTask(**message)
+
+        def progress(info: dict[str, Any], _h=task.config_hash) -> None:
+            try:
+                conn.send(("progress", _h, info))
+            except (OSError, ValueError):
+                pass
+
+        try:
+            reply = ("finished", task.config_hash, execute(task, progress))
+        except Exception as exc:  # any failure of the run is reported, the worker lives on
+            reply = ("failed", task.config_hash, _describe(exc))
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    task: RunTask | None = None
+
+
+class LocalExecutor:
+    """K worker processes (spawned, so no state leaks from the coordinator).
+
+    A worker that dies mid-run (killed, out of memory, segfault) is noticed
+    through its process sentinel: its run is reported failed and a fresh worker
+    takes its place, so the coordinator can retry the run from its checkpoint."""
+
+    def __init__(self, workers: int | None = None, threads_per_run: int = 1):
+        self.slots = max(1, workers or max(1, (os.cpu_count() or 1) // max(1, threads_per_run)))
+        self.threads = threads_per_run
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_local_worker_main, args=(child, self.threads), daemon=True,
+                                 name="sparsescale-worker")
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    def start(self) -> None:
+        while len(self._workers) < self.slots:
+            self._workers.append(self._spawn())
+
+    def submit(self, task: RunTask) -> None:
+        if not self._workers:
+            self.start()
+        idle = next((w for w in self._workers if w.task is None), None)
+        if idle is None:
+            raise RuntimeError("LocalExecutor.submit: every worker is busy")
+        idle.task = task
+        idle.conn.send(task.to_dict())
+
+    def poll(self, timeout_s: float) -> list[Event]:
+        busy = [w for w in self._workers if w.task is not None]
+        if not busy:
+            return []
+        handles = {}
+        for w in busy:
+            handles[w.conn] = w
+            handles[w.process.sentinel] = w
+        ready = wait(list(handles), timeout=timeout_s)
+        events: list[Event] = []
+        dead: list[_Worker] = []
+        touched = []
+        for handle in ready:
+            if handles[handle] not in touched:
+                touched.append(handles[handle])
+        for w in touched:
+            try:
+                while w.task is not None and w.conn.poll():
+                    kind, h, payload = w.conn.recv()
+                    events.append(Event(kind, h, payload))
+                    if kind != "progress":
+                        w.task = None
+            except (EOFError, OSError):
+                pass  # the sentinel reports the death
+            if w.task is not None and not w.process.is_alive():
+                dead.append(w)
+        for w in dead:
+            w.process.join(1.0)
+            code = w.process.exitcode
+            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            events.append(Event("failed", w.task.config_hash, f"worker process died ({why})"))
+            w.conn.close()
+            self._workers[self._workers.index(w)] = self._spawn()
+        return events
+
+    def shutdown(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for w in self._workers:
+            w.process.join(2.0)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(1.0)
+            w.conn.close()
+        self._workers = []
+
+
+# -- ray ------------------------------------------------------------------------------
+
+def _ray_task(task_dict: dict[str, Any]) -> dict[str, Any]:
+    task = RunTask(**task_dict)
+    return execute(task)
+
+
+class RayExecutor:
+    """Each run is a Ray task with its own resources. A task whose worker dies
+    is retried by Ray (`max_retries`); an exception in the run is reported to
+    the coordinator, which applies the same retry limit as for local runs."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None, cpus_per_run: float = 1,
+                 gpus_per_run: float = 0, max_retries: int = 3):
+        try:
+            import ray
+        except ImportError:
+            raise SparsescaleError("--executor ray: Ray is not installed (pip install 'sparsescale[ray]')") from None
+        self._ray = ray
+        self._address = address
+        self._num_cpus = workers
+        self._cpus = cpus_per_run
+        self._gpus = gpus_per_run
+        self._max_retries = max_retries
+        self._refs: dict[Any, str] = {}
+        self._started_ray = False
+        self.slots = 1
+
+    def start(self) -> None:
+        ray = self._ray
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not ray.is_initialized():
+            try:
+                if self._address:
+                    ray.init(address=self._address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=self._num_cpus or os.cpu_count(), include_dashboard=False,
+                             log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise SparsescaleError(f"--ray-address {self._address}: cannot connect to Ray ({exc})") from None
+            self._started_ray = True
+        cpus = ray.cluster_resources().get("CPU", 1)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        by_cpu = int(cpus // self._cpus) if self._cpus else 10**6
+        by_gpu = int(gpus // self._gpus) if self._gpus else 10**6
+        # Keep a few tasks queued beyond what runs now so the cluster never idles.
+        self.slots = max(1, min(by_cpu, by_gpu)) + 1
+        self._remote = ray.remote(_ray_task)
+
+    def submit(self, task: RunTask) -> None:
+        ref = self._remote.options(num_cpus=self._cpus, num_gpus=self._gpus, max_retries=self._max_retries,
+                                   retry_exceptions=False).remote(task.to_dict())
+        self._refs[ref] = task.config_hash
+
+    def poll(self, timeout_s: float) -> list[Event]:
+        if not self._refs:
+            return []
+        ray = self._ray
+        ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=timeout_s)
+        events = []
+        for ref in ready:
+            h = self._refs.pop(ref)
+            try:
+                events.append(Event("finished", h, ray.get(ref)))
+            except Exception as exc:  # RayTaskError, WorkerCrashedError after retries, ...
+                events.append(Event("failed", h, f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}"))
+        return events
+
+    def shutdown(self) -> None:
+        for ref in list(self._refs):
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._started_ray:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str, workers: int | None = None, ray_address: str | None = None,
+                  threads_per_run: int = 1, gpus_per_run: float = 0):
+    """The executor named by `--executor`."""
+    if kind == "local":
+        return LocalExecutor(workers=workers, threads_per_run=threads_per_run)
+    if kind == "ray":
+        return RayExecutor(address=ray_address, workers=workers, cpus_per_run=threads_per_run,
+                           gpus_per_run=gpus_per_run)
+    raise SparsescaleError(f"--executor: unknown executor {kind!r} (choose local or ray)")

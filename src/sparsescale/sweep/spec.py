@@ -1,0 +1,336 @@
+"""The sweep spec: a TOML file naming a model family, a corpus and the grids of
+sparsity S, non-zero size N and data budget D that one experiment trains.
+
+    name = "quick"
+    family = "gpt"                  # gpt | t5 | vit
+    corpus = "default"              # optional; a folder of text or "default"
+
+    [grid]
+    sparsity = [0.0, 0.5, 0.75]
+    n_nonzero = ["50k", "100k", "200k"]
+    tokens = ["0.5M", "1M"]         # or `examples = [...]` or `steps = [...]`
+    seeds = [0]                     # optional
+    patterns = ["unstructured"]     # optional; "n:m" keeps n of every m weights
+    init_from_dense = [0.0]         # optional; fraction of D trained dense first
+
+    [train]                         # shared settings for every run
+    batch = 16
+    lr = 0.01
+
+    [[override]]                    # per-axis overrides: match axis values ...
+    n_nonzero = "200k"
+    set = { lr = 0.005 }            # ... and change these settings
+
+The grid is the cross product of its axes. An n:m pattern fixes the sparsity
+to 1 - n/m, so n:m entries are crossed with N, D and seeds only, never with
+the `sparsity` list. A non-zero `init_from_dense` fraction f trains a dense
+model of the same width on f*D first and prunes it over the remaining
+(1 - f)*D; the record's budget D is the total.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from sparsescale.errors import SparsescaleError
+
+FAMILIES = ("gpt", "t5", "vit")
+BUDGET_AXES = ("tokens", "examples", "steps")
+UNSTRUCTURED = "unstructured"
+
+# RunConfig fields a spec's [train] table may not set: they are grid axes or
+# are decided per run by the sweep.
+_AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *BUDGET_AXES}
+# Fields that change how a run executes but not what it computes; they are left
+# out of the config hash so that e.g. more threads do not retrain a sweep.
+_EXECUTION_FIELDS = {"threads", "ckpt_every", "device", "compile"}
+
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def parse_count(value: int | float | str, what: str) -> int:
+    """Parse a positive count such as 200000, "200k", "0.5M" or "1e6"."""
+    if isinstance(value, bool):
+        raise SparsescaleError(f"{what}: expected a count like 200k, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", str(value))
+        if not m:
+            raise SparsescaleError(f"{what}: expected a count like 200k or 0.5M, got {value!r}")
+        number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if not math.isfinite(number) or number <= 0 or abs(number - round(number)) > 1e-6 * max(1.0, number):
+        raise SparsescaleError(f"{what}: expected a positive whole count, got {value!r}")
+    return int(round(number))
+
+
+def parse_pattern(value: str, what: str) -> tuple[int, int] | None:
+    """None for unstructured, else (n, m): n weights KEPT in every group of m
+    consecutive weights along the input dimension (2:4 keeps 2 of 4)."""
+    if value in (UNSTRUCTURED, "dense", "none"):
+        return None
+    m = re.fullmatch(r"(\d+):(\d+)", value)
+    if not m or not (0 < int(m.group(1)) < int(m.group(2))):
+        raise SparsescaleError(f"{what}: expected 'unstructured' or n:m with 0 < n < m (2:4 keeps 2 of 4), got {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+class Grid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sparsity: list[float] = [0.0]
+    n_nonzero: list[int | str]
+    tokens: list[int | str] | None = None
+    examples: list[int | str] | None = None
+    steps: list[int | str] | None = None
+    seeds: list[int] = [0]
+    patterns: list[str] = [UNSTRUCTURED]
+    init_from_dense: list[float] = [0.0]
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity_in_range(cls, values: list[float]) -> list[float]:
+        for s in values:
+            if not (0.0 <= s < 1.0):
+                raise ValueError(f"sparsity {s} is outside [0, 1): S >= 1 leaves no weights")
+        return values
+
+    @field_validator("init_from_dense")
+    @classmethod
+    def _fraction_in_range(cls, values: list[float]) -> list[float]:
+        for f in values:
+            if not (0.0 <= f < 1.0):
+                raise ValueError(f"fraction {f} is outside [0, 1)")
+        return values
+
+    @model_validator(mode="after")
+    def _one_budget_axis(self) -> "Grid":
+        given = [a for a in BUDGET_AXES if getattr(self, a) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one data budget axis: tokens, examples or steps"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns", "init_from_dense"):
+            if not getattr(self, axis):
+                raise ValueError(f"grid.{axis} is empty: give at least one value")
+        return self
+
+    @property
+    def budget_axis(self) -> str:
+        return next(a for a in BUDGET_AXES if getattr(self, a) is not None)
+
+
+class Override(BaseModel):
+    """Settings for the runs whose axis values match every key given here."""
+    model_config = ConfigDict(extra="forbid")
+
+    sparsity: float | None = None
+    n_nonzero: int | str | None = None
+    tokens: int | str | None = None
+    examples: int | str | None = None
+    steps: int | str | None = None
+    seed: int | None = None
+    pattern: str | None = None
+    init_from_dense: float | None = None
+    set: dict[str, Any]
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "sweep"
+    family: Literal["gpt", "t5", "vit"]
+    corpus: str | None = None
+    description: str = ""
+    note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
+    max_failures: int = 2  # a run that fails this many times is left as failed
+    workers: int | None = None
+    grid: Grid
+    train: dict[str, Any] = {}
+    override: list[Override] = []
+
+    @field_validator("train")
+    @classmethod
+    def _no_axes_in_train(cls, values: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(set(values) & _AXIS_FIELDS)
+        if bad:
+            raise ValueError(f"{bad[0]!r} is set by the grid, not by [train]")
+        return values
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "spec"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif err["type"] == "literal_error" and err["loc"][-1] == "family":
+        msg = f"unknown family {err.get('input')!r} (choose {', '.join(FAMILIES)})"
+    return f"{loc}: {msg}"
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec TOML file; errors name the file and key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SparsescaleError(f"{path}: no such sweep spec file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SparsescaleError(f"{path}: not valid TOML: {exc}") from None
+    return spec_from_dict(raw, source=str(path))
+
+
+def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SparsescaleError(f"{source}: {_one_line(exc)}") from None
+    # Parse every count now so a typo fails before anything trains.
+    for i, n in enumerate(spec.grid.n_nonzero):
+        parse_count(n, f"{source}: grid.n_nonzero[{i}]")
+    axis = spec.grid.budget_axis
+    for i, d in enumerate(getattr(spec.grid, axis)):
+        parse_count(d, f"{source}: grid.{axis}[{i}]")
+    for i, p in enumerate(spec.grid.patterns):
+        parse_pattern(p, f"{source}: grid.patterns[{i}]")
+    return spec
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its RunConfig fields, its axis values and the hash
+    that identifies it in the store."""
+    config_hash: str
+    config: dict[str, Any]
+    axes: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+    plan: dict[str, Any] = field(default_factory=dict)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Identity of a run: sha256 over the config fields that change its result."""
+    kept = {k: v for k, v in sorted(config.items()) if k not in _EXECUTION_FIELDS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
+    for key in ("sparsity", "seed", "pattern", "init_from_dense"):
+        want = getattr(ov, key)
+        if want is not None and want != axes[key]:
+            return False
+    if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
+        return False
+    for key in BUDGET_AXES:
+        want = getattr(ov, key)
+        if want is None:
+            continue
+        if key != budget_axis or parse_count(want, f"{source}: override.{key}") != axes[budget_axis]:
+            return False
+    return True
+
+
+def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
+    """The cross product of the grid as RunConfig keyword dicts, in a stable
+    order (small runs first, so that a sweep's early results arrive fast).
+    Dense pretraining runs needed by `init_from_dense` come before their users."""
+    g = spec.grid
+    axis = g.budget_axis
+    budgets = [parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)]
+    sizes = [parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero]
+    combos: list[tuple[float, str | None]] = []
+    for pat in g.patterns:
+        nm = parse_pattern(pat, f"{source}: grid.patterns")
+        if nm is None:
+            combos += [(s, None) for s in g.sparsity]
+        else:
+            combos.append((1.0 - nm[0] / nm[1], f"{nm[0]}:{nm[1]}"))
+
+    runs: dict[str, PlannedRun] = {}
+    for budget in budgets:
+        for n_nonzero in sizes:
+            for sparsity, pattern in combos:
+                for seed in g.seeds:
+                    for frac in g.init_from_dense:
+                        axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
+                                "seed": seed, "pattern": pattern or UNSTRUCTURED, "init_from_dense": frac}
+                        if frac > 0 and sparsity == 0:
+                            continue  # pruning a dense model to S=0 is just the dense run
+                        config = _base_config(spec, source, axes, axis)
+                        config.update({"params": n_nonzero, "sparsity": sparsity, "pattern": pattern,
+                                       axis: budget, "seed": seed})
+                        depends: tuple[str, ...] = ()
+                        if frac > 0:
+                            dense = _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac, seed)
+                            runs.setdefault(dense.config_hash, dense)
+                            config[axis] = budget - dense.config[axis]
+                            config["init_from"] = f"@{dense.config_hash}"
+                            depends = (dense.config_hash,)
+                        h = config_hash(config)
+                        runs.setdefault(h, PlannedRun(h, config, axes, depends))
+    return list(runs.values())
+
+
+def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"model": spec.family}
+    if spec.corpus is not None:
+        config["corpus"] = spec.corpus
+    config.update(spec.train)
+    for ov in spec.override:
+        if _override_matches(ov, axes, axis, source):
+            bad = sorted(set(ov.set) & _AXIS_FIELDS)
+            if bad:
+                raise SparsescaleError(f"{source}: override.set: {bad[0]!r} is set by the grid")
+            config.update(ov.set)
+    config.setdefault("threads", 1)
+    return config
+
+
+def _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac, seed) -> PlannedRun:
+    # Same width as the sparse model: a dense model whose N equals the sparse
+    # model's dense block size N/(1-S).
+    dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, init_from_dense=0.0,
+                      n_nonzero=int(round(n_nonzero / (1.0 - sparsity))))
+    dense_axes[axis] = max(1, int(round(frac * budget)))
+    config = _base_config(spec, source, dense_axes, axis)
+    config.update({"params": dense_axes["n_nonzero"], "sparsity": 0.0, "pattern": None,
+                   axis: dense_axes[axis], "seed": seed})
+    h = config_hash(config)
+    return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
+
+
+def check_runs(spec: SweepSpec, runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]:
+    """Validate every run with the training layer's fast check (family minimum
+    N, corpus size, n:m divisibility...) before anything trains, and attach
+    each run's plan (width, steps, FLOPs). Errors name the run's axis values."""
+    from sparsescale.train.config import RunConfig  # torch-free config model
+    from sparsescale.train.run import check_config
+
+    checked = []
+    for run in runs:
+        where = ", ".join(f"{k}={v}" for k, v in run.axes.items() if k != "role")
+        config = dict(run.config)
+        if str(config.get("init_from") or "").startswith("@"):
+            config["init_from"] = None  # the dense checkpoint does not exist yet
+        try:
+            cfg = RunConfig(**config)
+        except ValidationError as exc:
+            raise SparsescaleError(f"{source}: run ({where}): {_one_line(exc)}") from None
+        except SparsescaleError as exc:
+            raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
+        try:
+            plan = check_config(cfg)
+        except SparsescaleError as exc:
+            raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
+        checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on, dict(plan)))
+    return checked

@@ -1,0 +1,230 @@
+"""The sweep store: one SQLite file holding sweeps, runs and loss curves.
+
+A run is identified by its config hash, so re-running a spec finds the runs it
+already has. Only the sweep coordinator writes (workers send results back to
+it); every write is one transaction, and WAL mode lets `export` and `report`
+read while a sweep is running.
+
+Run status: pending -> running -> finished | diverged | failed. A run left
+"running" by a coordinator that died is interrupted: the next coordinator
+dispatches it again and training resumes from the run's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from sparsescale.errors import SparsescaleError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    spec_hash TEXT NOT NULL UNIQUE,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    config_hash TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    axes_json TEXT NOT NULL,
+    plan_json TEXT NOT NULL DEFAULT '{}',
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    out_dir TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'finished', 'diverged', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,   -- times dispatched to a worker
+    failures INTEGER NOT NULL DEFAULT 0,   -- times a worker reported an error or died
+    failure_reason TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    model TEXT, sparsity REAL, pattern TEXT, seed INTEGER,
+    n_nonzero INTEGER, total_params INTEGER, embedding_params INTEGER,
+    tokens INTEGER, examples INTEGER, steps INTEGER,
+    train_flops_dense REAL, train_flops_sparse REAL,
+    final_loss REAL, wall_s REAL, tokens_per_s REAL, diverged_at_step INTEGER,
+    result_json TEXT
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id),
+    config_hash TEXT NOT NULL REFERENCES runs(config_hash),
+    PRIMARY KEY (sweep_id, config_hash)
+);
+CREATE TABLE IF NOT EXISTS curves (
+    config_hash TEXT NOT NULL REFERENCES runs(config_hash),
+    step INTEGER NOT NULL,
+    tokens INTEGER,
+    val_loss REAL,
+    train_loss REAL,
+    PRIMARY KEY (config_hash, step)
+);
+"""
+
+_RESULT_COLUMNS = ("n_nonzero", "total_params", "embedding_params", "tokens", "examples", "steps",
+                   "train_flops_dense", "train_flops_sparse", "final_loss", "wall_s", "tokens_per_s",
+                   "diverged_at_step")
+TERMINAL = ("finished", "diverged")
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return None
+    return x
+
+
+class Store:
+    """A sweep store at `path` (created if missing unless `readonly`)."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
+        self.path = Path(path)
+        if readonly and not self.path.exists():
+            raise SparsescaleError(f"{self.path}: no such sweep store")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if readonly:
+                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0,
+                                            isolation_level=None)
+            else:
+                self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed result survives an OS crash, not only a process kill.
+                self.conn.execute("PRAGMA synchronous=FULL")
+                with self.transaction():
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            self.conn.execute(stmt)
+                    self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                      (str(SCHEMA_VERSION),))
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise SparsescaleError(f"{self.path}: not a sparsescale sweep store ({exc})") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing (coordinator only) -------------------------------------------------
+    def transaction(self):
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+        store = self
+
+        class _Tx:
+            def __enter__(self_inner):
+                store.conn.execute("BEGIN IMMEDIATE")
+                return store.conn
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()
+
+    def add_sweep(self, name: str, spec: dict[str, Any], runs: Iterable, out_root: Path, note: str = "") -> int:
+        """Record a sweep and its runs; runs already present are kept as they are."""
+        import hashlib
+
+        spec_json = json.dumps(spec, sort_keys=True, default=str)
+        spec_hash = hashlib.sha256(spec_json.encode()).hexdigest()
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO sweeps (name, spec_json, spec_hash, note, created_at) VALUES (?,?,?,?,?)",
+                      (name, spec_json, spec_hash, note, now))
+            sweep_id = c.execute("SELECT id FROM sweeps WHERE spec_hash = ?", (spec_hash,)).fetchone()[0]
+            for run in runs:
+                c.execute(
+                    "INSERT OR IGNORE INTO runs (config_hash, config_json, axes_json, plan_json, depends_on, out_dir,"
+                    " created_at, model, sparsity, pattern, seed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (run.config_hash, json.dumps(run.config, sort_keys=True), json.dumps(run.axes, sort_keys=True),
+                     json.dumps(run.plan, sort_keys=True), json.dumps(list(run.depends_on)),
+                     str(out_root / run.config_hash[:16]), now, run.config.get("model"),
+                     run.config.get("sparsity"), run.config.get("pattern"), run.config.get("seed")))
+                c.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (sweep_id, run.config_hash))
+        return sweep_id
+
+    def mark_running(self, config_hash: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE config_hash=?",
+                      (time.time(), config_hash))
+
+    def record_failure(self, config_hash: str, reason: str) -> int:
+        """Count a failed attempt and keep its reason; returns the failure count."""
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET status='failed', failures=failures+1, failure_reason=?, finished_at=?"
+                      " WHERE config_hash=?", (reason[:4000], time.time(), config_hash))
+            return c.execute("SELECT failures FROM runs WHERE config_hash=?", (config_hash,)).fetchone()[0]
+
+    def record_result(self, config_hash: str, result: dict[str, Any]) -> None:
+        """Save a finished or diverged run and its curve in one transaction."""
+        status = result.get("status")
+        if status not in TERMINAL:
+            raise ValueError(f"run {config_hash[:12]}: result status {status!r} is not one of {TERMINAL}")
+        values = [_finite_or_none(result.get(k)) for k in _RESULT_COLUMNS]
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET status=?, failure_reason=NULL, finished_at=?, pattern=?, sparsity=?, "
+                + ", ".join(f"{k}=?" for k in _RESULT_COLUMNS)
+                + ", result_json=? WHERE config_hash=?",
+                (status, time.time(), result.get("pattern"), result.get("sparsity"), *values,
+                 json.dumps(result, default=str, allow_nan=True), config_hash))
+            c.execute("DELETE FROM curves WHERE config_hash=?", (config_hash,))
+            c.executemany(
+                "INSERT OR REPLACE INTO curves VALUES (?,?,?,?,?)",
+                [(config_hash, p.get("step"), p.get("tokens"), _finite_or_none(p.get("val_loss")),
+                  _finite_or_none(p.get("train_loss"))) for p in result.get("curve") or []])
+
+    # -- reading --------------------------------------------------------------------
+    def runs(self, sweep_id: int | None = None, status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Runs as dicts (config, axes and plan decoded), oldest first."""
+        sql, args = "SELECT r.* FROM runs r", []
+        where = []
+        if sweep_id is not None:
+            sql += " JOIN sweep_runs s ON s.config_hash = r.config_hash"
+            where.append("s.sweep_id = ?")
+            args.append(sweep_id)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"r.status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.created_at, r.rowid"
+        out = []
+        for row in self.conn.execute(sql, args).fetchall():
+            d = dict(row)
+            d["config"] = json.loads(d.pop("config_json"))
+            d["axes"] = json.loads(d.pop("axes_json"))
+            d["plan"] = json.loads(d.pop("plan_json"))
+            d["depends_on"] = json.loads(d["depends_on"])
+            out.append(d)
+        return out
+
+    def run(self, config_hash: str) -> dict[str, Any] | None:
+        found = [r for r in self.runs() if r["config_hash"] == config_hash]
+        return found[0] if found else None
+
+    def curves(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self.conn.execute("SELECT * FROM curves ORDER BY config_hash, step"):
+            out.setdefault(row["config_hash"], []).append(
+                {"step": row["step"], "tokens": row["tokens"], "val_loss": row["val_loss"],
+                 "train_loss": row["train_loss"]})
+        return out
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM sweeps ORDER BY id")]
