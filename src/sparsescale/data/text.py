@@ -1,0 +1,181 @@
+"""Reading a text corpus from local files, with markup stripped.
+
+A corpus is a file or a folder (searched recursively, in sorted path order).
+Recognised files:
+  .txt .text            plain text
+  .rst .rst.txt         reStructuredText: directives, roles, section rules removed
+  .md .markdown         Markdown: headings marks, links, emphasis, fences removed
+  .jsonl                one JSON object per line; its "text" field
+  .parquet              a "text" column
+Other files are ignored. The built-in default is the English reST sources of
+Debian's linux-doc-6.1 (plus python3.11-doc where installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from sparsescale.errors import SparsescaleError
+
+# Bump when the stripping rules change: it is part of the cache key.
+STRIP_VERSION = 1
+
+DEFAULT_CORPORA = (
+    Path("/usr/share/doc/linux-doc-6.1/html/_sources"),
+    Path("/usr/share/doc/python3.11-doc/html/_sources"),
+)
+# Translations are not English; the default corpus leaves them out.
+DEFAULT_EXCLUDE_DIRS = ("translations",)
+
+TEXT_SUFFIXES = (".txt", ".text")
+REST_SUFFIXES = (".rst", ".rst.txt")
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+
+
+def default_corpus_roots() -> list[Path]:
+    """The installed default corpora, or a SparsescaleError saying how to get one."""
+    roots = [p for p in DEFAULT_CORPORA if p.is_dir()]
+    if not roots:
+        raise SparsescaleError(
+            "no default corpus: Debian's linux-doc-6.1 is not installed (apt-get install linux-doc-6.1); "
+            "or point --corpus at any folder of .txt/.md/.rst/.jsonl/.parquet files"
+        )
+    return roots
+
+
+def file_kind(path: Path) -> str | None:
+    """'text' | 'rest' | 'markdown' | 'jsonl' | 'parquet', or None to skip."""
+    name = path.name.lower()
+    if name.endswith(REST_SUFFIXES):
+        return "rest"
+    if name.endswith(MARKDOWN_SUFFIXES):
+        return "markdown"
+    if name.endswith(TEXT_SUFFIXES):
+        return "text"
+    if name.endswith(".jsonl"):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return None
+
+
+def list_files(root: Path, exclude_dirs: tuple[str, ...] = ()) -> list[Path]:
+    """Corpus files under `root` (or `root` itself), sorted for a stable order."""
+    root = Path(root)
+    if not root.exists():
+        raise SparsescaleError(f"--corpus {root}: no such file or folder")
+    if root.is_file():
+        if file_kind(root) is None:
+            raise SparsescaleError(f"--corpus {root}: not a .txt/.md/.rst/.jsonl/.parquet file")
+        return [root]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in exclude_dirs and not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if file_kind(path) is not None and not name.startswith("."):
+                found.append(path)
+    found.sort()
+    if not found:
+        raise SparsescaleError(f"--corpus {root}: no .txt/.md/.rst/.jsonl/.parquet files in this folder")
+    return found
+
+
+# ---- markup stripping --------------------------------------------------------
+_REST_RULES = [
+    # explicit markup: directives, comments, targets, footnotes (`.. x::`, `.. _x:`)
+    (re.compile(r"^\s*\.\.(\s.*)?$", re.M), ""),
+    # directive options such as `   :maxdepth: 2`
+    (re.compile(r"^\s+:[\w -]+:.*$", re.M), ""),
+    # section adornment lines (=====, -----, ~~~~, ^^^^, ****, ####)
+    (re.compile(r"^([=\-~^*#+`'\".:_])\1{2,}\s*$", re.M), ""),
+    # roles with explicit titles  :ref:`title <target>` -> title
+    (re.compile(r":[\w:+-]+:`([^`<]*?)\s*<[^`>]*>`"), r"\1"),
+    # plain roles  :c:func:`foo` -> foo
+    (re.compile(r":[\w:+-]+:`([^`]*)`"), r"\1"),
+    # hyperlinks  `text <url>`_ -> text
+    (re.compile(r"`([^`<]+?)\s*<[^`>]+>`__?"), r"\1"),
+    # inline literals and interpreted text  ``x`` / `x`_ / `x`
+    (re.compile(r"``([^`]+)``"), r"\1"),
+    (re.compile(r"`([^`]+)`__?"), r"\1"),
+    (re.compile(r"`([^`]+)`"), r"\1"),
+    # strong / emphasis
+    (re.compile(r"\*\*([^*\n]+)\*\*"), r"\1"),
+    (re.compile(r"(?<![\w*])\*([^*\s][^*\n]*)\*(?![\w*])"), r"\1"),
+    # literal-block marker at a line end: "like this::" -> "like this:"
+    (re.compile(r"::\s*$", re.M), ":"),
+    # substitution references |name|
+    (re.compile(r"\|([\w -]+)\|"), r"\1"),
+]
+
+_MARKDOWN_RULES = [
+    (re.compile(r"^```.*$", re.M), ""),                       # code fences (keep the code)
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),            # images -> alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),             # links -> text
+    (re.compile(r"^\[[^\]]+\]:\s*\S+.*$", re.M), ""),          # reference definitions
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),              # heading marks
+    (re.compile(r"^\s{0,3}>\s?", re.M), ""),                   # block quotes
+    (re.compile(r"<[^>\n]+>"), ""),                            # inline HTML tags
+    (re.compile(r"(\*\*|__)([^*_\n]+)\1"), r"\2"),             # strong
+    (re.compile(r"(?<![\w*])\*([^*\s][^*\n]*)\*(?![\w*])"), r"\1"),
+    (re.compile(r"`([^`\n]+)`"), r"\1"),                       # inline code
+    (re.compile(r"^([=\-])\1{2,}\s*$", re.M), ""),             # setext underlines / rules
+]
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _apply(rules, text: str) -> str:
+    for pattern, repl in rules:
+        text = pattern.sub(repl, text)
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def strip_rest(text: str) -> str:
+    """reStructuredText -> plain prose (directives, roles and adornments removed)."""
+    return _apply(_REST_RULES, text)
+
+
+def strip_markdown(text: str) -> str:
+    """Markdown -> plain prose (marks removed, link texts kept)."""
+    return _apply(_MARKDOWN_RULES, text)
+
+
+def read_documents(path: Path) -> Iterator[str]:
+    """The documents of one corpus file (one per file for text formats, one per
+    row for JSONL and Parquet), markup stripped."""
+    kind = file_kind(path)
+    if kind in ("text", "rest", "markdown"):
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if kind == "rest":
+            text = strip_rest(text)
+        elif kind == "markdown":
+            text = strip_markdown(text)
+        if text.strip():
+            yield text
+    elif kind == "jsonl":
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SparsescaleError(f"{path}: line {line_no} is not JSON ({exc.msg})") from None
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                    raise SparsescaleError(f"{path}: line {line_no} has no string 'text' field")
+                if row["text"].strip():
+                    yield row["text"]
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        if "text" not in table.column_names:
+            raise SparsescaleError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
+        for value in table.column("text").to_pylist():
+            if isinstance(value, str) and value.strip():
+                yield value
