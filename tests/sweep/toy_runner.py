@@ -27,6 +27,7 @@ def run(config: dict, out_dir: str, progress=None) -> dict:
     sleep_s = float(os.environ.get("TOY_STEP_SLEEP", "0.02"))
     ckpt = out / "ckpt.json"
     step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
+    resumed_from = step
     if config.get("lr", 0) > 100:  # a learning rate that blows up, as a real run would
         result = {"config": config, "status": "diverged", "diverged_at_step": 3, "final_loss": float("nan"),
                   "sparsity": config["sparsity"], "pattern": config.get("pattern"), "curve": []}
@@ -48,6 +49,13 @@ def run(config: dict, out_dir: str, progress=None) -> dict:
               "tokens": data, "steps": STEPS, "train_flops_dense": 6.0 * config["params"] * data,
               "train_flops_sparse": 6.0 * config["params"] * data, "final_loss": loss, "curve": curve,
               "wall_s": STEPS * sleep_s, "tokens_per_s": data / (STEPS * sleep_s), "versions": {},
-              "diverged_at_step": None}
+              "diverged_at_step": None, "resumed_from_step": resumed_from}
     write_json(out / "result.json", result)
+    with open(out / "completions.log", "a") as f:  # lets tests count how often a run completed
+        f.write(f"{os.getpid()}\n")
     return result
+
+
+def fail(config: dict, out_dir: str, progress=None) -> dict:
+    """A run that always raises, as a run with a bad setting would."""
+    raise RuntimeError(f"lr {config.get('lr')} is negative")

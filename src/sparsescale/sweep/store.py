@@ -177,7 +177,7 @@ class Store:
         values = [_finite_or_none(result.get(k)) for k in _RESULT_COLUMNS]
         with self.transaction() as c:
             c.execute(
-                "UPDATE runs SET status=?, failure_reason=NULL, finished_at=?, pattern=?, sparsity=?, "
+                "UPDATE runs SET status=?, finished_at=?, pattern=?, sparsity=?, "
                 + ", ".join(f"{k}=?" for k in _RESULT_COLUMNS)
                 + ", result_json=? WHERE config_hash=?",
                 (status, time.time(), result.get("pattern"), result.get("sparsity"), *values,

@@ -1,0 +1,169 @@
+"""Commands `sweep`, `export`, `report` and `demo`: thin wrappers over
+sparsescale.sweep, sparsescale.report and sparsescale.recipes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sparsescale.cli.app import app
+
+
+def _fmt_count(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+@app.command()
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep spec TOML (see examples/quick.toml)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="SQLite store [default: runs/<spec name>.sqlite]."),
+    executor: str = typer.Option("local", "--executor", help="local (worker processes) or ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one 1-thread run per core]."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (with --executor ray)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, their FLOPs and the estimated time; train nothing."),
+    runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
+                                         help="module:function that trains one run (default: sparsescale.train)."),
+) -> None:
+    """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
+
+    Example: sparsescale sweep examples/quick.toml --store runs/quick.sqlite --workers 2
+    """
+    from sparsescale.errors import SparsescaleError
+    from sparsescale.sweep.coordinator import default_store, plan_sweep, run_sweep
+    from sparsescale.sweep.worker import DEFAULT_RUNNER
+
+    if executor not in ("local", "ray"):
+        raise SparsescaleError(f"--executor: unknown executor {executor!r} (choose local or ray)")
+    if workers is not None and workers < 1:
+        raise SparsescaleError(f"--workers: must be at least 1, got {workers}")
+    if ray_address and executor != "ray":
+        raise SparsescaleError("--ray-address: only meaningful with --executor ray")
+    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
+    spec_obj, runs = plan_sweep(spec, check=runner is None)
+    store = store or default_store(spec)
+    if dry_run:
+        print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
+        return
+    outcome = run_sweep(spec_obj, runs, store, executor=executor, workers=workers, ray_address=ray_address,
+                        runner=runner or DEFAULT_RUNNER, show_progress=True)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
+    print(f"sweep {spec_obj.name}: {counts} ({outcome.skipped} already in the store) -> {store}")
+    for h, reason in outcome.failed:
+        print(f"  failed {h[:12]}: {reason}", file=sys.stderr)
+    if outcome.failed:
+        print(f"re-run the same command to retry; the reasons are kept in {store}", file=sys.stderr)
+        raise SystemExit(1)  # typer.Exit is swallowed under standalone_mode=False
+    print(f"next: sparsescale report {store}")
+
+
+def print_plan(spec, runs, store: Path, workers: int) -> None:
+    """The dry run's table: each run, its size, budget, FLOPs and estimated time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sparsescale.sweep.estimate import run_seconds, seconds_per_flop, sweep_seconds
+    from sparsescale.sweep.store import Store
+
+    done: dict[str, str] = {}
+    finished: list[dict] = []
+    if store.exists():
+        with Store(store, readonly=True) as s:
+            rows = s.runs()
+            done = {r["config_hash"]: r["status"] for r in rows}
+            finished = [r for r in rows if r["status"] == "finished"]
+    s_per_flop, source = seconds_per_flop(finished)
+    axis = spec.grid.budget_axis
+    table = Table(title=f"sweep {spec.name}: {len(runs)} runs of {spec.family}")
+    for col in ("#", "S", "pattern", "N target", "N", "width", axis, "steps", "FLOPs sparse", "FLOPs dense",
+                "est. time", "status"):
+        table.add_column(col, justify="right")
+    times = []
+    total_sparse = total_dense = 0.0
+    for i, run in enumerate(runs, 1):
+        p = run.plan
+        t = run_seconds(p, s_per_flop)
+        status = done.get(run.config_hash, "new")
+        if status not in ("finished", "diverged"):
+            times.append(t)
+        total_sparse += p.get("train_flops_sparse") or 0.0
+        total_dense += p.get("train_flops_dense") or 0.0
+        table.add_row(str(i), f"{run.config['sparsity']:.4g}", run.axes.get("pattern", "-"),
+                      _fmt_count(run.axes["n_nonzero"]), _fmt_count(p.get("n_nonzero")), str(p.get("width", "-")),
+                      _fmt_count(run.config[axis]), _fmt_count(p.get("steps")),
+                      _fmt_count(p.get("train_flops_sparse")), _fmt_count(p.get("train_flops_dense")),
+                      _fmt_seconds(t), status + (" (dense pretraining)" if run.axes.get("role") else ""))
+    console = Console()
+    console.print(table)
+    console.print(f"total training FLOPs: {_fmt_count(total_sparse)} sparse, {_fmt_count(total_dense)} dense")
+    console.print(f"estimated time for the {len(times)} runs to do, {workers} at a time: "
+                  f"{_fmt_seconds(sweep_seconds(times, workers))} ({source})")
+    console.print(f"store: {store}")
+
+
+@app.command()
+def export(
+    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
+) -> None:
+    """Write the finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
+
+    Example: sparsescale export runs/quick.sqlite --csv quick.csv
+    then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
+    """
+    from sparsescale.sweep.export import export as export_table
+
+    text, n = export_table(store, csv=csv, parquet=parquet)
+    if text:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {n} runs to {csv or parquet}", file=sys.stderr)
+
+
+@app.command()
+def report(
+    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>-report beside the store]."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap."),
+) -> None:
+    """Fit the sparse scaling law to a store's finished runs and write report.html with figures.
+
+    Example: sparsescale report runs/quick.sqlite --out reports/quick
+    """
+    from sparsescale.report.build import build_report, default_report_dir, print_summary
+
+    summary = build_report(store, out or default_report_dir(store), n_boot=bootstrap, seed=seed)
+    print_summary(summary)
+
+
+@app.command()
+def demo(
+    preset: str = typer.Option("quick", "--preset", help="quick (~10 min on 2 cores), cpu-full (~1 h) or vit-quick."),
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for the store and the report."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one per core]."),
+) -> None:
+    """Run a built-in sweep end to end: train, fit the law, check it, and write the report.
+
+    Example: sparsescale demo --preset quick --out demo
+    """
+    from sparsescale.recipes.demo import run_demo
+
+    run_demo(preset, out, workers=workers)

@@ -1,0 +1,269 @@
+"""`sparsescale report`: from a sweep store to a fitted law, its checks, figures
+and one self-contained report.html.
+
+Steps: read the finished runs (diverged ones are left out with a warning),
+fit the sparse law, refit without the largest N to measure extrapolation
+error, bootstrap the coefficients and the recommended sparsity, draw the
+figures and write the page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsescale.atomic import write_json, write_text
+from sparsescale.errors import SparsescaleError
+from sparsescale.sweep.export import budget_column
+from sparsescale.sweep.store import Store
+
+COEFFICIENTS = ("aS", "bS", "cS", "bN", "aD", "bD", "c")
+MIN_POINTS = 8  # the sparse law has 7 free coefficients
+
+
+@dataclass
+class SweepPoints:
+    """The runs of a store as arrays for the fitter, plus what was left out."""
+    sparsity: np.ndarray
+    n_nonzero: np.ndarray
+    data: np.ndarray
+    loss: np.ndarray
+    budget_unit: str
+    records: list[dict[str, Any]]       # every finished or diverged run, for the curves figure
+    warnings: list[str]
+    notes: list[str]
+    family: str
+
+
+@dataclass
+class ReportSummary:
+    out_dir: Path
+    html: Path
+    family: str
+    budget_unit: str
+    n_points: int
+    coefficients: dict[str, float]
+    objective: float
+    intervals: dict[str, tuple[float, float, float]]
+    holdout: dict[str, Any] | None
+    recommendations: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def default_report_dir(store_path: str | Path) -> Path:
+    p = Path(store_path)
+    return p.parent / f"{p.stem}-report"
+
+
+def collect(store_path: str | Path) -> SweepPoints:
+    """Read a store: finished unstructured runs become fit points; diverged
+    runs are reported and excluded; n:m runs and dense pretraining runs are
+    described but not fitted (the sparse law is for unstructured sparsity)."""
+    with Store(store_path, readonly=True) as store:
+        runs = store.runs()
+        curves = store.curves()
+        sweeps = store.sweeps()
+    if not runs:
+        raise SparsescaleError(f"{store_path}: the store holds no runs; run `sparsescale sweep SPEC` first")
+    runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
+    unit = budget_column(runs)
+    warnings: list[str] = []
+    notes = [s["note"] for s in sweeps if s.get("note")]
+    records, points = [], []
+    families = sorted({r["model"] for r in runs if r["model"]})
+    for r in runs:
+        a = r["axes"]
+        budget = a.get(unit, r.get(unit))
+        label = f"S={r['sparsity']:g} N={a['n_nonzero']:,} {unit}={budget:,}"
+        if r["status"] == "diverged":
+            where = f" at step {r['diverged_at_step']}" if r.get("diverged_at_step") is not None else ""
+            warnings.append(f"run {label} diverged{where}; it is excluded from the fit")
+        if r["status"] in ("finished", "diverged"):
+            records.append({"sparsity": r["sparsity"], "n_nonzero_target": a["n_nonzero"], "budget": budget,
+                            "status": r["status"], "curve": curves.get(r["config_hash"], [])})
+        if r["status"] != "finished":
+            continue
+        if (r["pattern"] or "unstructured") != "unstructured" or a.get("init_from_dense", 0) > 0:
+            continue
+        if r["final_loss"] is None or not math.isfinite(r["final_loss"]):
+            warnings.append(f"run {label} has no final loss; it is excluded from the fit")
+            continue
+        points.append((r["sparsity"], r["n_nonzero"], budget, r["final_loss"]))
+    not_done = [r for r in runs if r["status"] in ("pending", "running", "failed")]
+    if not_done:
+        warnings.append(f"{len(not_done)} runs are not finished (pending, running or failed); "
+                        "the fit uses the finished ones")
+    others = [r for r in runs if r["status"] == "finished"
+              and ((r["pattern"] or "unstructured") != "unstructured" or r["axes"].get("init_from_dense", 0) > 0)]
+    if others:
+        notes.append(f"{len(others)} finished n:m or pruned-from-dense runs are shown in the curves but not "
+                     "fitted: the law here is for unstructured sparsity trained from scratch")
+    if len(points) < MIN_POINTS:
+        raise SparsescaleError(f"{store_path}: {len(points)} finished runs; fitting the sparse law needs at "
+                               f"least {MIN_POINTS} (it has 7 coefficients)")
+    arr = np.array(points, dtype=float)
+    if len(set(arr[:, 0])) < 2:
+        raise SparsescaleError(f"{store_path}: every finished run has sparsity {arr[0, 0]:g}; the sparse law "
+                               "needs at least two sparsities")
+    return SweepPoints(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], unit, records, warnings, notes,
+                       ",".join(families))
+
+
+def chinchilla_data(law, n_nonzero: float) -> float:
+    """Compute-optimal D for a DENSE model of size N under the law's S=0 slice:
+    D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD), A = aS + cS."""
+    k = law.coefficients
+    a_dense = k["aS"] + k["cS"]
+    return k["aD"] * (k["bD"] / (k["bN"] * a_dense)) ** (1.0 / k["bD"]) * n_nonzero ** (k["bN"] / k["bD"])
+
+
+def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
+    """S_opt at the sweep's own scale and beyond: the budget of the largest
+    dense run in the sweep, and multiples of the dense compute-optimal budget."""
+    from sparsescale.laws.planning import optimal_sparsity
+
+    n_max = float(pts.n_nonzero.max())
+    cases = [(n_max, 6.0 * n_max * float(pts.data.max()), "your largest run's budget")]
+    for n in (n_max, 10 * n_max):
+        d_star = chinchilla_data(law, n)
+        for mult in (1, 5, 20):
+            cases.append((n, 6.0 * n * d_star * mult, f"{mult}x the dense compute-optimal budget"))
+    out = []
+    for n, c, why in cases:
+        opt = optimal_sparsity(law, n, c, flops="sparse")
+        out.append({"n_nonzero": n, "compute_flops": c, "why": why, "sparsity": float(opt.sparsity),
+                    "data": float(opt.data), "loss": float(opt.loss), "dense_loss": float(opt.dense_loss),
+                    "dense_data": float(opt.dense_data),
+                    "equivalent_dense_size": float(opt.equivalent_dense_size)})
+    return out
+
+
+def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200, seed: int = 0,
+                 show_progress: bool = True) -> ReportSummary:
+    """Fit, check and plot a store's sweep; write report.html and friends into out_dir."""
+    from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.planning import optimal_sparsity
+    from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
+    from sparsescale.report import figures
+    from sparsescale.report.curves import plot_loss_curves
+    from sparsescale.report.html import render_report
+
+    out_dir = Path(out_dir)
+    if n_boot < 0:
+        raise SparsescaleError(f"--bootstrap: must be >= 0, got {n_boot}")
+    pts = collect(store_path)
+    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
+    fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3, "seed": seed}
+    fit = fit_law(S, N, D, L, **fit_kwargs)
+    law = fit.law
+
+    holdout = None
+    if len(set(N.round(-1))) >= 2:
+        try:
+            holdout = holdout_largest_n(S, N, D, L, **fit_kwargs)
+        except SparsescaleError as exc:  # e.g. too few points left without the largest N
+            pts.warnings.append(f"holdout check skipped: {exc}")
+    else:
+        pts.warnings.append("holdout check skipped: the sweep has a single N")
+
+    recs = recommendations(law, pts)
+    main = recs[0]
+    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity)}
+    intervals: dict[str, tuple[float, float, float]] = {}
+    if n_boot > 0:
+        boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, law, fit_kwargs, show_progress)
+        intervals = {k: tuple(v) for k, v in boot.intervals.items()}
+
+    fig_paths = {name: out_dir / f"{name}.png" for name in ("loss_curves", "loss_vs_n", "fit_quality", "sopt_contours")}
+    plot_loss_curves(pts.records, fig_paths["loss_curves"], budget_unit=pts.budget_unit)
+    figures.plot_loss_vs_n(law, S, N, D, L, fig_paths["loss_vs_n"])
+    predicted = np.asarray(law.predict(S, N, D), dtype=float)
+    mask = np.zeros(len(L), dtype=bool)
+    if holdout is not None:
+        mask = np.asarray(holdout["mask"], dtype=bool)
+        predicted[mask] = np.asarray(holdout["predicted"], dtype=float)  # the extrapolation, not the full fit
+    figures.plot_fit_quality(S, predicted, L, mask, fig_paths["fit_quality"])
+    c_all = 6.0 * N * D
+    figures.plot_sopt_contours(law, fig_paths["sopt_contours"], flops="sparse",
+                               n_range=(float(N.min()) / 3, float(N.max()) * 100),
+                               c_range=(float(c_all.min()) / 3, float(c_all.max()) * 1000))
+
+    summary = ReportSummary(
+        out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
+        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
+        objective=float(fit.objective), intervals=intervals,
+        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
+    law.save(out_dir / "law.json")
+    write_json(out_dir / "summary.json", _summary_json(summary, fit))
+    write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
+    return summary
+
+
+def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, law, fit_kwargs, show_progress):
+    if not show_progress:
+        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=law, **fit_kwargs)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("bootstrap", total=n_boot)
+        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=law,
+                         progress=lambda i, n: bar.update(task, completed=i), **fit_kwargs)
+
+
+def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
+    return {
+        "family": s.family, "budget_unit": s.budget_unit, "n_points": s.n_points,
+        "coefficients": s.coefficients, "objective": s.objective,
+        "intervals": {k: {"low": v[0], "median": v[1], "high": v[2]} for k, v in s.intervals.items()},
+        "holdout": s.holdout, "recommendations": s.recommendations, "warnings": s.warnings,
+        "diagnostics": json.loads(json.dumps(fit.diagnostics, default=str)),
+        "figures": {k: v.name for k, v in s.figures.items()},
+    }
+
+
+def recommendation_sentence(rec: dict[str, Any], unit: str) -> str:
+    gain = (rec["dense_loss"] - rec["loss"]) / rec["dense_loss"] * 100 if rec["dense_loss"] else 0.0
+    if rec["sparsity"] < 0.01:
+        return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero "
+                f"parameters, train dense (S = 0) on D = {rec['data']:.3g} {unit}: sparsity does not pay at this budget.")
+    return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero parameters, "
+            f"train at S = {rec['sparsity']:.2f} on D = {rec['data']:.3g} {unit}: predicted loss {rec['loss']:.4f} "
+            f"against {rec['dense_loss']:.4f} dense ({gain:.1f}% lower), as good as a dense model "
+            f"{rec['equivalent_dense_size']:.2f}x larger.")
+
+
+def print_summary(s: ReportSummary) -> None:
+    """The report's essentials on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Fitted sparse law ({s.n_points} runs, objective {s.objective:.3g})")
+    table.add_column("coefficient")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for name in COEFFICIENTS:
+        lo_med_hi = s.intervals.get(name)
+        table.add_row(name, f"{s.coefficients[name]:.4g}",
+                      f"[{lo_med_hi[0]:.4g}, {lo_med_hi[2]:.4g}]" if lo_med_hi else "-")
+    console.print(table)
+    if s.holdout:
+        h = s.holdout
+        console.print(f"holdout: fit without N = {h['held_out_n_nonzero']:,.0f} ({h['n_heldout']} runs), predicted "
+                      f"them with mean |error| {h['mean_abs_rel_error'] * 100:.2f}% "
+                      f"(max {h['max_abs_rel_error'] * 100:.2f}%)")
+    console.print(recommendation_sentence(s.recommendations[0], s.budget_unit), highlight=False)
+    if "S_opt" in s.intervals:
+        lo, _, hi = s.intervals["S_opt"]
+        console.print(f"  (bootstrap 95% interval for that S_opt: [{lo:.2f}, {hi:.2f}])", highlight=False)
+    for w in s.warnings:
+        console.print(f"warning: {w}", style="yellow", highlight=False)
+    console.print(f"report: {s.html}")

@@ -1,0 +1,109 @@
+"""report.html: one self-contained page (figures embedded as base64 data URIs,
+no scripts, no external resources) that can be mailed or archived as is."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+from pathlib import Path
+from typing import Any
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8em 0; } td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
+th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.summary { background: #eef6ee; border-left: 4px solid #3a3; padding: 0.8em 1em; font-size: 1.05em; }
+.warning { background: #fff6e0; border-left: 4px solid #e90; padding: 0.5em 1em; margin: 0.3em 0; }
+.note { background: #eef2fa; border-left: 4px solid #47c; padding: 0.5em 1em; margin: 0.3em 0; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.92em; }
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _figure(path: Path, alt: str, caption: str) -> str:
+    return f"<figure>{_img(path, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
+    """The page for a ReportSummary (see report.build)."""
+    from sparsescale.report.build import COEFFICIENTS, recommendation_sentence
+
+    esc = html.escape
+    s = summary
+    unit = s.budget_unit
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>sparsescale report: {esc(str(store_path))}</title><style>{_CSS}</style></head><body>",
+             f"<h1>Sparse scaling law for {esc(s.family or 'this sweep')}</h1>",
+             f"<p>Store <code>{esc(str(store_path))}</code>, {s.n_points} finished runs fitted, "
+             f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>"]
+
+    parts.append("<h2>Summary</h2>")
+    parts.append(f"<p class='summary'>{esc(recommendation_sentence(s.recommendations[0], unit))}")
+    if "S_opt" in s.intervals:
+        lo, _, hi = s.intervals["S_opt"]
+        parts.append(f" The bootstrap puts this S<sub>opt</sub> between {lo:.2f} and {hi:.2f} (95%).")
+    parts.append("</p>")
+    if s.holdout:
+        h = s.holdout
+        parts.append(f"<p>Extrapolation check: fitted without the largest size (N = {h['held_out_n_nonzero']:,.0f}, "
+                     f"{h['n_heldout']} runs), the law predicts those runs with a mean absolute error of "
+                     f"<b>{h['mean_abs_rel_error'] * 100:.2f}%</b> (max {h['max_abs_rel_error'] * 100:.2f}%).</p>")
+    for note in points.notes:
+        parts.append(f"<div class='note'>{esc(note)}</div>")
+    for w in s.warnings:
+        parts.append(f"<div class='warning'>Warning: {esc(w)}</div>")
+
+    parts.append("<h2>Fitted law</h2>")
+    parts.append("<p>L(S, N, D) = (a<sub>S</sub>(1&minus;S)<sup>b<sub>S</sub></sup> + c<sub>S</sub>) "
+                 "N<sup>&minus;b<sub>N</sub></sup> + (a<sub>D</sub>/D)<sup>b<sub>D</sub></sup> + c, "
+                 f"with N in non-zero parameters and D in {esc(unit)}. Huber loss (&delta; = 10<sup>&minus;3</sup>) "
+                 f"on log loss; objective {s.objective:.3g}.</p>")
+    parts.append("<table><tr><th>coefficient</th><th>value</th><th>bootstrap median</th><th>95% interval</th></tr>")
+    for name in COEFFICIENTS:
+        iv = s.intervals.get(name)
+        parts.append(f"<tr><td>{name}</td><td class='num'>{_fmt(s.coefficients[name])}</td>"
+                     + (f"<td class='num'>{_fmt(iv[1])}</td><td class='num'>[{_fmt(iv[0])}, {_fmt(iv[2])}]</td>"
+                        if iv else "<td>-</td><td>-</td>") + "</tr>")
+    parts.append("</table>")
+    if diagnostics:
+        shown = {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
+        parts.append("<p>Optimiser diagnostics: " + esc(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")
+
+    parts.append("<h2>Optimal sparsity</h2>")
+    parts.append("<table><tr><th>N (non-zeros)</th><th>compute C (FLOPs)</th><th>budget</th><th>S<sub>opt</sub></th>"
+                 f"<th>D ({esc(unit)})</th><th>loss</th><th>dense loss</th><th>equivalent dense size</th></tr>")
+    for r in s.recommendations:
+        parts.append(f"<tr><td class='num'>{r['n_nonzero']:,.0f}</td><td class='num'>{r['compute_flops']:.3g}</td>"
+                     f"<td>{esc(r['why'])}</td><td class='num'>{r['sparsity']:.2f}</td>"
+                     f"<td class='num'>{r['data']:.3g}</td><td class='num'>{r['loss']:.4f}</td>"
+                     f"<td class='num'>{r['dense_loss']:.4f}</td><td class='num'>{r['equivalent_dense_size']:.2f}x</td></tr>")
+    parts.append("</table><p>Compute is C = 6 N D c<sub>mul</sub>(S) with sparse FLOPs "
+                 "(the cubic pruning schedule from 25% to 75% of training).</p>")
+    f = s.figures
+    parts.append(_figure(f["sopt_contours"], "optimal sparsity contour map",
+                         "Optimal sparsity over (N, C); the dashed line is the dense compute-optimal "
+                         "(Chinchilla) frontier. Contours of equal S<sub>opt</sub> run parallel to it."))
+
+    parts.append("<h2>Loss against size</h2>")
+    parts.append(_figure(f["loss_vs_n"], "loss against N per sparsity with the fitted law",
+                         "Final validation loss against non-zero parameters N, per sparsity, with the fitted law."))
+    parts.append("<h2>Predicted against measured</h2>")
+    parts.append(_figure(f["fit_quality"], "predicted against measured loss",
+                         "Each run's measured loss against the law's prediction; held-out runs (largest N) show "
+                         "the prediction of the fit made without them."))
+    parts.append("<h2>Loss curves</h2>")
+    parts.append(_figure(f["loss_curves"], "validation loss curves", "Validation loss during training, every run."))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
