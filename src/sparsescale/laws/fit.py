@@ -1,0 +1,473 @@
+"""Fitting a scaling law: a Huber objective and a global optimiser.
+
+Why this shape. Every law form is linear in its amplitudes once its exponents
+are fixed (L = sum_j a_j phi_j(x; e) + offset). So the search runs in two
+stages:
+
+1. Variable projection over the exponents. A seeded, scrambled Sobol set of
+   exponent vectors is scored in one vectorised pass: for each, the
+   non-negative amplitudes come from an exact NNLS (every active set is solved
+   in a batch), weighted by 1/y in log space so that the linear residual
+   approximates the log residual. Each candidate is then scored by the true
+   Huber objective.
+2. Local refinement. The best, mutually distinct candidates start L-BFGS-B in
+   the log-sum-exp parameterisation (log amplitudes, raw exponents) with an
+   analytic gradient of the exact Huber objective.
+
+Inputs are normalised (N / median N, D / median D) for conditioning; the
+returned law is in raw units and the objective does not depend on the scaling.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.forms import COEFFICIENT_NAMES, FREE_COEFFICIENTS, Law
+
+SPACES = ("log", "linear")
+DEFAULT_DELTA = {"log": 1e-3, "linear": 1e-2}
+
+# Search boxes for the exponents (per form, in the order of `_Problem.exponent_names`).
+EXPONENT_BOUNDS = {
+    "sparse": [(0.0, 4.0), (1e-3, 2.0), (1e-3, 3.0)],  # bS, bN, bD
+    "dense": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta
+    "nm": [(0.0, 4.0)],  # bS
+}
+LOG_AMPLITUDE_BOUNDS = (-40.0, 40.0)
+
+
+@dataclass
+class FitResult:
+    law: Law
+    objective: float
+    n_points: int
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    # distinct optima the refinement ended in: (objective, coefficients), best first
+    local_optima: list[tuple[float, dict[str, float]]] = field(default_factory=list, repr=False)
+    # the best distinct starting points, before refinement (coefficients)
+    start_points: list[dict[str, float]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "form": self.law.form,
+            "coefficients": dict(self.law.coefficients),
+            "objective": self.objective,
+            "n_points": self.n_points,
+            "diagnostics": self.diagnostics,
+        }
+
+
+def huber(residual: np.ndarray, delta: float) -> np.ndarray:
+    """0.5 r^2 inside |r| <= delta, delta (|r| - delta/2) outside (scipy's huber)."""
+    a = np.abs(residual)
+    return np.where(a <= delta, 0.5 * residual * residual, delta * (a - 0.5 * delta))
+
+
+def huber_objective(law: Law, sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None) -> float:
+    """Mean Huber loss of `law` on the points, in log or linear residuals."""
+    delta = DEFAULT_DELTA[space] if delta is None else delta
+    pred = law.predict(sparsity, n_nonzero, data)
+    y = np.asarray(loss, dtype=float)
+    r = np.log(pred) - np.log(y) if space == "log" else pred - y
+    return float(np.mean(huber(r, delta)))
+
+
+# ---------------------------------------------------------------------------
+# The separable problem: pred = Phi(e) @ a + offset
+# ---------------------------------------------------------------------------
+class _Problem:
+    """One form on one data set, in normalised units."""
+
+    def __init__(self, form, S, N, D, y, space, delta, base: Law | None):
+        self.form, self.space, self.delta = form, space, delta
+        self.S, self.y = S, y
+        self.n_scale = float(np.exp(np.median(np.log(N))))
+        self.d_scale = float(np.exp(np.median(np.log(D))))
+        self.logN = np.log(N / self.n_scale)
+        self.logD = np.log(D / self.d_scale)
+        self.log1mS = np.log1p(-S)
+        self.offset = np.zeros_like(y)
+        if form == "sparse":
+            self.exponent_names = ("bS", "bN", "bD")
+        elif form == "dense":
+            self.exponent_names = ("alpha", "beta")
+        else:
+            self.exponent_names = ("bS",)
+            k = base.coefficients
+            self.bN = k["bN"]
+            self.base = base
+            self.offset = (k["aD"] / D) ** k["bD"] + k["c"]
+        self.n_amplitudes = {"sparse": 4, "dense": 3, "nm": 2}[form]
+        self.log_y = np.log(y)
+
+    # basis functions, batched over G exponent vectors: E (G, m) -> Phi (G, n, k)
+    def basis(self, E: np.ndarray) -> np.ndarray:
+        G = E.shape[0]
+        n = self.y.shape[0]
+        if self.form == "sparse":
+            bS, bN, bD = E[:, 0:1], E[:, 1:2], E[:, 2:3]
+            nterm = np.exp(-bN * self.logN)
+            return np.stack([np.exp(bS * self.log1mS) * nterm, nterm, np.exp(-bD * self.logD), np.ones((G, n))], axis=2)
+        if self.form == "dense":
+            al, be = E[:, 0:1], E[:, 1:2]
+            return np.stack([np.exp(-al * self.logN), np.exp(-be * self.logD), np.ones((G, n))], axis=2)
+        bS = E[:, 0:1]
+        nterm = np.broadcast_to(np.exp(-self.bN * self.logN), (G, n))
+        return np.stack([np.exp(bS * self.log1mS) * nterm, nterm], axis=2)
+
+    def residual(self, pred):
+        return np.log(pred) - self.log_y if self.space == "log" else pred - self.y
+
+    # -- stage 1: NNLS amplitudes for many exponent vectors at once -----------
+    def project(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best non-negative amplitudes (weighted LS) and Huber objective per row of E."""
+        Phi = self.basis(E)  # (G, n, k)
+        w = 1.0 / self.y if self.space == "log" else np.ones_like(self.y)
+        Pw = Phi * w[None, :, None]
+        tw = (self.y - self.offset) * w
+        G, _, k = Phi.shape
+        best_sse = np.full(G, np.inf)
+        best_amp = np.zeros((G, k))
+        for size in range(1, k + 1):
+            for active in itertools.combinations(range(k), size):
+                idx = list(active)
+                A = Pw[:, :, idx]
+                M = np.einsum("gni,gnj->gij", A, A) + 1e-12 * np.eye(size)
+                b = np.einsum("gni,n->gi", A, tw)
+                try:
+                    x = np.linalg.solve(M, b[..., None])[..., 0]
+                except np.linalg.LinAlgError:
+                    continue
+                feasible = np.all(x >= 0.0, axis=1)
+                r = np.einsum("gni,gi->gn", A, x) - tw[None, :]
+                sse = np.where(feasible, np.einsum("gn,gn->g", r, r), np.inf)
+                better = sse < best_sse
+                best_sse = np.where(better, sse, best_sse)
+                amp = np.zeros((G, k))
+                amp[:, idx] = x
+                best_amp[better] = amp[better]
+        pred = np.einsum("gnk,gk->gn", Phi, best_amp) + self.offset[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok = np.all(pred > 0, axis=1)
+            r = np.log(np.where(pred > 0, pred, 1.0)) - self.log_y if self.space == "log" else pred - self.y
+        obj = np.where(ok, np.mean(huber(r, self.delta), axis=1), np.inf)
+        return best_amp, obj
+
+    # -- stage 2: residuals and Jacobians in (log a, e), batched over starts ---
+    def residual_jacobian(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals r (G, n) and their Jacobian dr/dp (G, n, k + m) at the
+        parameter rows P = (log amplitudes, exponents)."""
+        k = self.n_amplitudes
+        terms = self.basis(P[:, k:]) * np.exp(P[:, None, :k])  # (G, n, k)
+        pred = terms.sum(axis=2) + self.offset[None, :]
+        if self.form == "sparse":
+            de = [terms[:, :, 0] * self.log1mS, -(terms[:, :, 0] + terms[:, :, 1]) * self.logN, -terms[:, :, 2] * self.logD]
+        elif self.form == "dense":
+            de = [-terms[:, :, 0] * self.logN, -terms[:, :, 1] * self.logD]
+        else:
+            de = [terms[:, :, 0] * self.log1mS]
+        J = np.concatenate([terms, np.stack(de, axis=2)], axis=2)
+        if self.space == "log":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.log(np.where(pred > 0, pred, np.nan)) - self.log_y[None, :]
+            J = J / pred[:, :, None]
+        else:
+            r = pred - self.y[None, :]
+        return r, J
+
+    # -- back to raw-unit coefficients ---------------------------------------
+    def to_coefficients(self, p: np.ndarray) -> dict[str, float]:
+        k = self.n_amplitudes
+        a = np.exp(p[:k])
+        e = dict(zip(self.exponent_names, p[k:]))
+        sN, sD = self.n_scale, self.d_scale
+        if self.form == "sparse":
+            bN, bD = e["bN"], e["bD"]
+            return {
+                "aS": a[0] * sN**bN, "bS": e["bS"], "cS": a[1] * sN**bN, "bN": bN,
+                "aD": a[2] ** (1.0 / bD) * sD, "bD": bD, "c": a[3],
+            }
+        if self.form == "dense":
+            return {"A": a[0] * sN ** e["alpha"], "alpha": e["alpha"], "B": a[1] * sD ** e["beta"], "beta": e["beta"], "E": a[2]}
+        base = self.base.coefficients
+        return {
+            "aS": a[0] * sN**self.bN, "bS": e["bS"], "cS": a[1] * sN**self.bN,
+            "bN": base["bN"], "aD": base["aD"], "bD": base["bD"], "c": base["c"],
+        }
+
+    def from_coefficients(self, coefs: dict[str, float]) -> np.ndarray:
+        """Inverse of to_coefficients (for warm starts)."""
+        sN, sD = self.n_scale, self.d_scale
+        tiny = 1e-300
+        if self.form == "sparse":
+            bN, bD = coefs["bN"], coefs["bD"]
+            a = [coefs["aS"] / sN**bN, coefs["cS"] / sN**bN, (coefs["aD"] / sD) ** bD, coefs["c"]]
+            e = [coefs["bS"], bN, bD]
+        elif self.form == "dense":
+            a = [coefs["A"] / sN ** coefs["alpha"], coefs["B"] / sD ** coefs["beta"], coefs["E"]]
+            e = [coefs["alpha"], coefs["beta"]]
+        else:
+            a = [coefs["aS"] / sN**self.bN, coefs["cS"] / sN**self.bN]
+            e = [coefs["bS"]]
+        loga = np.clip(np.log(np.maximum(a, tiny)), *LOG_AMPLITUDE_BOUNDS)
+        return np.concatenate([loga, e])
+
+
+# ---------------------------------------------------------------------------
+def _validate(form, S, N, D, y, space, delta, base):
+    if form not in COEFFICIENT_NAMES:
+        raise SparsescaleError(f"--form: unknown form {form!r}; expected sparse, dense or nm")
+    if space not in SPACES:
+        raise SparsescaleError(f"--space: expected log or linear, got {space!r}")
+    if not (delta > 0 and math.isfinite(delta)):
+        raise SparsescaleError(f"--delta: must be a positive number, got {delta}")
+    if form == "nm":
+        if base is None:
+            raise SparsescaleError("--form nm needs --base LAW.json (a fitted dense or sparse law that fixes bN, aD, bD, c)")
+        if base.form == "dense":
+            raise SparsescaleError("--base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
+    n_free = len(FREE_COEFFICIENTS[form])
+    if y.shape[0] < n_free:
+        raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
+    for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]} (not finite)")
+    checks = [
+        ("sparsity", (S < 0) | (S >= 1), "outside [0, 1)"),
+        ("n_nonzero", N <= 0, "not positive"),
+        ("data", D <= 0, "not positive"),
+    ]
+    if space == "log":
+        checks.append(("loss", y <= 0, "not positive (log-space fitting needs loss > 0)"))
+    for name, mask, why in checks:
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            arr = {"sparsity": S, "n_nonzero": N, "data": D, "loss": y}[name]
+            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]:g}, {why}")
+
+
+def _candidates(problem: _Problem, n_candidates: int, seed: int) -> np.ndarray:
+    """A low-discrepancy set of exponent vectors in the search box.
+
+    The additive recurrence of the generalised golden ratio (Roberts' R_d
+    sequence) with a seeded random shift: as even as a Sobol set, and free of
+    the scipy.stats import cost."""
+    bounds = np.array(EXPONENT_BOUNDS[problem.form])
+    m = bounds.shape[0]
+    phi = 2.0
+    for _ in range(30):  # root of x^(m+1) = x + 1
+        phi = (1.0 + phi) ** (1.0 / (m + 1))
+    alpha = (1.0 / phi) ** np.arange(1, m + 1)
+    shift = np.random.default_rng(seed).random(m)
+    u = (shift[None, :] + np.arange(1, n_candidates + 1)[:, None] * alpha[None, :]) % 1.0
+    return bounds[:, 0] + u * (bounds[:, 1] - bounds[:, 0])
+
+
+def _distinct_best(E: np.ndarray, obj: np.ndarray, k: int, min_dist: float) -> list[int]:
+    """Indices of the k best candidates, skipping near-duplicates in exponent space."""
+    order = np.argsort(obj)
+    chosen: list[int] = []
+    for i in order:
+        if not np.isfinite(obj[i]):
+            break
+        if all(np.max(np.abs(E[i] - E[j])) > min_dist for j in chosen):
+            chosen.append(int(i))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+            weights: np.ndarray | None = None, max_iter: int = 400):
+    """Minimise the (weighted) mean Huber objective from every row of P0 at once.
+
+    A Levenberg-Marquardt iteration on the IRLS majoriser of the Huber loss
+    (weights min(1, delta/|r|)), projected onto the bounds, run for all starts
+    in one batch so that the per-iteration cost is a few vectorised calls.
+    weights (G, n): per-row point weights (bootstrap multiplicities); None = 1.
+    """
+    delta = problem.delta
+    P = np.clip(P0, lower, upper)
+    G, m = P.shape
+    W = np.ones((G, problem.y.shape[0])) if weights is None else np.asarray(weights, dtype=float)
+    W = W / W.sum(axis=1, keepdims=True)
+
+    def objective(r, w):
+        with np.errstate(invalid="ignore"):
+            f = np.sum(w * huber(r, delta), axis=1)
+        return np.where(np.all(np.isfinite(r), axis=1), f, np.inf)
+
+    r, J = problem.residual_jacobian(P)
+    f = objective(r, W)
+    lam = np.full(G, 1e-3)
+    active = np.isfinite(f)
+    eye = np.eye(m)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        ra, Ja, wa = r[idx], J[idx], W[idx]
+        absr = np.abs(ra)
+        irls = wa * np.where(absr <= delta, 1.0, delta / np.maximum(absr, 1e-300))
+        g = np.einsum("gnm,gn->gm", Ja, wa * np.clip(ra, -delta, delta))
+        H = np.einsum("gnm,gn,gnk->gmk", Ja, irls, Ja)
+        diag = np.einsum("gmm->gm", H)
+        A = H + lam[idx, None, None] * (diag[:, :, None] * eye + 1e-12 * eye)
+        try:
+            step = -np.linalg.solve(A, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = -g / (np.abs(diag) + 1e-12)
+        Pn = np.clip(P[idx] + step, lower, upper)
+        rn, Jn = problem.residual_jacobian(Pn)
+        fn = objective(rn, wa)
+        better = fn < f[idx]
+        gain = np.where(better, f[idx] - fn, 0.0)
+        acc = idx[better]
+        P[acc], r[acc], J[acc] = Pn[better], rn[better], Jn[better]
+        f[acc] = fn[better]
+        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
+        lam[idx[~better]] *= 4.0
+        # a start stops once its steps no longer change the objective
+        done = (better & (gain <= 1e-13 * f[idx])) | (~better & (lam[idx] > 1e8))
+        active[idx[done]] = False
+    return P, f
+
+
+def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -> list[int]:
+    """Indices of the refined starts that ended in different optima, best first."""
+    order = [i for i in np.argsort(f) if np.isfinite(f[i])]
+    chosen: list[int] = []
+    for i in order:
+        if all(abs(f[i] - f[j]) > rtol * f[j] + 1e-15 or np.max(np.abs(P[i] - P[j])) > 1e-3 for j in chosen):
+            chosen.append(int(i))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    r, J = problem.residual_jacobian(p[None, :])
+    g = np.einsum("nm,n->m", J[0], np.clip(r[0], -problem.delta, problem.delta)) / r.shape[1]
+    at_lo = (p <= lower + 1e-9) & (g > 0)
+    at_hi = (p >= upper - 1e-9) & (g < 0)
+    return np.where(at_lo | at_hi, 0.0, g)
+
+
+def fit_law(
+    sparsity,
+    n_nonzero,
+    data,
+    loss,
+    form: str = "sparse",
+    space: str = "log",
+    delta: float | None = None,
+    seed: int = 0,
+    base: Law | None = None,
+    n_candidates: int = 4096,
+    n_starts: int = 32,
+    extra_starts: list[dict[str, float]] | None = None,
+    units: dict[str, str] | None = None,
+) -> FitResult:
+    """Fit `form` to the points with a mean Huber objective; return the best optimum.
+
+    sparsity, n_nonzero, data, loss: 1-D arrays of equal length (the dense form
+    ignores sparsity, which may be None). space: 'log' residuals
+    log(pred) - log(loss) (language; default delta 1e-3) or 'linear' residuals
+    pred - loss (vision; default delta 1e-2). seed shifts the low-discrepancy
+    set of exponent candidates; a well posed problem gives the same optimum for
+    every seed. extra_starts: coefficient dicts to start from as well (warm
+    starts, e.g. the full-data optimum inside a bootstrap).
+    """
+    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
+    y = np.asarray(loss, dtype=float).reshape(-1)
+    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
+    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
+    D = np.asarray(data, dtype=float).reshape(-1)
+    if not (S.shape == N.shape == D.shape == y.shape):
+        raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
+    _validate(form, S, N, D, y, space, delta, base)
+
+    problem = _Problem(form, S, N, D, y, space, delta, base)
+    k = problem.n_amplitudes
+    E = _candidates(problem, n_candidates, seed)
+    amps, proj_obj = problem.project(E)
+    chosen = _distinct_best(E, proj_obj, n_starts, min_dist=0.02)
+    starts = [np.concatenate([np.log(np.maximum(amps[i], 1e-300)), E[i]]) for i in chosen]
+    starts += [problem.from_coefficients(c) for c in extra_starts or []]
+    if not starts:
+        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+
+    bounds = [LOG_AMPLITUDE_BOUNDS] * k + list(EXPONENT_BOUNDS[form])
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    P, f = _refine(problem, np.array(starts), lower, upper)
+    if not np.any(np.isfinite(f)):
+        raise SparsescaleError("the optimiser found no finite optimum for this data")
+    best = int(np.nanargmin(f))
+    best_f, best_p = float(f[best]), P[best]
+    tol = 1e-6 * best_f + 1e-15
+    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"]}[form]
+    names = amplitude_names + list(problem.exponent_names)
+    at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
+    worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
+
+    diagnostics = {
+        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS Huber)",
+        "space": space,
+        "delta": delta,
+        "seed": seed,
+        "n_candidates": int(n_candidates),
+        "n_starts": int(len(starts)),
+        "starts_at_best": int(np.sum(f <= best_f + tol)),
+        "grad_norm": float(np.linalg.norm(_projected_gradient(problem, best_p, lower, upper))),
+        "at_bound": at_bound,
+        "runner_up_objective": float(worse[0]) if worse.size else None,
+    }
+    fit_meta = {"objective": best_f, "n_points": int(y.shape[0]), "diagnostics": diagnostics}
+    default_units = {"N": "non-zero parameters", "D": "data (as given)"}
+    law = Law(
+        form=form,
+        coefficients=problem.to_coefficients(best_p),
+        units=units or (dict(base.units) if base is not None else default_units),
+        fit=fit_meta,
+    )
+    optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
+    diagnostics["n_distinct_optima"] = len(optima)
+    return FitResult(law=law, objective=best_f, n_points=int(y.shape[0]), diagnostics=diagnostics,
+                     local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
+
+
+def fit_resamples(
+    sparsity, n_nonzero, data, loss, weights: np.ndarray, starts: list[dict[str, float]],
+    form: str = "sparse", space: str = "log", delta: float | None = None, base: Law | None = None,
+) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Refit the law once per row of `weights` (point multiplicities, e.g. a
+    bootstrap resample), each from every coefficient set in `starts`, all in one
+    batched refinement. Returns the best coefficients and objective per row."""
+    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
+    y = np.asarray(loss, dtype=float).reshape(-1)
+    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
+    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
+    D = np.asarray(data, dtype=float).reshape(-1)
+    _validate(form, S, N, D, y, space, delta, base)
+    problem = _Problem(form, S, N, D, y, space, delta, base)
+    k = problem.n_amplitudes
+    bounds = [LOG_AMPLITUDE_BOUNDS] * k + list(EXPONENT_BOUNDS[form])
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    W = np.asarray(weights, dtype=float)
+    R, n_starts = W.shape[0], len(starts)
+    P0 = np.tile(np.array([problem.from_coefficients(c) for c in starts]), (R, 1))
+    P, f = _refine(problem, P0, lower, upper, weights=np.repeat(W, n_starts, axis=0))
+    f = np.where(np.isfinite(f), f, np.inf).reshape(R, n_starts)
+    best = np.argmin(f, axis=1)
+    P = P.reshape(R, n_starts, -1)
+    coefs = [problem.to_coefficients(P[r, best[r]]) for r in range(R)]
+    return coefs, f[np.arange(R), best]

@@ -1,0 +1,166 @@
+"""Planning with a fitted law: compute cost, optimal sparsity, equivalent size.
+
+Cost model (arXiv 2309.08520, section 4): a run with N non-zero parameters at
+sparsity S trained on D costs C = 6 N D c_mul(S) FLOPs, where c_mul converts
+non-zeros into the parameters actually multiplied during training:
+
+- "dense" accounting (no speed-up from sparsity): all N / (1 - S) weights.
+- "sparse" accounting (sparsity exploited): the mean density over training.
+  Under the cubic schedule that is 1 - f S with f the mean sparsity fraction
+  below, so c_mul = (1 - f S) / (1 - S); f = 0.625 for the default 25%/75%.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.forms import Law
+
+FLOP_ACCOUNTINGS = ("sparse", "dense")
+MAX_SPARSITY = 0.9995  # search limit; c_mul diverges at S = 1
+
+
+def mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
+    """Mean over training of s(t) / S for the cubic schedule
+    s = S (1 - (1 - p)^3), p = (t - start) / (end - start) clipped to [0, 1].
+
+    The ramp averages 3/4 of S over its length (integral of 1 - (1-p)^3 is
+    3/4), and after `end` the full S holds: f = (end - start) 3/4 + (1 - end).
+    """
+    if not (0.0 <= start < end <= 1.0):
+        raise SparsescaleError(f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}")
+    return 0.75 * (end - start) + (1.0 - end)
+
+
+def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+    """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros)."""
+    S = np.asarray(sparsity, dtype=float)
+    if flops == "dense":
+        return 1.0 / (1.0 - S)
+    if flops == "sparse":
+        f = mean_sparsity_fraction(start, end)
+        return (1.0 - f * S) / (1.0 - S)
+    raise SparsescaleError(f"--flops: expected sparse or dense, got {flops!r}")
+
+
+def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+    """d log c_mul / dS."""
+    S = np.asarray(sparsity, dtype=float)
+    if flops == "dense":
+        return 1.0 / (1.0 - S)
+    f = mean_sparsity_fraction(start, end)
+    return 1.0 / (1.0 - S) - f / (1.0 - f * S)
+
+
+def training_flops(n_nonzero, data, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+    """C = 6 N D c_mul(S)."""
+    return 6.0 * np.asarray(n_nonzero, dtype=float) * np.asarray(data, dtype=float) * c_mul(sparsity, flops, start, end)
+
+
+def _require_sparse(law: Law) -> None:
+    if law.form == "dense":
+        raise SparsescaleError("this needs a sparse-form law (it has aS, bS, cS); a dense law has no sparsity term")
+
+
+def equivalent_dense_factor(law: Law, sparsity):
+    """How many times more dense parameters reach the same N-term as N non-zeros
+    at sparsity S: ((aS + cS) / (aS (1-S)^bS + cS))^(1/bN). At S -> 1 it tends
+    to ((aS + cS) / cS)^(1/bN)."""
+    _require_sparse(law)
+    k = law.coefficients
+    return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / k["bN"])
+
+
+def chinchilla_data(law: Law, n_nonzero):
+    """Compute-optimal D for a dense model of size N (the Chinchilla line):
+    D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD), from dL/dN = 0 at C = 6 N D."""
+    d = law.dense_view()
+    N = np.asarray(n_nonzero, dtype=float)
+    return d["aD"] * (d["beta"] / (d["alpha"] * d["A"])) ** (1.0 / d["beta"]) * N ** (d["alpha"] / d["beta"])
+
+
+def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+    """D_S / D*: the data, relative to the Chinchilla-optimal D* for the same N,
+    at which sparsity S is optimal. Independent of N, since both lines scale as
+    N^(bN/bD). From dL/dS = 0 along C = 6 N D c_mul(S):
+    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN."""
+    _require_sparse(law)
+    k = law.coefficients
+    S = np.asarray(sparsity, dtype=float)
+    A = k["aS"] + k["cS"]
+    num = k["bN"] * A * dlog_c_mul(S, flops, start, end)
+    den = k["aS"] * k["bS"] * (1.0 - S) ** (k["bS"] - 1.0)
+    return (num / den) ** (1.0 / k["bD"])
+
+
+@dataclass
+class OptimalPoint:
+    """The best sparsity for a model with n_nonzero non-zeros and a compute budget."""
+
+    n_nonzero: float
+    compute_flops: float
+    flops: str
+    sparsity: float
+    data: float  # D the budget buys at the optimal sparsity
+    loss: float
+    dense_loss: float  # the same N and C at S = 0
+    dense_data: float
+    equivalent_dense_size: float  # dense parameters that match the sparse model's N-term
+    chinchilla_data: float  # compute-optimal D for a dense model of this N
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _loss_along_budget(law: Law, S, N, C, flops, start, end):
+    D = C / (6.0 * N * c_mul(S, flops, start, end))
+    return law.predict(S, N, D), D
+
+
+def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "sparse",
+                          start: float = 0.25, end: float = 0.75, resolution: int = 2000) -> np.ndarray:
+    """S_opt on a grid of S (vectorised over any broadcast shape of N and C);
+    accurate to 1/resolution. For maps; `optimal_sparsity` refines one point."""
+    _require_sparse(law)
+    N = np.asarray(n_nonzero, dtype=float)
+    C = np.asarray(compute_flops, dtype=float)
+    N, C = np.broadcast_arrays(N, C)
+    S = np.linspace(0.0, MAX_SPARSITY, resolution)
+    L, _ = _loss_along_budget(law, S[:, None], N.reshape(1, -1), C.reshape(1, -1), flops, start, end)
+    return S[np.argmin(L, axis=0)].reshape(N.shape)
+
+
+def optimal_sparsity(law: Law, n_nonzero: float, compute_flops: float, flops: str = "sparse",
+                     start: float = 0.25, end: float = 0.75) -> OptimalPoint:
+    """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S)))."""
+    from scipy.optimize import minimize_scalar
+
+    _require_sparse(law)
+    c_mul(0.0, flops, start, end)  # validates flops and the fractions
+    N, C = float(n_nonzero), float(compute_flops)
+    if not (N > 0 and math.isfinite(N)):
+        raise SparsescaleError(f"--params: must be a positive number, got {n_nonzero}")
+    if not (C > 0 and math.isfinite(C)):
+        raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {compute_flops}")
+    grid = np.linspace(0.0, MAX_SPARSITY, 4001)
+    L, _ = _loss_along_budget(law, grid, N, C, flops, start, end)
+    i = int(np.argmin(L))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    s_best = grid[i]
+    if hi > lo:
+        res = minimize_scalar(lambda s: float(_loss_along_budget(law, s, N, C, flops, start, end)[0]),
+                              bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
+        if res.fun <= L[i]:
+            s_best = float(res.x)
+    loss, D = _loss_along_budget(law, s_best, N, C, flops, start, end)
+    dense_loss, dense_D = _loss_along_budget(law, 0.0, N, C, flops, start, end)
+    return OptimalPoint(
+        n_nonzero=N, compute_flops=C, flops=flops, sparsity=float(s_best), data=float(D), loss=float(loss),
+        dense_loss=float(dense_loss), dense_data=float(dense_D),
+        equivalent_dense_size=float(N * equivalent_dense_factor(law, s_best)),
+        chinchilla_data=float(chinchilla_data(law, N)),
+    )
