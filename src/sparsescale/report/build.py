@@ -115,18 +115,10 @@ def collect(store_path: str | Path) -> SweepPoints:
                        ",".join(families))
 
 
-def chinchilla_data(law, n_nonzero: float) -> float:
-    """Compute-optimal D for a DENSE model of size N under the law's S=0 slice:
-    D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD), A = aS + cS."""
-    k = law.coefficients
-    a_dense = k["aS"] + k["cS"]
-    return k["aD"] * (k["bD"] / (k["bN"] * a_dense)) ** (1.0 / k["bD"]) * n_nonzero ** (k["bN"] / k["bD"])
-
-
 def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
     """S_opt at the sweep's own scale and beyond: the budget of the largest
     dense run in the sweep, and multiples of the dense compute-optimal budget."""
-    from sparsescale.laws.planning import optimal_sparsity
+    from sparsescale.laws.planning import chinchilla_data, optimal_sparsity
 
     n_max = float(pts.n_nonzero.max())
     cases = [(n_max, 6.0 * n_max * float(pts.data.max()), "your largest run's budget")]
@@ -140,7 +132,8 @@ def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
         out.append({"n_nonzero": n, "compute_flops": c, "why": why, "sparsity": float(opt.sparsity),
                     "data": float(opt.data), "loss": float(opt.loss), "dense_loss": float(opt.dense_loss),
                     "dense_data": float(opt.dense_data),
-                    "equivalent_dense_size": float(opt.equivalent_dense_size)})
+                    "equivalent_dense_size": float(opt.equivalent_dense_size),
+                    "equivalent_dense_factor": float(opt.equivalent_dense_size) / n})
     return out
 
 
@@ -237,7 +230,7 @@ def recommendation_sentence(rec: dict[str, Any], unit: str) -> str:
     return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero parameters, "
             f"train at S = {rec['sparsity']:.2f} on D = {rec['data']:.3g} {unit}: predicted loss {rec['loss']:.4f} "
             f"against {rec['dense_loss']:.4f} dense ({gain:.1f}% lower), as good as a dense model "
-            f"{rec['equivalent_dense_size']:.2f}x larger.")
+            f"{rec['equivalent_dense_factor']:.2f}x larger.")
 
 
 def print_summary(s: ReportSummary) -> None:

@@ -88,7 +88,7 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
         parts.append(f"<tr><td class='num'>{r['n_nonzero']:,.0f}</td><td class='num'>{r['compute_flops']:.3g}</td>"
                      f"<td>{esc(r['why'])}</td><td class='num'>{r['sparsity']:.2f}</td>"
                      f"<td class='num'>{r['data']:.3g}</td><td class='num'>{r['loss']:.4f}</td>"
-                     f"<td class='num'>{r['dense_loss']:.4f}</td><td class='num'>{r['equivalent_dense_size']:.2f}x</td></tr>")
+                     f"<td class='num'>{r['dense_loss']:.4f}</td><td class='num'>{r['equivalent_dense_factor']:.2f}x</td></tr>")
     parts.append("</table><p>Compute is C = 6 N D c<sub>mul</sub>(S) with sparse FLOPs "
                  "(the cubic pruning schedule from 25% to 75% of training).</p>")
     f = s.figures

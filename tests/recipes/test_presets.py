@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.recipes.demo import PRESETS, preset_path
+from sparsescale.sweep.spec import expand, load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_packaged_presets_are_the_examples(name):
+    assert preset_path(name).read_bytes() == (EXAMPLES / f"{name}.toml").read_bytes()
+
+
+def test_quick_preset_has_the_promised_grid():
+    spec = load_spec(preset_path("quick"))
+    runs = expand(spec)
+    assert spec.family == "gpt" and sorted(spec.grid.sparsity) == [0.0, 0.5, 0.75]
+    sizes = sorted({r.config["params"] for r in runs})
+    assert len(sizes) >= 3 and sizes[0] <= 60_000 and sizes[-1] >= 190_000
+    assert len({r.config["tokens"] for r in runs}) >= 2
+
+
+def test_cpu_full_and_vit_presets():
+    full = expand(load_spec(preset_path("cpu-full")))
+    assert {r.config["sparsity"] for r in full} == {0.0, 0.5, 0.75, 0.875}
+    assert len({r.config["params"] for r in full}) == 4 and len({r.config["tokens"] for r in full}) == 3
+    vit = load_spec(preset_path("vit-quick"))
+    assert vit.family == "vit" and "repeat" in vit.note
+
+
+def test_unknown_preset():
+    with pytest.raises(SparsescaleError, match="--preset: unknown preset 'huge'"):
+        preset_path("huge")
