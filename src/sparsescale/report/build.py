@@ -152,14 +152,14 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {n_boot}")
     pts = collect(store_path)
     S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
-    fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3, "seed": seed}
-    fit = fit_law(S, N, D, L, **fit_kwargs)
+    fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3}
+    fit = fit_law(S, N, D, L, seed=seed, units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
     law = fit.law
 
     holdout = None
     if len(set(N.round(-1))) >= 2:
         try:
-            holdout = holdout_largest_n(S, N, D, L, **fit_kwargs)
+            holdout = holdout_largest_n(S, N, D, L, seed=seed, **fit_kwargs)
         except SparsescaleError as exc:  # e.g. too few points left without the largest N
             pts.warnings.append(f"holdout check skipped: {exc}")
     else:
@@ -170,7 +170,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
     derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity)}
     intervals: dict[str, tuple[float, float, float]] = {}
     if n_boot > 0:
-        boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, law, fit_kwargs, show_progress)
+        boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress)
         intervals = {k: tuple(v) for k, v in boot.intervals.items()}
 
     fig_paths = {name: out_dir / f"{name}.png" for name in ("loss_curves", "loss_vs_n", "fit_quality", "sopt_contours")}
@@ -199,15 +199,15 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
     return summary
 
 
-def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, law, fit_kwargs, show_progress):
+def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress):
     if not show_progress:
-        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=law, **fit_kwargs)
+        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=fit, **fit_kwargs)
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("bootstrap", total=n_boot)
-        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=law,
+        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=fit,
                          progress=lambda i, n: bar.update(task, completed=i), **fit_kwargs)
 
 

@@ -1,0 +1,114 @@
+"""report: from a store of known results to a fitted law, figures and one
+self-contained HTML page (opened for real in headless Chromium)."""
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweep"))
+from toy_runner import toy_loss  # noqa: E402  (a law of known coefficients)
+
+from sparsescale.errors import SparsescaleError  # noqa: E402
+from sparsescale.report.build import build_report, collect  # noqa: E402
+from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
+from sparsescale.sweep.store import Store  # noqa: E402
+
+# toy_loss(S, N, D) = (2 (1-S)^0.7 + 1) (N/1e4)^-0.3 + (2e4/D)^0.4 + 0.5, i.e. the sparse law with
+TRUE = {"bS": 0.7, "bN": 0.3, "aD": 2e4, "bD": 0.4, "c": 0.5, "aS": 2 * 1e4 ** 0.3, "cS": 1e4 ** 0.3}
+
+
+def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k")):
+    spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5, 0.75, 0.875], "n_nonzero": list(sizes),
+                                                     "tokens": ["100k", "400k", "1.6M"]}})
+    runs = expand(spec)
+    with Store(path) as store:
+        store.add_sweep("toy", spec.model_dump(mode="json"), runs, path.parent / "runs")
+        for i, run in enumerate(runs):
+            c = run.config
+            loss = toy_loss(c["sparsity"], c["params"], c["tokens"])
+            result = {"status": "finished", "sparsity": c["sparsity"], "pattern": None, "n_nonzero": c["params"],
+                      "tokens": c["tokens"], "final_loss": loss, "wall_s": 1.0,
+                      "curve": [{"step": s, "tokens": s * c["tokens"] // 4, "val_loss": loss + 2.0 / s} for s in (1, 2, 3, 4)]}
+            if diverge and i == 5:
+                result.update(status="diverged", final_loss=float("nan"), diverged_at_step=17)
+            store.mark_running(run.config_hash)
+            store.record_result(run.config_hash, result)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    store = make_store(tmp / "toy.sqlite")
+    return build_report(store, tmp / "out", n_boot=30, seed=0, show_progress=False)
+
+
+def test_fit_recovers_the_law_and_excludes_the_diverged_run(report):
+    assert report.n_points == 4 * 4 * 3 - 1
+    for name, value in TRUE.items():
+        assert report.coefficients[name] == pytest.approx(value, rel=0.03), name
+    assert report.holdout["mean_abs_rel_error"] < 1e-3
+    assert any("diverged at step 17" in w and "excluded from the fit" in w for w in report.warnings)
+    lo, _, hi = report.intervals["bN"]
+    assert lo <= report.coefficients["bN"] <= hi
+    assert 0.0 <= report.recommendations[0]["sparsity"] < 1.0
+
+
+def test_report_html_is_self_contained_with_every_section(report):
+    page = report.html.read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 4
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing external
+    for needle in ("Loss curves", "Loss against size", "Predicted against measured", "Optimal sparsity",
+                   "95% interval", "diverged at step 17", "train at S =", "Chinchilla"):
+        assert needle in page, needle
+    assert (report.out_dir / "law.json").exists() and (report.out_dir / "summary.json").exists()
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package `chromium`)")
+def test_report_opens_in_headless_chromium_with_every_image_loaded(report, tmp_path):
+    # A copy of the page with a script that writes each image's natural size into the DOM.
+    probe = tmp_path / "probe.html"
+    probe.write_text(report.html.read_text().replace(
+        "</body>", "<script>window.addEventListener('load', () => { const p = document.createElement('pre');"
+        " p.id = 'sizes'; p.textContent = Array.from(document.images).map(i => i.complete + ':' + i.naturalWidth"
+        " + 'x' + i.naturalHeight).join(' '); document.body.appendChild(p); });</script></body>"))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    sizes = re.search(r'<pre id="sizes">([^<]*)</pre>', dom.stdout)
+    assert sizes, dom.stderr[-2000:]
+    entries = sizes.group(1).split()
+    assert len(entries) == 4
+    for e in entries:
+        complete, wh = e.split(":")
+        w, h = (int(x) for x in wh.split("x"))
+        assert complete == "true" and w > 300 and h > 200, e
+    shot = tmp_path / "shot.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,1600", report.html.as_uri()],
+                   capture_output=True, timeout=120)
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[0] >= 1000 and np.std(pixels[..., :3]) > 0.05  # not a blank page
+
+
+def test_too_few_runs_is_a_clear_error(tmp_path):
+    store = tmp_path / "s.sqlite"
+    spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["50k"], "tokens": ["1M"]}})
+    with Store(store) as s:
+        s.add_sweep("t", {}, expand(spec), tmp_path)
+    with pytest.raises(SparsescaleError, match="0 finished runs; fitting the sparse law needs at least 8"):
+        collect(store)
