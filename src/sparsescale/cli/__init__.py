@@ -29,17 +29,31 @@ def fail(message: str) -> "None":
     raise SystemExit(2)
 
 
+def _click_exception_types():
+    """Click's exception classes, from click itself and from the copy typer vendors."""
+    mods = [click.exceptions]
+    try:
+        from typer._click import exceptions as vendored  # typer >= 0.16 ships its own click
+
+        mods.append(vendored)
+    except ImportError:
+        pass
+    pick = lambda name: tuple(getattr(m, name) for m in mods if hasattr(m, name))  # noqa: E731
+    return pick("ClickException"), pick("Abort"), pick("Exit")
+
+
 def main(argv: list[str] | None = None) -> None:
+    click_error, click_abort, click_exit = _click_exception_types()
     try:
         app(args=argv, standalone_mode=False)
     except SparsescaleError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    except click.exceptions.Abort:
+    except click_abort:
         print("sparsescale: aborted", file=sys.stderr)
         raise SystemExit(130)
-    except click.exceptions.ClickException as exc:  # usage errors: bad flag, missing argument
-        fail(exc.format_message().replace("\n", " "))
-    except click.exceptions.Exit as exc:
+    except click_error as exc:  # usage errors: bad flag, missing argument, bad choice
+        fail(" ".join(exc.format_message().split()))
+    except click_exit as exc:
         raise SystemExit(exc.exit_code)
     except KeyboardInterrupt:
         print("sparsescale: interrupted", file=sys.stderr)

@@ -1,0 +1,313 @@
+"""`sparsescale fit`, `predict` and `optimal`: the law commands (no torch)."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sparsescale.cli.app import app
+from sparsescale.errors import SparsescaleError
+
+
+class Form(str, Enum):
+    sparse = "sparse"
+    dense = "dense"
+    nm = "nm"
+
+
+class Space(str, Enum):
+    log = "log"
+    linear = "linear"
+
+
+class Flops(str, Enum):
+    sparse = "sparse"
+    dense = "dense"
+
+
+class Holdout(str, Enum):
+    largest_n = "largest-n"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _derived_quantities(form: str, S, N, D):
+    """Quantities whose bootstrap intervals a user of a sparse fit wants."""
+    if form == "dense":
+        return {}
+    from sparsescale.laws.planning import equivalent_dense_factor, optimal_sparsity
+
+    n_ref, d_ref = float(N.max()), float(D.max())
+    c_ref = 6.0 * n_ref * d_ref * 10.0
+    out = {
+        f"loss(S={S.max():g}, N={n_ref:.3g}, D={d_ref:.3g})": lambda law: float(law.predict(S.max(), n_ref, d_ref)),
+        f"S_opt(N={n_ref:.3g}, C={c_ref:.3g} FLOPs)": lambda law: optimal_sparsity(law, n_ref, c_ref).sparsity,
+    }
+    for s in (0.5, 0.75, 0.875):
+        out[f"equivalent dense size x (S={s:g})"] = lambda law, s=s: float(equivalent_dense_factor(law, s))
+    return out
+
+
+@app.command()
+def fit(
+    data_file: Path = typer.Argument(..., metavar="DATA", help="Sweep results: .csv, .json (pandas orient=columns or records) or .parquet."),
+    sparsity: Optional[str] = typer.Option(None, "--sparsity", help="Column (or expression) with the sparsity S in [0, 1). Required except for --form dense."),
+    params: str = typer.Option(..., "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
+    data: str = typer.Option(..., "--data", help="Column or expression for D (tokens, examples or steps)."),
+    loss: str = typer.Option(..., "--loss", help="Column with the measured validation loss."),
+    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law."),
+    base: Optional[str] = typer.Option(None, "--base", help="Law (JSON path or preset) whose bN, aD, bD, c stay fixed for --form nm."),
+    space: Space = typer.Option(Space.log, "--space", help="Huber on log-loss residuals (default) or on raw-loss residuals."),
+    delta: Optional[float] = typer.Option(None, "--delta", help="Huber delta (default 1e-3 in log space, 1e-2 in linear space)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the low-discrepancy start set and of the bootstrap."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Resample the runs B times and report 95% intervals (0 = off)."),
+    holdout: Optional[Holdout] = typer.Option(None, "--holdout", help="largest-n: also fit without the largest-N group and report the error predicting it."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the fitted law as JSON (usable with --law)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the fit-quality PNG here, and the loss-vs-N PNG beside it (<stem>-loss-vs-n.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Fit a scaling law to sweep results with a Huber objective and a global optimiser.
+
+    Example (the paper's T5 sweep):
+      sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
+    """
+    import numpy as np
+
+    from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.forms import load_law
+    from sparsescale.tables import check_values, evaluate, read_table
+
+    if form != Form.dense and sparsity is None:
+        raise SparsescaleError(f"--sparsity is required for --form {form.value}")
+    if form == Form.nm and base is None:
+        raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
+    if bootstrap < 0:
+        raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
+    base_law = load_law(base) if base is not None else None
+    df = read_table(data_file)
+    src = str(data_file)
+    if loss not in df.columns:
+        raise SparsescaleError(f"--loss: no column {loss!r} in {src} (columns: {', '.join(map(str, df.columns))})")
+    S = evaluate(df, sparsity, "--sparsity", src) if sparsity is not None else np.zeros(df.shape[0])
+    N = evaluate(df, params, "--params", src)
+    D = evaluate(df, data, "--data", src)
+    y = evaluate(df, loss, "--loss", src)
+    check_values(S, "--sparsity", src, f"column {sparsity!r}" if sparsity in df.columns else "sparsity", unit_interval=True)
+    check_values(N, "--params", src, f"column {params!r}" if params in df.columns else "N", positive=True)
+    check_values(D, "--data", src, f"column {data!r}" if data in df.columns else "D", positive=True)
+    check_values(y, "--loss", src, f"column {loss!r}", positive=(space == Space.log))
+
+    kwargs = dict(form=form.value, space=space.value, delta=delta, base=base_law)
+    units = {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
+    result = fit_law(S if form != Form.dense else None, N, D, y, seed=seed, units=units, **kwargs)
+    law = result.law
+    law.name = Path(data_file).stem
+    report: dict = result.to_dict()
+
+    held = None
+    if holdout is not None:
+        held = __import__("sparsescale.laws.uncertainty", fromlist=["holdout_largest_n"]).holdout_largest_n(
+            S if form != Form.dense else None, N, D, y, seed=seed, **kwargs)
+        report["holdout"] = {k: v for k, v in held.items() if k not in ("mask", "law")}
+        report["holdout"]["coefficients"] = held["law"].coefficients
+    if bootstrap:
+        from sparsescale.laws.uncertainty import bootstrap as run_bootstrap
+
+        boot = run_bootstrap(S if form != Form.dense else None, N, D, y, n_boot=bootstrap, seed=seed,
+                             derived=_derived_quantities(form.value, S, N, D), reference=result, **kwargs)
+        report["intervals"] = boot.to_dict()
+        law.fit["intervals"] = report["intervals"]
+    if holdout is not None:
+        law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
+
+    # Outputs only once everything has been computed: an error never leaves half of them.
+    if plot is not None:
+        from sparsescale.report.figures import plot_fit_quality, plot_loss_vs_n
+
+        mask = held["mask"] if held is not None else None
+        predicted = law.predict(S, N, D)
+        if held is not None:  # held-out points show the extrapolation, not the full fit
+            predicted[mask] = held["predicted"]
+        plot_fit_quality(S, predicted, y, mask, plot, title=f"Fit quality ({form.value} law)")
+        plot_loss_vs_n(law, S, N, D, y, plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png")))
+        report["plots"] = [str(plot), str(plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png")))]
+    if out is not None:
+        law.save(out)
+        report["law_file"] = str(out)
+
+    if as_json:
+        print(json.dumps(report, default=_jsonable))
+        return
+    _print_fit(report, law)
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.floating, np.integer, np.bool_)):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _print_fit(report: dict, law) -> None:
+    from rich.table import Table
+
+    con = _console()
+    d = report["diagnostics"]
+    con.print(f"[bold]{law.form} law[/bold] fitted on {report['n_points']} points: {law.to_dict()['formula']}")
+    intervals = report.get("intervals", {}).get("intervals", {})
+    t = Table("coefficient", "value", *(["95% interval"] if intervals else []))
+    for k, v in law.coefficients.items():
+        row = [k, _fmt(v)]
+        if intervals:
+            iv = intervals.get(k)
+            row.append(f"[{_fmt(iv['low'])}, {_fmt(iv['high'])}]" if iv else "")
+        t.add_row(*row)
+    con.print(t)
+    con.print(f"Huber objective ({d['space']} space, delta {d['delta']:g}): {report['objective']:.6g}")
+    con.print(f"starts at the best optimum: {d['starts_at_best']}/{d['n_starts']}, distinct optima found: {d.get('n_distinct_optima')}, "
+              f"gradient norm {d['grad_norm']:.2e}, at a bound: {', '.join(d['at_bound']) or 'none'}")
+    if intervals:
+        extra = [k for k in intervals if k not in law.coefficients]
+        if extra:
+            t2 = Table("derived quantity", "median", "95% interval")
+            for k in extra:
+                iv = intervals[k]
+                t2.add_row(k, _fmt(iv["median"]), f"[{_fmt(iv['low'])}, {_fmt(iv['high'])}]")
+            con.print(t2)
+    if "holdout" in report:
+        h = report["holdout"]
+        con.print(f"holdout (largest N = {h['held_out_n_nonzero']:.4g}, {h['n_heldout']} runs): mean |error| "
+                  f"{100 * h['mean_abs_rel_error']:.2f}%, max {100 * h['max_abs_rel_error']:.2f}%")
+    for p in report.get("plots", []):
+        con.print(f"wrote {p}")
+    if "law_file" in report:
+        con.print(f"wrote {report['law_file']}")
+
+
+def _values(text: str, flag: str):
+    from sparsescale.tables import parse_quantity
+
+    return [parse_quantity(part, flag) for part in str(text).split(",") if part.strip()] or [parse_quantity(text, flag)]
+
+
+@app.command()
+def predict(
+    law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json from `sparsescale fit --out`."),
+    sparsity: str = typer.Option("0", "--sparsity", help="Sparsity S in [0, 1); a comma list predicts several."),
+    params: str = typer.Option(..., "--params", help="Non-zero parameters N (e.g. 1e7, 200k); comma lists allowed."),
+    data: str = typer.Option(..., "--data", help="Data D in the law's units (see its 'units'); comma lists allowed."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Predict the loss of a model with N non-zeros at sparsity S trained on D.
+
+    Example: sparsescale predict --law t5-c4 --sparsity 0.75 --params 2e7 --data 5e5
+    """
+    import numpy as np
+
+    from sparsescale.laws.forms import load_law
+
+    the_law = load_law(law)
+    S, N, D = _values(sparsity, "--sparsity"), _values(params, "--params"), _values(data, "--data")
+    for s in S:
+        if not 0 <= s < 1:
+            raise SparsescaleError(f"--sparsity: {s:g} is outside [0, 1)")
+    for flag, vals in (("--params", N), ("--data", D)):
+        for v in vals:
+            if v <= 0:
+                raise SparsescaleError(f"{flag}: {v:g} must be > 0")
+    try:
+        S_, N_, D_ = np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
+    except ValueError:
+        raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
+    L = the_law.predict(S_, N_, D_)
+    rows = [{"sparsity": float(s), "n_nonzero": float(n), "data": float(d), "loss": float(l)} for s, n, d, l in zip(S_, N_, D_, L)]
+    if as_json:
+        print(json.dumps({"law": the_law.name or law, "units": the_law.units, "predictions": rows}))
+        return
+    from rich.table import Table
+
+    t = Table("S", "N (non-zeros)", f"D ({the_law.units.get('D', 'data')})", "predicted loss", title=f"law: {the_law.name or law}")
+    for r in rows:
+        t.add_row(f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", f"{r['loss']:.5f}")
+    _console().print(t)
+
+
+@app.command()
+def optimal(
+    law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json (a sparse-form law)."),
+    params: Optional[str] = typer.Option(None, "--params", help="Non-zero parameters N of the model you will train (e.g. 1e7)."),
+    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget C in FLOPs (e.g. 1e19), with D in the law's units."),
+    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not."),
+    start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training (affects sparse FLOPs)."),
+    end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
+    contours: bool = typer.Option(False, "--contours", help="Draw the S_opt map over (N, C) with the Chinchilla line (needs --plot)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The optimal sparsity for N non-zeros and C FLOPs, the data it buys, the
+    loss against the dense baseline, and the equivalent dense size.
+
+    Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
+    """
+    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.planning import optimal_data_ratio, optimal_sparsity
+    from sparsescale.tables import parse_quantity
+
+    the_law = load_law(law)
+    if contours and plot is None:
+        raise SparsescaleError("--contours needs --plot PATH.png")
+    if plot is not None and not contours:
+        raise SparsescaleError("--plot is for --contours; add --contours")
+    if not contours and (params is None or compute is None):
+        raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
+    out: dict = {"law": the_law.name or law, "units": the_law.units, "flops": flops.value}
+    point = None
+    if params is not None and compute is not None:
+        point = optimal_sparsity(the_law, parse_quantity(params, "--params"), parse_quantity(compute, "--compute"),
+                                 flops=flops.value, start=start, end=end)
+        out.update(point.to_dict())
+        out["loss_gain_vs_dense"] = point.dense_loss - point.loss
+    elif params is not None or compute is not None:
+        raise SparsescaleError("--params and --compute go together")
+    out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, flops.value, start, end)) for s in (0.5, 0.75, 0.875)}
+    if contours:
+        from sparsescale.report.figures import plot_sopt_contours
+
+        n_range = None
+        if point is not None:
+            n_range = (point.n_nonzero / 100, point.n_nonzero * 100)
+        plot_sopt_contours(the_law, plot, flops=flops.value, n_range=n_range, start=start, end=end)
+        out["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(out))
+        return
+    con = _console()
+    if point is not None:
+        d_unit = the_law.units.get("D", "data")
+        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, C = {point.compute_flops:.4g} FLOPs ({flops.value} accounting)")
+        con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]")
+        con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}")
+        con.print(f"  loss at S_opt           = {point.loss:.5f}")
+        con.print(f"  dense baseline (S = 0)  = {point.dense_loss:.5f} (D = {point.dense_data:.4g})")
+        con.print(f"  equivalent dense size   = {point.equivalent_dense_size:.4g} parameters "
+                  f"({point.equivalent_dense_size / point.n_nonzero:.2f}x N)")
+        con.print(f"  Chinchilla-optimal D for a dense N = {point.chinchilla_data:.4g} {d_unit}")
+    ratios = ", ".join(f"{s} at {r:.2f}x" for s, r in out["optimal_data_ratio"].items())
+    con.print(f"sparsity S becomes optimal at D_S/D* = {ratios}")
+    if contours:
+        con.print(f"wrote {plot}")
