@@ -1,0 +1,3 @@
+from sparsescale.cli import main
+
+main()

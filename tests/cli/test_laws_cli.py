@@ -1,0 +1,160 @@
+"""End-to-end: `sparsescale fit|predict|optimal` in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+T5_PARAMS = "24*12*768**2*scale*(1-sparsity)"
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_fit_t5_json_with_holdout_bootstrap_plot_and_law_file(t5_file, tmp_path):
+    out, plot = tmp_path / "law.json", tmp_path / "fit.png"
+    proc = run("fit", t5_file, "--sparsity", "sparsity", "--params", T5_PARAMS, "--data", "steps", "--loss", "val-loss",
+               "--bootstrap", "50", "--holdout", "largest-n", "--out", out, "--plot", plot, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert set(rep["coefficients"]) == {"aS", "bS", "cS", "bN", "aD", "bD", "c"}
+    assert rep["objective"] < 4.9e-6 and rep["n_points"] == 48
+    assert {"starts_at_best", "grad_norm", "at_bound"} <= set(rep["diagnostics"])
+    assert rep["holdout"]["n_heldout"] == 12 and rep["holdout"]["mean_abs_rel_error"] < 0.05
+    iv = rep["intervals"]["intervals"]["bN"]
+    assert iv["low"] < rep["coefficients"]["bN"] < iv["high"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "fit-loss-vs-n.png").exists()
+    # the saved law predicts through `predict`
+    pred = run("predict", "--law", out, "--sparsity", "0.5", "--params", "2e7", "--data", "5e5", "--json")
+    assert pred.returncode == 0, pred.stderr
+    loss = json.loads(pred.stdout)["predictions"][0]["loss"]
+    c = rep["coefficients"]
+    expected = (c["aS"] * 0.5 ** c["bS"] + c["cS"]) * 2e7 ** -c["bN"] + (c["aD"] / 5e5) ** c["bD"] + c["c"]
+    assert loss == pytest.approx(expected, rel=1e-9)
+
+
+def test_fit_vit_linear_space_from_orient_columns_json(vit_file):
+    proc = run("fit", vit_file, "--sparsity", "sparsity", "--params", "12*12*768**2*scale*(1-sparsity)",
+               "--data", "total_examples", "--loss", "val-loss", "--space", "linear", "--delta", "0.01", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["objective"] <= 4.92909e-4
+    assert rep["coefficients"]["bN"] == pytest.approx(0.392, rel=5e-3)
+
+
+def test_fit_reads_parquet_and_the_dense_form(t5_file, tmp_path):
+    import pandas as pd
+
+    df = pd.read_csv(t5_file)
+    df[df.sparsity == 0].to_parquet(tmp_path / "dense.parquet")
+    proc = run("fit", tmp_path / "dense.parquet", "--form", "dense", "--params", "24*12*768**2*scale", "--data", "steps",
+               "--loss", "val-loss", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)["coefficients"]) == {"A", "alpha", "B", "beta", "E"}
+
+
+def test_optimal_json_and_contours(tmp_path):
+    proc = run("optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert 0.85 < rep["sparsity"] < 0.95 and rep["loss"] < rep["dense_loss"]
+    assert rep["optimal_data_ratio"]["0.5"] == pytest.approx(1.22, rel=0.01)
+    plot = tmp_path / "contours.png"
+    proc = run("optimal", "--law", "t5-c4", "--flops", "dense", "--contours", "--plot", plot)
+    assert proc.returncode == 0, proc.stderr
+    assert plot.stat().st_size > 10_000
+
+
+def test_predict_table_output():
+    proc = run("predict", "--law", "t5-c4", "--sparsity", "0,0.5,0.75", "--params", "2e7", "--data", "5e5")
+    assert proc.returncode == 0, proc.stderr
+    assert "predicted loss" in proc.stdout and proc.stdout.count("2e+07") == 3
+
+
+@pytest.fixture()
+def bad_csv(tmp_path, t5_file):
+    import pandas as pd
+
+    def make(edit):
+        df = pd.read_csv(t5_file)
+        edit(df)
+        path = tmp_path / "bad.csv"
+        df.to_csv(path, index=False)
+        return path
+
+    return make
+
+
+FIT = ["--sparsity", "sparsity", "--params", T5_PARAMS, "--data", "steps", "--loss", "val-loss"]
+
+
+@pytest.mark.parametrize(
+    "edit, flags, fragments",
+    [
+        (lambda df: None, ["--loss", "val_loss"], ["--loss", "val_loss"]),
+        (lambda df: df.__setitem__("val-loss", df["val-loss"].where(df.index != 6)), [], ["row 7", "val-loss", "finite"]),
+        (lambda df: df.__setitem__("val-loss", df["val-loss"].where(df.index != 2, -1.0)), [], ["row 3", "val-loss", "> 0"]),
+        (lambda df: df.__setitem__("sparsity", df["sparsity"].where(df.index != 4, 1.0)), [], ["row 5", "sparsity", "outside [0, 1)"]),
+        (lambda df: df.__setitem__("steps", df["steps"].where(df.index != 1, 0.0)), [], ["row 2", "steps", "> 0"]),
+        (lambda df: df.__setitem__("steps", df["steps"].astype(object).where(df.index != 8, "many")), [], ["row 9", "steps", "not a number"]),
+        (lambda df: None, ["--params", "scale*widht"], ["--params", "unknown column 'widht'"]),
+        (lambda df: None, ["--params", "__import__('os')"], ["--params", "only numbers"]),
+        (lambda df: None, ["--form", "nm"], ["--base"]),
+        (lambda df: None, ["--space", "cubic"], ["--space"]),
+    ],
+)
+def test_fit_bad_input_is_one_line_exit_2_and_writes_nothing(bad_csv, tmp_path, edit, flags, fragments):
+    path = bad_csv(edit)
+    args = list(FIT)
+    for i in range(0, len(flags), 2):  # override a flag's value
+        if flags[i] in args:
+            args[args.index(flags[i]) + 1] = flags[i + 1]
+        else:
+            args += flags[i:i + 2]
+    out = tmp_path / "law.json"
+    proc = run("fit", path, *args, "--out", out, "--plot", tmp_path / "fit.png")
+    assert_one_line_error(proc, *fragments)
+    assert not out.exists() and not (tmp_path / "fit.png").exists()
+
+
+def test_fit_too_few_points_and_bad_files(tmp_path, t5_file):
+    import pandas as pd
+
+    pd.read_csv(t5_file).head(5).to_csv(tmp_path / "few.csv", index=False)
+    assert_one_line_error(run("fit", tmp_path / "few.csv", *FIT), "5 data points", "7 free coefficients")
+    assert_one_line_error(run("fit", tmp_path / "missing.csv", *FIT), "missing.csv", "no such file")
+    (tmp_path / "broken.json").write_text("{oops")
+    assert_one_line_error(run("fit", tmp_path / "broken.json", *FIT), "broken.json", "not valid JSON")
+    (tmp_path / "law.json").write_text('{"form": "sparse", "coefficients": {"aS": 1}}')
+    assert_one_line_error(run("predict", "--law", tmp_path / "law.json", "--params", "1e7", "--data", "1e5"), "law.json", "missing coefficient")
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["optimal", "--law", "gpt-9", "--params", "1e7", "--compute", "1e18"], ["unknown law preset 'gpt-9'"]),
+        (["optimal", "--law", "vit-jft", "--params", "ten", "--compute", "1e18"], ["--params", "'ten'"]),
+        (["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--flops", "quantum"], ["--flops"]),
+        (["optimal", "--law", "vit-jft", "--contours"], ["--contours needs --plot"]),
+        (["predict", "--law", "t5-c4", "--sparsity", "1.2", "--params", "1e7", "--data", "1e5"], ["--sparsity", "outside [0, 1)"]),
+        (["predict", "--law", "t5-c4", "--params", "-5", "--data", "1e5"], ["--params", "> 0"]),
+        (["fit", "--no-such-flag"], ["--no-such-flag"]),
+    ],
+)
+def test_planning_commands_bad_input(args, fragments):
+    assert_one_line_error(run(*args), *fragments)
