@@ -75,7 +75,9 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
                 outcome.failed.append((run.config_hash, row["failure_reason"] or ""))
             else:
                 todo.append(run.config_hash)
-        ui = _ProgressUI(len(runs), outcome.skipped, len(outcome.failed)) if show_progress else _NoUI()
+        finished_rows = [r for r in rows.values() if r["status"] == "finished"]
+        ui = (_ProgressUI(len(runs), outcome.skipped, len(outcome.failed), finished_rows) if show_progress
+              else _NoUI())
         stack.enter_context(ui)
         if todo:
             ex = make_executor(executor, workers=workers or spec.workers, ray_address=ray_address,
@@ -130,7 +132,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
             if ev.kind == "finished":
                 store.record_result(ev.config_hash, ev.payload)
                 status[ev.config_hash] = ev.payload["status"]
-                ui.done(ev.config_hash, ev.payload["status"])
+                ui.done(ev.config_hash, ev.payload["status"], ev.payload)
             else:
                 failures = store.record_failure(ev.config_hash, ev.payload)
                 if failures < max_failures:
@@ -160,26 +162,30 @@ class _NoUI:
 
     def started(self, h, row): ...
     def progress(self, h, info): ...
-    def done(self, h, status): ...
+    def done(self, h, status, result=None): ...
     def retry(self, h, reason): ...
     def tick(self): ...
 
 
 class _ProgressUI(_NoUI):
     """A rich progress bar for the sweep and one per run in flight. A run's bar
-    advances on the training steps the worker reports; where a runner reports
-    nothing it shows the elapsed time."""
+    follows the steps its worker reports; for a runner that reports none it
+    follows the elapsed time against the run's estimated time (its FLOPs at
+    the speed of the runs finished so far), capped below 100% until it ends."""
 
-    def __init__(self, total: int, skipped: int, failed: int):
+    def __init__(self, total: int, skipped: int, failed: int, finished_rows: list[dict[str, Any]] | None = None):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from sparsescale.sweep.estimate import seconds_per_flop
+
         self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
-                            transient=False)
-        self.sweep = self.bar.add_task("sweep", total=total, completed=skipped + failed, info="")
-        self.rows: dict[str, int] = {}
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False)
+        self.sweep = self.bar.add_task("sweep", total=total, completed=skipped + failed, info="runs")
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.finished: list[dict[str, Any]] = list(finished_rows or [])
+        self.s_per_flop = seconds_per_flop(self.finished)[0]
 
     def __enter__(self):
         self.bar.start()
@@ -190,22 +196,41 @@ class _ProgressUI(_NoUI):
         return False
 
     def started(self, h, row):
-        total = row["plan"].get("steps") or None
-        self.rows[h] = self.bar.add_task(f"  {_label(row)}", total=total, info="")
+        flops = (row.get("plan") or {}).get("train_flops_dense") or 0.0
+        task = self.bar.add_task(f"  {_label(row)}", total=100, info="", completed=0)
+        self.rows[h] = {"task": task, "t0": time.time(), "flops": flops, "steps": (row.get("plan") or {}).get("steps"),
+                        "reported": False}
 
     def progress(self, h, info):
-        if h in self.rows:
+        r = self.rows.get(h)
+        if r and r["steps"] and "step" in info:
+            r["reported"] = True
             text = f"loss {info['loss']:.3f}" if isinstance(info.get("loss"), (int, float)) else ""
-            self.bar.update(self.rows[h], completed=info.get("step", 0), info=text)
+            self.bar.update(r["task"], completed=100.0 * info["step"] / r["steps"], info=text)
 
-    def done(self, h, status):
-        if h in self.rows:
-            self.bar.remove_task(self.rows.pop(h))
+    def tick(self):
+        now = time.time()
+        for r in self.rows.values():
+            if not r["reported"] and r["flops"]:
+                est = r["flops"] * self.s_per_flop
+                self.bar.update(r["task"], completed=min(99.0, 100.0 * (now - r["t0"]) / max(est, 1e-9)),
+                                info=f"~{max(0.0, est - (now - r['t0'])):.0f} s left")
+
+    def done(self, h, status, result=None):
+        r = self.rows.pop(h, None)
+        if r is not None:
+            self.bar.remove_task(r["task"])
+        if result and result.get("wall_s") and result.get("train_flops_dense"):
+            from sparsescale.sweep.estimate import seconds_per_flop
+
+            self.finished.append(result)
+            self.s_per_flop = seconds_per_flop(self.finished)[0]
         self.bar.advance(self.sweep)
         if status != "finished":
             self.console.print(f"run {h[:12]}: {status}")
 
     def retry(self, h, reason):
-        if h in self.rows:
-            self.bar.remove_task(self.rows.pop(h))
+        r = self.rows.pop(h, None)
+        if r is not None:
+            self.bar.remove_task(r["task"])
         self.console.print(f"run {h[:12]} failed ({reason}); retrying")

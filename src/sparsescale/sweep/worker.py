@@ -74,7 +74,12 @@ def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = 
     if isinstance(init_from, str) and init_from.startswith("@"):
         # "@<hash>": the final checkpoint of a dense run in a sibling folder.
         config["init_from"] = _dense_checkpoint(Path(out_dir).parent / init_from[1:17])
-    return train(RunConfig(**config), out_dir, quiet=True)
+    import inspect
+
+    kwargs = {"quiet": True}
+    if progress is not None and "progress" in inspect.signature(train).parameters:
+        kwargs["progress"] = progress  # per-step reports for the sweep's per-run bars
+    return train(RunConfig(**config), out_dir, **kwargs)
 
 
 def _dense_checkpoint(run_dir: Path) -> str:
