@@ -90,8 +90,8 @@ def _stat_key(files: list[tuple[Path, Path]], tokenizer_name: str) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{tokenizer_name}|{text_lib.STRIP_VERSION}".encode())
     for root, path in files:
-        st = path.stat()
-        h.update(f"|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        st = os.stat(path)
+        h.update(f"|{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 

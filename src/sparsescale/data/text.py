@@ -74,12 +74,12 @@ def list_files(root: Path, exclude_dirs: tuple[str, ...] = ()) -> list[Path]:
         return [root]
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in exclude_dirs and not d.startswith("."))
+        dirnames[:] = [d for d in dirnames if d not in exclude_dirs and not d.startswith(".")]
         for name in filenames:
-            path = Path(dirpath) / name
-            if file_kind(path) is not None and not name.startswith("."):
-                found.append(path)
+            if not name.startswith(".") and file_kind(Path(name)) is not None:
+                found.append(os.path.join(dirpath, name))
     found.sort()
+    found = [Path(f) for f in found]
     if not found:
         raise SparsescaleError(f"--corpus {root}: no .txt/.md/.rst/.jsonl/.parquet files in this folder")
     return found

@@ -31,7 +31,7 @@ N_TOLERANCE = 0.05   # |N reached / N target - 1| must stay below this
 DEFAULT_ARCH: dict[str, dict[str, Any]] = {
     "gpt": {"depth": 2, "head_dim": 16, "mlp": "gelu", "pos": "learned", "seq_len": 64, "vocab_size": 256},
     "t5": {"enc_depth": 2, "dec_depth": 2, "head_dim": 16, "vocab_size": 256 + 2 + 100},
-    "vit": {"depth": 4, "head_dim": 16, "image_size": 28, "channels": 1, "patch": 4, "n_classes": 10, "pool": "cls"},
+    "vit": {"depth": 4, "head_dim": 16, "image_size": 28, "channels": 1, "patch": 7, "n_classes": 10, "pool": "cls"},
 }
 
 

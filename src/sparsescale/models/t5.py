@@ -178,10 +178,9 @@ class T5(nn.Module):
 
     def reset_parameters(self) -> None:
         n_layers = self.cfg.enc_depth + self.cfg.dec_depth
+        # Nothing starts at exactly zero (AdaFactor's step scales with the parameter RMS).
         for name, p in self.named_parameters():
-            if name.endswith("rel_bias.table.weight"):
-                nn.init.zeros_(p)
-            elif p.dim() >= 2:
+            if p.dim() >= 2:
                 std = 0.02 / math.sqrt(2 * n_layers) if name.endswith("proj.weight") or name.endswith("fc_out.weight") else 0.02
                 nn.init.normal_(p, mean=0.0, std=std)
 

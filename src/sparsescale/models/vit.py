@@ -25,7 +25,7 @@ from sparsescale.models.gpt import RMSNorm
 class ViTConfig:
     image_size: int = 28
     channels: int = 1
-    patch: int = 4
+    patch: int = 7
     n_classes: int = 10
     depth: int = 4
     width: int = 64
@@ -83,24 +83,22 @@ class ViT(nn.Module):
         if cfg.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', not {cfg.pool!r}")
         self.cfg = cfg
-        self.patch_embed = nn.Linear(cfg.channels * cfg.patch * cfg.patch, cfg.width)
+        self.patch_embed = nn.Linear(cfg.channels * cfg.patch * cfg.patch, cfg.width, bias=False)
         n_tokens = cfg.n_patches + (1 if cfg.pool == "cls" else 0)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.width)) if cfg.pool == "cls" else None
         self.pos_emb = nn.Parameter(torch.zeros(1, n_tokens, cfg.width))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm_f = RMSNorm(cfg.width)
-        self.head = nn.Linear(cfg.width, cfg.n_classes)
+        self.head = nn.Linear(cfg.width, cfg.n_classes, bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        # Nothing starts at exactly zero: AdaFactor scales each update by the
+        # parameter's RMS (floored at 1e-3), so a zero tensor would barely move.
         for name, p in self.named_parameters():
-            if name.startswith("head"):
-                nn.init.zeros_(p)   # a zero head starts at uniform class probabilities
-            elif p.dim() >= 2:
+            if p.dim() >= 2:
                 std = 0.02 / math.sqrt(2 * self.cfg.depth) if name.endswith(("proj.weight", "fc_out.weight")) else 0.02
                 nn.init.normal_(p, mean=0.0, std=std)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
 
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, n_patches, C*p*p), patches in row-major order."""
