@@ -53,13 +53,12 @@ def main() -> None:
     from scipy.optimize import differential_evolution
 
     prob = _Problem("sparse", S, N, D, y, "log", 1e-3, None)
-    bounds = [LOG_AMPLITUDE_BOUNDS] * 4 + list(EXPONENT_BOUNDS["sparse"])
-    # DE needs a finite box for the amplitudes; give it the generous box around
-    # the normalised data scale rather than +-40 in log space.
-    bounds = [(-12.0, 6.0)] * 4 + bounds[4:]
+    # DE searches log amplitudes (normalised units) in a generous box, and the
+    # same exponent box as sparsescale.
+    bounds = [(-12.0, 6.0)] * 4 + list(EXPONENT_BOUNDS["sparse"])
 
     def objective_fn(p):
-        r, _ = prob.residual_jacobian(p[None, :])
+        r, _ = prob.residual_jacobian(np.concatenate([np.exp(p[:4]), p[4:]])[None, :])
         return float(np.mean(huber(r[0], 1e-3))) if np.all(np.isfinite(r)) else 1e3
 
     target = objective * (1 + 1e-6)
