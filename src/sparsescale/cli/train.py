@@ -34,6 +34,11 @@ def train(
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile (CUDA only)."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between validation points."),
     ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every", help="Steps between checkpoints."),
+    eval_tokens: Optional[int] = typer.Option(None, "--eval-tokens", help="Validation tokens (text)."),
+    eval_examples: Optional[int] = typer.Option(None, "--eval-examples", help="Validation examples (vit)."),
+    prune_every: Optional[int] = typer.Option(None, "--prune-every", help="Steps between mask updates."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="Blocks (per stack for t5) [family default]."),
+    head_dim: Optional[int] = typer.Option(None, "--head-dim", help="Attention head width [family default]."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with these settings (flags override)."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint.pt and result.json go here."),
     check: bool = typer.Option(False, "--check", help="Print the planned sizes and FLOPs; train nothing."),
@@ -51,7 +56,8 @@ def train(
         config, model=model, params=params, sparsity=sparsity, pattern=pattern, tokens=tokens,
         examples=examples, steps=steps, seed=seed, batch=batch, seq_len=seq_len, lr=lr, optimizer=optimizer,
         init_from=str(init_from) if init_from else None, corpus=corpus, tokenizer=tokenizer, threads=threads,
-        device=device, compile=compile, eval_every=eval_every, ckpt_every=ckpt_every,
+        device=device, compile=compile, eval_every=eval_every, ckpt_every=ckpt_every, eval_tokens=eval_tokens,
+        eval_examples=eval_examples, prune_every=prune_every, depth=depth, head_dim=head_dim,
     )
     from sparsescale.train.run import check_config, train as train_run
 

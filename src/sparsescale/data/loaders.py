@@ -102,7 +102,7 @@ class T5Batches:
 
 def _to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 class ImageBatches:

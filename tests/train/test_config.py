@@ -1,0 +1,61 @@
+"""RunConfig: counts with suffixes, one-line errors naming the field, TOML + flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.train.config import RunConfig, load_config, parse_count
+
+
+def test_counts():
+    assert parse_count("200k", "--params") == 200_000
+    assert parse_count("1.5M", "--params") == 1_500_000
+    assert parse_count("2e6", "--tokens") == 2_000_000
+    assert parse_count(300, "--steps") == 300
+    for bad in ("many", "-5", "0", "1.5"):
+        with pytest.raises(SparsescaleError, match="--x"):
+            parse_count(bad, "--x")
+
+
+def test_defaults_and_resolution():
+    cfg = RunConfig(params="200k", tokens="1M")
+    assert cfg.params == 200_000 and cfg.model == "gpt" and cfg.final_sparsity == 0.0
+    assert cfg.resolved("batch") == 64 and cfg.resolved("lr") == 0.02
+    assert RunConfig(params=1000, steps=5, pattern="2:4").final_sparsity == 0.5
+    assert RunConfig(params=1000, steps=5, pattern="2:4", sparsity=0.75).final_sparsity == 0.75
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"sparsity": 1.0}, "--sparsity"),
+    ({"sparsity": -0.1}, "--sparsity"),
+    ({"model": "bert"}, "--model"),
+    ({"pattern": "4:2"}, "--pattern"),
+    ({"pattern": "2-4"}, "--pattern"),
+    ({"params": "lots"}, "--params"),
+    ({"optimizer": "sgd"}, "--optimizer"),
+    ({"tokens": None}, "--tokens, --examples or --steps"),
+    ({"steps": 10}, "exactly one data budget"),
+    ({"pattern": "2:4", "sparsity": 0.25}, "below 0.5"),
+    ({"model": "vit"}, "--examples"),
+    ({"bogus": 1}, "--bogus"),
+])
+def test_errors_name_the_field(kwargs, field):
+    base = {"params": "100k", "tokens": "1M"}
+    base.update(kwargs)
+    base = {k: v for k, v in base.items() if not (k == "tokens" and v is None)}
+    with pytest.raises(SparsescaleError) as exc:
+        RunConfig(**base)
+    assert field in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_toml_and_flag_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('model = "gpt"\nparams = "50k"\nsparsity = 0.5\ntokens = "1M"\nseed = 3\n')
+    cfg = load_config(path, seed=None, steps="100")
+    assert cfg.params == 50_000 and cfg.seed == 3 and cfg.steps == 100 and cfg.tokens is None
+    (tmp_path / "bad.toml").write_text('params = "50k"\ntokens = "1M"\nsparsity = 2\n')
+    with pytest.raises(SparsescaleError, match=r"--config .*bad.toml: --sparsity"):
+        load_config(tmp_path / "bad.toml")
+    with pytest.raises(SparsescaleError, match="--config .*missing.toml: no such file"):
+        load_config(tmp_path / "missing.toml")
