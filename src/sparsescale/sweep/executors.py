@@ -147,13 +147,18 @@ class LocalExecutor:
         return events
 
     def shutdown(self) -> None:
+        """Stop the workers. A worker still training gets SIGTERM, on which a
+        run checkpoints and exits, so an interrupted sweep loses little work."""
         for w in self._workers:
             try:
-                w.conn.send(None)
+                if w.task is not None:
+                    w.process.terminate()
+                else:
+                    w.conn.send(None)
             except (OSError, ValueError):
                 pass
         for w in self._workers:
-            w.process.join(2.0)
+            w.process.join(15.0 if w.task is not None else 2.0)
             if w.process.is_alive():
                 w.process.kill()
                 w.process.join(1.0)
