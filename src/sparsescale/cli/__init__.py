@@ -45,7 +45,10 @@ def _click_exception_types():
 def main(argv: list[str] | None = None) -> None:
     click_error, click_abort, click_exit = _click_exception_types()
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise SystemExit(code)
     except SparsescaleError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except click_abort:

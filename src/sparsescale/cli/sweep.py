@@ -69,7 +69,7 @@ def sweep(
         print(f"  failed {h[:12]}: {reason}", file=sys.stderr)
     if outcome.failed:
         print(f"re-run the same command to retry; the reasons are kept in {store}", file=sys.stderr)
-        raise SystemExit(1)  # typer.Exit is swallowed under standalone_mode=False
+        raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
 
 
