@@ -30,6 +30,14 @@ def _sparsity_colors(levels):
     return {s: cmap(i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
 
 
+def _short(n: float) -> str:
+    """200000 -> '200k', 1.5e9 -> '1.5B'."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
+
+
 def _d_label(law: Law | None) -> str:
     return (law.units.get("D") if law is not None else None) or "data"
 
@@ -91,6 +99,10 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
                 ax.scatter(N[m], y[m], color=c, s=26, zorder=3)
             ax.plot(n_line, law.predict(np.full_like(n_line, s), n_line, np.full_like(n_line, d)), color=c, lw=1.4, label=f"S = {s:g}")
         ax.set_xscale("log")
+        sizes = sorted(set(np.round(N, -2)))
+        if len(sizes) <= 8:  # label the sizes that were run, not crowded minor ticks
+            ax.minorticks_off()
+            ax.set_xticks(sizes, [_short(n) for n in sizes])
         ax.set_xlabel("non-zero parameters N")
         ax.set_title(f"D = {d:.3g} {_d_label(law)}", fontsize=10)
         ax.grid(alpha=0.3, which="both")

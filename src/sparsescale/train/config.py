@@ -23,7 +23,7 @@ _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 # Per-family defaults for fields left at None.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gpt": {"batch": 64, "seq_len": 64},
+    "gpt": {"batch": 32, "seq_len": 64},  # 32 x 64: same tokens/s as 64 x 64 on CPU, twice the steps, lower loss per token
     "t5": {"batch": 32, "seq_len": 64},
     "vit": {"batch": 128, "seq_len": None},
 }
