@@ -118,19 +118,3 @@ def check_values(values: np.ndarray, flag: str, source: str, column: str, *, pos
             raise SparsescaleError(f"{source}: row {i + 1}, {column} ({flag}): {v:g} must be > 0")
         if unit_interval and not (0.0 <= v < 1.0):
             raise SparsescaleError(f"{source}: row {i + 1}, {column} ({flag}): sparsity {v:g} is outside [0, 1)")
-
-
-def parse_quantity(text: str, flag: str) -> float:
-    """'200k', '1.5M', '2e18', '3G' -> float (k=1e3, M=1e6, B/G=1e9, T=1e12)."""
-    s = str(text).strip()
-    mult = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "b": 1e9, "B": 1e9, "g": 1e9, "G": 1e9, "t": 1e12, "T": 1e12}
-    factor = 1.0
-    if s and s[-1] in mult:
-        factor, s = mult[s[-1]], s[:-1]
-    try:
-        value = float(s) * factor
-    except ValueError:
-        raise SparsescaleError(f"{flag}: {text!r} is not a number (examples: 2e7, 200k, 1.5M, 3B)") from None
-    if not math.isfinite(value):
-        raise SparsescaleError(f"{flag}: {text!r} is not finite")
-    return value

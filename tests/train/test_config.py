@@ -21,7 +21,7 @@ def test_counts():
 def test_defaults_and_resolution():
     cfg = RunConfig(params="200k", tokens="1M")
     assert cfg.params == 200_000 and cfg.model == "gpt" and cfg.final_sparsity == 0.0
-    assert cfg.resolved("batch") == 64 and cfg.resolved("lr") == 0.02
+    assert cfg.resolved("batch") == 32 and cfg.resolved("lr") == 0.02
     assert RunConfig(params=1000, steps=5, pattern="2:4").final_sparsity == 0.5
     assert RunConfig(params=1000, steps=5, pattern="2:4", sparsity=0.75).final_sparsity == 0.75
 

@@ -200,7 +200,7 @@ def _print_fit(report: dict, law) -> None:
 
 
 def _values(text: str, flag: str):
-    from sparsescale.tables import parse_quantity
+    from sparsescale.units import parse_quantity
 
     return [parse_quantity(part, flag) for part in str(text).split(",") if part.strip()] or [parse_quantity(text, flag)]
 
@@ -266,7 +266,7 @@ def optimal(
     """
     from sparsescale.laws.forms import load_law
     from sparsescale.laws.planning import optimal_data_ratio, optimal_sparsity
-    from sparsescale.tables import parse_quantity
+    from sparsescale.units import parse_quantity
 
     the_law = load_law(law)
     if contours and plot is None:

@@ -16,33 +16,16 @@ input dimension (the last dimension of a Linear weight, shape (out, in)); 2:4 ke
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 
 from sparsescale.errors import SparsescaleError
-
-_NM_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
-
+from sparsescale.units import parse_pattern as _parse_pattern
 
 def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
-    """None / "unstructured" -> None; "n:m" -> (n, m) with 0 < n < m.
-
-    n:m keeps n weights in every group of m consecutive weights along the input
-    dimension."""
-    if pattern is None or pattern == "unstructured":
-        return None
-    if not isinstance(pattern, str):
-        raise SparsescaleError(f"pattern must be None, 'unstructured' or 'n:m', got {pattern!r}")
-    match = _NM_RE.match(pattern)
-    if match is None:
-        raise SparsescaleError(
-            f"unknown pattern {pattern!r}; expected 'unstructured' or 'n:m' such as '2:4'"
-        )
-    n, m = int(match.group(1)), int(match.group(2))
-    if not (0 < n < m):
-        raise SparsescaleError(f"pattern {pattern!r}: need 0 < n < m (n kept out of every m)")
-    return n, m
+    """None / "unstructured" -> None; "n:m" -> (n, m) with 0 < n < m: n weights
+    kept in every group of m consecutive weights along the input dimension."""
+    return _parse_pattern(pattern, "pattern")
 
 
 def n_kept(numel: int, sparsity: float) -> int:

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.units import parse_count, parse_pattern
 
 FAMILIES = ("gpt", "t5", "vit")
 BUDGET_AXES = ("tokens", "examples", "steps")
@@ -53,36 +52,6 @@ _AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *
 # Fields that change how a run executes but not what it computes; they are left
 # out of the config hash so that e.g. more threads do not retrain a sweep.
 _EXECUTION_FIELDS = {"threads", "ckpt_every", "device", "compile"}
-
-_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-
-
-def parse_count(value: int | float | str, what: str) -> int:
-    """Parse a positive count such as 200000, "200k", "0.5M" or "1e6"."""
-    if isinstance(value, bool):
-        raise SparsescaleError(f"{what}: expected a count like 200k, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", str(value))
-        if not m:
-            raise SparsescaleError(f"{what}: expected a count like 200k or 0.5M, got {value!r}")
-        number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if not math.isfinite(number) or number <= 0 or abs(number - round(number)) > 1e-6 * max(1.0, number):
-        raise SparsescaleError(f"{what}: expected a positive whole count, got {value!r}")
-    return int(round(number))
-
-
-def parse_pattern(value: str, what: str) -> tuple[int, int] | None:
-    """None for unstructured, else (n, m): n weights KEPT in every group of m
-    consecutive weights along the input dimension (2:4 keeps 2 of 4)."""
-    if value in (UNSTRUCTURED, "dense", "none"):
-        return None
-    m = re.fullmatch(r"(\d+):(\d+)", value)
-    if not m or not (0 < int(m.group(1)) < int(m.group(2))):
-        raise SparsescaleError(f"{what}: expected 'unstructured' or n:m with 0 < n < m (2:4 keeps 2 of 4), got {value!r}")
-    return int(m.group(1)), int(m.group(2))
-
 
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -10,7 +10,6 @@ throughput of small models; see benchmarks/train_bench.py for the figures.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -18,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.units import parse_count, parse_pattern
 
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 # Per-family defaults for fields left at None.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -28,22 +27,6 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "vit": {"batch": 128, "seq_len": None},
 }
 DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
-
-
-def parse_count(value: Any, field: str) -> int:
-    """200000, "200k", "1.5M", "2e6" -> int. Raises SparsescaleError naming `field`."""
-    if isinstance(value, bool):
-        raise SparsescaleError(f"{field}: expected a count like 200k, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", str(value))
-        if not m:
-            raise SparsescaleError(f"{field}: expected a count like 200k or 1.5M, got {value!r}")
-        number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if number != number or number <= 0 or abs(number - round(number)) > 1e-6 * max(1.0, number):
-        raise SparsescaleError(f"{field}: expected a positive whole count, got {value!r}")
-    return int(round(number))
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -125,12 +108,13 @@ class RunConfig(BaseModel):
     @field_validator("pattern", mode="before")
     @classmethod
     def _pattern(cls, value: Any) -> str | None:
-        if value is None or str(value).strip().lower() in ("", "none", "unstructured", "dense"):
+        if value is None or str(value).strip() == "":
             return None
-        m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(value))
-        if not m or not 0 < int(m.group(1)) < int(m.group(2)):
-            raise ValueError(f"expected 'n:m' with 0 < n < m (n kept in every m), got {value!r}")
-        return f"{int(m.group(1))}:{int(m.group(2))}"
+        try:
+            nm = parse_pattern(str(value), "--pattern")
+        except SparsescaleError as exc:
+            raise ValueError(str(exc).removeprefix("--pattern: ")) from None
+        return None if nm is None else f"{nm[0]}:{nm[1]}"
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
