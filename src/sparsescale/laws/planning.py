@@ -123,15 +123,28 @@ def _loss_along_budget(law: Law, S, N, C, flops, start, end):
 
 def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "sparse",
                           start: float = 0.25, end: float = 0.75, resolution: int = 2000) -> np.ndarray:
-    """S_opt on a grid of S (vectorised over any broadcast shape of N and C);
-    accurate to 1/resolution. For maps; `optimal_sparsity` refines one point."""
+    """S_opt on a grid of S (vectorised over any broadcast shape of N and C),
+    accurate to MAX_SPARSITY/resolution. For maps; `optimal_sparsity` refines one
+    point. Coarse-to-fine: a grid of about sqrt(resolution) * 4 values, then a
+    fine grid around each point's coarse minimum, in chunks of points so that
+    memory stays small."""
     _require_sparse(law)
-    N = np.asarray(n_nonzero, dtype=float)
-    C = np.asarray(compute_flops, dtype=float)
-    N, C = np.broadcast_arrays(N, C)
-    S = np.linspace(0.0, MAX_SPARSITY, resolution)
-    L, _ = _loss_along_budget(law, S[:, None], N.reshape(1, -1), C.reshape(1, -1), flops, start, end)
-    return S[np.argmin(L, axis=0)].reshape(N.shape)
+    N, C = np.broadcast_arrays(np.asarray(n_nonzero, dtype=float), np.asarray(compute_flops, dtype=float))
+    n_flat, c_flat = N.ravel(), C.ravel()
+    coarse_n = int(min(resolution, max(16, 4 * math.sqrt(resolution))))
+    coarse = np.linspace(0.0, MAX_SPARSITY, coarse_n)
+    step = coarse[1] - coarse[0]
+    fine_n = int(np.ceil(2 * step / (MAX_SPARSITY / resolution))) + 1
+    offsets = np.linspace(-step, step, fine_n)
+    out = np.empty(n_flat.size)
+    for lo in range(0, n_flat.size, 4096):
+        n_c, c_c = n_flat[lo:lo + 4096], c_flat[lo:lo + 4096]
+        L, _ = _loss_along_budget(law, coarse[:, None], n_c[None, :], c_c[None, :], flops, start, end)
+        centre = coarse[np.argmin(L, axis=0)]
+        S = np.clip(centre[None, :] + offsets[:, None], 0.0, MAX_SPARSITY)
+        L, _ = _loss_along_budget(law, S, n_c[None, :], c_c[None, :], flops, start, end)
+        out[lo:lo + 4096] = S[np.argmin(L, axis=0), np.arange(S.shape[1])]
+    return out.reshape(N.shape)
 
 
 def optimal_sparsity(law: Law, n_nonzero: float, compute_flops: float, flops: str = "sparse",
