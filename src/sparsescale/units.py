@@ -52,5 +52,5 @@ def parse_pattern(value: str | None, what: str = "pattern") -> tuple[int, int] |
         raise SparsescaleError(f"{what}: unknown pattern {value!r}; expected 'unstructured' or n:m such as '2:4'")
     n, m_ = int(m.group(1)), int(m.group(2))
     if not 0 < n < m_:
-        raise SparsescaleError(f"{what}: pattern {value!r} needs 0 < n < m (n weights kept in every m)")
+        raise SparsescaleError(f"{what}: pattern {value!r}: need 0 < n < m (n weights kept in every m)")
     return n, m_
