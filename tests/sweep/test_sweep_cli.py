@@ -3,17 +3,14 @@
 import csv
 import io
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import needs_train
 from sparsescale.sweep.store import Store
 
 # Tiny real runs: the narrowest GPT, a few thousand tokens each.
@@ -64,7 +61,6 @@ def test_unknown_family_exits_2(tmp_path):
     assert not (tmp_path / "s.sqlite").exists()
 
 
-@needs_train
 @pytest.mark.parametrize("edit, message", [
     (('["8k", "16k", "32k"]', '["8k", "2k"]'), "below the gpt minimum"),
     (('["6k", "12k"]', '["6k", "50G"]'), "tokens"),
@@ -79,7 +75,6 @@ def test_impossible_runs_exit_2_naming_the_run_before_training(tmp_path, edit, m
     assert not (tmp_path / "s.sqlite").exists()
 
 
-@needs_train
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
     spec = tiny_spec(tmp_path)
     r = run_cli("sweep", spec, "--store", tmp_path / "s.sqlite", "--dry-run")
@@ -88,7 +83,6 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
     assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "s.runs").exists()
 
 
-@needs_train
 @pytest.mark.slow
 def test_real_sweep_export_fit_and_report(tmp_path):
     spec = tiny_spec(tmp_path)
@@ -126,7 +120,6 @@ def test_real_sweep_export_fit_and_report(tmp_path):
     assert page.count('<img src="data:image/png;base64,') == 4
 
 
-@needs_train
 @pytest.mark.slow
 def test_real_training_coordinator_killed_three_times(tmp_path):
     """SIGKILL the coordinator (and with it its training workers) at random

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -39,8 +38,3 @@ def small_corpus(tmp_path_factory, cache_dir) -> Path:
         if size > 1_500_000:
             break
     return folder
-
-
-def cli(*args: str) -> list[str]:
-    """argv for the installed `sparsescale` entry point of this interpreter."""
-    return [sys.executable, "-c", "from sparsescale.cli import main; main()", *args]

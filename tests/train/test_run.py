@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli
+from train_cli import cli
 from sparsescale.data.images import FASHION_MNIST_DIR
 from sparsescale.errors import SparsescaleError
 from sparsescale.train.config import RunConfig

@@ -8,9 +8,11 @@ Usage in a training loop (the pruner never touches gradients or the loss)::
         opt.step(); opt.zero_grad()
         pruner.step()   # on an update step: new masks from current weights; always: w *= mask
 
-Per step: the optimizer updates the weights with dense gradients, then
-`pruner.step()` recomputes masks if the schedule says so and multiplies the
-weights by their masks in place. Masks are bool tensors (1 byte per weight),
+Per step, in the paper's order: on an update step the new masks are ranked on
+the weights before that step's optimizer update (`pruner.step()` ranks them at
+the end of the previous step, on the same weights), the optimizer updates with
+dense gradients, then `pruner.step()` installs the masks and multiplies the
+weights by them in place. Masks are bool tensors (1 byte per weight),
 recomputed only on update steps, so the per-step cost is one in-place multiply
 per pruned tensor. A new mask is always a subset of the previous one, so pruned
 weights stay exactly 0 for the rest of training.
@@ -263,6 +265,8 @@ class GradualPruner:
         self.params = {**self.prunable, **(self.embedding_params if embeddings != "off" else {})}
         self.masks: dict[str, torch.Tensor] = {}
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # masks ranked at the end of the previous step for the next update step
+        self._pending: dict[str, torch.Tensor] | None = None
         self.step_count = 0
 
     # ---- schedule -----------------------------------------------------------
@@ -276,15 +280,16 @@ class GradualPruner:
 
     # ---- masks --------------------------------------------------------------
     @torch.no_grad()
-    def _update_masks(self, targets: dict[str, float]) -> None:
+    def _compute_masks(self, targets: dict[str, float]) -> dict[str, torch.Tensor]:
+        """New masks at `targets` from the current weights (installs nothing)."""
+        new: dict[str, torch.Tensor] = {}
         block_targets = {k: targets[k] for k in self.prunable}
         if self.config["scope"] == "global":
             s = block_targets[next(iter(self.prunable))]
             if s > 0.0 or self.masks:
-                new = masks_lib.global_magnitude_masks(
+                new.update(masks_lib.global_magnitude_masks(
                     dict(self.prunable), s, alive={k: m for k, m in self.masks.items()}, nm=self.nm
-                )
-                self.masks.update(new)
+                ))
             rest = [k for k in self.params if k not in self.prunable]
         else:
             rest = list(self.params)
@@ -293,12 +298,17 @@ class GradualPruner:
             if s == 0.0 and name not in self.masks:
                 continue  # nothing pruned yet: no mask needed, no per-step cost
             nm = self.nm if name in self.prunable else None
-            self.masks[name] = masks_lib.magnitude_mask(
-                self.params[name], s, alive=self.masks.get(name), nm=nm
-            )
+            new[name] = masks_lib.magnitude_mask(self.params[name], s, alive=self.masks.get(name), nm=nm)
+        return new
+
+    def _install_masks(self, new: dict[str, torch.Tensor]) -> None:
+        self.masks.update(new)
         self._pairs = [(self.params[k], m) for k, m in self.masks.items()]
         if self.optimizer is not None:
             self._zero_optimizer_state()
+
+    def _update_masks(self, targets: dict[str, float]) -> None:
+        self._install_masks(self._compute_masks(targets))
 
     @torch.no_grad()
     def _zero_optimizer_state(self) -> None:
@@ -319,12 +329,23 @@ class GradualPruner:
                 param.mul_(mask)
 
     def step(self) -> None:
-        """Call once per training step, after optimizer.step(): on an update step
-        recompute masks from the current weights, then re-apply all masks."""
-        if self.schedule.is_update_step(self.step_count):
+        """Call once per training step, after optimizer.step().
+
+        The paper's order on an update step t: the new mask is ranked on the
+        weights *before* step t's optimizer update, the update uses dense
+        gradients, then weights *= mask. Since this runs after the update, the
+        masks for step t are ranked at the end of step t-1 (the same weights)
+        and installed here; only a pruner that starts on an update step ranks
+        that first mask on the updated weights."""
+        if self._pending is not None:
+            self._install_masks(self._pending)
+            self._pending = None
+        elif self.schedule.is_update_step(self.step_count):
             self._update_masks(self.scheduled_sparsity(self.step_count))
         self.apply_masks()
         self.step_count += 1
+        if self.schedule.is_update_step(self.step_count):
+            self._pending = self._compute_masks(self.scheduled_sparsity(self.step_count))
 
     def prune_now(self, sparsity: float | None = None) -> None:
         """One-shot: prune every tensor to its final sparsity (or to `sparsity`
@@ -336,6 +357,8 @@ class GradualPruner:
             targets.update({k: float(sparsity) for k in self.prunable})
         self._update_masks(targets)
         self.apply_masks()
+        if self._pending is not None:  # re-rank the next update on the pruned weights
+            self._pending = self._compute_masks(self.scheduled_sparsity(self.step_count))
 
     # ---- reporting ----------------------------------------------------------
     def kept(self) -> dict[str, int]:
@@ -386,6 +409,7 @@ class GradualPruner:
             "config": dict(self.config),
             "tensors": list(self.params),
             "masks": {k: m for k, m in self.masks.items()},
+            "pending_masks": None if self._pending is None else dict(self._pending),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -400,16 +424,22 @@ class GradualPruner:
                 )
         if list(state["tensors"]) != list(self.params):
             raise SparsescaleError("pruner state was saved for different tensors than this model's pruned set")
-        masks = {}
-        for name, mask in state["masks"].items():
-            param = self.params[name]
-            if tuple(mask.shape) != tuple(param.shape) or mask.dtype != torch.bool:
-                raise SparsescaleError(f"pruner state: mask {name} has shape {tuple(mask.shape)} / {mask.dtype}")
-            masks[name] = mask.to(param.device).clone()
+        masks = self._checked_masks(state["masks"])
+        pending = state.get("pending_masks")
+        self._pending = None if pending is None else self._checked_masks(pending)
         self.masks = masks
         self._pairs = [(self.params[k], m) for k, m in self.masks.items()]
         self.step_count = int(state["step"])
         self.apply_masks()
+
+    def _checked_masks(self, saved: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = {}
+        for name, mask in saved.items():
+            param = self.params[name]
+            if tuple(mask.shape) != tuple(param.shape) or mask.dtype != torch.bool:
+                raise SparsescaleError(f"pruner state: mask {name} has shape {tuple(mask.shape)} / {mask.dtype}")
+            masks[name] = mask.to(param.device).clone()
+        return masks
 
 
 def one_shot_prune(
