@@ -118,8 +118,9 @@ def fit(
 
     held = None
     if holdout is not None:
-        held = __import__("sparsescale.laws.uncertainty", fromlist=["holdout_largest_n"]).holdout_largest_n(
-            S if form != Form.dense else None, N, D, y, seed=seed, **kwargs)
+        from sparsescale.laws.uncertainty import holdout_largest_n
+
+        held = holdout_largest_n(S if form != Form.dense else None, N, D, y, seed=seed, **kwargs)
         report["holdout"] = {k: v for k, v in held.items() if k not in ("mask", "law")}
         report["holdout"]["coefficients"] = held["law"].coefficients
     if bootstrap:

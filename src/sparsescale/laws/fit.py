@@ -371,6 +371,21 @@ def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upp
     return np.where(at_lo | at_hi, 0.0, g)
 
 
+def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base):
+    """Validated arrays -> the normalised problem and the bounds of its parameters."""
+    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
+    y = np.asarray(loss, dtype=float).reshape(-1)
+    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
+    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
+    D = np.asarray(data, dtype=float).reshape(-1)
+    if not (S.shape == N.shape == D.shape == y.shape):
+        raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
+    _validate(form, S, N, D, y, space, delta, base)
+    problem = _Problem(form, S, N, D, y, space, delta, base)
+    bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(EXPONENT_BOUNDS[form])
+    return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+
+
 def fit_law(
     sparsity,
     n_nonzero,
@@ -396,17 +411,8 @@ def fit_law(
     every seed. extra_starts: coefficient dicts to start from as well (warm
     starts, e.g. the full-data optimum inside a bootstrap).
     """
-    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
-    y = np.asarray(loss, dtype=float).reshape(-1)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
-    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
-    D = np.asarray(data, dtype=float).reshape(-1)
-    if not (S.shape == N.shape == D.shape == y.shape):
-        raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
-    _validate(form, S, N, D, y, space, delta, base)
-
-    problem = _Problem(form, S, N, D, y, space, delta, base)
-    k = problem.n_amplitudes
+    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base)
+    y, delta = problem.y, problem.delta
     E = _candidates(problem, n_candidates, seed)
     amps, proj_obj = problem.project(E)
     chosen = _distinct_best(E, proj_obj, n_starts, min_dist=0.02)
@@ -415,9 +421,6 @@ def fit_law(
     if not starts:
         raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
 
-    bounds = [AMPLITUDE_BOUNDS] * k + list(EXPONENT_BOUNDS[form])
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
     P, f = _refine(problem, np.array(starts), lower, upper)
     if not np.any(np.isfinite(f)):
         raise SparsescaleError("the optimiser found no finite optimum for this data")
@@ -466,17 +469,7 @@ def fit_resamples(
     rtol is looser than a single fit's: along directions the data cannot
     resolve (an amplitude drifting to 0) the last digits cost hundreds of
     iterations and move no interval."""
-    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
-    y = np.asarray(loss, dtype=float).reshape(-1)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
-    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
-    D = np.asarray(data, dtype=float).reshape(-1)
-    _validate(form, S, N, D, y, space, delta, base)
-    problem = _Problem(form, S, N, D, y, space, delta, base)
-    k = problem.n_amplitudes
-    bounds = [AMPLITUDE_BOUNDS] * k + list(EXPONENT_BOUNDS[form])
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
+    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base)
     W = np.asarray(weights, dtype=float)
     R, n_starts = W.shape[0], len(starts)
     P0 = np.tile(np.array([problem.from_coefficients(c) for c in starts]), (R, 1))
