@@ -68,15 +68,45 @@ def test_fit_reads_parquet_and_the_dense_form(t5_file, tmp_path):
 
 
 def test_optimal_json_and_contours(tmp_path):
-    proc = run("optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--json")
+    proc = run("optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "5x", "--json")
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
-    assert 0.85 < rep["sparsity"] < 0.95 and rep["loss"] < rep["dense_loss"]
+    # paper-notes: S_opt at N = 1e7 and 5 x the dense compute-optimal budget is 0.71
+    assert rep["sparsity"] == pytest.approx(0.71, abs=0.01) and rep["loss"] < rep["dense_loss"]
+    assert rep["compute_vs_dense_optimal"] == pytest.approx(5.0)
+    assert rep["compute_flops"] == pytest.approx(rep["compute"] * 197)
     assert rep["optimal_data_ratio"]["0.5"] == pytest.approx(1.22, rel=0.01)
     plot = tmp_path / "contours.png"
     proc = run("optimal", "--law", "t5-c4", "--flops", "dense", "--contours", "--plot", plot)
     assert proc.returncode == 0, proc.stderr
     assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("law, n, c, s_opt, data", [("t5-c4", "1e8", "1e20", 0.724, 1.28e6), ("vit-jft", "1e8", "1e21", 0.764, None)])
+def test_optimal_converts_flops_with_the_laws_tokens_per_unit(law, n, c, s_opt, data):
+    """A T5 step is 65,536 tokens and a ViT image 197: a budget in FLOPs buys that many fewer units of D."""
+    rep = json.loads(run("optimal", "--law", law, "--params", n, "--compute", c, "--json").stdout)
+    assert rep["sparsity"] == pytest.approx(s_opt, abs=1e-3)
+    assert rep["compute_flops"] == pytest.approx(float(c))
+    per_unit = {"t5-c4": 65536, "vit-jft": 197}[law]
+    assert 6 * float(n) * rep["dense_data"] * per_unit == pytest.approx(float(c))
+    if data:
+        assert rep["data"] == pytest.approx(data, rel=5e-3)
+
+
+def test_optimal_refuses_flops_for_a_law_without_tokens_per_unit(tmp_path):
+    from sparsescale.laws import preset
+
+    law = preset("t5-c4")
+    law.tokens_per_unit = None
+    law.uncertainty = None
+    law.save(tmp_path / "law.json")
+    proc = run("optimal", "--law", tmp_path / "law.json", "--params", "1e8", "--compute", "1e20")
+    assert_one_line_error(proc, "--compute", "tokens_per_unit", "10x")
+    ok = run("optimal", "--law", tmp_path / "law.json", "--params", "1e8", "--compute", "10x", "--json")
+    assert ok.returncode == 0, ok.stderr
+    rep = json.loads(ok.stdout)
+    assert rep["compute_flops"] is None and rep["compute_vs_dense_optimal"] == pytest.approx(10.0)
 
 
 def test_predict_table_output():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -33,6 +34,27 @@ class Holdout(str, Enum):
     largest_n = "largest-n"
 
 
+# Library errors name arguments; these are the flags that set them.
+FLAG_OF = {
+    "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
+    "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
+    "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
+    "level": "--level", "sparsity": "--sparsity", "data": "--data",
+}
+
+
+@contextmanager
+def _as_flags():
+    """Re-word a library error that starts with an argument name ("form: ...") to name its flag."""
+    try:
+        yield
+    except SparsescaleError as exc:
+        head, sep, rest = str(exc).partition(":")
+        if sep and head.strip() in FLAG_OF:
+            raise SparsescaleError(FLAG_OF[head.strip()] + ":" + rest) from None
+        raise
+
+
 def _console():
     from rich.console import Console
 
@@ -53,7 +75,7 @@ def _derived_quantities(form: str, S, N, D):
     c_ref = 6.0 * n_ref * d_ref * 10.0
     out = {
         f"loss(S={S.max():g}, N={n_ref:.3g}, D={d_ref:.3g})": lambda law: float(law.predict(S.max(), n_ref, d_ref)),
-        f"S_opt(N={n_ref:.3g}, C={c_ref:.3g} FLOPs)": lambda law: optimal_sparsity(law, n_ref, c_ref).sparsity,
+        f"S_opt(N={n_ref:.3g}, C=60 N D_max)": lambda law: optimal_sparsity(law, n_ref, c_ref).sparsity,
     }
     for s in (0.5, 0.75, 0.875):
         out[f"equivalent dense size x (S={s:g})"] = lambda law, s=s: float(equivalent_dense_factor(law, s))
@@ -74,6 +96,7 @@ def fit(
     seed: int = typer.Option(0, "--seed", help="Seed of the low-discrepancy start set and of the bootstrap."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Resample the runs B times and report 95% intervals (0 = off)."),
     holdout: Optional[Holdout] = typer.Option(None, "--holdout", help="largest-n: also fit without the largest-N group and report the error predicting it."),
+    tokens_per_unit: Optional[float] = typer.Option(None, "--tokens-per-unit", help="Tokens in one unit of D (65536 for a step of 128 x 512 tokens, 197 for a ViT-B/16 image); lets `optimal` take budgets in FLOPs. Default: 1 when --data names tokens, else unknown."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the fitted law as JSON (usable with --law)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the fit-quality PNG here, and the loss-vs-N PNG beside it (<stem>-loss-vs-n.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
@@ -114,6 +137,7 @@ def fit(
     result = fit_law(S if form != Form.dense else None, N, D, y, seed=seed, units=units, **kwargs)
     law = result.law
     law.name = Path(data_file).stem
+    law.tokens_per_unit = _tokens_per_unit(tokens_per_unit, data)
     report: dict = result.to_dict()
 
     held = None
@@ -152,6 +176,17 @@ def fit(
         print(json.dumps(report, default=_jsonable))
         return
     _print_fit(report, law)
+
+
+def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
+    """--tokens-per-unit, or 1 when D is a token count by name (the sweeps' `tokens` column)."""
+    import math
+
+    if given is not None:
+        if not (math.isfinite(given) and given > 0):
+            raise SparsescaleError(f"--tokens-per-unit: must be a positive number, got {given:g}")
+        return float(given)
+    return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
 def _jsonable(obj):
@@ -248,11 +283,34 @@ def predict(
     _console().print(t)
 
 
+def _budget(law, n_nonzero: float, text: str) -> float:
+    """--compute as FLOPs ("1e20") or as a multiple of the dense compute-optimal
+    budget C* ("10x"), returned in the law's compute unit."""
+    from sparsescale.laws.planning import dense_optimal_compute, law_compute
+    from sparsescale.units import parse_quantity
+
+    t = text.strip()
+    if t.lower().endswith("x"):
+        mult = parse_quantity(t[:-1], "--compute")
+        if mult <= 0:
+            raise SparsescaleError(f"--compute: the multiple of C* must be > 0, got {text!r}")
+        return mult * float(dense_optimal_compute(law, n_nonzero))
+    flops = parse_quantity(t, "--compute")
+    if flops <= 0:
+        raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {text!r}")
+    try:
+        return law_compute(law, flops)
+    except SparsescaleError:
+        raise SparsescaleError(f"--compute: law {law.name} does not say how many tokens one unit of D "
+                               f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
+                               "give the budget as a multiple of the dense compute-optimal budget, e.g. --compute 10x") from None
+
+
 @app.command()
 def optimal(
     law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json (a sparse-form law)."),
     params: Optional[str] = typer.Option(None, "--params", help="Non-zero parameters N of the model you will train (e.g. 1e7)."),
-    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget C in FLOPs (e.g. 1e19), with D in the law's units."),
+    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget: FLOPs (e.g. 1e19; the law must carry tokens_per_unit), or a multiple of the dense compute-optimal budget C* = 6 N D* (e.g. 10x)."),
     flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not."),
     start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training (affects sparse FLOPs)."),
     end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
@@ -260,8 +318,8 @@ def optimal(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The optimal sparsity for N non-zeros and C FLOPs, the data it buys, the
-    loss against the dense baseline, and the equivalent dense size.
+    """The optimal sparsity for N non-zeros and a compute budget, the data it
+    buys, the loss against the dense baseline, and the equivalent dense size.
 
     Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
     """
@@ -276,16 +334,21 @@ def optimal(
         raise SparsescaleError("--plot is for --contours; add --contours")
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
-    out: dict = {"law": the_law.name or law, "units": the_law.units, "flops": flops.value}
+    out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,
+                 "flops": flops.value}
     point = None
     if params is not None and compute is not None:
-        point = optimal_sparsity(the_law, parse_quantity(params, "--params"), parse_quantity(compute, "--compute"),
-                                 flops=flops.value, start=start, end=end)
+        n = parse_quantity(params, "--params")
+        if n <= 0:
+            raise SparsescaleError(f"--params: must be > 0, got {params!r}")
+        with _as_flags():
+            point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=flops.value, start=start, end=end)
         out.update(point.to_dict())
         out["loss_gain_vs_dense"] = point.dense_loss - point.loss
     elif params is not None or compute is not None:
         raise SparsescaleError("--params and --compute go together")
-    out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, flops.value, start, end)) for s in (0.5, 0.75, 0.875)}
+    with _as_flags():
+        out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, flops.value, start, end)) for s in (0.5, 0.75, 0.875)}
     if contours:
         from sparsescale.report.figures import plot_sopt_contours
 
@@ -297,10 +360,17 @@ def optimal(
     if as_json:
         print(json.dumps(out))
         return
+    _print_optimal(out, point, the_law, contours, plot)
+
+
+def _print_optimal(out: dict, point, the_law, contours: bool, plot) -> None:
     con = _console()
     if point is not None:
         d_unit = the_law.units.get("D", "data")
-        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, C = {point.compute_flops:.4g} FLOPs ({flops.value} accounting)")
+        flops_text = f"{point.compute_flops:.4g} FLOPs" if point.compute_flops is not None else "FLOPs unknown (the law lacks tokens_per_unit)"
+        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, {out['flops']} accounting")
+        con.print(f"  budget                  = {flops_text} = 6 N x {point.compute / (6 * point.n_nonzero):.4g} {d_unit} "
+                  f"= {point.compute_vs_dense_optimal:.3g} x C* (dense compute-optimal)")
         con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]")
         con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}")
         con.print(f"  loss at S_opt           = {point.loss:.5f}")

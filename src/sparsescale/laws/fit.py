@@ -225,16 +225,16 @@ class _Problem:
 # ---------------------------------------------------------------------------
 def _validate(form, S, N, D, y, space, delta, base):
     if form not in COEFFICIENT_NAMES:
-        raise SparsescaleError(f"--form: unknown form {form!r}; expected sparse, dense or nm")
+        raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense or nm")
     if space not in SPACES:
-        raise SparsescaleError(f"--space: expected log or linear, got {space!r}")
+        raise SparsescaleError(f"space: expected log or linear, got {space!r}")
     if not (delta > 0 and math.isfinite(delta)):
-        raise SparsescaleError(f"--delta: must be a positive number, got {delta}")
+        raise SparsescaleError(f"delta: must be a positive number, got {delta}")
     if form == "nm":
         if base is None:
-            raise SparsescaleError("--form nm needs --base LAW.json (a fitted dense or sparse law that fixes bN, aD, bD, c)")
+            raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
         if base.form == "dense":
-            raise SparsescaleError("--base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
+            raise SparsescaleError("base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
@@ -400,6 +400,7 @@ def fit_law(
     n_starts: int = 32,
     extra_starts: list[dict[str, float]] | None = None,
     units: dict[str, str] | None = None,
+    tokens_per_unit: float | None = None,
 ) -> FitResult:
     """Fit `form` to the points with a mean Huber objective; return the best optimum.
 
@@ -409,7 +410,8 @@ def fit_law(
     pred - loss (vision; default delta 1e-2). seed shifts the low-discrepancy
     set of exponent candidates; a well posed problem gives the same optimum for
     every seed. extra_starts: coefficient dicts to start from as well (warm
-    starts, e.g. the full-data optimum inside a bootstrap).
+    starts, e.g. the full-data optimum inside a bootstrap). tokens_per_unit:
+    what one unit of D costs (see Law); 1 by default when units["D"] is "tokens".
     """
     problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base)
     y, delta = problem.y, problem.delta
@@ -451,11 +453,17 @@ def fit_law(
         coefficients=problem.to_coefficients(best_p),
         units=units or (dict(base.units) if base is not None else default_units),
         fit=fit_meta,
+        tokens_per_unit=tokens_per_unit if tokens_per_unit is not None else _token_default(units),
     )
     optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
     diagnostics["n_distinct_optima"] = len(optima)
     return FitResult(law=law, objective=best_f, n_points=int(y.shape[0]), diagnostics=diagnostics,
                      local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
+
+
+def _token_default(units: dict[str, str] | None) -> float | None:
+    """A law whose D is a plain token count costs one token per unit."""
+    return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
 
 
 def fit_resamples(

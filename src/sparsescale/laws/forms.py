@@ -48,6 +48,13 @@ class Law:
     units: dict[str, str] = field(default_factory=lambda: {"N": "non-zero parameters", "D": "tokens"})
     name: str = ""
     fit: dict[str, Any] | None = None  # metadata when the law came from a fit
+    # What one unit of D costs: tokens processed per unit (1 for token counts,
+    # 65,536 for a T5 step of 128 x 512 tokens, 197 for a ViT-B/16 image).
+    # Training FLOPs are 6 N D tokens_per_unit c_mul(S); None = unknown, and
+    # then only budgets relative to the dense compute-optimal one make sense.
+    tokens_per_unit: float | None = None
+    # Calibrated uncertainty (sparsescale.laws.intervals.Uncertainty) or None.
+    uncertainty: Any = None
 
     def __post_init__(self) -> None:
         if self.form not in COEFFICIENT_NAMES:
@@ -60,6 +67,11 @@ class Law:
         bad = [k for k, v in self.coefficients.items() if not math.isfinite(v)]
         if bad:
             raise SparsescaleError(f"law {self.name or self.form}: coefficient(s) {', '.join(bad)} not finite")
+        if self.tokens_per_unit is not None:
+            t = self.tokens_per_unit
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+                raise SparsescaleError(f"law {self.name or self.form}: tokens_per_unit must be a positive number, got {t!r}")
+            self.tokens_per_unit = float(t)
 
     def __getitem__(self, key: str) -> float:
         return self.coefficients[key]
@@ -102,8 +114,12 @@ class Law:
             "coefficients": dict(self.coefficients),
             "units": dict(self.units),
         }
+        if self.tokens_per_unit is not None:
+            out["tokens_per_unit"] = self.tokens_per_unit
         if self.fit is not None:
             out["fit"] = self.fit
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty.to_dict()
         return out
 
     @classmethod
@@ -118,13 +134,19 @@ class Law:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise SparsescaleError(f"{source}: coefficient {key!r} is not a number")
         try:
-            return cls(
+            law = cls(
                 form=str(form),
                 coefficients=coefs,
                 units=dict(obj.get("units") or {}),
                 name=str(obj.get("name") or Path(source).stem),
                 fit=obj.get("fit"),
+                tokens_per_unit=obj.get("tokens_per_unit"),
             )
+            if obj.get("uncertainty") is not None:
+                from sparsescale.laws.intervals import Uncertainty
+
+                law.uncertainty = Uncertainty.from_dict(obj["uncertainty"], law.form)
+            return law
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: {exc}") from None
 
@@ -150,12 +172,14 @@ PRESETS: dict[str, Law] = {
         name="vit-jft",
         coefficients={"aS": 2.94e2, "bS": 0.821, "cS": 4.68e2, "bN": 0.392, "aD": 2.37e8, "bD": 0.890, "c": 4.517},
         units={"N": "non-zero parameters", "D": "images seen", "loss": "validation cross-entropy (JFT-4B)"},
+        tokens_per_unit=197.0,  # ViT-B/16 at 224 px: 14 x 14 patches + the class token
     ),
     "t5-c4": Law(
         form="sparse",
         name="t5-c4",
         coefficients={"aS": 1.68e1, "bS": 0.722, "cS": 4.50e1, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651},
         units={"N": "non-zero parameters", "D": "training steps (batch 128 x 512 tokens)", "loss": "validation cross-entropy (C4)"},
+        tokens_per_unit=65536.0,  # 128 sequences x 512 tokens per step
     ),
 }
 
@@ -164,7 +188,12 @@ def preset(name: str) -> Law:
     if name not in PRESETS:
         raise SparsescaleError(f"unknown law preset {name!r}; presets are {', '.join(PRESETS)} (or give a LAW.json path)")
     p = PRESETS[name]
-    return Law(form=p.form, coefficients=dict(p.coefficients), units=dict(p.units), name=p.name)
+    law = Law(form=p.form, coefficients=dict(p.coefficients), units=dict(p.units), name=p.name,
+              tokens_per_unit=p.tokens_per_unit)
+    from sparsescale.laws.intervals import preset_uncertainty
+
+    law.uncertainty = preset_uncertainty(name)
+    return law
 
 
 def load_law(spec: str | Path) -> Law:

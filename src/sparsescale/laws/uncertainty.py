@@ -66,7 +66,7 @@ def bootstrap(
     dense size...); their intervals are reported beside the coefficients.
     """
     if n_boot < 2:
-        raise SparsescaleError(f"--bootstrap: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
     if not 0 < level < 1:
         raise SparsescaleError(f"bootstrap level must be in (0, 1), got {level}")
     S = None if sparsity is None else np.asarray(sparsity, dtype=float)
@@ -132,7 +132,7 @@ def holdout_largest_n(sparsity, n_nonzero, data, loss, rtol: float = 0.02, **fit
     N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
-        raise SparsescaleError("--holdout largest-n: all runs have the same N; need at least two sizes")
+        raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")
     mask = labels == labels.max()
     keep = ~mask
     fit = fit_law(None if S is None else S[keep], N[keep], D[keep], y[keep], **fit_kwargs)
