@@ -183,7 +183,56 @@ def test_fit_too_few_points_and_bad_files(tmp_path, t5_file):
         (["predict", "--law", "t5-c4", "--sparsity", "1.2", "--params", "1e7", "--data", "1e5"], ["--sparsity", "outside [0, 1)"]),
         (["predict", "--law", "t5-c4", "--params", "-5", "--data", "1e5"], ["--params", "> 0"]),
         (["fit", "--no-such-flag"], ["--no-such-flag"]),
+        (["predict", "--law", "t5-c4", "--params", "1e7", "--data", "1e5", "--level", "1.5"], ["--level"]),
+        (["optimal", "--law", "t5-c4", "--params", "1e7", "--compute", "-3x"], ["--compute"]),
     ],
 )
 def test_planning_commands_bad_input(args, fragments):
     assert_one_line_error(run(*args), *fragments)
+
+
+def test_predict_and_optimal_print_intervals_for_the_presets():
+    proc = run("predict", "--law", "t5-c4", "--sparsity", "0.75", "--params", "2e8", "--data", "5e5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)["predictions"][0]
+    assert row["low"] < row["loss"] < row["high"]
+    assert (row["high"] - row["low"]) / (2 * row["loss"]) < 0.05
+    wide = json.loads(run("predict", "--law", "t5-c4", "--sparsity", "0.75", "--params", "2e8", "--data", "5e5",
+                          "--level", "0.99", "--json").stdout)["predictions"][0]
+    assert wide["low"] < row["low"] and wide["high"] > row["high"]
+    proc = run("optimal", "--law", "t5-c4", "--params", "1e8", "--compute", "1e20", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    for key in ("sparsity", "data", "loss", "dense_loss", "equivalent_dense_size"):
+        iv = rep["intervals"][key]
+        assert iv["low"] <= rep[key] <= iv["high"], key
+    text = run("optimal", "--law", "vit-jft", "--params", "1e8", "--compute", "1e21").stdout
+    assert "95% intervals in brackets" in text and text.count("[") >= 5
+
+
+def test_old_law_files_print_bare_numbers_with_a_note(tmp_path):
+    old = {"form": "sparse", "name": "old", "coefficients": {"aS": 16.8, "bS": 0.722, "cS": 45.0, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    rep = json.loads(run("predict", "--law", tmp_path / "old.json", "--params", "2e8", "--data", "5e5", "--json").stdout)
+    assert "low" not in rep["predictions"][0] and "no uncertainty" in rep["note"]
+    text = run("predict", "--law", tmp_path / "old.json", "--params", "2e8", "--data", "5e5").stdout
+    assert "no uncertainty" in text and "interval" not in text.split("note")[0]
+    rep = json.loads(run("optimal", "--law", tmp_path / "old.json", "--params", "1e8", "--compute", "30x", "--json").stdout)
+    assert "intervals" not in rep and "no uncertainty" in rep["note"]
+
+
+def test_fit_paper_data_reports_rolling_coverage_and_writes_a_law_with_intervals(tmp_path):
+    out = tmp_path / "t5.json"
+    proc = run("fit", "paper:t5", "--bootstrap", "40", "--holdout", "largest-n", "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["n_points"] == 48 and rep["objective"] < 4.9e-6  # the paper's settings: log space, delta 1e-3
+    cal = rep["calibration"]
+    assert cal["folds"][0]["n_points"] == 12 and set(cal["coverage"]) == {"0.8", "0.95"}
+    law = json.loads(out.read_text())
+    assert law["tokens_per_unit"] == 65536 and len(law["uncertainty"]["draws"]) == 40
+    row = json.loads(run("predict", "--law", out, "--sparsity", "0.5", "--params", "2e8", "--data", "2e6", "--json").stdout)["predictions"][0]
+    assert row["low"] < row["loss"] < row["high"] and row["extrapolation_efolds"] > 0
+    text = run("fit", "paper:vit", "--bootstrap", "20").stdout
+    assert "rolling holdouts" in text and "intervals cover" in text
+    assert_one_line_error(run("fit", "paper:gpt"), "paper:gpt", "paper:t5")

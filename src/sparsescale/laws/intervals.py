@@ -166,6 +166,39 @@ def _predict_many(form: str, k: dict[str, np.ndarray], S, N, D) -> np.ndarray:
         return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
 
 
+def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse",
+                      start: float = 0.25, end: float = 0.75) -> dict[str, tuple[float, float]] | None:
+    """Intervals for every number of an OptimalPoint (from `planning.optimal_sparsity`
+    on this law), or None when the law carries no uncertainty.
+
+    loss and dense_loss: full prediction intervals (coefficients + model error).
+    sparsity, data, equivalent_dense_size: the same budget re-planned under every
+    coefficient draw (coefficient uncertainty only)."""
+    from sparsescale.laws.planning import optimal_sparsity
+
+    unc = law.uncertainty
+    if unc is None:
+        return None
+    z_score(level)
+    plans = []
+    for d in unc.draw_laws(law):
+        try:
+            plans.append(optimal_sparsity(d, point.n_nonzero, point.compute, flops=flops, start=start, end=end))
+        except SparsescaleError:
+            continue
+    out = {}
+    for name in ("sparsity", "data", "equivalent_dense_size"):
+        vals = np.array([getattr(p, name) for p in plans], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        ref = float(getattr(point, name))
+        lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]) if vals.size >= 2 else (ref, ref)
+        out[name] = (float(min(lo, ref)), float(max(hi, ref)))
+    for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
+        lo, hi = unc.loss_interval(law, S, point.n_nonzero, D, level)
+        out[name] = (float(lo), float(hi))
+    return out
+
+
 PRESET_FILE = "preset-uncertainty.json"
 
 

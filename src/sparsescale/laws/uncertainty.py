@@ -52,6 +52,7 @@ def bootstrap(
     reference: FitResult | None = None,
     batch: int = 250,
     progress: Callable[[int, int], None] | None = None,
+    starts: list[dict[str, float]] | None = None,
     **fit_kwargs,
 ) -> BootstrapResult:
     """Refit on `n_boot` resamples of the runs (rows drawn with replacement).
@@ -64,6 +65,8 @@ def bootstrap(
     finds it.
     derived: name -> function of a Law (a predicted loss, S_opt, an equivalent
     dense size...); their intervals are reported beside the coefficients.
+    starts: coefficient sets to start every resample from instead of the
+    reference's optima: draws that stay in one basin (around a published law).
     """
     if n_boot < 2:
         raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
@@ -75,7 +78,8 @@ def bootstrap(
         reference = fit_law(S, N, D, y, seed=seed, **fit_kwargs)
     form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base")}
     # every distinct optimum of the full fit plus its best few starting points
-    starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
+    if starts is None:
+        starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)])
