@@ -236,3 +236,23 @@ def test_fit_paper_data_reports_rolling_coverage_and_writes_a_law_with_intervals
     text = run("fit", "paper:vit", "--bootstrap", "20").stdout
     assert "rolling holdouts" in text and "intervals cover" in text
     assert_one_line_error(run("fit", "paper:gpt"), "paper:gpt", "paper:t5")
+
+
+def test_fit_compare_and_the_average_parameter_law_end_to_end(tmp_path):
+    rep = json.loads(run("fit", "paper:t5", "--compare", "--json").stdout)
+    cmp = rep["comparison"]
+    scores = {s["form"]: s for s in cmp["scores"]}
+    assert cmp["favoured"] == "sparse" and "sparse law" in cmp["verdict"]
+    assert scores["avgparam"]["n_coefficients"] == 5 and scores["avgparam"]["objective"] == pytest.approx(2.0e-5, rel=0.05)
+    assert scores["sparse"]["holdout_mean_abs_rel_error"] < scores["avgparam"]["holdout_mean_abs_rel_error"]
+    out = tmp_path / "avg.json"
+    proc = run("fit", "paper:t5", "--form", "avgparam", "--schedule", "cubic:0.25:0.75", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    law = json.loads(out.read_text())
+    assert law["form"] == "avgparam" and law["mean_sparsity_fraction"] == 0.625
+    pred = json.loads(run("predict", "--law", out, "--sparsity", "0.5", "--params", "2e7", "--data", "5e5", "--json").stdout)
+    c = law["coefficients"]
+    n_avg = 2e7 / 0.5 * (1 - 0.625 * 0.5)
+    assert pred["predictions"][0]["loss"] == pytest.approx(c["A"] * n_avg ** -c["alpha"] + c["B"] * 5e5 ** -c["beta"] + c["E"], rel=1e-9)
+    assert run("optimal", "--law", out, "--params", "1e8", "--compute", "1e20", "--json").returncode == 0
+    assert_one_line_error(run("fit", "paper:t5", "--schedule", "cubic:0.9:0.2"), "--schedule", "start < end")

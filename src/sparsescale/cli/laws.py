@@ -18,6 +18,7 @@ class Form(str, Enum):
     sparse = "sparse"
     dense = "dense"
     nm = "nm"
+    avgparam = "avgparam"
 
 
 class Space(str, Enum):
@@ -39,7 +40,7 @@ FLAG_OF = {
     "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
     "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
     "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
-    "level": "--level", "sparsity": "--sparsity", "data": "--data",
+    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule",
 }
 
 
@@ -89,7 +90,9 @@ def fit(
     params: Optional[str] = typer.Option(None, "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
     data: Optional[str] = typer.Option(None, "--data", help="Column or expression for D (tokens, examples or steps)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Column with the measured validation loss."),
-    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law."),
+    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law; avgparam: Chinchilla on the average non-zeros over training (Jin et al. 2025)."),
+    schedule: str = typer.Option("cubic:0.25:0.75", "--schedule", help="The pruning schedule the runs used, for N_avg of --form avgparam and --compare: cubic:START:END, one-shot:AT (fractions of training), constant or dense."),
+    compare: bool = typer.Option(False, "--compare", help="Fit the paper's sparse law and the average-parameter law on the same data and score both (largest-N holdout, rolling holdouts, AICc)."),
     base: Optional[str] = typer.Option(None, "--base", help="Law (JSON path or preset) whose bN, aD, bD, c stay fixed for --form nm."),
     space: Optional[Space] = typer.Option(None, "--space", help="Huber on log-loss residuals (default) or on raw-loss residuals."),
     delta: Optional[float] = typer.Option(None, "--delta", help="Huber delta (default 1e-3 in log space, 1e-2 in linear space)."),
@@ -133,6 +136,9 @@ def fit(
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
     s_arg = S if form != Form.dense else None
     kwargs = dict(form=form.value, space=space.value, delta=delta, base=base_law)
+    f_sched = _schedule_fraction(schedule)
+    if form == Form.avgparam:
+        kwargs["mean_sparsity_fraction"] = f_sched
     units = {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
     if data_file.startswith("paper:"):
         units = dict(sweep.units)
@@ -143,6 +149,12 @@ def fit(
     law = result.law
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
+    if compare:
+        from sparsescale.laws.compare import compare_forms
+
+        with _as_flags():
+            report["comparison"] = compare_forms(S, N, D, y, space=space.value, delta=delta, seed=seed,
+                                                 mean_sparsity_fraction=f_sched).to_dict()
     if result.bootstrap is not None:
         law.fit["intervals"] = report["intervals"]
     if result.holdout is not None:
@@ -261,12 +273,49 @@ def _print_fit(report: dict, law) -> None:
                   f"{100 * h['mean_abs_rel_error']:.2f}%, max {100 * h['max_abs_rel_error']:.2f}%")
     if "calibration" in report:
         _print_calibration(con, report["calibration"])
+    if "comparison" in report:
+        _print_comparison(con, report["comparison"])
     for w in report.get("warnings", []):
         con.print(f"[yellow]warning:[/yellow] {w}")
     for p in report.get("plots", []):
         con.print(f"wrote {p}")
     if "law_file" in report:
         con.print(f"wrote {report['law_file']}")
+
+
+def _schedule_fraction(text: str) -> float:
+    """--schedule cubic:0.25:0.75 | one-shot:0.5 | constant | dense -> mean sparsity / S."""
+    from sparsescale.laws.forms import schedule_mean_sparsity_fraction
+
+    kind, *args = [p.strip() for p in text.split(":")]
+    try:
+        nums = [float(a) for a in args]
+    except ValueError:
+        raise SparsescaleError(f"--schedule: {text!r}: expected cubic:START:END, one-shot:AT, constant or dense") from None
+    wanted = {"cubic": (0, 2), "one-shot": (0, 1), "constant": (0,), "dense": (0,)}.get(kind)
+    if wanted is None or len(nums) not in wanted:
+        raise SparsescaleError(f"--schedule: {text!r}: expected cubic:START:END, one-shot:AT, constant or dense")
+    with _as_flags():
+        if kind == "cubic":
+            return schedule_mean_sparsity_fraction("cubic", *(nums or [0.25, 0.75]))
+        return schedule_mean_sparsity_fraction(kind, at=nums[0] if nums else 0.0)
+
+
+def _print_comparison(con, cmp: dict) -> None:
+    from rich.table import Table
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    t = Table(title="which law do the data support?")
+    for h in ("form", "coef.", "objective", "AICc", "largest-N mean", "max", "rolling"):
+        t.add_column(h, no_wrap=True)
+    for s in cmp["scores"]:
+        t.add_row(s["form"], str(s["n_coefficients"]), f"{s['objective']:.3g}", f"{s['aicc']:.1f}",
+                  pct(s["holdout_mean_abs_rel_error"]), pct(s["holdout_max_abs_rel_error"]),
+                  pct(s["rolling_mean_abs_rel_error"]) + f" ({s['rolling_points']})")
+    con.print(t)
+    con.print(cmp["verdict"])
 
 
 def _print_calibration(con, cal: dict) -> None:

@@ -97,13 +97,16 @@ class Uncertainty:
     def draw_laws(self, law: Law) -> list[Law]:
         names = COEFFICIENT_NAMES[self.form]
         return [Law(form=law.form, coefficients=dict(zip(names, row)), units=law.units,
-                    tokens_per_unit=law.tokens_per_unit) for row in self.draws]
+                    tokens_per_unit=law.tokens_per_unit, mean_sparsity_fraction=law.mean_sparsity_fraction)
+                for row in self.draws]
 
     def coefficient_sd(self, law: Law, sparsity, n_nonzero, data) -> np.ndarray:
         """Robust standard deviation of the draws' log predictions at each point."""
         S, N, D = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (sparsity, n_nonzero, data)))
         names = COEFFICIENT_NAMES[self.form]
         k = {n: self.draws[:, j][:, None] for j, n in enumerate(names)}
+        if self.form == "avgparam":  # the dense form on N_avg
+            N = law.n_avg(S, N)
         logs = np.log(_predict_many(self.form, k, S.ravel(), N.ravel(), D.ravel()))
         lo, hi = np.nanpercentile(logs, [15.865, 84.135], axis=0)
         return ((hi - lo) / 2.0).reshape(S.shape)
@@ -161,7 +164,7 @@ class Uncertainty:
 def _predict_many(form: str, k: dict[str, np.ndarray], S, N, D) -> np.ndarray:
     """Predictions of B coefficient draws (columns (B, 1)) at n points -> (B, n)."""
     with np.errstate(all="ignore"):
-        if form == "dense":
+        if form in ("dense", "avgparam"):  # avgparam: N is already N_avg
             return k["A"] * N ** -k["alpha"] + k["B"] * D ** -k["beta"] + k["E"]
         return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
 

@@ -98,8 +98,7 @@ def equivalent_dense_factor(law: Law, sparsity):
     at sparsity S: ((aS + cS) / (aS (1-S)^bS + cS))^(1/bN). At S -> 1 it tends
     to ((aS + cS) / cS)^(1/bN)."""
     _require_sparse(law)
-    k = law.coefficients
-    return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / k["bN"])
+    return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / law.dense_view()["alpha"])
 
 
 def chinchilla_data(law: Law, n_nonzero):
@@ -114,10 +113,18 @@ def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float =
     """D_S / D*: the data, relative to the Chinchilla-optimal D* for the same N,
     at which sparsity S is optimal. Independent of N, since both lines scale as
     N^(bN/bD). From dL/dS = 0 along C = 6 N D c_mul(S):
-    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN."""
+    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN.
+    avgparam (N-term A (N g)^-alpha, g = N_avg / N): the same condition gives
+    (D_S / D*)^beta = g^alpha (log c_mul)' / (log g)'; with sparse FLOPs on the
+    law's own schedule c_mul = g, so D_S / D* = g^(alpha / beta)."""
     _require_sparse(law)
     k = law.coefficients
     S = np.asarray(sparsity, dtype=float)
+    if law.form == "avgparam":
+        f = law.mean_sparsity_fraction
+        g = law.n_avg(S, 1.0)
+        dlog_g = 1.0 / (1.0 - S) - f / (1.0 - f * S)
+        return (g ** k["alpha"] * dlog_c_mul(S, flops, start, end) / dlog_g) ** (1.0 / k["beta"])
     A = k["aS"] + k["cS"]
     num = k["bN"] * A * dlog_c_mul(S, flops, start, end)
     den = k["aS"] * k["bS"] * (1.0 - S) ** (k["bS"] - 1.0)

@@ -76,7 +76,7 @@ def bootstrap(
     N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     if reference is None:
         reference = fit_law(S, N, D, y, seed=seed, **fit_kwargs)
-    form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base")}
+    form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base", "mean_sparsity_fraction")}
     # every distinct optimum of the full fit plus its best few starting points
     if starts is None:
         starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
@@ -93,7 +93,8 @@ def bootstrap(
             if not np.isfinite(f):
                 failed += 1
                 continue
-            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units)
+            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units,
+                      mean_sparsity_fraction=reference.law.mean_sparsity_fraction)
             rows.append([c[k] for k in coef_names] + [float(fn(law)) for fn in derived.values()])
         if progress is not None:
             progress(min(lo + batch, n_boot), n_boot)
