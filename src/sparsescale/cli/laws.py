@@ -113,15 +113,10 @@ def fit(
     from sparsescale.laws.assess import assess
     from sparsescale.laws.forms import load_law
 
+    units = None
     if data_file.startswith("paper:"):
-        from sparsescale.laws.paper import paper_sweep
-
-        sweep = paper_sweep(data_file)
-        sparsity, params, data, loss = (sparsity or sweep.sparsity, params or sweep.params, data or sweep.data,
-                                        loss or sweep.loss)
-        space = space or Space(sweep.space)
-        delta = sweep.delta if delta is None and space.value == sweep.space else delta
-        tokens_per_unit = sweep.tokens_per_unit if tokens_per_unit is None else tokens_per_unit
+        sparsity, params, data, loss, space, delta, tokens_per_unit, units = _paper_defaults(
+            data_file, sparsity, params, data, loss, space, delta, tokens_per_unit)
     space = space or Space.log
     for flag, value in (("--params", params), ("--data", data), ("--loss", loss)):
         if value is None:
@@ -139,9 +134,7 @@ def fit(
     f_sched = _schedule_fraction(schedule)
     if form == Form.avgparam:
         kwargs["mean_sparsity_fraction"] = f_sched
-    units = {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
-    if data_file.startswith("paper:"):
-        units = dict(sweep.units)
+    units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
     with _as_flags():
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
                         derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
@@ -161,10 +154,25 @@ def fit(
         law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
     elif holdout is not None:
         raise SparsescaleError(f"--holdout: {result.warnings[0]}")
+    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
 
-    # Outputs only once everything has been computed: an error never leaves half of them.
+
+def _paper_defaults(data_file, sparsity, params, data, loss, space, delta, tokens_per_unit):
+    """paper:t5 / paper:vit: the sweep's columns, the paper's fit settings and the
+    cost of one unit of D, wherever a flag did not set them."""
+    from sparsescale.laws.paper import paper_sweep
+
+    sweep = paper_sweep(data_file)
+    space = space or Space(sweep.space)
+    delta = sweep.delta if delta is None and space.value == sweep.space else delta
+    return (sparsity or sweep.sparsity, params or sweep.params, data or sweep.data, loss or sweep.loss, space,
+            delta, sweep.tokens_per_unit if tokens_per_unit is None else tokens_per_unit, dict(sweep.units))
+
+
+def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as_json: bool) -> None:
+    """Files only once everything has been computed: an error never leaves half of them."""
     if plot is not None:
-        report["plots"] = _plot_fit(plot, law, result.holdout, S, N, D, y, form.value)
+        report["plots"] = _plot_fit(plot, law, held, *points, form)
     if out is not None:
         law.save(out)
         report["law_file"] = str(out)
