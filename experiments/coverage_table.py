@@ -44,6 +44,7 @@ def row(name, points, settings, n_boot, seed):
     cal = calibrate(*points, n_boot=n_boot, seed=seed, **settings)
     largest = [f for f in cal.folds if f.axis == "N"]
     hw = coverage(largest[-1:], cal.per_efold)["0.95"]["median_rel_half_width"] if largest else float("nan")
+    name += "" if cal.min_train_groups == 3 else " (2-group folds only)"
     cells = [name, str(len(cal.folds)), f"{100 * cal.per_efold:.2f}%"]
     for table in (cal.coverage, cal.coverage_cv):
         for level in ("0.8", "0.95"):
