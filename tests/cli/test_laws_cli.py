@@ -256,3 +256,16 @@ def test_fit_compare_and_the_average_parameter_law_end_to_end(tmp_path):
     assert pred["predictions"][0]["loss"] == pytest.approx(c["A"] * n_avg ** -c["alpha"] + c["B"] * 5e5 ** -c["beta"] + c["E"], rel=1e-9)
     assert run("optimal", "--law", out, "--params", "1e8", "--compute", "1e20", "--json").returncode == 0
     assert_one_line_error(run("fit", "paper:t5", "--schedule", "cubic:0.9:0.2"), "--schedule", "start < end")
+
+
+def test_fit_holdout_on_a_single_size_is_one_line(tmp_path):
+    import pandas as pd
+
+    from sparsescale.laws.paper import paper_text
+
+    (tmp_path / "t5.csv").write_text(paper_text("paper:t5"))
+    df = pd.read_csv(tmp_path / "t5.csv")
+    df[df.scale * (1 - df.sparsity) == 0.5].to_csv(tmp_path / "one.csv", index=False)
+    proc = run("fit", tmp_path / "one.csv", "--form", "dense", "--params", "scale*(1-sparsity)", "--data", "steps", "--loss", "val-loss",
+               "--holdout", "largest-n")
+    assert_one_line_error(proc, "--holdout: all runs have the same N")

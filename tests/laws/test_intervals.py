@@ -95,6 +95,10 @@ def test_presets_carry_intervals_from_the_papers_data():
         lo, hi = unc.loss_interval(law, 0.75, 2e8, 5e5 if name == "t5-c4" else 2e9, 0.95)
         assert lo < law.predict(0.75, 2e8, 5e5 if name == "t5-c4" else 2e9) < hi
     law = preset("t5-c4")
+    from sparsescale.laws.planning import equivalent_dense_factor
+
+    lo, hi = law.uncertainty.quantity_interval(law, lambda lw: float(equivalent_dense_factor(lw, 0.75)), 0.95)
+    assert lo <= float(equivalent_dense_factor(law, 0.75)) <= hi and hi / lo < 1.5
     point = optimal_sparsity(law, 1e8, law_compute(law, 1e20))
     ivs = optimal_intervals(law, point, 0.95)
     for key in ("sparsity", "data", "loss", "dense_loss", "equivalent_dense_size"):

@@ -153,7 +153,7 @@ def fit(
     if result.holdout is not None:
         law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
     elif holdout is not None:
-        raise SparsescaleError(f"--holdout: {result.warnings[0]}")
+        raise SparsescaleError("--holdout: " + result.warnings[0].removeprefix("largest-N holdout skipped: "))
     _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
 
 
