@@ -59,7 +59,7 @@ def row(name, points, settings, n_boot, seed):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="append", default=[], help="NAME=CSV from `sparsescale export` (log space, delta 1e-3)")
-    ap.add_argument("--boot", type=int, default=40, help="bootstrap draws per fold")
+    ap.add_argument("--boot", type=int, default=100, help="bootstrap draws per fold")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     header = ["data set", "folds", "rate/e-fold", "80% cov", "80% hw", "95% cov", "95% hw",

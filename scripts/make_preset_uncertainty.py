@@ -10,7 +10,7 @@ sparsescale/laws/paperdata):
   draw from another basin would describe a different law);
 - model error: floor = the published law's RMS log residual on the sweep;
   per_efold = the rate calibrated on the sweep's rolling holdouts
-  (sparsescale.laws.calibration.calibrate, 40 draws per fold, seed 0), whose
+  (sparsescale.laws.calibration.calibrate, 100 draws per fold, seed 0), whose
   coverage table is stored with it.
 Deterministic: the same numpy/scipy give the same file.
 """
@@ -41,7 +41,7 @@ def preset_uncertainty(sweep) -> dict:
     reference = fit_law(S, N, D, y, seed=0, **settings)
     boot = bootstrap(S, N, D, y, n_boot=N_BOOT, seed=0, reference=reference, starts=[dict(law.coefficients)], **settings)
     draws = np.column_stack([boot.samples[k] for k in COEFFICIENT_NAMES["sparse"]])
-    cal = calibrate(S, N, D, y, n_boot=40, seed=0, **settings)
+    cal = calibrate(S, N, D, y, n_boot=100, seed=0, **settings)
     unc = Uncertainty(
         form="sparse", draws=draws, fit_range=FitRange.of(S, N, D),
         model_error=ModelError(residual_floor(law, S, N, D, y), cal.per_efold), calibration=cal.to_dict(),

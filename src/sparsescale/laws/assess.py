@@ -48,7 +48,7 @@ class Assessment:
 
 def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = True, calibrated: bool = True,
            seed: int = 0, derived: dict[str, Callable[[Law], float]] | None = None,
-           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 40,
+           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100,
            units: dict[str, str] | None = None, tokens_per_unit: float | None = None, **fit_kwargs) -> Assessment:
     """Fit the law; optionally hold out the largest N; bootstrap n_boot resamples;
     calibrate the model-error term on rolling holdouts; attach the uncertainty.

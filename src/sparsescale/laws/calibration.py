@@ -88,7 +88,7 @@ def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 
     return out
 
 
-def rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot: int = 40, seed: int = 0, rtol: float = 0.02,
+def rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, rtol: float = 0.02,
                      min_train_groups: int = 3, **fit_kwargs) -> list[HoldoutFold]:
     """Fit, bootstrap and predict every rolling holdout (see `rolling_splits`).
     fit_kwargs: form, space, delta, base, as for fit_law. Folds whose training
@@ -169,7 +169,7 @@ class Calibration:
         }
 
 
-def calibrate(sparsity, n_nonzero, data, loss, n_boot: int = 40, seed: int = 0, levels=LEVELS,
+def calibrate(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, levels=LEVELS,
               **fit_kwargs) -> Calibration:
     """Rolling holdouts -> the model-error rate and its coverage table."""
     min_groups = 3
