@@ -67,3 +67,14 @@ def test_avgparam_planning_closed_form_and_aicc():
     r = np.array([0.1, -0.2, 0.05, 0.0, 0.3, -0.1, 0.2, 0.1])
     n, k = r.size, 3
     assert aicc(r, k) == pytest.approx(n * np.log(np.sum(r**2) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
+
+
+@pytest.mark.parametrize("args, message", [(("cubic", 0.8, 0.3), "start < end"), (("one-shot", 0.0, 0.0, 1.0), "0 <= at < 1"),
+                                           (("linear",), "unknown kind")])
+def test_schedule_fraction_errors_name_the_argument(args, message):
+    from sparsescale.errors import SparsescaleError
+
+    with pytest.raises(SparsescaleError, match=f"schedule: .*{message}"):
+        schedule_mean_sparsity_fraction(*args)
+    assert schedule_mean_sparsity_fraction("one-shot", at=0.3) == pytest.approx(0.7)
+    assert schedule_mean_sparsity_fraction("dense") == 0.0

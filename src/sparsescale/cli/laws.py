@@ -125,6 +125,8 @@ def fit(
         raise SparsescaleError(f"--sparsity is required for --form {form.value}")
     if form == Form.nm and base is None:
         raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
+    if compare and sparsity is None:
+        raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
     if bootstrap < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
     base_law = load_law(base) if base is not None else None
