@@ -131,3 +131,20 @@ def test_calibration_on_the_papers_data_meets_its_targets(t5_points, vit_points)
     vit = calibrate(*vit_points, n_boot=40, seed=0, space="linear", delta=1e-2)
     for cal in (t5, vit):
         assert cal.coverage["0.95"]["covered"] >= 0.9
+
+
+def test_assess_runs_the_whole_sequence_and_turns_impossible_checks_into_warnings():
+    S, N, D, y = _data(3e-3)
+    a = assess(None, N, D, y, n_boot=20, holdout=True, form="dense")
+    assert a.law.form == "dense" and a.holdout["n_heldout"] == 16 and a.bootstrap.n_boot == 20
+    assert a.law.uncertainty.draws.shape == (20, 5)
+    out = a.to_dict()
+    assert {"coefficients", "holdout", "intervals", "calibration"} <= set(out)
+    one = (N == N.min()) & (D < 5e8)  # one size, two lengths: no rolling holdout is possible
+    b = assess(S[one], N[one], D[one], y[one], n_boot=10, holdout=True)
+    assert b.holdout is None and any("same N" in w for w in b.warnings)
+    assert b.calibration is None and any("not calibrated" in w for w in b.warnings)
+    assert b.law.uncertainty.model_error.per_efold == 0.0  # bootstrap only, and it says so
+    assert "no rolling-holdout calibration" in b.law.uncertainty.source
+    with pytest.raises(SparsescaleError, match="n_boot"):
+        assess(S, N, D, y, n_boot=-1)
