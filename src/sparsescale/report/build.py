@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +19,11 @@ import numpy as np
 from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.sweep.export import budget_column
+from sparsescale.report.summary import (COEFFICIENTS, ReportSummary, SweepPoints, pruning_window,
+                                        recommendation_sentence)
 from sparsescale.sweep.store import Store
 
-COEFFICIENTS = ("aS", "bS", "cS", "bN", "aD", "bD", "c")
 MIN_POINTS = 8  # the sparse law has 7 free coefficients
-
-
-@dataclass
-class SweepPoints:
-    """The runs of a store as arrays for the fitter, plus what was left out."""
-    sparsity: np.ndarray
-    n_nonzero: np.ndarray
-    data: np.ndarray
-    loss: np.ndarray
-    budget_unit: str
-    records: list[dict[str, Any]]       # every finished or diverged run, for the curves figure
-    warnings: list[str]
-    notes: list[str]
-    family: str
-
-
-@dataclass
-class ReportSummary:
-    out_dir: Path
-    html: Path
-    family: str
-    budget_unit: str
-    n_points: int
-    coefficients: dict[str, float]
-    objective: float
-    intervals: dict[str, tuple[float, float, float]]
-    holdout: dict[str, Any] | None
-    recommendations: list[dict[str, Any]]
-    warnings: list[str] = field(default_factory=list)
-    figures: dict[str, Path] = field(default_factory=dict)
 
 
 def default_report_dir(store_path: str | Path) -> Path:
@@ -111,8 +81,9 @@ def collect(store_path: str | Path) -> SweepPoints:
     if len(set(arr[:, 0])) < 2:
         raise SparsescaleError(f"{store_path}: every finished run has sparsity {arr[0, 0]:g}; the sparse law "
                                "needs at least two sparsities")
+    windows = sorted({pruning_window(r) for r in runs if r["status"] == "finished" and r["sparsity"]})
     return SweepPoints(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], unit, records, warnings, notes,
-                       ",".join(families))
+                       ",".join(families), windows)
 
 
 def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
@@ -192,7 +163,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
         n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
         objective=float(fit.objective), intervals=intervals,
         holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
-        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs))
     law.save(out_dir / "law.json")
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
     write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
@@ -220,17 +191,6 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "diagnostics": json.loads(json.dumps(fit.diagnostics, default=str)),
         "figures": {k: v.name for k, v in s.figures.items()},
     }
-
-
-def recommendation_sentence(rec: dict[str, Any], unit: str) -> str:
-    gain = (rec["dense_loss"] - rec["loss"]) / rec["dense_loss"] * 100 if rec["dense_loss"] else 0.0
-    if rec["sparsity"] < 0.01:
-        return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero "
-                f"parameters, train dense (S = 0) on D = {rec['data']:.3g} {unit}: sparsity does not pay at this budget.")
-    return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero parameters, "
-            f"train at S = {rec['sparsity']:.2f} on D = {rec['data']:.3g} {unit}: predicted loss {rec['loss']:.4f} "
-            f"against {rec['dense_loss']:.4f} dense ({gain:.1f}% lower), as good as a dense model "
-            f"{rec['equivalent_dense_factor']:.2f}x larger.")
 
 
 def print_summary(s: ReportSummary) -> None:

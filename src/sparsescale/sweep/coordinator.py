@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
@@ -48,7 +49,7 @@ def plan_sweep(spec_path: str | Path, check: bool = True) -> tuple[SweepSpec, li
     spec = load_spec(spec_path)
     runs = expand(spec, source=str(spec_path))
     if check:
-        runs = check_runs(spec, runs, source=str(spec_path))
+        runs = check_runs(runs, source=str(spec_path))
     return spec, runs
 
 
@@ -148,7 +149,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
 
 def _label(row: dict[str, Any]) -> str:
     a = row["axes"]
-    budget = next((f"{k[0].upper()}={a[k]:.3g}" for k in ("tokens", "examples", "steps") if k in a), "")
+    budget = next((f"{k[0].upper()}={a[k]:.3g}" for k in BUDGET_AXES if k in a), "")
     pat = "" if a.get("pattern", "unstructured") == "unstructured" else f" {a['pattern']}"
     return f"S={a['sparsity']:.3g}{pat} N={a['n_nonzero']:.3g} {budget}"
 

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.sweep.store import Store
-
-BUDGET_COLUMNS = ("tokens", "examples", "steps")
 
 
 def budget_column(rows: list[dict[str, Any]]) -> str:
     """The data-budget unit the runs were specified in (their grid axis)."""
-    for axis in BUDGET_COLUMNS:
+    for axis in BUDGET_AXES:
         if any(axis in r["axes"] for r in rows):
             return axis
     return "tokens"

@@ -35,23 +35,20 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import BUDGET_AXES, get_family
+from sparsescale.train.config import identity_of
 from sparsescale.units import parse_count, parse_pattern
 
-FAMILIES = ("gpt", "t5", "vit")
-BUDGET_AXES = ("tokens", "examples", "steps")
 UNSTRUCTURED = "unstructured"
 
 # RunConfig fields a spec's [train] table may not set: they are grid axes or
 # are decided per run by the sweep.
 _AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *BUDGET_AXES}
-# Fields that change how a run executes but not what it computes; they are left
-# out of the config hash so that e.g. more threads do not retrain a sweep.
-_EXECUTION_FIELDS = {"threads", "ckpt_every", "device", "compile"}
 
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -116,7 +113,7 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "sweep"
-    family: Literal["gpt", "t5", "vit"]
+    family: str                  # gpt, t5, vit or "package.module:attribute"
     corpus: str | None = None
     description: str = ""
     note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
@@ -125,6 +122,15 @@ class SweepSpec(BaseModel):
     grid: Grid
     train: dict[str, Any] = {}
     override: list[Override] = []
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        try:
+            get_family(value)   # imports a user's module:attribute now, at plan time
+        except SparsescaleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("train")
     @classmethod
@@ -143,8 +149,6 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
-    elif err["type"] == "literal_error" and err["loc"][-1] == "family":
-        msg = f"unknown family {err.get('input')!r} (choose {', '.join(FAMILIES)})"
     return f"{loc}: {msg}"
 
 
@@ -189,8 +193,7 @@ class PlannedRun:
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a run: sha256 over the config fields that change its result."""
-    kept = {k: v for k, v in sorted(config.items()) if k not in _EXECUTION_FIELDS}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(identity_of(config), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
@@ -278,7 +281,7 @@ def _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac,
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 
 
-def check_runs(spec: SweepSpec, runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]:
+def check_runs(runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
     N, corpus size, n:m divisibility...) before anything trains, and attach
     each run's plan (width, steps, FLOPs). Errors name the run's axis values."""

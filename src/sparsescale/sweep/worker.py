@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import importlib
-import json
 import os
 import threading
 import time
@@ -17,8 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sparsescale.train.result import RESULT, read_result
+
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,9 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         (out_dir / "worker.pid").write_text(f"{os.getpid()}\n")
-        result_path = out_dir / RESULT_FILE
-        if result_path.exists():
-            try:
-                result = json.loads(result_path.read_text())
-                if result.get("status") in ("finished", "diverged"):
-                    return result
-            except (OSError, ValueError):
-                pass  # a torn or foreign file: train again (writes are atomic, so rare)
+        done = read_result(out_dir / RESULT)   # None for a torn or foreign file: train again
+        if done is not None:
+            return done.to_dict()
         runner = load_runner(task.runner)
         return runner(dict(task.config), str(out_dir), progress)
     finally:
@@ -74,22 +69,16 @@ def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = 
     if isinstance(init_from, str) and init_from.startswith("@"):
         # "@<hash>": the final checkpoint of a dense run in a sibling folder.
         config["init_from"] = _dense_checkpoint(Path(out_dir).parent / init_from[1:17])
-    import inspect
-
-    kwargs = {"quiet": True}
-    if progress is not None and "progress" in inspect.signature(train).parameters:
-        kwargs["progress"] = progress  # per-step reports for the sweep's per-run bars
-    return train(RunConfig(**config), out_dir, **kwargs)
+    return train(RunConfig(**config), out_dir, quiet=True, progress=progress).to_dict()
 
 
 def _dense_checkpoint(run_dir: Path) -> str:
-    for name in ("final.pt", "checkpoint.pt", "ckpt.pt"):
-        if (run_dir / name).exists():
-            return str(run_dir / name)
-    found = sorted(run_dir.glob("*.pt"))
-    if not found:
+    from sparsescale.train.checkpoint import CHECKPOINT
+
+    path = run_dir / CHECKPOINT   # a finished run's last checkpoint is its final state
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint of the dense pretraining run in {run_dir}")
-    return str(found[-1])
+    return str(path)
 
 
 def exit_with_parent(poll_s: float = 0.5) -> None:
