@@ -177,3 +177,13 @@ def test_bad_config_exits_2_with_one_line(flags, message, small_corpus, tmp_path
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
+
+
+def test_progress_reports_real_steps_and_loss(small_corpus, tmp_path):
+    """What the sweep's per-run bars show: the steps done of the total, and the loss."""
+    reports = []
+    cfg = RunConfig(**TINY, steps=12, corpus=str(small_corpus), eval_tokens=1024)
+    result = train(cfg, tmp_path / "p", quiet=True, progress=reports.append)
+    assert reports and all(r["steps"] == 12 and 1 <= r["step"] <= 12 for r in reports)
+    assert reports[0]["loss"] == pytest.approx(math.log(256), rel=0.3)   # step 1: about chance
+    assert result.status == "finished"

@@ -47,17 +47,15 @@ class ReportSummary:
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:
-    """A store run's pruning window: from its result, else its config, else the
+    """A store run's pruning window: from its RunResult, else its config, else the
     RunConfig defaults (which stores written before the window was recorded used)."""
-    import json
-
     from sparsescale.train.config import RunConfig
 
-    result = json.loads(run.get("result_json") or "{}")
-    config = run.get("config") or {}
+    result, config = run.get("result"), run.get("config") or {}
     out = []
     for key in ("prune_start", "prune_end"):
-        value = result.get(key, config.get(key))
+        value = getattr(result, key, None)
+        value = config.get(key) if value is None else value
         out.append(float(RunConfig.model_fields[key].default if value is None else value))
     return out[0], out[1]
 

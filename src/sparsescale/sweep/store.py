@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.train.result import TERMINAL, RunResult
 
 SCHEMA_VERSION = 1
 
@@ -72,7 +73,6 @@ CREATE TABLE IF NOT EXISTS curves (
 _RESULT_COLUMNS = ("n_nonzero", "total_params", "embedding_params", "tokens", "examples", "steps",
                    "train_flops_dense", "train_flops_sparse", "final_loss", "wall_s", "tokens_per_s",
                    "diverged_at_step")
-TERMINAL = ("finished", "diverged")
 
 
 def _finite_or_none(x: Any) -> Any:
@@ -169,24 +169,27 @@ class Store:
                       " WHERE config_hash=?", (reason[:4000], time.time(), config_hash))
             return c.execute("SELECT failures FROM runs WHERE config_hash=?", (config_hash,)).fetchone()[0]
 
-    def record_result(self, config_hash: str, result: dict[str, Any]) -> None:
-        """Save a finished or diverged run and its curve in one transaction."""
-        status = result.get("status")
-        if status not in TERMINAL:
-            raise ValueError(f"run {config_hash[:12]}: result status {status!r} is not one of {TERMINAL}")
-        values = [_finite_or_none(result.get(k)) for k in _RESULT_COLUMNS]
+    def record_result(self, config_hash: str, result: RunResult | dict[str, Any]) -> None:
+        """Save a finished or diverged run and its curve in one transaction. A dict
+        (a worker's reply, a custom runner's record) is kept whole in result_json;
+        the columns come from its RunResult reading."""
+        raw = result.to_dict() if isinstance(result, RunResult) else dict(result)
+        r = result if isinstance(result, RunResult) else RunResult.from_dict(raw)
+        if not r.done:
+            raise ValueError(f"run {config_hash[:12]}: result status {r.status!r} is not one of {TERMINAL}")
+        values = [_finite_or_none(getattr(r, k)) for k in _RESULT_COLUMNS]
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET status=?, finished_at=?, pattern=?, sparsity=?, "
                 + ", ".join(f"{k}=?" for k in _RESULT_COLUMNS)
                 + ", result_json=? WHERE config_hash=?",
-                (status, time.time(), result.get("pattern"), result.get("sparsity"), *values,
-                 json.dumps(result, default=str, allow_nan=True), config_hash))
+                (r.status, time.time(), r.pattern, r.sparsity, *values,
+                 json.dumps(raw, default=str, allow_nan=True), config_hash))
             c.execute("DELETE FROM curves WHERE config_hash=?", (config_hash,))
             c.executemany(
                 "INSERT OR REPLACE INTO curves VALUES (?,?,?,?,?)",
                 [(config_hash, p.get("step"), p.get("tokens"), _finite_or_none(p.get("val_loss")),
-                  _finite_or_none(p.get("train_loss"))) for p in result.get("curve") or []])
+                  _finite_or_none(p.get("train_loss"))) for p in r.curve or []])
 
     # -- reading --------------------------------------------------------------------
     def runs(self, sweep_id: int | None = None, status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -211,6 +214,8 @@ class Store:
             d["axes"] = json.loads(d.pop("axes_json"))
             d["plan"] = json.loads(d.pop("plan_json"))
             d["depends_on"] = json.loads(d["depends_on"])
+            # The typed record (None until the run ends); result_json stays as written.
+            d["result"] = RunResult.from_dict(json.loads(d["result_json"])) if d.get("result_json") else None
             out.append(d)
         return out
 

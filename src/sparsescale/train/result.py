@@ -72,8 +72,7 @@ class RunResult:
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
         known = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in data.items() if k in known}
-        kept.setdefault("status", "finished")
-        return cls(**kept)
+        return cls(**{"status": None, **kept})   # status None: not a result; callers check .done
 
 
 def read_result(path: Path) -> RunResult | None:
