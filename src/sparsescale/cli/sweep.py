@@ -32,7 +32,7 @@ def _fmt_seconds(s: float) -> str:
 
 @app.command()
 def sweep(
-    spec: Path = typer.Argument(..., help="Sweep spec TOML (see examples/quick.toml)."),
+    spec: Path = typer.Argument(..., help="Sweep spec TOML, or a preset name (quick, cpu-full, vit-quick)."),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite store [default: runs/<spec name>.sqlite]."),
     executor: str = typer.Option("local", "--executor", help="local (worker processes) or ray."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one 1-thread run per core]."),
@@ -43,8 +43,10 @@ def sweep(
 ) -> None:
     """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
 
-    Example: sparsescale sweep examples/quick.toml --store runs/quick.sqlite --workers 2
+    Example: sparsescale sweep quick --store runs/quick.sqlite --workers 2
     """
+    from sparsescale.recipes.demo import spec_or_preset
+
     from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.coordinator import default_store, plan_sweep, run_sweep
     from sparsescale.sweep.worker import DEFAULT_RUNNER
@@ -56,6 +58,7 @@ def sweep(
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
+    spec = spec_or_preset(spec)
     spec_obj, runs = plan_sweep(spec, check=runner is None)
     store = store or default_store(spec)
     if dry_run:
@@ -152,6 +155,17 @@ def report(
 
     summary = build_report(store, out or default_report_dir(store), n_boot=bootstrap, seed=seed)
     print_summary(summary)
+
+
+@app.command()
+def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")) -> None:
+    """Print a built-in sweep spec, to copy and edit into your own.
+
+    Example: sparsescale preset quick > my-sweep.toml
+    """
+    from sparsescale.recipes.demo import preset_path
+
+    sys.stdout.write(preset_path(name).read_text(encoding="utf-8"))
 
 
 @app.command()
