@@ -210,6 +210,19 @@ FAMILIES: dict[str, Family] = {
         sizing_coeffs=_vit_sizing, load_data=_vit_data, data_arch=_vit_image, make_batches=_image_batches,
         block_macs=_vit_macs, arch_from_run=_vit_arch, defaults={"batch": 128, "seq_len": None},
     ),
+    # Proof that the registry is open: a Hugging Face transformers model, on the GPT data.
+    # Needs the optional extra `hf`.
+    "hf-llama": Family(
+        name="hf-llama", data_unit="tokens",
+        config_class=_lazy("sparsescale.models.hf", "LlamaLMConfig"),
+        model_class=_lazy("sparsescale.models.hf", "LlamaLM"),
+        default_arch={"depth": 2, "head_dim": 16, "seq_len": 64, "vocab_size": 256},
+        sizing_coeffs=lambda arch: (8 / 3, 4.0 * arch["depth"], 3.0 * arch["depth"]),   # q k v o + gate up down
+        load_data=_gpt_data, data_arch=lambda data: {"vocab_size": data.vocab_size},
+        make_batches=_lm_batches, block_macs=lambda prunable, mc, seq_len: seq_len * _sum(prunable),
+        arch_from_run=lambda cfg: {"depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")},
+        defaults={"batch": 32, "seq_len": 64},
+    ),
 }
 
 _HINT = "name your own as package.module:attribute"
