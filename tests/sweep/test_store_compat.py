@@ -39,3 +39,14 @@ def test_report_reads_an_old_store(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_points"] == 8
     assert "<html" in (out / "report.html").read_text().lower()
+
+
+def test_a_sweep_worker_forwards_real_training_progress(tmp_path):
+    """The per-run bars of a sweep follow what train() reports (steps done of the total, loss)."""
+    from sparsescale.sweep.worker import RunTask, execute
+
+    reports = []
+    config = {"model": "gpt", "params": 8000, "steps": 6, "batch": 4, "seq_len": 32, "eval_tokens": 512, "threads": 1}
+    result = execute(RunTask("h" * 64, config, str(tmp_path / "run")), reports.append)
+    assert result["status"] == "finished"
+    assert reports and all(r["steps"] == 6 and 1 <= r["step"] <= 6 and r["loss"] > 0 for r in reports)

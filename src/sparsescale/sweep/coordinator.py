@@ -204,10 +204,11 @@ class _ProgressUI(_NoUI):
 
     def progress(self, h, info):
         r = self.rows.get(h)
-        if r and r["steps"] and "step" in info:
+        total = info.get("steps") or (r or {}).get("steps")   # train() reports its own total
+        if r and total and "step" in info:
             r["reported"] = True
             text = f"loss {info['loss']:.3f}" if isinstance(info.get("loss"), (int, float)) else ""
-            self.bar.update(r["task"], completed=100.0 * info["step"] / r["steps"], info=text)
+            self.bar.update(r["task"], completed=100.0 * info["step"] / total, info=text)
 
     def tick(self):
         now = time.time()

@@ -116,7 +116,7 @@ class RunConfig(BaseModel):
     prune_end: float = 0.75
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compile: bool = False
-    # Shape overrides (None: the family default in models/sizing.py)
+    # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None
     head_dim: int | None = None
     mlp: Literal["gelu", "geglu"] | None = None
@@ -243,7 +243,7 @@ class RunConfig(BaseModel):
         return get_family(self.model).defaults.get(field)
 
     def arch_overrides(self) -> dict[str, Any]:
-        """Shape settings for models/sizing.py (only those that apply)."""
+        """Shape settings as the family's config fields (models/registry.py), None dropped."""
         arch = get_family(self.model).arch_from_run(self)
         return {k: v for k, v in arch.items() if v is not None}
 
