@@ -26,3 +26,19 @@ def test_hf_llama_trains_through_sparsescale_train(small_corpus, tmp_path):
     assert result["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)   # pruned like the others
     curve = [p["val_loss"] for p in result["curve"]]
     assert curve[-1] < curve[0] - 0.3                                     # and it learns
+
+
+@pytest.mark.slow
+def test_hf_llama_is_planned_by_the_sweep_machinery(tmp_path):
+    """The quick preset with only the family changed: every run sized within 5% of its N."""
+    from sparsescale.recipes.demo import preset_path
+    from sparsescale.sweep.spec import check_runs, expand, spec_from_dict
+
+    import tomllib
+
+    raw = tomllib.loads(preset_path("quick").read_text())
+    raw["family"] = "hf-llama"
+    runs = check_runs(expand(spec_from_dict(raw)))
+    assert len(runs) == 18
+    for run in runs:
+        assert abs(run.plan["n_nonzero"] / run.config["params"] - 1) < 0.05
