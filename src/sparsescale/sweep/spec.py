@@ -2,7 +2,7 @@
 sparsity S, non-zero size N and data budget D that one experiment trains.
 
     name = "quick"
-    family = "gpt"                  # gpt | t5 | vit
+    family = "gpt"                  # gpt | t5 | vit | hf-llama | "package.module:attribute"
     corpus = "default"              # optional; a folder of text or "default"
 
     [grid]
