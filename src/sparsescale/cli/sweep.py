@@ -120,20 +120,31 @@ def print_plan(spec, runs, store: Path, workers: int) -> None:
     console.print(f"store: {store}")
 
 
+MAX_BOOTSTRAP = 100_000   # far beyond what stable 95% intervals need (a few hundred)
+
+
 @app.command()
 def export(
     store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
 ) -> None:
-    """Write the finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
+    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
 
     Example: sparsescale export runs/quick.sqlite --csv quick.csv
     then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
     """
+    from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.export import export as export_table
 
-    text, n = export_table(store, csv=csv, parquet=parquet)
+    if csv and parquet:
+        raise SparsescaleError("--csv, --parquet: give one, not both")
+    for out, flag in ((csv, "--csv"), (parquet, "--parquet")):
+        if out:
+            check_output(out, [store], what=flag)
+    text, n = export_table(store, csv=csv, parquet=parquet, sweep=sweep)
     if text:
         sys.stdout.write(text)
     else:
@@ -144,16 +155,25 @@ def export(
 def report(
     store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>-report beside the store]."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help=f"Bootstrap resamples for the intervals (0 to {MAX_BOOTSTRAP:,})."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap (>= 0)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
 ) -> None:
-    """Fit the sparse scaling law to a store's finished runs and write report.html with figures.
+    """Fit the sparse scaling law to one sweep's finished runs and write report.html with figures.
 
     Example: sparsescale report runs/quick.sqlite --out reports/quick
     """
+    from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
     from sparsescale.report.build import build_report, default_report_dir, print_summary
 
-    summary = build_report(store, out or default_report_dir(store), n_boot=bootstrap, seed=seed)
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise SparsescaleError(f"--bootstrap: must be between 0 and {MAX_BOOTSTRAP:,}, got {bootstrap}")
+    if not 0 <= seed < 2**32:
+        raise SparsescaleError(f"--seed: must be between 0 and 2**32-1, got {seed}")
+    out = out or default_report_dir(store)
+    check_output(out, [store], what="--out", folder=True)
+    summary = build_report(store, out, n_boot=bootstrap, seed=seed, sweep=sweep)
     print_summary(summary)
 
 

@@ -9,7 +9,9 @@ as it is in the config model; `--set key=value` reaches any field as well.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -69,7 +71,14 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     if check:
         print(json.dumps(check_config(cfg), indent=2))
         return
-    r = train_run(cfg, out, quiet=quiet)
+    from sparsescale.atomic import check_output
+    from sparsescale.train.lock import RunFolderLock
+
+    check_output(out, [config] if config else [], what="--out", folder=True)
+    # One process per run folder: the lock the sweep workers take (under
+    # torchrun, rank 0 holds it for the job: the other ranks write nothing).
+    with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        r = train_run(cfg, out, quiet=quiet)
     where = Path(out) / RESULT
     if r.status == "diverged":
         print(f"diverged at step {r.diverged_at_step}: N={r.n_nonzero} S={r.sparsity:g} -> {where}")

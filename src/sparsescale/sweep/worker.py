@@ -7,7 +7,6 @@ dict; it never touches the store.
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import os
 import threading
@@ -16,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sparsescale.train.lock import RunFolderLock
 from sparsescale.train.result import RESULT, read_result
 
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
@@ -45,18 +45,13 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     yet). A result already on disk is returned as is: the coordinator died
     after the run finished but before it was recorded."""
     out_dir = Path(task.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / ".run.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with RunFolderLock(out_dir, wait=True):   # the same lock `sparsescale train` takes
         (out_dir / "worker.pid").write_text(f"{os.getpid()}\n")
         done = read_result(out_dir / RESULT)   # None for a torn or foreign file: train again
         if done is not None:
             return done.to_dict()
         runner = load_runner(task.runner)
         return runner(dict(task.config), str(out_dir), progress)
-    finally:
-        os.close(fd)
 
 
 def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = None) -> dict[str, Any]:

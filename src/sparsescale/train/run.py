@@ -111,6 +111,7 @@ class Session:
     loader: Any
     val_batches: list
     losses: Any         # per-step training losses, on the device
+    depends: str | None = None   # checkpoint.depends_hash: identity + data content
     state: dict[str, Any] = field(default_factory=lambda: {
         "step": 0, "curve": [], "train_wall_s": 0.0, "eval_wall_s": 0.0, "diverged_at_step": None})
 
@@ -149,8 +150,14 @@ def _build(cfg: RunConfig, plan: RunPlan, device):
     return model, optimizer, pruner
 
 
+def _data_key(data) -> str | None:
+    """A content key of the training data: the corpus cache key (a hash of the
+    files' bytes) where the family has one, else its source description."""
+    return getattr(data, "key", None) or getattr(data, "source", None)
+
+
 def setup(cfg: RunConfig, out: Path) -> Session:
-    """Plan, build and (when out/ holds a checkpoint of this run) restore."""
+    """Plan, build and (when out/ holds a usable checkpoint of this run) restore."""
     import torch
 
     if cfg.threads:
@@ -164,16 +171,35 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     losses = torch.zeros(plan.steps, dtype=torch.float32, device=device)
     s = Session(cfg=cfg, plan=plan, family=family, out=out, device=device, rank=rank, world=world, model=model,
                 step_model=model, optimizer=optimizer, pruner=pruner, loader=loader,
-                val_batches=loader.validation(n_val, plan.batch), losses=losses)
+                val_batches=loader.validation(n_val, plan.batch), losses=losses,
+                depends=checkpoint.depends_hash(cfg, _data_key(data)))
     if (out / CHECKPOINT).exists():
-        checkpoint.load(out / CHECKPOINT, cfg, device, model, optimizer, pruner, losses, s.state)
+        _resume(s)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        s.step_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        s.step_model = DDP(s.model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile and device.type == "cuda":
         s.step_model = torch.compile(s.step_model)
     return s
+
+
+def _resume(s: Session) -> None:
+    """Restore the checkpoint, or start over from fresh objects when it was set
+    aside (unreadable, other data) or fails to load into this model."""
+    ckpt = checkpoint.read(s.out / CHECKPOINT, s.cfg, s.device, s.depends, s.plan.steps)
+    if ckpt is None:
+        return
+    try:
+        checkpoint.restore(ckpt, s.model, s.optimizer, s.pruner, s.losses, s.state)
+        return
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # shapes or keys of another model
+        checkpoint.set_aside(s.out / CHECKPOINT, f"does not load into this model ({type(exc).__name__})")
+    # the objects may be half loaded: build them again
+    s.model, s.optimizer, s.pruner = _build(s.cfg, s.plan, s.device)
+    s.step_model = s.model
+    s.losses.zero_()
+    s.state = Session.__dataclass_fields__["state"].default_factory()
 
 
 # ---- the loop's helpers ------------------------------------------------------------
@@ -298,7 +324,7 @@ def _curve_point(s: Session, step: int, since: int) -> dict[str, Any]:
 def _save(s: Session) -> None:
     if s.rank == 0:
         checkpoint.save(s.out / CHECKPOINT, s.cfg, s.plan.size.model_config, s.model, s.optimizer, s.pruner,
-                        s.losses, s.state)
+                        s.losses, s.state, depends=s.depends)
 
 
 # ---- the loop --------------------------------------------------------------------
@@ -387,7 +413,11 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
     finished with the same identity is returned as is. `progress` is called
     with {"step", "steps", "loss"} at most twice a second. Under torchrun it
     trains with DistributedDataParallel (rank 0 writes the files)."""
+    from sparsescale.atomic import check_output
+
     cfg, out = as_config(cfg), Path(out_dir)
+    # Fail now, not at the first checkpoint minutes into training.
+    check_output(out, what="out_dir", folder=True)
     done = read_result(out / RESULT)
     if done is not None and checkpoint.same_run(done.identity, cfg):
         return done
