@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(args=argv, standalone_mode=False)
+        if code == 130:   # typer turns Ctrl-C into a silent return of 130
+            print("sparsescale: interrupted", file=sys.stderr)
         if isinstance(code, int) and code != 0:
             raise SystemExit(code)
     except SparsescaleError as exc:

@@ -59,7 +59,7 @@ def sweep(
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
-    spec_obj, runs = plan_sweep(spec, check=runner is None)
+    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
     store = store or default_store(spec)
     if dry_run:
         print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
@@ -71,9 +71,22 @@ def sweep(
     for h, reason in outcome.failed:
         print(f"  failed {h[:12]}: {reason}", file=sys.stderr)
     if outcome.failed:
-        print(f"re-run the same command to retry; the reasons are kept in {store}", file=sys.stderr)
+        print(f"re-run the same command to retry them (up to {spec_obj.max_failures} attempts per run each time, "
+              f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
+
+
+def _plan_with_bar(plan_sweep, spec: Path, check: bool):
+    """Plan the sweep; a bar on stderr follows the check of each run (a large
+    grid takes seconds to minutes; Ctrl-C stops it with one line)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("checking runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("check", total=None)
+        return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n))
 
 
 def print_plan(spec, runs, store: Path, workers: int) -> None:

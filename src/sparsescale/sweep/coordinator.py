@@ -4,7 +4,9 @@ It plans the runs of a spec, records them, hands runnable ones to an executor,
 and writes each result back in its own transaction. It is safe to kill at any
 moment: a restart skips finished runs, re-dispatches interrupted ones (their
 training resumes from its checkpoint, or a result already on disk is picked
-up), and retries failed ones up to `max_failures`.
+up), and retries failed ones: each invocation gives a failed run up to
+`max_failures` attempts, so re-running the command retries it, as the
+message after a failure says.
 """
 
 from __future__ import annotations
@@ -43,13 +45,15 @@ def run_folder(store_path: str | Path) -> Path:
     return p.parent / f"{p.stem}.runs"
 
 
-def plan_sweep(spec_path: str | Path, check: bool = True) -> tuple[SweepSpec, list[PlannedRun]]:
+def plan_sweep(spec_path: str | Path, check: bool = True,
+               progress=None) -> tuple[SweepSpec, list[PlannedRun]]:
     """Load, expand and (with `check`) validate a spec; raises SparsescaleError
-    on the first problem, before anything is trained or written."""
+    on the first problem, before anything is trained or written. `progress(done,
+    total)` follows the check of a large grid."""
     spec = load_spec(spec_path)
     runs = expand(spec, source=str(spec_path))
     if check:
-        runs = check_runs(runs, source=str(spec_path))
+        runs = check_runs(runs, source=str(spec_path), progress=progress)
     return spec, runs
 
 
@@ -72,8 +76,6 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
             row = rows[run.config_hash]
             if row["status"] in ("finished", "diverged"):
                 outcome.skipped += 1
-            elif row["status"] == "failed" and row["failures"] >= max_failures:
-                outcome.failed.append((run.config_hash, row["failure_reason"] or ""))
             else:
                 todo.append(run.config_hash)
         finished_rows = [r for r in rows.values() if r["status"] == "finished"]
@@ -136,7 +138,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
                 ui.done(ev.config_hash, ev.payload["status"], ev.payload)
             else:
                 failures = store.record_failure(ev.config_hash, ev.payload)
-                if failures < max_failures:
+                if failures - rows[ev.config_hash]["failures"] < max_failures:   # this invocation's attempts
                     todo.append(ev.config_hash)  # retried; training resumes from its checkpoint
                     status[ev.config_hash] = "pending"
                     ui.retry(ev.config_hash, ev.payload)

@@ -21,6 +21,7 @@ from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.units import parse_count, parse_pattern
 
 
+MAX_COUNT = 10**15   # parameters, tokens, examples or steps: far beyond any run
 DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
 # Fields that change how fast or where a run executes, never what it computes.
 # Everything else is the run's identity: the sweep's config hash and the
@@ -147,7 +148,12 @@ class RunConfig(BaseModel):
     @field_validator("params", "tokens", "examples", "steps", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
-        return None if value is None else parse_count(value, f"--{info.field_name}")
+        if value is None:
+            return None
+        count = parse_count(value, f"--{info.field_name}")
+        if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
+            raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
+        return count
 
     @field_validator("sparsity")
     @classmethod
@@ -174,11 +180,21 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be >= 1, got {value}")
         return value
 
-    @field_validator("eval_every", "ckpt_every", "eval_tokens", "eval_examples", "seed")
+    @field_validator("eval_every", "ckpt_every", "seed")
     @classmethod
-    def _non_negative(cls, value: int) -> int:
+    def _non_negative(cls, value: int, info) -> int:
         if value < 0:
             raise ValueError(f"must be >= 0, got {value}")
+        if info.field_name == "seed" and value >= 2**63:   # torch seeds are 64-bit
+            raise ValueError(f"must be below 2**63, got {value}")
+        return value
+
+    @field_validator("eval_tokens", "eval_examples")
+    @classmethod
+    def _eval_size(cls, value: int) -> int:
+        # 0 used to evaluate one batch anyway: a loss on data nobody asked for.
+        if value < 1:
+            raise ValueError(f"must be >= 1 (the validation loss needs data), got {value}")
         return value
 
     @field_validator("lr")
@@ -258,6 +274,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SparsescaleError(f"--config {p}: no such file") from None
+        except IsADirectoryError:
+            raise SparsescaleError(f"--config {p}: is a folder, not a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise SparsescaleError(f"--config {p}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+        except OSError as exc:
+            raise SparsescaleError(f"--config {p}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise SparsescaleError(f"--config {p}: not valid TOML ({exc})") from None
         data = dict(raw.get("train", raw))
