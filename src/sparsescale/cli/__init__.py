@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _unexpected(argv: list[str] | None, exc: BaseException) -> None:
     log = crash_log(_command(argv))
+    exc = exc.__cause__ or exc   # typer wraps an EOFError in an empty Abort: name the real one
     what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
     print(f"sparsescale {_command(argv)}: internal error ({what}); this is a bug in sparsescale, "
           f"the full traceback is in {log}", file=sys.stderr)

@@ -84,6 +84,17 @@ def _finite_or_none(x: Any) -> Any:
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+def _readonly_uri(path: Path) -> str:
+    """A read-only URI that leaves no trace: with no -wal file beside it the whole
+    database is in the main file, and `immutable` opens it without creating the
+    -wal/-shm files a WAL-mode reader otherwise leaves behind. With a -wal file
+    (a coordinator is writing) a plain read-only open sees its commits."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return uri if path.with_name(path.name + "-wal").exists() else uri + "&immutable=1"
+
+
 def _check_ours(path: Path) -> None:
     """Raise unless `path` is a sparsescale store of this or an older schema
     (or an empty SQLite file). Opens it read-only; never writes."""
@@ -91,7 +102,7 @@ def _check_ours(path: Path) -> None:
         if f.read(16) != _SQLITE_MAGIC:
             raise SparsescaleError(f"{path}: not a sparsescale sweep store (not an SQLite file); it was left untouched")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite3.connect(_readonly_uri(path), uri=True, timeout=30.0)
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             version = None
@@ -136,7 +147,7 @@ class Store:
                 raise SparsescaleError(f"{self.path}: cannot create the store's folder ({exc.strerror})") from None
         try:
             if readonly:
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0,
+                self.conn = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0,
                                             isolation_level=None)
             else:
                 self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)

@@ -1,0 +1,138 @@
+"""train: one process per run folder, output paths checked before training,
+bad numbers refused, and a checkpoint that cannot be resumed (unreadable, or
+saved with other training data) set aside with one warning line, then the run
+starts over and ends exactly as a fresh run does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from hostile_helpers import TINY, cli, cli_argv, digest, one_line, train
+
+
+def _loss(out) -> float:
+    return json.loads((out / "result.json").read_text())["final_loss"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (("--params", "1e300"), "--params"),
+    (("--eval-tokens", "0"), "--eval-tokens"),
+    (("--seed", str(10**30)), "--seed"),
+    (("--seed", "-5"), "--seed"),
+])
+def test_numbers_without_meaning_are_one_line(corpus, tmp_path, extra, needle):
+    one_line(train(corpus, tmp_path / "r", *extra), 2, needle)
+
+
+def test_unreadable_config_files(corpus, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfeparams = 1\n")
+    one_line(train(corpus, tmp_path / "r", "--config", bad), 2, "--config", "UTF-8")
+    one_line(train(corpus, tmp_path / "r", "--config", tmp_path), 2, "--config", "folder")
+
+
+def test_out_that_is_a_file_or_under_a_file(corpus, tmp_path):
+    f = tmp_path / "f.txt"
+    f.write_text("mine\n")
+    before = digest(f)
+    one_line(train(corpus, f), 2, "--out", "not a folder")
+    one_line(train(corpus, f / "run"), 2, "--out")
+    assert digest(f) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_out_under_a_read_only_folder_fails_before_training(corpus, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        t0 = time.time()
+        one_line(train(corpus, ro / "run"), 2, "--out", "cannot write")
+        assert time.time() - t0 < 60
+    finally:
+        ro.chmod(0o755)
+
+
+def test_config_is_not_overwritten_by_out(corpus, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("sparsity = 0.5\n")
+    before = digest(cfg)
+    one_line(train(corpus, cfg, "--config", cfg), 2, "--out")
+    assert digest(cfg) == before
+
+
+def test_result_json_holding_a_list_is_trained_over(corpus, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "result.json").write_text("[]")
+    done = train(corpus, out)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads((out / "result.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("size", [0, 100])
+def test_corrupt_or_empty_checkpoint_is_set_aside_and_the_run_restarts(corpus, tmp_path, size):
+    out = tmp_path / "r"
+    assert train(corpus, out).returncode == 0
+    fresh = _loss(out)
+    (out / "result.json").unlink()
+    with open(out / "checkpoint.pt", "r+b") as f:
+        f.truncate(size)
+    line = one_line(train(corpus, out), 0, "warning", "checkpoint.pt", "moved to", "starts over")
+    assert "unreadable" in line
+    assert _loss(out) == fresh
+    assert len(list(out.glob("checkpoint.pt.bad-*"))) == 1
+
+
+def test_corpus_edited_between_kill_and_rerun_restarts(corpus, tmp_path):
+    out = tmp_path / "r"
+    assert train(corpus, out).returncode == 0
+    (out / "result.json").unlink()      # as if killed after its last checkpoint
+    for f in sorted(corpus.iterdir())[:3]:
+        f.write_text("a different text entirely\n" * 2000)
+    one_line(train(corpus, out), 0, "warning", "other training data", "starts over")
+    fresh = tmp_path / "fresh"
+    assert train(corpus, fresh).returncode == 0
+    curve = json.loads((out / "result.json").read_text())["curve"]
+    assert curve == json.loads((fresh / "result.json").read_text())["curve"]
+
+
+def _start_long(corpus, out):
+    argv = cli_argv("train", *TINY, "--corpus", corpus, "--out", out)
+    argv[argv.index("--steps") + 1] = "5000"
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / ".run.lock"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
+        if p.poll() is not None:
+            raise AssertionError(p.communicate()[1])
+        time.sleep(0.1)
+    time.sleep(1.0)   # into the loop
+    return p
+
+
+@pytest.mark.slow
+def test_second_train_into_the_same_out_is_refused(corpus, tmp_path):
+    out = tmp_path / "r"
+    first = _start_long(corpus, out)
+    try:
+        second = cli("train", *TINY, "--corpus", corpus, "--out", out)
+        one_line(second, 2, "--out", f"pid {first.pid}", "another process")
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_130(corpus, tmp_path):
+    p = _start_long(corpus, tmp_path / "r")
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    done = subprocess.CompletedProcess(p.args, p.returncode, "", err)
+    one_line(done, 130, "interrupted")
