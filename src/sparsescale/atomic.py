@@ -41,6 +41,9 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         if any(_same_file(target, c) for c in companions):
             raise SparsescaleError(f"{what} {target}: is an input of this command ({src}); "
                                    "choose another output path")
+        if src.is_dir() and target.resolve().is_relative_to(src.resolve()):
+            raise SparsescaleError(f"{what} {target}: is inside an input folder of this command ({src}); "
+                                   "choose another output path")
     if folder:
         if target.exists() and not target.is_dir():
             raise SparsescaleError(f"{what} {target}: exists and is not a folder")

@@ -136,3 +136,10 @@ def test_ctrl_c_is_one_line_and_130(corpus, tmp_path):
     _, err = p.communicate(timeout=60)
     done = subprocess.CompletedProcess(p.args, p.returncode, "", err)
     one_line(done, 130, "interrupted")
+
+
+def test_out_inside_the_corpus_is_refused(corpus, tmp_path):
+    before = {f.name: f.read_bytes() for f in corpus.iterdir()}
+    one_line(train(corpus, corpus), 2, "--out", "input")
+    one_line(train(corpus, corpus / "run"), 2, "--out", "inside an input folder")
+    assert {f.name: f.read_bytes() for f in corpus.iterdir()} == before

@@ -211,6 +211,8 @@ def demo(
 
     Example: sparsescale demo --preset quick --out demo
     """
+    from sparsescale.atomic import check_output
     from sparsescale.recipes.demo import run_demo
 
+    check_output(out, what="--out", folder=True)
     run_demo(preset, out, workers=workers)

@@ -74,7 +74,8 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     from sparsescale.atomic import check_output
     from sparsescale.train.lock import RunFolderLock
 
-    check_output(out, [config] if config else [], what="--out", folder=True)
+    inputs = [p for p in (config, cfg.corpus, cfg.init_from) if p]
+    check_output(out, inputs, what="--out", folder=True)
     # One process per run folder: the lock the sweep workers take (under
     # torchrun, rank 0 holds it for the job: the other ranks write nothing).
     with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
