@@ -83,8 +83,11 @@ def _plan_with_bar(plan_sweep, spec: Path, check: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)
+        return plan_sweep(spec, check=check)
     with Progress(TextColumn("checking runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=console, transient=True) as bar:
         task = bar.add_task("check", total=None)
         return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n))
 
