@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sparsescale.errors import SparsescaleError
 
@@ -29,10 +29,13 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "output",
-                 folder: bool = False) -> Path:
+                 folder: bool = False, ours: Callable[[Path], bool] | None = None) -> Path:
     """Refuse an output path that is one of `inputs` (or their SQLite -wal/-shm
-    companions), that is a folder where a file is meant (or a file where a
-    folder is meant, with `folder`), or whose folder cannot be written.
+    companions) or inside an input folder, that is a folder where a file is
+    meant (or a file where a folder is meant, with `folder`), whose folder
+    cannot be written, or (given `ours`, which recognises this command's own
+    earlier output) an existing non-empty file or folder that `ours` does not
+    recognise: a command replaces what it wrote before, never someone's file.
     `what` names it in the message (the CLI passes its flag). Returns the path."""
     target = Path(path).expanduser()
     for src in inputs:
@@ -49,8 +52,18 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise SparsescaleError(f"{what} {target}: exists and is not a folder")
     elif target.is_dir():
         raise SparsescaleError(f"{what} {target}: is a folder; give a file path")
+    if ours is not None and _occupied(target) and not ours(target):
+        kind = "folder" if target.is_dir() else "file"
+        raise SparsescaleError(f"{what} {target}: an existing {kind} that this command did not write; "
+                               "move it away or choose another path")
     _check_writable(target if folder and target.is_dir() else target.parent, what, target)
     return target
+
+
+def _occupied(p: Path) -> bool:
+    if p.is_dir():
+        return any(p.iterdir())
+    return p.exists() and p.stat().st_size > 0
 
 
 def _check_writable(folder: Path, what: str, target: Path) -> None:

@@ -58,7 +58,7 @@ def _fsize_limit(limit: int):
 
 def test_export_when_the_disk_is_full_keeps_the_old_file(store, tmp_path):
     out = tmp_path / "old.csv"
-    out.write_text("the previous export\n")
+    out.write_text("sparsity,n_nonzero,tokens,loss\n0.5,1000,2000,3.0\n")   # an earlier export
     before = digest(store, out)
     done = subprocess.run(cli_argv("export", store, "--csv", out), capture_output=True, text=True, timeout=120,
                           preexec_fn=_fsize_limit(600))
@@ -121,3 +121,22 @@ def test_corrupt_row_page_in_report(store, tmp_path):
     data[start:start + page_size] = b"\xff" * page_size
     store.write_bytes(bytes(data))
     one_line(cli("report", store, "--out", tmp_path / "r", "--bootstrap", "0"), 2, str(store))
+
+
+def test_export_and_report_never_replace_files_they_did_not_write(store, tmp_path):
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,amount\nrent,900\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("chapter 1\n")
+    before = digest(store, notes, mine / "thesis.tex")
+    one_line(cli("export", store, "--csv", notes), 2, "--csv", "did not write")
+    one_line(cli("report", store, "--out", mine, "--bootstrap", "0"), 2, "--out", "did not write")
+    assert digest(store, notes, mine / "thesis.tex") == before
+    # their own earlier output is replaced as before
+    out = tmp_path / "q.csv"
+    assert cli("export", store, "--csv", out).returncode == 0
+    assert cli("export", store, "--csv", out).returncode == 0
+    rep = tmp_path / "rep"
+    assert cli("report", store, "--out", rep, "--bootstrap", "0").returncode == 0
+    assert cli("report", store, "--out", rep, "--bootstrap", "0").returncode == 0

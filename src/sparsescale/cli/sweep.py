@@ -154,12 +154,13 @@ def export(
     from sparsescale.atomic import check_output
     from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.export import export as export_table
+    from sparsescale.sweep.export import is_export
 
     if csv and parquet:
         raise SparsescaleError("--csv, --parquet: give one, not both")
     for out, flag in ((csv, "--csv"), (parquet, "--parquet")):
         if out:
-            check_output(out, [store], what=flag)
+            check_output(out, [store], what=flag, ours=is_export)
     text, n = export_table(store, csv=csv, parquet=parquet, sweep=sweep)
     if text:
         sys.stdout.write(text)
@@ -181,14 +182,14 @@ def report(
     """
     from sparsescale.atomic import check_output
     from sparsescale.errors import SparsescaleError
-    from sparsescale.report.build import build_report, default_report_dir, print_summary
+    from sparsescale.report.build import build_report, default_report_dir, is_report, print_summary
 
     if not 0 <= bootstrap <= MAX_BOOTSTRAP:
         raise SparsescaleError(f"--bootstrap: must be between 0 and {MAX_BOOTSTRAP:,}, got {bootstrap}")
     if not 0 <= seed < 2**32:
         raise SparsescaleError(f"--seed: must be between 0 and 2**32-1, got {seed}")
     out = out or default_report_dir(store)
-    check_output(out, [store], what="--out", folder=True)
+    check_output(out, [store], what="--out", folder=True, ours=is_report)
     summary = build_report(store, out, n_boot=bootstrap, seed=seed, sweep=sweep)
     print_summary(summary)
 

@@ -26,6 +26,11 @@ from sparsescale.sweep.store import Store
 MIN_POINTS = 8  # the sparse law has 7 free coefficients
 
 
+def is_report(folder: Path) -> bool:
+    """Whether an existing folder holds an earlier report (its summary.json)."""
+    return (folder / "summary.json").is_file()
+
+
 def default_report_dir(store_path: str | Path) -> Path:
     p = Path(store_path)
     return p.parent / f"{p.stem}-report"
@@ -119,7 +124,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
 
     from sparsescale.atomic import check_output
 
-    check_output(out_dir, [store_path], what="out_dir", folder=True)
+    check_output(out_dir, [store_path], what="out_dir", folder=True, ours=is_report)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         return _build(store_path, Path(out_dir), n_boot, seed, show_progress, sweep)

@@ -44,6 +44,13 @@ def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) 
     return out
 
 
+def is_export(path: Path) -> bool:
+    """Whether an existing file is an earlier export (CSV header or Parquet magic)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return head.startswith(b"sparsity,n_nonzero,") or head.startswith(b"PAR1")
+
+
 def export(store_path: str | Path, csv: str | Path | None = None, parquet: str | Path | None = None,
            sweep: str | None = None) -> tuple[str, int]:
     """Write the finished runs of one sweep of a store (`sweep`: its name; default
@@ -57,7 +64,7 @@ def export(store_path: str | Path, csv: str | Path | None = None, parquet: str |
         raise SparsescaleError("export: give csv or parquet, not both")
     for out, what in ((csv, "csv"), (parquet, "parquet")):
         if out:
-            check_output(out, [store_path], what=what)
+            check_output(out, [store_path], what=what, ours=is_export)
     with Store(store_path, readonly=True) as store:
         rows = result_rows(store, sweep=sweep)
     if not rows:

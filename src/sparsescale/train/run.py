@@ -419,6 +419,9 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
     # Fail now, not at the first checkpoint minutes into training.
     check_output(out, what="out_dir", folder=True)
     done = read_result(out / RESULT)
+    if done is None and (out / RESULT).exists():   # written atomically: never a torn file of ours
+        raise SparsescaleError(f"out_dir {out}: holds a {RESULT} that is not a sparsescale result; "
+                               "move it away or choose another folder")
     if done is not None and checkpoint.same_run(done.identity, cfg):
         return done
     s = setup(cfg, out)
