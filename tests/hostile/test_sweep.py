@@ -76,3 +76,28 @@ def test_failed_run_with_a_corrupt_checkpoint_is_retried_on_rerun(tmp_path, corp
     conn = sqlite3.connect(store)
     assert conn.execute("SELECT status FROM runs").fetchone()[0] == "finished"
     conn.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_running_sweep_stops_workers_quietly(tmp_path, corpus):
+    """Ctrl-C in a terminal signals the whole process group: the coordinator
+    answers it (workers checkpoint on its SIGTERM); no worker prints a traceback."""
+    import os
+
+    spec = tmp_path / "two.toml"
+    spec.write_text(f'name = "two"\nfamily = "gpt"\n[grid]\nsparsity = [0.0, 0.5]\nn_nonzero = ["10k"]\n'
+                    f'tokens = ["150k"]\n[train]\nbatch = 4\nseq_len = 32\neval_tokens = 256\n'
+                    f'corpus = "{corpus}"\n')
+    store = tmp_path / "s.sqlite"
+    p = subprocess.Popen(cli_argv("sweep", spec, "--store", store, "--workers", "2"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    runs = tmp_path / "s.runs"
+    while time.time() < deadline and len(list(runs.glob("*/worker.pid"))) < 2:
+        time.sleep(0.2)
+    time.sleep(2)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "sparsescale: interrupted"
