@@ -31,9 +31,11 @@ def is_report(folder: Path) -> bool:
     return (folder / "summary.json").is_file()
 
 
-def default_report_dir(store_path: str | Path) -> Path:
+def default_report_dir(store_path: str | Path, sweep: str | None = None) -> Path:
+    """<store stem>-report beside the store; <store stem>-<sweep>-report for a
+    named sweep, so reports of two sweeps of one store do not replace each other."""
     p = Path(store_path)
-    return p.parent / f"{p.stem}-report"
+    return p.parent / (f"{p.stem}-{sweep}-report" if sweep else f"{p.stem}-report")
 
 
 def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:

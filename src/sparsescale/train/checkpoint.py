@@ -39,10 +39,21 @@ def same_run(stored: dict[str, Any] | None, cfg: RunConfig) -> bool:
 
 
 def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
-    """What a checkpoint's state depends on: the run's identity and the content
-    of its training data (the corpus cache key hashes the files' bytes)."""
-    blob = json.dumps({"identity": cfg.identity(), "data": data_key}, sort_keys=True, default=str)
+    """What a checkpoint's state depends on: the run's identity, the content of
+    its training data (the corpus cache key hashes the files' bytes) and of the
+    --init-from weights it started from."""
+    init = file_digest(Path(cfg.init_from).expanduser()) if cfg.init_from else None
+    blob = json.dumps({"identity": cfg.identity(), "data": data_key, "init_from": init}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """blake2b of a file's bytes, read in 1 MB blocks (one pass, bounded memory)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def set_aside(path: Path, reason: str) -> Path:
