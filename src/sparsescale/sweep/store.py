@@ -192,7 +192,15 @@ class Store:
                 return store.conn
 
             def __exit__(self_inner, exc_type, exc, tb):
-                store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                try:
+                    store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                except sqlite3.DatabaseError as commit_exc:
+                    exc = exc or commit_exc
+                    exc_type = type(exc)
+                if exc_type is not None and issubclass(exc_type, sqlite3.DatabaseError):
+                    # disk full, read-only file, damaged page: the transaction is rolled back
+                    raise SparsescaleError(f"{store.path}: cannot write the store ({exc}); "
+                                           "its committed contents are unchanged") from None
                 return False
 
         return _Tx()
