@@ -140,3 +140,25 @@ def test_export_and_report_never_replace_files_they_did_not_write(store, tmp_pat
     rep = tmp_path / "rep"
     assert cli("report", store, "--out", rep, "--bootstrap", "0").returncode == 0
     assert cli("report", store, "--out", rep, "--bootstrap", "0").returncode == 0
+
+
+@pytest.mark.parametrize("flag, value", [("--bootstrap", "1000000000"), ("--bootstrap", "-1"), ("--seed", "-5"),
+                                         ("--bootstrap", "1e9")])
+def test_report_numbers_without_meaning(store, tmp_path, flag, value):
+    before = digest(store)
+    one_line(cli("report", store, "--out", tmp_path / "r", flag, value), 2, flag)
+    assert digest(store) == before
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_report_bootstrap(store, tmp_path):
+    import time
+
+    p = subprocess.Popen(cli_argv("report", store, "--out", tmp_path / "r", "--bootstrap", "20000"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    one_line(subprocess.CompletedProcess(p.args, p.returncode, "", err), 130, "interrupted")
+    assert not (tmp_path / "r" / "report.html").exists()
