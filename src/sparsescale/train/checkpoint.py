@@ -64,7 +64,10 @@ def set_aside(path: Path, reason: str) -> Path:
     while dest.exists():
         dest = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
         n += 1
-    path.rename(dest)
+    try:
+        path.rename(dest)
+    except FileNotFoundError:   # another rank of the same torchrun job moved it first
+        return dest
     print(f"sparsescale: warning: {path}: {reason}; moved to {dest.name}, the run starts over", file=sys.stderr)
     return dest
 
