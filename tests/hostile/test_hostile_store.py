@@ -57,3 +57,11 @@ def test_a_text_file_as_store_is_refused_untouched(tmp_path, corpus):
     before = digest(f)
     one_line(cli("sweep", _spec(tmp_path, corpus), "--store", f), 2, "not an SQLite file")
     assert digest(f) == before
+
+
+def test_store_where_nothing_can_be_written(tmp_path, corpus):
+    one_line(cli("sweep", _spec(tmp_path, corpus), "--store", "/proc/sparsescale-test/s.sqlite"), 2,
+             "/proc/sparsescale-test")
+    f = tmp_path / "file"
+    f.write_text("x")
+    one_line(cli("sweep", _spec(tmp_path, corpus), "--store", f / "s.sqlite"), 2, str(f))

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,14 @@ def test_out_under_a_read_only_folder_fails_before_training(corpus, tmp_path):
         assert time.time() - t0 < 60
     finally:
         ro.chmod(0o755)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux procfs")
+def test_out_where_nothing_can_be_written_fails_before_training(corpus, tmp_path):
+    """procfs refuses new files even to root: the unwritable folder every CI user has."""
+    t0 = time.time()
+    one_line(train(corpus, "/proc/sparsescale-test/run"), 2, "--out", "cannot write")
+    assert time.time() - t0 < 60
 
 
 def test_config_is_not_overwritten_by_out(corpus, tmp_path):
