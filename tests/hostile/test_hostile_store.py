@@ -38,6 +38,7 @@ def test_foreign_sqlite_store_is_refused_untouched(tmp_path, corpus, with_runs):
     one_line(cli("export", db), 2, str(db))
     one_line(cli("report", db, "--out", tmp_path / "r"), 2, str(db))
     assert digest(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "corpus", "tiny.toml"]   # nothing beside it
 
 
 def test_store_of_a_newer_schema_is_refused_untouched(tmp_path, corpus, store):

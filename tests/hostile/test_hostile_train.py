@@ -152,3 +152,21 @@ def test_out_inside_the_corpus_is_refused(corpus, tmp_path):
     one_line(train(corpus, corpus), 2, "--out", "input")
     one_line(train(corpus, corpus / "run"), 2, "--out", "inside an input folder")
     assert {f.name: f.read_bytes() for f in corpus.iterdir()} == before
+
+
+def _limit_file_size(limit: int):
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes then fail with EFBIG, as a full disk's ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_disk_full_at_a_checkpoint_is_one_line(corpus, tmp_path):
+    assert train(corpus, tmp_path / "warm").returncode == 0   # the corpus cache, written without a limit
+    out = tmp_path / "r"
+    argv = cli_argv("train", *TINY, "--corpus", corpus, "--out", out)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(20_000))
+    one_line(done, 2, "checkpoint.pt", "cannot write")
+    assert not (out / "checkpoint.pt").exists() and not list(out.glob(".checkpoint.pt.*"))

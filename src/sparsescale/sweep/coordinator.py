@@ -22,7 +22,7 @@ from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
-from sparsescale.sweep.store import Store
+from sparsescale.sweep.store import Store, check_store
 from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask
 
 
@@ -64,6 +64,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
     store_path = Path(store_path)
     max_failures = spec.max_failures if max_failures is None else max_failures
     threads = int(spec.train.get("threads", 1))
+    if store_path.is_file() and store_path.stat().st_size > 0:
+        check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
     with contextlib.ExitStack() as stack:
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))

@@ -95,7 +95,7 @@ def _readonly_uri(path: Path) -> str:
     return uri if path.with_name(path.name + "-wal").exists() else uri + "&immutable=1"
 
 
-def _check_ours(path: Path) -> None:
+def check_store(path: Path) -> None:
     """Raise unless `path` is a sparsescale store of this or an older schema
     (or an empty SQLite file). Opens it read-only; never writes."""
     with open(path, "rb") as f:
@@ -139,7 +139,7 @@ class Store:
         # Read-only look first: a file that is not ours, or a store of a newer
         # version, is refused before anything (journal mode included) changes it.
         if self.path.exists() and self.path.stat().st_size > 0:
-            _check_ours(self.path)
+            check_store(self.path)
         if not readonly:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

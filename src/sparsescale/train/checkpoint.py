@@ -83,7 +83,12 @@ def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, los
         "losses": losses.cpu(), "state": dict(state),
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            # torch reports a failed write (disk full, quota) as a RuntimeError of its zip writer;
+            # as an OSError, atomic_path turns it into one line and keeps the last good checkpoint.
+            raise OSError(f"the write failed, is the disk full? ({' '.join(str(exc).split())[:120]})") from None
 
 
 _PARTS = ("model", "optimizer", "pruner", "losses", "state")
