@@ -26,6 +26,9 @@ def _loss(out) -> float:
     (("--eval-tokens", "0"), "--eval-tokens"),
     (("--seed", str(10**30)), "--seed"),
     (("--seed", "-5"), "--seed"),
+    (("--lr", "1e999"), "--lr"),
+    (("--threads", "100000000000"), "--threads"),
+    (("--steps", "1e300"), "--steps"),
 ])
 def test_numbers_without_meaning_are_one_line(corpus, tmp_path, extra, needle):
     one_line(train(corpus, tmp_path / "r", *extra), 2, needle)

@@ -175,9 +175,13 @@ class RunConfig(BaseModel):
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
-    def _positive(cls, value: int | None) -> int | None:
+    def _positive(cls, value: int | None, info) -> int | None:
         if value is not None and value < 1:
             raise ValueError(f"must be >= 1, got {value}")
+        # beyond these a value only overflows inside torch (a C long), never trains
+        limit = 1024 if info.field_name == "threads" else 10**9
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit:,}, got {value}")
         return value
 
     @field_validator("eval_every", "ckpt_every", "seed")
@@ -200,8 +204,8 @@ class RunConfig(BaseModel):
     @field_validator("lr")
     @classmethod
     def _lr(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
-            raise ValueError(f"must be > 0, got {value}")
+        if value is not None and not (value > 0 and value != float("inf")):
+            raise ValueError(f"must be a finite number > 0, got {value}")
         return value
 
     @field_validator("warmup")
