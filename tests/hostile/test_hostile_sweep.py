@@ -101,3 +101,19 @@ def test_ctrl_c_of_a_running_sweep_stops_workers_quietly(tmp_path, corpus):
     assert p.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1] == "sparsescale: interrupted"
+
+
+@pytest.mark.parametrize("line, needle", [('name = "a/b"', "name"), ("max_failures = 0", "max_failures"),
+                                          ("workers = 100000000", "workers")])
+def test_spec_values_without_meaning(tmp_path, corpus, line, needle):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'{line}\nfamily = "gpt"\n[grid]\nsparsity = [0.0]\nn_nonzero = ["10k"]\ntokens = ["768"]\n'
+                    f'[train]\nbatch = 4\nseq_len = 32\ncorpus = "{corpus}"\n')
+    one_line(cli("sweep", spec, "--dry-run"), 2, needle)
+
+
+def test_workers_beyond_reason(tmp_path, corpus):
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'name = "s"\nfamily = "gpt"\n[grid]\nsparsity = [0.0]\nn_nonzero = ["10k"]\ntokens = ["768"]\n'
+                    f'[train]\nbatch = 4\nseq_len = 32\ncorpus = "{corpus}"\n')
+    one_line(cli("sweep", spec, "--workers", "1000000"), 2, "--workers")

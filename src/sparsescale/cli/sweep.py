@@ -53,8 +53,8 @@ def sweep(
 
     if executor not in ("local", "ray"):
         raise SparsescaleError(f"--executor: unknown executor {executor!r} (choose local or ray)")
-    if workers is not None and workers < 1:
-        raise SparsescaleError(f"--workers: must be at least 1, got {workers}")
+    if workers is not None and not 1 <= workers <= 1024:
+        raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.

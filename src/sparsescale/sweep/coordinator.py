@@ -85,7 +85,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
               else _NoUI())
         stack.enter_context(ui)
         if todo:
-            ex = make_executor(executor, workers=workers or spec.workers, ray_address=ray_address,
+            slots = workers or spec.workers
+            ex = make_executor(executor, workers=min(slots, len(todo)) if slots else None, ray_address=ray_address,
                                threads_per_run=threads)
             ex.start()
             stack.callback(ex.shutdown)

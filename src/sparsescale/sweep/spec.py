@@ -123,6 +123,21 @@ class SweepSpec(BaseModel):
     train: dict[str, Any] = {}
     override: list[Override] = []
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # it names report folders and is typed after --sweep: keep it a plain word
+        if not value.strip() or any(c in value for c in "/\\\0") or value in (".", ".."):
+            raise ValueError(f"must be a non-empty name without slashes, got {value!r}")
+        return value
+
+    @field_validator("max_failures", "workers")
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 1024:
+            raise ValueError(f"must be between 1 and 1024, got {value}")
+        return value
+
     @field_validator("family")
     @classmethod
     def _known_family(cls, value: str) -> str:
