@@ -18,10 +18,6 @@ from dataclasses import dataclass
 
 import torch
 
-# torch warns once per process that CSR support is "beta"; the kernels used
-# here (mm, sampled_addmm) are the documented ones, and the noise would land
-# in every CLI run.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,11 @@ class CsrLayout:
         order = torch.arange(rows.numel(), device=mask.device)
         idx = torch.sparse_coo_tensor(torch.stack([cols, rows]), order, (mask.shape[1], mask.shape[0]),
                                       check_invariants=False).coalesce()
-        t_csr = idx.to_sparse_csr()
+        with warnings.catch_warnings():
+            # torch warns once per process that CSR is "beta"; mm and sampled_addmm
+            # are its documented kernels, and the line would land in every CLI run.
+            warnings.simplefilter("ignore", UserWarning)
+            t_csr = idx.to_sparse_csr()
         crow = torch.zeros(mask.shape[0] + 1, dtype=torch.int64, device=mask.device)
         crow[1:] = torch.cumsum(mask.sum(dim=1), 0)
         return cls((int(mask.shape[0]), int(mask.shape[1])), crow, cols, t_csr.crow_indices(),

@@ -1,0 +1,84 @@
+"""2:4 semi-structured swap: skipped with a reason without CUDA; on an Ampere+
+GPU, exact parity with the masked dense computation up to bf16 rounding."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.sparsity import semi_structured as semi
+
+REASON = semi.unavailable_reason("cuda")
+needs_kernels = pytest.mark.skipif(REASON is not None, reason=f"semi-structured kernels unavailable: {REASON}")
+
+
+def _nm_mask(rows, cols, n=2, m=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.rand(rows, cols // m, m, generator=g)
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, scores.topk(n, -1).indices, True)
+    return keep.reshape(rows, cols)
+
+
+def test_cpu_is_refused_with_a_reason():
+    reason = semi.unavailable_reason("cpu")
+    assert reason is not None and "CUDA" in reason
+    model = nn.Sequential(nn.Linear(64, 64))
+    with pytest.raises(SparsescaleError, match="CUDA"):
+        semi.swap_to_semi_structured(model, {"0.weight": _nm_mask(64, 64)})
+    assert isinstance(model[0], nn.Linear)  # nothing was swapped
+
+
+def test_is_nm():
+    mask = _nm_mask(8, 16)
+    assert semi.is_nm(mask)
+    assert not semi.is_nm(torch.ones(8, 16, dtype=torch.bool))
+    assert not semi.is_nm(mask[:, :14])  # not a multiple of 4
+    assert semi.is_nm(mask & (torch.rand(8, 16) > 0.5))  # pruned further inside 2:4
+
+
+class _Block(nn.Module):
+    def __init__(self, width=256):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+
+    def forward(self, x):
+        return self.fc2(torch.nn.functional.gelu(self.fc1(x)))
+
+
+def _masked_pair():
+    torch.manual_seed(0)
+    dense = _Block().cuda()
+    masks = {"fc1.weight": _nm_mask(1024, 256, seed=1).cuda(), "fc2.weight": _nm_mask(256, 1024, seed=2).cuda()}
+    with torch.no_grad():
+        dense.fc1.weight.mul_(masks["fc1.weight"])
+        dense.fc2.weight.mul_(masks["fc2.weight"])
+    sparse = _Block().cuda()
+    sparse.load_state_dict(dense.state_dict())
+    return dense, sparse, masks
+
+
+@needs_kernels
+def test_forward_backward_parity_with_masked_dense_bf16():
+    dense, sparse, masks = _masked_pair()
+    report = semi.swap_to_semi_structured(sparse, masks)
+    assert sorted(report.swapped) == ["fc1", "fc2"] and not report.skipped
+    x = torch.randn(4, 128, 256, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y_d, y_s = dense(x), sparse(x)
+    torch.testing.assert_close(y_s.float(), y_d.float(), rtol=2e-2, atol=2e-2)
+    g = torch.randn_like(y_d)
+    y_d.backward(g)
+    y_s.backward(g)
+    for name in ("fc1.weight", "fc2.weight", "fc1.bias"):
+        gd, gs = dict(dense.named_parameters())[name].grad, dict(sparse.named_parameters())[name].grad
+        torch.testing.assert_close(gs, gd, rtol=2e-2, atol=2e-2 * gd.abs().max().item())
+
+
+@needs_kernels
+def test_swap_keeps_the_parameters_and_skips_non_24_masks():
+    dense, sparse, masks = _masked_pair()
+    weight = sparse.fc1.weight
+    masks["fc2.weight"] = torch.ones(256, 1024, dtype=torch.bool, device="cuda")
+    report = semi.swap_to_semi_structured(sparse, masks)
+    assert report.swapped == ["fc1"] and "not 2:4" in report.skipped["fc2"]
+    assert sparse.fc1.weight is weight
