@@ -82,3 +82,34 @@ def test_swap_keeps_the_parameters_and_skips_non_24_masks():
     report = semi.swap_to_semi_structured(sparse, masks)
     assert report.swapped == ["fc1"] and "not 2:4" in report.skipped["fc2"]
     assert sparse.fc1.weight is weight
+
+
+def _pruned_block(steps=40):
+    from sparsescale.sparsity import GradualPruner
+
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.blocks = nn.ModuleList([_Block(64)])
+    pruner = GradualPruner(model, pattern="2:4", total_steps=steps, every=5)
+    return model, pruner
+
+
+def test_swap_waits_for_the_final_mask_then_refuses_on_cpu():
+    model, pruner = _pruned_block()
+    final_from = pruner.schedule.end_step + 1  # masks installed at end_step are the last
+    for _ in range(final_from):
+        assert semi.swap_when_final(model, pruner) is None
+        pruner.step()
+    assert all(semi.is_nm(m) for m in pruner.masks.values())  # the mask is exactly 2:4 now
+    with pytest.raises(SparsescaleError, match="CUDA"):
+        semi.swap_when_final(model, pruner)
+
+
+def test_unstructured_pruner_never_swaps():
+    from sparsescale.sparsity import GradualPruner
+
+    model, _ = _pruned_block()
+    pruner = GradualPruner(model, sparsity=0.5, total_steps=10, every=1)
+    for _ in range(10):
+        pruner.step()
+    assert semi.swap_when_final(model, pruner) is None

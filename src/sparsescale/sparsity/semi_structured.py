@@ -23,6 +23,7 @@ dense matmul, so results agree up to the accumulation order of bf16 products.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -161,3 +162,22 @@ def swap_to_semi_structured(model: nn.Module, masks: dict[str, torch.Tensor],
         setattr(parent, child, SemiStructuredLinear(modules[name], mask))
         report.swapped.append(name)
     return report
+
+
+@functools.lru_cache(maxsize=64)
+def _last_update_step(schedule, total_steps: int) -> int:
+    """The last step on which `schedule` recomputes masks (-1 if none); the
+    schedules are frozen dataclasses, so this is computed once per schedule."""
+    return next((t for t in range(total_steps - 1, -1, -1) if schedule.is_update_step(t)), -1)
+
+
+def swap_when_final(model: nn.Module, pruner, dtype: torch.dtype = torch.bfloat16) -> SwapReport | None:
+    """For a training loop: call after `pruner.step()`; once the pruner's 2:4
+    masks are final (past the schedule's last update step) swap the pruned
+    linears and return the report, else return None. Patterns other than 2:4
+    never swap. The pruner keeps re-applying masks, which is harmless."""
+    if getattr(pruner, "nm", None) != (2, 4):
+        return None
+    if pruner.step_count <= _last_update_step(pruner.schedule, pruner.config["total_steps"]):
+        return None
+    return swap_to_semi_structured(model, pruner.masks, dtype)
