@@ -78,3 +78,15 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
 def test_out_directory_is_refused(tmp_path):
     proc = cli("bench-kernels", "--out", tmp_path, "--shapes", TINY)
     assert proc.returncode == 2 and "is a directory" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_kernel_that_refuses_is_reported_not_fatal():
+    from sparsescale.kernels.bench import time_steps
+
+    def broken():
+        raise NotImplementedError("no CSR kernel for bfloat16\nsecond line")
+
+    settings = BenchSettings(shapes=((4, 4, 4),), repeats=2, min_sample_s=0.0)
+    times, failed = time_steps({"dense": lambda: None, "unstructured@0.5": broken}, settings)
+    assert list(times) == ["dense"]
+    assert failed == {"unstructured@0.5": "NotImplementedError: no CSR kernel for bfloat16"}

@@ -169,18 +169,31 @@ def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) ->
     return {f"{pattern}@{1 - n / m:g}": step}, None
 
 
-def time_steps(steps: dict[str, Step], settings: BenchSettings) -> dict[str, float]:
-    """Median milliseconds per step of each variant, timed interleaved."""
+def _calibrate(step: Step, settings: BenchSettings, dev: torch.device) -> int:
+    """Warm up, then the number of steps one timed sample needs."""
+    for _ in range(settings.warmup):
+        step()
+    _sync(dev)
+    t0 = time.perf_counter()
+    step()
+    _sync(dev)
+    return max(1, math.ceil(settings.min_sample_s / max(time.perf_counter() - t0, 1e-9)))
+
+
+def time_steps(steps: dict[str, Step], settings: BenchSettings) -> tuple[dict[str, float], dict[str, str]]:
+    """Median milliseconds per step of each variant, timed interleaved, and
+    the variants whose kernels refused to run here (name -> error)."""
     dev = torch.device(settings.device)
     inner: dict[str, int] = {}
-    for name, step in steps.items():
-        for _ in range(settings.warmup):
-            step()
-        _sync(dev)
-        t0 = time.perf_counter()
-        step()
-        _sync(dev)
-        inner[name] = max(1, math.ceil(settings.min_sample_s / max(time.perf_counter() - t0, 1e-9)))
+    failed: dict[str, str] = {}
+    for name, step in list(steps.items()):
+        try:
+            inner[name] = _calibrate(step, settings, dev)
+        except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel missing for this dtype/device
+            if name == "dense":
+                raise
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            del steps[name]
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(settings.repeats):
         for name, step in steps.items():
@@ -190,7 +203,7 @@ def time_steps(steps: dict[str, Step], settings: BenchSettings) -> dict[str, flo
                 step()
             _sync(dev)
             samples[name].append((time.perf_counter() - t0) * 1e3 / inner[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: statistics.median(v) for name, v in samples.items()}, failed
 
 
 def machine_info(device: str) -> dict:
@@ -233,7 +246,8 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
             progress(f"shape {shape[0]}x{shape[1]}x{shape[2]} (tokens x in x out)")
         steps, why = _variants(shape, settings, gen)
         skipped.update(why)
-        times = time_steps(steps, settings)
+        times, failed = time_steps(steps, settings)
+        skipped.update({f"{name} at {'x'.join(map(str, shape))}": err for name, err in failed.items()})
         for name, ms in times.items():
             if name == "dense":
                 continue
