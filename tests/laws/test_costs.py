@@ -148,3 +148,41 @@ def test_costs_import_without_torch():
     code = "import sys, sparsescale.laws.costs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def measured_cli():
+    from sparsescale.cli.laws import Flops
+
+    if "measured" not in {f.value for f in Flops}:
+        pytest.skip("`optimal --flops measured` is not wired into cli/laws.py yet (issue 14's patch for the lead)")
+
+
+@pytest.mark.parametrize("speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")])
+def test_cli_optimal_measured_reproduces_the_idealised_answer(tmp_path, measured_cli, speedup, flops):
+    path = _file(tmp_path, speedup)
+    common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--json"]
+    want = json.loads(_cli(*common, "--flops", flops).stdout)
+    proc = _cli(*common, "--flops", "measured", "--speedups", path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["sparsity"] == pytest.approx(want["sparsity"], abs=1e-7)
+    assert got["flops"] == "measured:unstructured"
+    for s, ratio in want["optimal_data_ratio"].items():
+        assert got["optimal_data_ratio"][s] == pytest.approx(ratio, rel=1e-5)
+
+
+def test_cli_optimal_measured_bad_input(tmp_path, measured_cli):
+    common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_doc({"unstructured": {"0.5": -1}})))
+    for args, match in ((["--flops", "measured"], "--flops measured needs --speedups"),
+                        (["--speedups", bad], "--speedups is for --flops measured"),
+                        (["--flops", "measured", "--speedups", bad], "bad.json: speedups['unstructured']['0.5']: speedup must be > 0"),
+                        (["--flops", "measured", "--speedups", tmp_path / "none.json"], "none.json: cannot read speedups file")):
+        proc = _cli(*common, *args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr

@@ -91,6 +91,9 @@ class CostModel:
         if not (np.all(np.isfinite(r)) and np.all(r >= 0)):
             raise SparsescaleError("relative step times must be finite and >= 0")
 
+    def __str__(self) -> str:  # figure labels and records name the accounting, not the knots
+        return self.name
+
     def relative_step_time(self, sparsity):
         """r(s) = time(sparse step at s) / time(dense step)."""
         return np.interp(np.asarray(sparsity, dtype=float), self.knots, self.step_time)
