@@ -20,6 +20,7 @@ ratio a model made of exactly these layers would see (see laws/costs.py).
 from __future__ import annotations
 
 import math
+import os
 import platform
 import statistics
 import time
@@ -206,6 +207,13 @@ def time_steps(steps: dict[str, Step], settings: BenchSettings) -> tuple[dict[st
     return {name: statistics.median(v) for name, v in samples.items()}, failed
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not on every platform
+        return None
+
+
 def machine_info(device: str) -> dict:
     dev = torch.device(device)
     info = {
@@ -215,6 +223,9 @@ def machine_info(device: str) -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        # other processes skew timings; the load says how busy the machine was
+        "load_average_1m_before": _load(),
     }
     if dev.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(dev)
@@ -237,6 +248,7 @@ def _aggregate(rows: list[dict], settings: BenchSettings) -> dict[str, dict[str,
 
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Time every variant at every shape; return the speedups document."""
+    machine = machine_info(settings.device)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     rows: list[dict] = []
@@ -257,7 +269,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     doc = {
         "format": FORMAT,
         "definition": SPEEDUP_DEFINITION,
-        "machine": machine_info(settings.device),
+        "machine": machine,
         "settings": {"shapes": [list(s) for s in settings.shapes], "sparsities": list(settings.sparsities),
                      "patterns": list(settings.patterns), "compute_dtype": str(settings.compute_dtype).replace("torch.", ""),
                      "weights_dtype": "float32", "optimizer": "AdamW", "repeats": settings.repeats,
@@ -266,6 +278,7 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         "speedups": _aggregate(rows, settings),
         "skipped": skipped,
     }
+    doc["machine"]["load_average_1m_after"] = _load()
     if not doc["speedups"]:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "nothing requested"
         raise SparsescaleError(f"no pattern could be measured on {settings.device} ({reasons})")
