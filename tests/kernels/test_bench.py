@@ -90,3 +90,10 @@ def test_a_kernel_that_refuses_is_reported_not_fatal():
     times, failed = time_steps({"dense": lambda: None, "unstructured@0.5": broken}, settings)
     assert list(times) == ["dense"]
     assert failed == {"unstructured@0.5": "NotImplementedError: no CSR kernel for bfloat16"}
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_cuda(tmp_path):
+    proc = cli("bench-kernels", "--out", tmp_path / "s.json", "--device", "cuda", "--shapes", TINY)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--device cuda: torch.cuda.is_available() is False" in proc.stderr
