@@ -85,15 +85,32 @@ def test_optimal_with_measured_speedups_matches_the_idealised_answer(tmp_path, m
     assert np.allclose(planning.optimal_data_ratio(law, S, cost), planning.optimal_data_ratio(law, S, flops), rtol=1e-5)
 
 
-def test_schedule_average_matches_brute_force_for_a_measured_curve(tmp_path):
+@pytest.mark.parametrize("fallback", [True, False])
+def test_schedule_average_matches_brute_force_for_a_measured_curve(tmp_path, fallback):
     table = {0.5: 0.4, 0.75: 0.9, 0.9: 2.5, 0.95: 3.1}  # CSR-like: loses at low S, wins late
-    cost = load_speedups(_file(tmp_path, table.get, knots=tuple(table))).cost_model("unstructured", 0.2, 0.8)
+    speedups = load_speedups(_file(tmp_path, table.get, knots=tuple(table)))
+    cost = speedups.cost_model("unstructured", 0.2, 0.8, dense_fallback=fallback)
     t = (np.arange(400_000) + 0.5) / 400_000
     p = np.clip((t - 0.2) / 0.6, 0, 1)
     for S in (0.3, 0.6, 0.8, 0.93, 0.99):
         r = np.interp(S * (1 - (1 - p) ** 3), [0.0, *table], [1.0, *(1 / v for v in table.values())])
+        if fallback:  # the dense step wherever the kernel is slower
+            r = np.minimum(r, 1.0)
         assert cost.mean_step_time(S) == pytest.approx(r.mean(), rel=1e-6)
         assert cost.c_mul(S) == pytest.approx(r.mean() / (1 - S), rel=1e-6)
+
+
+def test_dense_fallback_never_costs_more_than_dense(tmp_path):
+    table = {0.5: 0.4, 0.75: 0.9, 0.9: 2.5}
+    speedups = load_speedups(_file(tmp_path, table.get, knots=tuple(table)))
+    capped, raw = speedups.cost_model(), speedups.cost_model(dense_fallback=False)
+    dense = planning.c_mul(GRID, "dense")
+    assert np.all(capped.c_mul(GRID) <= dense * (1 + 1e-12))
+    assert np.any(raw.c_mul(GRID) > dense * 1.05)  # the slow kernel, priced as measured
+    # the crossing of r = 1 between 0.75 (r = 1.11) and 0.9 (r = 0.4) is a knot
+    cross = 0.75 + (1 - 1 / 0.9) * 0.15 / (0.4 - 1 / 0.9)
+    assert cross in capped.knots and capped.relative_step_time(cross) == pytest.approx(1.0)
+    assert str(capped) == "measured:unstructured"
 
 
 def test_no_speedup_is_extrapolated_beyond_the_largest_measured_sparsity(tmp_path):

@@ -24,7 +24,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -53,7 +53,6 @@ class BenchSettings:
     min_sample_s: float = 0.02  # each sample runs enough steps to last this long
     seed: int = 0
     lr: float = 1e-3
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.shapes:

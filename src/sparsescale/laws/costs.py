@@ -29,6 +29,11 @@ n:m patterns (n weights KEPT in every group of m consecutive weights along the
 input dimension; 2:4 keeps 2 of 4) can use their kernel only once the mask is
 exactly n:m, i.e. after the ramp ends: R(S) = end + (1 - end) r(S), with r
 interpolated over the pattern's measured points (S >= 1 - n/m).
+
+Where a kernel is slower than dense (speedup < 1, e.g. CSR at moderate
+sparsity on a CPU), the trainer is assumed to keep the dense masked step:
+r(s) = min(r_measured(s), 1) (`dense_fallback`, on by default; the file keeps
+the raw measurements either way).
 """
 
 from __future__ import annotations
@@ -152,7 +157,14 @@ class Speedups:
     machine: dict[str, Any] = field(default_factory=dict)
     source: str = "speedups"
 
-    def cost_model(self, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75) -> CostModel:
+    def cost_model(self, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75,
+                   dense_fallback: bool = True) -> CostModel:
+        """c_mul for `pattern` under the cubic schedule (start, end).
+
+        dense_fallback: where the sparse kernel is slower than dense (speedup
+        < 1), the step runs dense, since a trainer keeps the masked-dense path
+        wherever it is faster: r(s) = min(r_measured(s), 1). False prices the
+        sparse kernel at every sparsity, as measured."""
         key = canonical_pattern(pattern)
         if key not in self.table:
             have = ", ".join(sorted(self.table)) or "none"
@@ -163,10 +175,28 @@ class Speedups:
         nm = parse_pattern(key)
         if nm is not None:  # below the pattern's own sparsity the step is a masked-dense one
             knots, times = [0.0, points[0][0] - 1e-12] + knots[1:], [1.0, 1.0] + times[1:]
-        return CostModel(f"measured:{key}", tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end)
+        if dense_fallback:
+            knots, times = _capped_at_dense(knots, times)
+        name = f"measured:{key}" + ("" if dense_fallback else ":no-dense-fallback")
+        return CostModel(name, tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end)
 
     def c_mul(self, sparsity, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75):
         return self.cost_model(pattern, start, end).c_mul(sparsity)
+
+
+def _capped_at_dense(knots: list[float], times: list[float]) -> tuple[list[float], list[float]]:
+    """min(r, 1) of a piecewise-linear r, still piecewise linear: a knot is
+    added wherever a segment crosses 1, so the schedule average stays exact."""
+    out_k, out_t = [knots[0]], [min(times[0], 1.0)]
+    for k0, t0, k1, t1 in zip(knots, times, knots[1:], times[1:]):
+        if (t0 - 1.0) * (t1 - 1.0) < 0:
+            cross = k0 + (1.0 - t0) * (k1 - k0) / (t1 - t0)
+            if out_k[-1] < cross < k1:
+                out_k.append(cross)
+                out_t.append(1.0)
+        out_k.append(k1)
+        out_t.append(min(t1, 1.0))
+    return out_k, out_t
 
 
 def _number(value: Any, where: str) -> float:
