@@ -97,3 +97,11 @@ def test_cuda_requested_without_cuda(tmp_path):
     proc = cli("bench-kernels", "--out", tmp_path / "s.json", "--device", "cuda", "--shapes", TINY)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--device cuda: torch.cuda.is_available() is False" in proc.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_only_unmeasurable_patterns_fail_before_timing(tmp_path):
+    proc = cli("bench-kernels", "--out", tmp_path / "s.json", "--patterns", "2:4,1:4", "--shapes", TINY)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "no pattern could be measured on cpu" in proc.stderr and "1:4 has none" in proc.stderr
+    assert not (tmp_path / "s.json").exists()

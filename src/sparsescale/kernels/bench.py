@@ -145,22 +145,31 @@ def _unstructured(s: float, w0, x, grad, settings: BenchSettings, gen) -> dict[s
     return {f"masked@{s:g}": masked, f"{UNSTRUCTURED}@{s:g}": sparse}
 
 
+def pattern_unavailable(pattern: str, device) -> str | None:
+    """Why no sparse kernel for `pattern` runs on `device`, or None."""
+    from sparsescale.sparsity import semi_structured as semi
+
+    if pattern == UNSTRUCTURED:
+        return None
+    if pattern != "2:4":
+        return f"only 2:4 has a PyTorch sparse kernel (semi-structured); {pattern} has none"
+    return semi.unavailable_reason(device)
+
+
 def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) -> tuple[dict[str, Step], str | None]:
     from torch import nn
 
     from sparsescale.sparsity import semi_structured as semi
 
-    n, m = (int(v) for v in pattern.split(":"))
-    if (n, m) != (2, 4):
-        return {}, f"only 2:4 has a PyTorch sparse kernel (semi-structured); {pattern} has none"
-    why = semi.unavailable_reason(w0.device)
+    why = pattern_unavailable(pattern, w0.device)
     if why is not None:
         return {}, why
+    n, m = (int(v) for v in pattern.split(":"))
     mask = _nm_mask(*w0.shape, n, m, gen, w0.device)
     linear = nn.Linear(w0.shape[1], w0.shape[0], bias=False, device=w0.device)
     with torch.no_grad():
         linear.weight.copy_(w0 * mask)
-    reason = semi._swap_reason(linear, mask, settings.compute_dtype)
+    reason = semi.unswappable_reason(linear, mask, settings.compute_dtype)
     if reason is not None:
         return {}, reason
     module = semi.SemiStructuredLinear(linear, mask)
@@ -247,6 +256,10 @@ def _aggregate(rows: list[dict], settings: BenchSettings) -> dict[str, dict[str,
 
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Time every variant at every shape; return the speedups document."""
+    reasons = {p: pattern_unavailable(p, settings.device) for p in settings.patterns}
+    if all(reasons.values()):  # say so before spending minutes on dense timings
+        raise SparsescaleError(f"no pattern could be measured on {settings.device} ("
+                               + "; ".join(f"{k}: {v}" for k, v in reasons.items()) + ")")
     machine = machine_info(settings.device)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)

@@ -126,7 +126,8 @@ class SwapReport:
     skipped: dict[str, str]  # module name -> reason
 
 
-def _swap_reason(module: nn.Module, mask: torch.Tensor, dtype: torch.dtype) -> str | None:
+def unswappable_reason(module: nn.Module, mask: torch.Tensor, dtype: torch.dtype) -> str | None:
+    """Why `module` with `mask` cannot run on the 2:4 kernels, or None."""
     if not isinstance(module, nn.Linear):
         return f"not an nn.Linear ({type(module).__name__})"
     if not is_nm(mask):
@@ -153,7 +154,7 @@ def swap_to_semi_structured(model: nn.Module, masks: dict[str, torch.Tensor],
         if not pname.endswith(".weight") or pname[: -len(".weight")] not in modules:
             continue
         name = pname[: -len(".weight")]
-        why = _swap_reason(modules[name], mask, dtype)
+        why = unswappable_reason(modules[name], mask, dtype)
         if why is not None:
             report.skipped[name] = why
             continue
