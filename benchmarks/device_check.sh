@@ -16,7 +16,10 @@
 #     bash benchmarks/device_check.sh --prepare
 # then run it on the device with the wheels carried:
 #     run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=600)
-# Environment knobs: STEPS (default 200), SHORT (50), BATCH (32), OPT (adafactor).
+# Environment knobs: STEPS (default 200), SHORT (50), BATCH (32), OPT (adafactor), and for a dry run
+# of the script's plumbing on a CPU (minutes, no figures worth reading):
+#     PY=.venv/bin/python DEVICE=cpu PARAMS=20k DEPTH=2 HEAD_DIM=16 SEQ=64 BATCH=4 STEPS=40 SHORT=10 \
+#     COMPILE=--no-compile BENCH_SHAPES=32x64x128 CORPUS_MB=3 bash benchmarks/device_check.sh
 set -u
 cd "$(dirname "$0")/.."
 
@@ -33,41 +36,49 @@ fi
 
 OUT=${OUT:-/tmp/device-check-out}
 mkdir -p "$OUT"
-STEPS=${STEPS:-200}; SHORT=${SHORT:-50}; BATCH=${BATCH:-32}; OPT=${OPT:-adafactor}
+STEPS=${STEPS:-200}; SHORT=${SHORT:-50}; BATCH=${BATCH:-32}; OPT=${OPT:-adafactor}; PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}; PARAMS=${PARAMS:-84934656}; DEPTH=${DEPTH:-12}; HEAD_DIM=${HEAD_DIM:-64}; SEQ=${SEQ:-1024}
+COMPILE=${COMPILE:---compile}; CORPUS_MB=${CORPUS_MB:-40}
+BENCH_SHAPES_FLAG=${BENCH_SHAPES:+--shapes $BENCH_SHAPES}
 export PYTHONUNBUFFERED=1 SPARSESCALE_CACHE=/tmp/ss-cache
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+# the wheels are for the device image's Python 3.12; a dry run elsewhere uses its own environment
+if ls .whl/*.whl >/dev/null 2>&1 && $PY -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH=/tmp/site:$PWD/src || { echo "wheel install failed"; exit 1; }
 else
     export PYTHONPATH=$PWD/src
 fi
-SS="python3 -m sparsescale"
+SS="$PY -m sparsescale"
 section() { echo; echo "=================== $* ($(date +%T))"; }
 
 section "machine"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-NGPU=$(nvidia-smi -L | wc -l)
-python3 -c "import torch, pydantic, typer, sparsescale.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count())" \
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    NGPU=$(nvidia-smi -L | wc -l)
+else
+    echo "no nvidia-smi"; NGPU=0
+fi
+$PY -c "import torch, pydantic, typer, sparsescale.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count())" \
     || { echo "imports failed: run 'bash benchmarks/device_check.sh --prepare' here and carry .whl"; exit 1; }
 
 section "1. semi-structured parity tests (CUDA)"
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/kernels -rs 2>&1 | tail -8
+timeout 120 $PY -m pytest -q -p no:cacheprovider tests/kernels -rs 2>&1 | tail -8
 
 section "2. 2:4 kernels against dense (FFN fwd+bwd; whole 2:4 GPT step)"
-timeout 150 python3 benchmarks/semi_structured_bench.py --steps 20
+timeout 150 $PY benchmarks/semi_structured_bench.py --steps 20
 
 section "3. bench-kernels on the GPU, and S_opt from it"
-timeout 120 $SS bench-kernels --device cuda --out "$OUT/cuda-speedups.json" --repeats 5
+timeout 120 $SS bench-kernels --device "$DEVICE" --out "$OUT/speedups.json" --repeats 5 $BENCH_SHAPES_FLAG
 for NC in "1e7 1e18" "1e8 1e20"; do
     set -- $NC
     for FL in sparse dense; do
         $SS optimal --law vit-jft --params "$1" --compute "$2" --flops $FL --json \
-            | python3 -c "import json,sys; d=json.load(sys.stdin); print(f'N=$1 C=$2 flops=$FL: S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
+            | $PY -c "import json,sys; d=json.load(sys.stdin); print(f'N=$1 C=$2 flops=$FL: S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
     done
-    if ! $SS optimal --law vit-jft --params "$1" --compute "$2" --flops measured --speedups "$OUT/cuda-speedups.json" --json \
+    if ! $SS optimal --law vit-jft --params "$1" --compute "$2" --flops measured --speedups "$OUT/speedups.json" --json \
         > /tmp/opt.json 2>/tmp/opt.err; then
         echo "(optimal --flops measured: $(head -1 /tmp/opt.err); computing through the library instead)"
-        python3 - "$1" "$2" "$OUT/cuda-speedups.json" > /tmp/opt.json <<'EOF'
+        $PY - "$1" "$2" "$OUT/speedups.json" > /tmp/opt.json <<'EOF'
 import json, sys
 from sparsescale.laws import planning
 from sparsescale.laws.costs import CostModel, load_speedups
@@ -79,15 +90,16 @@ planning.c_mul = lambda S, f="sparse", *a, **k: f.c_mul(S) if isinstance(f, Cost
 print(json.dumps(planning.optimal_sparsity(preset("vit-jft"), N, C, cost).to_dict(), default=str))
 EOF
     fi
-    python3 -c "import json; d=json.load(open('/tmp/opt.json')); print(f'N=$1 C=$2 flops=measured (unstructured, this GPU): S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
+    $PY -c "import json; d=json.load(open('/tmp/opt.json')); print(f'N=$1 C=$2 flops=measured (unstructured, this GPU): S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
 done
 
 section "4. sparsescale train --device cuda --compile, ~100M GPT"
+rm -rf /tmp/corpus /tmp/run-short /tmp/run-a /tmp/run-b /tmp/run-ddp  # a warm machine keeps them: no stale resumes
 mkdir -p /tmp/corpus
-python3 - <<'EOF'
+$PY - "$CORPUS_MB" <<'EOF'
 # ~40 MB of real text for a single pass: this Python's and its packages' sources, as .txt
-import pathlib, sysconfig
-out, size = pathlib.Path("/tmp/corpus"), 0
+import pathlib, sys, sysconfig
+out, size, limit = pathlib.Path("/tmp/corpus"), 0, float(sys.argv[1]) * 1e6
 roots = [pathlib.Path(sysconfig.get_paths()["stdlib"]), pathlib.Path(sysconfig.get_paths()["purelib"])]
 for root in roots:
     for i, f in enumerate(sorted(root.rglob("*.py"))):
@@ -97,13 +109,13 @@ for root in roots:
             continue
         (out / f"{root.name}-{i:06d}.txt").write_bytes(text)
         size += len(text)
-        if size > 40e6:
+        if size > limit:
             break
-    if size > 40e6:
+    if size > limit:
         break
 print(f"corpus: {size / 1e6:.1f} MB")
 EOF
-TRAIN="$SS train --model gpt --params 84934656 --depth 12 --head-dim 64 --seq-len 1024 --batch $BATCH --device cuda --compile --optimizer $OPT --corpus /tmp/corpus --eval-tokens 65536 --quiet"
+TRAIN="$SS train --model gpt --params $PARAMS --depth $DEPTH --head-dim $HEAD_DIM --seq-len $SEQ --batch $BATCH --device $DEVICE $COMPILE --optimizer $OPT --corpus /tmp/corpus --eval-tokens 65536 --quiet"
 timeout 150 $TRAIN --steps "$SHORT" --eval-every "$SHORT" --ckpt-every "$SHORT" --out /tmp/run-short
 timeout 200 $TRAIN --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" --out /tmp/run-a
 # the same run, stopped by SIGTERM once its first checkpoint exists, then resumed by the same command
@@ -112,7 +124,7 @@ $B & PID=$!
 for _ in $(seq 1 150); do [ -f /tmp/run-b/checkpoint.pt ] && break; sleep 1; done
 kill -TERM $PID 2>/dev/null; wait $PID; echo "interrupted run exit status $?"
 timeout 200 $B
-python3 - "$SHORT" "$STEPS" "$BATCH" <<'EOF'
+$PY - "$SHORT" "$STEPS" "$BATCH" <<'EOF'
 import json, sys
 short, steps, batch = map(int, sys.argv[1:])
 a, s = (json.load(open(f"/tmp/run-{k}/result.json")) for k in ("a", "short"))
@@ -136,9 +148,9 @@ else:
 EOF
 if [ "$NGPU" -ge 2 ]; then
     section "4b. two-process DDP (nccl)"
-    timeout 200 python3 -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \
-        --params 84934656 --depth 12 --head-dim 64 --seq-len 1024 --batch "$BATCH" --device cuda --corpus /tmp/corpus \
-        --steps "$SHORT" --out /tmp/run-ddp --quiet
+    timeout 200 $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \
+        --params "$PARAMS" --depth "$DEPTH" --head-dim "$HEAD_DIM" --seq-len "$SEQ" --batch "$BATCH" --device "$DEVICE" \
+        --corpus /tmp/corpus --steps "$SHORT" --out /tmp/run-ddp --quiet
 else
     echo "two-process DDP: skipped, this machine has $NGPU GPU (needs 2)"
 fi
