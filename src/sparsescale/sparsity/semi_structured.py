@@ -84,7 +84,7 @@ class _SemiSparseLinear(torch.autograd.Function):
         # autocast off inside: the operands are cast here, and autocast must not touch the sparse subclass
         with torch.autocast(x.device.type, enabled=False):
             w = (weight * mask).to(dtype)
-            x = x.to(dtype)
+            x = x.to(dtype).contiguous()  # the sparse kernels take row-major dense operands
             ctx.save_for_backward(x, w)
             return F.linear(x, _compress(w))
 
@@ -94,7 +94,7 @@ class _SemiSparseLinear(torch.autograd.Function):
         x_dtype, w_dtype = ctx.dtypes
         grad_x = grad_w = None
         with torch.autocast(x.device.type, enabled=False):
-            g = grad_out.to(w.dtype)
+            g = grad_out.to(w.dtype).contiguous()
             if ctx.needs_input_grad[0]:
                 grad_x = (F.linear(g, _compress(w.t().contiguous())) if ctx.transposable else g @ w).to(x_dtype)
             if ctx.needs_input_grad[1]:
