@@ -113,3 +113,42 @@ def test_unstructured_pruner_never_swaps():
     for _ in range(10):
         pruner.step()
     assert semi.swap_when_final(model, pruner) is None
+
+
+@pytest.mark.parametrize("transposable", [False, True])
+def test_autograd_plumbing_on_cpu_with_the_kernel_replaced_by_dense(monkeypatch, transposable):
+    """Casts, reshapes, bias and both gradient branches of the swapped linear,
+    checked on CPU: only the 2:4 compression (CUDA) is replaced by the dense
+    weight it encodes; the CUDA parity test above checks the kernel itself."""
+    monkeypatch.setattr(semi, "_compress", lambda w: w)
+    torch.manual_seed(0)
+    dense = nn.Linear(64, 32)
+    mask = _nm_mask(32, 64)
+    if transposable:  # 2:4 along both dims: Latin-square tiles
+        tile = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.bool)
+        mask = tile.repeat(8, 16)
+    with torch.no_grad():
+        dense.weight.mul_(mask)
+    swapped = semi.SemiStructuredLinear(nn.Linear(64, 32), mask)
+    swapped.load_state_dict(dense.state_dict())
+    assert swapped.transposable == transposable
+    x = torch.randn(3, 5, 64)
+    xs, xd = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ys, yd = swapped(xs), dense(xd)
+    assert ys.shape == (3, 5, 32) and ys.dtype == yd.dtype == torch.bfloat16
+    torch.testing.assert_close(ys, yd)
+    g = torch.randn(3, 5, 32)
+    ys.float().backward(g)
+    yd.float().backward(g)
+    assert swapped.weight.grad.dtype == torch.float32 and xs.grad.dtype == torch.float32
+    torch.testing.assert_close(xs.grad, xd.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(swapped.weight.grad, dense.weight.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(swapped.bias.grad, dense.bias.grad, rtol=2e-2, atol=2e-2)
+
+
+def test_fp32_activations_are_refused_with_a_reason(monkeypatch):
+    monkeypatch.setattr(semi, "_compress", lambda w: w)
+    swapped = semi.SemiStructuredLinear(nn.Linear(8, 4), _nm_mask(4, 8))
+    with pytest.raises(SparsescaleError, match="need bf16 or fp16 activations"):
+        swapped(torch.randn(2, 8))

@@ -72,34 +72,37 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 class _SemiSparseLinear(torch.autograd.Function):
-    """y = x (W*mask)^T with the forward (and, for transposable masks, dx) on 2:4 kernels."""
+    """y = x (W*mask)^T + b with the forward (and, for transposable masks, dx)
+    on 2:4 kernels; the bias rides in the same kernel, as in a dense linear."""
 
     @staticmethod
-    def forward(ctx, x, weight, mask, transposable: bool):
+    def forward(ctx, x, weight, bias, mask, transposable: bool):
         dtype = _compute_dtype(x)
         if dtype not in HALF_DTYPES:
             raise SparsescaleError(f"semi-structured kernels need bf16 or fp16 activations, got {dtype}")
-        ctx.dtypes = (x.dtype, weight.dtype)
+        ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         ctx.transposable = transposable
         # autocast off inside: the operands are cast here, and autocast must not touch the sparse subclass
         with torch.autocast(x.device.type, enabled=False):
             w = (weight * mask).to(dtype)
             x = x.to(dtype).contiguous()  # the sparse kernels take row-major dense operands
             ctx.save_for_backward(x, w)
-            return F.linear(x, _compress(w))
+            return F.linear(x, _compress(w), None if bias is None else bias.to(dtype))
 
     @staticmethod
     def backward(ctx, grad_out):
         x, w = ctx.saved_tensors
-        x_dtype, w_dtype = ctx.dtypes
-        grad_x = grad_w = None
+        x_dtype, w_dtype, b_dtype = ctx.dtypes
+        grad_x = grad_w = grad_b = None
         with torch.autocast(x.device.type, enabled=False):
             g = grad_out.to(w.dtype).contiguous()
             if ctx.needs_input_grad[0]:
                 grad_x = (F.linear(g, _compress(w.t().contiguous())) if ctx.transposable else g @ w).to(x_dtype)
             if ctx.needs_input_grad[1]:
                 grad_w = (g.t() @ x).to(w_dtype)  # the dense gradient, as masked-dense training uses
-        return grad_x, grad_w, None, None
+            if ctx.needs_input_grad[2]:
+                grad_b = g.sum(0).to(b_dtype)
+        return grad_x, grad_w, grad_b, None, None
 
 
 class SemiStructuredLinear(nn.Module):
@@ -115,9 +118,9 @@ class SemiStructuredLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        y = _SemiSparseLinear.apply(x.reshape(-1, self.in_features), self.weight, self.mask, self.transposable)
-        y = y.reshape(*lead, self.out_features)
-        return y if self.bias is None else y + self.bias.to(y.dtype)
+        y = _SemiSparseLinear.apply(x.reshape(-1, self.in_features), self.weight, self.bias, self.mask,
+                                    self.transposable)
+        return y.reshape(*lead, self.out_features)
 
 
 @dataclass
