@@ -203,3 +203,13 @@ def test_cli_optimal_measured_bad_input(tmp_path, measured_cli):
                         (["--flops", "measured", "--speedups", tmp_path / "none.json"], "none.json: cannot read speedups file")):
         proc = _cli(*common, *args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
+
+
+def test_sopt_map_with_measured_ideal_speedups_matches_the_sparse_map(tmp_path, monkeypatch):
+    _route_cost_models(monkeypatch)
+    cost = load_speedups(_file(tmp_path, lambda s: 1.0 / (1.0 - s))).cost_model()
+    N, C = np.meshgrid(np.logspace(6, 9, 7), np.logspace(17, 22, 9))
+    want = planning.optimal_sparsity_grid(T5, N, C, "sparse", resolution=400)
+    got = planning.optimal_sparsity_grid(T5, N, C, cost, resolution=400)
+    assert got.shape == N.shape
+    assert np.allclose(got, want, atol=1e-9)
