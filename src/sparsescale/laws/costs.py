@@ -107,9 +107,10 @@ class CostModel:
         """R(S): r averaged over training under the cubic schedule to final S."""
         S = np.asarray(sparsity, dtype=float)
         if self.final_only:
-            return self.end + (1.0 - self.end) * self.relative_step_time(S)
+            return self.end * self.relative_step_time(0.0) + (1.0 - self.end) * self.relative_step_time(S)
+        before = self.relative_step_time(0.0)  # dense until the ramp starts
         ramp = self._ramp_mean(S)
-        return self.start * 1.0 + (self.end - self.start) * ramp + (1.0 - self.end) * self.relative_step_time(S)
+        return self.start * before + (self.end - self.start) * ramp + (1.0 - self.end) * self.relative_step_time(S)
 
     def _ramp_mean(self, S):
         """Integral over p in [0, 1] of r(S (1 - (1 - p)^3)), exact for
