@@ -30,6 +30,14 @@ input dimension; 2:4 keeps 2 of 4) can use their kernel only once the mask is
 exactly n:m, i.e. after the ramp ends: R(S) = end + (1 - end) r(S), with r
 interpolated over the pattern's measured points (S >= 1 - n/m).
 
+The file (JSON; `bench-kernels` also stores its settings and raw timings):
+
+    {"format": "sparsescale-speedups/1",
+     "machine": {"device": "cuda", "device_name": "...", "torch": "..."},
+     "speedups": {"unstructured": {"0.9": 1.6, "0.95": 2.1}, "2:4": {"0.5": 1.1}}}
+
+so published speedups can be written by hand as well.
+
 Where a kernel is slower than dense (speedup < 1, e.g. CSR at moderate
 sparsity on a CPU), the trainer is assumed to keep the dense masked step:
 r(s) = min(r_measured(s), 1) (`dense_fallback`, on by default; the file keeps
