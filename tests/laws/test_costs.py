@@ -213,3 +213,10 @@ def test_sopt_map_with_measured_ideal_speedups_matches_the_sparse_map(tmp_path, 
     got = planning.optimal_sparsity_grid(T5, N, C, cost, resolution=400)
     assert got.shape == N.shape
     assert np.allclose(got, want, atol=1e-9)
+
+
+def test_a_losing_nm_kernel_falls_back_to_dense(tmp_path):
+    speedups = load_speedups(_file(tmp_path, lambda s: 0.8, pattern="2:4", knots=(0.5,)))
+    assert speedups.c_mul(0.5, "2:4") == pytest.approx(planning.c_mul(0.5, "dense"))
+    raw = speedups.cost_model("2:4", dense_fallback=False)
+    assert raw.mean_step_time(0.5) == pytest.approx(0.75 + 0.25 / 0.8)
