@@ -16,7 +16,9 @@
 #     bash benchmarks/device_check.sh --prepare
 # then run it on the device with the wheels carried:
 #     run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=600)
-# Environment knobs: STEPS (default 200), SHORT (50), BATCH (32), OPT (adafactor), and for a dry run
+# Environment knobs: SECTIONS (default 1234: which of the four to run; e.g. SECTIONS=123 then
+# SECTIONS=4 splits it over two calls if compiling is slow), STEPS (default 200), SHORT (50),
+# BATCH (32), OPT (adafactor), and for a dry run
 # of the script's plumbing on a CPU (minutes, no figures worth reading):
 #     PY=.venv/bin/python DEVICE=cpu PARAMS=20k DEPTH=2 HEAD_DIM=16 SEQ=64 BATCH=4 STEPS=40 SHORT=10 \
 #     COMPILE=--no-compile BENCH_SHAPES=32x64x128 CORPUS_MB=3 bash benchmarks/device_check.sh
@@ -38,7 +40,8 @@ OUT=${OUT:-/tmp/device-check-out}
 mkdir -p "$OUT"
 STEPS=${STEPS:-200}; SHORT=${SHORT:-50}; BATCH=${BATCH:-32}; OPT=${OPT:-adafactor}; PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}; PARAMS=${PARAMS:-84934656}; DEPTH=${DEPTH:-12}; HEAD_DIM=${HEAD_DIM:-64}; SEQ=${SEQ:-1024}
-COMPILE=${COMPILE:---compile}; CORPUS_MB=${CORPUS_MB:-40}
+COMPILE=${COMPILE:---compile}; CORPUS_MB=${CORPUS_MB:-40}; SECTIONS=${SECTIONS:-1234}
+want() { case "$SECTIONS" in *"$1"*) return 0 ;; *) return 1 ;; esac; }
 BENCH_SHAPES_FLAG=${BENCH_SHAPES:+--shapes $BENCH_SHAPES}
 export PYTHONUNBUFFERED=1 SPARSESCALE_CACHE=/tmp/ss-cache
 # the wheels are for the device image's Python 3.12; a dry run elsewhere uses its own environment
@@ -61,12 +64,17 @@ fi
 $PY -c "import torch, pydantic, typer, sparsescale.cli; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count())" \
     || { echo "imports failed: run 'bash benchmarks/device_check.sh --prepare' here and carry .whl"; exit 1; }
 
+if want 1; then
 section "1. semi-structured parity tests (CUDA)"
 timeout 120 $PY -m pytest -q -p no:cacheprovider tests/kernels -rs 2>&1 | tail -8
+fi
 
+if want 2; then
 section "2. 2:4 kernels against dense (FFN fwd+bwd; whole 2:4 GPT step)"
 timeout 150 $PY benchmarks/semi_structured_bench.py --steps 20
+fi
 
+if want 3; then
 section "3. bench-kernels on the GPU, and S_opt from it"
 timeout 120 $SS bench-kernels --device "$DEVICE" --out "$OUT/speedups.json" --repeats 5 $BENCH_SHAPES_FLAG
 for NC in "1e7 1e18" "1e8 1e20"; do
@@ -93,6 +101,9 @@ EOF
     $PY -c "import json; d=json.load(open('/tmp/opt.json')); print(f'N=$1 C=$2 flops=measured (unstructured, this GPU): S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
 done
 
+fi
+
+if want 4; then
 section "4. sparsescale train --device cuda --compile, ~100M GPT"
 rm -rf /tmp/corpus /tmp/run-short /tmp/run-a /tmp/run-b /tmp/run-ddp  # a warm machine keeps them: no stale resumes
 mkdir -p /tmp/corpus
@@ -153,5 +164,6 @@ if [ "$NGPU" -ge 2 ]; then
         --corpus /tmp/corpus --steps "$SHORT" --out /tmp/run-ddp --quiet
 else
     echo "two-process DDP: skipped, this machine has $NGPU GPU (needs 2)"
+fi
 fi
 section "done"
