@@ -43,7 +43,9 @@ DEVICE=${DEVICE:-cuda}; PARAMS=${PARAMS:-84934656}; DEPTH=${DEPTH:-12}; HEAD_DIM
 COMPILE=${COMPILE:---compile}; CORPUS_MB=${CORPUS_MB:-40}; SECTIONS=${SECTIONS:-1234}
 want() { case "$SECTIONS" in *"$1"*) return 0 ;; *) return 1 ;; esac; }
 BENCH_SHAPES_FLAG=${BENCH_SHAPES:+--shapes $BENCH_SHAPES}
-export PYTHONUNBUFFERED=1 SPARSESCALE_CACHE=/tmp/ss-cache
+WORK=${WORK:-/tmp/sparsescale-device-check}  # scratch: corpus, runs, token cache
+mkdir -p "$WORK"
+export WORK PYTHONUNBUFFERED=1 SPARSESCALE_CACHE=$WORK/cache
 # the wheels are for the device image's Python 3.12; a dry run elsewhere uses its own environment
 if ls .whl/*.whl >/dev/null 2>&1 && $PY -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -84,9 +86,9 @@ for NC in "1e7 1e18" "1e8 1e20"; do
             | $PY -c "import json,sys; d=json.load(sys.stdin); print(f'N=$1 C=$2 flops=$FL: S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
     done
     if ! $SS optimal --law vit-jft --params "$1" --compute "$2" --flops measured --speedups "$OUT/speedups.json" --json \
-        > /tmp/opt.json 2>/tmp/opt.err; then
-        echo "(optimal --flops measured: $(head -1 /tmp/opt.err); computing through the library instead)"
-        $PY - "$1" "$2" "$OUT/speedups.json" > /tmp/opt.json <<'EOF'
+        > $WORK/opt.json 2>$WORK/opt.err; then
+        echo "(optimal --flops measured: $(head -1 $WORK/opt.err); computing through the library instead)"
+        $PY - "$1" "$2" "$OUT/speedups.json" > $WORK/opt.json <<'EOF'
 import json, sys
 from sparsescale.laws import planning
 from sparsescale.laws.costs import CostModel, load_speedups
@@ -98,19 +100,19 @@ planning.c_mul = lambda S, f="sparse", *a, **k: f.c_mul(S) if isinstance(f, Cost
 print(json.dumps(planning.optimal_sparsity(preset("vit-jft"), N, C, cost).to_dict(), default=str))
 EOF
     fi
-    $PY -c "import json; d=json.load(open('/tmp/opt.json')); print(f'N=$1 C=$2 flops=measured (unstructured, this GPU): S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
+    $PY -c "import json; d=json.load(open('$WORK/opt.json')); print(f'N=$1 C=$2 flops=measured (unstructured, this GPU): S_opt={d[\"sparsity\"]:.4f} loss={d[\"loss\"]:.5f}')"
 done
 
 fi
 
 if want 4; then
 section "4. sparsescale train --device cuda --compile, ~100M GPT"
-rm -rf /tmp/corpus /tmp/run-short /tmp/run-a /tmp/run-b /tmp/run-ddp  # a warm machine keeps them: no stale resumes
-mkdir -p /tmp/corpus
+rm -rf "$WORK"/corpus "$WORK"/run-*  # a warm machine keeps them: no stale resumes
+mkdir -p "$WORK/corpus"
 $PY - "$CORPUS_MB" <<'EOF'
 # ~40 MB of real text for a single pass: this Python's and its packages' sources, as .txt
-import pathlib, sys, sysconfig
-out, size, limit = pathlib.Path("/tmp/corpus"), 0, float(sys.argv[1]) * 1e6
+import os, pathlib, sys, sysconfig
+out, size, limit = pathlib.Path(os.environ["WORK"]) / "corpus", 0, float(sys.argv[1]) * 1e6
 roots = [pathlib.Path(sysconfig.get_paths()["stdlib"]), pathlib.Path(sysconfig.get_paths()["purelib"])]
 for root in roots:
     for i, f in enumerate(sorted(root.rglob("*.py"))):
@@ -126,21 +128,22 @@ for root in roots:
         break
 print(f"corpus: {size / 1e6:.1f} MB")
 EOF
-TRAIN="$SS train --model gpt --params $PARAMS --depth $DEPTH --head-dim $HEAD_DIM --seq-len $SEQ --batch $BATCH --device $DEVICE $COMPILE --optimizer $OPT --corpus /tmp/corpus --eval-tokens 65536 --quiet"
-timeout 150 $TRAIN --steps "$SHORT" --eval-every "$SHORT" --ckpt-every "$SHORT" --out /tmp/run-short
-timeout 200 $TRAIN --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" --out /tmp/run-a
+TRAIN="$SS train --model gpt --params $PARAMS --depth $DEPTH --head-dim $HEAD_DIM --seq-len $SEQ --batch $BATCH --device $DEVICE $COMPILE --optimizer $OPT --corpus $WORK/corpus --eval-tokens 65536 --quiet"
+timeout 150 $TRAIN --steps "$SHORT" --eval-every "$SHORT" --ckpt-every "$SHORT" --out $WORK/run-short
+timeout 200 $TRAIN --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" --out $WORK/run-a
 # the same run, stopped by SIGTERM once its first checkpoint exists, then resumed by the same command
-B="$TRAIN --steps $STEPS --eval-every $STEPS --ckpt-every $SHORT --out /tmp/run-b"
+B="$TRAIN --steps $STEPS --eval-every $STEPS --ckpt-every $SHORT --out $WORK/run-b"
 $B & PID=$!
-for _ in $(seq 1 150); do [ -f /tmp/run-b/checkpoint.pt ] && break; sleep 1; done
+for _ in $(seq 1 150); do [ -f $WORK/run-b/checkpoint.pt ] && break; sleep 1; done
 kill -TERM $PID 2>/dev/null; wait $PID; echo "interrupted run exit status $?"
 timeout 200 $B
 $PY - "$SHORT" "$STEPS" "$BATCH" <<'EOF'
-import json, sys
+import json, os, sys
 short, steps, batch = map(int, sys.argv[1:])
-a, s = (json.load(open(f"/tmp/run-{k}/result.json")) for k in ("a", "short"))
+work = os.environ["WORK"]
+a, s = (json.load(open(f"{work}/run-{k}/result.json")) for k in ("a", "short"))
 try:
-    b = json.load(open("/tmp/run-b/result.json"))
+    b = json.load(open(f"{work}/run-b/result.json"))
 except OSError:
     b = None
 m = a["model_config"]
@@ -148,9 +151,13 @@ linear = m["depth"] * (4 * m["width"] ** 2 + 2 * m["width"] * m["mlp_hidden"]) +
 flops_per_token = 6 * linear + 12 * m["depth"] * a["seq_len"] * m["width"]  # PaLM accounting, as train_bench.py
 peak = 989e12  # H100 SXM dense bf16
 tokens = lambda r: r["steps"] * r["batch"] * r["seq_len"]  # noqa: E731
-steady = (tokens(a) - tokens(s)) / (a["train_wall_s"] - s["train_wall_s"])
 print(f"tokens/s as reported by the CLI (incl. compile): {a['tokens_per_s']:,.0f} -> MFU {a['tokens_per_s'] * flops_per_token / peak:.1%}")
-print(f"steady tokens/s ({steps} - {short} steps): {steady:,.0f} -> MFU {steady * flops_per_token / peak:.1%} (target >= 45%)")
+extra_s = a["train_wall_s"] - s["train_wall_s"]  # compile and data setup cancel out
+if extra_s <= 0:
+    print(f"steady tokens/s: unusable, the {steps}-step run took no longer than the {short}-step one")
+else:
+    steady = (tokens(a) - tokens(s)) / extra_s
+    print(f"steady tokens/s ({steps} - {short} steps): {steady:,.0f} -> MFU {steady * flops_per_token / peak:.1%} (target >= 45%)")
 if b is None:
     print("resume: the resumed run wrote no result.json (see its output above)")
 else:
@@ -161,7 +168,7 @@ if [ "$NGPU" -ge 2 ]; then
     section "4b. two-process DDP (nccl)"
     timeout 200 $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \
         --params "$PARAMS" --depth "$DEPTH" --head-dim "$HEAD_DIM" --seq-len "$SEQ" --batch "$BATCH" --device "$DEVICE" \
-        --corpus /tmp/corpus --steps "$SHORT" --out /tmp/run-ddp --quiet
+        --corpus $WORK/corpus --steps "$SHORT" --out $WORK/run-ddp --quiet
 else
     echo "two-process DDP: skipped, this machine has $NGPU GPU (needs 2)"
 fi
