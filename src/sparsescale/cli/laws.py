@@ -29,6 +29,7 @@ class Space(str, Enum):
 class Flops(str, Enum):
     sparse = "sparse"
     dense = "dense"
+    measured = "measured"
 
 
 class Holdout(str, Enum):
@@ -447,12 +448,26 @@ def _budget(law, n_nonzero: float, text: str) -> float:
                                "give the budget as a multiple of the dense compute-optimal budget, e.g. --compute 10x") from None
 
 
+def _cost_model(flops: Flops, speedups: Optional[Path], start: float, end: float):
+    """"sparse"/"dense", or the measured cost model read from --speedups."""
+    if flops != Flops.measured:
+        if speedups is not None:
+            raise SparsescaleError("--speedups is for --flops measured")
+        return flops.value
+    if speedups is None:
+        raise SparsescaleError("--flops measured needs --speedups FILE (written by `sparsescale bench-kernels`)")
+    from sparsescale.laws.costs import load_speedups
+
+    return load_speedups(speedups).cost_model("unstructured", start, end)
+
+
 @app.command()
 def optimal(
     law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json (a sparse-form law)."),
     params: Optional[str] = typer.Option(None, "--params", help="Non-zero parameters N of the model you will train (e.g. 1e7)."),
     compute: Optional[str] = typer.Option(None, "--compute", help="Training budget: FLOPs (e.g. 1e19; the law must carry tokens_per_unit), or a multiple of the dense compute-optimal budget C* = 6 N D* (e.g. 10x)."),
-    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not."),
+    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not; measured: step times from --speedups."),
+    speedups: Optional[Path] = typer.Option(None, "--speedups", help="Speedups JSON from `sparsescale bench-kernels` (for --flops measured; its unstructured entries)."),
     start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training (affects sparse FLOPs)."),
     end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
     contours: bool = typer.Option(False, "--contours", help="Draw the S_opt map over (N, C) with the Chinchilla line (needs --plot)."),
@@ -478,6 +493,7 @@ def optimal(
         raise SparsescaleError("--plot is for --contours; add --contours")
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
+    cost = _cost_model(flops, speedups, start, end)
     out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,
                  "flops": flops.value}
     point = None
@@ -486,11 +502,11 @@ def optimal(
         if n <= 0:
             raise SparsescaleError(f"--params: must be > 0, got {params!r}")
         with _as_flags():
-            point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=flops.value, start=start, end=end)
+            point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=cost, start=start, end=end)
         out.update(point.to_dict())
         out["loss_gain_vs_dense"] = point.dense_loss - point.loss
         with _as_flags():
-            ivs = optimal_intervals(the_law, point, level, flops.value, start, end)
+            ivs = optimal_intervals(the_law, point, level, cost, start, end)
         if ivs is None:
             out["note"] = NO_UNCERTAINTY
         else:
@@ -501,14 +517,14 @@ def optimal(
     elif params is not None or compute is not None:
         raise SparsescaleError("--params and --compute go together")
     with _as_flags():
-        out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, flops.value, start, end)) for s in (0.5, 0.75, 0.875)}
+        out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, cost, start, end)) for s in (0.5, 0.75, 0.875)}
     if contours:
         from sparsescale.report.figures import plot_sopt_contours
 
         n_range = None
         if point is not None:
             n_range = (point.n_nonzero / 100, point.n_nonzero * 100)
-        plot_sopt_contours(the_law, plot, flops=flops.value, n_range=n_range, start=start, end=end)
+        plot_sopt_contours(the_law, plot, flops=cost, n_range=n_range, start=start, end=end)
         out["plot"] = str(plot)
     if as_json:
         print(json.dumps(out))

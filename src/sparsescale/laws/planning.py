@@ -44,8 +44,11 @@ def mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
 
 
 def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
-    """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros)."""
+    """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros). `flops`
+    is "sparse", "dense" or a cost model (laws.costs) with its own c_mul."""
     S = np.asarray(sparsity, dtype=float)
+    if not isinstance(flops, str):
+        return flops.c_mul(S)
     if flops == "dense":
         return 1.0 / (1.0 - S)
     if flops == "sparse":
@@ -57,6 +60,8 @@ def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.7
 def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """d log c_mul / dS."""
     S = np.asarray(sparsity, dtype=float)
+    if not isinstance(flops, str):
+        return flops.dlog_c_mul(S)
     if flops == "dense":
         return 1.0 / (1.0 - S)
     f = mean_sparsity_fraction(start, end)
@@ -213,7 +218,7 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
     return OptimalPoint(
         n_nonzero=N, compute=C, compute_flops=compute_in_flops(law, C),
         compute_vs_dense_optimal=float(C / dense_optimal_compute(law, N)),
-        flops=flops, sparsity=float(s_best), data=float(D), loss=float(loss),
+        flops=str(flops), sparsity=float(s_best), data=float(D), loss=float(loss),
         dense_loss=float(dense_loss), dense_data=float(dense_D),
         equivalent_dense_size=float(N * equivalent_dense_factor(law, s_best)),
         chinchilla_data=float(chinchilla_data(law, N)),
