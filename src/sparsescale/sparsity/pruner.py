@@ -318,6 +318,8 @@ class GradualPruner:
         masks for step t are ranked at the end of step t-1 (the same weights)
         and installed here; only a pruner that starts on an update step ranks
         that first mask on the updated weights."""
+        if getattr(self, "finalized", False):
+            raise SparsescaleError("the pruner was finalized (masks dropped); build a new one to keep training")
         if self._pending is not None:
             self._install_masks(self._pending)
             self._pending = None
