@@ -173,20 +173,12 @@ class GradualPruner:
         }
         self._set_targets(sparsity, schedule, embeddings, distribution)
         self.config = {
-            "sparsity": sparsity if isinstance(sparsity, dict) else float(sparsity),
+            "sparsity": 0.0 if schedule == "dense" else sparsity if isinstance(sparsity, dict) else float(sparsity),
             "pattern": None if self.nm is None else f"{self.nm[0]}:{self.nm[1]}",
-            "total_steps": int(total_steps),
-            "start": float(start),
-            "end": float(end),
-            "every": int(every),
-            "schedule": schedule,
-            "at_step": int(at_step),
-            "embeddings": embeddings,
-            "scope": scope,
+            "total_steps": int(total_steps), "start": float(start), "end": float(end), "every": int(every),
+            "schedule": schedule, "at_step": int(at_step), "embeddings": embeddings, "scope": scope,
             "distribution": distribution,
         }
-        if schedule == "dense":
-            self.config["sparsity"] = 0.0
         self._build_schedules()
         self.params = {**self.prunable, **(self.embedding_params if embeddings != "off" else {})}
         self.masks: dict[str, torch.Tensor] = {}
@@ -194,6 +186,7 @@ class GradualPruner:
         # masks ranked at the end of the previous step for the next update step
         self._pending: dict[str, torch.Tensor] | None = None
         self.step_count = 0
+        self.finalized = False
 
     def _set_targets(self, sparsity, schedule: str, embeddings: str, distribution: str) -> None:
         """Final sparsity per tensor (and the pattern that set it)."""
@@ -318,7 +311,7 @@ class GradualPruner:
         masks for step t are ranked at the end of step t-1 (the same weights)
         and installed here; only a pruner that starts on an update step ranks
         that first mask on the updated weights."""
-        if getattr(self, "finalized", False):
+        if self.finalized:
             raise SparsescaleError("the pruner was finalized (masks dropped); build a new one to keep training")
         if self._pending is not None:
             self._install_masks(self._pending)
@@ -361,7 +354,7 @@ class GradualPruner:
     def kept(self) -> dict[str, int]:
         """Weights kept per tensor: the mask's count; after `finalize()` (no
         masks) the non-zeros; numel before anything was pruned."""
-        if getattr(self, "finalized", False):
+        if self.finalized:
             return {k: int((p != 0).sum()) for k, p in self.params.items()}
         return {k: int(self.masks[k].sum()) if k in self.masks else p.numel() for k, p in self.params.items()}
 
