@@ -57,7 +57,7 @@ def _top_k(values: torch.Tensor, k: int, candidates: torch.Tensor | None = None)
         keys = torch.where(candidates, keys, torch.full_like(keys, -1.0))
     if k >= numel:
         return torch.ones(numel, dtype=torch.bool, device=values.device)
-    threshold = torch.kthvalue(keys.cpu() if keys.device.type == "mps" else keys, numel - k + 1).values
+    threshold = torch.kthvalue(keys, numel - k + 1).values
     kept = keys > threshold
     ties = keys == threshold
     need = k - int(kept.sum())
