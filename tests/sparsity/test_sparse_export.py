@@ -61,6 +61,14 @@ def test_bad_checkpoint_and_wrong_model_name_the_path(tmp_path):
         load_sparse(build("gpt2").model, tmp_path / "llama.pt")
 
 
+def test_bad_layout_and_unknown_tensor_are_named():
+    model = build("llama").model
+    with pytest.raises(SparsescaleError, match="layout must be one of csr, 2:4"):
+        sparsify_for_inference(model, ["model.layers.0.mlp.up_proj.weight"], layout="bsr")
+    with pytest.raises(SparsescaleError, match="no tensor model.layers.9.mlp.up_proj.weight"):
+        sparsify_for_inference(model, ["model.layers.9.mlp.up_proj.weight"])
+
+
 def test_2_4_semi_structured_needs_cuda():
     case = build("llama")
     pruner = GradualPruner(case.model, pattern="2:4", total_steps=1, schedule="one-shot")

@@ -125,7 +125,10 @@ def sparsify_for_inference(
     done = {}
     for name in names:
         module_path, _, pname = name.rpartition(".")
-        module = model.get_submodule(module_path)
+        try:
+            module = model.get_submodule(module_path)
+        except AttributeError:
+            raise SparsescaleError(f"names: the model has no tensor {name}") from None
         parent = model.get_submodule(module_path.rpartition(".")[0]) if "." in module_path else model
         if isinstance(parent, nn.MultiheadAttention):
             done[name] = "kept dense (nn.MultiheadAttention reads its out_proj weight in its fused kernel)"
