@@ -109,3 +109,36 @@ def test_resume_with_a_longer_run_reschedules_without_growing():
     shorter = GradualPruner(model, 0.75, total_steps=20, every=2)
     with pytest.raises(Exception, match="may be longer, not shorter"):
         shorter.load_state_dict(pruner.state_dict())
+
+
+def test_resume_longer_keeping_the_ramp_matches_the_saved_run_then_holds():
+    def fresh(total):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return model, opt, GradualPruner(model, 0.75, total_steps=total, every=2, optimizer=opt)
+
+    straight = fresh(40)
+    _train(*straight, 40)
+    first = fresh(40)
+    _train(*first, 16)  # inside the ramp (steps 10-30)
+    state = {"model": first[0].state_dict(), "opt": first[1].state_dict(), "pruner": first[2].state_dict()}
+    longer = fresh(80)
+    longer[0].load_state_dict(state["model"])
+    longer[1].load_state_dict(state["opt"])
+    longer[2].load_state_dict(state["pruner"], keep_ramp=True)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(16):  # replay the batches the first 16 steps used
+        torch.randn(4, 16, generator=gen)
+    for _ in range(16, 40):
+        model, opt, pruner = longer
+        model(torch.randn(4, 16, generator=gen)).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        pruner.step()
+    for a, b in zip(straight[0].parameters(), longer[0].parameters()):
+        assert torch.equal(a, b)  # up to the saved run's end: the same run
+    again = GradualPruner(longer[0], 0.75, total_steps=80, every=2)
+    again.load_state_dict(longer[2].state_dict())  # the kept ramp travels with the state
+    assert again.ramp_total_steps == 40
+    _check_never_grows(longer[0], longer[1], again, 40)
+    assert again.stats()["sparsity"] == 0.75

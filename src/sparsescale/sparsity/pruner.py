@@ -219,15 +219,18 @@ class GradualPruner:
         self.final_sparsity = final
         self.sparsity_rule = {k: p for k, (_, p) in resolved.items()}
 
-    def _build_schedules(self) -> None:
+    def _build_schedules(self, ramp_total_steps: int | None = None) -> None:
         """One schedule object per distinct final sparsity (they share update
-        steps, which depend only on start/end/every)."""
+        steps, which depend only on start/end/every). `ramp_total_steps`: lay
+        the ramp out over that many steps instead of total_steps (a resumed,
+        longer run that keeps its ramp); later steps hold the final sparsity."""
         c = self.config
+        self.ramp_total_steps = ramp_total_steps
         self._schedules: dict[float, Schedule] = {}
         for value in sorted(set(self.final_sparsity.values())) + [self.sparsity]:
             self._schedules[value] = make_schedule(
-                c["schedule"], value, c["total_steps"], start=c["start"], end=c["end"], every=c["every"],
-                at_step=c["at_step"],
+                c["schedule"], value, ramp_total_steps or c["total_steps"], start=c["start"], end=c["end"],
+                every=c["every"], at_step=c["at_step"],
             )
         self.schedule = self._schedules[self.sparsity]
 
@@ -405,19 +408,23 @@ class GradualPruner:
         return {
             "step": self.step_count,
             "config": dict(self.config),
+            "ramp_total_steps": self.ramp_total_steps,
             "tensors": list(self.params),
             "masks": {k: m for k, m in self.masks.items()},
             "pending_masks": None if self._pending is None else dict(self._pending),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, keep_ramp: bool = False) -> None:
         """Restore from `state_dict()`; load the model's weights first.
 
         The configuration must match this pruner's, except `total_steps`, which
-        may grow: resuming with a longer run reschedules the ramp over the new
-        length (start/end stay fractions of it) from the saved step on. Masks
-        never grow, so where the new schedule asks for less sparsity than the
-        saved masks have, they stay as they are until it asks for more."""
+        may grow. For a longer resumed run, `keep_ramp=False` reschedules the
+        ramp over the new length (start/end stay fractions of it) from the
+        saved step on; `keep_ramp=True` keeps the ramp on the steps the saved
+        run had scheduled (so up to its end the run is identical to the saved
+        one) and holds the final sparsity after it. Either way masks never
+        grow: where a schedule asks for less sparsity than the masks have, they
+        stay as they are until it asks for more."""
         for key in ("step", "config", "tensors", "masks"):
             if key not in state:
                 raise SparsescaleError(f"pruner state has no {key!r} entry")
@@ -434,11 +441,14 @@ class GradualPruner:
             )
         if list(state["tensors"]) != list(self.params):
             raise SparsescaleError("pruner state was saved for different tensors than this model's pruned set")
+        saved_ramp = state.get("ramp_total_steps") or saved_total
+        same_ramp = saved_total == self.config["total_steps"] or keep_ramp
+        self._build_schedules(saved_ramp if same_ramp and saved_ramp != self.config["total_steps"] else None)
         self.masks = self._checked_masks(state["masks"])
         self._pairs = [(self.params[k], m) for k, m in self.masks.items()]
         self.step_count = int(state["step"])
         pending = state.get("pending_masks")
-        if saved_total == self.config["total_steps"]:
+        if same_ramp:
             self._pending = None if pending is None else self._checked_masks(pending)
         else:  # rescheduled: rank the next update, if any, under the new schedule
             self._rank_pending()
