@@ -78,8 +78,17 @@ def test_2_4_semi_structured_needs_cuda():
         with pytest.raises(SparsescaleError, match="needs a CUDA device"):
             sparsify_for_inference(case.model, list(pruner.prunable), layout="2:4")
         pytest.skip("2:4 semi-structured kernels need CUDA (torch.sparse.to_sparse_semi_structured); CPU here")
-    model = case.model.cuda().half().eval()
-    ids = torch.randint(0, 96, (64, 16), device="cuda")
+    # The semi-structured kernels want fp16 weights of at least 32 rows x 64 columns.
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=96, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = transformers.LlamaForCausalLM(cfg)
+    pruner = GradualPruner(model, pattern="2:4", total_steps=1, schedule="one-shot")
+    pruner.step()
+    model = pruner.finalize().cuda().half().eval()
+    ids = torch.randint(0, 96, (4, 32), device="cuda")
     expected = _out(model, (ids,))
-    sparsify_for_inference(model, list(pruner.prunable), layout="2:4")
+    done = sparsify_for_inference(model, list(pruner.prunable), layout="2:4")
+    assert set(done.values()) == {"2:4"}
     torch.testing.assert_close(_out(model, (ids,)), expected, rtol=2e-2, atol=2e-2)

@@ -40,17 +40,21 @@ class PruningCallback(TrainerCallback):
         resume_from: checkpoint folder holding `sparsescale_pruner.pt` when
             resuming; default: the Trainer's `resume_from_checkpoint` argument
             if it is a path, else `output_dir/checkpoint-<global_step>`.
+        keep_ramp: when a resumed run is longer than the saved one, keep the
+            ramp on the saved run's steps (True) or reschedule it (False); see
+            GradualPruner.load_state_dict.
         **pruner_kwargs: any other GradualPruner argument except total_steps
             and optimizer, which come from the Trainer.
     """
 
     def __init__(self, sparsity: Any = None, pattern: str | None = None, resume_from: str | None = None,
-                 **pruner_kwargs: Any) -> None:
+                 keep_ramp: bool = False, **pruner_kwargs: Any) -> None:
         for taken in ("total_steps", "optimizer", "model"):
             if taken in pruner_kwargs:
                 raise SparsescaleError(f"{taken} comes from the Trainer; do not pass it to PruningCallback")
         self.kwargs = dict(sparsity=sparsity, pattern=pattern, **pruner_kwargs)
         self.resume_from = resume_from
+        self.keep_ramp = keep_ramp
         self.pruner: GradualPruner | None = None
         self._checked_resume = False
 
@@ -94,7 +98,7 @@ class PruningCallback(TrainerCallback):
             raise SparsescaleError(
                 f"{path}: no pruner state to resume from (pass resume_from= the checkpoint folder)"
             )
-        self.pruner.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.pruner.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), keep_ramp=self.keep_ramp)
 
 
 __all__ = ["PruningCallback", "STATE_FILE"]
