@@ -164,6 +164,12 @@ else:
     print(f"final loss uninterrupted {a['final_loss']!r}, interrupted + resumed {b['final_loss']!r}, "
           f"|diff| {abs(a['final_loss'] - b['final_loss']):.3g}")
 EOF
+section "4c. the same GPT at 2:4 through the CLI: masked dense vs --semi-structured (swap after the last mask update)"
+for mode in dense semi; do
+    flag=""; [ "$mode" = semi ] && flag="--semi-structured"
+    timeout 200 $TRAIN --pattern 2:4 --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" $flag --out $WORK/run-24-$mode
+done
+$PY -c "import json; r={k: json.load(open('$WORK/run-24-'+k+'/result.json')) for k in ('dense','semi')}; print('2:4 train wall s (whole run; kernels only in the last 25%):', {k: round(v['train_wall_s'],1) for k,v in r.items()}, 'final loss:', {k: v['final_loss'] for k,v in r.items()})" || echo "4c: a run failed (see above)"
 if [ "$NGPU" -ge 2 ]; then
     section "4b. two-process DDP (nccl)"
     timeout 200 $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \

@@ -26,7 +26,9 @@ DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
 # Fields that change how fast or where a run executes, never what it computes.
 # Everything else is the run's identity: the sweep's config hash and the
 # checkpoint/result check both use `identity_of`, so the two always agree.
-EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile"})
+# semi_structured changes only which kernel multiplies the same masked weights
+# (equal up to bf16 rounding, like compile), so it is not part of a run's identity.
+EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured"})
 
 
 # Help for each field: `sparsescale train --help` shows these (cli/train.py
@@ -60,6 +62,7 @@ FIELD_HELP: dict[str, str] = {
     "prune_end": "Pruning ends (S reached) at this fraction of the steps [default: 0.75].",
     "device": "cpu, cuda or auto [default: cpu].",
     "compile": "torch.compile (CUDA only).",
+    "semi_structured": "2:4 runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels.",
     "depth": "Blocks (per stack for t5) [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
@@ -117,6 +120,7 @@ class RunConfig(BaseModel):
     prune_end: float = 0.75
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compile: bool = False
+    semi_structured: bool = False           # 2:4 on CUDA: sparse kernels once masks are final
     # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None
     head_dim: int | None = None

@@ -112,6 +112,7 @@ class Session:
     val_batches: list
     losses: Any         # per-step training losses, on the device
     depends: str | None = None   # checkpoint.depends_hash: identity + data content
+    swapped: bool = False        # pruned linears on semi-structured kernels (cfg.semi_structured)
     state: dict[str, Any] = field(default_factory=lambda: {
         "step": 0, "curve": [], "train_wall_s": 0.0, "eval_wall_s": 0.0, "diverged_at_step": None})
 
@@ -164,6 +165,7 @@ def setup(cfg: RunConfig, out: Path) -> Session:
         torch.set_num_threads(cfg.threads)
     plan, data = plan_run(cfg)
     rank, world, device = _distributed(plan.batch, _device(cfg))
+    _check_semi_structured(cfg, plan, device)
     family = get_family(cfg.model)
     model, optimizer, pruner = _build(cfg, plan, device)
     loader = family.make_batches(data, plan.seq_len, plan.batch, plan.steps, cfg.seed, rank, world)
@@ -179,9 +181,41 @@ def setup(cfg: RunConfig, out: Path) -> Session:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         s.step_model = DDP(s.model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile and device.type == "cuda":
-        s.step_model = torch.compile(s.step_model)
+    _compile(s)
     return s
+
+
+def _compile(s: Session) -> None:
+    import torch
+
+    if s.cfg.compile and s.device.type == "cuda":
+        s.step_model = torch.compile(s.step_model)
+
+
+def _check_semi_structured(cfg: RunConfig, plan: RunPlan, device) -> None:
+    """--semi-structured is refused up front, not after hours of training."""
+    if not cfg.semi_structured:
+        return
+    from sparsescale.sparsity.semi_structured import unavailable_reason
+
+    if plan.size.pattern != "2:4":
+        raise SparsescaleError(f"semi_structured: needs pattern 2:4, got {plan.size.pattern or 'unstructured'}")
+    reason = unavailable_reason(device)
+    if reason:
+        raise SparsescaleError(f"semi_structured: {reason}")
+
+
+def _maybe_swap(s: Session) -> None:
+    """After the last mask update of a 2:4 run, move the pruned linears onto
+    semi-structured kernels (same Parameters, so optimizer, pruner and
+    checkpoints are unchanged) and recompile the new forward."""
+    from sparsescale.sparsity.semi_structured import swap_when_final
+
+    if swap_when_final(s.model, s.pruner) is not None:
+        s.swapped = True
+        # DDP still wraps the same parent module; a compiled graph must be rebuilt
+        s.step_model = getattr(s.step_model, "_orig_mod", s.step_model)
+        _compile(s)
 
 
 def _resume(s: Session) -> None:
@@ -346,6 +380,8 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
         s.optimizer.zero_grad(set_to_none=True)
         s.pruner.step()                          # then masks: weights *= mask (new masks on update steps)
         s.losses[step] = loss.detach()           # stays on the device: no sync per step
+        if cfg.semi_structured and not s.swapped:
+            _maybe_swap(s)
         step += 1
         state["step"] = step
         last = step == plan.steps
