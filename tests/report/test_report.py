@@ -112,3 +112,13 @@ def test_too_few_runs_is_a_clear_error(tmp_path):
         s.add_sweep("t", {}, expand(spec), tmp_path)
     with pytest.raises(SparsescaleError, match="0 finished runs; fitting the sparse law needs at least 8"):
         collect(store)
+
+
+def test_size_ticks_name_the_sizes_asked_for():
+    """Measured N land slightly off the target and differ per sparsity; the
+    loss-vs-N ticks name one round size per group (not 49.9k beside 50k)."""
+    from sparsescale.report.figures import nominal_sizes
+
+    measured = [49_937, 50_112, 49_890, 99_810, 100_240, 12_480, 12_530, 200_704]
+    assert nominal_sizes(measured) == [12_500.0, 50_000.0, 100_000.0, 200_000.0]
+    assert nominal_sizes([25_000, 30_000]) == [25_000.0, 30_000.0]
