@@ -67,6 +67,7 @@ class RunConfig(BaseModel):
     init_from: str | None = None
     eval_every: int = 0                     # 0: about 8 curve points
     eval_tokens: int = 32768                # validation tokens (text)
+    final_eval_tokens: int = 0              # the last point's validation tokens (text); 0: eval_tokens
     eval_examples: int = 2000               # validation examples (images)
     ckpt_every: int = 0                     # 0: about 10 checkpoints per run
     prune_every: int | None = None          # None: steps // 200, within [1, 100]
@@ -123,7 +124,7 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be >= 1, got {value}")
         return value
 
-    @field_validator("eval_every", "ckpt_every", "eval_tokens", "eval_examples", "seed")
+    @field_validator("eval_every", "ckpt_every", "eval_tokens", "final_eval_tokens", "eval_examples", "seed")
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:

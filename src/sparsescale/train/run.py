@@ -458,6 +458,10 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
 
     loader = _make_loader(cfg, plan, data, rank, world)
     val_batches = loader.validation(cfg.eval_tokens if cfg.model != "vit" else cfg.eval_examples, plan.batch)
+    # The final loss is what a law is fitted to: it may use a larger sample
+    # than the curve's cheap intermediate points (issue 11).
+    final_batches = (loader.validation(cfg.final_eval_tokens, plan.batch)
+                     if cfg.final_eval_tokens and cfg.model != "vit" else val_batches)
     eval_every = cfg.eval_every or max(1, plan.steps // CURVE_POINTS)
     ckpt_every = cfg.ckpt_every or max(1, plan.steps // CHECKPOINTS_PER_RUN)
     per_step = plan.batch * (plan.seq_len or 1)
@@ -514,7 +518,7 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
                 checked = step
             if step % eval_every == 0 or last:
                 t0 = time.perf_counter()
-                val = _evaluate(raw_model, val_batches, device, autocast)
+                val = _evaluate(raw_model, final_batches if last else val_batches, device, autocast)
                 train_loss = losses[interval_start:step].mean()
                 if distributed:
                     torch.distributed.all_reduce(train_loss)
