@@ -36,7 +36,7 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_uni
     budgets = sorted({r["budget"] for r in records})
     cmap = plt.get_cmap("viridis")
     colour = {s: cmap(i / max(1, len(sparsities) - 1) * 0.9) for i, s in enumerate(sparsities)}
-    styles = ["-", "--", ":", "-."]
+    styles = ["-", "--", ":", "-.", (0, (6, 1, 1, 1, 1, 1)), (0, (1, 3))]
     style = {d: styles[i % len(styles)] for i, d in enumerate(budgets)}
 
     ncols = max(1, len(sizes))

@@ -126,7 +126,7 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
             ax.minorticks_off()
             ax.set_xticks(sizes, [_short(n) for n in sizes])
         ax.set_xlabel("non-zero parameters N")
-        ax.set_title(f"D = {d:.3g} {_d_label(law)}", fontsize=10)
+        ax.set_title(f"D = {_short(d)} {_d_label(law)}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("validation loss (nats/token)")
     axes[0][0].legend(fontsize=8)
