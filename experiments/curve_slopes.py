@@ -4,6 +4,9 @@ For L(D) = c + A D^-b the local slope -dL/dln D = b A D^-b only ever shrinks
 as D grows. A slope that GROWS between two validation points is a step (a
 training phase change), which no power law in D can follow. Prints each
 run's curve and its slopes between successive points, marking growth.
+Read the marks against the evaluation's noise: a 16k-token point has a
+standard error near 0.03 nats, a 65k-token point 0.013
+(experiments/noise_floor.py).
 
     .venv/bin/python experiments/curve_slopes.py STORE.sqlite
 """
@@ -30,7 +33,10 @@ def main(path: str) -> None:
             print(f"N={axes.get('n_nonzero')} S={axes.get('sparsity')} D={axes.get('tokens')} "
                   f"width={run['plan'].get('width', '?')}")
             prev = math.inf
-            for tokens, loss, slope in slopes(curves.get(run["config_hash"], [])):
+            curve = curves.get(run["config_hash"], [])
+            if run["config"].get("final_eval_tokens"):
+                curve = curve[:-1]  # the final point is another (larger) sample: not comparable
+            for tokens, loss, slope in slopes(curve):
                 flag = "  <- slope grows" if slope > prev * 1.15 else ""
                 print(f"  {tokens / 1e6:6.2f}M  loss {loss:.4f}  -dL/dlnD {slope:.4f}{flag}")
                 prev = slope
