@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.report.build import collect
+from sparsescale.report.figures import nominal_sizes
 
 EXPONENTS = ("bS", "bN", "bD")
 
@@ -39,7 +40,9 @@ def law_checks(summary: dict) -> dict:
 def cell_table(store: str) -> list[dict]:
     """Per (N, D) cell: the loss at each S, and the gain of the sparsest over dense."""
     pts = collect(store)
-    S, N, D, L = pts.sparsity, np.round(pts.n_nonzero, -3), pts.data, pts.loss
+    sizes = np.array(nominal_sizes(pts.n_nonzero))   # each measured N as the size asked for
+    N = sizes[np.abs(np.log(pts.n_nonzero[:, None] / sizes[None, :])).argmin(axis=1)]
+    S, D, L = pts.sparsity, pts.data, pts.loss
     rows = []
     for n in sorted(set(N)):
         for d in sorted(set(D)):
@@ -60,7 +63,7 @@ def main(store: str, report_dir: str) -> None:
     gains = {}
     for c in cells:
         gains.setdefault(c["N"], []).append(c["gain_sparsest"])
-    out["gain_grows_with_D"] = {str(n): all(b > a for a, b in zip(g, g[1:])) for n, g in gains.items()}
+    out["gain_grows_with_D"] = {f"{n:.0f}": all(b > a for a, b in zip(g, g[1:])) for n, g in gains.items()}
     out["cells_falling_with_S"] = f"{sum(c['falls_with_S'] for c in cells)} of {len(cells)}"
     print(json.dumps(out, indent=1, default=float))
 
