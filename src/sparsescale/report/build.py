@@ -54,6 +54,8 @@ class ReportSummary:
     recommendations: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
+    determined: list[str] = field(default_factory=list)     # see `determination`
+    undetermined: list[str] = field(default_factory=list)
 
 
 def default_report_dir(store_path: str | Path) -> Path:
@@ -115,6 +117,26 @@ def collect(store_path: str | Path) -> SweepPoints:
                        ",".join(families))
 
 
+def equivalent_dense_factors(sparsities) -> dict[str, Any]:
+    """Bootstrap-derived quantities: for each S > 0 of the sweep, how much
+    larger a dense model has the same N-term, f(S)^(-1/bN). They stay tight
+    on sweeps that leave bN and bS themselves undetermined (issue 11)."""
+    return {f"equivalent dense size at S={s:g}":
+            (lambda lw, s=s: float(lw.sparsity_factor(s) ** (-1.0 / lw["bN"])))
+            for s in sorted({float(v) for v in sparsities}) if s > 0}
+
+
+def determination(intervals: dict[str, tuple[float, float, float]], at_bound) -> tuple[list[str], list[str]]:
+    """(determined, undetermined) names: a quantity is determined when its 95%
+    interval is at most as wide as its median ((high - low) / median <= 1)
+    and, for a coefficient, the fit did not stop at a bound."""
+    good, bad = [], []
+    for name, (lo, med, hi) in intervals.items():
+        ok = name not in (at_bound or []) and med > 0 and (hi - lo) / med <= 1.0
+        (good if ok else bad).append(name)
+    return good, bad
+
+
 def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
     """S_opt at the sweep's own scale and beyond: the budget of the largest
     dense run in the sweep, and multiples of the dense compute-optimal budget."""
@@ -167,7 +189,8 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
 
     recs = recommendations(law, pts)
     main = recs[0]
-    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity)}
+    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity),
+               **equivalent_dense_factors(S)}
     intervals: dict[str, tuple[float, float, float]] = {}
     if n_boot > 0:
         boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress)
@@ -193,6 +216,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
         objective=float(fit.objective), intervals=intervals,
         holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
+    summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     law.save(out_dir / "law.json")
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
     write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
@@ -219,6 +243,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "holdout": s.holdout, "recommendations": s.recommendations, "warnings": s.warnings,
         "diagnostics": json.loads(json.dumps(fit.diagnostics, default=str)),
         "figures": {k: v.name for k, v in s.figures.items()},
+        "determined": s.determined, "undetermined": s.undetermined,
     }
 
 
@@ -257,6 +282,14 @@ def print_summary(s: ReportSummary) -> None:
     if "S_opt" in s.intervals:
         lo, _, hi = s.intervals["S_opt"]
         console.print(f"  (bootstrap 95% interval for that S_opt: [{lo:.2f}, {hi:.2f}])", highlight=False)
+    for name in s.intervals:
+        if name.startswith("equivalent dense size"):
+            lo, med, hi = s.intervals[name]
+            console.print(f"{name}: {med:.2f}x [{lo:.2f}, {hi:.2f}]", highlight=False)
+    if s.intervals:
+        console.print(f"determined by these runs (95% interval within its median, not at a bound): "
+                      f"{', '.join(s.determined) or 'none'}; not determined: {', '.join(s.undetermined) or 'none'}",
+                      highlight=False)
     for w in s.warnings:
         console.print(f"warning: {w}", style="yellow", highlight=False)
     console.print(f"report: {s.html}")

@@ -77,6 +77,11 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
                      + (f"<td class='num'>{_fmt(iv[1])}</td><td class='num'>[{_fmt(iv[0])}, {_fmt(iv[2])}]</td>"
                         if iv else "<td>-</td><td>-</td>") + "</tr>")
     parts.append("</table>")
+    if s.intervals:
+        parts.append("<p>Determined by these runs (95% interval no wider than its median, not at a bound): "
+                     f"<b>{esc(', '.join(s.determined) or 'none')}</b>. Not determined: "
+                     f"{esc(', '.join(s.undetermined) or 'none')}; read those coefficients as one of many "
+                     "laws that fit equally well, not as measurements.</p>")
     if diagnostics:
         shown = {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
         parts.append("<p>Optimiser diagnostics: " + esc(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")
