@@ -25,10 +25,15 @@ $SS sweep experiments/design-small.toml --store "$OUT/design-small.sqlite" --wor
 $PY experiments/design_choice.py "$OUT/design-small.sqlite" | tee "$OUT/design-choice.json"
 $PY experiments/curve_slopes.py "$OUT/design-small.sqlite" > "$OUT/design-small-slopes.txt"
 
-# 4. Recipe levers: batch 8, rotary positions (compare with design-small's N=25k S=0 D=1.6M curve).
+# 4. Recipe levers: batch 8, rotary positions (compare with design-small's N=25k S=0 D=1.6M curve),
+#    both together in separate runs, and lr 0.01 / 0.04 at the smallest and largest size.
 for spec in recipe-batch8 recipe-rope; do
   $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 1
   $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
+done
+for spec in recipe-check recipe-lr0.01 recipe-lr0.04; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
+  $SS export "$OUT/$spec.sqlite" | tee "$OUT/$spec.csv"
 done
 
 # 5. The demo, timed end to end, and its acceptance numbers.
@@ -37,3 +42,7 @@ $SS sweep "$(
   --store "$OUT/demo/quick.sqlite" | tail -3 | tee "$OUT/demo-dry-run.txt"
 /usr/bin/time -p $SS demo --preset quick --out "$OUT/demo" --workers 2 2>&1 | tee "$OUT/demo.log"
 $PY experiments/acceptance.py "$OUT/demo/quick.sqlite" "$OUT/demo/report" | tee "$OUT/acceptance.json"
+
+# 6. What the demo's runs determine, the written-down 10x prediction, and post-hoc refits.
+$PY experiments/predict_extrapolation.py "$OUT/demo/quick.sqlite" 200 | tee "$OUT/prediction-10x.json"
+$PY experiments/fit_variants.py "$OUT/demo/quick.sqlite" | tee "$OUT/fit-variants.json"
