@@ -165,8 +165,6 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
     from sparsescale.laws.fit import fit_law
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
-    from sparsescale.report import figures
-    from sparsescale.report.curves import plot_loss_curves
     from sparsescale.report.html import render_report
 
     out_dir = Path(out_dir)
@@ -196,6 +194,26 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
         boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress)
         intervals = {k: tuple(v) for k, v in boot.intervals.items()}
 
+    fig_paths = _draw_figures(law, pts, holdout, out_dir)
+
+    summary = ReportSummary(
+        out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
+        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
+        objective=float(fit.objective), intervals=intervals,
+        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
+    summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
+    law.save(out_dir / "law.json")
+    write_json(out_dir / "summary.json", _summary_json(summary, fit))
+    write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
+    return summary
+
+
+def _draw_figures(law, pts: SweepPoints, holdout, out_dir: Path) -> dict[str, Path]:
+    from sparsescale.report import figures
+    from sparsescale.report.curves import plot_loss_curves
+
+    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
     fig_paths = {name: out_dir / f"{name}.png" for name in ("loss_curves", "loss_vs_n", "fit_quality", "sopt_contours")}
     plot_loss_curves(pts.records, fig_paths["loss_curves"], budget_unit=pts.budget_unit)
     figures.plot_loss_vs_n(law, S, N, D, L, fig_paths["loss_vs_n"])
@@ -209,18 +227,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
     figures.plot_sopt_contours(law, fig_paths["sopt_contours"], flops="sparse",
                                n_range=(float(N.min()) / 3, float(N.max()) * 100),
                                c_range=(float(c_all.min()) / 3, float(c_all.max()) * 1000))
-
-    summary = ReportSummary(
-        out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
-        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
-        objective=float(fit.objective), intervals=intervals,
-        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
-        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
-    summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
-    law.save(out_dir / "law.json")
-    write_json(out_dir / "summary.json", _summary_json(summary, fit))
-    write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
-    return summary
+    return fig_paths
 
 
 def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress):

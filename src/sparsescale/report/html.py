@@ -36,6 +36,17 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _determination(s) -> str:
+    """Which quantities the bootstrap pins down (report.build.determination)."""
+    esc = html.escape
+    factors = [f"{esc(k)}: {v[1]:.2f}x [{v[0]:.2f}, {v[2]:.2f}]" for k, v in s.intervals.items()
+               if k.startswith("equivalent dense size")]
+    return ("<p>Determined by these runs (95% interval no wider than its median, not at a bound): "
+            f"<b>{esc(', '.join(s.determined) or 'none')}</b>. Not determined: "
+            f"{esc(', '.join(s.undetermined) or 'none')}; read those as one of many laws that fit equally "
+            "well, not as measurements.</p>" + (f"<p>{'; '.join(factors)}.</p>" if factors else ""))
+
+
 def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
     """The page for a ReportSummary (see report.build)."""
     from sparsescale.report.build import COEFFICIENTS, recommendation_sentence
@@ -78,10 +89,7 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
                         if iv else "<td>-</td><td>-</td>") + "</tr>")
     parts.append("</table>")
     if s.intervals:
-        parts.append("<p>Determined by these runs (95% interval no wider than its median, not at a bound): "
-                     f"<b>{esc(', '.join(s.determined) or 'none')}</b>. Not determined: "
-                     f"{esc(', '.join(s.undetermined) or 'none')}; read those coefficients as one of many "
-                     "laws that fit equally well, not as measurements.</p>")
+        parts.append(_determination(s))
     if diagnostics:
         shown = {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
         parts.append("<p>Optimiser diagnostics: " + esc(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")
