@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates every number of README "What a CPU-scale sweep shows" (issue 11)
+# Regenerates every number of README "What a CPU-scale sweep shows" (issue 11;
+# this session's outputs are in experiments/results/)
 # from fresh stores under OUT (default runs/issue11). On an idle 2-core CPU:
 # about 3 min (noise floor) + 12 min (regime curves) + 10 min (design-small)
 # + 5 min (recipe levers) + the demo (see its dry-run estimate).
@@ -46,3 +47,8 @@ $PY experiments/acceptance.py "$OUT/demo/quick.sqlite" "$OUT/demo/report" | tee 
 # 6. What the demo's runs determine, the written-down 10x prediction, and post-hoc refits.
 $PY experiments/predict_extrapolation.py "$OUT/demo/quick.sqlite" 200 | tee "$OUT/prediction-10x.json"
 $PY experiments/fit_variants.py "$OUT/demo/quick.sqlite" | tee "$OUT/fit-variants.json"
+
+# 7. cpu-full's first seed.
+$SS sweep experiments/cpu-full-seed0.toml --store "$OUT/cpu-full-seed0.sqlite" --workers 2
+$SS report "$OUT/cpu-full-seed0.sqlite" --out "$OUT/cpu-full-seed0-report"
+$PY experiments/acceptance.py "$OUT/cpu-full-seed0.sqlite" "$OUT/cpu-full-seed0-report" | tee "$OUT/cpu-full-seed0-acceptance.json"
