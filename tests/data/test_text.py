@@ -170,6 +170,18 @@ def test_t5_batches_are_deterministic(tmp_path):
     assert np.array_equal(dec[:, 1:], tgt[:, :-1]) and (dec[:, 0] == 256).all()
 
 
+def test_t5_validation_is_spread_over_the_split(tmp_path):
+    """A small T5 evaluation is the full one's windows at evenly spread
+    positions, corrupted identically (the noise is seeded per window)."""
+    corpus = load_corpus(_write_corpus(tmp_path / "c5"))
+    loader = T5Batches(corpus, 40, 3, 5, seed=0)
+    full = np.concatenate([b[0].numpy() for b in loader.validation(10**9, 2)])
+    small = np.concatenate([b[0].numpy() for b in loader.validation(4 * 40, 2)])
+    m = corpus.n_val // 40
+    assert len(full) == m and len(small) == 4
+    assert np.array_equal(small, full[spread_windows(m, 4)])
+
+
 def test_missing_corpus_errors(tmp_path):
     with pytest.raises(SparsescaleError, match="no such file or folder"):
         load_corpus(tmp_path / "nope")

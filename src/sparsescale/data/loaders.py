@@ -114,7 +114,7 @@ class T5Batches:
         if self.corpus.n_val < self.seq_len:
             raise SparsescaleError(f"--corpus {self.corpus.source}: the validation split is shorter than --seq-len")
         ids = spread_windows(self.corpus.n_val // self.seq_len, eval_tokens // self.seq_len)
-        return [self._make(ids[i:i + batch], self.corpus.n_train, VAL_SPAN_SEED) for i in range(0, n, batch)]
+        return [self._make(ids[i:i + batch], self.corpus.n_train, VAL_SPAN_SEED) for i in range(0, len(ids), batch)]
 
 
 def _to_float(images: np.ndarray) -> torch.Tensor:
