@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 $PY experiments/noise_floor.py "$OUT/noise" | tee "$OUT/noise.jsonl"
 
 # 2. Regime: long dense curves at 2 blocks (12.5k-100k) and 1 block (25k, 100k).
-for spec in regime regime-depth1; do
+for spec in regime regime-depth1 regime-lr0.08; do
   $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
   $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
 done
@@ -32,7 +32,7 @@ for spec in recipe-batch8 recipe-rope; do
   $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 1
   $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
 done
-for spec in recipe-check recipe-lr0.01 recipe-lr0.04; do
+for spec in recipe-check recipe-lr0.01 recipe-lr0.04 recipe-lr0.08 recipe-lr0.16; do
   $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
   $SS export "$OUT/$spec.sqlite" | tee "$OUT/$spec.csv"
 done
