@@ -25,7 +25,8 @@ import torch
 from sparsescale.models.sizing import build_model
 from sparsescale.sparsity import GradualPruner, SparseAdafactor
 from sparsescale.train.config import RunConfig
-from sparsescale.train.run import _plan, train
+from sparsescale.train.plan import plan_run
+from sparsescale.train.run import train
 
 LINUX_DOC = Path("/usr/share/doc/linux-doc-6.1/html/_sources")
 
@@ -44,11 +45,11 @@ def small_corpus(folder: Path) -> str:
 
 
 def bare_loop_s_per_step(cfg: RunConfig, steps: int) -> float:
-    plan, data = _plan(cfg)
+    plan, data = plan_run(cfg)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, plan.model_config)
+    model = build_model(cfg.model, plan.size.model_config)
     opt = SparseAdafactor(model.parameters(), lr=cfg.resolved("lr"))
-    pruner = GradualPruner(model, sparsity=plan.sparsity, total_steps=plan.steps, every=plan.prune_every,
+    pruner = GradualPruner(model, sparsity=plan.size.sparsity, total_steps=plan.steps, every=plan.prune_every,
                            optimizer=opt)
     x = torch.randint(0, 256, (plan.batch, plan.seq_len))
     y = torch.randint(0, 256, (plan.batch, plan.seq_len))
@@ -66,7 +67,7 @@ def bare_loop_s_per_step(cfg: RunConfig, steps: int) -> float:
 
 def framework_s_per_step(cfg: RunConfig, out: Path) -> float:
     result = train(cfg, out, quiet=True)
-    return result["train_wall_s"] / result["steps"]
+    return result.train_wall_s / result.steps
 
 
 def cpu_section(quick: bool) -> None:
@@ -93,10 +94,10 @@ def cpu_section(quick: bool) -> None:
         for params in ("50k", "200k", "800k"):
             cfg = RunConfig(model="gpt", params=params, sparsity=0.5, steps=20 if quick else 60, corpus=corpus,
                             threads=1, ckpt_every=10_000, eval_every=10_000, eval_tokens=1024)
-            plan, _ = _plan(cfg)
+            size = plan_run(cfg)[0].size
             r = train(cfg, tmp / f"tp-{params}", quiet=True)
-            print(f"N={r['n_nonzero']:>8,}  width {plan.model_config.width:>4}  dense block {plan.n_block_params:>9,}"
-                  f"  {r['tokens_per_s']:>9,.0f} tokens/s")
+            print(f"N={r.n_nonzero:>8,}  width {size.width:>4}  dense block {size.n_block_params:>9,}"
+                  f"  {r.tokens_per_s:>9,.0f} tokens/s")
 
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}

@@ -60,10 +60,10 @@ def main(out_dir: str) -> None:
             m = len(w)
             se = {k: float(w.std(ddof=1) / np.sqrt(k // SEQ_LEN) * np.sqrt(1 - (k // SEQ_LEN) / m))
                   for k in (16384, 65536, 262144)}
-            rows.append({"sparsity": sparsity, "seed": seed, "final_loss_262k_strided": res["final_loss"],
+            rows.append({"sparsity": sparsity, "seed": seed, "final_loss_262k_strided": res.final_loss,
                          "full_split": float(w.mean()), "first_16k": float(w[:16384 // SEQ_LEN].mean()),
                          "first_262k": float(w[:262144 // SEQ_LEN].mean()), "windows": m, "se": se,
-                         "train_wall_s": res["train_wall_s"]})
+                         "train_wall_s": res.train_wall_s})
             print(json.dumps(rows[-1]), flush=True)
     full = {s: [r["full_split"] for r in rows if r["sparsity"] == s] for s in (0.0, 0.75)}
     print(json.dumps({"seed_sd": {s: float(np.std(v, ddof=1)) for s, v in full.items()},

@@ -66,7 +66,7 @@ def test_too_small_and_unknown_family():
     floor = min_n_nonzero("gpt", 0.5)
     with pytest.raises(SparsescaleError, match="below the gpt minimum"):
         plan_size("gpt", floor - 1, 0.5)
-    with pytest.raises(SparsescaleError, match="unknown model 'bert'"):
+    with pytest.raises(SparsescaleError, match="unknown family 'bert'"):
         plan_size("bert", 100_000, 0.5)
     with pytest.raises(SparsescaleError):
         plan_size("gpt", 100_000, 1.0)

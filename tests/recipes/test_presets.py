@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,19 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_packaged_presets_are_the_examples(name):
-    assert preset_path(name).read_bytes() == (EXAMPLES / f"{name}.toml").read_bytes()
+def test_presets_have_one_source_printed_by_the_cli(name):
+    assert not (EXAMPLES / f"{name}.toml").exists()   # no copies to drift apart
+    done = subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "preset", name],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == preset_path(name).read_text()
+
+
+def test_sweep_runs_a_preset_by_name(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "sweep", "quick",
+                           "--dry-run", "--store", str(tmp_path / "q.sqlite")], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "36 runs" in done.stdout and not (tmp_path / "q.sqlite").exists()
 
 
 def test_quick_preset_has_the_promised_grid():

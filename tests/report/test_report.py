@@ -23,7 +23,7 @@ from sparsescale.sweep.store import Store  # noqa: E402
 TRUE = {"bS": 0.7, "bN": 0.3, "aD": 2e4, "bD": 0.4, "c": 0.5, "aS": 2 * 1e4 ** 0.3, "cS": 1e4 ** 0.3}
 
 
-def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k")):
+def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=None):
     spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5, 0.75, 0.875], "n_nonzero": list(sizes),
                                                      "tokens": ["100k", "400k", "1.6M"]}})
     runs = expand(spec)
@@ -35,6 +35,8 @@ def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k")):
             result = {"status": "finished", "sparsity": c["sparsity"], "pattern": None, "n_nonzero": c["params"],
                       "tokens": c["tokens"], "final_loss": loss, "wall_s": 1.0,
                       "curve": [{"step": s, "tokens": s * c["tokens"] // 4, "val_loss": loss + 2.0 / s} for s in (1, 2, 3, 4)]}
+            if window is not None:
+                result.update(prune_start=window[0], prune_end=window[1])
             if diverge and i == 5:
                 result.update(status="diverged", final_loss=float("nan"), diverged_at_step=17)
             store.mark_running(run.config_hash)
@@ -112,6 +114,18 @@ def test_too_few_runs_is_a_clear_error(tmp_path):
         s.add_sweep("t", {}, expand(spec), tmp_path)
     with pytest.raises(SparsescaleError, match="0 finished runs; fitting the sparse law needs at least 8"):
         collect(store)
+
+
+def test_report_states_the_runs_pruning_window_and_the_fits_delta(tmp_path):
+    store = make_store(tmp_path / "w.sqlite", diverge=False, window=(0.1, 0.5))
+    assert collect(store).prune_windows == [(0.1, 0.5)]
+    page = build_report(store, tmp_path / "out", n_boot=0, show_progress=False).html.read_text()
+    assert "from 10% to 50% of training" in page and "25% to 75%" not in page
+    assert "&delta; = 10<sup>&minus;3</sup>" in page
+
+
+def test_a_store_without_recorded_windows_uses_the_run_defaults(report):
+    assert "from 25% to 75% of training" in report.html.read_text()
 
 
 def test_size_ticks_name_the_sizes_asked_for():

@@ -57,7 +57,7 @@ def test_unknown_family_exits_2(tmp_path):
     spec = tiny_spec(tmp_path)
     spec.write_text(spec.read_text().replace('family = "gpt"', 'family = "bert"'))
     r = run_cli("sweep", spec, "--store", tmp_path / "s.sqlite")
-    assert r.returncode == 2 and "family: unknown family 'bert' (choose gpt, t5, vit)" in r.stderr
+    assert r.returncode == 2 and "family: unknown family 'bert' (choose gpt, t5, vit" in r.stderr
     assert not (tmp_path / "s.sqlite").exists()
 
 

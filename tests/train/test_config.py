@@ -59,3 +59,30 @@ def test_toml_and_flag_overrides(tmp_path):
         load_config(tmp_path / "bad.toml")
     with pytest.raises(SparsescaleError, match="--config .*missing.toml: no such file"):
         load_config(tmp_path / "missing.toml")
+
+
+# ---- run identity: one definition for the sweep hash and the checkpoint check ----
+# Every RunConfig field, classified by hand. A new field fails this test until it
+# is put on one side, so it cannot silently retrain sweeps or resume wrong runs.
+IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "steps", "seed", "batch", "seq_len",
+            "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
+            "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
+            "prune_end", "depth", "head_dim", "mlp", "pos"}
+EXECUTION = {"threads", "ckpt_every", "device", "compile"}
+
+
+def test_every_field_is_classified_as_identity_or_execution():
+    fields = set(RunConfig.model_fields)
+    assert IDENTITY | EXECUTION == fields, f"classify: {sorted(fields - IDENTITY - EXECUTION)}"
+    assert not IDENTITY & EXECUTION
+    assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY
+
+
+def test_sweep_hash_follows_the_identity():
+    from sparsescale.sweep.spec import config_hash
+
+    base = {"model": "gpt", "params": 10_000, "steps": 5, "eval_every": 4, "threads": 1}
+    assert config_hash({**base, "threads": 2}) == config_hash(base)
+    assert config_hash({**base, "device": "auto", "compile": True, "ckpt_every": 3}) == config_hash(base)
+    assert config_hash({**base, "eval_every": 8}) != config_hash(base)   # as the checkpoint check says
+    assert config_hash({**base, "seed": 1}) != config_hash(base)

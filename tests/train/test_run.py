@@ -18,6 +18,7 @@ from train_cli import cli
 from sparsescale.data.images import FASHION_MNIST_DIR
 from sparsescale.errors import SparsescaleError
 from sparsescale.train.config import RunConfig
+from sparsescale.train.result import RunResult
 from sparsescale.train.run import check_config, train
 
 TINY = {"model": "gpt", "params": "10k", "sparsity": 0.5, "batch": 16, "seq_len": 32, "threads": 1}
@@ -52,15 +53,16 @@ def test_loss_falls_on_real_data(family, small_corpus, tmp_path):
                         corpus=str(small_corpus), eval_tokens=8192)
         chance = math.log(256)
     result = train(cfg, tmp_path / "run", quiet=True)
-    assert result["status"] == "finished"
-    curve = result["curve"]
+    assert result.status == "finished"
+    curve = result.curve
     assert curve[-1]["step"] == cfg.steps and len(curve) >= 8
-    assert result["final_loss"] == curve[-1]["val_loss"]
-    assert result["final_loss"] < curve[0]["val_loss"] and result["final_loss"] < 0.7 * chance
-    assert result["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)
-    assert abs(result["n_nonzero"] / result["target_n_nonzero"] - 1) < 0.05
+    assert result.final_loss == curve[-1]["val_loss"]
+    assert result.final_loss < curve[0]["val_loss"] and result.final_loss < 0.7 * chance
+    assert result.measured_sparsity == pytest.approx(0.5, abs=1e-3)
+    assert abs(result.n_nonzero / result.target_n_nonzero - 1) < 0.05
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert on_disk["final_loss"] == result["final_loss"]
+    assert on_disk["final_loss"] == result.final_loss
+    assert RunResult.from_dict(on_disk) == result
     for key in ("config", "total_params", "embedding_params", "pattern", "steps", "train_flops_dense",
                 "train_flops_sparse", "wall_s", "tokens_per_s", "versions"):
         assert key in on_disk
@@ -70,11 +72,11 @@ def test_same_seed_same_loss_and_rerun_is_a_noop(small_corpus, tmp_path):
     cfg = RunConfig(**TINY, steps=30, corpus=str(small_corpus), eval_tokens=4096)
     a = train(cfg, tmp_path / "a", quiet=True)
     b = train(cfg, tmp_path / "b", quiet=True)
-    assert a["final_loss"] == b["final_loss"] and a["curve"] == b["curve"]
+    assert a.final_loss == b.final_loss and a.curve == b.curve
     c = train(cfg.model_copy(update={"seed": 1}), tmp_path / "c", quiet=True)
-    assert c["final_loss"] != a["final_loss"]
+    assert c.final_loss != a.final_loss
     again = train(cfg, tmp_path / "a", quiet=True)   # finished: returned as is, not retrained
-    assert again["wall_s"] == a["wall_s"]
+    assert again.wall_s == a.wall_s
     # A different run pointed at a folder holding another run's checkpoint is refused.
     (tmp_path / "a" / "result.json").unlink()
     with pytest.raises(SparsescaleError, match="different run"):
@@ -87,15 +89,15 @@ def test_final_point_uses_the_larger_final_evaluation(small_corpus, tmp_path):
     cfg = RunConfig(**TINY, steps=20, corpus=str(small_corpus), eval_every=10, eval_tokens=1024)
     small = train(cfg, tmp_path / "small", quiet=True)
     big = train(cfg.model_copy(update={"final_eval_tokens": 32768}), tmp_path / "big", quiet=True)
-    assert small["curve"][0] == big["curve"][0]
-    assert big["final_loss"] == big["curve"][-1]["val_loss"] != small["final_loss"]
+    assert small.curve[0] == big.curve[0]
+    assert big.final_loss == big.curve[-1]["val_loss"] != small.final_loss
 
 
 def test_divergence_is_recorded(small_corpus, tmp_path):
     cfg = RunConfig(**TINY, steps=40, corpus=str(small_corpus), optimizer="adamw", lr=1e30, eval_tokens=2048)
     result = train(cfg, tmp_path / "d", quiet=True)
-    assert result["status"] == "diverged" and result["final_loss"] is None
-    assert 0 <= result["diverged_at_step"] < 40
+    assert result.status == "diverged" and result.final_loss is None
+    assert 0 <= result.diverged_at_step < 40
     assert json.loads((tmp_path / "d" / "result.json").read_text())["status"] == "diverged"
 
 
@@ -138,8 +140,8 @@ def test_resume_after_kill_matches_uninterrupted(sig, uninterrupted, small_corpu
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "result.json").read_text())
-    assert abs(result["final_loss"] - uninterrupted["final_loss"]) < 1e-6
-    assert [c["val_loss"] for c in result["curve"]] == pytest.approx([c["val_loss"] for c in uninterrupted["curve"]], abs=1e-6)
+    assert abs(result["final_loss"] - uninterrupted.final_loss) < 1e-6
+    assert [c["val_loss"] for c in result["curve"]] == pytest.approx([c["val_loss"] for c in uninterrupted.curve], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -157,14 +159,14 @@ def test_ddp_gloo_two_processes_match_one(small_corpus, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "two" / "result.json").read_text())
     assert result["world_size"] == 2 and result["status"] == "finished"
-    assert result["final_loss"] == pytest.approx(single["final_loss"], abs=2e-3)
+    assert result["final_loss"] == pytest.approx(single.final_loss, abs=2e-3)
 
 
 # ---- bad configs: clear one-line errors, exit status 2 ------------------------------
 def test_nm_that_does_not_divide_the_width(small_corpus, tmp_path):
     dense = train(RunConfig(**{**TINY, "sparsity": 0.0}, steps=2, corpus=str(small_corpus), eval_tokens=1024),
                   tmp_path / "dense", quiet=True)
-    assert dense["width"] % 64 != 0
+    assert dense.width % 64 != 0
     cfg = RunConfig(**{**TINY, "sparsity": None}, pattern="1:64", steps=5, corpus=str(small_corpus),
                     init_from=str(tmp_path / "dense" / "checkpoint.pt"))
     with pytest.raises(SparsescaleError, match="--pattern 1:64: m=64 does not divide the width"):
@@ -185,3 +187,13 @@ def test_bad_config_exits_2_with_one_line(flags, message, small_corpus, tmp_path
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
+
+
+def test_progress_reports_real_steps_and_loss(small_corpus, tmp_path):
+    """What the sweep's per-run bars show: the steps done of the total, and the loss."""
+    reports = []
+    cfg = RunConfig(**TINY, steps=12, corpus=str(small_corpus), eval_tokens=1024)
+    result = train(cfg, tmp_path / "p", quiet=True, progress=reports.append)
+    assert reports and all(r["steps"] == 12 and 1 <= r["step"] <= 12 for r in reports)
+    assert reports[0]["loss"] == pytest.approx(math.log(256), rel=0.3)   # step 1: about chance
+    assert result.status == "finished"

@@ -22,54 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import get_family
 
-FAMILIES = ("gpt", "t5", "vit")
 N_TOLERANCE = 0.05   # |N reached / N target - 1| must stay below this
-
-# Fixed per-family shape (everything but the width): small defaults chosen for
-# CPU throughput (see benchmarks/train_bench.py); all can be overridden.
-DEFAULT_ARCH: dict[str, dict[str, Any]] = {
-    "gpt": {"depth": 2, "head_dim": 16, "mlp": "gelu", "pos": "learned", "seq_len": 64, "vocab_size": 256},
-    "t5": {"enc_depth": 2, "dec_depth": 2, "head_dim": 16, "vocab_size": 256 + 2 + 100},
-    "vit": {"depth": 4, "head_dim": 16, "image_size": 28, "channels": 1, "patch": 7, "n_classes": 10, "pool": "cls"},
-}
 
 
 def config_class(family: str):
     """The model config dataclass of a family."""
-    if family == "gpt":
-        from sparsescale.models.gpt import GPTConfig
-
-        return GPTConfig
-    if family == "t5":
-        from sparsescale.models.t5 import T5Config
-
-        return T5Config
-    if family == "vit":
-        from sparsescale.models.vit import ViTConfig
-
-        return ViTConfig
-    raise SparsescaleError(f"unknown model {family!r}; expected one of {', '.join(FAMILIES)}")
+    return get_family(family).config_class()
 
 
 def build_model(family: str, model_config: Any, device: str = "cpu"):
     """Instantiate the family's model. device="meta" builds it without memory,
     which is how sizing counts parameters of candidate widths."""
-    import torch
-
-    config_class(family)  # validates the family name
-    with torch.device(device):
-        if family == "gpt":
-            from sparsescale.models.gpt import GPT
-
-            return GPT(model_config)
-        if family == "t5":
-            from sparsescale.models.t5 import T5
-
-            return T5(model_config)
-        from sparsescale.models.vit import ViT
-
-        return ViT(model_config)
+    return get_family(family).build(model_config, device)
 
 
 def count_params(model, sparsity: float, pattern: str | None = None) -> dict[str, int]:
@@ -123,23 +89,8 @@ class SizePlan:
         }
 
 
-def _mlp_ratio_and_coeffs(family: str, arch: dict[str, Any]) -> tuple[float, float, float]:
-    """(nominal hidden/width ratio, a, b) with dense block params = a d^2 + b d h
-    when the attention inner width equals d. The ratios give the paper's 12 d^2
-    per (encoder) layer: 4 d^2 attention + 8 d^2 MLP."""
-    if family == "gpt":
-        gated = arch["mlp"] == "geglu"
-        depth = arch["depth"]
-        return (8 / 3 if gated else 4.0), 4.0 * depth, (3.0 if gated else 2.0) * depth
-    if family == "t5":
-        enc, dec = arch["enc_depth"], arch["dec_depth"]
-        return 8 / 3, 4.0 * enc + 8.0 * dec, 3.0 * (enc + dec)
-    return 4.0, 4.0 * arch["depth"], 2.0 * arch["depth"]
-
-
 def _resolve_arch(family: str, arch: dict[str, Any] | None) -> dict[str, Any]:
-    config_class(family)
-    resolved = dict(DEFAULT_ARCH[family])
+    resolved = dict(get_family(family).default_arch)
     known = {f.name for f in dataclasses.fields(config_class(family))} - {"width", "n_heads", "mlp_hidden"}
     for key, value in (arch or {}).items():
         if value is None:
@@ -167,7 +118,7 @@ def min_n_nonzero(family: str, sparsity: float, pattern: str | None = None, arch
     rounded up to a multiple of m) at the nominal MLP ratio."""
     arch = _resolve_arch(family, arch)
     m = _pattern_m(pattern)
-    ratio, a, b = _mlp_ratio_and_coeffs(family, arch)
+    ratio, a, b = get_family(family).sizing_coeffs(arch)
     d = math.lcm(arch["head_dim"], m)
     h = max(math.lcm(4, m), round(ratio * d / math.lcm(4, m)) * math.lcm(4, m))
     return int((a * d * d + b * d * h) * (1.0 - sparsity))
@@ -200,7 +151,7 @@ def plan_size(
     m = _pattern_m(pattern)
     width_step = math.lcm(arch["head_dim"], m)
     hidden_step = math.lcm(4, m)
-    ratio, a, b = _mlp_ratio_and_coeffs(family, arch)
+    ratio, a, b = get_family(family).sizing_coeffs(arch)
     dense_target = n_nonzero / (1.0 - sparsity)
     d0 = math.sqrt(dense_target / (a + b * ratio))
 
@@ -221,23 +172,19 @@ def plan_size(
             f"{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) fits; ask for more non-zeros or a smaller m"
         )
     _, _, _, d, h = min(candidates)
-    model_config = _make_config(family, arch, d, h)
-    counts = count_params(build_model(family, model_config, device="meta"), sparsity, pattern)
-    reached = counts["n_nonzero"]
-    if abs(reached / n_nonzero - 1.0) > N_TOLERANCE:
+    size = measure(family, _make_config(family, arch, d, h), n_nonzero, sparsity, pattern)
+    if abs(size.n_nonzero / n_nonzero - 1.0) > N_TOLERANCE:
         raise SparsescaleError(
             f"--params {n_nonzero}: the closest {family} width allowed (a multiple of {width_step}: head_dim "
             f"{arch['head_dim']}{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) is {d}, which reaches "
-            f"{reached} non-zeros, more than 5% off"
+            f"{size.n_nonzero} non-zeros, more than 5% off"
         )
-    return SizePlan(
-        family=family,
-        model_config=model_config,
-        target_n_nonzero=n_nonzero,
-        sparsity=float(sparsity),
-        pattern=pattern,
-        n_nonzero=reached,
-        n_block_params=counts["n_block_params"],
-        embedding_params=counts["embedding_params"],
-        total_params=counts["total_params"],
-    )
+    return size
+
+
+def measure(family: str, model_config: Any, target_n_nonzero: int, sparsity: float,
+            pattern: str | None = None) -> SizePlan:
+    """The counts a given shape reaches (a meta model: no memory)."""
+    counts = count_params(build_model(family, model_config, device="meta"), sparsity, pattern)
+    return SizePlan(family=family, model_config=model_config, target_n_nonzero=int(target_n_nonzero),
+                    sparsity=float(sparsity), pattern=pattern, **counts)

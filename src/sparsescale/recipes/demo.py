@@ -2,8 +2,9 @@
 fit the sparse scaling law, check it by extrapolating to the largest N, and
 write the report with an optimal-sparsity recommendation.
 
-Presets are TOML sweep specs packaged in recipes/presets/ (identical copies
-live in examples/ for users to copy and edit).
+Presets are TOML sweep specs packaged in recipes/presets/, their one source:
+`sparsescale preset NAME` prints one to copy and edit, and `sparsescale sweep
+NAME` runs one by name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def preset_path(name: str) -> Path:
     if name not in PRESETS:
         raise SparsescaleError(f"--preset: unknown preset {name!r} (choose {', '.join(PRESETS)})")
     return Path(str(resources.files("sparsescale.recipes") / "presets" / f"{name}.toml"))
+
+
+def spec_or_preset(spec: str | Path) -> Path:
+    """A sweep spec path as given, or the packaged preset of that name when no
+    such file exists (so `sparsescale sweep quick` runs the quick preset)."""
+    path = Path(spec)
+    if not path.exists() and str(spec) in PRESETS:
+        return preset_path(str(spec))
+    return path
 
 
 def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boot: int = 200):

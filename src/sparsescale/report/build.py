@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,57 +19,34 @@ import numpy as np
 from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.sweep.export import budget_column
+from sparsescale.report.summary import (COEFFICIENTS, ReportSummary, SweepPoints, pruning_window,
+                                        recommendation_sentence)
 from sparsescale.sweep.store import Store
 
-COEFFICIENTS = ("aS", "bS", "cS", "bN", "aD", "bD", "c")
 MIN_POINTS = 8  # the sparse law has 7 free coefficients
 
 
-@dataclass
-class SweepPoints:
-    """The runs of a store as arrays for the fitter, plus what was left out."""
-    sparsity: np.ndarray
-    n_nonzero: np.ndarray
-    data: np.ndarray
-    loss: np.ndarray
-    budget_unit: str
-    records: list[dict[str, Any]]       # every finished or diverged run, for the curves figure
-    warnings: list[str]
-    notes: list[str]
-    family: str
+def is_report(folder: Path) -> bool:
+    """Whether an existing folder holds an earlier report (its summary.json)."""
+    return (folder / "summary.json").is_file()
 
 
-@dataclass
-class ReportSummary:
-    out_dir: Path
-    html: Path
-    family: str
-    budget_unit: str
-    n_points: int
-    coefficients: dict[str, float]
-    objective: float
-    intervals: dict[str, tuple[float, float, float]]
-    holdout: dict[str, Any] | None
-    recommendations: list[dict[str, Any]]
-    warnings: list[str] = field(default_factory=list)
-    figures: dict[str, Path] = field(default_factory=dict)
-    determined: list[str] = field(default_factory=list)     # see `determination`
-    undetermined: list[str] = field(default_factory=list)
-
-
-def default_report_dir(store_path: str | Path) -> Path:
+def default_report_dir(store_path: str | Path, sweep: str | None = None) -> Path:
+    """<store stem>-report beside the store; <store stem>-<sweep>-report for a
+    named sweep, so reports of two sweeps of one store do not replace each other."""
     p = Path(store_path)
-    return p.parent / f"{p.stem}-report"
+    return p.parent / (f"{p.stem}-{sweep}-report" if sweep else f"{p.stem}-report")
 
 
-def collect(store_path: str | Path) -> SweepPoints:
-    """Read a store: finished unstructured runs become fit points; diverged
+def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
+    """Read one sweep of a store (`sweep`: its name; default the only one): finished unstructured runs become fit points; diverged
     runs are reported and excluded; n:m runs and dense pretraining runs are
     described but not fitted (the sparse law is for unstructured sparsity)."""
     with Store(store_path, readonly=True) as store:
-        runs = store.runs()
+        ids = store.sweep_ids(sweep)
+        runs = store.runs(sweep_id=ids)
         curves = store.curves()
-        sweeps = store.sweeps()
+        sweeps = [s for s in store.sweeps() if s["id"] in ids]
     if not runs:
         raise SparsescaleError(f"{store_path}: the store holds no runs; run `sparsescale sweep SPEC` first")
     runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
@@ -113,8 +89,9 @@ def collect(store_path: str | Path) -> SweepPoints:
     if len(set(arr[:, 0])) < 2:
         raise SparsescaleError(f"{store_path}: every finished run has sparsity {arr[0, 0]:g}; the sparse law "
                                "needs at least two sparsities")
+    windows = sorted({pruning_window(r) for r in runs if r["status"] == "finished" and r["sparsity"]})
     return SweepPoints(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], unit, records, warnings, notes,
-                       ",".join(families))
+                       ",".join(families), windows)
 
 
 def equivalent_dense_factors(sparsities) -> dict[str, Any]:
@@ -160,17 +137,30 @@ def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
 
 
 def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200, seed: int = 0,
-                 show_progress: bool = True) -> ReportSummary:
-    """Fit, check and plot a store's sweep; write report.html and friends into out_dir."""
+                 show_progress: bool = True, sweep: str | None = None) -> ReportSummary:
+    """Fit, check and plot one sweep of a store (`sweep`: its name; default the
+    only one); write report.html and friends into out_dir. Numerical warnings of
+    the optimiser's trial points (overflow in exp far from the optimum) are
+    expected and say nothing about the result, so they are not printed."""
+    import warnings
+
+    from sparsescale.atomic import check_output
+
+    check_output(out_dir, [store_path], what="out_dir", folder=True, ours=is_report)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _build(store_path, Path(out_dir), n_boot, seed, show_progress, sweep)
+
+
+def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: bool, sweep: str | None) -> ReportSummary:
     from sparsescale.laws.fit import fit_law
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
     from sparsescale.report.html import render_report
 
-    out_dir = Path(out_dir)
     if n_boot < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {n_boot}")
-    pts = collect(store_path)
+    pts = collect(store_path, sweep)
     S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
     fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3}
     fit = fit_law(S, N, D, L, seed=seed, units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
@@ -201,7 +191,7 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
         n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
         objective=float(fit.objective), intervals=intervals,
         holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
-        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths)
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs))
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     law.save(out_dir / "law.json")
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
@@ -252,17 +242,6 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "figures": {k: v.name for k, v in s.figures.items()},
         "determined": s.determined, "undetermined": s.undetermined,
     }
-
-
-def recommendation_sentence(rec: dict[str, Any], unit: str) -> str:
-    gain = (rec["dense_loss"] - rec["loss"]) / rec["dense_loss"] * 100 if rec["dense_loss"] else 0.0
-    if rec["sparsity"] < 0.01:
-        return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero "
-                f"parameters, train dense (S = 0) on D = {rec['data']:.3g} {unit}: sparsity does not pay at this budget.")
-    return (f"At a budget of C = {rec['compute_flops']:.3g} FLOPs and N = {rec['n_nonzero']:,.0f} non-zero parameters, "
-            f"train at S = {rec['sparsity']:.2f} on D = {rec['data']:.3g} {unit}: predicted loss {rec['loss']:.4f} "
-            f"against {rec['dense_loss']:.4f} dense ({gain:.1f}% lower), as good as a dense model "
-            f"{rec['equivalent_dense_factor']:.2f}x larger.")
 
 
 def print_summary(s: ReportSummary) -> None:

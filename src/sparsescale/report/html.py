@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import math
 from pathlib import Path
 from typing import Any
+
+from sparsescale.report.summary import COEFFICIENTS, recommendation_sentence
 
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px; margin: 2em auto;
@@ -47,21 +50,34 @@ def _determination(s) -> str:
             "well, not as measurements.</p>" + (f"<p>{'; '.join(factors)}.</p>" if factors else ""))
 
 
-def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
-    """The page for a ReportSummary (see report.build)."""
-    from sparsescale.report.build import COEFFICIENTS, recommendation_sentence
 
+def _delta(fit_settings: dict[str, Any]) -> str:
+    """The Huber delta as written in the page, e.g. 10^-3."""
+    delta = fit_settings.get("delta")
+    if delta is None:
+        return "?"
+    exponent = math.log10(delta)
+    if abs(exponent - round(exponent)) < 1e-9:
+        return f"10<sup>&minus;{-round(exponent)}</sup>" if exponent < 0 else f"10<sup>{round(exponent)}</sup>"
+    return f"{delta:g}"
+
+
+def _window_text(windows: list[tuple[float, float]]) -> str:
+    if not windows:
+        return "no pruned runs"
+    spans = " or ".join(f"{a:.0%} to {b:.0%}" for a, b in windows)
+    return f"the cubic pruning schedule from {spans} of training"
+
+
+def _head(s, store_path, points) -> list[str]:
     esc = html.escape
-    s = summary
-    unit = s.budget_unit
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>sparsescale report: {esc(str(store_path))}</title><style>{_CSS}</style></head><body>",
              f"<h1>Sparse scaling law for {esc(s.family or 'this sweep')}</h1>",
              f"<p>Store <code>{esc(str(store_path))}</code>, {s.n_points} finished runs fitted, "
-             f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>"]
-
-    parts.append("<h2>Summary</h2>")
-    parts.append(f"<p class='summary'>{esc(recommendation_sentence(s.recommendations[0], unit))}")
+             f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
+             "<h2>Summary</h2>",
+             f"<p class='summary'>{esc(recommendation_sentence(s.recommendations[0], s.budget_unit))}"]
     if "S_opt" in s.intervals:
         lo, _, hi = s.intervals["S_opt"]
         parts.append(f" The bootstrap puts this S<sub>opt</sub> between {lo:.2f} and {hi:.2f} (95%).")
@@ -71,17 +87,19 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
         parts.append(f"<p>Extrapolation check: fitted without the largest size (N = {h['held_out_n_nonzero']:,.0f}, "
                      f"{h['n_heldout']} runs), the law predicts those runs with a mean absolute error of "
                      f"<b>{h['mean_abs_rel_error'] * 100:.2f}%</b> (max {h['max_abs_rel_error'] * 100:.2f}%).</p>")
-    for note in points.notes:
-        parts.append(f"<div class='note'>{esc(note)}</div>")
-    for w in s.warnings:
-        parts.append(f"<div class='warning'>Warning: {esc(w)}</div>")
+    parts += [f"<div class='note'>{esc(note)}</div>" for note in points.notes]
+    parts += [f"<div class='warning'>Warning: {esc(w)}</div>" for w in s.warnings]
+    return parts
 
-    parts.append("<h2>Fitted law</h2>")
-    parts.append("<p>L(S, N, D) = (a<sub>S</sub>(1&minus;S)<sup>b<sub>S</sub></sup> + c<sub>S</sub>) "
-                 "N<sup>&minus;b<sub>N</sub></sup> + (a<sub>D</sub>/D)<sup>b<sub>D</sub></sup> + c, "
-                 f"with N in non-zero parameters and D in {esc(unit)}. Huber loss (&delta; = 10<sup>&minus;3</sup>) "
-                 f"on log loss; objective {s.objective:.3g}.</p>")
-    parts.append("<table><tr><th>coefficient</th><th>value</th><th>bootstrap median</th><th>95% interval</th></tr>")
+
+def _law(s, diagnostics: dict[str, Any]) -> list[str]:
+    space = "log loss" if s.fit_settings.get("space", "log") == "log" else "loss"
+    parts = ["<h2>Fitted law</h2>",
+             "<p>L(S, N, D) = (a<sub>S</sub>(1&minus;S)<sup>b<sub>S</sub></sup> + c<sub>S</sub>) "
+             "N<sup>&minus;b<sub>N</sub></sup> + (a<sub>D</sub>/D)<sup>b<sub>D</sub></sup> + c, "
+             f"with N in non-zero parameters and D in {html.escape(s.budget_unit)}. Huber loss "
+             f"(&delta; = {_delta(s.fit_settings)}) on {space}; objective {s.objective:.3g}.</p>",
+             "<table><tr><th>coefficient</th><th>value</th><th>bootstrap median</th><th>95% interval</th></tr>"]
     for name in COEFFICIENTS:
         iv = s.intervals.get(name)
         parts.append(f"<tr><td>{name}</td><td class='num'>{_fmt(s.coefficients[name])}</td>"
@@ -92,31 +110,41 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
         parts.append(_determination(s))
     if diagnostics:
         shown = {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
-        parts.append("<p>Optimiser diagnostics: " + esc(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")
+        parts.append("<p>Optimiser diagnostics: " + html.escape(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")
+    return parts
 
-    parts.append("<h2>Optimal sparsity</h2>")
-    parts.append("<table><tr><th>N (non-zeros)</th><th>compute C (FLOPs)</th><th>budget</th><th>S<sub>opt</sub></th>"
-                 f"<th>D ({esc(unit)})</th><th>loss</th><th>dense loss</th><th>equivalent dense size</th></tr>")
+
+def _optimal(s, points) -> list[str]:
+    parts = ["<h2>Optimal sparsity</h2>",
+             "<table><tr><th>N (non-zeros)</th><th>compute C (FLOPs)</th><th>budget</th><th>S<sub>opt</sub></th>"
+             f"<th>D ({html.escape(s.budget_unit)})</th><th>loss</th><th>dense loss</th><th>equivalent dense size</th></tr>"]
     for r in s.recommendations:
         parts.append(f"<tr><td class='num'>{r['n_nonzero']:,.0f}</td><td class='num'>{r['compute_flops']:.3g}</td>"
-                     f"<td>{esc(r['why'])}</td><td class='num'>{r['sparsity']:.2f}</td>"
+                     f"<td>{html.escape(r['why'])}</td><td class='num'>{r['sparsity']:.2f}</td>"
                      f"<td class='num'>{r['data']:.3g}</td><td class='num'>{r['loss']:.4f}</td>"
                      f"<td class='num'>{r['dense_loss']:.4f}</td><td class='num'>{r['equivalent_dense_factor']:.2f}x</td></tr>")
     parts.append("</table><p>Compute is C = 6 N D c<sub>mul</sub>(S) with sparse FLOPs "
-                 "(the cubic pruning schedule from 25% to 75% of training).</p>")
-    f = s.figures
-    parts.append(_figure(f["sopt_contours"], "optimal sparsity contour map",
+                 f"({_window_text(points.prune_windows)}).</p>")
+    parts.append(_figure(s.figures["sopt_contours"], "optimal sparsity contour map",
                          "Optimal sparsity over (N, C); the dashed line is the dense compute-optimal "
                          "(Chinchilla) frontier. Contours of equal S<sub>opt</sub> run parallel to it."))
+    return parts
 
-    parts.append("<h2>Loss against size</h2>")
-    parts.append(_figure(f["loss_vs_n"], "loss against N per sparsity with the fitted law",
-                         "Final validation loss against non-zero parameters N, per sparsity, with the fitted law."))
-    parts.append("<h2>Predicted against measured</h2>")
-    parts.append(_figure(f["fit_quality"], "predicted against measured loss",
-                         "Each run's measured loss against the law's prediction; held-out runs (largest N) show "
-                         "the prediction of the fit made without them."))
-    parts.append("<h2>Loss curves</h2>")
-    parts.append(_figure(f["loss_curves"], "validation loss curves", "Validation loss during training, every run."))
-    parts.append("</body></html>\n")
+
+def _figures(f: dict[str, Path]) -> list[str]:
+    return ["<h2>Loss against size</h2>",
+            _figure(f["loss_vs_n"], "loss against N per sparsity with the fitted law",
+                    "Final validation loss against non-zero parameters N, per sparsity, with the fitted law."),
+            "<h2>Predicted against measured</h2>",
+            _figure(f["fit_quality"], "predicted against measured loss",
+                    "Each run's measured loss against the law's prediction; held-out runs (largest N) show "
+                    "the prediction of the fit made without them."),
+            "<h2>Loss curves</h2>",
+            _figure(f["loss_curves"], "validation loss curves", "Validation loss during training, every run.")]
+
+
+def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
+    """The page for a ReportSummary and the SweepPoints it was fitted to."""
+    parts = (_head(summary, store_path, points) + _law(summary, diagnostics) + _optimal(summary, points)
+             + _figures(summary.figures) + ["</body></html>\n"])
     return "\n".join(parts)

@@ -4,7 +4,9 @@ It plans the runs of a spec, records them, hands runnable ones to an executor,
 and writes each result back in its own transaction. It is safe to kill at any
 moment: a restart skips finished runs, re-dispatches interrupted ones (their
 training resumes from its checkpoint, or a result already on disk is picked
-up), and retries failed ones up to `max_failures`.
+up), and retries failed ones: each invocation gives a failed run up to
+`max_failures` attempts, so re-running the command retries it, as the
+message after a failure says.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
-from sparsescale.sweep.store import Store
+from sparsescale.sweep.store import Store, check_store
 from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask
 
 
@@ -42,13 +45,15 @@ def run_folder(store_path: str | Path) -> Path:
     return p.parent / f"{p.stem}.runs"
 
 
-def plan_sweep(spec_path: str | Path, check: bool = True) -> tuple[SweepSpec, list[PlannedRun]]:
+def plan_sweep(spec_path: str | Path, check: bool = True,
+               progress=None) -> tuple[SweepSpec, list[PlannedRun]]:
     """Load, expand and (with `check`) validate a spec; raises SparsescaleError
-    on the first problem, before anything is trained or written."""
+    on the first problem, before anything is trained or written. `progress(done,
+    total)` follows the check of a large grid."""
     spec = load_spec(spec_path)
     runs = expand(spec, source=str(spec_path))
     if check:
-        runs = check_runs(spec, runs, source=str(spec_path))
+        runs = check_runs(runs, source=str(spec_path), progress=progress)
     return spec, runs
 
 
@@ -59,6 +64,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
     store_path = Path(store_path)
     max_failures = spec.max_failures if max_failures is None else max_failures
     threads = int(spec.train.get("threads", 1))
+    if store_path.is_file() and store_path.stat().st_size > 0:
+        check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
     with contextlib.ExitStack() as stack:
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))
@@ -71,8 +78,6 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
             row = rows[run.config_hash]
             if row["status"] in ("finished", "diverged"):
                 outcome.skipped += 1
-            elif row["status"] == "failed" and row["failures"] >= max_failures:
-                outcome.failed.append((run.config_hash, row["failure_reason"] or ""))
             else:
                 todo.append(run.config_hash)
         finished_rows = [r for r in rows.values() if r["status"] == "finished"]
@@ -80,7 +85,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
               else _NoUI())
         stack.enter_context(ui)
         if todo:
-            ex = make_executor(executor, workers=workers or spec.workers, ray_address=ray_address,
+            slots = workers or spec.workers
+            ex = make_executor(executor, workers=min(slots, len(todo)) if slots else None, ray_address=ray_address,
                                threads_per_run=threads)
             ex.start()
             stack.callback(ex.shutdown)
@@ -135,7 +141,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
                 ui.done(ev.config_hash, ev.payload["status"], ev.payload)
             else:
                 failures = store.record_failure(ev.config_hash, ev.payload)
-                if failures < max_failures:
+                if failures - rows[ev.config_hash]["failures"] < max_failures:   # this invocation's attempts
                     todo.append(ev.config_hash)  # retried; training resumes from its checkpoint
                     status[ev.config_hash] = "pending"
                     ui.retry(ev.config_hash, ev.payload)
@@ -148,7 +154,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
 
 def _label(row: dict[str, Any]) -> str:
     a = row["axes"]
-    budget = next((f"{k[0].upper()}={a[k]:.3g}" for k in ("tokens", "examples", "steps") if k in a), "")
+    budget = next((f"{k[0].upper()}={a[k]:.3g}" for k in BUDGET_AXES if k in a), "")
     pat = "" if a.get("pattern", "unstructured") == "unstructured" else f" {a['pattern']}"
     return f"S={a['sparsity']:.3g}{pat} N={a['n_nonzero']:.3g} {budget}"
 
@@ -203,10 +209,11 @@ class _ProgressUI(_NoUI):
 
     def progress(self, h, info):
         r = self.rows.get(h)
-        if r and r["steps"] and "step" in info:
+        total = info.get("steps") or (r or {}).get("steps")   # train() reports its own total
+        if r and total and "step" in info:
             r["reported"] = True
             text = f"loss {info['loss']:.3f}" if isinstance(info.get("loss"), (int, float)) else ""
-            self.bar.update(r["task"], completed=100.0 * info["step"] / r["steps"], info=text)
+            self.bar.update(r["task"], completed=100.0 * info["step"] / total, info=text)
 
     def tick(self):
         now = time.time()

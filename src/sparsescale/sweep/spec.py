@@ -2,7 +2,7 @@
 sparsity S, non-zero size N and data budget D that one experiment trains.
 
     name = "quick"
-    family = "gpt"                  # gpt | t5 | vit
+    family = "gpt"                  # gpt | t5 | vit | hf-llama | "package.module:attribute"
     corpus = "default"              # optional; a folder of text or "default"
 
     [grid]
@@ -35,23 +35,20 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import BUDGET_AXES, get_family
+from sparsescale.train.config import identity_of
 from sparsescale.units import parse_count, parse_pattern
 
-FAMILIES = ("gpt", "t5", "vit")
-BUDGET_AXES = ("tokens", "examples", "steps")
 UNSTRUCTURED = "unstructured"
 
 # RunConfig fields a spec's [train] table may not set: they are grid axes or
 # are decided per run by the sweep.
 _AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *BUDGET_AXES}
-# Fields that change how a run executes but not what it computes; they are left
-# out of the config hash so that e.g. more threads do not retrain a sweep.
-_EXECUTION_FIELDS = {"threads", "ckpt_every", "device", "compile"}
 
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -116,7 +113,7 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "sweep"
-    family: Literal["gpt", "t5", "vit"]
+    family: str                  # gpt, t5, vit or "package.module:attribute"
     corpus: str | None = None
     description: str = ""
     note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
@@ -125,6 +122,30 @@ class SweepSpec(BaseModel):
     grid: Grid
     train: dict[str, Any] = {}
     override: list[Override] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # it names report folders and is typed after --sweep: keep it a plain word
+        if not value.strip() or any(c in value for c in "/\\\0") or value in (".", ".."):
+            raise ValueError(f"must be a non-empty name without slashes, got {value!r}")
+        return value
+
+    @field_validator("max_failures", "workers")
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 1024:
+            raise ValueError(f"must be between 1 and 1024, got {value}")
+        return value
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        try:
+            get_family(value)   # imports a user's module:attribute now, at plan time
+        except SparsescaleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("train")
     @classmethod
@@ -143,8 +164,6 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
-    elif err["type"] == "literal_error" and err["loc"][-1] == "family":
-        msg = f"unknown family {err.get('input')!r} (choose {', '.join(FAMILIES)})"
     return f"{loc}: {msg}"
 
 
@@ -155,6 +174,12 @@ def load_spec(path: str | Path) -> SweepSpec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SparsescaleError(f"{path}: no such sweep spec file") from None
+    except IsADirectoryError:
+        raise SparsescaleError(f"{path}: is a folder, not a sweep spec file") from None
+    except UnicodeDecodeError as exc:
+        raise SparsescaleError(f"{path}: not UTF-8 text (byte {exc.start}); sweep specs are UTF-8 TOML") from None
+    except OSError as exc:
+        raise SparsescaleError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SparsescaleError(f"{path}: not valid TOML: {exc}") from None
     return spec_from_dict(raw, source=str(path))
@@ -173,7 +198,28 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_count(d, f"{source}: grid.{axis}[{i}]")
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
+    _check_size(spec, source)
     return spec
+
+
+MAX_RUNS = 10_000   # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
+
+
+def _check_size(spec: SweepSpec, source: str) -> None:
+    """Refuse a grid too large to plan, before expanding it (a 10^6-run grid
+    took minutes and gigabytes to expand and check, printing nothing)."""
+    g = spec.grid
+    sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
+             + sum(p != UNSTRUCTURED for p in g.patterns),
+             "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
+             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense)}
+    total = 1
+    for n in sizes.values():
+        total *= n
+    if total > MAX_RUNS:
+        shape = " x ".join(f"{n} {k}" for k, n in sizes.items() if n > 1)
+        raise SparsescaleError(f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
+                               "(split it into several specs)")
 
 
 @dataclass(frozen=True)
@@ -189,8 +235,7 @@ class PlannedRun:
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a run: sha256 over the config fields that change its result."""
-    kept = {k: v for k, v in sorted(config.items()) if k not in _EXECUTION_FIELDS}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(identity_of(config), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
@@ -278,10 +323,12 @@ def _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac,
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 
 
-def check_runs(spec: SweepSpec, runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]:
+def check_runs(runs: list[PlannedRun], source: str = "spec",
+               progress: Callable[[int, int], None] | None = None) -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
     N, corpus size, n:m divisibility...) before anything trains, and attach
-    each run's plan (width, steps, FLOPs). Errors name the run's axis values."""
+    each run's plan (width, steps, FLOPs). Errors name the run's axis values.
+    `progress(done, total)` is called after each run (about 20 ms each on a CPU)."""
     from sparsescale.train.config import RunConfig  # torch-free config model
     from sparsescale.train.run import check_config
 
@@ -302,4 +349,6 @@ def check_runs(spec: SweepSpec, runs: list[PlannedRun], source: str = "spec") ->
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
         checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on, dict(plan)))
+        if progress is not None:
+            progress(len(checked), len(runs))
     return checked

@@ -7,9 +7,7 @@ dict; it never touches the store.
 
 from __future__ import annotations
 
-import fcntl
 import importlib
-import json
 import os
 import threading
 import time
@@ -17,8 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sparsescale.train.lock import RunFolderLock
+from sparsescale.train.result import RESULT, read_result
+
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -45,23 +45,13 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     yet). A result already on disk is returned as is: the coordinator died
     after the run finished but before it was recorded."""
     out_dir = Path(task.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / ".run.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with RunFolderLock(out_dir, wait=True):   # the same lock `sparsescale train` takes
         (out_dir / "worker.pid").write_text(f"{os.getpid()}\n")
-        result_path = out_dir / RESULT_FILE
-        if result_path.exists():
-            try:
-                result = json.loads(result_path.read_text())
-                if result.get("status") in ("finished", "diverged"):
-                    return result
-            except (OSError, ValueError):
-                pass  # a torn or foreign file: train again (writes are atomic, so rare)
+        done = read_result(out_dir / RESULT)   # None for a torn or foreign file: train again
+        if done is not None:
+            return done.to_dict()
         runner = load_runner(task.runner)
         return runner(dict(task.config), str(out_dir), progress)
-    finally:
-        os.close(fd)
 
 
 def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = None) -> dict[str, Any]:
@@ -74,22 +64,16 @@ def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = 
     if isinstance(init_from, str) and init_from.startswith("@"):
         # "@<hash>": the final checkpoint of a dense run in a sibling folder.
         config["init_from"] = _dense_checkpoint(Path(out_dir).parent / init_from[1:17])
-    import inspect
-
-    kwargs = {"quiet": True}
-    if progress is not None and "progress" in inspect.signature(train).parameters:
-        kwargs["progress"] = progress  # per-step reports for the sweep's per-run bars
-    return train(RunConfig(**config), out_dir, **kwargs)
+    return train(RunConfig(**config), out_dir, quiet=True, progress=progress).to_dict()
 
 
 def _dense_checkpoint(run_dir: Path) -> str:
-    for name in ("final.pt", "checkpoint.pt", "ckpt.pt"):
-        if (run_dir / name).exists():
-            return str(run_dir / name)
-    found = sorted(run_dir.glob("*.pt"))
-    if not found:
+    from sparsescale.train.checkpoint import CHECKPOINT
+
+    path = run_dir / CHECKPOINT   # a finished run's last checkpoint is its final state
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint of the dense pretraining run in {run_dir}")
-    return str(found[-1])
+    return str(path)
 
 
 def exit_with_parent(poll_s: float = 0.5) -> None:

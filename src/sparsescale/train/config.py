@@ -17,16 +17,60 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.units import parse_count, parse_pattern
 
 
-# Per-family defaults for fields left at None.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gpt": {"batch": 32, "seq_len": 64},  # 32 x 64: same tokens/s as 64 x 64 on CPU, twice the steps, lower loss per token
-    "t5": {"batch": 32, "seq_len": 64},
-    "vit": {"batch": 128, "seq_len": None},
-}
+MAX_COUNT = 10**15   # parameters, tokens, examples or steps: far beyond any run
 DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
+# Fields that change how fast or where a run executes, never what it computes.
+# Everything else is the run's identity: the sweep's config hash and the
+# checkpoint/result check both use `identity_of`, so the two always agree.
+EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile"})
+
+
+# Help for each field: `sparsescale train --help` shows these (cli/train.py
+# generates one flag per field, so a field without an entry still gets a flag).
+FIELD_HELP: dict[str, str] = {
+    "model": "Family: gpt, t5, vit or package.module:attribute [default: gpt].",
+    "params": "Target NON-ZERO block parameters N, e.g. 200k.",
+    "sparsity": "Final sparsity S in [0, 1) [default: 0, or 1-n/m].",
+    "pattern": "n:m, n kept in every m along the input dim (2:4).",
+    "tokens": "Data budget in tokens (text families), e.g. 2M.",
+    "examples": "Data budget in examples (vit).",
+    "steps": "Data budget in steps.",
+    "seed": "Seed of init and data order [default: 0].",
+    "batch": "Global batch size (sequences or images) [family default].",
+    "seq_len": "Sequence length (text) [family default].",
+    "lr": "Peak learning rate [default: 0.02 adafactor, 3e-3 adamw].",
+    "optimizer": "adafactor (sparsity-aware) or adamw [default: adafactor].",
+    "lr_schedule": "cosine (to 10%), rsqrt or constant, after warmup [default: cosine].",
+    "warmup": "Warmup as a fraction of the steps [default: 0.05].",
+    "threads": "torch CPU threads.",
+    "corpus": "Folder/file of text (or images for vit) [default: the installed corpus].",
+    "tokenizer": "byte or bpe [default: byte].",
+    "vocab_size": "BPE vocabulary size [default: 4096].",
+    "init_from": "Dense checkpoint to prune (its width is kept).",
+    "eval_every": "Steps between validation points [default: about 8 per run].",
+    "eval_tokens": "Validation tokens (text) [default: 32768].",
+    "final_eval_tokens": "Validation tokens of the final point, which a law is fitted to (text) [default: eval_tokens].",
+    "eval_examples": "Validation examples (vit) [default: 2000].",
+    "ckpt_every": "Steps between checkpoints [default: about 10 per run].",
+    "prune_every": "Steps between mask updates [default: steps/200 within 1..100].",
+    "prune_start": "Pruning starts at this fraction of the steps [default: 0.25].",
+    "prune_end": "Pruning ends (S reached) at this fraction of the steps [default: 0.75].",
+    "device": "cpu, cuda or auto [default: cpu].",
+    "compile": "torch.compile (CUDA only).",
+    "depth": "Blocks (per stack for t5) [family default].",
+    "head_dim": "Attention head width [family default].",
+    "mlp": "gelu or geglu (gpt) [default: gelu].",
+    "pos": "learned or rope positions (gpt) [default: learned].",
+}
+
+
+def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
+    """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict)."""
+    return {k: v for k, v in sorted(fields.items()) if k not in EXECUTION_FIELDS}
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -46,7 +90,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    model: Literal["gpt", "t5", "vit"] = "gpt"
+    model: str = "gpt"                      # a family: gpt, t5, vit or "package.module:attribute"
     params: int
     sparsity: float | None = None           # None: 0, or 1 - n/m with a pattern
     pattern: str | None = None
@@ -75,7 +119,7 @@ class RunConfig(BaseModel):
     prune_end: float = 0.75
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compile: bool = False
-    # Shape overrides (None: the family default in models/sizing.py)
+    # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None
     head_dim: int | None = None
     mlp: Literal["gelu", "geglu"] | None = None
@@ -94,10 +138,24 @@ class RunConfig(BaseModel):
         except ValidationError as exc:
             raise SparsescaleError(_one_line(exc)) from None
 
+    @field_validator("model")
+    @classmethod
+    def _family(cls, value: str) -> str:
+        try:
+            get_family(value)
+        except SparsescaleError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("params", "tokens", "examples", "steps", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
-        return None if value is None else parse_count(value, f"--{info.field_name}")
+        if value is None:
+            return None
+        count = parse_count(value, f"--{info.field_name}")
+        if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
+            raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
+        return count
 
     @field_validator("sparsity")
     @classmethod
@@ -119,23 +177,37 @@ class RunConfig(BaseModel):
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
-    def _positive(cls, value: int | None) -> int | None:
+    def _positive(cls, value: int | None, info) -> int | None:
         if value is not None and value < 1:
             raise ValueError(f"must be >= 1, got {value}")
+        # beyond these a value only overflows inside torch (a C long), never trains
+        limit = 1024 if info.field_name == "threads" else 10**9
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit:,}, got {value}")
         return value
 
-    @field_validator("eval_every", "ckpt_every", "eval_tokens", "final_eval_tokens", "eval_examples", "seed")
+    @field_validator("eval_every", "ckpt_every", "final_eval_tokens", "seed")
     @classmethod
-    def _non_negative(cls, value: int) -> int:
+    def _non_negative(cls, value: int, info) -> int:
         if value < 0:
             raise ValueError(f"must be >= 0, got {value}")
+        if info.field_name == "seed" and value >= 2**63:   # torch seeds are 64-bit
+            raise ValueError(f"must be below 2**63, got {value}")
+        return value
+
+    @field_validator("eval_tokens", "eval_examples")
+    @classmethod
+    def _eval_size(cls, value: int) -> int:
+        # 0 used to evaluate one batch anyway: a loss on data nobody asked for.
+        if value < 1:
+            raise ValueError(f"must be >= 1 (the validation loss needs data), got {value}")
         return value
 
     @field_validator("lr")
     @classmethod
     def _lr(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
-            raise ValueError(f"must be > 0, got {value}")
+        if value is not None and not (value > 0 and value != float("inf")):
+            raise ValueError(f"must be a finite number > 0, got {value}")
         return value
 
     @field_validator("warmup")
@@ -147,16 +219,15 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _budget_and_ramp(self) -> "RunConfig":
-        given = [k for k in ("tokens", "examples", "steps") if getattr(self, k) is not None]
+        given = [k for k in BUDGET_AXES if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one data budget: --tokens, --examples or --steps"
                 + (f" (got {', '.join('--' + g for g in given)})" if given else "")
             )
-        if self.model == "vit" and self.tokens is not None:
-            raise ValueError("a vit run counts data in --examples (or --steps), not --tokens")
-        if self.model != "vit" and self.examples is not None:
-            raise ValueError(f"a {self.model} run counts data in --tokens (or --steps), not --examples")
+        unit = get_family(self.model).data_unit
+        if given[0] not in (unit, "steps"):
+            raise ValueError(f"a {self.model} run counts data in --{unit} (or --steps), not --{given[0]}")
         if not 0.0 <= self.prune_start < self.prune_end <= 1.0:
             raise ValueError(f"need 0 <= prune_start < prune_end <= 1, got {self.prune_start}, {self.prune_end}")
         if self.pattern is not None and self.sparsity is not None:
@@ -164,6 +235,10 @@ class RunConfig(BaseModel):
             if self.sparsity < 1 - n / m - 1e-12:
                 raise ValueError(f"sparsity {self.sparsity} is below {1 - n / m:g}, the least pattern {self.pattern} gives")
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the run's result: two configs with equal identities are the same run."""
+        return identity_of(self.model_dump())
 
     # ---- resolved values ---------------------------------------------------
     @property
@@ -178,7 +253,7 @@ class RunConfig(BaseModel):
 
     @property
     def budget_axis(self) -> str:
-        return next(k for k in ("tokens", "examples", "steps") if getattr(self, k) is not None)
+        return next(k for k in BUDGET_AXES if getattr(self, k) is not None)
 
     def resolved(self, field: str) -> Any:
         """A field's value with family / optimizer defaults filled in."""
@@ -187,17 +262,11 @@ class RunConfig(BaseModel):
             return value
         if field == "lr":
             return DEFAULT_LR[self.optimizer]
-        return FAMILY_DEFAULTS[self.model].get(field)
+        return get_family(self.model).defaults.get(field)
 
     def arch_overrides(self) -> dict[str, Any]:
-        """Shape settings for models/sizing.py (only those that apply)."""
-        arch: dict[str, Any] = {"head_dim": self.head_dim}
-        if self.model == "t5":
-            arch.update(enc_depth=self.depth, dec_depth=self.depth)
-        else:
-            arch["depth"] = self.depth
-        if self.model == "gpt":
-            arch.update(mlp=self.mlp, pos=self.pos, seq_len=self.resolved("seq_len"))
+        """Shape settings as the family's config fields (models/registry.py), None dropped."""
+        arch = get_family(self.model).arch_from_run(self)
         return {k: v for k, v in arch.items() if v is not None}
 
 
@@ -211,6 +280,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SparsescaleError(f"--config {p}: no such file") from None
+        except IsADirectoryError:
+            raise SparsescaleError(f"--config {p}: is a folder, not a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise SparsescaleError(f"--config {p}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+        except OSError as exc:
+            raise SparsescaleError(f"--config {p}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise SparsescaleError(f"--config {p}: not valid TOML ({exc})") from None
         data = dict(raw.get("train", raw))
@@ -224,8 +299,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
 def _merge(data: dict[str, Any], overrides: dict[str, Any]) -> RunConfig:
     given = {k: v for k, v in overrides.items() if v is not None}
     # A budget flag replaces the file's budget rather than adding a second one.
-    if any(k in given for k in ("tokens", "examples", "steps")):
-        for k in ("tokens", "examples", "steps"):
+    if any(k in given for k in BUDGET_AXES):
+        for k in BUDGET_AXES:
             data.pop(k, None)
     data.update(given)
     if "params" not in data:

@@ -1,0 +1,142 @@
+"""Planning one run without training it: its shape (a SizePlan), steps, data and FLOPs.
+
+`plan_run(cfg)` raises SparsescaleError for anything that would fail later
+(bad S, N below the family minimum, n:m that does not divide the width, more
+data than the corpus holds); `check_config(cfg)` returns the plan's summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.models.registry import Family, get_family
+from sparsescale.models.sizing import SizePlan, build_model, measure, plan_size
+from sparsescale.train.checkpoint import load_init_checkpoint, model_config_from_checkpoint
+from sparsescale.train.config import RunConfig
+
+
+@dataclass
+class RunPlan:
+    """What a run will do: the sized model plus the steps and FLOPs of its budget."""
+
+    size: SizePlan                # shape and parameter counts (N = size.n_nonzero)
+    steps: int
+    batch: int
+    seq_len: int | None
+    examples: int                 # windows (text) or images consumed
+    tokens: int | None            # text: tokens consumed
+    block_macs_per_example: int   # multiply-adds of the pruned linears per example, dense
+    mean_density: float           # mean kept fraction of the pruned set over training
+    prune_every: int
+    train_flops_dense: float
+    train_flops_sparse: float
+
+    def summary(self) -> dict[str, Any]:
+        s = self.size
+        out = {"n_nonzero": s.n_nonzero, "target_n_nonzero": s.target_n_nonzero, "width": s.width,
+               "total_params": s.total_params, "embedding_params": s.embedding_params,
+               "n_block_params": s.n_block_params, "sparsity": s.sparsity, "pattern": s.pattern,
+               "steps": self.steps, "batch": self.batch, "examples": self.examples,
+               "train_flops_dense": self.train_flops_dense, "train_flops_sparse": self.train_flops_sparse}
+        if self.tokens is not None:
+            out["tokens"] = self.tokens
+        return out
+
+
+def as_config(cfg: RunConfig | dict) -> RunConfig:
+    return cfg if isinstance(cfg, RunConfig) else RunConfig(**cfg)
+
+
+_DATA_MEMO: dict[tuple, Any] = {}
+
+
+def data_for(cfg: RunConfig) -> tuple[int, Any]:
+    """(training examples available, data handle) without building batches.
+    Data handles are memoised per process: a sweep checks many runs at once."""
+    key = (cfg.model, cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.resolved("seq_len"))
+    if key not in _DATA_MEMO:
+        _DATA_MEMO[key] = get_family(cfg.model).load_data(cfg)
+    return _DATA_MEMO[key]
+
+
+def _size(cfg: RunConfig, family: Family, data) -> SizePlan:
+    """The model's shape: sized for N, or the --init-from checkpoint's own shape."""
+    arch = {k: v for k, v in cfg.arch_overrides().items() if v is not None}
+    arch.update(family.data_arch(data))
+    if not cfg.init_from:
+        return plan_size(cfg.model, cfg.params, cfg.final_sparsity, cfg.pattern, arch)
+    model_config = model_config_from_checkpoint(cfg, load_init_checkpoint(cfg.init_from))
+    context = getattr(model_config, "seq_len", None)
+    if context is not None and context < cfg.resolved("seq_len"):
+        raise SparsescaleError(f"--seq-len {cfg.resolved('seq_len')} exceeds the --init-from model's context {context}")
+    return measure(cfg.model, model_config, cfg.params, cfg.final_sparsity, cfg.pattern)
+
+
+def _check_pattern(cfg: RunConfig, meta_model) -> None:
+    from sparsescale.sparsity.masks import check_nm_shape, parse_pattern
+    from sparsescale.sparsity.pruner import select_prunable
+
+    n, m = parse_pattern(cfg.pattern)
+    for name, p in select_prunable(meta_model).items():
+        try:
+            check_nm_shape(name, tuple(p.shape), n, m)
+        except SparsescaleError as exc:
+            raise SparsescaleError(f"--pattern {cfg.pattern}: m={m} does not divide the width ({exc})") from None
+
+
+def _steps(cfg: RunConfig, family: Family, batch: int, seq_len: int | None, capacity: int, data) -> int:
+    """Steps of the budget, checked against the data available (never repeated)."""
+    per_example = family.tokens_per_example(seq_len)
+    if cfg.steps is not None:
+        steps = cfg.steps
+    else:
+        requested = getattr(cfg, family.data_unit)
+        steps = requested // (batch * per_example)
+        if steps < 1:
+            raise SparsescaleError(f"--{cfg.budget_axis} {requested} is less than one batch "
+                                   f"({batch * per_example}); ask for more or lower --batch")
+    if steps * batch > capacity:
+        raise SparsescaleError(
+            f"--{cfg.budget_axis}: the run needs {steps * batch * per_example} training {family.data_unit} but the "
+            f"corpus ({getattr(data, 'source', cfg.corpus)}) holds {capacity * per_example}; "
+            "data is never repeated: ask for less or point --corpus at a larger one")
+    return steps
+
+
+def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
+    """The run's plan and its data handle; raises SparsescaleError for an impossible run."""
+    from sparsescale.sparsity.pruner import select_prunable
+    from sparsescale.sparsity.schedules import mean_density
+
+    family = get_family(cfg.model)
+    capacity, data = data_for(cfg)
+    size = _size(cfg, family, data)
+    meta_model = build_model(cfg.model, size.model_config, device="meta")
+    if cfg.pattern is not None:
+        _check_pattern(cfg, meta_model)
+    batch = cfg.resolved("batch")
+    seq_len = cfg.resolved("seq_len") if family.data_unit == "tokens" else None
+    steps = _steps(cfg, family, batch, seq_len, capacity, data)
+    examples = steps * batch
+    prune_every = cfg.prune_every or min(100, max(1, steps // 200))
+    density = mean_density("cubic", size.sparsity, steps, start=cfg.prune_start, end=cfg.prune_end,
+                           every=prune_every) if size.sparsity > 0 else 1.0
+    macs = family.block_macs(select_prunable(meta_model), size.model_config, seq_len)
+    flops_dense = 6.0 * macs * examples   # forward + backward: 3 passes of 2 FLOPs per multiply-add
+    plan = RunPlan(size=size, steps=steps, batch=batch, seq_len=seq_len, examples=examples,
+                   tokens=examples * seq_len if seq_len is not None else None, block_macs_per_example=macs,
+                   mean_density=density, prune_every=prune_every,
+                   train_flops_dense=flops_dense, train_flops_sparse=flops_dense * density)
+    return plan, data
+
+
+def check_config(cfg: RunConfig | dict) -> dict[str, Any]:
+    """Validate a run without training and return its planned sizes: n_nonzero,
+    width, total_params, embedding_params, steps, tokens (text) and examples,
+    train_flops_dense, train_flops_sparse. Raises SparsescaleError for an
+    impossible run (bad S, N below the family minimum, unknown family, n:m that
+    does not divide the width, more data than the corpus holds, no corpus)."""
+    plan, _ = plan_run(as_config(cfg))
+    return plan.summary()
