@@ -9,7 +9,7 @@ import pytest
 
 from sparsescale.data import text as text_lib
 from sparsescale.data.corpus import load_corpus
-from sparsescale.data.loaders import LMBatches, T5Batches, lm_capacity
+from sparsescale.data.loaders import LMBatches, T5Batches, lm_capacity, spread_windows
 from sparsescale.errors import SparsescaleError
 
 
@@ -95,11 +95,59 @@ def test_validation_is_disjoint_and_training_never_repeats(tmp_path):
     for s in starts:
         covered[s + 1:s + seq_len + 1] += 1
     assert covered.max() == 1
-    val = loader.validation(10_000, batch)
-    first_val = val[0][0][0].numpy()
-    assert np.array_equal(first_val, np.asarray(corpus.tokens[corpus.n_train:corpus.n_train + seq_len]))
+    val = np.concatenate([x.numpy() for x, _ in loader.validation(10**9, batch)])
+    n_windows = (corpus.n_val - 1) // seq_len
+    assert len(val) == n_windows                                   # asked for all: every window once
+    assert np.array_equal(val[0], np.asarray(corpus.tokens[corpus.n_train:corpus.n_train + seq_len]))
     with pytest.raises(SparsescaleError, match="data is never repeated"):
         LMBatches(corpus, seq_len, batch, steps + 1, seed=3)
+
+
+def _topical_corpus(folder, n_docs=200, words=600):
+    """Long documents whose statistics differ a lot from one to the next, as
+    real documents do: every other one is written in two letters only."""
+    rng = np.random.default_rng(1)
+    wide = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?()[]{}<>=+-*/")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_docs):
+        letters = ["a", "b"] if i % 2 else wide
+        text = " ".join("".join(rng.choice(letters, 4)) for _ in range(words))
+        (folder / f"doc{i:03d}.txt").write_text(text + "\n")
+    return folder
+
+
+def _window_losses(corpus, loader, eval_tokens):
+    """Per-window cross-entropy of a unigram model fitted on the training split."""
+    counts = np.bincount(corpus.tokens[:corpus.n_train], minlength=256) + 1.0
+    nll = -np.log(counts / counts.sum())
+    return np.concatenate([nll[y.numpy()].mean(axis=1) for _, y in loader.validation(eval_tokens, 8)])
+
+
+def test_small_validation_agrees_with_the_whole_split(tmp_path):
+    """A small evaluation is an unbiased sample of the whole held-out split:
+    its mean loss is within 3 standard errors of the full split's, for every
+    size; the split's first windows alone (the old sampling) are not."""
+    corpus = load_corpus(_topical_corpus(tmp_path / "topical"))
+    seq_len = 32
+    loader = LMBatches(corpus, seq_len, 4, 1, seed=0)
+    full = _window_losses(corpus, loader, 10**9)
+    assert len(full) == (corpus.n_val - 1) // seq_len and len(full) >= 200
+    for n_windows in (8, 16, 32, 64, 128):
+        small = _window_losses(corpus, loader, n_windows * seq_len)
+        assert len(small) == n_windows
+        # standard error of a sample of n from a finite population of len(full)
+        se = full.std(ddof=1) / np.sqrt(n_windows) * np.sqrt(1 - n_windows / len(full))
+        assert abs(small.mean() - full.mean()) <= 3 * se, (n_windows, small.mean(), full.mean(), se)
+    first = full[:32]                          # the split's first 32 windows: one document
+    se32 = full.std(ddof=1) / np.sqrt(32)
+    assert abs(first.mean() - full.mean()) > 3 * se32             # what the old sampling measured
+
+
+def test_spread_windows_is_even_and_exact():
+    assert np.array_equal(spread_windows(10, 10), np.arange(10))
+    assert np.array_equal(spread_windows(10, 99), np.arange(10))
+    assert np.array_equal(spread_windows(100, 4), [12, 37, 62, 87])
+    assert len(spread_windows(7, 0)) == 1
 
 
 def test_same_seed_same_batches_other_seed_other_order(tmp_path):
@@ -120,6 +168,18 @@ def test_t5_batches_are_deterministic(tmp_path):
     enc2, _, _ = T5Batches(corpus, 40, 3, 5, seed=0).get(2)
     assert np.array_equal(enc, enc2) and enc.shape[0] == 3
     assert np.array_equal(dec[:, 1:], tgt[:, :-1]) and (dec[:, 0] == 256).all()
+
+
+def test_t5_validation_is_spread_over_the_split(tmp_path):
+    """A small T5 evaluation is the full one's windows at evenly spread
+    positions, corrupted identically (the noise is seeded per window)."""
+    corpus = load_corpus(_write_corpus(tmp_path / "c5"))
+    loader = T5Batches(corpus, 40, 3, 5, seed=0)
+    full = np.concatenate([b[0].numpy() for b in loader.validation(10**9, 2)])
+    small = np.concatenate([b[0].numpy() for b in loader.validation(4 * 40, 2)])
+    m = corpus.n_val // 40
+    assert len(full) == m and len(small) == 4
+    assert np.array_equal(small, full[spread_windows(m, 4)])
 
 
 def test_missing_corpus_errors(tmp_path):

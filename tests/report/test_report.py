@@ -126,3 +126,33 @@ def test_report_states_the_runs_pruning_window_and_the_fits_delta(tmp_path):
 
 def test_a_store_without_recorded_windows_uses_the_run_defaults(report):
     assert "from 25% to 75% of training" in report.html.read_text()
+
+
+def test_size_ticks_name_the_sizes_asked_for():
+    """Measured N land slightly off the target and differ per sparsity; the
+    loss-vs-N ticks name one round size per group (not 49.9k beside 50k)."""
+    from sparsescale.report.figures import nominal_sizes
+
+    measured = [49_937, 50_112, 49_890, 99_810, 100_240, 12_480, 12_530, 200_704]
+    assert nominal_sizes(measured) == [12_500.0, 50_000.0, 100_000.0, 200_000.0]
+    assert nominal_sizes([25_000, 30_000]) == [25_000.0, 30_000.0]
+
+
+def test_determination_and_equivalent_dense_factor():
+    """A quantity is 'determined' when its 95% interval is no wider than its
+    median and the fit did not stop at a bound; the equivalent dense size is
+    f(S)^(-1/bN) (closed form for cS = 0: (1 - S)^(-bS/bN))."""
+    from sparsescale.laws.forms import Law
+    from sparsescale.report.build import determination, equivalent_dense_factors
+
+    intervals = {"bN": (0.2, 0.3, 0.45), "bS": (0.01, 0.2, 2.5), "cS": (0.0, 0.1, 0.12),
+                 "equivalent dense size at S=0.75": (1.7, 2.16, 2.76)}
+    good, bad = determination(intervals, at_bound=["cS"])
+    assert good == ["bN", "equivalent dense size at S=0.75"] and bad == ["bS", "cS"]
+    law = Law("sparse", {"aS": 5.0, "bS": 0.2, "cS": 0.0, "bN": 0.4, "aD": 1e5, "bD": 0.5, "c": 1.0})
+    factors = equivalent_dense_factors([0.0, 0.5, 0.75, 0.75])
+    assert list(factors) == ["equivalent dense size at S=0.5", "equivalent dense size at S=0.75"]
+    assert abs(factors["equivalent dense size at S=0.75"](law) - 4 ** (0.2 / 0.4)) < 1e-12
+    # the dense model that size has the sparse model's N-term
+    x = factors["equivalent dense size at S=0.5"](law)
+    assert abs(law.predict(0.5, 1e5, 1e6) - law.predict(0.0, x * 1e5, 1e6)) < 1e-12

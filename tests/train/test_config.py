@@ -66,8 +66,8 @@ def test_toml_and_flag_overrides(tmp_path):
 # is put on one side, so it cannot silently retrain sweeps or resume wrong runs.
 IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "steps", "seed", "batch", "seq_len",
             "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
-            "eval_every", "eval_tokens", "eval_examples", "prune_every", "prune_start", "prune_end", "depth",
-            "head_dim", "mlp", "pos"}
+            "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
+            "prune_end", "depth", "head_dim", "mlp", "pos"}
 EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured"}
 
 

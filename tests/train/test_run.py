@@ -83,6 +83,16 @@ def test_same_seed_same_loss_and_rerun_is_a_noop(small_corpus, tmp_path):
         train(cfg.model_copy(update={"steps": 31}), tmp_path / "a", quiet=True)
 
 
+def test_final_point_uses_the_larger_final_evaluation(small_corpus, tmp_path):
+    """final_eval_tokens changes only the last curve point: the intermediate
+    points (and the trained model) are those of the run without it."""
+    cfg = RunConfig(**TINY, steps=20, corpus=str(small_corpus), eval_every=10, eval_tokens=1024)
+    small = train(cfg, tmp_path / "small", quiet=True)
+    big = train(cfg.model_copy(update={"final_eval_tokens": 32768}), tmp_path / "big", quiet=True)
+    assert small.curve[0] == big.curve[0]
+    assert big.final_loss == big.curve[-1]["val_loss"] != small.final_loss
+
+
 def test_divergence_is_recorded(small_corpus, tmp_path):
     cfg = RunConfig(**TINY, steps=40, corpus=str(small_corpus), optimizer="adamw", lr=1e30, eval_tokens=2048)
     result = train(cfg, tmp_path / "d", quiet=True)

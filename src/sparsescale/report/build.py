@@ -94,6 +94,26 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
                        ",".join(families), windows)
 
 
+def equivalent_dense_factors(sparsities) -> dict[str, Any]:
+    """Bootstrap-derived quantities: for each S > 0 of the sweep, how much
+    larger a dense model has the same N-term, f(S)^(-1/bN). They stay tight
+    on sweeps that leave bN and bS themselves undetermined (issue 11)."""
+    return {f"equivalent dense size at S={s:g}":
+            (lambda lw, s=s: float(lw.sparsity_factor(s) ** (-1.0 / lw["bN"])))
+            for s in sorted({float(v) for v in sparsities}) if s > 0}
+
+
+def determination(intervals: dict[str, tuple[float, float, float]], at_bound) -> tuple[list[str], list[str]]:
+    """(determined, undetermined) names: a quantity is determined when its 95%
+    interval is at most as wide as its median ((high - low) / median <= 1)
+    and, for a coefficient, the fit did not stop at a bound."""
+    good, bad = [], []
+    for name, (lo, med, hi) in intervals.items():
+        ok = name not in (at_bound or []) and med > 0 and (hi - lo) / med <= 1.0
+        (good if ok else bad).append(name)
+    return good, bad
+
+
 def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
     """S_opt at the sweep's own scale and beyond: the budget of the largest
     dense run in the sweep, and multiples of the dense compute-optimal budget."""
@@ -136,8 +156,6 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     from sparsescale.laws.fit import fit_law
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
-    from sparsescale.report import figures
-    from sparsescale.report.curves import plot_loss_curves
     from sparsescale.report.html import render_report
 
     if n_boot < 0:
@@ -159,12 +177,33 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
 
     recs = recommendations(law, pts)
     main = recs[0]
-    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity)}
+    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity),
+               **equivalent_dense_factors(S)}
     intervals: dict[str, tuple[float, float, float]] = {}
     if n_boot > 0:
         boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress)
         intervals = {k: tuple(v) for k, v in boot.intervals.items()}
 
+    fig_paths = _draw_figures(law, pts, holdout, out_dir)
+
+    summary = ReportSummary(
+        out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
+        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
+        objective=float(fit.objective), intervals=intervals,
+        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs))
+    summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
+    law.save(out_dir / "law.json")
+    write_json(out_dir / "summary.json", _summary_json(summary, fit))
+    write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
+    return summary
+
+
+def _draw_figures(law, pts: SweepPoints, holdout, out_dir: Path) -> dict[str, Path]:
+    from sparsescale.report import figures
+    from sparsescale.report.curves import plot_loss_curves
+
+    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
     fig_paths = {name: out_dir / f"{name}.png" for name in ("loss_curves", "loss_vs_n", "fit_quality", "sopt_contours")}
     plot_loss_curves(pts.records, fig_paths["loss_curves"], budget_unit=pts.budget_unit)
     figures.plot_loss_vs_n(law, S, N, D, L, fig_paths["loss_vs_n"])
@@ -178,17 +217,7 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     figures.plot_sopt_contours(law, fig_paths["sopt_contours"], flops="sparse",
                                n_range=(float(N.min()) / 3, float(N.max()) * 100),
                                c_range=(float(c_all.min()) / 3, float(c_all.max()) * 1000))
-
-    summary = ReportSummary(
-        out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
-        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
-        objective=float(fit.objective), intervals=intervals,
-        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
-        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs))
-    law.save(out_dir / "law.json")
-    write_json(out_dir / "summary.json", _summary_json(summary, fit))
-    write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
-    return summary
+    return fig_paths
 
 
 def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress):
@@ -211,6 +240,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "holdout": s.holdout, "recommendations": s.recommendations, "warnings": s.warnings,
         "diagnostics": json.loads(json.dumps(fit.diagnostics, default=str)),
         "figures": {k: v.name for k, v in s.figures.items()},
+        "determined": s.determined, "undetermined": s.undetermined,
     }
 
 
@@ -238,6 +268,14 @@ def print_summary(s: ReportSummary) -> None:
     if "S_opt" in s.intervals:
         lo, _, hi = s.intervals["S_opt"]
         console.print(f"  (bootstrap 95% interval for that S_opt: [{lo:.2f}, {hi:.2f}])", highlight=False)
+    for name in s.intervals:
+        if name.startswith("equivalent dense size"):
+            lo, med, hi = s.intervals[name]
+            console.print(f"{name}: {med:.2f}x [{lo:.2f}, {hi:.2f}]", highlight=False)
+    if s.intervals:
+        console.print(f"determined by these runs (95% interval within its median, not at a bound): "
+                      f"{', '.join(s.determined) or 'none'}; not determined: {', '.join(s.undetermined) or 'none'}",
+                      highlight=False)
     for w in s.warnings:
         console.print(f"warning: {w}", style="yellow", highlight=False)
     console.print(f"report: {s.html}")

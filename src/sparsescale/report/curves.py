@@ -9,6 +9,20 @@ from typing import Any
 from sparsescale.atomic import save_figure
 
 
+def _budget_ticks(ax) -> None:
+    """Log x axis labelled only at 1, 2 and 5 times powers of ten, in short
+    form ('200k'): matplotlib's default labels every minor tick of a narrow
+    log range in scientific notation, and the labels run into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    from sparsescale.report.figures import _short
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_unit: str = "tokens") -> None:
     """records: dicts with sparsity, n_nonzero, budget (D), status and curve
     (a list of {step, tokens, val_loss}). Writes a PNG atomically."""
@@ -22,7 +36,7 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_uni
     budgets = sorted({r["budget"] for r in records})
     cmap = plt.get_cmap("viridis")
     colour = {s: cmap(i / max(1, len(sparsities) - 1) * 0.9) for i, s in enumerate(sparsities)}
-    styles = ["-", "--", ":", "-."]
+    styles = ["-", "--", ":", "-.", (0, (6, 1, 1, 1, 1, 1)), (0, (1, 3))]
     style = {d: styles[i % len(styles)] for i, d in enumerate(budgets)}
 
     ncols = max(1, len(sizes))
@@ -35,7 +49,7 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_uni
             x = [p.get("tokens") or p.get("step") for p in pts]
             ax.plot(x, [p["val_loss"] for p in pts], style[r["budget"]], color=colour[r["sparsity"]], lw=1.4,
                     marker="x" if r["status"] == "diverged" else None)
-        ax.set_xscale("log")
+        _budget_ticks(ax)
         ax.set_title(f"N = {n:,.0f} non-zeros")
         ax.set_xlabel(f"training {budget_unit} seen")
         ax.grid(alpha=0.3)

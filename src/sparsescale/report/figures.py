@@ -38,6 +38,28 @@ def _short(n: float) -> str:
     return f"{n:.3g}"
 
 
+def nominal_sizes(n_nonzero, rtol: float = 0.05) -> list[float]:
+    """The distinct sizes of a sweep, as the round numbers it asked for.
+
+    Runs that target one N land a little off it (49,937 non-zeros for "50k",
+    slightly different at each sparsity), so the measured values are grouped
+    (within rtol of the group's first) and each group is named by its median
+    rounded to 2 significant figures when that is within 1%, else 3
+    (49,937 -> 50k, 99,810 -> 100k, 12,480 -> 12.5k)."""
+    groups: list[list[float]] = []
+    for n in sorted(float(v) for v in np.asarray(n_nonzero, dtype=float).ravel()):
+        if groups and n <= groups[-1][0] * (1 + rtol):
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+    out = []
+    for g in groups:
+        m = float(np.median(g))
+        two = float(f"{m:.2g}")
+        out.append(two if abs(two - m) <= 0.01 * m else float(f"{m:.3g}"))
+    return out
+
+
 def _d_label(law: Law | None) -> str:
     return (law.units.get("D") if law is not None else None) or "data"
 
@@ -99,12 +121,12 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
                 ax.scatter(N[m], y[m], color=c, s=26, zorder=3)
             ax.plot(n_line, law.predict(np.full_like(n_line, s), n_line, np.full_like(n_line, d)), color=c, lw=1.4, label=f"S = {s:g}")
         ax.set_xscale("log")
-        sizes = sorted(set(np.round(N, -2)))
+        sizes = nominal_sizes(N)
         if len(sizes) <= 8:  # label the sizes that were run, not crowded minor ticks
             ax.minorticks_off()
             ax.set_xticks(sizes, [_short(n) for n in sizes])
         ax.set_xlabel("non-zero parameters N")
-        ax.set_title(f"D = {d:.3g} {_d_label(law)}", fontsize=10)
+        ax.set_title(f"D = {_short(d)} {_d_label(law)}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("validation loss (nats/token)")
     axes[0][0].legend(fontsize=8)
@@ -134,7 +156,7 @@ def plot_sopt_contours(law: Law, path, flops: str = "sparse", n_range=None, c_ra
     levels = [0.5, 0.75, 0.875, 0.9375]
     cs = ax.contour(NN, CC, S_opt, levels=levels, colors="white", linewidths=1.1)
     ax.clabel(cs, fmt=lambda v: f"S={v:g}", fontsize=8)
-    ax.plot(N, c_star, color="tab:cyan", lw=2.2, label="dense compute-optimal (Chinchilla) C*(N)")
+    ax.plot(N, c_star, color="tab:cyan", lw=2.2, ls="--", label="dense compute-optimal (Chinchilla) C*(N), dashed")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(n_lo, n_hi)

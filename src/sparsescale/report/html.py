@@ -39,6 +39,18 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _determination(s) -> str:
+    """Which quantities the bootstrap pins down (report.build.determination)."""
+    esc = html.escape
+    factors = [f"{esc(k)}: {v[1]:.2f}x [{v[0]:.2f}, {v[2]:.2f}]" for k, v in s.intervals.items()
+               if k.startswith("equivalent dense size")]
+    return ("<p>Determined by these runs (95% interval no wider than its median, not at a bound): "
+            f"<b>{esc(', '.join(s.determined) or 'none')}</b>. Not determined: "
+            f"{esc(', '.join(s.undetermined) or 'none')}; read those as one of many laws that fit equally "
+            "well, not as measurements.</p>" + (f"<p>{'; '.join(factors)}.</p>" if factors else ""))
+
+
+
 def _delta(fit_settings: dict[str, Any]) -> str:
     """The Huber delta as written in the page, e.g. 10^-3."""
     delta = fit_settings.get("delta")
@@ -94,6 +106,8 @@ def _law(s, diagnostics: dict[str, Any]) -> list[str]:
                      + (f"<td class='num'>{_fmt(iv[1])}</td><td class='num'>[{_fmt(iv[0])}, {_fmt(iv[2])}]</td>"
                         if iv else "<td>-</td><td>-</td>") + "</tr>")
     parts.append("</table>")
+    if s.intervals:
+        parts.append(_determination(s))
     if diagnostics:
         shown = {k: v for k, v in diagnostics.items() if isinstance(v, (int, float, str, bool, list)) and len(str(v)) < 200}
         parts.append("<p>Optimiser diagnostics: " + html.escape(", ".join(f"{k} = {v}" for k, v in shown.items())) + "</p>")

@@ -44,6 +44,8 @@ class ReportSummary:
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
     fit_settings: dict[str, Any] = field(default_factory=dict)   # form, space, delta of the fit
+    determined: list[str] = field(default_factory=list)     # see report.build.determination
+    undetermined: list[str] = field(default_factory=list)
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:

@@ -55,6 +55,7 @@ FIELD_HELP: dict[str, str] = {
     "init_from": "Dense checkpoint to prune (its width is kept).",
     "eval_every": "Steps between validation points [default: about 8 per run].",
     "eval_tokens": "Validation tokens (text) [default: 32768].",
+    "final_eval_tokens": "Validation tokens of the final point, which a law is fitted to (text) [default: eval_tokens].",
     "eval_examples": "Validation examples (vit) [default: 2000].",
     "ckpt_every": "Steps between checkpoints [default: about 10 per run].",
     "prune_every": "Steps between mask updates [default: steps/200 within 1..100].",
@@ -113,6 +114,7 @@ class RunConfig(BaseModel):
     init_from: str | None = None
     eval_every: int = 0                     # 0: about 8 curve points
     eval_tokens: int = 32768                # validation tokens (text)
+    final_eval_tokens: int = 0              # the last point's validation tokens (text); 0: eval_tokens
     eval_examples: int = 2000               # validation examples (images)
     ckpt_every: int = 0                     # 0: about 10 checkpoints per run
     prune_every: int | None = None          # None: steps // 200, within [1, 100]
@@ -188,7 +190,7 @@ class RunConfig(BaseModel):
             raise ValueError(f"must be at most {limit:,}, got {value}")
         return value
 
-    @field_validator("eval_every", "ckpt_every", "seed")
+    @field_validator("eval_every", "ckpt_every", "final_eval_tokens", "seed")
     @classmethod
     def _non_negative(cls, value: int, info) -> int:
         if value < 0:

@@ -110,6 +110,7 @@ class Session:
     pruner: Any
     loader: Any
     val_batches: list
+    final_batches: list  # the last point's, which the law is fitted to (= val_batches unless final_eval_tokens)
     losses: Any         # per-step training losses, on the device
     depends: str | None = None   # checkpoint.depends_hash: identity + data content
     swapped: bool = False        # pruned linears on semi-structured kernels (cfg.semi_structured)
@@ -170,10 +171,15 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     model, optimizer, pruner = _build(cfg, plan, device)
     loader = family.make_batches(data, plan.seq_len, plan.batch, plan.steps, cfg.seed, rank, world)
     n_val = cfg.eval_tokens if family.data_unit == "tokens" else cfg.eval_examples
+    val_batches = loader.validation(n_val, plan.batch)
+    # The final loss is what a law is fitted to: it may use a larger sample
+    # than the curve's cheap intermediate points (issue 11).
+    final_batches = (loader.validation(cfg.final_eval_tokens, plan.batch)
+                     if cfg.final_eval_tokens and family.data_unit == "tokens" else val_batches)
     losses = torch.zeros(plan.steps, dtype=torch.float32, device=device)
     s = Session(cfg=cfg, plan=plan, family=family, out=out, device=device, rank=rank, world=world, model=model,
                 step_model=model, optimizer=optimizer, pruner=pruner, loader=loader,
-                val_batches=loader.validation(n_val, plan.batch), losses=losses,
+                val_batches=val_batches, final_batches=final_batches, losses=losses,
                 depends=checkpoint.depends_hash(cfg, _data_key(data)))
     if (out / CHECKPOINT).exists():
         _resume(s)
@@ -327,14 +333,14 @@ def _first_bad_step(s: Session, checked: int, step: int) -> int | None:
     return checked + int(bad.nonzero()[0]) if bad.any() else checked
 
 
-def _evaluate(s: Session) -> float:
+def _evaluate(s: Session, batches: list) -> float:
     import torch
 
     s.model.eval()
     total = torch.zeros((), dtype=torch.float64, device=s.device)
     count = 0
     with torch.no_grad(), s.autocast():
-        for batch in s.val_batches:
+        for batch in batches:
             batch = [t.to(s.device, non_blocking=True) for t in batch]
             n = batch[-1].numel()
             total += s.family.loss(s.model, batch).double() * n
@@ -351,7 +357,8 @@ def _curve_point(s: Session, step: int, since: int) -> dict[str, Any]:
     if s.world > 1:
         torch.distributed.all_reduce(train_loss)
         train_loss /= s.world
-    return {"step": step, s.family.data_unit: step * s.per_step, "val_loss": _evaluate(s),
+    batches = s.final_batches if step == s.plan.steps else s.val_batches
+    return {"step": step, s.family.data_unit: step * s.per_step, "val_loss": _evaluate(s, batches),
             "train_loss": float(train_loss)}
 
 

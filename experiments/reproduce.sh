@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Regenerates every number of README "What a CPU-scale sweep shows" (issue 11;
+# this session's outputs are in experiments/results/)
+# from fresh stores under OUT (default runs/issue11). On an idle 2-core CPU:
+# about 3 min (noise floor) + 12 min (regime curves) + 10 min (design-small)
+# + 5 min (recipe levers) + the demo (see its dry-run estimate).
+#   bash experiments/reproduce.sh [OUT]
+set -euo pipefail
+OUT=${1:-runs/issue11}
+SS=.venv/bin/sparsescale
+PY=.venv/bin/python
+export OMP_NUM_THREADS=1
+mkdir -p "$OUT"
+
+# 1. Noise floor: eval-sample SE at 16k/65k/262k tokens, seed spread, old first-windows bias.
+$PY experiments/noise_floor.py "$OUT/noise" | tee "$OUT/noise.jsonl"
+
+# 2. Regime: long dense curves at 2 blocks (12.5k-100k) and 1 block (25k, 100k).
+for spec in regime regime-depth1 regime-lr0.08; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
+  $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
+done
+
+# 3. Design on the smaller sizes only, and the decision rule of PROTOCOL.md.
+$SS sweep experiments/design-small.toml --store "$OUT/design-small.sqlite" --workers 2
+$PY experiments/design_choice.py "$OUT/design-small.sqlite" | tee "$OUT/design-choice.json"
+$PY experiments/curve_slopes.py "$OUT/design-small.sqlite" > "$OUT/design-small-slopes.txt"
+
+# 4. Recipe levers: batch 8, rotary positions (compare with design-small's N=25k S=0 D=1.6M curve),
+#    both together in separate runs, and lr 0.01 / 0.04 at the smallest and largest size.
+for spec in recipe-batch8 recipe-rope; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 1
+  $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
+done
+for spec in recipe-check recipe-lr0.01 recipe-lr0.04 recipe-lr0.08 recipe-lr0.16; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
+  $SS export "$OUT/$spec.sqlite" | tee "$OUT/$spec.csv"
+done
+
+# 5. The demo, timed end to end, and its acceptance numbers.
+$SS sweep "$(
+  $PY -c 'from sparsescale.recipes.demo import preset_path; print(preset_path("quick"))')" --dry-run --workers 2 \
+  --store "$OUT/demo/quick.sqlite" | tail -3 | tee "$OUT/demo-dry-run.txt"
+/usr/bin/time -p $SS demo --preset quick --out "$OUT/demo" --workers 2 2>&1 | tee "$OUT/demo.log"
+$PY experiments/acceptance.py "$OUT/demo/quick.sqlite" "$OUT/demo/report" | tee "$OUT/acceptance.json"
+
+# 6. What the demo's runs determine, the written-down 10x prediction, and post-hoc refits.
+$PY experiments/predict_extrapolation.py "$OUT/demo/quick.sqlite" 200 | tee "$OUT/prediction-10x.json"
+$PY experiments/fit_variants.py "$OUT/demo/quick.sqlite" | tee "$OUT/fit-variants.json"
+
+# 7. cpu-full's first seed.
+$SS sweep experiments/cpu-full-seed0.toml --store "$OUT/cpu-full-seed0.sqlite" --workers 2
+$SS report "$OUT/cpu-full-seed0.sqlite" --out "$OUT/cpu-full-seed0-report"
+$PY experiments/acceptance.py "$OUT/cpu-full-seed0.sqlite" "$OUT/cpu-full-seed0-report" | tee "$OUT/cpu-full-seed0-acceptance.json"
