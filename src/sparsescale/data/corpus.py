@@ -15,6 +15,7 @@ runs never see a half-written cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,6 +52,15 @@ class TokenCorpus:
     key: str
     source: str
     folder: Path
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the token array itself, read back from the cache (not of its
+        sources): two machines whose fingerprints agree train on the same tokens."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{self.tokenizer}|{self.tokens.dtype}|{self.n_train}|".encode())
+        h.update(memoryview(np.ascontiguousarray(self.tokens)).cast("B"))
+        return h.hexdigest()
 
     @property
     def n_val(self) -> int:

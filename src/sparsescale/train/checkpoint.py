@@ -63,6 +63,8 @@ def load_init_checkpoint(path: str) -> dict:
     """The checkpoint a run is initialised from (memory-mapped: only the weights are read)."""
     import torch
 
+    if "://" in str(path):   # a storage URI (a sweep's dense prefix on another node's storage)
+        return _load_init_uri(str(path))
     p = Path(path).expanduser()
     if not p.is_file():
         raise SparsescaleError(f"--init-from {p}: no such checkpoint file")
@@ -70,6 +72,20 @@ def load_init_checkpoint(path: str) -> dict:
         return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # not a torch file / not ours
         raise SparsescaleError(f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})") from None
+
+
+def _load_init_uri(uri: str) -> dict:
+    import io
+
+    import torch
+
+    from sparsescale.storage import read_bytes
+
+    data = read_bytes(uri, "--init-from")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file / not ours
+        raise SparsescaleError(f"--init-from {uri}: not a sparsescale checkpoint ({type(exc).__name__})") from None
 
 
 def model_config_from_checkpoint(cfg: RunConfig, ckpt: dict):
