@@ -71,7 +71,6 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     run at once (e.g. an orphan of a killed coordinator that has not noticed
     yet). A result already in the durable folder is returned as is: the
     coordinator died after the run finished but before it was recorded."""
-    _cache_in_scratch()
     attempt = {"node": node_name(), "pid": os.getpid()}
     config = _resolve_dense_prefix(dict(task.config), task.out_dir)
     if not is_uri(task.out_dir):
@@ -117,13 +116,6 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
     if task.data_fingerprint is not None:
         return runner(config, str(out_dir), progress, data_fingerprint=task.data_fingerprint)
     return runner(config, str(out_dir), progress)
-
-
-def _cache_in_scratch() -> None:
-    """With a scratch folder set for the node, the corpus cache lives there too
-    (unless $SPARSESCALE_CACHE says otherwise): everything a node rebuilds in one place."""
-    if os.environ.get("SPARSESCALE_SCRATCH") and not os.environ.get("SPARSESCALE_CACHE"):
-        os.environ["SPARSESCALE_CACHE"] = str(scratch_root() / "cache")
 
 
 def _resolve_dense_prefix(config: dict[str, Any], out_dir: str) -> dict[str, Any]:
