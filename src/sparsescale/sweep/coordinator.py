@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.models.registry import BUDGET_AXES
-from sparsescale.storage import check_location, join
+from sparsescale.storage import check_location, is_uri, join
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
@@ -64,6 +64,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
     or a storage URI (see sparsescale.storage)."""
     store_path = Path(store_path)
     storage = storage or spec.storage or str(run_folder(store_path))
+    if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
+        storage = str(Path(storage).resolve())
     check_location(storage)
     max_failures = spec.max_failures if max_failures is None else max_failures
     threads = int(spec.train.get("threads", 1))
