@@ -4,6 +4,7 @@ on another node from what reached storage. fsspec's memory:// and file://
 filesystems stand in for an object store; the multi-node test is test_cluster.py."""
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -131,3 +132,24 @@ def test_unknown_protocol_is_one_line_naming_the_flag(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "--storage nosuchproto://bucket/x" in p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("how", ["flag", "spec"])
+def test_storage_from_the_flag_or_the_spec_holds_every_run_folder(tmp_path, how):
+    spec = tmp_path / "s.toml"
+    storage = tmp_path / "shared" / "sweep"
+    spec.write_text(('' if how == "flag" else f'storage = "{storage}"\n')
+                    + 'family = "gpt"\n[grid]\nsparsity = [0.0, 0.5]\nn_nonzero = ["50k"]\ntokens = ["1M"]\n')
+    extra = ["--storage", str(storage)] if how == "flag" else []
+    p = subprocess.run([sys.executable, "-m", "sparsescale", "sweep", str(spec), "--store", str(tmp_path / "s.sqlite"),
+                        "--runner", TOY, "--workers", "1", *extra], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "TOY_STEP_SLEEP": "0.001"})
+    assert p.returncode == 0, p.stderr
+    folders = sorted(storage.iterdir())
+    assert len(folders) == 2 and all((f / "result.json").exists() and (f / "ckpt.json").exists() for f in folders)
+    assert not (tmp_path / "s.runs").exists()
+    from sparsescale.sweep.store import Store
+
+    with Store(tmp_path / "s.sqlite", readonly=True) as s:
+        assert sorted(r["out_dir"] for r in s.runs()) == [str(f) for f in folders]
+        assert [a["outcome"] for a in s.attempt_log()] == ["finished", "finished"]

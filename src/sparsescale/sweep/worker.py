@@ -12,8 +12,10 @@ Either way a retry on any node resumes from the last durable checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib
+import inspect
 import os
 import platform
 import shutil
@@ -21,10 +23,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.storage import RunMirror, is_uri, join, scratch_root
+from sparsescale.storage import LOCAL_ONLY, RunMirror, is_uri, join, scratch_root
 from sparsescale.train.result import RESULT, read_result
 
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
@@ -77,7 +79,7 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
         out_dir = Path(task.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         with _run_lock(out_dir / ".run.lock"):
-            attempt["resumed"] = any(p.name not in (".run.lock", "worker.pid") for p in out_dir.iterdir())
+            attempt["resumed"] = any(p.name not in LOCAL_ONLY for p in out_dir.iterdir())
             return _run(task, config, out_dir, progress), attempt
     local = scratch_root() / "runs" / task.config_hash[:16]
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -93,18 +95,14 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
         return result, attempt
 
 
-class _run_lock:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-        return False
+@contextlib.contextmanager
+def _run_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict[str, Any]:
@@ -113,7 +111,7 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
     if done is not None:
         return done.to_dict()
     runner = load_runner(task.runner)
-    if task.data_fingerprint is not None:
+    if task.data_fingerprint is not None and "data_fingerprint" in inspect.signature(runner).parameters:
         return runner(config, str(out_dir), progress, data_fingerprint=task.data_fingerprint)
     return runner(config, str(out_dir), progress)
 
