@@ -74,6 +74,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
         store = stack.enter_context(Store(store_path))
         sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, storage, note=spec.note)
         rows = {r["config_hash"]: r for r in store.runs(sweep_id)}
+        for run in runs:   # this planning's tokens, not those of whoever recorded the run first
+            rows[run.config_hash]["data_fingerprint"] = run.plan.get("data_fingerprint")
         outcome = SweepOutcome(store_path)
         todo: deque[str] = deque()
         for run in runs:  # spec order: small runs first, dependencies first
@@ -123,8 +125,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
             store.mark_running(h)
             status[h] = "running"
             # The folder comes from this sweep's storage, not the row: a store may outlive a move.
-            ex.submit(RunTask(h, rows[h]["config"], join(storage, h[:16]), runner,
-                              (rows[h].get("plan") or {}).get("data_fingerprint")))
+            ex.submit(RunTask(h, rows[h]["config"], join(storage, h[:16]), runner, rows[h]["data_fingerprint"]))
             in_flight[h] = time.time()
             ui.started(h, rows[h])
         todo.extendleft(reversed(blocked))

@@ -235,7 +235,7 @@ class RayExecutor:
             h = self._refs.pop(ref)
             try:
                 events.append(Event("finished", h, *ray.get(ref)))
-            except Exception as exc:  # RayTaskError, WorkerCrashedError after retries, ...
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
                 events.append(Event("failed", h, f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}"))
         return events
 
