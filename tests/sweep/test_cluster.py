@@ -132,6 +132,8 @@ def test_sweep_survives_node_loss_and_matches_a_local_sweep(cluster):
     lost = [a for a in log if a["outcome"] == "failed"]
     assert [a["config_hash"] for a in lost] == [pruned]
     assert lost[0]["reason"].startswith(("NodeDiedError", "WorkerCrashedError")), lost[0]["reason"]
+    if lost[0]["reason"].startswith("NodeDiedError"):
+        assert lost[0]["node"] == nodes[seen["removed"]].node_id
     retry = next(a for a in log if a["config_hash"] == pruned and a["outcome"] == "finished")
     assert retry["resumed"] == 1, "the retry did not start from the durable checkpoint"
     prefix_node = next(a["node"] for a in log if a["config_hash"] == dense)

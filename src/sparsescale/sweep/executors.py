@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -236,7 +237,10 @@ class RayExecutor:
             try:
                 events.append(Event("finished", h, *ray.get(ref)))
             except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
-                events.append(Event("failed", h, f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}"))
+                text = str(exc)
+                node = re.search(r"node ID: ([0-9a-f]{16,})", text)   # Ray names a lost node only in prose
+                events.append(Event("failed", h, f"{type(exc).__name__}: {text.splitlines()[0][:500]}",
+                                    {"node": node.group(1)} if node else None))
         return events
 
     def shutdown(self) -> None:
