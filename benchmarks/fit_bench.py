@@ -8,7 +8,7 @@ Prints, from one run on this machine:
   3. the wall time of a B=1000 bootstrap.
 Targets (issue 2): (1) <= 2 s, ratio >= 5x, (3) <= 60 s.
 
-Usage: python benchmarks/fit_bench.py [--data ../shared/paper-data/t5-data.csv] [--repeats 5]
+Usage: python benchmarks/fit_bench.py [--data T5.csv (default: the copy shipped in sparsescale/laws/paperdata)] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def load_t5(path: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "paper-data" / "t5-data.csv")
+    from importlib import resources
+
+    packaged = Path(str(resources.files("sparsescale.laws.paperdata").joinpath("t5-data.csv")))
+    ap.add_argument("--data", type=Path, default=packaged)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()

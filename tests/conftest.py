@@ -1,33 +1,30 @@
-"""Shared fixtures: the paper's published sweep data from ../shared/paper-data."""
+"""Shared fixtures: the paper's published sweep data, shipped in the package."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PAPER_DATA = Path(os.environ.get("SPARSESCALE_PAPER_DATA", REPO.parent / "shared" / "paper-data"))
 T5_BLOCK_PARAMS = 24 * 12 * 768**2
 VIT_BLOCK_PARAMS = 12 * 12 * 768**2
 
 
-def _need(name: str) -> Path:
-    path = PAPER_DATA / name
-    if not path.exists():
-        pytest.skip(f"the paper's sweep data {path} is absent (place jaxpruner/projects/bigsparse data in ../shared/paper-data)")
-    return path
+def _packaged(name: str) -> Path:
+    """The paper's sweep shipped inside the package (sparsescale/laws/paperdata)."""
+    from importlib import resources
+
+    return Path(str(resources.files("sparsescale.laws.paperdata").joinpath(name)))
 
 
 @pytest.fixture(scope="session")
 def t5_file() -> Path:
-    return _need("t5-data.csv")
+    return _packaged("t5-data.csv")
 
 
 @pytest.fixture(scope="session")
 def vit_file() -> Path:
-    return _need("vit-data.json")
+    return _packaged("vit-data.json")
 
 
 @pytest.fixture(scope="session")

@@ -124,5 +124,5 @@ def test_bad_points_raise_clear_errors(t5_points, change, message):
 
 
 def test_nm_needs_a_base(t5_points):
-    with pytest.raises(SparsescaleError, match="--base"):
+    with pytest.raises(SparsescaleError, match="base: the nm form needs a base law"):
         fit_law(*t5_points, form="nm")

@@ -63,6 +63,25 @@ def test_unknown_preset():
 
 
 def test_laws_import_without_torch_and_fast():
-    code = "import sys, time; t = time.perf_counter(); import sparsescale.laws, sparsescale.laws.fit, sparsescale.laws.planning, sparsescale.laws.uncertainty; dt = time.perf_counter() - t; assert 'torch' not in sys.modules; print(dt)"
+    code = "import sys, time; t = time.perf_counter(); import sparsescale.laws, sparsescale.laws.fit, sparsescale.laws.planning, sparsescale.laws.uncertainty, sparsescale.laws.calibration, sparsescale.laws.intervals, sparsescale.laws.assess, sparsescale.laws.paper; sparsescale.laws.preset('t5-c4'); dt = time.perf_counter() - t; assert 'torch' not in sys.modules; print(dt)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(out.stdout) < 1.0
+
+
+def test_tokens_per_unit_is_saved_loaded_and_validated(tmp_path):
+    assert preset("t5-c4").tokens_per_unit == 128 * 512 and preset("vit-jft").tokens_per_unit == 197
+    law = preset("t5-c4")
+    law.uncertainty = None
+    law.save(tmp_path / "law.json")
+    assert load_law(tmp_path / "law.json").tokens_per_unit == 65536
+    obj = json.loads((tmp_path / "law.json").read_text())
+    obj["tokens_per_unit"] = -3
+    (tmp_path / "bad.json").write_text(json.dumps(obj))
+    with pytest.raises(SparsescaleError, match="tokens_per_unit must be a positive number"):
+        load_law(tmp_path / "bad.json")
+    from sparsescale.laws.fit import fit_law
+
+    S, N, D = np.meshgrid([0, 0.5, 0.75], [1e6, 2e6, 4e6], [1e8, 2e8], indexing="ij")
+    y = preset("vit-jft").predict(S, N, D).ravel()
+    assert fit_law(S.ravel(), N.ravel(), D.ravel(), y, units={"D": "tokens"}).law.tokens_per_unit == 1.0
+    assert fit_law(S.ravel(), N.ravel(), D.ravel(), y, units={"D": "steps"}).law.tokens_per_unit is None

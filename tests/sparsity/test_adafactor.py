@@ -102,3 +102,38 @@ def test_lr_is_a_param_group_value_for_schedulers():
 def test_bad_arguments(kwargs):
     with pytest.raises(SparsescaleError):
         SparseAdafactor([torch.nn.Parameter(torch.ones(2))], **kwargs)
+
+
+def test_guidance_lr_for_002_std_inits_learns_like_adamw():
+    """The documented lr for 0.02-std inits (relative step: lr = 1e-3 / 0.02)
+    learns about as well as AdamW at 1e-3 in the same steps, pruned alike."""
+    transformers = pytest.importorskip("transformers")
+    from sparsescale.sparsity import GradualPruner
+    from sparsity_helpers import text_bytes
+
+    data, _ = text_bytes(200_000)
+
+    def final_loss(make_opt):
+        torch.manual_seed(0)
+        cfg = transformers.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+        model = transformers.LlamaForCausalLM(cfg)
+        opt = make_opt(model.parameters())
+        pruner = GradualPruner(model, 0.75, total_steps=40, every=5, optimizer=opt)
+        losses = []
+        for step in range(40):
+            gen = torch.Generator().manual_seed(step)
+            starts = torch.randint(0, len(data) - 33, (8,), generator=gen).tolist()
+            ids = torch.stack([data[s : s + 32] for s in starts])
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            pruner.step()
+            losses.append(loss.item())
+        return sum(losses[-5:]) / 5, sum(losses[:3]) / 3
+
+    adamw, start = final_loss(lambda p: torch.optim.AdamW(p, lr=1e-3))
+    guided, _ = final_loss(lambda p: SparseAdafactor(p, lr=5e-2))
+    assert adamw < start - 1.0  # the case learns at all
+    assert guided < adamw + 0.1

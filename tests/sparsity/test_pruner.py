@@ -95,8 +95,11 @@ def test_select_prunable_on_a_transformer():
     assert select_prunable(model) is not select_prunable(model) and list(select_prunable(model)) == expected
     with_head = select_prunable(model, include="head.weight", exclude="*.mlp_*")
     assert list(with_head) == [n for n in expected if "mlp" not in n] + ["head.weight"]
-    # norms and biases are never pruned, even when a pattern names them
-    assert list(select_prunable(model, include=["*norm*", "*.bias"])) == expected
+    # norms and biases are never pruned, even when a pattern names them; a
+    # pattern naming only those is a mistake and is said so
+    assert list(select_prunable(model, include=["*.weight"])) == ["embed.weight", *expected, "head.weight"]
+    with pytest.raises(SparsescaleError, match=r"include pattern '\*.bias' matches only biases"):
+        select_prunable(model, include=["*.bias"])
     assert list(select_embeddings(model)) == ["embed.weight", "head.weight"]
     with pytest.raises(SparsescaleError, match="include pattern 'nope.*' matches no parameter"):
         select_prunable(model, include="nope.*")

@@ -164,10 +164,12 @@ def test_run_that_keeps_failing_stops_at_the_limit_with_its_reason(tmp_path):
     rows, _ = results(store)
     assert rows[0]["status"] == "failed" and rows[0]["failures"] == 2
     assert "RuntimeError: lr -1.0 is negative" in rows[0]["failure_reason"]
-    # a second invocation does not retry past the limit
+    assert "re-run the same command to retry them (up to 2 attempts per run each time" in err
+    # re-running retries, as the message says, again up to the limit it names
     p = cli("sweep", str(spec), "--store", str(store), "--runner", "toy_runner:fail")
     p.communicate(timeout=60)
-    assert results(store)[0][0]["attempts"] == 2
+    assert p.returncode == 1
+    assert results(store)[0][0]["attempts"] == 4 and results(store)[0][0]["failures"] == 4
 
 
 def test_diverged_run_is_recorded_as_diverged(tmp_path):

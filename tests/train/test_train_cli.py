@@ -66,3 +66,17 @@ def test_eval_every_is_identity_for_a_single_run_as_for_a_sweep(small_corpus, tm
     base = {"model": "gpt", "params": 10_000, "steps": 6, "eval_every": 3}
     assert config_hash({**base, "eval_every": 2}) != config_hash(base)
     assert config_hash({**base, "threads": 2, "ckpt_every": 2}) == config_hash(base)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pattern", "2:4"], "semi_structured: semi-structured 2:4 kernels need a CUDA device"),
+    (["--sparsity", "0.5"], "semi_structured: needs pattern 2:4, got unstructured"),
+])
+def test_semi_structured_refused_up_front_where_it_cannot_run(small_corpus, tmp_path, extra, message):
+    # On CPU the 2:4 kernels do not exist: the run stops at setup with one line,
+    # before any training, and writes no checkpoint.
+    done = _tiny(small_corpus, tmp_path / "r", "--semi-structured", *extra)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,7 @@ class Form(str, Enum):
     sparse = "sparse"
     dense = "dense"
     nm = "nm"
+    avgparam = "avgparam"
 
 
 class Space(str, Enum):
@@ -27,10 +29,32 @@ class Space(str, Enum):
 class Flops(str, Enum):
     sparse = "sparse"
     dense = "dense"
+    measured = "measured"
 
 
 class Holdout(str, Enum):
     largest_n = "largest-n"
+
+
+# Library errors name arguments; these are the flags that set them.
+FLAG_OF = {
+    "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
+    "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
+    "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
+    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule",
+}
+
+
+@contextmanager
+def _as_flags():
+    """Re-word a library error that starts with an argument name ("form: ...") to name its flag."""
+    try:
+        yield
+    except SparsescaleError as exc:
+        head, sep, rest = str(exc).partition(":")
+        if sep and head.strip() in FLAG_OF:
+            raise SparsescaleError(FLAG_OF[head.strip()] + ":" + rest) from None
+        raise
 
 
 def _console():
@@ -53,7 +77,7 @@ def _derived_quantities(form: str, S, N, D):
     c_ref = 6.0 * n_ref * d_ref * 10.0
     out = {
         f"loss(S={S.max():g}, N={n_ref:.3g}, D={d_ref:.3g})": lambda law: float(law.predict(S.max(), n_ref, d_ref)),
-        f"S_opt(N={n_ref:.3g}, C={c_ref:.3g} FLOPs)": lambda law: optimal_sparsity(law, n_ref, c_ref).sparsity,
+        f"S_opt(N={n_ref:.3g}, C=60 N D_max)": lambda law: optimal_sparsity(law, n_ref, c_ref).sparsity,
     }
     for s in (0.5, 0.75, 0.875):
         out[f"equivalent dense size x (S={s:g})"] = lambda law, s=s: float(equivalent_dense_factor(law, s))
@@ -62,42 +86,125 @@ def _derived_quantities(form: str, S, N, D):
 
 @app.command()
 def fit(
-    data_file: Path = typer.Argument(..., metavar="DATA", help="Sweep results: .csv, .json (pandas orient=columns or records) or .parquet."),
+    data_file: str = typer.Argument(..., metavar="DATA", help="Sweep results: .csv, .json (pandas orient=columns or records) or .parquet; or paper:t5 / paper:vit, the paper's sweeps shipped with sparsescale (column flags and fit settings then default to the paper's)."),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="Column (or expression) with the sparsity S in [0, 1). Required except for --form dense."),
-    params: str = typer.Option(..., "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
-    data: str = typer.Option(..., "--data", help="Column or expression for D (tokens, examples or steps)."),
-    loss: str = typer.Option(..., "--loss", help="Column with the measured validation loss."),
-    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law."),
+    params: Optional[str] = typer.Option(None, "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
+    data: Optional[str] = typer.Option(None, "--data", help="Column or expression for D (tokens, examples or steps)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Column with the measured validation loss."),
+    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law; avgparam: Chinchilla on the average non-zeros over training (Jin et al. 2025)."),
+    schedule: str = typer.Option("cubic:0.25:0.75", "--schedule", help="The pruning schedule the runs used, for N_avg of --form avgparam and --compare: cubic:START:END, one-shot:AT (fractions of training), constant or dense."),
+    compare: bool = typer.Option(False, "--compare", help="Fit the paper's sparse law and the average-parameter law on the same data and score both (largest-N holdout, rolling holdouts, AICc)."),
     base: Optional[str] = typer.Option(None, "--base", help="Law (JSON path or preset) whose bN, aD, bD, c stay fixed for --form nm."),
-    space: Space = typer.Option(Space.log, "--space", help="Huber on log-loss residuals (default) or on raw-loss residuals."),
+    space: Optional[Space] = typer.Option(None, "--space", help="Huber on log-loss residuals (default) or on raw-loss residuals."),
     delta: Optional[float] = typer.Option(None, "--delta", help="Huber delta (default 1e-3 in log space, 1e-2 in linear space)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the low-discrepancy start set and of the bootstrap."),
-    bootstrap: int = typer.Option(0, "--bootstrap", help="Resample the runs B times and report 95% intervals (0 = off)."),
+    bootstrap: int = typer.Option(0, "--bootstrap", help="Resample the runs B times: 95% intervals, and a law file that carries prediction intervals calibrated on rolling holdouts (0 = off)."),
     holdout: Optional[Holdout] = typer.Option(None, "--holdout", help="largest-n: also fit without the largest-N group and report the error predicting it."),
+    tokens_per_unit: Optional[float] = typer.Option(None, "--tokens-per-unit", help="Tokens in one unit of D (65536 for a step of 128 x 512 tokens, 197 for a ViT-B/16 image); lets `optimal` take budgets in FLOPs. Default: 1 when --data names tokens, else unknown."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the fitted law as JSON (usable with --law)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the fit-quality PNG here, and the loss-vs-N PNG beside it (<stem>-loss-vs-n.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Fit a scaling law to sweep results with a Huber objective and a global optimiser.
 
-    Example (the paper's T5 sweep):
+    Examples:
+      sparsescale fit paper:t5 --bootstrap 200 --holdout largest-n --out t5-law.json
       sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
     """
-    import numpy as np
-
-    from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.assess import assess
     from sparsescale.laws.forms import load_law
-    from sparsescale.tables import check_values, evaluate, read_table
 
+    units = None
+    if data_file.startswith("paper:"):
+        sparsity, params, data, loss, space, delta, tokens_per_unit, units = _paper_defaults(
+            data_file, sparsity, params, data, loss, space, delta, tokens_per_unit)
+    space = space or Space.log
+    for flag, value in (("--params", params), ("--data", data), ("--loss", loss)):
+        if value is None:
+            raise SparsescaleError(f"{flag} is required (a column or expression of {data_file})")
     if form != Form.dense and sparsity is None:
         raise SparsescaleError(f"--sparsity is required for --form {form.value}")
     if form == Form.nm and base is None:
         raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
+    if compare and sparsity is None:
+        raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
     if bootstrap < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
     base_law = load_law(base) if base is not None else None
-    df = read_table(data_file)
-    src = str(data_file)
+    S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
+    s_arg = S if form != Form.dense else None
+    kwargs = dict(form=form.value, space=space.value, delta=delta, base=base_law)
+    f_sched = _schedule_fraction(schedule)
+    if form == Form.avgparam:
+        kwargs["mean_sparsity_fraction"] = f_sched
+    units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
+    with _as_flags():
+        result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
+                        derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
+                        tokens_per_unit=_tokens_per_unit(tokens_per_unit, data), **kwargs)
+    law = result.law
+    law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
+    report: dict = result.to_dict()
+    if compare:
+        from sparsescale.laws.compare import compare_forms
+
+        with _as_flags():
+            report["comparison"] = compare_forms(S, N, D, y, space=space.value, delta=delta, seed=seed,
+                                                 mean_sparsity_fraction=f_sched).to_dict()
+    if result.bootstrap is not None:
+        law.fit["intervals"] = report["intervals"]
+    if result.holdout is not None:
+        law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
+    elif holdout is not None:
+        raise SparsescaleError("--holdout: " + result.warnings[0].removeprefix("largest-N holdout skipped: "))
+    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
+
+
+def _paper_defaults(data_file, sparsity, params, data, loss, space, delta, tokens_per_unit):
+    """paper:t5 / paper:vit: the sweep's columns, the paper's fit settings and the
+    cost of one unit of D, wherever a flag did not set them."""
+    from sparsescale.laws.paper import paper_sweep
+
+    sweep = paper_sweep(data_file)
+    space = space or Space(sweep.space)
+    delta = sweep.delta if delta is None and space.value == sweep.space else delta
+    return (sparsity or sweep.sparsity, params or sweep.params, data or sweep.data, loss or sweep.loss, space,
+            delta, sweep.tokens_per_unit if tokens_per_unit is None else tokens_per_unit, dict(sweep.units))
+
+
+def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as_json: bool) -> None:
+    """Files only once everything has been computed: an error never leaves half of them."""
+    if plot is not None:
+        report["plots"] = _plot_fit(plot, law, held, *points, form)
+    if out is not None:
+        law.save(out)
+        report["law_file"] = str(out)
+    if as_json:
+        print(json.dumps(report, default=_jsonable))
+        return
+    _print_fit(report, law)
+
+
+def _read_points(data_file: str, sparsity, params, data, loss, space):
+    """(S, N, D, loss) from the table, every value checked with its flag and row named."""
+    import numpy as np
+
+    from sparsescale.tables import check_values, evaluate, read_table
+
+    if data_file.startswith("paper:"):
+        import tempfile
+
+        from sparsescale.laws.paper import paper_sweep, paper_text
+
+        # the table reader wants a file; the packaged one may sit inside a zip
+        sweep = paper_sweep(data_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / sweep.file
+            path.write_text(paper_text(data_file), encoding="utf-8")
+            df = read_table(path)
+    else:
+        df = read_table(data_file)
+    src = data_file
     if loss not in df.columns:
         raise SparsescaleError(f"--loss: no column {loss!r} in {src} (columns: {', '.join(map(str, df.columns))})")
     S = evaluate(df, sparsity, "--sparsity", src) if sparsity is not None else np.zeros(df.shape[0])
@@ -108,50 +215,31 @@ def fit(
     check_values(N, "--params", src, f"column {params!r}" if params in df.columns else "N", positive=True)
     check_values(D, "--data", src, f"column {data!r}" if data in df.columns else "D", positive=True)
     check_values(y, "--loss", src, f"column {loss!r}", positive=(space == Space.log))
+    return S, N, D, y
 
-    kwargs = dict(form=form.value, space=space.value, delta=delta, base=base_law)
-    units = {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
-    result = fit_law(S if form != Form.dense else None, N, D, y, seed=seed, units=units, **kwargs)
-    law = result.law
-    law.name = Path(data_file).stem
-    report: dict = result.to_dict()
 
-    held = None
-    if holdout is not None:
-        from sparsescale.laws.uncertainty import holdout_largest_n
+def _plot_fit(plot: Path, law, held, S, N, D, y, form: str) -> list[str]:
+    from sparsescale.report.figures import plot_fit_quality, plot_loss_vs_n
 
-        held = holdout_largest_n(S if form != Form.dense else None, N, D, y, seed=seed, **kwargs)
-        report["holdout"] = {k: v for k, v in held.items() if k not in ("mask", "law")}
-        report["holdout"]["coefficients"] = held["law"].coefficients
-    if bootstrap:
-        from sparsescale.laws.uncertainty import bootstrap as run_bootstrap
+    mask = held["mask"] if held is not None else None
+    predicted = law.predict(S, N, D)
+    if held is not None:  # held-out points show the extrapolation, not the full fit
+        predicted[mask] = held["predicted"]
+    second = plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
+    plot_fit_quality(S, predicted, y, mask, plot, title=f"Fit quality ({form} law)")
+    plot_loss_vs_n(law, S, N, D, y, second)
+    return [str(plot), str(second)]
 
-        boot = run_bootstrap(S if form != Form.dense else None, N, D, y, n_boot=bootstrap, seed=seed,
-                             derived=_derived_quantities(form.value, S, N, D), reference=result, **kwargs)
-        report["intervals"] = boot.to_dict()
-        law.fit["intervals"] = report["intervals"]
-    if holdout is not None:
-        law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
 
-    # Outputs only once everything has been computed: an error never leaves half of them.
-    if plot is not None:
-        from sparsescale.report.figures import plot_fit_quality, plot_loss_vs_n
+def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
+    """--tokens-per-unit, or 1 when D is a token count by name (the sweeps' `tokens` column)."""
+    import math
 
-        mask = held["mask"] if held is not None else None
-        predicted = law.predict(S, N, D)
-        if held is not None:  # held-out points show the extrapolation, not the full fit
-            predicted[mask] = held["predicted"]
-        plot_fit_quality(S, predicted, y, mask, plot, title=f"Fit quality ({form.value} law)")
-        plot_loss_vs_n(law, S, N, D, y, plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png")))
-        report["plots"] = [str(plot), str(plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png")))]
-    if out is not None:
-        law.save(out)
-        report["law_file"] = str(out)
-
-    if as_json:
-        print(json.dumps(report, default=_jsonable))
-        return
-    _print_fit(report, law)
+    if given is not None:
+        if not (math.isfinite(given) and given > 0):
+            raise SparsescaleError(f"--tokens-per-unit: must be a positive number, got {given:g}")
+        return float(given)
+    return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
 def _jsonable(obj):
@@ -194,10 +282,65 @@ def _print_fit(report: dict, law) -> None:
         h = report["holdout"]
         con.print(f"holdout (largest N = {h['held_out_n_nonzero']:.4g}, {h['n_heldout']} runs): mean |error| "
                   f"{100 * h['mean_abs_rel_error']:.2f}%, max {100 * h['max_abs_rel_error']:.2f}%")
+    if "calibration" in report:
+        _print_calibration(con, report["calibration"])
+    if "comparison" in report:
+        _print_comparison(con, report["comparison"])
+    for w in report.get("warnings", []):
+        con.print(f"[yellow]warning:[/yellow] {w}")
     for p in report.get("plots", []):
         con.print(f"wrote {p}")
     if "law_file" in report:
         con.print(f"wrote {report['law_file']}")
+
+
+def _schedule_fraction(text: str) -> float:
+    """--schedule cubic:0.25:0.75 | one-shot:0.5 | constant | dense -> mean sparsity / S."""
+    from sparsescale.laws.forms import schedule_mean_sparsity_fraction
+
+    kind, *args = [p.strip() for p in text.split(":")]
+    try:
+        nums = [float(a) for a in args]
+    except ValueError:
+        raise SparsescaleError(f"--schedule: {text!r}: expected cubic:START:END, one-shot:AT, constant or dense") from None
+    wanted = {"cubic": (0, 2), "one-shot": (0, 1), "constant": (0,), "dense": (0,)}.get(kind)
+    if wanted is None or len(nums) not in wanted:
+        raise SparsescaleError(f"--schedule: {text!r}: expected cubic:START:END, one-shot:AT, constant or dense")
+    with _as_flags():
+        if kind == "cubic":
+            return schedule_mean_sparsity_fraction("cubic", *(nums or [0.25, 0.75]))
+        return schedule_mean_sparsity_fraction(kind, at=nums[0] if nums else 0.0)
+
+
+def _print_comparison(con, cmp: dict) -> None:
+    from rich.table import Table
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    t = Table(title="which law do the data support?")
+    for h in ("form", "coef.", "objective", "AICc", "largest-N mean", "max", "rolling"):
+        t.add_column(h, no_wrap=True)
+    for s in cmp["scores"]:
+        t.add_row(s["form"], str(s["n_coefficients"]), f"{s['objective']:.3g}", f"{s['aicc']:.1f}",
+                  pct(s["holdout_mean_abs_rel_error"]), pct(s["holdout_max_abs_rel_error"]),
+                  pct(s["rolling_mean_abs_rel_error"]) + f" ({s['rolling_points']})")
+    con.print(t)
+    con.print(cmp["verdict"])
+
+
+def _print_calibration(con, cal: dict) -> None:
+    """The coverage of the law's prediction intervals on the rolling holdouts of the data."""
+    folds = cal["folds"]
+    con.print(f"rolling holdouts ({len(folds)}: " + "; ".join(f"{f['label']} mean |error| {100 * f['mean_abs_rel_error']:.2f}%"
+                                                          for f in folds) + ")")
+    con.print(f"  model error grows by {100 * cal['per_efold']:.2f}% per e-fold of extrapolation"
+              + ("" if cal["min_train_groups"] >= 3 else " (from folds trained on only two sizes or lengths: under-determined)"))
+    for name, table in (("coverage", cal["coverage"]), ("leave-one-fold-out", cal["coverage_leave_one_fold_out"])):
+        if table:
+            con.print(f"  {name}: " + ", ".join(f"{float(lv):.0%} intervals cover {v['covered']:.0%} of {v['n_points']} points "
+                                                f"(median half-width {100 * v['median_rel_half_width']:.2f}%)"
+                                                for lv, v in table.items()))
 
 
 def _values(text: str, flag: str):
@@ -206,15 +349,26 @@ def _values(text: str, flag: str):
     return [parse_quantity(part, flag) for part in str(text).split(",") if part.strip()] or [parse_quantity(text, flag)]
 
 
+NO_UNCERTAINTY = ("this law carries no uncertainty, so the numbers are bare: refit with "
+                  "`sparsescale fit ... --bootstrap 200 --out LAW.json` for calibrated intervals")
+
+
+def _check_level(level: float) -> None:
+    if not 0.5 <= level < 1:
+        raise SparsescaleError(f"--level: must be in [0.5, 1), got {level:g}")
+
+
 @app.command()
 def predict(
     law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json from `sparsescale fit --out`."),
     sparsity: str = typer.Option("0", "--sparsity", help="Sparsity S in [0, 1); a comma list predicts several."),
     params: str = typer.Option(..., "--params", help="Non-zero parameters N (e.g. 1e7, 200k); comma lists allowed."),
     data: str = typer.Option(..., "--data", help="Data D in the law's units (see its 'units'); comma lists allowed."),
+    level: float = typer.Option(0.95, "--level", help="Level of the prediction intervals (when the law carries uncertainty)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Predict the loss of a model with N non-zeros at sparsity S trained on D.
+    """Predict the loss of a model with N non-zeros at sparsity S trained on D,
+    with a prediction interval when the law carries one.
 
     Example: sparsescale predict --law t5-c4 --sparsity 0.75 --params 2e7 --data 5e5
     """
@@ -222,6 +376,7 @@ def predict(
 
     from sparsescale.laws.forms import load_law
 
+    _check_level(level)
     the_law = load_law(law)
     S, N, D = _values(sparsity, "--sparsity"), _values(params, "--params"), _values(data, "--data")
     for s in S:
@@ -237,38 +392,100 @@ def predict(
         raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
     L = the_law.predict(S_, N_, D_)
     rows = [{"sparsity": float(s), "n_nonzero": float(n), "data": float(d), "loss": float(l)} for s, n, d, l in zip(S_, N_, D_, L)]
+    unc = the_law.uncertainty
+    out: dict = {"law": the_law.name or law, "units": the_law.units, "predictions": rows}
+    if unc is not None:
+        low, high = unc.loss_interval(the_law, S_, N_, D_, level)
+        dist = unc.fit_range.distance(S_, N_, D_)
+        for r, lo, hi, d in zip(rows, low, high, dist):
+            r.update(low=float(lo), high=float(hi), extrapolation_efolds=float(d))
+        out["level"] = level
+        out["interval"] = "coefficient draws + model error growing with extrapolation distance (see the law's 'uncertainty')"
+    else:
+        out["note"] = NO_UNCERTAINTY
     if as_json:
-        print(json.dumps({"law": the_law.name or law, "units": the_law.units, "predictions": rows}))
+        print(json.dumps(out))
         return
     from rich.table import Table
 
-    t = Table("S", "N (non-zeros)", f"D ({the_law.units.get('D', 'data')})", "predicted loss", title=f"law: {the_law.name or law}")
+    extra = [f"{level:.0%} interval", "e-folds out"] if unc is not None else []
+    t = Table(title=f"law: {the_law.name or law}")
+    for header in ("S", "N", "D", "predicted loss", *extra):
+        t.add_column(header, no_wrap=True)
     for r in rows:
-        t.add_row(f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", f"{r['loss']:.5f}")
-    _console().print(t)
+        cells = [f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", f"{r['loss']:.5f}"]
+        if unc is not None:
+            cells += [f"{r['low']:.4f}-{r['high']:.4f}", f"{r['extrapolation_efolds']:.2f}"]
+        t.add_row(*cells)
+    con = _console()
+    con.print(t)
+    con.print(f"N: non-zero parameters; D in {the_law.units.get('D', 'data')}"
+              + ("; e-folds out: how far beyond the fitted data (log-factors)" if unc is not None else ""))
+    if unc is None:
+        con.print(f"note: {NO_UNCERTAINTY}")
+
+
+def _budget(law, n_nonzero: float, text: str) -> float:
+    """--compute as FLOPs ("1e20") or as a multiple of the dense compute-optimal
+    budget C* ("10x"), returned in the law's compute unit."""
+    from sparsescale.laws.planning import dense_optimal_compute, law_compute
+    from sparsescale.units import parse_quantity
+
+    t = text.strip()
+    if t.lower().endswith("x"):
+        mult = parse_quantity(t[:-1], "--compute")
+        if mult <= 0:
+            raise SparsescaleError(f"--compute: the multiple of C* must be > 0, got {text!r}")
+        return mult * float(dense_optimal_compute(law, n_nonzero))
+    flops = parse_quantity(t, "--compute")
+    if flops <= 0:
+        raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {text!r}")
+    try:
+        return law_compute(law, flops)
+    except SparsescaleError:
+        raise SparsescaleError(f"--compute: law {law.name} does not say how many tokens one unit of D "
+                               f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
+                               "give the budget as a multiple of the dense compute-optimal budget, e.g. --compute 10x") from None
+
+
+def _cost_model(flops: Flops, speedups: Optional[Path], start: float, end: float):
+    """"sparse"/"dense", or the measured cost model read from --speedups."""
+    if flops != Flops.measured:
+        if speedups is not None:
+            raise SparsescaleError("--speedups is for --flops measured")
+        return flops.value
+    if speedups is None:
+        raise SparsescaleError("--flops measured needs --speedups FILE (written by `sparsescale bench-kernels`)")
+    from sparsescale.laws.costs import load_speedups
+
+    return load_speedups(speedups).cost_model("unstructured", start, end)
 
 
 @app.command()
 def optimal(
     law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json (a sparse-form law)."),
     params: Optional[str] = typer.Option(None, "--params", help="Non-zero parameters N of the model you will train (e.g. 1e7)."),
-    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget C in FLOPs (e.g. 1e19), with D in the law's units."),
-    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not."),
+    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget: FLOPs (e.g. 1e19; the law must carry tokens_per_unit), or a multiple of the dense compute-optimal budget C* = 6 N D* (e.g. 10x)."),
+    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not; measured: step times from --speedups."),
+    speedups: Optional[Path] = typer.Option(None, "--speedups", help="Speedups JSON from `sparsescale bench-kernels` (for --flops measured; its unstructured entries)."),
     start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training (affects sparse FLOPs)."),
     end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
     contours: bool = typer.Option(False, "--contours", help="Draw the S_opt map over (N, C) with the Chinchilla line (needs --plot)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
+    level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the law carries uncertainty)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The optimal sparsity for N non-zeros and C FLOPs, the data it buys, the
-    loss against the dense baseline, and the equivalent dense size.
+    """The optimal sparsity for N non-zeros and a compute budget, the data it
+    buys, the loss against the dense baseline, and the equivalent dense size.
 
     Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
     """
     from sparsescale.laws.forms import load_law
+    from sparsescale.laws.intervals import optimal_intervals
     from sparsescale.laws.planning import optimal_data_ratio, optimal_sparsity
     from sparsescale.units import parse_quantity
 
+    _check_level(level)
     the_law = load_law(law)
     if contours and plot is None:
         raise SparsescaleError("--contours needs --plot PATH.png")
@@ -276,38 +493,72 @@ def optimal(
         raise SparsescaleError("--plot is for --contours; add --contours")
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
-    out: dict = {"law": the_law.name or law, "units": the_law.units, "flops": flops.value}
+    cost = _cost_model(flops, speedups, start, end)
+    out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,
+                 "flops": flops.value}
     point = None
     if params is not None and compute is not None:
-        point = optimal_sparsity(the_law, parse_quantity(params, "--params"), parse_quantity(compute, "--compute"),
-                                 flops=flops.value, start=start, end=end)
+        n = parse_quantity(params, "--params")
+        if n <= 0:
+            raise SparsescaleError(f"--params: must be > 0, got {params!r}")
+        with _as_flags():
+            point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=cost, start=start, end=end)
         out.update(point.to_dict())
         out["loss_gain_vs_dense"] = point.dense_loss - point.loss
+        with _as_flags():
+            ivs = optimal_intervals(the_law, point, level, cost, start, end)
+        if ivs is None:
+            out["note"] = NO_UNCERTAINTY
+        else:
+            out["level"] = level
+            out["intervals"] = {k: {"low": lo, "high": hi} for k, (lo, hi) in ivs.items()}
+            out["interval_note"] = ("loss, dense_loss: coefficient draws + model error; sparsity, data, "
+                                    "equivalent_dense_size: the budget re-planned under every coefficient draw")
     elif params is not None or compute is not None:
         raise SparsescaleError("--params and --compute go together")
-    out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, flops.value, start, end)) for s in (0.5, 0.75, 0.875)}
+    with _as_flags():
+        out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, cost, start, end)) for s in (0.5, 0.75, 0.875)}
     if contours:
         from sparsescale.report.figures import plot_sopt_contours
 
         n_range = None
         if point is not None:
             n_range = (point.n_nonzero / 100, point.n_nonzero * 100)
-        plot_sopt_contours(the_law, plot, flops=flops.value, n_range=n_range, start=start, end=end)
+        plot_sopt_contours(the_law, plot, flops=cost, n_range=n_range, start=start, end=end)
         out["plot"] = str(plot)
     if as_json:
         print(json.dumps(out))
         return
+    _print_optimal(out, point, the_law, contours, plot)
+
+
+def _print_optimal(out: dict, point, the_law, contours: bool, plot) -> None:
     con = _console()
     if point is not None:
         d_unit = the_law.units.get("D", "data")
-        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, C = {point.compute_flops:.4g} FLOPs ({flops.value} accounting)")
-        con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]")
-        con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}")
-        con.print(f"  loss at S_opt           = {point.loss:.5f}")
-        con.print(f"  dense baseline (S = 0)  = {point.dense_loss:.5f} (D = {point.dense_data:.4g})")
-        con.print(f"  equivalent dense size   = {point.equivalent_dense_size:.4g} parameters "
+        ivs = out.get("intervals", {})
+
+        def iv(name: str, fmt: str) -> str:
+            if name not in ivs:
+                return ""
+            return f"  [{format(ivs[name]['low'], fmt)}, {format(ivs[name]['high'], fmt)}]"
+
+        flops_text = f"{point.compute_flops:.4g} FLOPs" if point.compute_flops is not None else "FLOPs unknown (the law lacks tokens_per_unit)"
+        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, {out['flops']} accounting"
+                  + (f"; {out['level']:.0%} intervals in brackets" if ivs else ""))
+        con.print(f"  budget                  = {flops_text} = 6 N x {point.compute / (6 * point.n_nonzero):.4g} {d_unit} "
+                  f"= {point.compute_vs_dense_optimal:.3g} x C* (dense compute-optimal)")
+        con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]{iv('sparsity', '.4f')}")
+        con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}{iv('data', '.4g')}")
+        con.print(f"  loss at S_opt           = {point.loss:.5f}{iv('loss', '.5f')}")
+        con.print(f"  dense baseline (S = 0)  = {point.dense_loss:.5f}{iv('dense_loss', '.5f')} (D = {point.dense_data:.4g})")
+        con.print(f"  equivalent dense size   = {point.equivalent_dense_size:.4g} parameters{iv('equivalent_dense_size', '.4g')} "
                   f"({point.equivalent_dense_size / point.n_nonzero:.2f}x N)")
         con.print(f"  Chinchilla-optimal D for a dense N = {point.chinchilla_data:.4g} {d_unit}")
+        if ivs:
+            con.print(f"  ({out['interval_note']})")
+        else:
+            con.print(f"note: {NO_UNCERTAINTY}")
     ratios = ", ".join(f"{s} at {r:.2f}x" for s, r in out["optimal_data_ratio"].items())
     con.print(f"sparsity S becomes optimal at D_S/D* = {ratios}")
     if contours:

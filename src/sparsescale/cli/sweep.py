@@ -57,8 +57,8 @@ def sweep(
 
     if executor not in ("local", "ray"):
         raise SparsescaleError(f"--executor: unknown executor {executor!r} (choose local or ray)")
-    if workers is not None and workers < 1:
-        raise SparsescaleError(f"--workers: must be at least 1, got {workers}")
+    if workers is not None and not 1 <= workers <= 1024:
+        raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
     if storage is not None:
@@ -67,7 +67,7 @@ def sweep(
         check_location(storage, "--storage")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
-    spec_obj, runs = plan_sweep(spec, check=runner is None)
+    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
     store = store or default_store(spec)
     if dry_run:
         print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
@@ -79,9 +79,25 @@ def sweep(
     for h, reason in outcome.failed:
         print(f"  failed {h[:12]}: {reason}", file=sys.stderr)
     if outcome.failed:
-        print(f"re-run the same command to retry; the reasons are kept in {store}", file=sys.stderr)
+        print(f"re-run the same command to retry them (up to {spec_obj.max_failures} attempts per run each time, "
+              f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
+
+
+def _plan_with_bar(plan_sweep, spec: Path, check: bool):
+    """Plan the sweep; a bar on stderr follows the check of each run (a large
+    grid takes seconds to minutes; Ctrl-C stops it with one line)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)
+        return plan_sweep(spec, check=check)
+    with Progress(TextColumn("checking runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("check", total=None)
+        return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n))
 
 
 def print_plan(spec, runs, store: Path, workers: int) -> None:
@@ -128,20 +144,32 @@ def print_plan(spec, runs, store: Path, workers: int) -> None:
     console.print(f"store: {store}")
 
 
+MAX_BOOTSTRAP = 100_000   # far beyond what stable 95% intervals need (a few hundred)
+
+
 @app.command()
 def export(
     store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
 ) -> None:
-    """Write the finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
+    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
 
     Example: sparsescale export runs/quick.sqlite --csv quick.csv
     then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
     """
+    from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.export import export as export_table
+    from sparsescale.sweep.export import is_export
 
-    text, n = export_table(store, csv=csv, parquet=parquet)
+    if csv and parquet:
+        raise SparsescaleError("--csv, --parquet: give one, not both")
+    for out, flag in ((csv, "--csv"), (parquet, "--parquet")):
+        if out:
+            check_output(out, [store], what=flag, ours=is_export)
+    text, n = export_table(store, csv=csv, parquet=parquet, sweep=sweep)
     if text:
         sys.stdout.write(text)
     else:
@@ -151,17 +179,26 @@ def export(
 @app.command()
 def report(
     store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>-report beside the store]."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the intervals."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>[-<sweep>]-report beside the store]."),
+    bootstrap: int = typer.Option(200, "--bootstrap", help=f"Bootstrap resamples for the intervals (0 to {MAX_BOOTSTRAP:,})."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap (>= 0)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
 ) -> None:
-    """Fit the sparse scaling law to a store's finished runs and write report.html with figures.
+    """Fit the sparse scaling law to one sweep's finished runs and write report.html with figures.
 
     Example: sparsescale report runs/quick.sqlite --out reports/quick
     """
-    from sparsescale.report.build import build_report, default_report_dir, print_summary
+    from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
+    from sparsescale.report.build import build_report, default_report_dir, is_report, print_summary
 
-    summary = build_report(store, out or default_report_dir(store), n_boot=bootstrap, seed=seed)
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise SparsescaleError(f"--bootstrap: must be between 0 and {MAX_BOOTSTRAP:,}, got {bootstrap}")
+    if not 0 <= seed < 2**32:
+        raise SparsescaleError(f"--seed: must be between 0 and 2**32-1, got {seed}")
+    out = out or default_report_dir(store, sweep)
+    check_output(out, [store], what="--out", folder=True, ours=is_report)
+    summary = build_report(store, out, n_boot=bootstrap, seed=seed, sweep=sweep)
     print_summary(summary)
 
 
@@ -186,6 +223,8 @@ def demo(
 
     Example: sparsescale demo --preset quick --out demo
     """
+    from sparsescale.atomic import check_output
     from sparsescale.recipes.demo import run_demo
 
+    check_output(out, what="--out", folder=True)
     run_demo(preset, out, workers=workers)

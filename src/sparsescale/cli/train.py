@@ -9,7 +9,9 @@ as it is in the config model; `--set key=value` reaches any field as well.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -62,14 +64,26 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     from sparsescale.models.registry import get_family
     from sparsescale.train.config import load_config
     from sparsescale.train.plan import check_config
-    from sparsescale.train.result import RESULT
+    from sparsescale.errors import SparsescaleError
+    from sparsescale.train.result import RESULT, read_result
     from sparsescale.train.run import train as train_run
 
     cfg = load_config(config, **{**_parse_sets(set or []), **{k: v for k, v in fields.items() if v is not None}})
     if check:
         print(json.dumps(check_config(cfg), indent=2))
         return
-    r = train_run(cfg, out, quiet=quiet)
+    from sparsescale.atomic import check_output
+    from sparsescale.train.lock import RunFolderLock
+
+    inputs = [p for p in (config, cfg.corpus, cfg.init_from) if p]
+    check_output(out, inputs, what="--out", folder=True)
+    if (Path(out) / RESULT).exists() and read_result(Path(out) / RESULT) is None:
+        raise SparsescaleError(f"--out {out}: holds a {RESULT} that is not a sparsescale result; "
+                               "move it away or choose another folder")
+    # One process per run folder: the lock the sweep workers take (under
+    # torchrun, rank 0 holds it for the job: the other ranks write nothing).
+    with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        r = train_run(cfg, out, quiet=quiet)
     where = Path(out) / RESULT
     if r.status == "diverged":
         print(f"diverged at step {r.diverged_at_step}: N={r.n_nonzero} S={r.sparsity:g} -> {where}")

@@ -42,6 +42,7 @@ EXPONENT_BOUNDS = {
     "sparse": [(0.0, 4.0), (1e-3, 2.0), (1e-3, 3.0)],  # bS, bN, bD
     "dense": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta
     "nm": [(0.0, 4.0)],  # bS
+    "avgparam": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta: the dense problem on N_avg
 }
 AMPLITUDE_BOUNDS = (0.0, 1e12)  # normalised units: amplitudes are O(loss)
 
@@ -225,16 +226,16 @@ class _Problem:
 # ---------------------------------------------------------------------------
 def _validate(form, S, N, D, y, space, delta, base):
     if form not in COEFFICIENT_NAMES:
-        raise SparsescaleError(f"--form: unknown form {form!r}; expected sparse, dense or nm")
+        raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
     if space not in SPACES:
-        raise SparsescaleError(f"--space: expected log or linear, got {space!r}")
+        raise SparsescaleError(f"space: expected log or linear, got {space!r}")
     if not (delta > 0 and math.isfinite(delta)):
-        raise SparsescaleError(f"--delta: must be a positive number, got {delta}")
+        raise SparsescaleError(f"delta: must be a positive number, got {delta}")
     if form == "nm":
         if base is None:
-            raise SparsescaleError("--form nm needs --base LAW.json (a fitted dense or sparse law that fixes bN, aD, bD, c)")
+            raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
         if base.form == "dense":
-            raise SparsescaleError("--base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
+            raise SparsescaleError("base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
@@ -371,8 +372,9 @@ def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upp
     return np.where(at_lo | at_hi, 0.0, g)
 
 
-def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base):
-    """Validated arrays -> the normalised problem and the bounds of its parameters."""
+def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base, mean_sparsity_fraction=None):
+    """Validated arrays -> the normalised problem and the bounds of its parameters.
+    The avgparam form is the dense problem on N_avg = N / (1 - S) (1 - f S)."""
     delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
     y = np.asarray(loss, dtype=float).reshape(-1)
     S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
@@ -381,7 +383,10 @@ def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, ba
     if not (S.shape == N.shape == D.shape == y.shape):
         raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
     _validate(form, S, N, D, y, space, delta, base)
-    problem = _Problem(form, S, N, D, y, space, delta, base)
+    if form == "avgparam":
+        N = Law("avgparam", dict.fromkeys(COEFFICIENT_NAMES["avgparam"], 1.0),
+                mean_sparsity_fraction=mean_sparsity_fraction).n_avg(S, N)
+    problem = _Problem("dense" if form == "avgparam" else form, S, N, D, y, space, delta, base)
     bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(EXPONENT_BOUNDS[form])
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
@@ -400,6 +405,8 @@ def fit_law(
     n_starts: int = 32,
     extra_starts: list[dict[str, float]] | None = None,
     units: dict[str, str] | None = None,
+    tokens_per_unit: float | None = None,
+    mean_sparsity_fraction: float | None = None,
 ) -> FitResult:
     """Fit `form` to the points with a mean Huber objective; return the best optimum.
 
@@ -409,9 +416,13 @@ def fit_law(
     pred - loss (vision; default delta 1e-2). seed shifts the low-discrepancy
     set of exponent candidates; a well posed problem gives the same optimum for
     every seed. extra_starts: coefficient dicts to start from as well (warm
-    starts, e.g. the full-data optimum inside a bootstrap).
+    starts, e.g. the full-data optimum inside a bootstrap). tokens_per_unit:
+    what one unit of D costs (see Law); 1 by default when units["D"] is "tokens".
+    mean_sparsity_fraction: avgparam only, the schedule's mean sparsity / S
+    (default 0.625, the cubic 25%-75% ramp; see schedule_mean_sparsity_fraction).
     """
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base)
+    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
+                                                 mean_sparsity_fraction)
     y, delta = problem.y, problem.delta
     E = _candidates(problem, n_candidates, seed)
     amps, proj_obj = problem.project(E)
@@ -427,7 +438,8 @@ def fit_law(
     best = int(np.nanargmin(f))
     best_f, best_p = float(f[best]), P[best]
     tol = 1e-6 * best_f + 1e-15
-    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"]}[form]
+    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"],
+                       "avgparam": ["A", "B", "E"]}[form]
     names = amplitude_names + list(problem.exponent_names)
     at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
     worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
@@ -451,6 +463,8 @@ def fit_law(
         coefficients=problem.to_coefficients(best_p),
         units=units or (dict(base.units) if base is not None else default_units),
         fit=fit_meta,
+        tokens_per_unit=tokens_per_unit if tokens_per_unit is not None else _token_default(units),
+        mean_sparsity_fraction=mean_sparsity_fraction,
     )
     optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
     diagnostics["n_distinct_optima"] = len(optima)
@@ -458,10 +472,15 @@ def fit_law(
                      local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
 
 
+def _token_default(units: dict[str, str] | None) -> float | None:
+    """A law whose D is a plain token count costs one token per unit."""
+    return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
+
+
 def fit_resamples(
     sparsity, n_nonzero, data, loss, weights: np.ndarray, starts: list[dict[str, float]],
     form: str = "sparse", space: str = "log", delta: float | None = None, base: Law | None = None,
-    rtol: float = 1e-10,
+    rtol: float = 1e-10, mean_sparsity_fraction: float | None = None,
 ) -> tuple[list[dict[str, float]], np.ndarray]:
     """Refit the law once per row of `weights` (point multiplicities, e.g. a
     bootstrap resample), each from every coefficient set in `starts`, all in one
@@ -469,7 +488,8 @@ def fit_resamples(
     rtol is looser than a single fit's: along directions the data cannot
     resolve (an amplitude drifting to 0) the last digits cost hundreds of
     iterations and move no interval."""
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base)
+    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
+                                                 mean_sparsity_fraction)
     W = np.asarray(weights, dtype=float)
     R, n_starts = W.shape[0], len(starts)
     P0 = np.tile(np.array([problem.from_coefficients(c) for c in starts]), (R, 1))

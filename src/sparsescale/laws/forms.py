@@ -1,12 +1,18 @@
 """Scaling-law families, the paper's presets, and their JSON form.
 
-Three forms share one shape: a sum of non-negative amplitudes times power-law
+Four forms share one shape: a sum of non-negative amplitudes times power-law
 bases, plus (for the n:m refit) a fixed offset.
 
 - ``sparse``: L(S, N, D) = (aS (1-S)^bS + cS) N^-bN + (aD / D)^bD + c
 - ``dense`` (Chinchilla): L(N, D) = A N^-alpha + B D^-beta + E
 - ``nm``: the sparse form with a fixed dense base (bN, aD, bD, c taken from a
   base law) and only aS, bS, cS free: for n:m and other sparsity structures.
+- ``avgparam`` (Jin et al., ICLR 2025, arXiv 2501.12486): the Chinchilla form
+  on the AVERAGE number of non-zero parameters over training,
+  L = A N_avg^-alpha + B D^-beta + E, N_avg = N / (1 - S) * (1 - f S): the
+  dense size times the schedule's mean density, where f is the schedule's mean
+  sparsity as a fraction of its final S (`mean_sparsity_fraction`; 0.625 for
+  the cubic 25%-75% ramp, see `schedule_mean_sparsity_fraction`).
 
 S is the final sparsity of the pruned layers, N the number of NON-ZERO
 parameters of those layers, D the training data (steps, tokens or examples,
@@ -29,14 +35,37 @@ COEFFICIENT_NAMES: dict[str, tuple[str, ...]] = {
     "sparse": ("aS", "bS", "cS", "bN", "aD", "bD", "c"),
     "dense": ("A", "alpha", "B", "beta", "E"),
     "nm": ("aS", "bS", "cS", "bN", "aD", "bD", "c"),
+    "avgparam": ("A", "alpha", "B", "beta", "E"),
 }
 # The coefficients a fit of each form may change; the rest come from `base`.
 FREE_COEFFICIENTS: dict[str, tuple[str, ...]] = {
     "sparse": COEFFICIENT_NAMES["sparse"],
     "dense": COEFFICIENT_NAMES["dense"],
     "nm": ("aS", "bS", "cS"),
+    "avgparam": COEFFICIENT_NAMES["avgparam"],
 }
 FORMS = tuple(COEFFICIENT_NAMES)
+CUBIC_FRACTION = 0.625  # mean sparsity / S of the paper's cubic 25%-75% ramp
+
+
+def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, end: float = 0.75, at: float = 0.0) -> float:
+    """Mean sparsity over training as a fraction of the final S, in the limit
+    of many steps: cubic ramp from `start` to `end` (fractions of training):
+    3/4 of the ramp plus everything after it; one-shot at fraction `at`: 1 - at;
+    constant (a static mask from step 0): 1; dense: 0."""
+    if kind == "cubic":
+        if not (0.0 <= start < end <= 1.0):
+            raise SparsescaleError(f"schedule: cubic needs 0 <= start < end <= 1, got start={start}, end={end}")
+        return 0.75 * (end - start) + (1.0 - end)
+    if kind == "one-shot":
+        if not 0.0 <= at < 1.0:
+            raise SparsescaleError(f"schedule: one-shot needs 0 <= at < 1, got {at}")
+        return 1.0 - at
+    if kind == "constant":
+        return 1.0
+    if kind == "dense":
+        return 0.0
+    raise SparsescaleError(f"schedule: unknown kind {kind!r}; expected cubic, one-shot, constant or dense")
 
 
 @dataclass
@@ -48,6 +77,15 @@ class Law:
     units: dict[str, str] = field(default_factory=lambda: {"N": "non-zero parameters", "D": "tokens"})
     name: str = ""
     fit: dict[str, Any] | None = None  # metadata when the law came from a fit
+    # What one unit of D costs: tokens processed per unit (1 for token counts,
+    # 65,536 for a T5 step of 128 x 512 tokens, 197 for a ViT-B/16 image).
+    # Training FLOPs are 6 N D tokens_per_unit c_mul(S); None = unknown, and
+    # then only budgets relative to the dense compute-optimal one make sense.
+    tokens_per_unit: float | None = None
+    # Calibrated uncertainty (sparsescale.laws.intervals.Uncertainty) or None.
+    uncertainty: Any = None
+    # avgparam only: the schedule's mean sparsity as a fraction of S (N_avg).
+    mean_sparsity_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.form not in COEFFICIENT_NAMES:
@@ -60,6 +98,16 @@ class Law:
         bad = [k for k, v in self.coefficients.items() if not math.isfinite(v)]
         if bad:
             raise SparsescaleError(f"law {self.name or self.form}: coefficient(s) {', '.join(bad)} not finite")
+        if self.form == "avgparam":
+            f = CUBIC_FRACTION if self.mean_sparsity_fraction is None else self.mean_sparsity_fraction
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
+                raise SparsescaleError(f"law {self.name or self.form}: mean_sparsity_fraction must be in [0, 1], got {f!r}")
+            self.mean_sparsity_fraction = float(f)
+        if self.tokens_per_unit is not None:
+            t = self.tokens_per_unit
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+                raise SparsescaleError(f"law {self.name or self.form}: tokens_per_unit must be a positive number, got {t!r}")
+            self.tokens_per_unit = float(t)
 
     def __getitem__(self, key: str) -> float:
         return self.coefficients[key]
@@ -74,23 +122,33 @@ class Law:
         k = self.coefficients
         if self.form == "dense":
             return k["A"] * N ** -k["alpha"] + k["B"] * D ** -k["beta"] + k["E"] + 0.0 * S
+        if self.form == "avgparam":
+            return k["A"] * self.n_avg(S, N) ** -k["alpha"] + k["B"] * D ** -k["beta"] + k["E"]
         return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
+
+    def n_avg(self, sparsity, n_nonzero) -> np.ndarray:
+        """avgparam: the mean number of non-zeros over training, N / (1 - S) * (1 - f S)."""
+        S = np.asarray(sparsity, dtype=float)
+        return np.asarray(n_nonzero, dtype=float) * (1.0 - self.mean_sparsity_fraction * S) / (1.0 - S)
 
     def dense_view(self) -> dict[str, float]:
         """The law at S = 0 in Chinchilla names: A, alpha (= bN), aD, beta (= bD), E.
 
         For the dense form aD is B^(1/beta), so (aD/D)^beta = B D^-beta."""
         k = self.coefficients
-        if self.form == "dense":
+        if self.form in ("dense", "avgparam"):
             return {"A": k["A"], "alpha": k["alpha"], "aD": k["B"] ** (1.0 / k["beta"]), "beta": k["beta"], "E": k["E"]}
         return {"A": k["aS"] + k["cS"], "alpha": k["bN"], "aD": k["aD"], "beta": k["bD"], "E": k["c"]}
 
     def sparsity_factor(self, sparsity) -> np.ndarray:
-        """(aS (1-S)^bS + cS) / (aS + cS): how much the N-term shrinks at S."""
+        """(aS (1-S)^bS + cS) / (aS + cS): how much the N-term shrinks at S
+        (avgparam: (N_avg / N)^-alpha)."""
         if self.form == "dense":
             raise SparsescaleError("a dense law has no sparsity term; fit the sparse form")
         k = self.coefficients
         S = np.asarray(sparsity, dtype=float)
+        if self.form == "avgparam":
+            return self.n_avg(S, 1.0) ** -k["alpha"]
         return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) / (k["aS"] + k["cS"])
 
     # -- persistence ----------------------------------------------------------
@@ -102,8 +160,14 @@ class Law:
             "coefficients": dict(self.coefficients),
             "units": dict(self.units),
         }
+        if self.tokens_per_unit is not None:
+            out["tokens_per_unit"] = self.tokens_per_unit
+        if self.form == "avgparam":
+            out["mean_sparsity_fraction"] = self.mean_sparsity_fraction
         if self.fit is not None:
             out["fit"] = self.fit
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty.to_dict()
         return out
 
     @classmethod
@@ -118,13 +182,20 @@ class Law:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise SparsescaleError(f"{source}: coefficient {key!r} is not a number")
         try:
-            return cls(
+            law = cls(
                 form=str(form),
                 coefficients=coefs,
                 units=dict(obj.get("units") or {}),
                 name=str(obj.get("name") or Path(source).stem),
                 fit=obj.get("fit"),
+                tokens_per_unit=obj.get("tokens_per_unit"),
+                mean_sparsity_fraction=obj.get("mean_sparsity_fraction"),
             )
+            if obj.get("uncertainty") is not None:
+                from sparsescale.laws.intervals import Uncertainty
+
+                law.uncertainty = Uncertainty.from_dict(obj["uncertainty"], law.form)
+            return law
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: {exc}") from None
 
@@ -141,6 +212,7 @@ FORMULAS = {
     "sparse": "L = (aS*(1-S)**bS + cS) * N**(-bN) + (aD/D)**bD + c",
     "dense": "L = A*N**(-alpha) + B*D**(-beta) + E",
     "nm": "L = (aS*(1-S)**bS + cS) * N**(-bN) + (aD/D)**bD + c  (bN, aD, bD, c fixed from a dense base)",
+    "avgparam": "L = A*N_avg**(-alpha) + B*D**(-beta) + E,  N_avg = N/(1-S)*(1-f*S)  (f: the schedule's mean sparsity / S)",
 }
 
 # Table 1 of arXiv 2309.08520, in raw units.
@@ -150,12 +222,14 @@ PRESETS: dict[str, Law] = {
         name="vit-jft",
         coefficients={"aS": 2.94e2, "bS": 0.821, "cS": 4.68e2, "bN": 0.392, "aD": 2.37e8, "bD": 0.890, "c": 4.517},
         units={"N": "non-zero parameters", "D": "images seen", "loss": "validation cross-entropy (JFT-4B)"},
+        tokens_per_unit=197.0,  # ViT-B/16 at 224 px: 14 x 14 patches + the class token
     ),
     "t5-c4": Law(
         form="sparse",
         name="t5-c4",
         coefficients={"aS": 1.68e1, "bS": 0.722, "cS": 4.50e1, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651},
         units={"N": "non-zero parameters", "D": "training steps (batch 128 x 512 tokens)", "loss": "validation cross-entropy (C4)"},
+        tokens_per_unit=65536.0,  # 128 sequences x 512 tokens per step
     ),
 }
 
@@ -164,7 +238,12 @@ def preset(name: str) -> Law:
     if name not in PRESETS:
         raise SparsescaleError(f"unknown law preset {name!r}; presets are {', '.join(PRESETS)} (or give a LAW.json path)")
     p = PRESETS[name]
-    return Law(form=p.form, coefficients=dict(p.coefficients), units=dict(p.units), name=p.name)
+    law = Law(form=p.form, coefficients=dict(p.coefficients), units=dict(p.units), name=p.name,
+              tokens_per_unit=p.tokens_per_unit)
+    from sparsescale.laws.intervals import preset_uncertainty
+
+    law.uncertainty = preset_uncertainty(name)
+    return law
 
 
 def load_law(spec: str | Path) -> Law:

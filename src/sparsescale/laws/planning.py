@@ -8,6 +8,13 @@ non-zeros into the parameters actually multiplied during training:
 - "sparse" accounting (sparsity exploited): the mean density over training.
   Under the cubic schedule that is 1 - f S with f the mean sparsity fraction
   below, so c_mul = (1 - f S) / (1 - S); f = 0.625 for the default 25%/75%.
+
+Units. The planning functions take a budget `compute` in the law's own unit,
+6 N D c_mul(S) with D as the law counts it (steps, images, tokens). That is a
+FLOP count only when D is in tokens; `law_compute` converts FLOPs with the
+law's `tokens_per_unit` (65,536 per T5 step, 197 per ViT image) and refuses a
+law that lacks it, while budgets relative to the dense compute-optimal one
+(`dense_optimal_compute`) need no conversion at all.
 """
 
 from __future__ import annotations
@@ -37,19 +44,24 @@ def mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
 
 
 def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
-    """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros)."""
+    """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros). `flops`
+    is "sparse", "dense" or a cost model (laws.costs) with its own c_mul."""
     S = np.asarray(sparsity, dtype=float)
+    if not isinstance(flops, str):
+        return flops.c_mul(S)
     if flops == "dense":
         return 1.0 / (1.0 - S)
     if flops == "sparse":
         f = mean_sparsity_fraction(start, end)
         return (1.0 - f * S) / (1.0 - S)
-    raise SparsescaleError(f"--flops: expected sparse or dense, got {flops!r}")
+    raise SparsescaleError(f"flops: expected sparse or dense, got {flops!r}")
 
 
 def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """d log c_mul / dS."""
     S = np.asarray(sparsity, dtype=float)
+    if not isinstance(flops, str):
+        return flops.dlog_c_mul(S)
     if flops == "dense":
         return 1.0 / (1.0 - S)
     f = mean_sparsity_fraction(start, end)
@@ -59,6 +71,26 @@ def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float 
 def training_flops(n_nonzero, data, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """C = 6 N D c_mul(S)."""
     return 6.0 * np.asarray(n_nonzero, dtype=float) * np.asarray(data, dtype=float) * c_mul(sparsity, flops, start, end)
+
+
+def law_compute(law: Law, compute_flops: float) -> float:
+    """A budget in FLOPs -> the law's compute unit (6 N D c_mul with D in the law's unit)."""
+    if law.tokens_per_unit is None:
+        raise SparsescaleError(
+            f"compute_flops: law {law.name or law.form} does not say what one unit of D ({law.units.get('D', 'data')}) "
+            "costs (tokens_per_unit); give the budget as a multiple of the dense compute-optimal budget instead")
+    return float(compute_flops) / law.tokens_per_unit
+
+
+def compute_in_flops(law: Law, compute: float) -> float | None:
+    """A budget in the law's compute unit -> FLOPs, or None when the law lacks tokens_per_unit."""
+    return None if law.tokens_per_unit is None else float(compute) * law.tokens_per_unit
+
+
+def dense_optimal_compute(law: Law, n_nonzero):
+    """C*(N) = 6 N D*(N) in the law's compute unit: the budget at which a dense
+    model of N parameters is compute-optimal."""
+    return 6.0 * np.asarray(n_nonzero, dtype=float) * chinchilla_data(law, n_nonzero)
 
 
 def _require_sparse(law: Law) -> None:
@@ -71,8 +103,7 @@ def equivalent_dense_factor(law: Law, sparsity):
     at sparsity S: ((aS + cS) / (aS (1-S)^bS + cS))^(1/bN). At S -> 1 it tends
     to ((aS + cS) / cS)^(1/bN)."""
     _require_sparse(law)
-    k = law.coefficients
-    return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / k["bN"])
+    return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / law.dense_view()["alpha"])
 
 
 def chinchilla_data(law: Law, n_nonzero):
@@ -87,10 +118,18 @@ def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float =
     """D_S / D*: the data, relative to the Chinchilla-optimal D* for the same N,
     at which sparsity S is optimal. Independent of N, since both lines scale as
     N^(bN/bD). From dL/dS = 0 along C = 6 N D c_mul(S):
-    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN."""
+    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN.
+    avgparam (N-term A (N g)^-alpha, g = N_avg / N): the same condition gives
+    (D_S / D*)^beta = g^alpha (log c_mul)' / (log g)'; with sparse FLOPs on the
+    law's own schedule c_mul = g, so D_S / D* = g^(alpha / beta)."""
     _require_sparse(law)
     k = law.coefficients
     S = np.asarray(sparsity, dtype=float)
+    if law.form == "avgparam":
+        f = law.mean_sparsity_fraction
+        g = law.n_avg(S, 1.0)
+        dlog_g = 1.0 / (1.0 - S) - f / (1.0 - f * S)
+        return (g ** k["alpha"] * dlog_c_mul(S, flops, start, end) / dlog_g) ** (1.0 / k["beta"])
     A = k["aS"] + k["cS"]
     num = k["bN"] * A * dlog_c_mul(S, flops, start, end)
     den = k["aS"] * k["bS"] * (1.0 - S) ** (k["bS"] - 1.0)
@@ -102,7 +141,9 @@ class OptimalPoint:
     """The best sparsity for a model with n_nonzero non-zeros and a compute budget."""
 
     n_nonzero: float
-    compute_flops: float
+    compute: float  # the budget in the law's unit: 6 N D c_mul(S), D as the law counts it
+    compute_flops: float | None  # the same budget in FLOPs (None: the law lacks tokens_per_unit)
+    compute_vs_dense_optimal: float  # compute / C*(N), C* = 6 N D*(N)
     flops: str
     sparsity: float
     data: float  # D the budget buys at the optimal sparsity
@@ -147,18 +188,21 @@ def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "spar
     return out.reshape(N.shape)
 
 
-def optimal_sparsity(law: Law, n_nonzero: float, compute_flops: float, flops: str = "sparse",
+def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "sparse",
                      start: float = 0.25, end: float = 0.75) -> OptimalPoint:
-    """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S)))."""
+    """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S))).
+
+    compute: the budget in the law's unit (see the module docstring); for a
+    budget in FLOPs pass `law_compute(law, flops)`."""
     from scipy.optimize import minimize_scalar
 
     _require_sparse(law)
     c_mul(0.0, flops, start, end)  # validates flops and the fractions
-    N, C = float(n_nonzero), float(compute_flops)
+    N, C = float(n_nonzero), float(compute)
     if not (N > 0 and math.isfinite(N)):
-        raise SparsescaleError(f"--params: must be a positive number, got {n_nonzero}")
+        raise SparsescaleError(f"n_nonzero: must be a positive number, got {n_nonzero}")
     if not (C > 0 and math.isfinite(C)):
-        raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {compute_flops}")
+        raise SparsescaleError(f"compute: must be a positive number, got {compute}")
     grid = np.linspace(0.0, MAX_SPARSITY, 4001)
     L, _ = _loss_along_budget(law, grid, N, C, flops, start, end)
     i = int(np.argmin(L))
@@ -172,7 +216,9 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute_flops: float, flops: st
     loss, D = _loss_along_budget(law, s_best, N, C, flops, start, end)
     dense_loss, dense_D = _loss_along_budget(law, 0.0, N, C, flops, start, end)
     return OptimalPoint(
-        n_nonzero=N, compute_flops=C, flops=flops, sparsity=float(s_best), data=float(D), loss=float(loss),
+        n_nonzero=N, compute=C, compute_flops=compute_in_flops(law, C),
+        compute_vs_dense_optimal=float(C / dense_optimal_compute(law, N)),
+        flops=str(flops), sparsity=float(s_best), data=float(D), loss=float(loss),
         dense_loss=float(dense_loss), dense_data=float(dense_D),
         equivalent_dense_size=float(N * equivalent_dense_factor(law, s_best)),
         chinchilla_data=float(chinchilla_data(law, N)),

@@ -52,6 +52,7 @@ def bootstrap(
     reference: FitResult | None = None,
     batch: int = 250,
     progress: Callable[[int, int], None] | None = None,
+    starts: list[dict[str, float]] | None = None,
     **fit_kwargs,
 ) -> BootstrapResult:
     """Refit on `n_boot` resamples of the runs (rows drawn with replacement).
@@ -64,18 +65,21 @@ def bootstrap(
     finds it.
     derived: name -> function of a Law (a predicted loss, S_opt, an equivalent
     dense size...); their intervals are reported beside the coefficients.
+    starts: coefficient sets to start every resample from instead of the
+    reference's optima: draws that stay in one basin (around a published law).
     """
     if n_boot < 2:
-        raise SparsescaleError(f"--bootstrap: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
     if not 0 < level < 1:
         raise SparsescaleError(f"bootstrap level must be in (0, 1), got {level}")
     S = None if sparsity is None else np.asarray(sparsity, dtype=float)
     N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     if reference is None:
         reference = fit_law(S, N, D, y, seed=seed, **fit_kwargs)
-    form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base")}
+    form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base", "mean_sparsity_fraction")}
     # every distinct optimum of the full fit plus its best few starting points
-    starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
+    if starts is None:
+        starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)])
@@ -89,7 +93,8 @@ def bootstrap(
             if not np.isfinite(f):
                 failed += 1
                 continue
-            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units)
+            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units,
+                      mean_sparsity_fraction=reference.law.mean_sparsity_fraction)
             rows.append([c[k] for k in coef_names] + [float(fn(law)) for fn in derived.values()])
         if progress is not None:
             progress(min(lo + batch, n_boot), n_boot)
@@ -132,7 +137,7 @@ def holdout_largest_n(sparsity, n_nonzero, data, loss, rtol: float = 0.02, **fit
     N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
-        raise SparsescaleError("--holdout largest-n: all runs have the same N; need at least two sizes")
+        raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")
     mask = labels == labels.max()
     keep = ~mask
     fit = fit_law(None if S is None else S[keep], N[keep], D[keep], y[keep], **fit_kwargs)

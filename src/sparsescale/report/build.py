@@ -26,19 +26,27 @@ from sparsescale.sweep.store import Store
 MIN_POINTS = 8  # the sparse law has 7 free coefficients
 
 
-def default_report_dir(store_path: str | Path) -> Path:
+def is_report(folder: Path) -> bool:
+    """Whether an existing folder holds an earlier report (its summary.json)."""
+    return (folder / "summary.json").is_file()
+
+
+def default_report_dir(store_path: str | Path, sweep: str | None = None) -> Path:
+    """<store stem>-report beside the store; <store stem>-<sweep>-report for a
+    named sweep, so reports of two sweeps of one store do not replace each other."""
     p = Path(store_path)
-    return p.parent / f"{p.stem}-report"
+    return p.parent / (f"{p.stem}-{sweep}-report" if sweep else f"{p.stem}-report")
 
 
-def collect(store_path: str | Path) -> SweepPoints:
-    """Read a store: finished unstructured runs become fit points; diverged
+def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
+    """Read one sweep of a store (`sweep`: its name; default the only one): finished unstructured runs become fit points; diverged
     runs are reported and excluded; n:m runs and dense pretraining runs are
     described but not fitted (the sparse law is for unstructured sparsity)."""
     with Store(store_path, readonly=True) as store:
-        runs = store.runs()
+        ids = store.sweep_ids(sweep)
+        runs = store.runs(sweep_id=ids)
         curves = store.curves()
-        sweeps = store.sweeps()
+        sweeps = [s for s in store.sweeps() if s["id"] in ids]
     if not runs:
         raise SparsescaleError(f"{store_path}: the store holds no runs; run `sparsescale sweep SPEC` first")
     runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
@@ -109,8 +117,22 @@ def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
 
 
 def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200, seed: int = 0,
-                 show_progress: bool = True) -> ReportSummary:
-    """Fit, check and plot a store's sweep; write report.html and friends into out_dir."""
+                 show_progress: bool = True, sweep: str | None = None) -> ReportSummary:
+    """Fit, check and plot one sweep of a store (`sweep`: its name; default the
+    only one); write report.html and friends into out_dir. Numerical warnings of
+    the optimiser's trial points (overflow in exp far from the optimum) are
+    expected and say nothing about the result, so they are not printed."""
+    import warnings
+
+    from sparsescale.atomic import check_output
+
+    check_output(out_dir, [store_path], what="out_dir", folder=True, ours=is_report)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _build(store_path, Path(out_dir), n_boot, seed, show_progress, sweep)
+
+
+def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: bool, sweep: str | None) -> ReportSummary:
     from sparsescale.laws.fit import fit_law
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
@@ -118,10 +140,9 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
     from sparsescale.report.curves import plot_loss_curves
     from sparsescale.report.html import render_report
 
-    out_dir = Path(out_dir)
     if n_boot < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {n_boot}")
-    pts = collect(store_path)
+    pts = collect(store_path, sweep)
     S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
     fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3}
     fit = fit_law(S, N, D, L, seed=seed, units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)

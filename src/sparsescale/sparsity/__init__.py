@@ -11,10 +11,15 @@ from typing import Any
 
 _LAZY = {
     "GradualPruner": "sparsescale.sparsity.pruner",
-    "select_prunable": "sparsescale.sparsity.pruner",
-    "select_embeddings": "sparsescale.sparsity.pruner",
+    "select_prunable": "sparsescale.sparsity.selection",
+    "select_embeddings": "sparsescale.sparsity.selection",
     "one_shot_prune": "sparsescale.sparsity.pruner",
+    "select_token_embeddings": "sparsescale.sparsity.selection",
+    "SelectionWarning": "sparsescale.sparsity.selection",
     "SparseAdafactor": "sparsescale.sparsity.adafactor",
+    "save_sparse": "sparsescale.sparsity.export",
+    "load_sparse": "sparsescale.sparsity.export",
+    "sparsify_for_inference": "sparsescale.sparsity.export",
 }
 
 

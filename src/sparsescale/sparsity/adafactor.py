@@ -42,6 +42,11 @@ class SparseAdafactor(torch.optim.Optimizer):
     Args:
         params: parameters or parameter groups.
         lr: learning rate (the paper's T5 runs: 0.01; use any torch LR scheduler).
+            With the relative step a weight moves by about lr * RMS(w) per
+            step, so lr depends on the init scale: for the usual 0.02-std
+            init (GPT-2, BERT, Llama, ViT) use ~5e-2 (= 1e-3 / 0.02; 1e-2
+            barely learns there), or relative_step=False with an AdamW-like
+            lr such as 1e-3 (benchmarks/adafactor_init_bench.py).
         eps: added to g^2 before it enters the second moment (1e-30).
         clip_threshold: update clipping at this block RMS (1.0).
         decay_exponent: second-moment decay 1 - (t+1)^-decay_exponent (0.8).

@@ -30,135 +30,85 @@ from torch import nn
 from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import masks as masks_lib
 from sparsescale.sparsity.schedules import SCHEDULE_KINDS, Schedule, _check_sparsity, make_schedule
+from sparsescale.sparsity.selection import (
+    coverage,
+    input_dims,
+    matmul_weights,
+    select_embeddings,
+    select_prunable,
+    select_token_embeddings,
+    warn_on_low_coverage,
+)
 
 EMBEDDING_MODES = ("off", "on", "auto")
 SCOPES = ("tensor", "global")
 DISTRIBUTIONS = ("uniform", "erk")
 
-_NORM_TYPES: tuple[type, ...] = (
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.LocalResponseNorm,
-) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+
+def resolve_sparsity(sparsity: float | dict[str, float], names: list[str]) -> dict[str, tuple[float, str]]:
+    """Final sparsity of each named tensor and the glob that set it.
+
+    A number applies to every tensor ("*"). A dict maps glob patterns on
+    parameter names to sparsities; for each tensor the longest matching pattern
+    wins (among equally long ones, the first listed); a tensor no pattern
+    matches is an error naming it."""
+    if not isinstance(sparsity, dict):
+        _check_sparsity(sparsity)
+        return {name: (float(sparsity), "*") for name in names}
+    if not sparsity:
+        raise SparsescaleError("sparsity: an empty dict of patterns")
+    for pattern, value in sparsity.items():
+        if not isinstance(pattern, str):
+            raise SparsescaleError(f"sparsity: pattern {pattern!r} is not a string")
+        _check_sparsity(value, f"sparsity[{pattern!r}]")
+    rules = sorted(sparsity.items(), key=lambda kv: -len(kv[0]))  # stable: first listed wins a tie
+    resolved = {}
+    for name in names:
+        match = next(((p, v) for p, v in rules if fnmatch.fnmatchcase(name, p)), None)
+        if match is None:
+            raise SparsescaleError(f"sparsity: no pattern matches tensor {name} (add a '*' entry)")
+        resolved[name] = (float(match[1]), match[0])
+    return resolved
 
 
-def _as_patterns(patterns: str | Iterable[str] | None, flag: str) -> list[str]:
-    if patterns is None:
-        return []
-    if isinstance(patterns, str):
-        return [patterns]
-    patterns = list(patterns)
-    if not all(isinstance(p, str) for p in patterns):
-        raise SparsescaleError(f"{flag} must be a glob pattern or a list of them, got {patterns!r}")
-    return patterns
-
-
-def _in_block(model: nn.Module, module_path: str) -> bool:
-    """True if the path goes through a numbered child of a ModuleList/Sequential,
-    which is how Transformer blocks are held (blocks.3.attn.q)."""
-    module = model
-    for part in module_path.split(".") if module_path else []:
-        if part.isdigit() and isinstance(module, (nn.ModuleList, nn.Sequential)):
-            return True
-        module = getattr(module, part)
-    return False
-
-
-def _never_prunable(model: nn.Module) -> set[int]:
-    """ids of parameters that are never pruned: biases, norm parameters, 0-/1-D."""
-    ids: set[int] = set()
-    for module in model.modules():
-        for pname, param in module.named_parameters(recurse=False):
-            if param.ndim < 2 or pname.endswith("bias") or isinstance(module, _NORM_TYPES):
-                ids.add(id(param))
-    return ids
-
-
-def _filter(
-    model: nn.Module,
-    default_ids: set[int],
-    include: str | Iterable[str] | None,
-    exclude: str | Iterable[str] | None,
-) -> dict[str, nn.Parameter]:
-    named = dict(model.named_parameters())  # deduplicates tied weights, first name wins
-    include_patterns = _as_patterns(include, "include")
-    exclude_patterns = _as_patterns(exclude, "exclude")
-    for flag, pattern in [("include", p) for p in include_patterns] + [("exclude", p) for p in exclude_patterns]:
-        if not any(fnmatch.fnmatchcase(name, pattern) for name in named):
-            raise SparsescaleError(f"{flag} pattern {pattern!r} matches no parameter of the model")
-    never = _never_prunable(model)
-    chosen = {}
-    for name, param in named.items():
-        wanted = id(param) in default_ids or any(fnmatch.fnmatchcase(name, p) for p in include_patterns)
-        if wanted and id(param) not in never and not any(fnmatch.fnmatchcase(name, p) for p in exclude_patterns):
-            chosen[name] = param
-    return chosen
-
-
-def select_prunable(
-    model: nn.Module,
-    include: str | Iterable[str] | None = None,
-    exclude: str | Iterable[str] | None = None,
-) -> dict[str, nn.Parameter]:
-    """The parameters the pruner prunes (and whose non-zeros are N), by name.
-
-    Default: the 2-D weight of every nn.Linear inside the Transformer blocks, i.e.
-    whose module path goes through a numbered child of a ModuleList/Sequential
-    (`blocks.3.attn.q.weight`, `encoder.layers.0.mlp.wi.weight`). `include` adds
-    parameters whose name matches a glob pattern; `exclude` removes them. Biases,
-    norm parameters and tensors with fewer than 2 dims are never selected.
-    A pure function of the model; names and order follow `model.named_parameters()`.
-    """
-    default_ids = {
-        id(module.weight)
-        for path, module in model.named_modules()
-        if isinstance(module, nn.Linear) and _in_block(model, path)
-    }
-    return _filter(model, default_ids, include, exclude)
-
-
-def select_embeddings(model: nn.Module, exclude: str | Iterable[str] | None = None) -> dict[str, nn.Parameter]:
-    """Token embedding and output head: the weights of nn.Embedding modules and of
-    nn.Linear modules outside the Transformer blocks (minus `exclude` matches)."""
-    default_ids = {
-        id(module.weight)
-        for path, module in model.named_modules()
-        if isinstance(module, nn.Embedding) or (isinstance(module, nn.Linear) and not _in_block(model, path))
-    }
-    return _filter(model, default_ids, None, exclude)
-
-
-def _forward_flops_per_token(model: nn.Module, kept: dict[int, int]) -> tuple[int, int]:
-    """2 FLOPs per multiply-add of every nn.Linear weight (dense, sparse).
+def _forward_flops_per_token(model: nn.Module, pruned: dict[str, nn.Parameter], kept: dict[int, int]) -> tuple[int, int]:
+    """2 FLOPs per multiply-add of every matrix-product weight (Linear, Conv1D,
+    MultiheadAttention projections) and of every other pruned tensor that is not
+    an embedding table (dense, sparse).
 
     Attention score/value products depend on the context length and embedding
     lookups are free, so neither is counted."""
+    by_id = {id(p): p for p in model.parameters()}
+    matmuls = [by_id[i] for i in matmul_weights(model) if i in by_id]
+    matmul_ids = {id(p) for p in matmuls}
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    extra = [p for p in pruned.values() if id(p) not in matmul_ids and id(p) not in tables]
     dense = sparse = 0
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            numel = module.weight.numel()
-            dense += 2 * numel
-            sparse += 2 * kept.get(id(module.weight), numel)
+    for param in matmuls + extra:
+        dense += 2 * param.numel()
+        sparse += 2 * kept.get(id(param), param.numel())
     return dense, sparse
 
 
 class GradualPruner:
-    """Gradual magnitude pruning of a model's block linear weights.
+    """Gradual magnitude pruning of a model's block weights.
+
+    Invariant: a mask never grows. Whatever the schedule asks for, in whatever
+    order `step`, `prune_now` and `load_state_dict` are called, a new mask is a
+    subset of the previous one, so a pruned weight stays exactly 0.
 
     Args:
-        model: any nn.Module; tensors are chosen by `select_prunable`.
-        sparsity: final sparsity S in [0, 1) of the pruned set. With an n:m
-            pattern it defaults to 1 - n/m; a larger S prunes further inside the
-            n:m mask.
+        model: any nn.Module; tensors are chosen by `select_prunable` (Linear,
+            GPT-2 Conv1D and MultiheadAttention weights inside the blocks).
+        sparsity: final sparsity S in [0, 1) of the pruned set, or a dict of
+            glob patterns on parameter names to S (longest matching pattern
+            wins: {"model.layers.0.*": 0.5, "*": 0.75}). With an n:m pattern it
+            defaults to 1 - n/m; a larger S prunes further inside the n:m mask.
         pattern: None / "unstructured", or "n:m": n weights KEPT in every group of m
-            consecutive weights along the input dimension (2:4 keeps 2 of 4). Pruning
-            is gradual n:m: each group's n largest rank first during the ramp, and
-            the mask is exactly n:m at its end (for S = 1 - n/m).
+            consecutive weights along the input dimension of the math, whatever
+            the storage layout (2:4 keeps 2 of 4). Pruning is gradual n:m: each
+            group's n largest rank first during the ramp, and the mask is
+            exactly n:m at its end (for S = 1 - n/m).
         total_steps: number of training steps (calls to `step()`).
         start, end: the cubic ramp's start and end as fractions of training.
         every: masks are recomputed every `every` steps during the ramp.
@@ -166,19 +116,23 @@ class GradualPruner:
             (static mask chosen at step 0) or "dense" (no pruning).
         include, exclude: glob patterns on parameter names that add to / remove
             from the default selection.
-        embeddings: "off" (default), "on" (embedding and head pruned to S too) or
-            "auto" (pruned to 1 - sqrt(1 - S)); always unstructured, per tensor.
+        embeddings: "off" (default), "on" (token embedding and untied output
+            head pruned to S too) or "auto" (pruned to 1 - sqrt(1 - S)); always
+            unstructured, per tensor.
         scope: "tensor" (each tensor to its own sparsity) or "global" (one
             magnitude threshold over the whole pruned set).
         distribution: "uniform" (every tensor at S, the paper's default) or "erk".
         optimizer: if given, its per-entry state of pruned weights (state tensors
             shaped like the weight) is zeroed whenever masks change.
+
+    A selection that covers less than 90% of the model's 2-D block weights
+    raises a `SelectionWarning`; `stats()["coverage"]` says how much it covers.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        sparsity: float | None = None,
+        sparsity: float | dict[str, float] | None = None,
         pattern: str | None = None,
         total_steps: int | None = None,
         start: float = 0.25,
@@ -199,80 +153,95 @@ class GradualPruner:
             if self.nm is None:
                 raise SparsescaleError("sparsity is required for unstructured pruning")
             sparsity = 1.0 - self.nm[0] / self.nm[1]
-        _check_sparsity(sparsity)
-        if self.nm is not None and sparsity < 1.0 - self.nm[0] / self.nm[1] - 1e-12:
-            n, m = self.nm
-            raise SparsescaleError(
-                f"sparsity {sparsity} is below {1 - n / m:g}, the least an n:m pattern {n}:{m} gives"
-            )
-        if schedule not in SCHEDULE_KINDS:
-            raise SparsescaleError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
-        if total_steps is None:
-            raise SparsescaleError("total_steps is required (the number of pruner.step() calls)")
-        if embeddings not in EMBEDDING_MODES:
-            raise SparsescaleError(f"embeddings must be one of {', '.join(EMBEDDING_MODES)}, got {embeddings!r}")
-        if scope not in SCOPES:
-            raise SparsescaleError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-        if distribution not in DISTRIBUTIONS:
-            raise SparsescaleError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}")
-        if distribution == "erk" and (scope == "global" or self.nm is not None):
-            raise SparsescaleError("distribution 'erk' works with scope 'tensor' and unstructured pattern only")
-
+        _check_options(self.nm, sparsity, schedule, total_steps, embeddings, scope, distribution)
         self.model = model
-        self.sparsity = float(sparsity) if schedule != "dense" else 0.0
-        self.config = {
-            "sparsity": self.sparsity,
-            "pattern": None if self.nm is None else f"{self.nm[0]}:{self.nm[1]}",
-            "total_steps": int(total_steps),
-            "start": float(start),
-            "end": float(end),
-            "every": int(every),
-            "schedule": schedule,
-            "at_step": int(at_step),
-            "embeddings": embeddings,
-            "scope": scope,
-            "distribution": distribution,
-        }
         self.optimizer = optimizer
         self.prunable = select_prunable(model, include, exclude)
         if not self.prunable:
-            raise SparsescaleError("the model has no prunable tensors (no nn.Linear inside numbered blocks); use include=")
+            raise SparsescaleError(
+                "the model has no prunable tensors (no nn.Linear, Conv1D or nn.MultiheadAttention weight "
+                "inside its blocks); name the tensors with include="
+            )
+        self.coverage = coverage(model, self.prunable)
+        warn_on_low_coverage(self.coverage)
+        self.input_dim = input_dims(model, self.prunable)
         if self.nm is not None:
             for name, param in self.prunable.items():
-                masks_lib.check_nm_shape(name, tuple(param.shape), *self.nm)
+                masks_lib.check_nm_shape(name, self._math_shape(name, param), *self.nm)
         self.embedding_params = {
-            k: v for k, v in select_embeddings(model, exclude).items() if k not in self.prunable
+            k: v for k, v in select_token_embeddings(model, exclude).items() if k not in self.prunable
         }
-
-        # Final sparsity per tensor, then one schedule object per distinct value
-        # (they share update steps, which depend only on start/end/every).
-        if distribution == "erk":
-            final = masks_lib.erk_sparsities({k: tuple(v.shape) for k, v in self.prunable.items()}, self.sparsity)
-        else:
-            final = {k: self.sparsity for k in self.prunable}
-        self.embedding_sparsity = {"off": 0.0, "on": self.sparsity, "auto": 1.0 - math.sqrt(1.0 - self.sparsity)}[
-            embeddings
-        ]
-        if embeddings != "off":
-            final.update({k: self.embedding_sparsity for k in self.embedding_params})
-        self.final_sparsity = final
-        self._schedules: dict[float, Schedule] = {}
-        for value in sorted(set(final.values())) + [self.sparsity]:
-            self._schedules[value] = make_schedule(
-                schedule, value, int(total_steps), start=start, end=end, every=every, at_step=at_step
-            )
-        self.schedule = self._schedules[self.sparsity]
+        self._set_targets(sparsity, schedule, embeddings, distribution)
+        self.config = {
+            "sparsity": 0.0 if schedule == "dense" else sparsity if isinstance(sparsity, dict) else float(sparsity),
+            "pattern": None if self.nm is None else f"{self.nm[0]}:{self.nm[1]}",
+            "total_steps": int(total_steps), "start": float(start), "end": float(end), "every": int(every),
+            "schedule": schedule, "at_step": int(at_step), "embeddings": embeddings, "scope": scope,
+            "distribution": distribution,
+        }
+        self._build_schedules()
         self.params = {**self.prunable, **(self.embedding_params if embeddings != "off" else {})}
         self.masks: dict[str, torch.Tensor] = {}
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         # masks ranked at the end of the previous step for the next update step
         self._pending: dict[str, torch.Tensor] | None = None
         self.step_count = 0
+        self.finalized = False
+
+    def _set_targets(self, sparsity, schedule: str, embeddings: str, distribution: str) -> None:
+        """Final sparsity per tensor (and the pattern that set it)."""
+        if schedule == "dense":
+            sparsity = 0.0
+        names = list(self.prunable) + ([k for k in self.embedding_params] if embeddings != "off" else [])
+        resolved = resolve_sparsity(sparsity, names)
+        if self.nm is not None:
+            n, m = self.nm
+            low = {k: s for k, (s, _) in resolved.items() if k in self.prunable and s < 1.0 - n / m - 1e-12}
+            if low and schedule != "dense":
+                name, value = next(iter(low.items()))
+                raise SparsescaleError(
+                    f"sparsity {value} (tensor {name}) is below {1 - n / m:g}, the least an n:m pattern {n}:{m} gives"
+                )
+        final = {k: s for k, (s, _) in resolved.items() if k in self.prunable}
+        numel = {k: p.numel() for k, p in self.prunable.items()}
+        # One number for the block set: what stats()["sparsity"] reaches at the end.
+        self.sparsity = 1.0 - sum(masks_lib.n_kept(numel[k], final[k]) for k in final) / sum(numel.values())
+        if not isinstance(sparsity, dict):
+            self.sparsity = float(sparsity)
+        if distribution == "erk":
+            final = masks_lib.erk_sparsities({k: tuple(v.shape) for k, v in self.prunable.items()}, self.sparsity)
+        for name in self.embedding_params if embeddings != "off" else []:
+            s = resolved[name][0]
+            final[name] = s if embeddings == "on" else 1.0 - math.sqrt(1.0 - s)
+        self.embedding_sparsity = {"off": 0.0, "on": self.sparsity, "auto": 1.0 - math.sqrt(1.0 - self.sparsity)}[
+            embeddings
+        ]
+        self.final_sparsity = final
+        self.sparsity_rule = {k: p for k, (_, p) in resolved.items()}
+
+    def _build_schedules(self, ramp_total_steps: int | None = None) -> None:
+        """One schedule object per distinct final sparsity (they share update
+        steps, which depend only on start/end/every). `ramp_total_steps`: lay
+        the ramp out over that many steps instead of total_steps (a resumed,
+        longer run that keeps its ramp); later steps hold the final sparsity."""
+        c = self.config
+        self.ramp_total_steps = ramp_total_steps
+        self._schedules: dict[float, Schedule] = {}
+        for value in sorted(set(self.final_sparsity.values())) + [self.sparsity]:
+            self._schedules[value] = make_schedule(
+                c["schedule"], value, ramp_total_steps or c["total_steps"], start=c["start"], end=c["end"],
+                every=c["every"], at_step=c["at_step"],
+            )
+        self.schedule = self._schedules[self.sparsity]
+
+    def _math_shape(self, name: str, param: torch.Tensor) -> tuple[int, ...]:
+        shape = tuple(param.shape)
+        return shape[::-1] if self.input_dim.get(name, -1) == 0 else shape
 
     # ---- schedule -----------------------------------------------------------
     def scheduled_sparsity(self, step: int | None = None) -> dict[str, float]:
         """Per-tensor sparsity the schedule prescribes after `step` (default: the
-        last completed step)."""
+        last completed step). Masks only follow it where it asks for more."""
         step = self.step_count - 1 if step is None else step
         if step < 0:
             return {k: 0.0 for k in self.params}
@@ -281,25 +250,33 @@ class GradualPruner:
     # ---- masks --------------------------------------------------------------
     @torch.no_grad()
     def _compute_masks(self, targets: dict[str, float]) -> dict[str, torch.Tensor]:
-        """New masks at `targets` from the current weights (installs nothing)."""
+        """New masks at `targets` from the current weights (installs nothing).
+        Each is a subset of the installed mask (masks_lib caps what it keeps)."""
         new: dict[str, torch.Tensor] = {}
-        block_targets = {k: targets[k] for k in self.prunable}
+        rest = list(self.params)
         if self.config["scope"] == "global":
-            s = block_targets[next(iter(self.prunable))]
+            s = targets[next(iter(self.prunable))]
             if s > 0.0 or self.masks:
-                new.update(masks_lib.global_magnitude_masks(
-                    dict(self.prunable), s, alive={k: m for k, m in self.masks.items()}, nm=self.nm
-                ))
+                views = {k: self._math(k, p) for k, p in self.prunable.items()}
+                alive = {k: self._math(k, m) for k, m in self.masks.items() if k in self.prunable}
+                found = masks_lib.global_magnitude_masks(views, s, alive=alive, nm=self.nm)
+                new.update({k: self._math(k, m).contiguous() for k, m in found.items()})
             rest = [k for k in self.params if k not in self.prunable]
-        else:
-            rest = list(self.params)
         for name in rest:
             s = targets[name]
             if s == 0.0 and name not in self.masks:
                 continue  # nothing pruned yet: no mask needed, no per-step cost
             nm = self.nm if name in self.prunable else None
-            new[name] = masks_lib.magnitude_mask(self.params[name], s, alive=self.masks.get(name), nm=nm)
+            alive = self.masks.get(name)
+            mask = masks_lib.magnitude_mask(
+                self._math(name, self.params[name]), s, alive=None if alive is None else self._math(name, alive), nm=nm
+            )
+            new[name] = self._math(name, mask).contiguous()
         return new
+
+    def _math(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The (out, in) view of a weight or mask: Conv1D stores (in, out)."""
+        return tensor.t() if self.input_dim.get(name, -1) == 0 else tensor
 
     def _install_masks(self, new: dict[str, torch.Tensor]) -> None:
         self.masks.update(new)
@@ -337,6 +314,8 @@ class GradualPruner:
         masks for step t are ranked at the end of step t-1 (the same weights)
         and installed here; only a pruner that starts on an update step ranks
         that first mask on the updated weights."""
+        if self.finalized:
+            raise SparsescaleError("the pruner was finalized (masks dropped); build a new one to keep training")
         if self._pending is not None:
             self._install_masks(self._pending)
             self._pending = None
@@ -344,13 +323,18 @@ class GradualPruner:
             self._update_masks(self.scheduled_sparsity(self.step_count))
         self.apply_masks()
         self.step_count += 1
+        self._rank_pending()
+
+    def _rank_pending(self) -> None:
+        self._pending = None
         if self.schedule.is_update_step(self.step_count):
             self._pending = self._compute_masks(self.scheduled_sparsity(self.step_count))
 
     def prune_now(self, sparsity: float | None = None) -> None:
-        """One-shot: prune every tensor to its final sparsity (or to `sparsity`
-        for the pruned set) now, e.g. a dense pretrained model before it keeps
-        training. Later schedule updates only ever prune further."""
+        """One-shot: prune every tensor to its final sparsity (or the pruned set
+        to `sparsity`) now, e.g. a dense pretrained model before it keeps
+        training. Masks never grow, so later schedule updates that ask for
+        less keep these masks, and those that ask for more prune further."""
         targets = dict(self.final_sparsity)
         if sparsity is not None:
             _check_sparsity(sparsity)
@@ -358,26 +342,40 @@ class GradualPruner:
         self._update_masks(targets)
         self.apply_masks()
         if self._pending is not None:  # re-rank the next update on the pruned weights
-            self._pending = self._compute_masks(self.scheduled_sparsity(self.step_count))
+            self._rank_pending()
+
+    def finalize(self) -> nn.Module:
+        """End of training: apply the masks a last time, then drop them (the
+        zeros stay in the weights) and stop. Returns the model, e.g. for
+        `sparsity.export.save_sparse`."""
+        self.apply_masks()
+        self.masks, self._pairs, self._pending = {}, [], None
+        self.finalized = True
+        return self.model
 
     # ---- reporting ----------------------------------------------------------
     def kept(self) -> dict[str, int]:
-        """Weights kept by the masks, per tensor (numel where there is no mask)."""
+        """Weights kept per tensor: the mask's count; after `finalize()` (no
+        masks) the non-zeros; numel before anything was pruned."""
+        if self.finalized:
+            return {k: int((p != 0).sum()) for k, p in self.params.items()}
         return {k: int(self.masks[k].sum()) if k in self.masks else p.numel() for k, p in self.params.items()}
 
     def stats(self) -> dict[str, Any]:
         """Sparsity and counts: "sparsity" and "n_nonzero" (N) of the pruned block
-        set, "tensors" {name: sparsity}, "embedding_sparsity", parameter counts
-        (total, embedding, prunable) and forward FLOPs per token, dense and
-        sparse (2 per multiply-add of nn.Linear weights)."""
+        set, "tensors" {name: sparsity}, "targets" {name: final sparsity} and
+        "sparsity_rule" {name: the glob that set it}, "coverage" (fraction of
+        the model's 2-D block weights in the pruned set), "embedding_sparsity",
+        parameter counts (total, embedding, prunable) and forward FLOPs per
+        token, dense and sparse (2 per multiply-add of every matrix-product
+        weight and every other pruned tensor that is not an embedding table)."""
         kept = self.kept()
         n_prunable = sum(p.numel() for p in self.prunable.values())
         n_nonzero = sum(kept[k] for k in self.prunable)
         embeddings = select_embeddings(self.model)
-        n_embedding = sum(p.numel() for p in embeddings.values())
-        emb_masked = [k for k in embeddings if k in kept]
+        emb_masked = [k for k in self.embedding_params if k in self.params]
         flops_dense, flops_sparse = _forward_flops_per_token(
-            self.model, {id(self.params[k]): kept[k] for k in self.masks}
+            self.model, self.params, {id(self.params[k]): kept[k] for k in self.params}
         )
         return {
             "step": self.step_count,
@@ -385,13 +383,16 @@ class GradualPruner:
             "n_nonzero": n_nonzero,
             "n_params_prunable": n_prunable,
             "n_params": sum(p.numel() for p in self.model.parameters()),
-            "n_params_embedding": n_embedding,
+            "n_params_embedding": sum(p.numel() for p in embeddings.values()),
+            "coverage": self.coverage,
             "embedding_sparsity": (
-                1.0 - sum(kept[k] for k in emb_masked) / sum(embeddings[k].numel() for k in emb_masked)
+                1.0 - sum(kept[k] for k in emb_masked) / sum(self.params[k].numel() for k in emb_masked)
                 if emb_masked
                 else 0.0
             ),
             "tensors": {k: 1.0 - kept[k] / p.numel() for k, p in self.params.items()},
+            "targets": dict(self.final_sparsity),
+            "sparsity_rule": dict(self.sparsity_rule),
             "forward_flops_per_token_dense": flops_dense,
             "forward_flops_per_token_sparse": flops_sparse,
         }
@@ -407,29 +408,50 @@ class GradualPruner:
         return {
             "step": self.step_count,
             "config": dict(self.config),
+            "ramp_total_steps": self.ramp_total_steps,
             "tensors": list(self.params),
             "masks": {k: m for k, m in self.masks.items()},
             "pending_masks": None if self._pending is None else dict(self._pending),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the configuration must match this pruner's."""
+    def load_state_dict(self, state: dict[str, Any], *, keep_ramp: bool = False) -> None:
+        """Restore from `state_dict()`; load the model's weights first.
+
+        The configuration must match this pruner's, except `total_steps`, which
+        may grow. For a longer resumed run, `keep_ramp=False` reschedules the
+        ramp over the new length (start/end stay fractions of it) from the
+        saved step on; `keep_ramp=True` keeps the ramp on the steps the saved
+        run had scheduled (so up to its end the run is identical to the saved
+        one) and holds the final sparsity after it. Either way masks never
+        grow: where a schedule asks for less sparsity than the masks have, they
+        stay as they are until it asks for more."""
         for key in ("step", "config", "tensors", "masks"):
             if key not in state:
                 raise SparsescaleError(f"pruner state has no {key!r} entry")
+        saved_total = state["config"].get("total_steps")
         for key, value in self.config.items():
-            if state["config"].get(key) != value:
+            if key != "total_steps" and state["config"].get(key) != value:
                 raise SparsescaleError(
                     f"pruner state was saved with {key}={state['config'].get(key)!r}, this pruner has {value!r}"
                 )
+        if not isinstance(saved_total, int) or saved_total > self.config["total_steps"]:
+            raise SparsescaleError(
+                f"pruner state was saved with total_steps={saved_total!r}; this pruner has "
+                f"{self.config['total_steps']} (a resumed run may be longer, not shorter)"
+            )
         if list(state["tensors"]) != list(self.params):
             raise SparsescaleError("pruner state was saved for different tensors than this model's pruned set")
-        masks = self._checked_masks(state["masks"])
-        pending = state.get("pending_masks")
-        self._pending = None if pending is None else self._checked_masks(pending)
-        self.masks = masks
+        saved_ramp = state.get("ramp_total_steps") or saved_total
+        same_ramp = saved_total == self.config["total_steps"] or keep_ramp
+        self._build_schedules(saved_ramp if same_ramp and saved_ramp != self.config["total_steps"] else None)
+        self.masks = self._checked_masks(state["masks"])
         self._pairs = [(self.params[k], m) for k, m in self.masks.items()]
         self.step_count = int(state["step"])
+        pending = state.get("pending_masks")
+        if same_ramp:
+            self._pending = None if pending is None else self._checked_masks(pending)
+        else:  # rescheduled: rank the next update, if any, under the new schedule
+            self._rank_pending()
         self.apply_masks()
 
     def _checked_masks(self, saved: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -440,6 +462,25 @@ class GradualPruner:
                 raise SparsescaleError(f"pruner state: mask {name} has shape {tuple(mask.shape)} / {mask.dtype}")
             masks[name] = mask.to(param.device).clone()
         return masks
+
+
+def _check_options(nm, sparsity, schedule, total_steps, embeddings, scope, distribution) -> None:
+    if not isinstance(sparsity, dict):
+        _check_sparsity(sparsity)
+    if schedule not in SCHEDULE_KINDS:
+        raise SparsescaleError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+    if total_steps is None:
+        raise SparsescaleError("total_steps is required (the number of pruner.step() calls)")
+    if embeddings not in EMBEDDING_MODES:
+        raise SparsescaleError(f"embeddings must be one of {', '.join(EMBEDDING_MODES)}, got {embeddings!r}")
+    if scope not in SCOPES:
+        raise SparsescaleError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise SparsescaleError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}")
+    if distribution == "erk" and (scope == "global" or nm is not None):
+        raise SparsescaleError("distribution 'erk' works with scope 'tensor' and unstructured pattern only")
+    if isinstance(sparsity, dict) and (scope == "global" or distribution == "erk"):
+        raise SparsescaleError("a per-tensor sparsity dict works with scope 'tensor' and distribution 'uniform' only")
 
 
 def one_shot_prune(
@@ -453,4 +494,4 @@ def one_shot_prune(
     return pruner
 
 
-__all__ = ["GradualPruner", "select_prunable", "select_embeddings", "one_shot_prune"]
+__all__ = ["GradualPruner", "resolve_sparsity", "select_prunable", "select_embeddings", "select_token_embeddings", "one_shot_prune"]

@@ -4,7 +4,9 @@ It plans the runs of a spec, records them, hands runnable ones to an executor,
 and writes each result back in its own transaction. It is safe to kill at any
 moment: a restart skips finished runs, re-dispatches interrupted ones (their
 training resumes from its checkpoint, or a result already on disk is picked
-up), and retries failed ones up to `max_failures`.
+up), and retries failed ones: each invocation gives a failed run up to
+`max_failures` attempts, so re-running the command retries it, as the
+message after a failure says.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sparsescale.storage import check_location, is_uri, join
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
-from sparsescale.sweep.store import Store
+from sparsescale.sweep.store import Store, check_store
 from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask
 
 
@@ -44,13 +46,15 @@ def run_folder(store_path: str | Path) -> Path:
     return p.parent / f"{p.stem}.runs"
 
 
-def plan_sweep(spec_path: str | Path, check: bool = True) -> tuple[SweepSpec, list[PlannedRun]]:
+def plan_sweep(spec_path: str | Path, check: bool = True,
+               progress=None) -> tuple[SweepSpec, list[PlannedRun]]:
     """Load, expand and (with `check`) validate a spec; raises SparsescaleError
-    on the first problem, before anything is trained or written."""
+    on the first problem, before anything is trained or written. `progress(done,
+    total)` follows the check of a large grid."""
     spec = load_spec(spec_path)
     runs = expand(spec, source=str(spec_path))
     if check:
-        runs = check_runs(runs, source=str(spec_path))
+        runs = check_runs(runs, source=str(spec_path), progress=progress)
     return spec, runs
 
 
@@ -63,12 +67,14 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
     store) is where every run's durable folder goes: a path every node sees,
     or a storage URI (see sparsescale.storage)."""
     store_path = Path(store_path)
+    max_failures = spec.max_failures if max_failures is None else max_failures
+    threads = int(spec.train.get("threads", 1))
+    if store_path.is_file() and store_path.stat().st_size > 0:
+        check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
     storage = storage or spec.storage or str(run_folder(store_path))
     if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
         storage = str(Path(storage).resolve())
     check_location(storage)
-    max_failures = spec.max_failures if max_failures is None else max_failures
-    threads = int(spec.train.get("threads", 1))
     with contextlib.ExitStack() as stack:
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))
@@ -82,8 +88,6 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
             row = rows[run.config_hash]
             if row["status"] in ("finished", "diverged"):
                 outcome.skipped += 1
-            elif row["status"] == "failed" and row["failures"] >= max_failures:
-                outcome.failed.append((run.config_hash, row["failure_reason"] or ""))
             else:
                 todo.append(run.config_hash)
         finished_rows = [r for r in rows.values() if r["status"] == "finished"]
@@ -91,7 +95,8 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
               else _NoUI())
         stack.enter_context(ui)
         if todo:
-            ex = make_executor(executor, workers=workers or spec.workers, ray_address=ray_address,
+            slots = workers or spec.workers
+            ex = make_executor(executor, workers=min(slots, len(todo)) if slots else None, ray_address=ray_address,
                                threads_per_run=threads)
             ex.start()
             stack.callback(ex.shutdown)
@@ -149,7 +154,7 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
             else:
                 store.record_attempt(ev.config_hash, "failed", ev.attempt, ev.payload)
                 failures = store.record_failure(ev.config_hash, ev.payload)
-                if failures < max_failures:
+                if failures - rows[ev.config_hash]["failures"] < max_failures:   # this invocation's attempts
                     todo.append(ev.config_hash)  # retried; training resumes from its checkpoint
                     status[ev.config_hash] = "pending"
                     ui.retry(ev.config_hash, ev.payload)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
+import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -48,6 +49,10 @@ def _local_worker_main(conn: Connection, threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     exit_with_parent()
+    # Ctrl-C in a terminal reaches the whole process group: the coordinator
+    # answers it (stopping the workers with SIGTERM, on which a run checkpoints);
+    # a worker's own KeyboardInterrupt would only print a traceback mid-step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             message = conn.recv()

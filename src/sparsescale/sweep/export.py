@@ -1,6 +1,7 @@
 """A store's results as one table that `sparsescale fit` reads directly:
 columns sparsity, n_nonzero, tokens (or examples or steps) and loss, one row
-per finished run, plus descriptive columns (pattern, seed, model, FLOPs)."""
+per finished run of one sweep, plus descriptive columns (sweep name, pattern,
+seed, model, FLOPs)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ def budget_column(rows: list[dict[str, Any]]) -> str:
     return "tokens"
 
 
-def result_rows(store: Store, statuses=("finished",)) -> list[dict[str, Any]]:
-    """One flat dict per run with the given statuses (dense pretraining runs
-    of `init_from_dense` experiments excluded: they are a means, not a point)."""
-    rows = [r for r in store.runs(status=statuses) if r["axes"].get("role") != "dense-pretrain"]
+def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) -> list[dict[str, Any]]:
+    """One flat dict per run of the sweep called `sweep` (default: the store's
+    only one) with the given statuses (dense pretraining runs of
+    `init_from_dense` experiments excluded: they are a means, not a point)."""
+    ids = store.sweep_ids(sweep)
+    name = sweep if sweep is not None else next((s["name"] for s in store.sweeps()), "")
+    rows = [r for r in store.runs(sweep_id=ids, status=statuses) if r["axes"].get("role") != "dense-pretrain"]
     axis = budget_column(rows)
     out = []
     for r in rows:
@@ -31,7 +35,7 @@ def result_rows(store: Store, statuses=("finished",)) -> list[dict[str, Any]]:
         budget = r["axes"].get(axis, r[axis])
         out.append({
             "sparsity": r["sparsity"], "n_nonzero": r["n_nonzero"], axis: budget, "loss": r["final_loss"],
-            "pattern": r["pattern"] or "unstructured", "seed": r["seed"], "model": r["model"],
+            "sweep": name, "pattern": r["pattern"] or "unstructured", "seed": r["seed"], "model": r["model"],
             "init_from_dense": r["axes"].get("init_from_dense", 0.0), "status": r["status"],
             "total_params": r["total_params"], "embedding_params": r["embedding_params"],
             "train_flops_dense": r["train_flops_dense"], "train_flops_sparse": r["train_flops_sparse"],
@@ -40,17 +44,29 @@ def result_rows(store: Store, statuses=("finished",)) -> list[dict[str, Any]]:
     return out
 
 
-def export(store_path: str | Path, csv: str | Path | None = None, parquet: str | Path | None = None) -> tuple[str, int]:
-    """Write the finished runs of a store as CSV or Parquet (atomically).
+def is_export(path: Path) -> bool:
+    """Whether an existing file is an earlier export (CSV header or Parquet magic)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return head.startswith(b"sparsity,n_nonzero,") or head.startswith(b"PAR1")
+
+
+def export(store_path: str | Path, csv: str | Path | None = None, parquet: str | Path | None = None,
+           sweep: str | None = None) -> tuple[str, int]:
+    """Write the finished runs of one sweep of a store (`sweep`: its name; default
+    the only one) as CSV or Parquet, atomically, never over the store itself.
     With neither path, returns the CSV text instead. Returns (text, rows)."""
     import pandas as pd
 
-    from sparsescale.atomic import atomic_path
+    from sparsescale.atomic import atomic_path, check_output, write_text
 
     if csv and parquet:
-        raise SparsescaleError("export: give --csv or --parquet, not both")
+        raise SparsescaleError("export: give csv or parquet, not both")
+    for out, what in ((csv, "csv"), (parquet, "parquet")):
+        if out:
+            check_output(out, [store_path], what=what, ours=is_export)
     with Store(store_path, readonly=True) as store:
-        rows = result_rows(store)
+        rows = result_rows(store, sweep=sweep)
     if not rows:
         raise SparsescaleError(f"{store_path}: no finished runs to export yet")
     frame = pd.DataFrame(rows)
@@ -60,8 +76,6 @@ def export(store_path: str | Path, csv: str | Path | None = None, parquet: str |
         return "", len(frame)
     text = frame.to_csv(index=False)
     if csv:
-        from sparsescale.atomic import write_text
-
         write_text(csv, text)
         return "", len(frame)
     return text, len(frame)

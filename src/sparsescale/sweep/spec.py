@@ -36,7 +36,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -125,6 +125,21 @@ class SweepSpec(BaseModel):
     train: dict[str, Any] = {}
     override: list[Override] = []
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # it names report folders and is typed after --sweep: keep it a plain word
+        if not value.strip() or any(c in value for c in "/\\\0") or value in (".", ".."):
+            raise ValueError(f"must be a non-empty name without slashes, got {value!r}")
+        return value
+
+    @field_validator("max_failures", "workers")
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 1024:
+            raise ValueError(f"must be between 1 and 1024, got {value}")
+        return value
+
     @field_validator("family")
     @classmethod
     def _known_family(cls, value: str) -> str:
@@ -161,6 +176,12 @@ def load_spec(path: str | Path) -> SweepSpec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SparsescaleError(f"{path}: no such sweep spec file") from None
+    except IsADirectoryError:
+        raise SparsescaleError(f"{path}: is a folder, not a sweep spec file") from None
+    except UnicodeDecodeError as exc:
+        raise SparsescaleError(f"{path}: not UTF-8 text (byte {exc.start}); sweep specs are UTF-8 TOML") from None
+    except OSError as exc:
+        raise SparsescaleError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SparsescaleError(f"{path}: not valid TOML: {exc}") from None
     return spec_from_dict(raw, source=str(path))
@@ -179,7 +200,28 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_count(d, f"{source}: grid.{axis}[{i}]")
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
+    _check_size(spec, source)
     return spec
+
+
+MAX_RUNS = 10_000   # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
+
+
+def _check_size(spec: SweepSpec, source: str) -> None:
+    """Refuse a grid too large to plan, before expanding it (a 10^6-run grid
+    took minutes and gigabytes to expand and check, printing nothing)."""
+    g = spec.grid
+    sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
+             + sum(p != UNSTRUCTURED for p in g.patterns),
+             "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
+             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense)}
+    total = 1
+    for n in sizes.values():
+        total *= n
+    if total > MAX_RUNS:
+        shape = " x ".join(f"{n} {k}" for k, n in sizes.items() if n > 1)
+        raise SparsescaleError(f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
+                               "(split it into several specs)")
 
 
 @dataclass(frozen=True)
@@ -292,10 +334,12 @@ def _fingerprint(cfg) -> dict[str, Any]:
     return {"data_fingerprint": fp} if fp else {}
 
 
-def check_runs(runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]:
+def check_runs(runs: list[PlannedRun], source: str = "spec",
+               progress: Callable[[int, int], None] | None = None) -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
     N, corpus size, n:m divisibility...) before anything trains, and attach
-    each run's plan (width, steps, FLOPs). Errors name the run's axis values."""
+    each run's plan (width, steps, FLOPs). Errors name the run's axis values.
+    `progress(done, total)` is called after each run (about 20 ms each on a CPU)."""
     from sparsescale.train.config import RunConfig  # torch-free config model
     from sparsescale.train.run import check_config
 
@@ -317,4 +361,6 @@ def check_runs(runs: list[PlannedRun], source: str = "spec") -> list[PlannedRun]
             raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
         checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on,
                                   dict(plan) | _fingerprint(cfg)))
+        if progress is not None:
+            progress(len(checked), len(runs))
     return checked

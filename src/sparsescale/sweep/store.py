@@ -94,6 +94,52 @@ def _finite_or_none(x: Any) -> Any:
     return x
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _readonly_uri(path: Path) -> str:
+    """A read-only URI that leaves no trace: with no -wal file beside it the whole
+    database is in the main file, and `immutable` opens it without creating the
+    -wal/-shm files a WAL-mode reader otherwise leaves behind. With a -wal file
+    (a coordinator is writing) a plain read-only open sees its commits."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return uri if path.with_name(path.name + "-wal").exists() else uri + "&immutable=1"
+
+
+def check_store(path: Path) -> None:
+    """Raise unless `path` is a sparsescale store of this or an older schema
+    (or an empty SQLite file). Opens it read-only; never writes."""
+    with open(path, "rb") as f:
+        if f.read(16) != _SQLITE_MAGIC:
+            raise SparsescaleError(f"{path}: not a sparsescale sweep store (not an SQLite file); it was left untouched")
+    try:
+        conn = sqlite3.connect(_readonly_uri(path), uri=True, timeout=30.0)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = None
+            if "meta" in tables:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = row[0] if row else None
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise SparsescaleError(f"{path}: not a readable sweep store ({exc}); it was left untouched") from None
+    if not tables:
+        return   # an empty database: becomes a store
+    if version is None:
+        raise SparsescaleError(f"{path}: an SQLite file of another program (tables: {', '.join(sorted(tables))});"
+                               " it was left untouched; give a different --store")
+    try:
+        newer = int(version) > SCHEMA_VERSION
+    except ValueError:
+        newer = True
+    if newer:
+        raise SparsescaleError(f"{path}: a store of a newer sparsescale (schema {version}, this version reads "
+                               f"up to {SCHEMA_VERSION}); it was left untouched; upgrade sparsescale")
+
+
 class Store:
     """A sweep store at `path` (created if missing unless `readonly`)."""
 
@@ -101,11 +147,20 @@ class Store:
         self.path = Path(path)
         if readonly and not self.path.exists():
             raise SparsescaleError(f"{self.path}: no such sweep store")
+        if self.path.is_dir():
+            raise SparsescaleError(f"{self.path}: is a folder, not a sweep store")
+        # Read-only look first: a file that is not ours, or a store of a newer
+        # version, is refused before anything (journal mode included) changes it.
+        if self.path.exists() and self.path.stat().st_size > 0:
+            check_store(self.path)
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SparsescaleError(f"{self.path}: cannot create the store's folder ({exc.strerror})") from None
         try:
             if readonly:
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0,
+                self.conn = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0,
                                             isolation_level=None)
             else:
                 self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -122,6 +177,13 @@ class Store:
             self.conn.execute("SELECT count(*) FROM runs").fetchone()
         except sqlite3.DatabaseError as exc:
             raise SparsescaleError(f"{self.path}: not a sparsescale sweep store ({exc})") from None
+
+    def _read(self, sql: str, args=()) -> list[sqlite3.Row]:
+        """Every read goes through here: a damaged file is one clear error, not a traceback."""
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise SparsescaleError(f"{self.path}: the store is damaged and cannot be read ({exc})") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -143,7 +205,15 @@ class Store:
                 return store.conn
 
             def __exit__(self_inner, exc_type, exc, tb):
-                store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                try:
+                    store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                except sqlite3.DatabaseError as commit_exc:
+                    exc = exc or commit_exc
+                    exc_type = type(exc)
+                if exc_type is not None and issubclass(exc_type, sqlite3.DatabaseError):
+                    # disk full, read-only file, damaged page: the transaction is rolled back
+                    raise SparsescaleError(f"{store.path}: cannot write the store ({exc}); "
+                                           "its committed contents are unchanged") from None
                 return False
 
         return _Tx()
@@ -205,14 +275,17 @@ class Store:
                   _finite_or_none(p.get("train_loss"))) for p in r.curve or []])
 
     # -- reading --------------------------------------------------------------------
-    def runs(self, sweep_id: int | None = None, status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Runs as dicts (config, axes and plan decoded), oldest first."""
+    def runs(self, sweep_id: int | Iterable[int] | None = None,
+             status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Runs as dicts (config, axes and plan decoded), oldest first; `sweep_id`:
+        one sweep's id or several (each run once)."""
         sql, args = "SELECT r.* FROM runs r", []
         where = []
         if sweep_id is not None:
-            sql += " JOIN sweep_runs s ON s.config_hash = r.config_hash"
-            where.append("s.sweep_id = ?")
-            args.append(sweep_id)
+            ids = [sweep_id] if isinstance(sweep_id, int) else list(sweep_id)
+            where.append(f"r.config_hash IN (SELECT config_hash FROM sweep_runs WHERE sweep_id IN "
+                         f"({','.join('?' * len(ids))}))")
+            args += ids
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             where.append(f"r.status IN ({','.join('?' * len(statuses))})")
@@ -221,7 +294,7 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY r.created_at, r.rowid"
         out = []
-        for row in self.conn.execute(sql, args).fetchall():
+        for row in self._read(sql, args):
             d = dict(row)
             d["config"] = json.loads(d.pop("config_json"))
             d["axes"] = json.loads(d.pop("axes_json"))
@@ -238,14 +311,30 @@ class Store:
 
     def curves(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for row in self.conn.execute("SELECT * FROM curves ORDER BY config_hash, step"):
+        for row in self._read("SELECT * FROM curves ORDER BY config_hash, step"):
             out.setdefault(row["config_hash"], []).append(
                 {"step": row["step"], "tokens": row["tokens"], "val_loss": row["val_loss"],
                  "train_loss": row["train_loss"]})
         return out
 
     def sweeps(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM sweeps ORDER BY id")]
+        return [dict(r) for r in self._read("SELECT * FROM sweeps ORDER BY id")]
+
+    def sweep_ids(self, name: str | None, what: str = "--sweep") -> list[int]:
+        """The ids of the sweeps called `name` (a spec edited and re-run keeps its
+        name: all its versions). With no name: the store's only sweep name, else
+        an error that lists them. Raises SparsescaleError for an unknown name."""
+        sweeps = self.sweeps()
+        names = sorted({s["name"] for s in sweeps})
+        if name is None:
+            if len(names) > 1:
+                raise SparsescaleError(f"{self.path}: holds {len(names)} sweeps ({', '.join(names)}); "
+                                       f"choose one with {what} NAME")
+            return [s["id"] for s in sweeps]
+        ids = [s["id"] for s in sweeps if s["name"] == name]
+        if not ids:
+            raise SparsescaleError(f"{what} {name}: no such sweep in {self.path} (it holds: {', '.join(names) or 'none'})")
+        return ids
 
     # -- attempts (where each dispatch of a run ran and how it ended) ------------------
     def record_attempt(self, config_hash: str, outcome: str, attempt: dict[str, Any] | None = None,

@@ -12,8 +12,6 @@ Either way a retry on any node resumes from the last durable checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import inspect
 import os
@@ -23,10 +21,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.storage import LOCAL_ONLY, RunMirror, is_uri, join, scratch_root
+from sparsescale.train.lock import RunFolderLock
 from sparsescale.train.result import RESULT, read_result
 
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
@@ -78,12 +77,12 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     if not is_uri(task.out_dir):
         out_dir = Path(task.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with _run_lock(out_dir / ".run.lock"):
+        with RunFolderLock(out_dir, wait=True):   # the same lock `sparsescale train` takes
             attempt["resumed"] = any(p.name not in LOCAL_ONLY for p in out_dir.iterdir())
             return _run(task, config, out_dir, progress), attempt
     local = scratch_root() / "runs" / task.config_hash[:16]
-    local.parent.mkdir(parents=True, exist_ok=True)
-    with _run_lock(local.parent / f".{local.name}.lock"):
+    # pull() replaces the staging folder: the lock lives in a folder of its own
+    with RunFolderLock(scratch_root() / "locks" / task.config_hash[:16], wait=True):
         mirror = RunMirror(task.out_dir, local)
         attempt["resumed"] = bool(mirror.pull())
         mirror.start(MIRROR_EVERY_S)
@@ -93,16 +92,6 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
             mirror.stop()      # the last checkpoint (and the result) reach storage first
         shutil.rmtree(local, ignore_errors=True)   # durable now: scratch keeps nothing
         return result, attempt
-
-
-@contextlib.contextmanager
-def _run_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict[str, Any]:

@@ -3,13 +3,20 @@
 The checkpoint holds the model, optimizer and pruner state, the per-step
 losses and the loop's bookkeeping, plus the run's identity, so that resuming
 computes exactly what an uninterrupted run does and a folder holding another
-run's checkpoint is refused. Writes are atomic (a killed save leaves the last
-good checkpoint).
+run's checkpoint is refused. It also holds a hash of what the saved state
+depends on (the identity and the training data's content): a resume after the
+corpus changed would train one curve on two texts, so such a checkpoint, like
+an unreadable one, is moved aside with a one-line warning and the run starts
+over. Writes are atomic (a killed save leaves the last good checkpoint).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +38,90 @@ def same_run(stored: dict[str, Any] | None, cfg: RunConfig) -> bool:
     return stored == mine
 
 
-def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: dict) -> None:
+def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
+    """What a checkpoint's state depends on: the run's identity, the content of
+    its training data (the corpus cache key hashes the files' bytes) and of the
+    --init-from weights it started from."""
+    init = file_digest(Path(cfg.init_from).expanduser()) if cfg.init_from else None
+    blob = json.dumps({"identity": cfg.identity(), "data": data_key, "init_from": init}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """blake2b of a file's bytes, read in 1 MB blocks (one pass, bounded memory)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Rename a checkpoint that cannot be resumed to checkpoint.pt.bad-<time>
+    (kept for inspection, never deleted) and say so in one line on stderr."""
+    dest = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while dest.exists():
+        dest = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+        n += 1
+    try:
+        path.rename(dest)
+    except FileNotFoundError:   # another rank of the same torchrun job moved it first
+        return dest
+    print(f"sparsescale: warning: {path}: {reason}; moved to {dest.name}, the run starts over", file=sys.stderr)
+    return dest
+
+
+def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: dict,
+         depends: str | None = None) -> None:
     import torch
 
     payload = {
         "family": cfg.model, "model_config": dataclasses.asdict(model_config), "identity": cfg.identity(),
+        "depends": depends,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict(),
         "losses": losses.cpu(), "state": dict(state),
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            # torch reports a failed write (disk full, quota) as a RuntimeError of its zip writer;
+            # as an OSError, atomic_path turns it into one line and keeps the last good checkpoint.
+            raise OSError(f"the write failed, is the disk full? ({' '.join(str(exc).split())[:120]})") from None
 
 
-def load(path: Path, cfg: RunConfig, device, model, optimizer, pruner, losses, state: dict) -> None:
-    """Restore a checkpoint into the freshly built objects (in place)."""
+_PARTS = ("model", "optimizer", "pruner", "losses", "state")
+
+
+def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) -> dict | None:
+    """The checkpoint at `path` if it can resume this run; None after setting
+    aside one that is unreadable or whose data changed. Raises SparsescaleError
+    for another run's checkpoint (the folder belongs to that run)."""
     import torch
 
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(ckpt, dict) or any(k not in ckpt for k in _PARTS):
+            raise ValueError("parts missing")
+    except Exception as exc:  # noqa: BLE001 -- truncated, empty, not a torch file: all unreadable
+        set_aside(path, f"unreadable checkpoint ({type(exc).__name__})")
+        return None
     if not same_run(ckpt.get("identity"), cfg):
         raise SparsescaleError(
             f"--out {path.parent}: holds a checkpoint of a different run; use a new --out folder or delete {path}"
         )
+    if ckpt.get("depends") != depends:
+        set_aside(path, "saved with other training data (the corpus changed since) or by an older version")
+        return None
+    if tuple(ckpt["losses"].shape) != (n_steps,):
+        set_aside(path, "its step count does not match this run")
+        return None
+    return ckpt
+
+
+def restore(ckpt: dict, model, optimizer, pruner, losses, state: dict) -> None:
+    """Load a checkpoint's state into the freshly built objects (in place)."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     pruner.load_state_dict(ckpt["pruner"])

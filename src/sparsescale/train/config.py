@@ -21,11 +21,14 @@ from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.units import parse_count, parse_pattern
 
 
+MAX_COUNT = 10**15   # parameters, tokens, examples or steps: far beyond any run
 DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
 # Fields that change how fast or where a run executes, never what it computes.
 # Everything else is the run's identity: the sweep's config hash and the
 # checkpoint/result check both use `identity_of`, so the two always agree.
-EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile"})
+# semi_structured changes only which kernel multiplies the same masked weights
+# (equal up to bf16 rounding, like compile), so it is not part of a run's identity.
+EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured"})
 
 
 # Help for each field: `sparsescale train --help` shows these (cli/train.py
@@ -59,6 +62,7 @@ FIELD_HELP: dict[str, str] = {
     "prune_end": "Pruning ends (S reached) at this fraction of the steps [default: 0.75].",
     "device": "cpu, cuda or auto [default: cpu].",
     "compile": "torch.compile (CUDA only).",
+    "semi_structured": "2:4 runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels.",
     "depth": "Blocks (per stack for t5) [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
@@ -116,6 +120,7 @@ class RunConfig(BaseModel):
     prune_end: float = 0.75
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compile: bool = False
+    semi_structured: bool = False           # 2:4 on CUDA: sparse kernels once masks are final
     # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None
     head_dim: int | None = None
@@ -147,7 +152,12 @@ class RunConfig(BaseModel):
     @field_validator("params", "tokens", "examples", "steps", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
-        return None if value is None else parse_count(value, f"--{info.field_name}")
+        if value is None:
+            return None
+        count = parse_count(value, f"--{info.field_name}")
+        if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
+            raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
+        return count
 
     @field_validator("sparsity")
     @classmethod
@@ -169,23 +179,37 @@ class RunConfig(BaseModel):
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
-    def _positive(cls, value: int | None) -> int | None:
+    def _positive(cls, value: int | None, info) -> int | None:
         if value is not None and value < 1:
             raise ValueError(f"must be >= 1, got {value}")
+        # beyond these a value only overflows inside torch (a C long), never trains
+        limit = 1024 if info.field_name == "threads" else 10**9
+        if value is not None and value > limit:
+            raise ValueError(f"must be at most {limit:,}, got {value}")
         return value
 
-    @field_validator("eval_every", "ckpt_every", "eval_tokens", "eval_examples", "seed")
+    @field_validator("eval_every", "ckpt_every", "seed")
     @classmethod
-    def _non_negative(cls, value: int) -> int:
+    def _non_negative(cls, value: int, info) -> int:
         if value < 0:
             raise ValueError(f"must be >= 0, got {value}")
+        if info.field_name == "seed" and value >= 2**63:   # torch seeds are 64-bit
+            raise ValueError(f"must be below 2**63, got {value}")
+        return value
+
+    @field_validator("eval_tokens", "eval_examples")
+    @classmethod
+    def _eval_size(cls, value: int) -> int:
+        # 0 used to evaluate one batch anyway: a loss on data nobody asked for.
+        if value < 1:
+            raise ValueError(f"must be >= 1 (the validation loss needs data), got {value}")
         return value
 
     @field_validator("lr")
     @classmethod
     def _lr(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
-            raise ValueError(f"must be > 0, got {value}")
+        if value is not None and not (value > 0 and value != float("inf")):
+            raise ValueError(f"must be a finite number > 0, got {value}")
         return value
 
     @field_validator("warmup")
@@ -258,6 +282,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SparsescaleError(f"--config {p}: no such file") from None
+        except IsADirectoryError:
+            raise SparsescaleError(f"--config {p}: is a folder, not a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise SparsescaleError(f"--config {p}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+        except OSError as exc:
+            raise SparsescaleError(f"--config {p}: cannot read ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise SparsescaleError(f"--config {p}: not valid TOML ({exc})") from None
         data = dict(raw.get("train", raw))

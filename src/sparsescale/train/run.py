@@ -111,6 +111,8 @@ class Session:
     loader: Any
     val_batches: list
     losses: Any         # per-step training losses, on the device
+    depends: str | None = None   # checkpoint.depends_hash: identity + data content
+    swapped: bool = False        # pruned linears on semi-structured kernels (cfg.semi_structured)
     state: dict[str, Any] = field(default_factory=lambda: {
         "step": 0, "curve": [], "train_wall_s": 0.0, "eval_wall_s": 0.0, "diverged_at_step": None})
 
@@ -149,14 +151,21 @@ def _build(cfg: RunConfig, plan: RunPlan, device):
     return model, optimizer, pruner
 
 
+def _data_key(data) -> str | None:
+    """A content key of the training data: the corpus cache key (a hash of the
+    files' bytes) where the family has one, else its source description."""
+    return getattr(data, "key", None) or getattr(data, "source", None)
+
+
 def setup(cfg: RunConfig, out: Path) -> Session:
-    """Plan, build and (when out/ holds a checkpoint of this run) restore."""
+    """Plan, build and (when out/ holds a usable checkpoint of this run) restore."""
     import torch
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     plan, data = plan_run(cfg)
     rank, world, device = _distributed(plan.batch, _device(cfg))
+    _check_semi_structured(cfg, plan, device)
     family = get_family(cfg.model)
     model, optimizer, pruner = _build(cfg, plan, device)
     loader = family.make_batches(data, plan.seq_len, plan.batch, plan.steps, cfg.seed, rank, world)
@@ -164,16 +173,67 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     losses = torch.zeros(plan.steps, dtype=torch.float32, device=device)
     s = Session(cfg=cfg, plan=plan, family=family, out=out, device=device, rank=rank, world=world, model=model,
                 step_model=model, optimizer=optimizer, pruner=pruner, loader=loader,
-                val_batches=loader.validation(n_val, plan.batch), losses=losses)
+                val_batches=loader.validation(n_val, plan.batch), losses=losses,
+                depends=checkpoint.depends_hash(cfg, _data_key(data)))
     if (out / CHECKPOINT).exists():
-        checkpoint.load(out / CHECKPOINT, cfg, device, model, optimizer, pruner, losses, s.state)
+        _resume(s)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        s.step_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile and device.type == "cuda":
-        s.step_model = torch.compile(s.step_model)
+        s.step_model = DDP(s.model, device_ids=[device.index] if device.type == "cuda" else None)
+    _compile(s)
     return s
+
+
+def _compile(s: Session) -> None:
+    import torch
+
+    if s.cfg.compile and s.device.type == "cuda":
+        s.step_model = torch.compile(s.step_model)
+
+
+def _check_semi_structured(cfg: RunConfig, plan: RunPlan, device) -> None:
+    """--semi-structured is refused up front, not after hours of training."""
+    if not cfg.semi_structured:
+        return
+    from sparsescale.sparsity.semi_structured import unavailable_reason
+
+    if plan.size.pattern != "2:4":
+        raise SparsescaleError(f"semi_structured: needs pattern 2:4, got {plan.size.pattern or 'unstructured'}")
+    reason = unavailable_reason(device)
+    if reason:
+        raise SparsescaleError(f"semi_structured: {reason}")
+
+
+def _maybe_swap(s: Session) -> None:
+    """After the last mask update of a 2:4 run, move the pruned linears onto
+    semi-structured kernels (same Parameters, so optimizer, pruner and
+    checkpoints are unchanged) and recompile the new forward."""
+    from sparsescale.sparsity.semi_structured import swap_when_final
+
+    if swap_when_final(s.model, s.pruner) is not None:
+        s.swapped = True
+        # DDP still wraps the same parent module; a compiled graph must be rebuilt
+        s.step_model = getattr(s.step_model, "_orig_mod", s.step_model)
+        _compile(s)
+
+
+def _resume(s: Session) -> None:
+    """Restore the checkpoint, or start over from fresh objects when it was set
+    aside (unreadable, other data) or fails to load into this model."""
+    ckpt = checkpoint.read(s.out / CHECKPOINT, s.cfg, s.device, s.depends, s.plan.steps)
+    if ckpt is None:
+        return
+    try:
+        checkpoint.restore(ckpt, s.model, s.optimizer, s.pruner, s.losses, s.state)
+        return
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # shapes or keys of another model
+        checkpoint.set_aside(s.out / CHECKPOINT, f"does not load into this model ({type(exc).__name__})")
+    # the objects may be half loaded: build them again
+    s.model, s.optimizer, s.pruner = _build(s.cfg, s.plan, s.device)
+    s.step_model = s.model
+    s.losses.zero_()
+    s.state = Session.__dataclass_fields__["state"].default_factory()
 
 
 # ---- the loop's helpers ------------------------------------------------------------
@@ -298,7 +358,7 @@ def _curve_point(s: Session, step: int, since: int) -> dict[str, Any]:
 def _save(s: Session) -> None:
     if s.rank == 0:
         checkpoint.save(s.out / CHECKPOINT, s.cfg, s.plan.size.model_config, s.model, s.optimizer, s.pruner,
-                        s.losses, s.state)
+                        s.losses, s.state, depends=s.depends)
 
 
 # ---- the loop --------------------------------------------------------------------
@@ -323,6 +383,8 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
         s.optimizer.zero_grad(set_to_none=True)
         s.pruner.step()                          # then masks: weights *= mask (new masks on update steps)
         s.losses[step] = loss.detach()           # stays on the device: no sync per step
+        if cfg.semi_structured and not s.swapped:
+            _maybe_swap(s)
         step += 1
         state["step"] = step
         last = step == plan.steps
@@ -390,8 +452,15 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
     finished with the same identity is returned as is. `progress` is called
     with {"step", "steps", "loss"} at most twice a second. Under torchrun it
     trains with DistributedDataParallel (rank 0 writes the files)."""
+    from sparsescale.atomic import check_output
+
     cfg, out = as_config(cfg), Path(out_dir)
+    # Fail now, not at the first checkpoint minutes into training.
+    check_output(out, what="out_dir", folder=True)
     done = read_result(out / RESULT)
+    if done is None and (out / RESULT).exists():   # written atomically: never a torn file of ours
+        raise SparsescaleError(f"out_dir {out}: holds a {RESULT} that is not a sparsescale result; "
+                               "move it away or choose another folder")
     if done is not None and checkpoint.same_run(done.identity, cfg):
         return done
     s = setup(cfg, out)

@@ -1,0 +1,91 @@
+"""One call for the whole check of a law on a sweep: fit, largest-N holdout,
+bootstrap, rolling-holdout calibration, and the law that carries the result.
+
+`sparsescale fit` and the sweep report both run this sequence; it lives here
+once so that they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.calibration import Calibration, calibrate, residual_floor
+from sparsescale.laws.fit import FitResult, fit_law
+from sparsescale.laws.forms import COEFFICIENT_NAMES, Law
+from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty import BootstrapResult, bootstrap, holdout_largest_n
+
+
+@dataclass
+class Assessment:
+    """What `assess` found. `law` is the full-data fit; it carries `uncertainty`
+    when a bootstrap ran."""
+
+    fit: FitResult
+    law: Law
+    holdout: dict[str, Any] | None = None
+    bootstrap: BootstrapResult | None = None
+    calibration: Calibration | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.fit.to_dict()
+        if self.holdout is not None:
+            out["holdout"] = {k: v for k, v in self.holdout.items() if k not in ("mask", "law")}
+            out["holdout"]["coefficients"] = self.holdout["law"].coefficients
+        if self.bootstrap is not None:
+            out["intervals"] = self.bootstrap.to_dict()
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = True, calibrated: bool = True,
+           seed: int = 0, derived: dict[str, Callable[[Law], float]] | None = None,
+           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100,
+           units: dict[str, str] | None = None, tokens_per_unit: float | None = None, **fit_kwargs) -> Assessment:
+    """Fit the law; optionally hold out the largest N; bootstrap n_boot resamples;
+    calibrate the model-error term on rolling holdouts; attach the uncertainty.
+
+    fit_kwargs: form, space, delta, base (as for fit_law). derived: quantities
+    whose bootstrap intervals to report. A holdout or a calibration that the
+    data cannot support (a single size; too few points) becomes a warning,
+    not an error: the fit itself still stands.
+    """
+    if n_boot < 0:
+        raise SparsescaleError(f"n_boot: must be >= 0, got {n_boot}")
+    fit = fit_law(sparsity, n_nonzero, data, loss, seed=seed, units=units, tokens_per_unit=tokens_per_unit, **fit_kwargs)
+    out = Assessment(fit=fit, law=fit.law)
+    if holdout:
+        try:
+            out.holdout = holdout_largest_n(sparsity, n_nonzero, data, loss, seed=seed, **fit_kwargs)
+        except SparsescaleError as exc:
+            out.warnings.append(f"largest-N holdout skipped: {str(exc).removeprefix('holdout: ')}")
+    if n_boot == 0:
+        return out
+    out.bootstrap = bootstrap(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, derived=derived,
+                              reference=fit, progress=progress, **fit_kwargs)
+    draws = np.column_stack([out.bootstrap.samples[k] for k in COEFFICIENT_NAMES[fit.law.form]])
+    rate, source = 0.0, f"bootstrap of {n_boot} resamples; no rolling-holdout calibration"
+    if calibrated:
+        try:
+            out.calibration = calibrate(sparsity, n_nonzero, data, loss, n_boot=min(n_boot, calibration_boot),
+                                        seed=seed, **fit_kwargs)
+            rate = out.calibration.per_efold
+            source = (f"bootstrap of {n_boot} resamples; model error calibrated on "
+                      f"{len(out.calibration.folds)} rolling holdouts")
+        except SparsescaleError as exc:
+            out.warnings.append(f"intervals not calibrated for extrapolation: {exc}")
+    fit_range = FitRange.of(sparsity, n_nonzero, data)
+    s = np.zeros(len(np.atleast_1d(loss))) if sparsity is None else sparsity
+    floor = residual_floor(fit.law, s, n_nonzero, data, loss)
+    out.law.uncertainty = Uncertainty(
+        form=fit.law.form, draws=draws, fit_range=fit_range, model_error=ModelError(floor, rate),
+        calibration={} if out.calibration is None else out.calibration.to_dict(), source=source)
+    return out

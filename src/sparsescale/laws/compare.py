@@ -1,0 +1,148 @@
+"""Which law do the data support? The paper's sparse law against the
+average-parameter law (Jin et al., ICLR 2025), scored on the same points.
+
+Three scores per form, because each answers a different question:
+- largest-N holdout: fit without the largest size, predict it (mean and max
+  relative error) -- the extrapolation a user of the law makes;
+- rolling holdouts: every fold of `calibration.rolling_splits` (the next
+  size or training length from the smaller ones), mean relative error over
+  all held-out points -- the same, averaged over more than one split;
+- AICc on the fit's residuals (log or linear, as fitted), treating them as
+  Gaussian: n log(RSS / n) + 2k + 2k(k + 1) / (n - k - 1), k the number of
+  free coefficients (7 against 5) -- in-sample fit, penalised for size.
+The verdict follows the criterion (Akaike weights give "how strongly") and
+says whether the holdouts agree; when they do not, the data do not settle it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.calibration import rolling_splits
+from sparsescale.laws.fit import fit_law
+from sparsescale.laws.forms import FREE_COEFFICIENTS, Law
+from sparsescale.laws.uncertainty import holdout_largest_n
+
+COMPARED_FORMS = ("sparse", "avgparam")
+
+
+@dataclass
+class FormScore:
+    form: str
+    law: Law
+    n_coefficients: int
+    objective: float
+    aicc: float
+    holdout_mean: float | None
+    holdout_max: float | None
+    rolling_mean: float | None
+    rolling_points: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": self.form, "coefficients": dict(self.law.coefficients), "n_coefficients": self.n_coefficients,
+                "objective": self.objective, "aicc": self.aicc, "holdout_mean_abs_rel_error": self.holdout_mean,
+                "holdout_max_abs_rel_error": self.holdout_max, "rolling_mean_abs_rel_error": self.rolling_mean,
+                "rolling_points": self.rolling_points}
+
+
+@dataclass
+class Comparison:
+    scores: list[FormScore]
+    favoured: str
+    strength: str  # "not distinguishable", "positive", "strong", "very strong"
+    weight: float  # Akaike weight of the favoured form
+    holdouts_agree: bool | None  # None when no holdout could be computed
+    verdict: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scores": [s.to_dict() for s in self.scores], "favoured": self.favoured, "strength": self.strength,
+                "akaike_weight": self.weight, "holdouts_agree": self.holdouts_agree, "verdict": self.verdict}
+
+
+def aicc(residuals: np.ndarray, k: int) -> float:
+    """Small-sample Akaike criterion of Gaussian residuals with k coefficients."""
+    n = residuals.size
+    rss = float(np.sum(residuals**2))
+    if n - k - 1 <= 0:
+        return math.inf
+    return n * math.log(max(rss, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+
+
+def _rolling_error(S, N, D, y, **fit_kwargs) -> tuple[float | None, int]:
+    splits = rolling_splits(N, D, min_train_groups=3) or rolling_splits(N, D, min_train_groups=2)
+    errors = []
+    for _, _, train, test in splits:
+        try:
+            law = fit_law(S[train], N[train], D[train], y[train], **fit_kwargs).law
+        except SparsescaleError:
+            continue
+        errors.append(np.abs(law.predict(S[test], N[test], D[test]) / y[test] - 1.0))
+    if not errors:
+        return None, 0
+    allerr = np.concatenate(errors)
+    return float(allerr.mean()), int(allerr.size)
+
+
+def score_form(S, N, D, y, form: str, space: str = "log", delta: float | None = None, seed: int = 0,
+               mean_sparsity_fraction: float | None = None) -> FormScore:
+    kwargs = dict(form=form, space=space, delta=delta, seed=seed)
+    if form == "avgparam":
+        kwargs["mean_sparsity_fraction"] = mean_sparsity_fraction
+    fit = fit_law(S, N, D, y, **kwargs)
+    pred = fit.law.predict(S, N, D)
+    r = np.log(pred / y) if space == "log" else pred - y
+    k = len(FREE_COEFFICIENTS[form])
+    try:
+        h = holdout_largest_n(S, N, D, y, **kwargs)
+        h_mean, h_max = h["mean_abs_rel_error"], h["max_abs_rel_error"]
+    except SparsescaleError:
+        h_mean = h_max = None
+    rolling, n_rolling = _rolling_error(S, N, D, y, **kwargs)
+    return FormScore(form, fit.law, k, fit.objective, aicc(r, k), h_mean, h_max, rolling, n_rolling)
+
+
+def compare_forms(sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None, seed: int = 0,
+                  mean_sparsity_fraction: float | None = None, forms=COMPARED_FORMS) -> Comparison:
+    """Fit and score every form in `forms` on the same points (see the module docstring)."""
+    y = np.asarray(loss, dtype=float)
+    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float)
+    N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
+    scores = [score_form(S, N, D, y, f, space, delta, seed, mean_sparsity_fraction) for f in forms]
+    a = np.array([s.aicc for s in scores])
+    rel = np.exp(-0.5 * (a - a.min()))
+    weights = rel / rel.sum()
+    best = int(np.argmin(a))
+    gap = float(np.sort(a)[1] - a.min()) if len(a) > 1 else math.inf
+    strength = ("not distinguishable" if gap < 2 else "positive" if gap < 6 else "strong" if gap < 10 else "very strong")
+    agree = _holdouts_agree(scores, best)
+    cmp = Comparison(scores, scores[best].form, strength, float(weights[best]), agree)
+    cmp.verdict = _verdict(cmp, gap)
+    return cmp
+
+
+def _holdouts_agree(scores: list[FormScore], best: int) -> bool | None:
+    votes = []
+    for attr in ("holdout_mean", "rolling_mean"):
+        vals = [getattr(s, attr) for s in scores]
+        if all(v is not None for v in vals):
+            votes.append(int(np.argmin(vals)) == best)
+    return None if not votes else all(votes)
+
+
+def _verdict(cmp: Comparison, gap: float) -> str:
+    names = {"sparse": "the paper's sparse law", "avgparam": "the average-parameter law", "dense": "the dense law"}
+    who = names.get(cmp.favoured, cmp.favoured)
+    if cmp.strength == "not distinguishable":
+        text = f"the criterion does not separate the forms (delta AICc {gap:.1f})"
+    else:
+        text = f"the data favour {who}: {cmp.strength} evidence (delta AICc {gap:.1f}, Akaike weight {cmp.weight:.3f})"
+    if cmp.holdouts_agree is True:
+        text += "; the holdouts agree"
+    elif cmp.holdouts_agree is False:
+        text += "; but the holdouts disagree, so extrapolation does not settle it"
+    return text

@@ -1,0 +1,46 @@
+"""Helpers for the hostile suite, in a uniquely named module (every test folder
+has a conftest.py, so `from conftest import ...` is order-dependent)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+
+def cli_argv(*args) -> list[str]:
+    return [sys.executable, "-c", "from sparsescale.cli import main; main()", *map(str, args)]
+
+
+def cli(*args, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def one_line(done: subprocess.CompletedProcess, status: int = 2, *needles: str) -> str:
+    """Assert the promise: this exit status, one line on stderr, no traceback."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == status, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(lines) == 1, done.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def digest(*paths: Path) -> dict[str, str | None]:
+    """Content hash of each path and of its SQLite companions (-wal, -shm):
+    a store that was only opened for writing grows a -wal file."""
+    out = {}
+    for p in paths:
+        for q in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+            out[str(q)] = hashlib.sha256(q.read_bytes()).hexdigest() if q.exists() else None
+    return out
+
+
+TINY = ("--params", "10k", "--steps", "6", "--batch", "4", "--seq-len", "32", "--threads", "1",
+        "--eval-tokens", "256", "--quiet")
+
+
+def train(corpus: Path, out: Path, *extra, timeout: float = 300) -> subprocess.CompletedProcess:
+    return cli("train", *TINY, "--corpus", corpus, "--out", out, *extra, timeout=timeout)
