@@ -23,6 +23,7 @@ pytest.importorskip("fsspec")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from sparsescale.errors import SparsescaleError  # noqa: E402
 from sparsescale.sweep.coordinator import run_sweep  # noqa: E402
 from sparsescale.sweep.spec import check_runs, expand, spec_from_dict  # noqa: E402
 from sparsescale.sweep.store import Store  # noqa: E402
@@ -62,8 +63,11 @@ def cluster(tmp_path_factory):
 def _finished_node(store: Path, config_hash: str, deadline: float, over: threading.Event) -> str | None:
     while time.time() < deadline and not over.is_set():
         if store.exists():
-            with Store(store, readonly=True) as s:
-                done = [a for a in s.attempt_log(config_hash) if a["outcome"] == "finished"]
+            try:
+                with Store(store, readonly=True) as s:
+                    done = [a for a in s.attempt_log(config_hash) if a["outcome"] == "finished"]
+            except SparsescaleError:   # opened between the file's creation and its schema
+                done = []
             if done:
                 return done[-1]["node"]
         time.sleep(0.2)

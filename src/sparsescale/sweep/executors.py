@@ -244,8 +244,10 @@ class RayExecutor:
             except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
                 text = str(exc)
                 node = re.search(r"node ID: ([0-9a-f]{16,})", text)   # Ray names a lost node only in prose
-                events.append(Event("failed", h, f"{type(exc).__name__}: {text.splitlines()[0][:500]}",
-                                    {"node": node.group(1)} if node else None))
+                cause = getattr(exc, "cause", None)   # a RayTaskError's first line is Ray's frame: say the run's error
+                reason = (f"{type(cause).__name__}: {str(cause).splitlines()[0][:500]}" if cause is not None
+                          else f"{type(exc).__name__}: {text.splitlines()[0][:500]}")
+                events.append(Event("failed", h, reason, {"node": node.group(1)} if node else None))
         return events
 
     def shutdown(self) -> None:

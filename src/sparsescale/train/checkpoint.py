@@ -42,9 +42,17 @@ def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
     """What a checkpoint's state depends on: the run's identity, the content of
     its training data (the corpus cache key hashes the files' bytes) and of the
     --init-from weights it started from."""
-    init = file_digest(Path(cfg.init_from).expanduser()) if cfg.init_from else None
+    init = _init_digest(cfg.init_from) if cfg.init_from else None
     blob = json.dumps({"identity": cfg.identity(), "data": data_key, "init_from": init}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _init_digest(location: str) -> str:
+    if "://" in location:   # a storage URI (a sweep's dense prefix): the same digest of the same bytes
+        from sparsescale.storage import read_bytes
+
+        return hashlib.blake2b(read_bytes(location, "--init-from"), digest_size=16).hexdigest()
+    return file_digest(Path(location).expanduser())
 
 
 def file_digest(path: Path) -> str:
