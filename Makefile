@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/setup-data.sh
 	$(PY) -m pip install -q --upgrade pip
 	# Pinned first: an unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray,bpe,hf]'
+	$(PY) -m pip install -q -e '.[dev,ray,bpe,hf,storage]'
 	# An extra that pulled another torch would replace the pinned CPU build.
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	bash scripts/setup-data.sh

@@ -63,6 +63,10 @@ def test_ray_sweep_runs_every_run_and_survives_a_killed_worker(tmp_path, local_r
         c = r["config"]
         assert r["final_loss"] == pytest.approx(toy_loss(c["sparsity"], c["params"], c["tokens"]))
     victim = next(r for r in rows if Path(r["out_dir"]) == killed[0])
-    # Ray retried the task itself; it resumed from the checkpoint and completed once
+    # The coordinator (not Ray) retried it and recorded the attempt; it resumed from
+    # the checkpoint and completed once
     assert json.loads(victim["result_json"])["resumed_from_step"] >= 3
     assert len((killed[0] / "completions.log").read_text().split()) == 1
+    with Store(store, readonly=True) as s:
+        log = s.attempt_log(victim["config_hash"])
+    assert [a["outcome"] for a in log] == ["failed", "finished"] and log[1]["resumed"] == 1

@@ -52,6 +52,7 @@ def test_a_sweep_worker_forwards_real_training_progress(tmp_path):
 
     reports = []
     config = {"model": "gpt", "params": 8000, "steps": 6, "batch": 4, "seq_len": 32, "eval_tokens": 512, "threads": 1}
-    result = execute(RunTask("h" * 64, config, str(tmp_path / "run")), reports.append)
+    result, attempt = execute(RunTask("h" * 64, config, str(tmp_path / "run")), reports.append)
+    assert attempt["resumed"] is False and attempt["pid"] > 0
     assert result["status"] == "finished"
     assert reports and all(r["steps"] == 6 and 1 <= r["step"] <= 6 and r["loss"] > 0 for r in reports)

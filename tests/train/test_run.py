@@ -142,6 +142,9 @@ def test_resume_after_kill_matches_uninterrupted(sig, uninterrupted, small_corpu
     result = json.loads((out / "result.json").read_text())
     assert abs(result["final_loss"] - uninterrupted.final_loss) < 1e-6
     assert [c["val_loss"] for c in result["curve"]] == pytest.approx([c["val_loss"] for c in uninterrupted.curve], abs=1e-6)
+    # the curve point after the resume averages the training loss since the last point, as uninterrupted
+    assert [c["train_loss"] for c in result["curve"]] == pytest.approx([c["train_loss"] for c in uninterrupted.curve],
+                                                                       abs=1e-6)
 
 
 @pytest.mark.slow

@@ -37,6 +37,10 @@ def sweep(
     executor: str = typer.Option("local", "--executor", help="local (worker processes) or ray."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one 1-thread run per core]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (with --executor ray)."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Where run folders (checkpoints, results, dense prefixes) go: a path every node "
+                                "sees, or an fsspec URI such as s3://bucket/sweep [default: spec's storage, "
+                                "else <store stem>.runs beside the store]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, their FLOPs and the estimated time; train nothing."),
     runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
                                          help="module:function that trains one run (default: sparsescale.train)."),
@@ -57,6 +61,10 @@ def sweep(
         raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
+    if storage is not None:
+        from sparsescale.storage import check_location
+
+        check_location(storage, "--storage")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
     spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
@@ -65,7 +73,7 @@ def sweep(
         print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
         return
     outcome = run_sweep(spec_obj, runs, store, executor=executor, workers=workers, ray_address=ray_address,
-                        runner=runner or DEFAULT_RUNNER, show_progress=True)
+                        runner=runner or DEFAULT_RUNNER, show_progress=True, storage=storage)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
     print(f"sweep {spec_obj.name}: {counts} ({outcome.skipped} already in the store) -> {store}")
     for h, reason in outcome.failed:

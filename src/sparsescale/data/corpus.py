@@ -6,7 +6,7 @@ lines and tokenised to bytes (uint8) or to a BPE trained on the corpus itself
 with the `tokenizers` library (uint16). The last few percent of the token
 stream is the validation split: fixed, and disjoint from training.
 
-Cache: $SPARSESCALE_CACHE (default ~/.cache/sparsescale)/corpora/<key>/,
+Cache: cache_root()/corpora/<key>/ (~/.cache/sparsescale by default),
 where <key> hashes the corpus content, the tokenizer and the stripping rules.
 A small stat index (paths, sizes, mtimes -> key) lets later runs skip reading
 the files. Builds go to a temporary folder renamed into place, so concurrent
@@ -15,6 +15,7 @@ runs never see a half-written cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,8 +37,14 @@ VAL_MAX_TOKENS = 1 << 19
 
 
 def cache_root() -> Path:
-    """The cache folder: $SPARSESCALE_CACHE, default ~/.cache/sparsescale."""
-    return Path(os.environ.get("SPARSESCALE_CACHE") or Path.home() / ".cache" / "sparsescale")
+    """The cache folder: $SPARSESCALE_CACHE; else, on a node given a scratch
+    folder ($SPARSESCALE_SCRATCH, see sparsescale.storage), its cache/; else
+    ~/.cache/sparsescale."""
+    if os.environ.get("SPARSESCALE_CACHE"):
+        return Path(os.environ["SPARSESCALE_CACHE"])
+    if os.environ.get("SPARSESCALE_SCRATCH"):
+        return Path(os.environ["SPARSESCALE_SCRATCH"]) / "cache"
+    return Path.home() / ".cache" / "sparsescale"
 
 
 @dataclass
@@ -51,6 +58,15 @@ class TokenCorpus:
     key: str
     source: str
     folder: Path
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the token array itself, read back from the cache (not of its
+        sources): two machines whose fingerprints agree train on the same tokens."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{self.tokenizer}|{self.tokens.dtype}|{self.n_train}|".encode())
+        h.update(memoryview(np.ascontiguousarray(self.tokens)).cast("B"))
+        return h.hexdigest()
 
     @property
     def n_val(self) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.models.registry import BUDGET_AXES
+from sparsescale.storage import check_location, is_uri, join
 from sparsescale.sweep.executors import make_executor
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
@@ -59,19 +60,28 @@ def plan_sweep(spec_path: str | Path, check: bool = True,
 
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, executor: str = "local",
               workers: int | None = None, ray_address: str | None = None, runner: str = DEFAULT_RUNNER,
-              max_failures: int | None = None, show_progress: bool = False) -> SweepOutcome:
-    """Train every run of a planned sweep that the store does not have yet."""
+              max_failures: int | None = None, show_progress: bool = False,
+              storage: str | None = None) -> SweepOutcome:
+    """Train every run of a planned sweep that the store does not have yet.
+    `storage` (else the spec's `storage`, else <store stem>.runs/ beside the
+    store) is where every run's durable folder goes: a path every node sees,
+    or a storage URI (see sparsescale.storage)."""
     store_path = Path(store_path)
     max_failures = spec.max_failures if max_failures is None else max_failures
     threads = int(spec.train.get("threads", 1))
     if store_path.is_file() and store_path.stat().st_size > 0:
         check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
+    storage = storage or spec.storage or str(run_folder(store_path))
+    if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
+        storage = str(Path(storage).resolve())
+    check_location(storage)
     with contextlib.ExitStack() as stack:
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))
-        out_root = run_folder(store_path)
-        sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, out_root, note=spec.note)
+        sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, storage, note=spec.note)
         rows = {r["config_hash"]: r for r in store.runs(sweep_id)}
+        for run in runs:   # this planning's tokens, not those of whoever recorded the run first
+            rows[run.config_hash]["data_fingerprint"] = run.plan.get("data_fingerprint")
         outcome = SweepOutcome(store_path)
         todo: deque[str] = deque()
         for run in runs:  # spec order: small runs first, dependencies first
@@ -90,7 +100,7 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
                                threads_per_run=threads)
             ex.start()
             stack.callback(ex.shutdown)
-            _drive(store, ex, todo, rows, runner, max_failures, outcome, ui)
+            _drive(store, ex, todo, rows, runner, max_failures, outcome, ui, storage)
         outcome.counts = {}
         for r in store.runs(sweep_id):
             outcome.counts[r["status"]] = outcome.counts.get(r["status"], 0) + 1
@@ -98,7 +108,7 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
 
 
 def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], runner: str,
-           max_failures: int, outcome: SweepOutcome, ui) -> None:
+           max_failures: int, outcome: SweepOutcome, ui, storage: str) -> None:
     in_flight: dict[str, float] = {}
     status = {h: r["status"] for h, r in rows.items()}
     while todo or in_flight:
@@ -119,7 +129,8 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
                 continue
             store.mark_running(h)
             status[h] = "running"
-            ex.submit(RunTask(h, rows[h]["config"], rows[h]["out_dir"], runner))
+            # The folder comes from this sweep's storage, not the row: a store may outlive a move.
+            ex.submit(RunTask(h, rows[h]["config"], join(storage, h[:16]), runner, rows[h]["data_fingerprint"]))
             in_flight[h] = time.time()
             ui.started(h, rows[h])
         todo.extendleft(reversed(blocked))
@@ -137,9 +148,11 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
             in_flight.pop(ev.config_hash, None)
             if ev.kind == "finished":
                 store.record_result(ev.config_hash, ev.payload)
+                store.record_attempt(ev.config_hash, ev.payload["status"], ev.attempt)
                 status[ev.config_hash] = ev.payload["status"]
                 ui.done(ev.config_hash, ev.payload["status"], ev.payload)
             else:
+                store.record_attempt(ev.config_hash, "failed", ev.attempt, ev.payload)
                 failures = store.record_failure(ev.config_hash, ev.payload)
                 if failures - rows[ev.config_hash]["failures"] < max_failures:   # this invocation's attempts
                     todo.append(ev.config_hash)  # retried; training resumes from its checkpoint

@@ -2,9 +2,10 @@
 
     executor.slots            how many runs can be in flight at once
     executor.submit(task)     start a run (a RunTask)
-    executor.poll(timeout_s)  events that arrived: Event(kind, config_hash, payload)
+    executor.poll(timeout_s)  events that arrived: Event(kind, config_hash, payload, attempt)
                               kind is "finished" (payload: result dict),
-                              "failed" (payload: reason) or "progress" (payload: dict)
+                              "failed" (payload: reason) or "progress" (payload: dict);
+                              attempt: where a finished run ran ({"node", "pid", "resumed"})
     executor.shutdown()
 
 `local` runs K worker processes on this machine; `ray` runs each run as a Ray
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import traceback
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ class Event:
     kind: str  # "finished" | "failed" | "progress"
     config_hash: str
     payload: Any
+    attempt: dict[str, Any] | None = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -61,14 +64,14 @@ def _local_worker_main(conn: Connection, threads: int) -> None:
 
         def progress(info: dict[str, Any], _h=task.config_hash) -> None:
             try:
-                conn.send(("progress", _h, info))
+                conn.send(("progress", _h, info, None))
             except (OSError, ValueError):
                 pass
 
         try:
-            reply = ("finished", task.config_hash, execute(task, progress))
+            reply = ("finished", task.config_hash, *execute(task, progress))
         except Exception as exc:  # any failure of the run is reported, the worker lives on
-            reply = ("failed", task.config_hash, _describe(exc))
+            reply = ("failed", task.config_hash, _describe(exc), None)
         try:
             conn.send(reply)
         except (OSError, ValueError):
@@ -134,8 +137,8 @@ class LocalExecutor:
         for w in touched:
             try:
                 while w.task is not None and w.conn.poll():
-                    kind, h, payload = w.conn.recv()
-                    events.append(Event(kind, h, payload))
+                    kind, h, payload, attempt = w.conn.recv()
+                    events.append(Event(kind, h, payload, attempt))
                     if kind != "progress":
                         w.task = None
             except (EOFError, OSError):
@@ -173,18 +176,21 @@ class LocalExecutor:
 
 # -- ray ------------------------------------------------------------------------------
 
-def _ray_task(task_dict: dict[str, Any]) -> dict[str, Any]:
+def _ray_task(task_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     task = RunTask(**task_dict)
     return execute(task)
 
 
 class RayExecutor:
-    """Each run is a Ray task with its own resources. A task whose worker dies
-    is retried by Ray (`max_retries`); an exception in the run is reported to
-    the coordinator, which applies the same retry limit as for local runs."""
+    """Each run is a Ray task with its own resources, on one machine or a
+    cluster. Ray does not retry a task itself (`max_retries=0`): a run whose
+    worker or whole node dies is reported failed, so the coordinator records
+    the attempt and dispatches the run again, to whichever node has room, where
+    it resumes from its last durable checkpoint; the same retry limit applies
+    as for local runs."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, cpus_per_run: float = 1,
-                 gpus_per_run: float = 0, max_retries: int = 3):
+                 gpus_per_run: float = 0, max_retries: int = 0):
         try:
             import ray
         except ImportError:
@@ -234,9 +240,14 @@ class RayExecutor:
         for ref in ready:
             h = self._refs.pop(ref)
             try:
-                events.append(Event("finished", h, ray.get(ref)))
-            except Exception as exc:  # RayTaskError, WorkerCrashedError after retries, ...
-                events.append(Event("failed", h, f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}"))
+                events.append(Event("finished", h, *ray.get(ref)))
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
+                text = str(exc)
+                node = re.search(r"node ID: ([0-9a-f]{16,})", text)   # Ray names a lost node only in prose
+                cause = getattr(exc, "cause", None)   # a RayTaskError's first line is Ray's frame: say the run's error
+                reason = (f"{type(cause).__name__}: {str(cause).splitlines()[0][:500]}" if cause is not None
+                          else f"{type(exc).__name__}: {text.splitlines()[0][:500]}")
+                events.append(Event("failed", h, reason, {"node": node.group(1)} if node else None))
         return events
 
     def shutdown(self) -> None:

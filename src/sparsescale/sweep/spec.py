@@ -4,6 +4,7 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     name = "quick"
     family = "gpt"                  # gpt | t5 | vit | hf-llama | "package.module:attribute"
     corpus = "default"              # optional; a folder of text or "default"
+    storage = "s3://bucket/quick"   # optional; where run folders go (a path every node sees, or a URI)
 
     [grid]
     sparsity = [0.0, 0.5, 0.75]
@@ -119,6 +120,7 @@ class SweepSpec(BaseModel):
     note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
     max_failures: int = 2  # a run that fails this many times is left as failed
     workers: int | None = None
+    storage: str | None = None   # durable run folders: a path or an fsspec URI (sparsescale.storage)
     grid: Grid
     train: dict[str, Any] = {}
     override: list[Override] = []
@@ -323,6 +325,15 @@ def _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac,
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 
 
+def _fingerprint(cfg) -> dict[str, Any]:
+    """{"data_fingerprint": ...} of the run's training data when its data handle has one
+    (a token corpus): every node checks its own cache against it before training."""
+    from sparsescale.train.plan import data_for
+
+    fp = getattr(data_for(cfg)[1], "fingerprint", None)
+    return {"data_fingerprint": fp} if fp else {}
+
+
 def check_runs(runs: list[PlannedRun], source: str = "spec",
                progress: Callable[[int, int], None] | None = None) -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
@@ -348,7 +359,8 @@ def check_runs(runs: list[PlannedRun], source: str = "spec",
             plan = check_config(cfg)
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
-        checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on, dict(plan)))
+        checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on,
+                                  dict(plan) | _fingerprint(cfg)))
         if progress is not None:
             progress(len(checked), len(runs))
     return checked

@@ -68,11 +68,24 @@ CREATE TABLE IF NOT EXISTS curves (
     train_loss REAL,
     PRIMARY KEY (config_hash, step)
 );
+CREATE TABLE IF NOT EXISTS attempt_log (
+    config_hash TEXT NOT NULL REFERENCES runs(config_hash),
+    outcome TEXT NOT NULL,   -- finished | diverged | failed
+    node TEXT,               -- where it ran (a Ray node id or a host name), when known
+    resumed INTEGER,         -- 1: it started from durable files of an earlier attempt
+    reason TEXT,
+    ended_at REAL NOT NULL
+);
 """
 
 _RESULT_COLUMNS = ("n_nonzero", "total_params", "embedding_params", "tokens", "examples", "steps",
                    "train_flops_dense", "train_flops_sparse", "final_loss", "wall_s", "tokens_per_s",
                    "diverged_at_step")
+
+
+def _join(root: Any, name: str) -> str:
+    # a storage URI is not a Path: Path would fold its "//"
+    return f"{str(root).rstrip('/')}/{name}" if "://" in str(root) else str(Path(root) / name)
 
 
 def _finite_or_none(x: Any) -> Any:
@@ -222,7 +235,7 @@ class Store:
                     " created_at, model, sparsity, pattern, seed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (run.config_hash, json.dumps(run.config, sort_keys=True), json.dumps(run.axes, sort_keys=True),
                      json.dumps(run.plan, sort_keys=True), json.dumps(list(run.depends_on)),
-                     str(out_root / run.config_hash[:16]), now, run.config.get("model"),
+                     _join(out_root, run.config_hash[:16]), now, run.config.get("model"),
                      run.config.get("sparsity"), run.config.get("pattern"), run.config.get("seed")))
                 c.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (sweep_id, run.config_hash))
         return sweep_id
@@ -322,3 +335,22 @@ class Store:
         if not ids:
             raise SparsescaleError(f"{what} {name}: no such sweep in {self.path} (it holds: {', '.join(names) or 'none'})")
         return ids
+
+    # -- attempts (where each dispatch of a run ran and how it ended) ------------------
+    def record_attempt(self, config_hash: str, outcome: str, attempt: dict[str, Any] | None = None,
+                       reason: str | None = None) -> None:
+        a = attempt or {}
+        resumed = None if a.get("resumed") is None else int(bool(a["resumed"]))
+        with self.transaction() as c:
+            c.execute("INSERT INTO attempt_log VALUES (?,?,?,?,?,?)",
+                      (config_hash, outcome, a.get("node"), resumed, (reason or "")[:4000] or None, time.time()))
+
+    def attempt_log(self, config_hash: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded attempt, oldest first ([] for a store older than the log)."""
+        sql, args = "SELECT * FROM attempt_log", ()
+        if config_hash is not None:
+            sql, args = sql + " WHERE config_hash = ?", (config_hash,)
+        try:
+            return [dict(r) for r in self.conn.execute(sql + " ORDER BY rowid", args)]
+        except sqlite3.OperationalError:
+            return []

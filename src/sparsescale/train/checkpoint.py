@@ -42,9 +42,17 @@ def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
     """What a checkpoint's state depends on: the run's identity, the content of
     its training data (the corpus cache key hashes the files' bytes) and of the
     --init-from weights it started from."""
-    init = file_digest(Path(cfg.init_from).expanduser()) if cfg.init_from else None
+    init = _init_digest(cfg.init_from) if cfg.init_from else None
     blob = json.dumps({"identity": cfg.identity(), "data": data_key, "init_from": init}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _init_digest(location: str) -> str:
+    if "://" in location:   # a storage URI (a sweep's dense prefix): the same digest of the same bytes
+        from sparsescale.storage import read_bytes
+
+        return hashlib.blake2b(read_bytes(location, "--init-from"), digest_size=16).hexdigest()
+    return file_digest(Path(location).expanduser())
 
 
 def file_digest(path: Path) -> str:
@@ -133,6 +141,8 @@ def load_init_checkpoint(path: str) -> dict:
     """The checkpoint a run is initialised from (memory-mapped: only the weights are read)."""
     import torch
 
+    if "://" in str(path):   # a storage URI (a sweep's dense prefix on another node's storage)
+        return _load_init_uri(str(path))
     p = Path(path).expanduser()
     if not p.is_file():
         raise SparsescaleError(f"--init-from {p}: no such checkpoint file")
@@ -140,6 +150,20 @@ def load_init_checkpoint(path: str) -> dict:
         return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # not a torch file / not ours
         raise SparsescaleError(f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})") from None
+
+
+def _load_init_uri(uri: str) -> dict:
+    import io
+
+    import torch
+
+    from sparsescale.storage import read_bytes
+
+    data = read_bytes(uri, "--init-from")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file / not ours
+        raise SparsescaleError(f"--init-from {uri}: not a sparsescale checkpoint ({type(exc).__name__})") from None
 
 
 def model_config_from_checkpoint(cfg: RunConfig, ckpt: dict):

@@ -375,7 +375,10 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
     eval_every = cfg.eval_every or max(1, plan.steps // CURVE_POINTS)
     ckpt_every = cfg.ckpt_every or max(1, plan.steps // CHECKPOINTS_PER_RUN)
     clock = _Clock()
-    step = checked = since = state["step"]
+    step = checked = state["step"]
+    # The next curve point averages the training loss since the last one, also
+    # across a resume (the losses before it come back with the checkpoint).
+    since = state["curve"][-1]["step"] if state["curve"] else 0
     while step < plan.steps:
         batch = [t.to(s.device, non_blocking=True) for t in s.loader.get(step)]
         for group in s.optimizer.param_groups:
