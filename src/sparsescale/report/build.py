@@ -325,9 +325,18 @@ def print_summary(s: ReportSummary) -> None:
                       f"them with mean |error| {h['mean_abs_rel_error'] * 100:.2f}% "
                       f"(max {h['max_abs_rel_error'] * 100:.2f}%)")
     console.print(recommendation_sentence(s.recommendations[0], s.budget_unit), highlight=False)
-    if "S_opt" in s.intervals:
-        lo, _, hi = s.intervals["S_opt"]
-        console.print(f"  (bootstrap 95% interval for that S_opt: [{lo:.2f}, {hi:.2f}])", highlight=False)
+    iv = s.recommendations[0].get("interval")
+    if iv:
+        console.print(f"  (95% intervals: S_opt [{iv['sparsity'][0]:.2f}, {iv['sparsity'][1]:.2f}], "
+                      f"loss [{iv['loss'][0]:.4f}, {iv['loss'][1]:.4f}])", highlight=False)
+    if s.calibration:
+        cov = s.calibration["coverage"]["0.95"]
+        console.print(f"calibration: 95% prediction intervals covered {cov['covered']:.0%} of {cov['n_points']} "
+                      f"runs held out in {len(s.calibration['folds'])} rolling holdouts", highlight=False)
+    if s.comparison:
+        console.print(f"against the average-parameter law: {s.comparison['verdict']}"
+                      + ("; the two laws' S_opt disagree (both maps in the report)" if s.comparison["disagree"] else ""),
+                      highlight=False)
     for name in s.intervals:
         if name.startswith("equivalent dense size"):
             lo, med, hi = s.intervals[name]
