@@ -187,7 +187,8 @@ def test_law_json_carries_the_uncertainty_and_predicts_the_fitted_law(report):
 def test_page_shows_the_calibration_the_rolling_holdouts_measured(report):
     cov = report.calibration["coverage"]["0.95"]
     page = report.html.read_text()
-    assert (f"on {len(report.calibration['folds'])} rolling holdouts" in page
+    n = len(report.calibration["folds"])
+    assert (f"on {n} rolling holdout{'s' if n != 1 else ''} (each" in page
             and f"covered <b>{cov['covered']:.0%}</b> of {cov['n_points']} held-out runs" in page)
     rec = report.recommendations[0]
     lo, hi = rec["interval"]["sparsity"]
@@ -215,6 +216,10 @@ def test_comparison_with_the_average_parameter_law(report):
         optimal_sparsity(avg, rec["n_nonzero"], rec["compute_flops"]).sparsity, abs=1e-6)
     assert cmp["disagree"] and cmp["max_sopt_gap"] > 0.05
     assert "sopt_contours_avgparam" in report.figures and "The two laws disagree on S<sub>opt</sub>" in page
+    gaps = [abs(a - b) for a, b in zip(cmp["sopt"]["sparse"], cmp["sopt"]["avgparam"])]
+    i = int(np.argmax(gaps))  # the sentence quotes the budget where the plans differ most
+    assert (f"the sparse law says S = {cmp['sopt']['sparse'][i]:.2f} and the average-parameter law "
+            f"S = {cmp['sopt']['avgparam'][i]:.2f}") in page
 
 
 def test_on_noisy_runs_of_a_known_law_the_intervals_cover_the_truth(tmp_path):

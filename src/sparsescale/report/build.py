@@ -332,7 +332,7 @@ def print_summary(s: ReportSummary) -> None:
     if s.calibration:
         cov = s.calibration["coverage"]["0.95"]
         console.print(f"calibration: 95% prediction intervals covered {cov['covered']:.0%} of {cov['n_points']} "
-                      f"runs held out in {len(s.calibration['folds'])} rolling holdouts", highlight=False)
+                      f"runs held out in {len(s.calibration['folds'])} rolling holdout(s)", highlight=False)
     if s.comparison:
         console.print(f"against the average-parameter law: {s.comparison['verdict']}"
                       + ("; the two laws' S_opt disagree (both maps in the report)" if s.comparison["disagree"] else ""),

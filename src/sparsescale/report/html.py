@@ -104,7 +104,8 @@ def _calibration(s) -> str:
         return (f"<p>Calibration of the prediction intervals: could not be measured on this sweep "
                 f"({html.escape(s.calibration_note)}).</p>")
     cov = cal["coverage"]["0.95"]
-    text = (f"<p>Calibration: on {len(cal['folds'])} rolling holdouts (each next size or training length predicted "
+    n = len(cal["folds"])
+    text = (f"<p>Calibration: on {n} rolling holdout{'s' if n != 1 else ''} (each next size or training length predicted "
             f"from the smaller ones), the 95% prediction intervals covered <b>{cov['covered']:.0%}</b> of "
             f"{cov['n_points']} held-out runs")
     cv = (cal.get("coverage_leave_one_fold_out") or {}).get("0.95")
@@ -192,7 +193,7 @@ def _comparison(s) -> list[str]:
     parts = ["<h2>Which law?</h2>",
              "<p>The same runs fitted with the average-parameter law (the dense law on the mean number of "
              "parameters over training) and scored against the sparse law.</p>",
-             "<table><tr><th>law</th><th>coefficients</th><th>largest-N holdout (mean / max |error|)</th>"
+             "<table><tr><th>law</th><th>free coefficients</th><th>largest-N holdout (mean / max |error|)</th>"
              "<th>rolling holdouts (mean |error|, points)</th><th>AICc</th></tr>"]
     for sc in cmp["scores"]:
         parts.append(f"<tr><td>{_FORM_NAMES.get(sc['form'], sc['form'])}</td><td class='num'>{sc['n_coefficients']}</td>"
@@ -209,17 +210,19 @@ def _comparison(s) -> list[str]:
 
 
 def _disagreement(s) -> list[str]:
-    cmp, rec = s.comparison, s.recommendations[0]
-    a, b = cmp["sopt"]["sparse"][0], cmp["sopt"]["avgparam"][0]
+    cmp = s.comparison
+    gaps = [abs(x - y) for x, y in zip(cmp["sopt"]["sparse"], cmp["sopt"]["avgparam"])]
+    i = gaps.index(max(gaps))  # the budget where the two plans differ most
+    rec, a, b = s.recommendations[i], cmp["sopt"]["sparse"][i], cmp["sopt"]["avgparam"][i]
     strong = cmp["strength"] in ("strong", "very strong") and cmp["holdouts_agree"] is True
     advice = (f"the comparison favours {_FORM_NAMES.get(cmp['favoured'], cmp['favoured'])} and the holdouts agree, "
               "so follow its map" if strong else
               "the comparison does not settle which law holds, so treat any sparsity between the two maps as "
               "supported by these runs and train one run between them before committing a large budget")
     style = "display:flex; gap:1em"
-    return [f"<p><b>The two laws disagree on S<sub>opt</sub></b>: at your largest run's budget the sparse law says "
-            f"S = {a:.2f} and the average-parameter law S = {b:.2f} (up to {cmp['max_sopt_gap']:.2f} apart over the "
-            f"budgets above, N = {rec['n_nonzero']:,.0f}); {advice}.</p>",
+    return [f"<p><b>The two laws disagree on S<sub>opt</sub></b>: at N = {rec['n_nonzero']:,.0f} and "
+            f"{html.escape(rec['why'])} (C = {rec['compute_flops']:.3g} FLOPs) the sparse law says S = {a:.2f} and the "
+            f"average-parameter law S = {b:.2f}; {advice}.</p>",
             f"<div style='{style}'><div style='flex:1'>"
             + _figure(s.figures["sopt_contours"], "optimal sparsity under the sparse law",
                       "The paper's sparse law. " + _SOPT_CAPTION)
