@@ -2,6 +2,7 @@
 self-contained HTML page (opened for real in headless Chromium)."""
 
 import base64
+import html
 import re
 import shutil
 import subprocess
@@ -23,7 +24,10 @@ from sparsescale.sweep.store import Store  # noqa: E402
 TRUE = {"bS": 0.7, "bN": 0.3, "aD": 2e4, "bD": 0.4, "c": 0.5, "aS": 2 * 1e4 ** 0.3, "cS": 1e4 ** 0.3}
 
 
-def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=None):
+def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=None, noise=0.0):
+    """A store of toy_loss runs; noise: relative standard deviation of a seeded
+    lognormal error on each final loss (0: the law exactly)."""
+    rng = np.random.default_rng(1)
     spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5, 0.75, 0.875], "n_nonzero": list(sizes),
                                                      "tokens": ["100k", "400k", "1.6M"]}})
     runs = expand(spec)
@@ -31,7 +35,7 @@ def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=
         store.add_sweep("toy", spec.model_dump(mode="json"), runs, path.parent / "runs")
         for i, run in enumerate(runs):
             c = run.config
-            loss = toy_loss(c["sparsity"], c["params"], c["tokens"])
+            loss = toy_loss(c["sparsity"], c["params"], c["tokens"]) * float(np.exp(noise * rng.standard_normal()))
             result = {"status": "finished", "sparsity": c["sparsity"], "pattern": None, "n_nonzero": c["params"],
                       "tokens": c["tokens"], "final_loss": loss, "wall_s": 1.0,
                       "curve": [{"step": s, "tokens": s * c["tokens"] // 4, "val_loss": loss + 2.0 / s} for s in (1, 2, 3, 4)]}
@@ -65,7 +69,7 @@ def test_fit_recovers_the_law_and_excludes_the_diverged_run(report):
 def test_report_html_is_self_contained_with_every_section(report):
     page = report.html.read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4
+    assert len(images) == len(report.figures)  # each figure once (5 when the two laws' S_opt maps disagree)
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing external
@@ -93,7 +97,7 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(report, tmp_p
     sizes = re.search(r'<pre id="sizes">([^<]*)</pre>', dom.stdout)
     assert sizes, dom.stderr[-2000:]
     entries = sizes.group(1).split()
-    assert len(entries) == 4
+    assert len(entries) == len(report.figures)
     for e in entries:
         complete, wh = e.split(":")
         w, h = (int(x) for x in wh.split("x"))
@@ -122,6 +126,7 @@ def test_report_states_the_runs_pruning_window_and_the_fits_delta(tmp_path):
     page = build_report(store, tmp_path / "out", n_boot=0, show_progress=False).html.read_text()
     assert "from 10% to 50% of training" in page and "25% to 75%" not in page
     assert "&delta; = 10<sup>&minus;3</sup>" in page
+    assert "Calibration of the prediction intervals: could not be measured on this sweep (no bootstrap" in page
 
 
 def test_a_store_without_recorded_windows_uses_the_run_defaults(report):
@@ -156,3 +161,79 @@ def test_determination_and_equivalent_dense_factor():
     # the dense model that size has the sparse model's N-term
     x = factors["equivalent dense size at S=0.5"](law)
     assert abs(law.predict(0.5, 1e5, 1e6) - law.predict(0.0, x * 1e5, 1e6)) < 1e-12
+
+
+def test_law_json_carries_the_uncertainty_and_predicts_the_fitted_law(report):
+    """The report's law.json is the fitted law with its calibrated uncertainty,
+    and `sparsescale predict --law` gives the fitted law's numbers from it."""
+    import json
+
+    from sparsescale.laws.forms import load_law
+
+    law = load_law(report.out_dir / "law.json")
+    assert law.uncertainty is not None and law.uncertainty.draws.shape == (30, 7)
+    assert law.coefficients == pytest.approx(report.coefficients, rel=1e-12)
+    S, N, D = 0.5, 1e5, 4e5
+    cli = subprocess.run([sys.executable, "-m", "sparsescale", "predict", "--law", str(report.out_dir / "law.json"),
+                          "--sparsity", str(S), "--params", str(N), "--data", str(D), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    pred = json.loads(cli.stdout)["predictions"][0]
+    assert pred["loss"] == pytest.approx(toy_loss(S, N, D), rel=1e-3)  # the fitted law recovers the truth
+    assert pred["loss"] == pytest.approx(float(law.predict(S, N, D)), rel=1e-12)
+    assert pred["low"] <= pred["loss"] <= pred["high"]
+
+
+def test_page_shows_the_calibration_the_rolling_holdouts_measured(report):
+    cov = report.calibration["coverage"]["0.95"]
+    page = report.html.read_text()
+    n = len(report.calibration["folds"])
+    assert (f"on {n} rolling holdout{'s' if n != 1 else ''} (each" in page
+            and f"covered <b>{cov['covered']:.0%}</b> of {cov['n_points']} held-out runs" in page)
+    rec = report.recommendations[0]
+    lo, hi = rec["interval"]["sparsity"]
+    assert lo <= rec["sparsity"] <= hi and f"lies between {lo:.2f} and {hi:.2f} (95%)" in page
+
+
+def test_comparison_with_the_average_parameter_law(report):
+    """The runs come from the sparse law, so the comparison favours it; the laws'
+    S_opt recommendations differ, so the page shows both maps side by side."""
+    from sparsescale.laws.compare import compare_forms
+    from sparsescale.laws.planning import optimal_sparsity
+
+    cmp = report.comparison
+    assert [sc["form"] for sc in cmp["scores"]] == ["sparse", "avgparam"]
+    assert cmp["favoured"] == "sparse" and cmp["strength"] == "very strong"
+    page = report.html.read_text()
+    assert "<h2>Which law?</h2>" in page and "the average-parameter law" in page and html.escape(cmp["verdict"]) in page
+    for sc in cmp["scores"]:
+        assert f"{sc['aicc']:.1f}" in page
+    # the average-parameter S_opt is that law's own plan at the same budget
+    pts = collect(report.out_dir.parent / "toy.sqlite")
+    avg = compare_forms(pts.sparsity, pts.n_nonzero, pts.data, pts.loss, delta=1e-3, seed=0).scores[1].law
+    rec = report.recommendations[0]
+    assert cmp["sopt"]["avgparam"][0] == pytest.approx(
+        optimal_sparsity(avg, rec["n_nonzero"], rec["compute_flops"]).sparsity, abs=1e-6)
+    assert cmp["disagree"] and cmp["max_sopt_gap"] > 0.05
+    assert "sopt_contours_avgparam" in report.figures and "The two laws disagree on S<sub>opt</sub>" in page
+    gaps = [abs(a - b) for a, b in zip(cmp["sopt"]["sparse"], cmp["sopt"]["avgparam"])]
+    i = int(np.argmax(gaps))  # the sentence quotes the budget where the plans differ most
+    assert (f"the sparse law says S = {cmp['sopt']['sparse'][i]:.2f} and the average-parameter law "
+            f"S = {cmp['sopt']['avgparam'][i]:.2f}") in page
+
+
+def test_on_noisy_runs_of_a_known_law_the_intervals_cover_the_truth(tmp_path):
+    """Runs from toy_loss with 2% noise: the recommendation's calibrated 95%
+    intervals contain the true law's S_opt and its loss at the recommended point."""
+    from sparsescale.laws.forms import Law
+    from sparsescale.laws.planning import optimal_sparsity
+
+    store = make_store(tmp_path / "noisy.sqlite", diverge=False, noise=0.02)
+    s = build_report(store, tmp_path / "out", n_boot=40, seed=0, show_progress=False)
+    truth = Law("sparse", dict(TRUE))
+    rec = s.recommendations[0]
+    iv = rec["interval"]
+    true_opt = optimal_sparsity(truth, rec["n_nonzero"], rec["compute_flops"])
+    assert iv["sparsity"][0] <= true_opt.sparsity <= iv["sparsity"][1], (iv["sparsity"], true_opt.sparsity)
+    assert iv["loss"][0] <= toy_loss(rec["sparsity"], rec["n_nonzero"], rec["data"]) <= iv["loss"][1]
+    assert iv["loss"][1] - iv["loss"][0] > 1e-3  # noisy runs: a real interval, not a point

@@ -117,7 +117,8 @@ def test_real_sweep_export_fit_and_report(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "holdout" in r.stdout and "train at S" in r.stdout or "train dense" in r.stdout
     page = (out / "report.html").read_text()
-    assert page.count('<img src="data:image/png;base64,') == 4
+    figures = json.loads((out / "summary.json").read_text())["figures"]  # 5 when the laws' S_opt maps disagree
+    assert page.count('<img src="data:image/png;base64,') == len(figures) >= 4
 
 
 @pytest.mark.slow

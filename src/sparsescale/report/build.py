@@ -2,9 +2,10 @@
 and one self-contained report.html.
 
 Steps: read the finished runs (diverged ones are left out with a warning),
-fit the sparse law, refit without the largest N to measure extrapolation
-error, bootstrap the coefficients and the recommended sparsity, draw the
-figures and write the page.
+then `laws.assess` (fit the sparse law, refit without the largest N to
+measure extrapolation error, bootstrap the coefficients and the recommended
+sparsity, calibrate the prediction intervals), draw the figures and write
+the page.
 """
 
 from __future__ import annotations
@@ -114,25 +115,38 @@ def determination(intervals: dict[str, tuple[float, float, float]], at_bound) ->
     return good, bad
 
 
+def main_budget(pts: SweepPoints) -> tuple[float, float]:
+    """(N, C) of the report's main recommendation: the largest N of the sweep
+    trained on its longest D, C = 6 N D in the law's unit."""
+    n_max = float(pts.n_nonzero.max())
+    return n_max, 6.0 * n_max * float(pts.data.max())
+
+
 def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
     """S_opt at the sweep's own scale and beyond: the budget of the largest
-    dense run in the sweep, and multiples of the dense compute-optimal budget."""
+    dense run in the sweep, and multiples of the dense compute-optimal budget.
+    Each carries its calibrated 95% intervals (`interval`: sparsity, data, loss,
+    dense_loss, equivalent_dense_size) when the law carries uncertainty."""
     from sparsescale.laws.planning import chinchilla_data, optimal_sparsity
 
-    n_max = float(pts.n_nonzero.max())
-    cases = [(n_max, 6.0 * n_max * float(pts.data.max()), "your largest run's budget")]
+    n_max, c_max = main_budget(pts)
+    cases = [(n_max, c_max, "your largest run's budget")]
     for n in (n_max, 10 * n_max):
         d_star = chinchilla_data(law, n)
         for mult in (1, 5, 20):
             cases.append((n, 6.0 * n * d_star * mult, f"{mult}x the dense compute-optimal budget"))
+    from sparsescale.laws.intervals import optimal_intervals
+
     out = []
     for n, c, why in cases:
         opt = optimal_sparsity(law, n, c, flops="sparse")
+        iv = optimal_intervals(law, opt, level=0.95, flops="sparse")  # None: the law carries no uncertainty
         out.append({"n_nonzero": n, "compute_flops": c, "why": why, "sparsity": float(opt.sparsity),
                     "data": float(opt.data), "loss": float(opt.loss), "dense_loss": float(opt.dense_loss),
                     "dense_data": float(opt.dense_data),
                     "equivalent_dense_size": float(opt.equivalent_dense_size),
-                    "equivalent_dense_factor": float(opt.equivalent_dense_size) / n})
+                    "equivalent_dense_factor": float(opt.equivalent_dense_size) / n,
+                    "interval": None if iv is None else {k: [float(v[0]), float(v[1])] for k, v in iv.items()}})
     return out
 
 
@@ -153,53 +167,103 @@ def build_report(store_path: str | Path, out_dir: str | Path, n_boot: int = 200,
 
 
 def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: bool, sweep: str | None) -> ReportSummary:
-    from sparsescale.laws.fit import fit_law
-    from sparsescale.laws.planning import optimal_sparsity
-    from sparsescale.laws.uncertainty import bootstrap, holdout_largest_n
     from sparsescale.report.html import render_report
 
     if n_boot < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {n_boot}")
     pts = collect(store_path, sweep)
-    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
     fit_kwargs = {"form": "sparse", "space": "log", "delta": 1e-3}
-    fit = fit_law(S, N, D, L, seed=seed, units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
-    law = fit.law
-
-    holdout = None
-    if len(set(N.round(-1))) >= 2:
-        try:
-            holdout = holdout_largest_n(S, N, D, L, seed=seed, **fit_kwargs)
-        except SparsescaleError as exc:  # e.g. too few points left without the largest N
-            pts.warnings.append(f"holdout check skipped: {exc}")
-    else:
-        pts.warnings.append("holdout check skipped: the sweep has a single N")
-
+    result = _assess(pts, n_boot, seed, show_progress, fit_kwargs)
+    law, fit = result.law, result.fit
+    pts.warnings.extend(result.warnings)
+    intervals = {} if result.bootstrap is None else {k: tuple(v) for k, v in result.bootstrap.intervals.items()}
     recs = recommendations(law, pts)
-    main = recs[0]
-    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, main["n_nonzero"], main["compute_flops"]).sparsity),
-               **equivalent_dense_factors(S)}
-    intervals: dict[str, tuple[float, float, float]] = {}
-    if n_boot > 0:
-        boot = _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress)
-        intervals = {k: tuple(v) for k, v in boot.intervals.items()}
-
-    fig_paths = _draw_figures(law, pts, holdout, out_dir)
+    comparison, avg_law = compare_laws(pts, recs, seed, fit_kwargs)
+    fig_paths = _draw_figures(law, pts, result.holdout, out_dir,
+                              avg_law if comparison is not None and comparison["disagree"] else None)
+    calibration, calibration_note = _calibration(result, n_boot)
 
     summary = ReportSummary(
         out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
-        n_points=int(len(L)), coefficients={k: float(v) for k, v in law.coefficients.items()},
+        n_points=int(len(pts.loss)), coefficients={k: float(v) for k, v in law.coefficients.items()},
         objective=float(fit.objective), intervals=intervals,
-        holdout=None if holdout is None else {k: v for k, v in holdout.items() if k not in ("mask", "law")},
-        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs))
+        holdout=None if result.holdout is None else {k: v for k, v in result.holdout.items() if k not in ("mask", "law")},
+        recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
+        calibration=calibration, calibration_note=calibration_note, comparison=comparison)
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
-    law.save(out_dir / "law.json")
+    law.name = pts.family or Path(store_path).stem
+    law.save(out_dir / "law.json")  # with its uncertainty: `sparsescale predict --law` reads it
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
     write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
     return summary
 
 
-def _draw_figures(law, pts: SweepPoints, holdout, out_dir: Path) -> dict[str, Path]:
+def _assess(pts: SweepPoints, n_boot: int, seed: int, show_progress: bool, fit_kwargs: dict[str, Any]):
+    """laws.assess on the sweep's points, with S_opt at the report's main budget
+    (the largest run's, fixed by the sweep before any fit) and the equivalent
+    dense sizes as bootstrap-derived quantities, under a progress bar."""
+    from sparsescale.laws.assess import assess
+    from sparsescale.laws.planning import optimal_sparsity
+
+    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
+    n_main, c_main = main_budget(pts)
+    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, n_main, c_main).sparsity), **equivalent_dense_factors(S)}
+    kwargs = dict(n_boot=n_boot, seed=seed, derived=derived,
+                  units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
+    if not show_progress or n_boot == 0:
+        return assess(S, N, D, L, **kwargs)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("bootstrap", total=n_boot)
+        return assess(S, N, D, L, progress=lambda i, n: bar.update(task, completed=i), **kwargs)
+
+
+SOPT_DISAGREE = 0.05  # S_opt gap between the two laws' recommendations that the page shows as a disagreement
+
+
+def _calibration(result, n_boot: int) -> tuple[dict[str, Any] | None, str]:
+    """The rolling-holdout calibration assess measured, or why there is none."""
+    if result.calibration is not None:
+        return result.calibration.to_dict(), ""
+    if n_boot == 0:
+        return None, "no bootstrap was run (bootstrap 0), so the law carries no intervals to calibrate"
+    why = [w for w in result.warnings if w.startswith("intervals not calibrated")]
+    return None, why[0] if why else "the rolling holdouts could not be fitted on this sweep"
+
+
+def compare_laws(pts: SweepPoints, recs: list[dict[str, Any]], seed: int, fit_kwargs: dict[str, Any]):
+    """(comparison, average-parameter law): `compare_forms` on the sweep, plus
+    each law's S_opt at the recommendations' budgets and whether they disagree
+    by more than SOPT_DISAGREE anywhere. (None, None) with a warning when the
+    average-parameter law cannot be fitted. Its N_avg uses the runs' pruning
+    window when they share one (else the cubic 25%-75% default)."""
+    from sparsescale.laws.compare import compare_forms
+    from sparsescale.laws.forms import schedule_mean_sparsity_fraction
+    from sparsescale.laws.planning import optimal_sparsity
+
+    windows = pts.prune_windows
+    frac = schedule_mean_sparsity_fraction("cubic", *windows[0]) if len(windows) == 1 else None
+    try:
+        cmp = compare_forms(pts.sparsity, pts.n_nonzero, pts.data, pts.loss, space=fit_kwargs["space"],
+                            delta=fit_kwargs["delta"], seed=seed, mean_sparsity_fraction=frac)
+        avg = next(sc.law for sc in cmp.scores if sc.form == "avgparam")
+        sopt_avg = [float(optimal_sparsity(avg, r["n_nonzero"], r["compute_flops"]).sparsity) for r in recs]
+    except SparsescaleError as exc:
+        pts.warnings.append(f"comparison with the average-parameter law skipped: {exc}")
+        return None, None
+    avg.name = "average-parameter law"
+    sopt_sparse = [r["sparsity"] for r in recs]
+    gap = max(abs(a - b) for a, b in zip(sopt_sparse, sopt_avg))
+    out = cmp.to_dict()
+    out.update(sopt={"sparse": sopt_sparse, "avgparam": sopt_avg}, max_sopt_gap=float(gap),
+               disagree=bool(gap > SOPT_DISAGREE))
+    return out, avg
+
+
+def _draw_figures(law, pts: SweepPoints, holdout, out_dir: Path, avg_law=None) -> dict[str, Path]:
+    """The page's figures; with avg_law (the laws disagree on S_opt) its S_opt map too."""
     from sparsescale.report import figures
     from sparsescale.report.curves import plot_loss_curves
 
@@ -214,22 +278,16 @@ def _draw_figures(law, pts: SweepPoints, holdout, out_dir: Path) -> dict[str, Pa
         predicted[mask] = np.asarray(holdout["predicted"], dtype=float)  # the extrapolation, not the full fit
     figures.plot_fit_quality(S, predicted, L, mask, fig_paths["fit_quality"])
     c_all = 6.0 * N * D
-    figures.plot_sopt_contours(law, fig_paths["sopt_contours"], flops="sparse",
-                               n_range=(float(N.min()) / 3, float(N.max()) * 100),
-                               c_range=(float(c_all.min()) / 3, float(c_all.max()) * 1000))
+    ranges = dict(n_range=(float(N.min()) / 3, float(N.max()) * 100),
+                  c_range=(float(c_all.min()) / 3, float(c_all.max()) * 1000))
+    side = avg_law is not None  # same axes for both maps, so the two compare point by point
+    figures.plot_sopt_contours(law, fig_paths["sopt_contours"], flops="sparse", **ranges,
+                               title="S_opt under the paper's sparse law" if side else None)
+    if side:
+        fig_paths["sopt_contours_avgparam"] = out_dir / "sopt_contours_avgparam.png"
+        figures.plot_sopt_contours(avg_law, fig_paths["sopt_contours_avgparam"], flops="sparse", **ranges,
+                                   title="S_opt under the average-parameter law")
     return fig_paths
-
-
-def _bootstrap_with_bar(bootstrap, S, N, D, L, n_boot, seed, derived, fit, fit_kwargs, show_progress):
-    if not show_progress:
-        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=fit, **fit_kwargs)
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("bootstrap", total=n_boot)
-        return bootstrap(S, N, D, L, n_boot=n_boot, seed=seed, derived=derived, reference=fit,
-                         progress=lambda i, n: bar.update(task, completed=i), **fit_kwargs)
 
 
 def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
@@ -241,6 +299,8 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "diagnostics": json.loads(json.dumps(fit.diagnostics, default=str)),
         "figures": {k: v.name for k, v in s.figures.items()},
         "determined": s.determined, "undetermined": s.undetermined,
+        "calibration": s.calibration, "calibration_note": s.calibration_note or None,
+        "comparison": s.comparison,
     }
 
 
@@ -265,9 +325,18 @@ def print_summary(s: ReportSummary) -> None:
                       f"them with mean |error| {h['mean_abs_rel_error'] * 100:.2f}% "
                       f"(max {h['max_abs_rel_error'] * 100:.2f}%)")
     console.print(recommendation_sentence(s.recommendations[0], s.budget_unit), highlight=False)
-    if "S_opt" in s.intervals:
-        lo, _, hi = s.intervals["S_opt"]
-        console.print(f"  (bootstrap 95% interval for that S_opt: [{lo:.2f}, {hi:.2f}])", highlight=False)
+    iv = s.recommendations[0].get("interval")
+    if iv:
+        console.print(f"  (95% intervals: S_opt [{iv['sparsity'][0]:.2f}, {iv['sparsity'][1]:.2f}], "
+                      f"loss [{iv['loss'][0]:.4f}, {iv['loss'][1]:.4f}])", highlight=False)
+    if s.calibration:
+        cov = s.calibration["coverage"]["0.95"]
+        console.print(f"calibration: 95% prediction intervals covered {cov['covered']:.0%} of {cov['n_points']} "
+                      f"runs held out in {len(s.calibration['folds'])} rolling holdout(s)", highlight=False)
+    if s.comparison:
+        console.print(f"against the average-parameter law: {s.comparison['verdict']}"
+                      + ("; the two laws' S_opt disagree (both maps in the report)" if s.comparison["disagree"] else ""),
+                      highlight=False)
     for name in s.intervals:
         if name.startswith("equivalent dense size"):
             lo, med, hi = s.intervals[name]

@@ -78,10 +78,14 @@ def _head(s, store_path, points) -> list[str]:
              f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
              "<h2>Summary</h2>",
              f"<p class='summary'>{esc(recommendation_sentence(s.recommendations[0], s.budget_unit))}"]
-    if "S_opt" in s.intervals:
-        lo, _, hi = s.intervals["S_opt"]
-        parts.append(f" The bootstrap puts this S<sub>opt</sub> between {lo:.2f} and {hi:.2f} (95%).")
+    iv = s.recommendations[0].get("interval")
+    if iv:
+        lo, hi = iv["sparsity"]
+        llo, lhi = iv["loss"]
+        parts.append(f" Under the bootstrap's coefficient draws this S<sub>opt</sub> lies between {lo:.2f} and "
+                     f"{hi:.2f} (95%); the predicted loss between {llo:.4f} and {lhi:.4f} (95% prediction interval).")
     parts.append("</p>")
+    parts.append(_calibration(s))
     if s.holdout:
         h = s.holdout
         parts.append(f"<p>Extrapolation check: fitted without the largest size (N = {h['held_out_n_nonzero']:,.0f}, "
@@ -90,6 +94,24 @@ def _head(s, store_path, points) -> list[str]:
     parts += [f"<div class='note'>{esc(note)}</div>" for note in points.notes]
     parts += [f"<div class='warning'>Warning: {esc(w)}</div>" for w in s.warnings]
     return parts
+
+
+def _calibration(s) -> str:
+    """How often the law's 95% prediction intervals covered runs it had not seen
+    (rolling holdouts: each next size or training length from the smaller ones)."""
+    cal = s.calibration
+    if not cal:
+        return (f"<p>Calibration of the prediction intervals: could not be measured on this sweep "
+                f"({html.escape(s.calibration_note)}).</p>")
+    cov = cal["coverage"]["0.95"]
+    n = len(cal["folds"])
+    text = (f"<p>Calibration: on {n} rolling holdout{'s' if n != 1 else ''} (each next size or training length predicted "
+            f"from the smaller ones), the 95% prediction intervals covered <b>{cov['covered']:.0%}</b> of "
+            f"{cov['n_points']} held-out runs")
+    cv = (cal.get("coverage_leave_one_fold_out") or {}).get("0.95")
+    if cv:
+        text += f" ({cv['covered']:.0%} when each fold's model error is estimated without it)"
+    return text + (f"; the model error grows by {100 * cal['per_efold']:.2f}% per e-fold of extrapolation.</p>")
 
 
 def _law(s, diagnostics: dict[str, Any]) -> list[str]:
@@ -114,20 +136,36 @@ def _law(s, diagnostics: dict[str, Any]) -> list[str]:
     return parts
 
 
+_SOPT_CAPTION = ("Optimal sparsity over (N, C); the dashed line is the dense compute-optimal (Chinchilla) "
+                 "frontier. Contours of equal S<sub>opt</sub> run parallel to it.")
+
+
 def _optimal(s, points) -> list[str]:
     parts = ["<h2>Optimal sparsity</h2>",
              "<table><tr><th>N (non-zeros)</th><th>compute C (FLOPs)</th><th>budget</th><th>S<sub>opt</sub></th>"
              f"<th>D ({html.escape(s.budget_unit)})</th><th>loss</th><th>dense loss</th><th>equivalent dense size</th></tr>"]
     for r in s.recommendations:
+        iv = r.get("interval") or {}
+
+        def cell(key, fmt, value):
+            lo_hi = f" [{fmt.format(iv[key][0])}, {fmt.format(iv[key][1])}]" if key in iv else ""
+            return f"<td class='num'>{fmt.format(value)}{lo_hi}</td>"
+
         parts.append(f"<tr><td class='num'>{r['n_nonzero']:,.0f}</td><td class='num'>{r['compute_flops']:.3g}</td>"
-                     f"<td>{html.escape(r['why'])}</td><td class='num'>{r['sparsity']:.2f}</td>"
-                     f"<td class='num'>{r['data']:.3g}</td><td class='num'>{r['loss']:.4f}</td>"
-                     f"<td class='num'>{r['dense_loss']:.4f}</td><td class='num'>{r['equivalent_dense_factor']:.2f}x</td></tr>")
-    parts.append("</table><p>Compute is C = 6 N D c<sub>mul</sub>(S) with sparse FLOPs "
+                     f"<td>{html.escape(r['why'])}</td>" + cell("sparsity", "{:.2f}", r["sparsity"])
+                     + cell("data", "{:.3g}", r["data"]) + cell("loss", "{:.4f}", r["loss"])
+                     + cell("dense_loss", "{:.4f}", r["dense_loss"])
+                     + f"<td class='num'>{r['equivalent_dense_factor']:.2f}x</td></tr>")
+    parts.append("</table>" + ("<p>Brackets: 95% intervals (S<sub>opt</sub> and D re-planned under every bootstrap "
+                               "draw; losses are calibrated prediction intervals).</p>"
+                               if s.recommendations[0].get("interval") else ""))
+    parts.append("<p>Compute is C = 6 N D c<sub>mul</sub>(S) with sparse FLOPs "
                  f"({_window_text(points.prune_windows)}).</p>")
-    parts.append(_figure(s.figures["sopt_contours"], "optimal sparsity contour map",
-                         "Optimal sparsity over (N, C); the dashed line is the dense compute-optimal "
-                         "(Chinchilla) frontier. Contours of equal S<sub>opt</sub> run parallel to it."))
+    if "sopt_contours_avgparam" in s.figures:  # the map is shown beside the other law's, under "Which law?"
+        parts.append("<p>The map of S<sub>opt</sub> over (N, C) is shown below, beside the average-parameter "
+                     "law's: the two laws disagree on it.</p>")
+        return parts
+    parts.append(_figure(s.figures["sopt_contours"], "optimal sparsity contour map", _SOPT_CAPTION))
     return parts
 
 
@@ -143,8 +181,58 @@ def _figures(f: dict[str, Path]) -> list[str]:
             _figure(f["loss_curves"], "validation loss curves", "Validation loss during training, every run.")]
 
 
+_FORM_NAMES = {"sparse": "the paper's sparse law", "avgparam": "the average-parameter law"}
+
+
+def _comparison(s) -> list[str]:
+    """The sparse law against the average-parameter law; both S_opt maps when they disagree."""
+    cmp = s.comparison
+    if not cmp:
+        return []
+    pct = lambda v: "-" if v is None else f"{v * 100:.2f}%"  # noqa: E731
+    parts = ["<h2>Which law?</h2>",
+             "<p>The same runs fitted with the average-parameter law (the dense law on the mean number of "
+             "parameters over training) and scored against the sparse law.</p>",
+             "<table><tr><th>law</th><th>free coefficients</th><th>largest-N holdout (mean / max |error|)</th>"
+             "<th>rolling holdouts (mean |error|, points)</th><th>AICc</th></tr>"]
+    for sc in cmp["scores"]:
+        parts.append(f"<tr><td>{_FORM_NAMES.get(sc['form'], sc['form'])}</td><td class='num'>{sc['n_coefficients']}</td>"
+                     f"<td class='num'>{pct(sc['holdout_mean_abs_rel_error'])} / {pct(sc['holdout_max_abs_rel_error'])}</td>"
+                     f"<td class='num'>{pct(sc['rolling_mean_abs_rel_error'])} ({sc['rolling_points']})</td>"
+                     f"<td class='num'>{sc['aicc']:.1f}</td></tr>")
+    parts.append(f"</table><p>Verdict: {html.escape(cmp['verdict'])}.</p>")
+    if cmp["disagree"]:
+        parts += _disagreement(s)
+    else:
+        parts.append(f"<p>Both laws recommend the same sparsity (within {cmp['max_sopt_gap']:.2f}) at every budget "
+                     "above, so the choice of law does not change the advice.</p>")
+    return parts
+
+
+def _disagreement(s) -> list[str]:
+    cmp = s.comparison
+    gaps = [abs(x - y) for x, y in zip(cmp["sopt"]["sparse"], cmp["sopt"]["avgparam"])]
+    i = gaps.index(max(gaps))  # the budget where the two plans differ most
+    rec, a, b = s.recommendations[i], cmp["sopt"]["sparse"][i], cmp["sopt"]["avgparam"][i]
+    strong = cmp["strength"] in ("strong", "very strong") and cmp["holdouts_agree"] is True
+    advice = (f"the comparison favours {_FORM_NAMES.get(cmp['favoured'], cmp['favoured'])} and the holdouts agree, "
+              "so follow its map" if strong else
+              "the comparison does not settle which law holds, so treat any sparsity between the two maps as "
+              "supported by these runs and train one run between them before committing a large budget")
+    style = "display:flex; gap:1em"
+    return [f"<p><b>The two laws disagree on S<sub>opt</sub></b>: at N = {rec['n_nonzero']:,.0f} and "
+            f"{html.escape(rec['why'])} (C = {rec['compute_flops']:.3g} FLOPs) the sparse law says S = {a:.2f} and the "
+            f"average-parameter law S = {b:.2f}; {advice}.</p>",
+            f"<div style='{style}'><div style='flex:1'>"
+            + _figure(s.figures["sopt_contours"], "optimal sparsity under the sparse law",
+                      "The paper's sparse law. " + _SOPT_CAPTION)
+            + "</div><div style='flex:1'>"
+            + _figure(s.figures["sopt_contours_avgparam"], "optimal sparsity under the average-parameter law",
+                      "The average-parameter law.") + "</div></div>"]
+
+
 def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
     """The page for a ReportSummary and the SweepPoints it was fitted to."""
     parts = (_head(summary, store_path, points) + _law(summary, diagnostics) + _optimal(summary, points)
-             + _figures(summary.figures) + ["</body></html>\n"])
+             + _comparison(summary) + _figures(summary.figures) + ["</body></html>\n"])
     return "\n".join(parts)

@@ -46,6 +46,12 @@ class ReportSummary:
     fit_settings: dict[str, Any] = field(default_factory=dict)   # form, space, delta of the fit
     determined: list[str] = field(default_factory=list)     # see report.build.determination
     undetermined: list[str] = field(default_factory=list)
+    # Calibration.to_dict() of the rolling holdouts, or None with the reason in calibration_note
+    calibration: dict[str, Any] | None = None
+    calibration_note: str = ""
+    # compare_forms against the average-parameter law: its to_dict(), plus each
+    # law's S_opt at the recommendations' budgets ("sopt": {form: [...]}) and "disagree"
+    comparison: dict[str, Any] | None = None
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:
