@@ -129,6 +129,7 @@ def fit(
         raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
     if bootstrap < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
+    _check_fit_outputs(data_file, base, out, plot)
     base_law = load_law(base) if base is not None else None
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
     s_arg = S if form != Form.dense else None
@@ -157,6 +158,41 @@ def fit(
     elif holdout is not None:
         raise SparsescaleError("--holdout: " + result.warnings[0].removeprefix("largest-N holdout skipped: "))
     _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
+
+
+def _plot_paths(plot: Path) -> tuple[Path, Path]:
+    """--plot and the loss-vs-N figure written beside it."""
+    return plot, plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
+
+
+def _check_plot_format(plot: Path, flag: str = "--plot") -> None:
+    """An extension matplotlib can write (it would fail only after the whole fit)."""
+    if not plot.suffix:
+        return  # written as PNG
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if plot.suffix.lower().lstrip(".") not in kinds:
+        raise SparsescaleError(f"{flag} {plot}: unsupported image format {plot.suffix!r}; use one of "
+                               f"{', '.join('.' + k for k in sorted(kinds))}")
+
+
+def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot: Path | None) -> None:
+    """Before any work: no output is an input (data, --base law), a folder, or
+    another output of this command, and every output folder is writable."""
+    from sparsescale.atomic import check_output
+
+    inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
+    outputs: list[tuple[str, Path]] = []
+    if out is not None:
+        outputs.append(("--out", check_output(out, inputs, "--out")))
+    if plot is not None:
+        _check_plot_format(plot)
+        outputs += [("--plot", check_output(p, inputs, "--plot")) for p in _plot_paths(plot)]
+    for i, (flag_a, a) in enumerate(outputs):
+        for flag_b, b in outputs[:i]:
+            if a.resolve() == b.resolve():
+                raise SparsescaleError(f"{flag_a} {a}: is also the file of {flag_b}; give different paths")
 
 
 def _paper_defaults(data_file, sparsity, params, data, loss, space, delta, tokens_per_unit):
@@ -224,7 +260,7 @@ def _plot_fit(plot: Path, law, held, S, N, D, y, form: str) -> list[str]:
     predicted = law.predict(S, N, D)
     if held is not None:  # held-out points show the extrapolation, not the full fit
         predicted[mask] = held["predicted"]
-    second = plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
+    second = _plot_paths(plot)[1]
     plot_fit_quality(S, predicted, y, mask, plot, title=f"Fit quality ({form} law)")
     plot_loss_vs_n(law, S, N, D, y, second)
     return [str(plot), str(second)]
@@ -476,6 +512,11 @@ def optimal(
         raise SparsescaleError("--contours needs --plot PATH.png")
     if plot is not None and not contours:
         raise SparsescaleError("--plot is for --contours; add --contours")
+    if plot is not None:
+        from sparsescale.atomic import check_output
+
+        _check_plot_format(plot)
+        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
     out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,

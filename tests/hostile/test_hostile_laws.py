@@ -1,0 +1,102 @@
+"""fit, predict and optimal under hostile input: bounded memory on big tables,
+never an output over an input, law files checked on load, bounded numbers,
+and JSON that always parses. Every case is a real CLI subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+
+import numpy as np
+import pytest
+
+from hostile_helpers import cli, cli_argv, digest, one_line
+
+COLUMNS = ("--sparsity", "sparsity", "--params", "n", "--data", "d", "--loss", "loss")
+T5 = {"aS": 16.8, "bS": 0.722, "cS": 45.0, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651}
+
+
+def sweep_csv(path, rows: int = 48, seed: int = 0):
+    """A synthetic sweep drawn from the paper's T5 law with 1% log noise."""
+    rng = np.random.default_rng(seed)
+    S = rng.choice([0.0, 0.5, 0.75, 0.875], rows)
+    N = np.exp(rng.uniform(np.log(1e6), np.log(1e9), rows))
+    D = np.exp(rng.uniform(np.log(1e3), np.log(1e6), rows))
+    k = T5
+    y = ((k["aS"] * (1 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"])
+    y = y * np.exp(rng.normal(0, 0.01, rows))
+    with open(path, "w") as f:
+        f.write("sparsity,n,d,loss\n")
+        np.savetxt(f, np.column_stack([S, N, D, y]), delimiter=",", fmt="%.10g")
+    return path
+
+
+@pytest.fixture()
+def sweep(tmp_path):
+    return sweep_csv(tmp_path / "good.csv")
+
+
+def law_file(path, **changes):
+    obj = {"form": "sparse", "name": "t", "coefficients": dict(T5),
+           "units": {"N": "non-zero parameters", "D": "steps"}}
+    for key, value in changes.items():
+        if key in T5:
+            obj["coefficients"][key] = value
+        else:
+            obj[key] = value
+    path.write_text(json.dumps(obj))
+    return path
+
+
+# -- 1. memory bounded independently of the number of rows -------------------
+@pytest.mark.slow
+def test_fit_of_many_rows_runs_under_a_4_gb_address_space(tmp_path):
+    """20,000 rows needed more than 4 GB before the candidate scoring was
+    chunked (4096 x rows x 4 float64 per array); 250,000 rows and 1M rows are
+    measured by benchmarks/fit_memory_bench.py under the same limit."""
+    data = sweep_csv(tmp_path / "big.csv", rows=20_000)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4_000_000 * 1024, 4_000_000 * 1024))
+
+    done = subprocess.run(cli_argv("fit", data, *COLUMNS, "--json"), capture_output=True, text=True,
+                          timeout=600, preexec_fn=limit, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    law = json.loads(done.stdout)
+    assert law["n_points"] == 20_000
+    assert abs(law["coefficients"]["bN"] - T5["bN"]) < 0.05
+
+
+# -- 2. outputs never over inputs ----------------------------------------------
+def test_fit_out_over_its_own_data_is_refused(sweep, tmp_path):
+    before = digest(sweep)
+    one_line(cli("fit", sweep, *COLUMNS, "--out", sweep), 2, "--out", "input")
+    alias = tmp_path / "alias.json"
+    os.link(sweep, alias)  # another name of the same file
+    one_line(cli("fit", sweep, *COLUMNS, "--out", alias), 2, "--out", "input")
+    one_line(cli("fit", sweep, *COLUMNS, "--out", tmp_path / "." / "good.csv"), 2, "--out")
+    assert digest(sweep) == before
+
+
+def test_fit_out_over_its_base_law_is_refused(sweep, tmp_path):
+    base = law_file(tmp_path / "base.json")
+    before = digest(base, sweep)
+    one_line(cli("fit", sweep, *COLUMNS, "--form", "nm", "--base", base, "--out", base), 2, "--out", "input")
+    assert digest(base, sweep) == before
+
+
+def test_fit_out_folder_and_bad_plots(sweep, tmp_path):
+    before = digest(sweep)
+    one_line(cli("fit", sweep, *COLUMNS, "--out", tmp_path), 2, "--out", "folder")
+    one_line(cli("fit", sweep, *COLUMNS, "--plot", tmp_path / "p.xyz"), 2, "--plot", ".xyz")
+    one_line(cli("fit", sweep, *COLUMNS, "--plot", sweep), 2, "--plot")  # .csv: not an image format either
+    png = tmp_path / "good.png"
+    one_line(cli("fit", sweep, *COLUMNS, "--plot", png, "--out", png), 2, "--out")
+    assert digest(sweep) == before
+    assert not png.exists()
+
+
+def test_optimal_plot_with_an_unknown_format(tmp_path):
+    one_line(cli("optimal", "--law", "t5-c4", "--contours", "--plot", tmp_path / "m.xyz"), 2, "--plot", ".xyz")
