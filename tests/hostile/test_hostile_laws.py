@@ -100,3 +100,37 @@ def test_fit_out_folder_and_bad_plots(sweep, tmp_path):
 
 def test_optimal_plot_with_an_unknown_format(tmp_path):
     one_line(cli("optimal", "--law", "t5-c4", "--contours", "--plot", tmp_path / "m.xyz"), 2, "--plot", ".xyz")
+
+
+# -- 3. law files checked on load; JSON output always JSON ---------------------
+PREDICT = ("--sparsity", "0.5", "--params", "1e7", "--data", "1e5")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"bN": 0}, "bN"), ({"aS": -1e6}, "aS"), ({"c": -3}, "c"), ({"bD": -0.2}, "bD"), ({"bS": 1e6}, "bS"),
+    ({"units": []}, "units"), ({"units": {"D": 3}}, "units"), ({"fit": "x"}, "fit"),
+])
+def test_law_files_with_bad_fields_are_refused_naming_file_and_field(tmp_path, change, field):
+    law = law_file(tmp_path / "bad-law.json", **change)
+    before = digest(law)
+    for command in (("predict", "--law", law, *PREDICT, "--json"), ("optimal", "--law", law, "--params", "1e7", "--compute", "10x")):
+        one_line(cli(*command), 2, "bad-law.json", field)
+    assert digest(law) == before
+
+
+def test_law_file_with_a_bad_uncertainty_draw(tmp_path):
+    draws = [list(T5.values()), {**T5, "bN": -1.0}.values()]
+    unc = {"coefficient_names": list(T5), "draws": [list(d) for d in draws],
+           "fit_range": {"n_nonzero": [1e6, 1e8], "data": [1e3, 1e5], "sparsity_max": 0.9},
+           "model_error": {"floor": 0.01, "per_efold": 0.01}}
+    law = law_file(tmp_path / "unc.json", uncertainty=unc)
+    one_line(cli("predict", "--law", law, *PREDICT), 2, "unc.json", "draw 2", "bN")
+
+
+def test_json_output_is_valid_json_when_a_prediction_overflows():
+    done = cli("predict", "--law", "t5-c4", "--params", "1e7", "--data", "1e-308", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)  # no Infinity
+    assert out["predictions"][0]["loss"] is None
+    line = one_line(done, 0, "warning", "null")
+    assert "predictions[0].loss" in line

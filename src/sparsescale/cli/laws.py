@@ -212,10 +212,13 @@ def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as
     if plot is not None:
         report["plots"] = _plot_fit(plot, law, held, *points, form)
     if out is not None:
+        from sparsescale.laws.jsonsafe import finite_json
+
+        _warn_non_finite(finite_json(law.to_dict())[1], str(out))
         law.save(out)
         report["law_file"] = str(out)
     if as_json:
-        print(json.dumps(report, default=_jsonable))
+        _print_json(report)
         return
     _print_fit(report, law)
 
@@ -277,14 +280,22 @@ def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
     return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
-def _jsonable(obj):
-    import numpy as np
+def _warn_non_finite(paths: list[str], where: str) -> None:
+    """One stderr line: which numbers were not finite and became null."""
+    import sys
 
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    if paths:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        print(f"warning: non-finite numbers written as null in {where}: {shown}", file=sys.stderr)
+
+
+def _print_json(obj) -> None:
+    """Print obj as valid JSON (NaN/inf as null, with a warning on stderr)."""
+    from sparsescale.laws.jsonsafe import finite_json
+
+    clean, bad = finite_json(obj)
+    _warn_non_finite(bad, "the JSON output")
+    print(json.dumps(clean, allow_nan=False))
 
 
 def _print_fit(report: dict, law) -> None:
@@ -425,13 +436,17 @@ def predict(
         S_, N_, D_ = np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
     except ValueError:
         raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
-    L = the_law.predict(S_, N_, D_)
+    # far outside any fitted range a power law overflows: that is reported as a
+    # non-finite prediction (null in JSON, with a warning), not as numpy noise
+    with np.errstate(all="ignore"):
+        L = the_law.predict(S_, N_, D_)
+        unc = the_law.uncertainty
+        if unc is not None:
+            low, high = unc.loss_interval(the_law, S_, N_, D_, level)
+            dist = unc.fit_range.distance(S_, N_, D_)
     rows = [{"sparsity": float(s), "n_nonzero": float(n), "data": float(d), "loss": float(l)} for s, n, d, l in zip(S_, N_, D_, L)]
-    unc = the_law.uncertainty
     out: dict = {"law": the_law.name or law, "units": the_law.units, "predictions": rows}
     if unc is not None:
-        low, high = unc.loss_interval(the_law, S_, N_, D_, level)
-        dist = unc.fit_range.distance(S_, N_, D_)
         for r, lo, hi, d in zip(rows, low, high, dist):
             r.update(low=float(lo), high=float(hi), extrapolation_efolds=float(d))
         out["level"] = level
@@ -439,7 +454,7 @@ def predict(
     else:
         out["note"] = NO_UNCERTAINTY
     if as_json:
-        print(json.dumps(out))
+        _print_json(out)
         return
     from rich.table import Table
 
@@ -552,7 +567,7 @@ def optimal(
         plot_sopt_contours(the_law, plot, flops=flops.value, n_range=n_range, start=start, end=end)
         out["plot"] = str(plot)
     if as_json:
-        print(json.dumps(out))
+        _print_json(out)
         return
     _print_optimal(out, point, the_law, contours, plot)
 
