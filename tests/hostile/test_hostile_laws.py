@@ -134,3 +134,51 @@ def test_json_output_is_valid_json_when_a_prediction_overflows():
     assert out["predictions"][0]["loss"] is None
     line = one_line(done, 0, "warning", "null")
     assert "predictions[0].loss" in line
+
+
+# -- 4. numbers without a meaning, degenerate data, ambiguous headers --------
+@pytest.mark.parametrize("params, needle", [
+    ("10**10**10", "not a finite number"),
+    ("-" * 1000 + "n", "nested too deeply"),
+    ("(" * 1000 + "n" + ")" * 1000, "characters"),
+    ("exp(" * 150 + "n" + ")" * 150, "nested too deeply"),
+    ("n" + "*1" * 3000, "characters"),
+    ("n*10**400", "not a finite number"),
+    ("n/0", "not a finite number"),
+])
+def test_fit_params_expressions_that_overflow_or_nest(sweep, params, needle):
+    before = digest(sweep)
+    cols = list(COLUMNS)
+    cols[3] = params
+    one_line(cli("fit", sweep, *cols), 2, "--params", needle)
+    assert digest(sweep) == before
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**40)])
+def test_fit_seed_out_of_range(sweep, seed):
+    one_line(cli("fit", sweep, *COLUMNS, "--seed", seed), 2, "--seed", "0..4294967295")
+
+
+@pytest.mark.parametrize("value, needle", [("1000000000", "0..10000"), ("1e9", "integer"), ("-1", "--bootstrap")])
+def test_fit_bootstrap_without_bound_is_refused(sweep, value, needle):
+    one_line(cli("fit", sweep, *COLUMNS, "--bootstrap", value, timeout=60), 2, "--bootstrap", needle)
+
+
+def test_identical_rows_cannot_fit_seven_coefficients(tmp_path):
+    data = tmp_path / "same.csv"
+    data.write_text("sparsity,n,d,loss\n" + "0.5,1e7,1e5,3.1\n" * 40)
+    before = digest(data)
+    line = one_line(cli("fit", data, *COLUMNS), 2, "same.csv", "1 distinct", "7 free coefficients")
+    assert "40" in line
+    one_line(cli("fit", data, *COLUMNS, "--form", "dense"), 2, "same.csv", "1 distinct", "5 free coefficients")
+    assert digest(data) == before
+
+
+def test_duplicated_header_column_is_refused(sweep, tmp_path):
+    text = sweep.read_text().splitlines()
+    dup = tmp_path / "dup.csv"
+    dup.write_text("\n".join([text[0] + ",loss"] + [r + ",9.9" for r in text[1:]]) + "\n")
+    one_line(cli("fit", dup, *COLUMNS), 2, "dup.csv", "'loss'", "twice")
+    records = tmp_path / "dup.json"
+    records.write_text('[{"sparsity": 0.5, "n": 1e7, "d": 1e5, "loss": 3.1, "loss": 9.9}]')
+    one_line(cli("fit", records, *COLUMNS), 2, "dup.json", "'loss'", "twice")

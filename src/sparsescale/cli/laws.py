@@ -40,20 +40,40 @@ FLAG_OF = {
     "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
     "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
     "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
-    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule",
+    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule", "seed": "--seed",
 }
 
 
 @contextmanager
-def _as_flags():
-    """Re-word a library error that starts with an argument name ("form: ...") to name its flag."""
+def _as_flags(source: str | None = None):
+    """Re-word a library error that starts with an argument name ("form: ...") to name its flag;
+    any other error is about the data, so it names `source` (the data file) when given."""
     try:
         yield
     except SparsescaleError as exc:
         head, sep, rest = str(exc).partition(":")
         if sep and head.strip() in FLAG_OF:
             raise SparsescaleError(FLAG_OF[head.strip()] + ":" + rest) from None
+        if source is not None and not str(exc).startswith(source):
+            raise SparsescaleError(f"{source}: {exc}") from None
         raise
+
+
+def _bootstrap_progress():
+    """A progress line on a terminal's stderr for long bootstraps (none when
+    stderr is a file or a pipe: logs and tests keep one line per message)."""
+    import sys
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    t0 = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\rbootstrap: {done}/{total} resamples ({time.monotonic() - t0:.0f} s; Ctrl-C stops)",
+              end=end, file=sys.stderr, flush=True)
+    return show
 
 
 def _console():
@@ -138,8 +158,9 @@ def fit(
     if form == Form.avgparam:
         kwargs["mean_sparsity_fraction"] = f_sched
     units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
-    with _as_flags():
+    with _as_flags(data_file):
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
+                        progress=_bootstrap_progress(),
                         derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
                         tokens_per_unit=_tokens_per_unit(tokens_per_unit, data), **kwargs)
     law = result.law

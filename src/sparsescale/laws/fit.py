@@ -50,6 +50,7 @@ AMPLITUDE_BOUNDS = (0.0, 1e12)  # normalised units: amplitudes are O(loss)
 # they work in chunks of this many bytes, so a fit's memory does not grow with the
 # number of points beyond the O(n) arrays of the data themselves.
 MEMORY_BUDGET = 256 * 2**20
+MAX_SEED = 2**32 - 1
 
 
 def chunk_size(floats_per_item: int, budget: int | None = None) -> int:
@@ -250,6 +251,13 @@ class _Problem:
 
 
 # ---------------------------------------------------------------------------
+def check_seed(seed) -> int:
+    """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise SparsescaleError(f"seed: must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
 def _validate(form, S, N, D, y, space, delta, base):
     if form not in COEFFICIENT_NAMES:
         raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
@@ -265,6 +273,13 @@ def _validate(form, S, N, D, y, space, delta, base):
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
+    # repeated runs of one configuration add no equation: count distinct inputs
+    inputs = (N, D) if form == "dense" else (S, N, D)
+    distinct = np.unique(np.column_stack(inputs), axis=0).shape[0]
+    if distinct < n_free:
+        what = "(N, D)" if form == "dense" else "(S, N, D)"
+        raise SparsescaleError(f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
+                               f"configuration(s), fewer than the {n_free} free coefficients of the {form} form")
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
@@ -461,6 +476,7 @@ def fit_law(
     mean_sparsity_fraction: avgparam only, the schedule's mean sparsity / S
     (default 0.625, the cubic 25%-75% ramp; see schedule_mean_sparsity_fraction).
     """
+    seed = check_seed(seed)
     problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
                                                  mean_sparsity_fraction)
     y, delta = problem.y, problem.delta

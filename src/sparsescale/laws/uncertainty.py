@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.fit import FitResult, fit_law, fit_resamples, resample_batch
+from sparsescale.laws.fit import FitResult, check_seed, fit_law, fit_resamples, resample_batch
 from sparsescale.laws.forms import Law
 
 
@@ -68,6 +68,7 @@ def bootstrap(
     starts: coefficient sets to start every resample from instead of the
     reference's optima: draws that stay in one basin (around a published law).
     """
+    seed = check_seed(seed)
     if n_boot < 2:
         raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
     if not 0 < level < 1:
