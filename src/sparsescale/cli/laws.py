@@ -158,6 +158,11 @@ def fit(
     if form == Form.avgparam:
         kwargs["mean_sparsity_fraction"] = f_sched
     units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
+    if holdout is not None:  # the flag's own precondition, before any fitting
+        from sparsescale.laws.uncertainty import group_by_size
+
+        if group_by_size(N).max() < 1:
+            raise SparsescaleError(f"--holdout: all runs have the same N in {data_file}; need at least two sizes")
     with _as_flags(data_file):
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
                         progress=_bootstrap_progress(),
