@@ -182,3 +182,22 @@ def test_duplicated_header_column_is_refused(sweep, tmp_path):
     records = tmp_path / "dup.json"
     records.write_text('[{"sparsity": 0.5, "n": 1e7, "d": 1e5, "loss": 3.1, "loss": 9.9}]')
     one_line(cli("fit", records, *COLUMNS), 2, "dup.json", "'loss'", "twice")
+
+
+def test_chunking_under_a_small_memory_budget_changes_no_result(monkeypatch):
+    """The chunked candidate scoring, refinement and bootstrap give the same
+    numbers as one batch: a budget of ~200 kB splits all three stages on the
+    paper's T5 sweep (130 candidates, 9 starts, ~13 resamples per chunk)."""
+    from sparsescale.laws import fit as fit_module
+    from sparsescale.laws.paper import paper_points, paper_sweep
+    from sparsescale.laws.uncertainty import bootstrap
+
+    S, N, D, y = paper_points("paper:t5")
+    sweep = paper_sweep("paper:t5")
+    kwargs = dict(space=sweep.space, delta=sweep.delta)
+    whole = bootstrap(S, N, D, y, n_boot=30, seed=3, **kwargs)
+    monkeypatch.setattr(fit_module, "MEMORY_BUDGET", 200_000)
+    assert fit_module.chunk_size(48 * 4) < 4096 and fit_module.resample_batch(48, 20) < 30
+    chunked = bootstrap(S, N, D, y, n_boot=30, seed=3, **kwargs)
+    for name, (lo, med, hi) in whole.intervals.items():
+        assert np.allclose(chunked.intervals[name], (lo, med, hi), rtol=1e-9, atol=0), name

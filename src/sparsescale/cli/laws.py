@@ -158,11 +158,7 @@ def fit(
     if form == Form.avgparam:
         kwargs["mean_sparsity_fraction"] = f_sched
     units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
-    if holdout is not None:  # the flag's own precondition, before any fitting
-        from sparsescale.laws.uncertainty import group_by_size
-
-        if group_by_size(N).max() < 1:
-            raise SparsescaleError(f"--holdout: all runs have the same N in {data_file}; need at least two sizes")
+    _check_holdout(holdout, N, data_file)
     with _as_flags(data_file):
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
                         progress=_bootstrap_progress(),
@@ -219,6 +215,14 @@ def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot:
         for flag_b, b in outputs[:i]:
             if a.resolve() == b.resolve():
                 raise SparsescaleError(f"{flag_a} {a}: is also the file of {flag_b}; give different paths")
+
+
+def _check_holdout(holdout, N, data_file: str) -> None:
+    """--holdout's own precondition, before any fitting."""
+    from sparsescale.laws.uncertainty import group_by_size
+
+    if holdout is not None and group_by_size(N).max() < 1:
+        raise SparsescaleError(f"--holdout: all runs have the same N in {data_file}; need at least two sizes")
 
 
 def _paper_defaults(data_file, sparsity, params, data, loss, space, delta, tokens_per_unit):
