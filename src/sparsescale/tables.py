@@ -20,6 +20,9 @@ from sparsescale.errors import SparsescaleError
 FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
 UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+# Bounds on a column expression: a real one is a short product of a few columns.
+MAX_EXPRESSION = 2000  # characters
+MAX_DEPTH = 100  # nested operations
 
 
 def read_table(path: str | Path):
@@ -54,9 +57,48 @@ def read_table(path: str | Path):
         raise
     except Exception as exc:  # parser errors from pandas/pyarrow
         raise SparsescaleError(f"{p}: cannot read table ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    _check_unique_columns(p, suffix, df)
     if df.shape[0] == 0:
         raise SparsescaleError(f"{p}: the table has no rows")
     return df.reset_index(drop=True)
+
+
+def _check_unique_columns(path: Path, suffix: str, df) -> None:
+    """A column named twice is ambiguous: pandas would silently rename the second
+    (`loss.1`) and a flag naming it would read the first."""
+    names = [str(c) for c in df.columns]
+    if suffix in (".csv", ".tsv", ".txt"):
+        import csv
+
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            names = next(csv.reader(f, delimiter="\t" if suffix == ".tsv" else ","), names)
+    elif suffix == ".json":
+        names = _json_keys(path) or names
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SparsescaleError(f"{path}: column {name!r} appears twice in the header; rename one of them")
+        seen.add(name)
+
+
+def _json_keys(path: Path) -> list[str]:
+    """The column names of a JSON table with repeats kept (json.loads keeps the last)."""
+    keys: list[str] = []
+    columns = None
+
+    def hook(pairs):
+        nonlocal columns
+        names = [k for k, _ in pairs]
+        if len(set(names)) < len(names):
+            columns = columns or names
+        return dict(pairs)
+
+    obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=hook)
+    if columns is not None:
+        return columns
+    if isinstance(obj, dict):
+        keys = list(obj)
+    return keys
 
 
 def evaluate(df, expr: str, flag: str, source: str = "data") -> np.ndarray:
@@ -67,18 +109,29 @@ def evaluate(df, expr: str, flag: str, source: str = "data") -> np.ndarray:
     """
     if expr in df.columns:
         return _numeric_column(df, expr, flag, source)
+    if len(expr) > MAX_EXPRESSION:
+        raise SparsescaleError(f"{flag}: the expression is {len(expr)} characters long; at most {MAX_EXPRESSION} are allowed")
     try:
         tree = ast.parse(expr, mode="eval")
+    except (RecursionError, MemoryError):  # CPython's parser on very deep nesting
+        raise SparsescaleError(f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)") from None
     except SyntaxError:
         raise SparsescaleError(
             f"{flag}: {expr!r} is neither a column of {source} nor a valid expression (columns: {', '.join(map(str, df.columns))})"
         ) from None
 
-    def ev(node):
+    def ev(node, depth=0):
+        if depth > MAX_DEPTH:
+            raise SparsescaleError(f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)")
         if isinstance(node, ast.Expression):
-            return ev(node.body)
+            return ev(node.body, depth + 1)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return float(node.value)
+            # numpy floats: 10**10**10 overflows to inf (reported per row below),
+            # where Python floats would raise OverflowError and 1/0 ZeroDivisionError
+            try:
+                return np.float64(node.value)
+            except OverflowError:
+                raise SparsescaleError(f"{flag}: the number {str(node.value)[:20]}... in {expr[:60]!r} is too large") from None
         if isinstance(node, ast.Name):
             if node.id not in df.columns:
                 raise SparsescaleError(
@@ -86,11 +139,11 @@ def evaluate(df, expr: str, flag: str, source: str = "data") -> np.ndarray:
                 )
             return _numeric_column(df, node.id, flag, source)
         if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
-            return BINARY[type(node.op)](ev(node.left), ev(node.right))
+            return BINARY[type(node.op)](ev(node.left, depth + 1), ev(node.right, depth + 1))
         if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
-            return UNARY[type(node.op)](ev(node.operand))
+            return UNARY[type(node.op)](ev(node.operand, depth + 1))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS and len(node.args) == 1 and not node.keywords:
-            return FUNCTIONS[node.func.id](ev(node.args[0]))
+            return FUNCTIONS[node.func.id](ev(node.args[0], depth + 1))
         raise SparsescaleError(f"{flag}: {expr!r}: only numbers, column names, + - * / ** and {', '.join(FUNCTIONS)}() are allowed")
 
     with np.errstate(all="ignore"):

@@ -41,20 +41,40 @@ FLAG_OF = {
     "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
     "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
     "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
-    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule",
+    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule", "seed": "--seed",
 }
 
 
 @contextmanager
-def _as_flags():
-    """Re-word a library error that starts with an argument name ("form: ...") to name its flag."""
+def _as_flags(source: str | None = None):
+    """Re-word a library error that starts with an argument name ("form: ...") to name its flag;
+    any other error is about the data, so it names `source` (the data file) when given."""
     try:
         yield
     except SparsescaleError as exc:
         head, sep, rest = str(exc).partition(":")
         if sep and head.strip() in FLAG_OF:
             raise SparsescaleError(FLAG_OF[head.strip()] + ":" + rest) from None
+        if source is not None and not str(exc).startswith(source):
+            raise SparsescaleError(f"{source}: {exc}") from None
         raise
+
+
+def _bootstrap_progress():
+    """A progress line on a terminal's stderr for long bootstraps (none when
+    stderr is a file or a pipe: logs and tests keep one line per message)."""
+    import sys
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    t0 = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\rbootstrap: {done}/{total} resamples ({time.monotonic() - t0:.0f} s; Ctrl-C stops)",
+              end=end, file=sys.stderr, flush=True)
+    return show
 
 
 def _console():
@@ -130,6 +150,7 @@ def fit(
         raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
     if bootstrap < 0:
         raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
+    _check_fit_outputs(data_file, base, out, plot)
     base_law = load_law(base) if base is not None else None
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
     s_arg = S if form != Form.dense else None
@@ -138,8 +159,10 @@ def fit(
     if form == Form.avgparam:
         kwargs["mean_sparsity_fraction"] = f_sched
     units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
-    with _as_flags():
+    _check_holdout(holdout, N, data_file)
+    with _as_flags(data_file):
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
+                        progress=_bootstrap_progress(),
                         derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
                         tokens_per_unit=_tokens_per_unit(tokens_per_unit, data), **kwargs)
     law = result.law
@@ -160,6 +183,49 @@ def fit(
     _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
 
 
+def _plot_paths(plot: Path) -> tuple[Path, Path]:
+    """--plot and the loss-vs-N figure written beside it."""
+    return plot, plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
+
+
+def _check_plot_format(plot: Path, flag: str = "--plot") -> None:
+    """An extension matplotlib can write (it would fail only after the whole fit)."""
+    if not plot.suffix:
+        return  # written as PNG
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if plot.suffix.lower().lstrip(".") not in kinds:
+        raise SparsescaleError(f"{flag} {plot}: unsupported image format {plot.suffix!r}; use one of "
+                               f"{', '.join('.' + k for k in sorted(kinds))}")
+
+
+def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot: Path | None) -> None:
+    """Before any work: no output is an input (data, --base law), a folder, or
+    another output of this command, and every output folder is writable."""
+    from sparsescale.atomic import check_output
+
+    inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
+    outputs: list[tuple[str, Path]] = []
+    if out is not None:
+        outputs.append(("--out", check_output(out, inputs, "--out")))
+    if plot is not None:
+        _check_plot_format(plot)
+        outputs += [("--plot", check_output(p, inputs, "--plot")) for p in _plot_paths(plot)]
+    for i, (flag_a, a) in enumerate(outputs):
+        for flag_b, b in outputs[:i]:
+            if a.resolve() == b.resolve():
+                raise SparsescaleError(f"{flag_a} {a}: is also the file of {flag_b}; give different paths")
+
+
+def _check_holdout(holdout, N, data_file: str) -> None:
+    """--holdout's own precondition, before any fitting."""
+    from sparsescale.laws.uncertainty import group_by_size
+
+    if holdout is not None and group_by_size(N).max() < 1:
+        raise SparsescaleError(f"--holdout: all runs have the same N in {data_file}; need at least two sizes")
+
+
 def _paper_defaults(data_file, sparsity, params, data, loss, space, delta, tokens_per_unit):
     """paper:t5 / paper:vit: the sweep's columns, the paper's fit settings and the
     cost of one unit of D, wherever a flag did not set them."""
@@ -177,10 +243,13 @@ def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as
     if plot is not None:
         report["plots"] = _plot_fit(plot, law, held, *points, form)
     if out is not None:
+        from sparsescale.laws.jsonsafe import finite_json
+
+        _warn_non_finite(finite_json(law.to_dict())[1], str(out))
         law.save(out)
         report["law_file"] = str(out)
     if as_json:
-        print(json.dumps(report, default=_jsonable))
+        _print_json(report)
         return
     _print_fit(report, law)
 
@@ -225,7 +294,7 @@ def _plot_fit(plot: Path, law, held, S, N, D, y, form: str) -> list[str]:
     predicted = law.predict(S, N, D)
     if held is not None:  # held-out points show the extrapolation, not the full fit
         predicted[mask] = held["predicted"]
-    second = plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
+    second = _plot_paths(plot)[1]
     plot_fit_quality(S, predicted, y, mask, plot, title=f"Fit quality ({form} law)")
     plot_loss_vs_n(law, S, N, D, y, second)
     return [str(plot), str(second)]
@@ -242,14 +311,22 @@ def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
     return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
-def _jsonable(obj):
-    import numpy as np
+def _warn_non_finite(paths: list[str], where: str) -> None:
+    """One stderr line: which numbers were not finite and became null."""
+    import sys
 
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (np.floating, np.integer, np.bool_)):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    if paths:
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        print(f"warning: non-finite numbers written as null in {where}: {shown}", file=sys.stderr)
+
+
+def _print_json(obj) -> None:
+    """Print obj as valid JSON (NaN/inf as null, with a warning on stderr)."""
+    from sparsescale.laws.jsonsafe import finite_json
+
+    clean, bad = finite_json(obj)
+    _warn_non_finite(bad, "the JSON output")
+    print(json.dumps(clean, allow_nan=False))
 
 
 def _print_fit(report: dict, law) -> None:
@@ -390,13 +467,17 @@ def predict(
         S_, N_, D_ = np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
     except ValueError:
         raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
-    L = the_law.predict(S_, N_, D_)
+    # far outside any fitted range a power law overflows: that is reported as a
+    # non-finite prediction (null in JSON, with a warning), not as numpy noise
+    with np.errstate(all="ignore"):
+        L = the_law.predict(S_, N_, D_)
+        unc = the_law.uncertainty
+        if unc is not None:
+            low, high = unc.loss_interval(the_law, S_, N_, D_, level)
+            dist = unc.fit_range.distance(S_, N_, D_)
     rows = [{"sparsity": float(s), "n_nonzero": float(n), "data": float(d), "loss": float(l)} for s, n, d, l in zip(S_, N_, D_, L)]
-    unc = the_law.uncertainty
     out: dict = {"law": the_law.name or law, "units": the_law.units, "predictions": rows}
     if unc is not None:
-        low, high = unc.loss_interval(the_law, S_, N_, D_, level)
-        dist = unc.fit_range.distance(S_, N_, D_)
         for r, lo, hi, d in zip(rows, low, high, dist):
             r.update(low=float(lo), high=float(hi), extrapolation_efolds=float(d))
         out["level"] = level
@@ -404,7 +485,7 @@ def predict(
     else:
         out["note"] = NO_UNCERTAINTY
     if as_json:
-        print(json.dumps(out))
+        _print_json(out)
         return
     from rich.table import Table
 
@@ -491,6 +572,11 @@ def optimal(
         raise SparsescaleError("--contours needs --plot PATH.png")
     if plot is not None and not contours:
         raise SparsescaleError("--plot is for --contours; add --contours")
+    if plot is not None:
+        from sparsescale.atomic import check_output
+
+        _check_plot_format(plot)
+        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
     cost = _cost_model(flops, speedups, start, end)
@@ -527,7 +613,7 @@ def optimal(
         plot_sopt_contours(the_law, plot, flops=cost, n_range=n_range, start=start, end=end)
         out["plot"] = str(plot)
     if as_json:
-        print(json.dumps(out))
+        _print_json(out)
         return
     _print_optimal(out, point, the_law, contours, plot)
 

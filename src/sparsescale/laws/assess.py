@@ -46,6 +46,10 @@ class Assessment:
         return out
 
 
+# More resamples than this move no 95% interval and would run for hours.
+MAX_BOOTSTRAP = 10_000
+
+
 def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = True, calibrated: bool = True,
            seed: int = 0, derived: dict[str, Callable[[Law], float]] | None = None,
            progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100,
@@ -58,8 +62,9 @@ def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = 
     data cannot support (a single size; too few points) becomes a warning,
     not an error: the fit itself still stands.
     """
-    if n_boot < 0:
-        raise SparsescaleError(f"n_boot: must be >= 0, got {n_boot}")
+    if not 0 <= n_boot <= MAX_BOOTSTRAP:
+        raise SparsescaleError(f"n_boot: must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
+                               f"resamples), got {n_boot}")
     fit = fit_law(sparsity, n_nonzero, data, loss, seed=seed, units=units, tokens_per_unit=tokens_per_unit, **fit_kwargs)
     out = Assessment(fit=fit, law=fit.law)
     if holdout:

@@ -46,6 +46,18 @@ EXPONENT_BOUNDS = {
 }
 AMPLITUDE_BOUNDS = (0.0, 1e12)  # normalised units: amplitudes are O(loss)
 
+# Working memory of the batched stages (candidate scoring, refinement, bootstrap):
+# they work in chunks of this many bytes, so a fit's memory does not grow with the
+# number of points beyond the O(n) arrays of the data themselves.
+MEMORY_BUDGET = 256 * 2**20
+MAX_SEED = 2**32 - 1
+
+
+def chunk_size(floats_per_item: int, budget: int | None = None) -> int:
+    """How many items of `floats_per_item` float64 each fit in the budget (at least 1)."""
+    budget = MEMORY_BUDGET if budget is None else budget
+    return max(1, int(budget // (8 * max(1, floats_per_item))))
+
 
 @dataclass
 class FitResult:
@@ -131,33 +143,48 @@ class _Problem:
 
     # -- stage 1: NNLS amplitudes for many exponent vectors at once -----------
     def project(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best non-negative amplitudes (weighted LS) and Huber objective per row of E."""
+        """Best non-negative amplitudes (weighted LS) and Huber objective per row of E.
+        Scored in chunks of candidates so that memory stays under MEMORY_BUDGET
+        whatever the number of points (a (G, n, k) basis for all 4096 candidates
+        of a 250,000-row table would be 33 GB)."""
+        n, k = self.y.shape[0], self.n_amplitudes
+        step = chunk_size(n * k * 4)  # basis, weighted basis, prediction, residual
+        parts = [self._project_chunk(E[lo:lo + step]) for lo in range(0, E.shape[0], step)]
+        return np.concatenate([a for a, _ in parts]), np.concatenate([o for _, o in parts])
+
+    def _project_chunk(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Phi = self.basis(E)  # (G, n, k)
         w = 1.0 / self.y if self.space == "log" else np.ones_like(self.y)
-        Pw = Phi * w[None, :, None]
         tw = (self.y - self.offset) * w
-        G, _, k = Phi.shape
+        Pw = Phi * w[None, :, None]
+        # every active set is solved from the k x k normal equations: one pass over the points
+        gram = np.einsum("gni,gnj->gij", Pw, Pw)
+        rhs = np.einsum("gni,n->gi", Pw, tw)
+        del Pw
+        tt = float(tw @ tw)
+        G, k = Phi.shape[0], self.n_amplitudes
         best_sse = np.full(G, np.inf)
         best_amp = np.zeros((G, k))
         for size in range(1, k + 1):
             for active in itertools.combinations(range(k), size):
                 idx = list(active)
-                A = Pw[:, :, idx]
-                M = np.einsum("gni,gnj->gij", A, A) + 1e-12 * np.eye(size)
-                b = np.einsum("gni,n->gi", A, tw)
+                M = gram[:, idx][:, :, idx] + 1e-12 * np.eye(size)
+                b = rhs[:, idx]
                 try:
                     x = np.linalg.solve(M, b[..., None])[..., 0]
                 except np.linalg.LinAlgError:
                     continue
                 feasible = np.all(x >= 0.0, axis=1)
-                r = np.einsum("gni,gi->gn", A, x) - tw[None, :]
-                sse = np.where(feasible, np.einsum("gn,gn->g", r, r), np.inf)
+                # |A x - t|^2 = t.t - 2 x.b + x.M x (exact for any x, not only the LS solution)
+                sse = tt - 2.0 * np.einsum("gi,gi->g", x, b) + np.einsum("gi,gij,gj->g", x, M, x)
+                sse = np.where(feasible, sse, np.inf)
                 better = sse < best_sse
                 best_sse = np.where(better, sse, best_sse)
                 amp = np.zeros((G, k))
                 amp[:, idx] = x
                 best_amp[better] = amp[better]
         pred = np.einsum("gnk,gk->gn", Phi, best_amp) + self.offset[None, :]
+        del Phi
         with np.errstate(divide="ignore", invalid="ignore"):
             ok = np.all(pred > 0, axis=1)
             r = np.log(np.where(pred > 0, pred, 1.0)) - self.log_y if self.space == "log" else pred - self.y
@@ -224,6 +251,13 @@ class _Problem:
 
 
 # ---------------------------------------------------------------------------
+def check_seed(seed) -> int:
+    """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise SparsescaleError(f"seed: must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
 def _validate(form, S, N, D, y, space, delta, base):
     if form not in COEFFICIENT_NAMES:
         raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
@@ -239,6 +273,13 @@ def _validate(form, S, N, D, y, space, delta, base):
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
+    # repeated runs of one configuration add no equation: count distinct inputs
+    inputs = (N, D) if form == "dense" else (S, N, D)
+    distinct = np.unique(np.column_stack(inputs), axis=0).shape[0]
+    if distinct < n_free:
+        what = "(N, D)" if form == "dense" else "(S, N, D)"
+        raise SparsescaleError(f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
+                               f"configuration(s), fewer than the {n_free} free coefficients of the {form} form")
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
@@ -290,6 +331,20 @@ def _distinct_best(E: np.ndarray, obj: np.ndarray, k: int, min_dist: float) -> l
 
 def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
+    """_refine_batch over chunks of starts under MEMORY_BUDGET: the starts are
+    independent, so chunking changes no result, only the peak memory."""
+    G, m = P0.shape
+    step = chunk_size(problem.y.shape[0] * 8 * m)  # r, J, trial J, J^T products, weights
+    if G <= step:
+        return _refine_batch(problem, P0, lower, upper, weights, max_iter, rtol)
+    parts = [_refine_batch(problem, P0[lo:lo + step], lower, upper,
+                           None if weights is None else weights[lo:lo + step], max_iter, rtol)
+             for lo in range(0, G, step)]
+    return np.concatenate([p for p, _ in parts]), np.concatenate([f for _, f in parts])
+
+
+def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                  weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
     """Minimise the (weighted) mean Huber objective from every row of P0 at once.
 
     A Levenberg-Marquardt iteration on the IRLS majoriser of the Huber loss
@@ -421,6 +476,7 @@ def fit_law(
     mean_sparsity_fraction: avgparam only, the schedule's mean sparsity / S
     (default 0.625, the cubic 25%-75% ramp; see schedule_mean_sparsity_fraction).
     """
+    seed = check_seed(seed)
     problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
                                                  mean_sparsity_fraction)
     y, delta = problem.y, problem.delta
@@ -492,10 +548,23 @@ def fit_resamples(
                                                  mean_sparsity_fraction)
     W = np.asarray(weights, dtype=float)
     R, n_starts = W.shape[0], len(starts)
-    P0 = np.tile(np.array([problem.from_coefficients(c) for c in starts]), (R, 1))
-    P, f = _refine(problem, P0, lower, upper, weights=np.repeat(W, n_starts, axis=0), rtol=rtol)
-    f = np.where(np.isfinite(f), f, np.inf).reshape(R, n_starts)
-    best = np.argmin(f, axis=1)
-    P = P.reshape(R, n_starts, -1)
-    coefs = [problem.to_coefficients(P[r, best[r]]) for r in range(R)]
-    return coefs, f[np.arange(R), best]
+    P1 = np.array([problem.from_coefficients(c) for c in starts])
+    # resamples x starts rows of (n,) weights: chunk the resamples so they stay in budget
+    step = resample_batch(problem.y.shape[0], n_starts)
+    coefs, objs = [], []
+    for lo in range(0, R, step):
+        Wc = W[lo:lo + step]
+        P, f = _refine(problem, np.tile(P1, (Wc.shape[0], 1)), lower, upper,
+                       weights=np.repeat(Wc, n_starts, axis=0), rtol=rtol)
+        f = np.where(np.isfinite(f), f, np.inf).reshape(Wc.shape[0], n_starts)
+        best = np.argmin(f, axis=1)
+        P = P.reshape(Wc.shape[0], n_starts, -1)
+        coefs += [problem.to_coefficients(P[r, best[r]]) for r in range(Wc.shape[0])]
+        objs.append(f[np.arange(Wc.shape[0]), best])
+    return coefs, np.concatenate(objs)
+
+
+def resample_batch(n_points: int, n_starts: int) -> int:
+    """Resamples whose weights (one (n,) row per resample and start) fit in
+    MEMORY_BUDGET, at least 1; the refinement chunks its starts by itself."""
+    return chunk_size(2 * n_points * max(1, n_starts))

@@ -45,6 +45,30 @@ FREE_COEFFICIENTS: dict[str, tuple[str, ...]] = {
     "avgparam": COEFFICIENT_NAMES["avgparam"],
 }
 FORMS = tuple(COEFFICIENT_NAMES)
+
+# The range in which each coefficient has a meaning (inclusive low unless noted):
+# amplitudes and the loss floor are non-negative (a negative one predicts a loss
+# that falls below its own floor, or below 0); decay exponents are positive (bN = 0
+# or beta = 0 divides by zero in the planning formulas) and, like bS, at most
+# EXPONENT_MAX: beyond it a power law is a step function no sweep could have fitted.
+EXPONENT_MAX = 10.0
+_AMPLITUDE = (0.0, math.inf, False)
+_DECAY = (0.0, EXPONENT_MAX, True)  # low end exclusive
+COEFFICIENT_RANGES: dict[str, tuple[float, float, bool]] = {
+    "aS": _AMPLITUDE, "bS": (0.0, EXPONENT_MAX, False), "cS": _AMPLITUDE, "bN": _DECAY, "aD": _AMPLITUDE,
+    "bD": _DECAY, "c": _AMPLITUDE, "A": _AMPLITUDE, "alpha": _DECAY, "B": _AMPLITUDE, "beta": _DECAY, "E": _AMPLITUDE,
+}
+
+
+def check_coefficients(coefficients: dict[str, float]) -> None:
+    """Raise naming the first coefficient outside COEFFICIENT_RANGES."""
+    for name, value in coefficients.items():
+        if not math.isfinite(value):
+            raise SparsescaleError(f"coefficient {name} is {value}, not a finite number")
+        low, high, open_low = COEFFICIENT_RANGES[name]
+        if value < low or (open_low and value == low) or value > high:
+            bracket = "(" if open_low else "["
+            raise SparsescaleError(f"coefficient {name} is {value:g}, outside {bracket}{low:g}, {high:g}]")
 CUBIC_FRACTION = 0.625  # mean sparsity / S of the paper's cubic 25%-75% ramp
 
 
@@ -95,9 +119,12 @@ class Law:
         if missing:
             raise SparsescaleError(f"law {self.name or self.form}: missing coefficient(s) {', '.join(missing)}")
         self.coefficients = {k: float(self.coefficients[k]) for k in expected}
-        bad = [k for k, v in self.coefficients.items() if not math.isfinite(v)]
-        if bad:
-            raise SparsescaleError(f"law {self.name or self.form}: coefficient(s) {', '.join(bad)} not finite")
+        try:
+            check_coefficients(self.coefficients)
+        except SparsescaleError as exc:
+            raise SparsescaleError(f"law {self.name or self.form}: {exc}") from None
+        if not isinstance(self.units, dict) or not all(isinstance(v, str) for v in self.units.values()):
+            raise SparsescaleError(f"law {self.name or self.form}: units must be an object of strings, got {self.units!r}")
         if self.form == "avgparam":
             f = CUBIC_FRACTION if self.mean_sparsity_fraction is None else self.mean_sparsity_fraction
             if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
@@ -181,11 +208,16 @@ class Law:
         for key, value in coefs.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise SparsescaleError(f"{source}: coefficient {key!r} is not a number")
+        units = obj.get("units", {})
+        if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
+            raise SparsescaleError(f"{source}: 'units' must be an object of strings (N, D, loss), got {units!r:.60}")
+        if not isinstance(obj.get("fit") or {}, dict):
+            raise SparsescaleError(f"{source}: 'fit' must be an object")
         try:
             law = cls(
                 form=str(form),
                 coefficients=coefs,
-                units=dict(obj.get("units") or {}),
+                units=dict(units),
                 name=str(obj.get("name") or Path(source).stem),
                 fit=obj.get("fit"),
                 tokens_per_unit=obj.get("tokens_per_unit"),
@@ -200,7 +232,11 @@ class Law:
             raise SparsescaleError(f"{source}: {exc}") from None
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        """Valid JSON always: a non-finite number in the fit metadata is null
+        (the CLI warns; see laws.jsonsafe)."""
+        from sparsescale.laws.jsonsafe import finite_json
+
+        return json.dumps(finite_json(self.to_dict())[0], indent=2, allow_nan=False) + "\n"
 
     def save(self, path: str | Path) -> None:
         from sparsescale.atomic import write_text

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import COEFFICIENT_NAMES, Law
+from sparsescale.laws.forms import COEFFICIENT_NAMES, Law, check_coefficients
 
 
 def z_score(level: float) -> float:
@@ -155,8 +155,14 @@ class Uncertainty:
             raise SparsescaleError(f"uncertainty: malformed ({type(exc).__name__}: {exc})") from None
         if names != list(COEFFICIENT_NAMES[form]) or draws.ndim != 2 or draws.shape[1] != len(names) or draws.shape[0] < 2:
             raise SparsescaleError(f"uncertainty: draws must be a list of at least 2 rows of {', '.join(COEFFICIENT_NAMES[form])}")
-        if not (np.all(np.isfinite(draws)) and model_error.floor >= 0 and model_error.per_efold >= 0):
+        if not (np.all(np.isfinite(draws)) and np.all(np.isfinite([model_error.floor, model_error.per_efold]))
+                and model_error.floor >= 0 and model_error.per_efold >= 0):
             raise SparsescaleError("uncertainty: draws and model_error must be finite and non-negative")
+        for i, row in enumerate(draws):  # every draw is a law of its own: same ranges
+            try:
+                check_coefficients(dict(zip(names, row)))
+            except SparsescaleError as exc:
+                raise SparsescaleError(f"uncertainty: draw {i + 1}: {exc}") from None
         return cls(form=form, draws=draws, fit_range=fit_range, model_error=model_error,
                    calibration=dict(obj.get("calibration") or {}), source=str(obj.get("source") or ""))
 

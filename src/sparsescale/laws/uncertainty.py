@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.fit import FitResult, fit_law, fit_resamples
+from sparsescale.laws.fit import FitResult, check_seed, fit_law, fit_resamples, resample_batch
 from sparsescale.laws.forms import Law
 
 
@@ -68,6 +68,7 @@ def bootstrap(
     starts: coefficient sets to start every resample from instead of the
     reference's optima: draws that stay in one basin (around a published law).
     """
+    seed = check_seed(seed)
     if n_boot < 2:
         raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
     if not 0 < level < 1:
@@ -82,13 +83,17 @@ def bootstrap(
         starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
     rng = np.random.default_rng(seed)
     n = y.shape[0]
-    counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)])
+    # resamples are drawn batch by batch (same draws, in the same order, as all at
+    # once) so that memory holds one batch of (n,) count vectors, not n_boot of them
+    batch = max(1, min(batch, resample_batch(n, len(starts))))
     derived = derived or {}
     coef_names = list(reference.law.coefficients)
     rows: list[list[float]] = []
     failed = 0
     for lo in range(0, n_boot, batch):
-        coefs, objs = fit_resamples(S, N, D, y, counts[lo:lo + batch], starts, **form_kwargs)
+        counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n)
+                           for _ in range(min(batch, n_boot - lo))])
+        coefs, objs = fit_resamples(S, N, D, y, counts, starts, **form_kwargs)
         for c, f in zip(coefs, objs):
             if not np.isfinite(f):
                 failed += 1
