@@ -139,17 +139,7 @@ def fit(
         sparsity, params, data, loss, space, delta, tokens_per_unit, units = _paper_defaults(
             data_file, sparsity, params, data, loss, space, delta, tokens_per_unit)
     space = space or Space.log
-    for flag, value in (("--params", params), ("--data", data), ("--loss", loss)):
-        if value is None:
-            raise SparsescaleError(f"{flag} is required (a column or expression of {data_file})")
-    if form != Form.dense and sparsity is None:
-        raise SparsescaleError(f"--sparsity is required for --form {form.value}")
-    if form == Form.nm and base is None:
-        raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
-    if compare and sparsity is None:
-        raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
-    if bootstrap < 0:
-        raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
+    _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compare, bootstrap)
     _check_fit_outputs(data_file, base, out, plot)
     base_law = load_law(base) if base is not None else None
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
@@ -169,18 +159,46 @@ def fit(
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
     if compare:
-        from sparsescale.laws.compare import compare_forms
+        report["comparison"] = _compare_report((S, N, D, y), space.value, delta, seed, f_sched)
+    _record_fit_checks(result, report, holdout is not None)
+    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
 
-        with _as_flags():
-            report["comparison"] = compare_forms(S, N, D, y, space=space.value, delta=delta, seed=seed,
-                                                 mean_sparsity_fraction=f_sched).to_dict()
+
+def _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compare, bootstrap) -> None:
+    """The flag combinations `fit` refuses, checked before any data is read."""
+    for flag, value in (("--params", params), ("--data", data), ("--loss", loss)):
+        if value is None:
+            raise SparsescaleError(f"{flag} is required (a column or expression of {data_file})")
+    if form != Form.dense and sparsity is None:
+        raise SparsescaleError(f"--sparsity is required for --form {form.value}")
+    if form == Form.nm and base is None:
+        raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
+    if compare and sparsity is None:
+        raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
+    if bootstrap < 0:
+        raise SparsescaleError(f"--bootstrap: must be >= 0, got {bootstrap}")
+
+
+def _compare_report(points, space: str, delta, seed: int, f_sched) -> dict:
+    """--compare: the sparse and average-parameter laws fitted and scored on the same points."""
+    from sparsescale.laws.compare import compare_forms
+
+    S, N, D, y = points
+    with _as_flags():
+        return compare_forms(S, N, D, y, space=space, delta=delta, seed=seed,
+                             mean_sparsity_fraction=f_sched).to_dict()
+
+
+def _record_fit_checks(result, report: dict, holdout_asked: bool) -> None:
+    """Carry the bootstrap intervals and holdout errors into the law file; a
+    requested holdout that could not run is an error."""
+    law = result.law
     if result.bootstrap is not None:
         law.fit["intervals"] = report["intervals"]
     if result.holdout is not None:
         law.fit["holdout"] = {k: report["holdout"][k] for k in ("n_heldout", "held_out_n_nonzero", "mean_abs_rel_error", "max_abs_rel_error")}
-    elif holdout is not None:
+    elif holdout_asked:
         raise SparsescaleError("--holdout: " + result.warnings[0].removeprefix("largest-N holdout skipped: "))
-    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
 
 
 def _plot_paths(plot: Path) -> tuple[Path, Path]:
@@ -455,18 +473,7 @@ def predict(
 
     _check_level(level)
     the_law = load_law(law)
-    S, N, D = _values(sparsity, "--sparsity"), _values(params, "--params"), _values(data, "--data")
-    for s in S:
-        if not 0 <= s < 1:
-            raise SparsescaleError(f"--sparsity: {s:g} is outside [0, 1)")
-    for flag, vals in (("--params", N), ("--data", D)):
-        for v in vals:
-            if v <= 0:
-                raise SparsescaleError(f"{flag}: {v:g} must be > 0")
-    try:
-        S_, N_, D_ = np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
-    except ValueError:
-        raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
+    S_, N_, D_ = _predict_inputs(sparsity, params, data)
     # far outside any fitted range a power law overflows: that is reported as a
     # non-finite prediction (null in JSON, with a warning), not as numpy noise
     with np.errstate(all="ignore"):
@@ -487,22 +494,45 @@ def predict(
     if as_json:
         _print_json(out)
         return
+    _print_predictions(rows, the_law, the_law.name or law, level, unc is not None)
+
+
+def _predict_inputs(sparsity: str, params: str, data: str):
+    """The --sparsity, --params and --data lists, range-checked and broadcast to one length."""
+    import numpy as np
+
+    S, N, D = _values(sparsity, "--sparsity"), _values(params, "--params"), _values(data, "--data")
+    for s in S:
+        if not 0 <= s < 1:
+            raise SparsescaleError(f"--sparsity: {s:g} is outside [0, 1)")
+    for flag, vals in (("--params", N), ("--data", D)):
+        for v in vals:
+            if v <= 0:
+                raise SparsescaleError(f"{flag}: {v:g} must be > 0")
+    try:
+        return np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
+    except ValueError:
+        raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
+
+
+def _print_predictions(rows: list, the_law, title: str, level: float, has_unc: bool) -> None:
+    """The table of `predict`, with interval columns when the law carries uncertainty."""
     from rich.table import Table
 
-    extra = [f"{level:.0%} interval", "e-folds out"] if unc is not None else []
-    t = Table(title=f"law: {the_law.name or law}")
+    extra = [f"{level:.0%} interval", "e-folds out"] if has_unc else []
+    t = Table(title=f"law: {title}")
     for header in ("S", "N", "D", "predicted loss", *extra):
         t.add_column(header, no_wrap=True)
     for r in rows:
         cells = [f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", f"{r['loss']:.5f}"]
-        if unc is not None:
+        if has_unc:
             cells += [f"{r['low']:.4f}-{r['high']:.4f}", f"{r['extrapolation_efolds']:.2f}"]
         t.add_row(*cells)
     con = _console()
     con.print(t)
     con.print(f"N: non-zero parameters; D in {the_law.units.get('D', 'data')}"
-              + ("; e-folds out: how far beyond the fitted data (log-factors)" if unc is not None else ""))
-    if unc is None:
+              + ("; e-folds out: how far beyond the fitted data (log-factors)" if has_unc else ""))
+    if not has_unc:
         con.print(f"note: {NO_UNCERTAINTY}")
 
 
@@ -562,44 +592,17 @@ def optimal(
     Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
     """
     from sparsescale.laws.forms import load_law
-    from sparsescale.laws.intervals import optimal_intervals
-    from sparsescale.laws.planning import optimal_data_ratio, optimal_sparsity
-    from sparsescale.units import parse_quantity
+    from sparsescale.laws.planning import optimal_data_ratio
 
     _check_level(level)
     the_law = load_law(law)
-    if contours and plot is None:
-        raise SparsescaleError("--contours needs --plot PATH.png")
-    if plot is not None and not contours:
-        raise SparsescaleError("--plot is for --contours; add --contours")
-    if plot is not None:
-        from sparsescale.atomic import check_output
-
-        _check_plot_format(plot)
-        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
-    if not contours and (params is None or compute is None):
-        raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
+    _check_optimal_flags(law, params, compute, contours, plot)
     cost = _cost_model(flops, speedups, start, end)
     out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,
                  "flops": flops.value}
     point = None
     if params is not None and compute is not None:
-        n = parse_quantity(params, "--params")
-        if n <= 0:
-            raise SparsescaleError(f"--params: must be > 0, got {params!r}")
-        with _as_flags():
-            point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=cost, start=start, end=end)
-        out.update(point.to_dict())
-        out["loss_gain_vs_dense"] = point.dense_loss - point.loss
-        with _as_flags():
-            ivs = optimal_intervals(the_law, point, level, cost, start, end)
-        if ivs is None:
-            out["note"] = NO_UNCERTAINTY
-        else:
-            out["level"] = level
-            out["intervals"] = {k: {"low": lo, "high": hi} for k, (lo, hi) in ivs.items()}
-            out["interval_note"] = ("loss, dense_loss: coefficient draws + model error; sparsity, data, "
-                                    "equivalent_dense_size: the budget re-planned under every coefficient draw")
+        point = _optimal_point(out, the_law, params, compute, cost, start, end, level)
     elif params is not None or compute is not None:
         raise SparsescaleError("--params and --compute go together")
     with _as_flags():
@@ -616,6 +619,46 @@ def optimal(
         _print_json(out)
         return
     _print_optimal(out, point, the_law, contours, plot)
+
+
+def _check_optimal_flags(law: str, params, compute, contours: bool, plot) -> None:
+    """The flag combinations `optimal` refuses, and a --plot path it could not write."""
+    if contours and plot is None:
+        raise SparsescaleError("--contours needs --plot PATH.png")
+    if plot is not None and not contours:
+        raise SparsescaleError("--plot is for --contours; add --contours")
+    if plot is not None:
+        from sparsescale.atomic import check_output
+
+        _check_plot_format(plot)
+        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
+    if not contours and (params is None or compute is None):
+        raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
+
+
+def _optimal_point(out: dict, the_law, params: str, compute: str, cost, start: float, end: float, level: float):
+    """Plan the budget for --params at --compute; adds the plan and its intervals to `out`."""
+    from sparsescale.laws.intervals import optimal_intervals
+    from sparsescale.laws.planning import optimal_sparsity
+    from sparsescale.units import parse_quantity
+
+    n = parse_quantity(params, "--params")
+    if n <= 0:
+        raise SparsescaleError(f"--params: must be > 0, got {params!r}")
+    with _as_flags():
+        point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=cost, start=start, end=end)
+    out.update(point.to_dict())
+    out["loss_gain_vs_dense"] = point.dense_loss - point.loss
+    with _as_flags():
+        ivs = optimal_intervals(the_law, point, level, cost, start, end)
+    if ivs is None:
+        out["note"] = NO_UNCERTAINTY
+    else:
+        out["level"] = level
+        out["intervals"] = {k: {"low": lo, "high": hi} for k, (lo, hi) in ivs.items()}
+        out["interval_note"] = ("loss, dense_loss: coefficient draws + model error; sparsity, data, "
+                                "equivalent_dense_size: the budget re-planned under every coefficient draw")
+    return point
 
 
 def _print_optimal(out: dict, point, the_law, contours: bool, plot) -> None:

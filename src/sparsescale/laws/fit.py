@@ -343,6 +343,35 @@ def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndar
     return np.concatenate([p for p, _ in parts]), np.concatenate([f for _, f in parts])
 
 
+def _weighted_huber(r: np.ndarray, w: np.ndarray, delta: float) -> np.ndarray:
+    """Weighted Huber objective per row; inf where a residual is not finite."""
+    with np.errstate(invalid="ignore"):
+        f = np.sum(w * huber(r, delta), axis=1)
+    return np.where(np.all(np.isfinite(r), axis=1), f, np.inf)
+
+
+def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, lower: np.ndarray,
+             upper: np.ndarray, lam_a: np.ndarray, delta: float) -> np.ndarray:
+    """One damped Gauss-Newton step per start on the IRLS majoriser of the Huber loss."""
+    eye = np.eye(Pa.shape[1])
+    absr = np.abs(ra)
+    irls = wa * np.where(absr <= delta, 1.0, delta / np.maximum(absr, 1e-300))
+    JT = Ja.transpose(0, 2, 1)
+    g = (JT @ (wa * np.clip(ra, -delta, delta))[:, :, None])[:, :, 0]
+    H = JT @ (Ja * irls[:, :, None])
+    # coordinates held at a bound by the gradient leave the system
+    held = ((Pa <= lower) & (g > 0)) | ((Pa >= upper) & (g < 0))
+    free = ~held
+    H = H * (free[:, :, None] & free[:, None, :]) + held[:, :, None] * eye
+    g = np.where(held, 0.0, g)
+    diag = np.einsum("gmm->gm", H)
+    A = H + lam_a[:, None, None] * (diag[:, :, None] * eye + 1e-12 * eye)
+    try:
+        return -np.linalg.solve(A, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return -g / (np.abs(diag) + 1e-12)
+
+
 def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
                   weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
     """Minimise the (weighted) mean Huber objective from every row of P0 at once.
@@ -355,45 +384,23 @@ def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: n
     """
     delta = problem.delta
     P = np.clip(P0, lower, upper)
-    G, m = P.shape
+    G = P.shape[0]
     W = np.ones((G, problem.y.shape[0])) if weights is None else np.asarray(weights, dtype=float)
     W = W / W.sum(axis=1, keepdims=True)
 
-    def objective(r, w):
-        with np.errstate(invalid="ignore"):
-            f = np.sum(w * huber(r, delta), axis=1)
-        return np.where(np.all(np.isfinite(r), axis=1), f, np.inf)
-
     r, J = problem.residual_jacobian(P)
-    f = objective(r, W)
+    f = _weighted_huber(r, W, delta)
     lam = np.full(G, 1e-3)
     active = np.isfinite(f)
-    eye = np.eye(m)
     for _ in range(max_iter):
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        ra, Ja, wa = r[idx], J[idx], W[idx]
-        absr = np.abs(ra)
-        irls = wa * np.where(absr <= delta, 1.0, delta / np.maximum(absr, 1e-300))
-        JT = Ja.transpose(0, 2, 1)
-        g = (JT @ (wa * np.clip(ra, -delta, delta))[:, :, None])[:, :, 0]
-        H = JT @ (Ja * irls[:, :, None])
-        # coordinates held at a bound by the gradient leave the system
-        Pa = P[idx]
-        held = ((Pa <= lower) & (g > 0)) | ((Pa >= upper) & (g < 0))
-        free = ~held
-        H = H * (free[:, :, None] & free[:, None, :]) + held[:, :, None] * eye
-        g = np.where(held, 0.0, g)
-        diag = np.einsum("gmm->gm", H)
-        A = H + lam[idx, None, None] * (diag[:, :, None] * eye + 1e-12 * eye)
-        try:
-            step = -np.linalg.solve(A, g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = -g / (np.abs(diag) + 1e-12)
+        wa = W[idx]
+        step = _lm_step(r[idx], J[idx], wa, P[idx], lower, upper, lam[idx], delta)
         Pn = np.clip(P[idx] + step, lower, upper)
         rn, Jn = problem.residual_jacobian(Pn)
-        fn = objective(rn, wa)
+        fn = _weighted_huber(rn, wa, delta)
         better = fn < f[idx]
         gain = np.where(better, f[idx] - fn, 0.0)
         acc = idx[better]
@@ -446,6 +453,45 @@ def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, ba
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
 
+def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: int,
+                     extra_starts: list[dict[str, float]] | None) -> list[np.ndarray]:
+    """Stage 1: the best distinct projected candidates, then any warm starts."""
+    E = _candidates(problem, n_candidates, seed)
+    amps, proj_obj = problem.project(E)
+    chosen = _distinct_best(E, proj_obj, n_starts, min_dist=0.02)
+    starts = [np.concatenate([amps[i], E[i]]) for i in chosen]
+    starts += [problem.from_coefficients(c) for c in extra_starts or []]
+    if not starts:
+        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+    return starts
+
+
+def _fit_diagnostics(problem: _Problem, form: str, P: np.ndarray, f: np.ndarray, lower: np.ndarray,
+                     upper: np.ndarray, n_started: int, n_candidates: int, seed: int):
+    """The best refined start and the diagnostics that say how well posed its optimum is."""
+    best = int(np.nanargmin(f))
+    best_f, best_p = float(f[best]), P[best]
+    tol = 1e-6 * best_f + 1e-15
+    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"],
+                       "avgparam": ["A", "B", "E"]}[form]
+    names = amplitude_names + list(problem.exponent_names)
+    at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
+    worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
+    diagnostics = {
+        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS Huber)",
+        "space": problem.space,
+        "delta": problem.delta,
+        "seed": seed,
+        "n_candidates": int(n_candidates),
+        "n_starts": int(n_started),
+        "starts_at_best": int(np.sum(f <= best_f + tol)),
+        "grad_norm": float(np.linalg.norm(_projected_gradient(problem, best_p, lower, upper))),
+        "at_bound": at_bound,
+        "runner_up_objective": float(worse[0]) if worse.size else None,
+    }
+    return best_f, best_p, diagnostics
+
+
 def fit_law(
     sparsity,
     n_nonzero,
@@ -479,39 +525,12 @@ def fit_law(
     seed = check_seed(seed)
     problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
                                                  mean_sparsity_fraction)
-    y, delta = problem.y, problem.delta
-    E = _candidates(problem, n_candidates, seed)
-    amps, proj_obj = problem.project(E)
-    chosen = _distinct_best(E, proj_obj, n_starts, min_dist=0.02)
-    starts = [np.concatenate([amps[i], E[i]]) for i in chosen]
-    starts += [problem.from_coefficients(c) for c in extra_starts or []]
-    if not starts:
-        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
-
+    y = problem.y
+    starts = _starting_points(problem, n_candidates, n_starts, seed, extra_starts)
     P, f = _refine(problem, np.array(starts), lower, upper)
     if not np.any(np.isfinite(f)):
         raise SparsescaleError("the optimiser found no finite optimum for this data")
-    best = int(np.nanargmin(f))
-    best_f, best_p = float(f[best]), P[best]
-    tol = 1e-6 * best_f + 1e-15
-    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"],
-                       "avgparam": ["A", "B", "E"]}[form]
-    names = amplitude_names + list(problem.exponent_names)
-    at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
-    worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
-
-    diagnostics = {
-        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS Huber)",
-        "space": space,
-        "delta": delta,
-        "seed": seed,
-        "n_candidates": int(n_candidates),
-        "n_starts": int(len(starts)),
-        "starts_at_best": int(np.sum(f <= best_f + tol)),
-        "grad_norm": float(np.linalg.norm(_projected_gradient(problem, best_p, lower, upper))),
-        "at_bound": at_bound,
-        "runner_up_objective": float(worse[0]) if worse.size else None,
-    }
+    best_f, best_p, diagnostics = _fit_diagnostics(problem, form, P, f, lower, upper, len(starts), n_candidates, seed)
     fit_meta = {"objective": best_f, "n_points": int(y.shape[0]), "diagnostics": diagnostics}
     default_units = {"N": "non-zero parameters", "D": "data (as given)"}
     law = Law(

@@ -88,6 +88,20 @@ def bootstrap(
     batch = max(1, min(batch, resample_batch(n, len(starts))))
     derived = derived or {}
     coef_names = list(reference.law.coefficients)
+    rows, failed = _resample_rows((S, N, D, y), n_boot, batch, rng, starts, form_kwargs, reference, derived,
+                                  progress)
+    if len(rows) < 2:
+        raise SparsescaleError("bootstrap: fewer than 2 resamples could be fitted")
+    intervals, samples = _percentile_intervals(np.array(rows), coef_names + list(derived), level)
+    return BootstrapResult(level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed)
+
+
+def _resample_rows(points, n_boot, batch, rng, starts, form_kwargs, reference, derived, progress):
+    """Draw and refit the resamples batch by batch; one row of coefficients and
+    derived values per fitted resample, and the number that could not be fitted."""
+    S, N, D, y = points
+    n = y.shape[0]
+    coef_names = list(reference.law.coefficients)
     rows: list[list[float]] = []
     failed = 0
     for lo in range(0, n_boot, batch):
@@ -103,17 +117,19 @@ def bootstrap(
             rows.append([c[k] for k in coef_names] + [float(fn(law)) for fn in derived.values()])
         if progress is not None:
             progress(min(lo + batch, n_boot), n_boot)
-    if len(rows) < 2:
-        raise SparsescaleError("bootstrap: fewer than 2 resamples could be fitted")
-    arr = np.array(rows)
+    return rows, failed
+
+
+def _percentile_intervals(arr: np.ndarray, names: list[str], level: float):
+    """(low, median, high) per column over its finite values, and the raw columns."""
     q = [(1 - level) / 2 * 100, 50.0, (1 + level) / 2 * 100]
     intervals, samples = {}, {}
-    for j, name in enumerate(coef_names + list(derived)):
+    for j, name in enumerate(names):
         col = arr[:, j][np.isfinite(arr[:, j])]
         lo_, med, hi = np.percentile(col, q) if col.size else (np.nan,) * 3
         intervals[name] = (float(lo_), float(med), float(hi))
         samples[name] = arr[:, j]
-    return BootstrapResult(level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed)
+    return intervals, samples
 
 
 def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
