@@ -4,9 +4,17 @@ has a conftest.py, so `from conftest import ...` is order-dependent)."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+
+def default_sigint() -> None:
+    """preexec_fn for children that a test interrupts: a shell that starts a job
+    in the background (as CI may) sets SIGINT to ignored, children inherit that
+    and Python keeps it, so restore the default a terminal's Ctrl-C meets."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli_argv(*args) -> list[str]:

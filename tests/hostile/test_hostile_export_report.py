@@ -12,7 +12,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from hostile_helpers import cli, cli_argv, digest, one_line
+from hostile_helpers import cli, cli_argv, default_sigint, digest, one_line
 
 
 @pytest.mark.parametrize("flag", ["--csv", "--parquet"])
@@ -155,8 +155,8 @@ def test_report_numbers_without_meaning(store, tmp_path, flag, value):
 def test_ctrl_c_during_the_report_bootstrap(store, tmp_path):
     import time
 
-    p = subprocess.Popen(cli_argv("report", store, "--out", tmp_path / "r", "--bootstrap", "20000"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cli_argv("report", store, "--out", tmp_path / "r", "--bootstrap", "10000"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     time.sleep(8)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)

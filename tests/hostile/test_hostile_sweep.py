@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hostile_helpers import cli, cli_argv, one_line
+from hostile_helpers import cli, cli_argv, default_sigint, one_line
 
 
 def test_unreadable_specs(tmp_path):
@@ -46,7 +46,7 @@ def test_ctrl_c_during_a_large_dry_run(tmp_path, corpus):
     spec.write_text(spec.read_text().replace("seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]", "seeds = [0]")
                     .replace("init_from_dense = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]", ""))
     p = subprocess.Popen(cli_argv("sweep", spec, "--dry-run", "--store", tmp_path / "s.sqlite"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     time.sleep(6)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -90,7 +90,8 @@ def test_ctrl_c_of_a_running_sweep_stops_workers_quietly(tmp_path, corpus):
                     f'corpus = "{corpus}"\n')
     store = tmp_path / "s.sqlite"
     p = subprocess.Popen(cli_argv("sweep", spec, "--store", store, "--workers", "2"), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=default_sigint)
     deadline = time.time() + 120
     runs = tmp_path / "s.runs"
     while time.time() < deadline and len(list(runs.glob("*/worker.pid"))) < 2:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile_helpers import TINY, cli, cli_argv, digest, one_line, train
+from hostile_helpers import TINY, cli, cli_argv, default_sigint, digest, one_line, train
 
 
 def _loss(out) -> float:
@@ -118,7 +118,7 @@ def test_corpus_edited_between_kill_and_rerun_restarts(corpus, tmp_path):
 def _start_long(corpus, out):
     argv = cli_argv("train", *TINY, "--corpus", corpus, "--out", out)
     argv[argv.index("--steps") + 1] = "5000"
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     lock = out / ".run.lock"
     deadline = time.time() + 120
     while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
