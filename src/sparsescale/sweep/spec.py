@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
-from sparsescale.train.config import identity_of
+from sparsescale.train.config import identity_of, read_toml
 from sparsescale.units import parse_count, parse_pattern
 
 UNSTRUCTURED = "unstructured"
@@ -172,18 +171,7 @@ def _one_line(exc: ValidationError) -> str:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec TOML file; errors name the file and key."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SparsescaleError(f"{path}: no such sweep spec file") from None
-    except IsADirectoryError:
-        raise SparsescaleError(f"{path}: is a folder, not a sweep spec file") from None
-    except UnicodeDecodeError as exc:
-        raise SparsescaleError(f"{path}: not UTF-8 text (byte {exc.start}); sweep specs are UTF-8 TOML") from None
-    except OSError as exc:
-        raise SparsescaleError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SparsescaleError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, str(path), "sweep spec file")
     return spec_from_dict(raw, source=str(path))
 
 

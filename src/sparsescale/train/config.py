@@ -274,24 +274,30 @@ class RunConfig(BaseModel):
         return {k: v for k, v in arch.items() if v is not None}
 
 
+def read_toml(path: Path, label: str, noun: str) -> dict[str, Any]:
+    """Read a UTF-8 TOML file; every failure is one line starting with `label`
+    (a run config and a sweep spec share this, so their errors read alike)."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SparsescaleError(f"{label}: no such {noun}") from None
+    except IsADirectoryError:
+        raise SparsescaleError(f"{label}: is a folder, not a {noun}") from None
+    except UnicodeDecodeError as exc:
+        raise SparsescaleError(f"{label}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise SparsescaleError(f"{label}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SparsescaleError(f"{label}: not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     """A RunConfig from a TOML file (its top level, or a [train] table) with
     `overrides` (CLI flags; None means "not given") applied on top."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise SparsescaleError(f"--config {p}: no such file") from None
-        except IsADirectoryError:
-            raise SparsescaleError(f"--config {p}: is a folder, not a TOML file") from None
-        except UnicodeDecodeError as exc:
-            raise SparsescaleError(f"--config {p}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
-        except OSError as exc:
-            raise SparsescaleError(f"--config {p}: cannot read ({exc.strerror})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SparsescaleError(f"--config {p}: not valid TOML ({exc})") from None
+        raw = read_toml(p, f"--config {p}", "file")
         data = dict(raw.get("train", raw))
         try:
             return _merge(data, overrides)
