@@ -3,7 +3,7 @@
 relative width of each 95% bootstrap interval, the largest-N holdout error,
 S_opt with its interval, and the paper's qualitative findings cell by cell.
 
-    .venv/bin/python experiments/acceptance.py STORE.sqlite REPORT_DIR
+    .venv/bin/python experiments/acceptance.py STORE.sqlite REPORT_DIR [SWEEP]
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def law_checks(summary: dict) -> dict:
     }
 
 
-def cell_table(store: str) -> list[dict]:
+def cell_table(store: str, sweep: str | None = None) -> list[dict]:
     """Per (N, D) cell: the loss at each S, and the gain of the sparsest over dense."""
-    pts = collect(store)
+    pts = collect(store, sweep=sweep)
     sizes = np.array(nominal_sizes(pts.n_nonzero))   # each measured N as the size asked for
     N = sizes[np.abs(np.log(pts.n_nonzero[:, None] / sizes[None, :])).argmin(axis=1)]
     S, D, L = pts.sparsity, pts.data, pts.loss
@@ -55,10 +55,10 @@ def cell_table(store: str) -> list[dict]:
     return rows
 
 
-def main(store: str, report_dir: str) -> None:
+def main(store: str, report_dir: str, sweep: str | None = None) -> None:
     summary = json.loads((Path(report_dir) / "summary.json").read_text())
     out = law_checks(summary)
-    cells = cell_table(store)
+    cells = cell_table(store, sweep)
     out["cells"] = cells
     gains = {}
     for c in cells:
@@ -69,4 +69,4 @@ def main(store: str, report_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
