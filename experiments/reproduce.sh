@@ -52,3 +52,17 @@ $PY experiments/fit_variants.py "$OUT/demo/quick.sqlite" | tee "$OUT/fit-variant
 $SS sweep experiments/cpu-full-seed0.toml --store "$OUT/cpu-full-seed0.sqlite" --workers 2
 $SS report "$OUT/cpu-full-seed0.sqlite" --out "$OUT/cpu-full-seed0-report"
 $PY experiments/acceptance.py "$OUT/cpu-full-seed0.sqlite" "$OUT/cpu-full-seed0-report" | tee "$OUT/cpu-full-seed0-acceptance.json"
+
+# 8. (second session) The 10x extrapolation run, and the warmup and BPE levers (PROTOCOL.md sections 7-9).
+$SS sweep experiments/extrapolation-10x.toml --store "$OUT/extrapolation-10x.sqlite" --workers 1
+$SS export "$OUT/extrapolation-10x.sqlite" | tee "$OUT/extrapolation-10x.csv"
+for spec in regime-bpe regime-warmup; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
+  $PY experiments/curve_slopes.py "$OUT/$spec.sqlite" | tee "$OUT/$spec-slopes.txt"
+done
+$SS sweep experiments/design-small-bpe.toml --store "$OUT/design-small-bpe.sqlite" --workers 2
+PYTHONPATH=experiments $PY experiments/design_choice_bpe.py "$OUT/design-small-bpe.sqlite" | tee "$OUT/design-small-bpe-choice.json"
+cp "$OUT/design-small-bpe.sqlite" "$OUT/bpe-window.sqlite"   # its runs are reused, only N = 100k trains
+$SS sweep experiments/bpe-window.toml --store "$OUT/bpe-window.sqlite" --workers 2
+$SS report "$OUT/bpe-window.sqlite" --sweep bpe-window --out "$OUT/bpe-window-report"
+$PY experiments/acceptance.py "$OUT/bpe-window.sqlite" "$OUT/bpe-window-report" bpe-window | tee "$OUT/bpe-window-acceptance.json"
