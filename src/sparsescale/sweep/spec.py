@@ -217,7 +217,7 @@ def _check_size(spec: SweepSpec, source: str) -> None:
              + sum(p != UNSTRUCTURED for p in g.patterns),
              "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
              "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense),
-             "dense_prefix": len(g.dense_prefix or [])}
+             "dense_prefix": len(g.dense_prefix or [0])}
     total = 1
     for n in sizes.values():
         total *= n
