@@ -193,7 +193,7 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     from sparsescale.report.pretrained import pretrained_section
 
-    summary.pretrained = pretrained_section(store_path, sweep, out_dir, law, n_boot, seed, show_progress)
+    summary.pretrained = pretrained_section(store_path, sweep, out_dir, law, n_boot, seed)
     law.name = pts.family or Path(store_path).stem
     law.save(out_dir / "law.json")  # with its uncertainty: `sparsescale predict --law` reads it
     write_json(out_dir / "summary.json", _summary_json(summary, fit))

@@ -57,8 +57,8 @@ def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]
     return out
 
 
-def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law, n_boot: int, seed: int,
-                       show_progress: bool = False) -> dict[str, Any] | None:
+def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law, n_boot: int,
+                       seed: int) -> dict[str, Any] | None:
     """The section's content (JSON-ready), or None when the sweep has no
     finished pruned-from-dense run. Writes the figure and pruned-law.json."""
     from sparsescale.sweep.export import budget_column
@@ -80,7 +80,7 @@ def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law
     out["frontiers"] = {m: pre.frontier(points, m) for m in pre.METHODS}
     _plot(points, out["frontiers"], out_dir / FIGURE, unit)
     out["figure"] = FIGURE
-    out.update(_pruned_law(points, unit, out_dir, n_boot, seed, show_progress, out["warnings"]))
+    out.update(_pruned_law(points, unit, out_dir, n_boot, seed, out["warnings"]))
     return finite_json(out)[0]   # summary.json stays valid JSON: an unreachable loss's inf FLOPs become null
 
 
@@ -90,8 +90,7 @@ def _n_of(points, row) -> float:
                 and p["sparsity"] == row["sparsity"] and p["data"] == row["data"])
 
 
-def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, show_progress: bool,
-                warnings: list[str]) -> dict[str, Any]:
+def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnings: list[str]) -> dict[str, Any]:
     """Fit the sparse law to the dense and pruned runs, save it, and answer one
     practitioner's question with it; {} (and a warning) when it cannot be fitted."""
     from sparsescale.report.build import MIN_POINTS, determination

@@ -318,7 +318,8 @@ def _prefix_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[tu
     grid at this budget; 0 dense data: from scratch. An absolute prefix at or
     beyond this budget leaves nothing to prune over: that pair is not a run."""
     if prefixes is None:
-        return [({"init_from_dense": f}, max(1, int(round(f * budget))) if f > 0 else 0) for f in g.init_from_dense]
+        d0s = [max(1, int(round(f * budget))) if f > 0 else 0 for f in g.init_from_dense]
+        return [({"init_from_dense": f, "dense_prefix": d0}, d0) for f, d0 in zip(g.init_from_dense, d0s)]
     return [({"init_from_dense": d0 / budget, "dense_prefix": d0}, d0) for d0 in prefixes if d0 < budget]
 
 
