@@ -75,8 +75,11 @@ def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law
     out["sweep_total_flops"] = {acc: sweep_total_flops(rows, acc) for acc in ("sparse", "dense")}
     out["alone_total_flops"] = float(sum(p["flops"] for p in points))
     for row in out["table"]:
-        row["scratch_flops_for_same_loss"] = pre.scratch_compute_for_loss(
-            scratch_law, row["sparsity"], _n_of(points, row), row["loss"])
+        # How much compute training from scratch (the report's from-scratch law) needs for
+        # the pruned run's loss, over what pruning cost: > 1 means pruning was cheaper.
+        need = pre.scratch_compute_for_loss(scratch_law, row["sparsity"], _n_of(points, row), row["loss"])
+        row.update(scratch_flops_for_same_loss=need, saving_prefix_charged=need / row["flops"],
+                   saving_prefix_sunk=need / row["flops_continuation"])
     out["frontiers"] = {m: pre.frontier(points, m) for m in pre.METHODS}
     _plot(points, out["frontiers"], out_dir / FIGURE, unit)
     out["figure"] = FIGURE
@@ -148,9 +151,13 @@ def _plot(points, frontiers, path: Path, unit: str) -> None:
         if frontiers[m]:
             f, y = zip(*frontiers[m])
             ax.plot(f, y, color=colors[m], lw=1.5, label=f"{m} (frontier)")
+    sunk = [p for p in points if p["method"] == pre.PRUNED]
+    ax.scatter([p["flops_continuation"] for p in sunk], [p["loss"] for p in sunk], facecolors="none",
+               edgecolors=colors[pre.PRUNED], marker="o", s=28, label="pruned, continuation only (prefix already paid)")
     for s, mk in markers.items():
         ax.scatter([], [], color="#999", marker=mk, label=f"S = {s:g}")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())   # minor labels collide on a short log axis
     ax.set_xlabel("total training FLOPs (sparse accounting; a pruned run's dense prefix included)")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title("Loss against total compute per method")
@@ -186,14 +193,21 @@ def render_html(section: dict[str, Any] | None, figure_dir: Path) -> list[str]:
 def _table(section) -> str:
     head = ("<table><tr><th>S</th><th>N</th><th>D total</th><th>dense prefix</th><th>total FLOPs</th>"
             "<th>pruned loss</th><th>from scratch, same FLOPs</th><th>dense, same FLOPs</th>"
-            "<th>from-scratch FLOPs for the pruned loss (law)</th></tr>")
+            "<th>from-scratch FLOPs for the pruned loss (law)</th><th>saving, prefix charged</th>"
+            "<th>saving, prefix already paid</th></tr>")
     rows = [f"<tr><td>{r['sparsity']:g}</td><td class=num>{r['n_target']:,}</td><td class=num>{r['data']:.3g}</td>"
             f"<td class=num>{_num(r['dense_prefix'], '.3g')}</td><td class=num>{r['flops']:.3g}</td>"
             f"<td class=num>{r['loss']:.4f}</td><td class=num>{_num(r['scratch_loss'], '.4f')}</td>"
             f"<td class=num>{_num(r['dense_loss'], '.4f')}</td>"
-            f"<td class=num>{_num(r['scratch_flops_for_same_loss'], '.3g')}</td></tr>" for r in section["table"]]
+            f"<td class=num>{_num(r['scratch_flops_for_same_loss'], '.3g')}</td>"
+            f"<td class=num>{_num(r['saving_prefix_charged'], '.2f')}x</td>"
+            f"<td class=num>{_num(r['saving_prefix_sunk'], '.2f')}x</td></tr>" for r in section["table"]]
     return head + "".join(rows) + ("</table><p>Same-FLOPs losses are read off each method's measured runs "
-                                   "(log-log interpolation over D at the same S and N; '-': outside them).</p>")
+                                   "(log-log interpolation over D at the same S and N; '-': outside them). Saving: "
+                                   "the FLOPs sparse training from scratch needs for the pruned run's loss under "
+                                   "the from-scratch law, over the pruned run's FLOPs with its dense prefix "
+                                   "charged in full, or already paid (the continuation alone); above 1x pruning "
+                                   "was cheaper.</p>")
 
 
 def _law_html(section) -> str:
@@ -222,6 +236,11 @@ def print_section(console, section: dict[str, Any]) -> None:
     console.print(f"pruned from dense: {len(section['table'])} runs; at equal total compute (dense prefix included) "
                   f"{better} of {len(wins)} comparable ones beat sparse from scratch "
                   f"(sweep total {section['sweep_total_flops']['sparse']:.3g} FLOPs, each prefix once)", highlight=False)
+    for key, what in (("saving_prefix_charged", "dense prefix charged"), ("saving_prefix_sunk", "prefix already paid")):
+        vals = [r[key] for r in section["table"] if r.get(key) is not None]
+        if vals:
+            console.print(f"  from-scratch FLOPs for the same loss / pruned FLOPs ({what}): median "
+                          f"{float(np.median(vals)):.2f}x, range {min(vals):.2f}-{max(vals):.2f}x", highlight=False)
     if section.get("coefficients"):
         iv = section["intervals"]
         coefs = ", ".join(f"{k}={v:.3g}" + (f" [{iv[k][0]:.3g}, {iv[k][2]:.3g}]" if k in iv else "")
