@@ -97,7 +97,7 @@ def _print(plan, out: dict, law) -> None:
         return f"  [{format(ivs[name][0], fmt)}, {format(ivs[name][1], fmt)}]" if name in ivs else ""
 
     con.print(f"law {out['law']}: a dense model of N = {plan.n_params:.4g} parameters trained on D0 = "
-              f"{plan.dense_data:.4g} {unit}, {plan.compute:.4g} of compute to continue ({plan.flops} FLOPs)"
+              f"{plan.dense_data:.4g} {unit}, {plan.compute:.4g} (law units: FLOPs for tokens) to continue ({plan.flops} FLOPs)"
               + (f"; {out['level']:.0%} intervals in brackets" if ivs else ""), highlight=False)
     con.print(f"  prune to sparsity S     = [bold]{plan.sparsity:.4f}[/bold]{iv('sparsity', '.4f')} "
               f"({plan.n_nonzero:.4g} non-zeros)")

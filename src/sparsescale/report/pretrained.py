@@ -96,7 +96,7 @@ def _n_of(points, row) -> float:
 def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnings: list[str]) -> dict[str, Any]:
     """Fit the sparse law to the dense and pruned runs, save it, and answer one
     practitioner's question with it; {} (and a warning) when it cannot be fitted."""
-    from sparsescale.report.build import MIN_POINTS, determination
+    from sparsescale.report.build import MIN_POINTS, determination, equivalent_dense_factors
 
     use = [p for p in points if p["method"] in (pre.DENSE, pre.PRUNED)]
     if len(use) < MIN_POINTS:
@@ -107,7 +107,8 @@ def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnin
     try:
         res = pre.fit_pruned_law(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"], cols["dense_prefix"],
                                  n_boot=n_boot, seed=seed, units={"N": "non-zero parameters", "D": unit},
-                                 tokens_per_unit=1.0 if unit == "tokens" else None)
+                                 tokens_per_unit=1.0 if unit == "tokens" else None,
+                                 derived=equivalent_dense_factors(cols["sparsity"]))
     except SparsescaleError as exc:
         warnings.append(f"pruned law not fitted: {exc}")
         return {}
