@@ -3,6 +3,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=900, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          cwd=cwd, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_pretrained_quick_sweep_report_and_from_dense_plan(tmp_path):
