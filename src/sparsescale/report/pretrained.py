@@ -216,6 +216,9 @@ def _law_html(section) -> str:
     cells = "".join(f"<tr><td>{k}</td><td class=num>{v:.4g}</td><td class=num>"
                     + (f"[{iv[k][0]:.4g}, {iv[k][2]:.4g}]" if k in iv else "-") + "</td></tr>"
                     for k, v in section["coefficients"].items())
+    # bootstrap-derived quantities (equivalent dense sizes): their median, which the fit does not give
+    cells += "".join(f"<tr><td>{html.escape(k)}</td><td class=num>{v[1]:.4g}</td><td class=num>[{v[0]:.4g}, "
+                     f"{v[2]:.4g}]</td></tr>" for k, v in iv.items() if k not in section["coefficients"])
     fd = section["from_dense"]
     ex = section.get("example")
     text = (f"<p>The sparse law fitted to {section['n_points']} dense and pruned runs (D: dense prefix + "
@@ -223,10 +226,14 @@ def _law_html(section) -> str:
             f"{html.escape(section['law_file'])}. Determined: <b>{html.escape(', '.join(section['determined']) or 'none')}"
             f"</b>; not determined: {html.escape(', '.join(section['undetermined']) or 'none')}.</p>")
     if ex:
+        ivs = ex.get("intervals") or {}
+        band = {k: f" [{ivs[k][0]:.{d}f}, {ivs[k][1]:.{d}f}]" if k in ivs else "" for k, d in
+                (("sparsity", 2), ("loss", 4), ("dense_loss", 4))}
         text += (f"<p class=summary>A dense model of {ex['n_params']:.3g} parameters trained on {ex['dense_data']:.3g} "
-                 f"tokens, given as much compute again: prune to S = {ex['sparsity']:.2f} while training "
-                 f"{ex['continue_data']:.3g} more tokens, loss {ex['loss']:.4f}; continuing dense gives "
-                 f"{ex['dense_loss']:.4f} (<code>{html.escape(ex['command'])}</code>).</p>")
+                 f"tokens, given as much compute again: prune to S = {ex['sparsity']:.2f}{band['sparsity']} while "
+                 f"training {ex['continue_data']:.3g} more tokens, loss {ex['loss']:.4f}{band['loss']}; continuing "
+                 f"dense gives {ex['dense_loss']:.4f}{band['dense_loss']} (<code>{html.escape(ex['command'])}</code>; "
+                 "95% intervals).</p>")
     return "<table><tr><th>coefficient</th><th>value</th><th>95% interval</th></tr>" + cells + "</table>" + text
 
 
