@@ -131,3 +131,21 @@ def test_each_dense_prefix_is_trained_once_across_runs_and_sweeps(tmp_path):
             assert c["amortised_flops_sparse"] == pytest.approx(
                 r["train_flops_sparse"] + p["train_flops_dense"] / c["prefix_users"])
     assert sweep_total_flops(rows) == pytest.approx(sum(r["train_flops_sparse"] for r in rows))
+
+
+def test_compute_accounting_charges_the_prefix_once_per_run_and_once_to_the_sweep():
+    def row(h, flops, deps=(), role=None, status="finished", plan=None):
+        axes = {"role": role} if role else {}
+        return {"config_hash": h, "depends_on": list(deps), "axes": axes, "status": status, "plan": plan or {},
+                "train_flops_dense": flops and flops * 2, "train_flops_sparse": flops}
+    rows = [row("p", 100.0, role="dense-pretrain"), row("g", 40.0),          # a prefix, and a grid run that is one
+            row("a", 10.0, ["p"]), row("b", 20.0, ["p"]), row("c", 5.0, ["g"]),
+            row("d", None, ["p"], status="pending", plan={"train_flops_sparse": 7.0, "train_flops_dense": 9.0})]
+    rows[0]["train_flops_dense"] = rows[0]["train_flops_sparse"] = 100.0   # dense: both accountings agree
+    cost = compute_accounting(rows)
+    assert cost["a"]["prefix_users"] == 3 and cost["c"]["prefix_users"] == 2   # g is a grid point too
+    assert cost["a"]["total_flops_sparse"] == 110.0 and cost["a"]["amortised_flops_sparse"] == 10.0 + 100.0 / 3
+    assert cost["c"]["total_flops_sparse"] == 5.0 + 80.0 and cost["c"]["amortised_flops_dense"] == 10.0 + 40.0
+    assert cost["d"]["total_flops_sparse"] == 107.0   # planned FLOPs until it has run
+    assert cost["g"]["prefix_flops"] == 0.0 and cost["g"]["total_flops_sparse"] == 40.0
+    assert sweep_total_flops(rows) == 175.0   # what ran: each run once, the pending one not yet
