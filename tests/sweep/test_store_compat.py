@@ -29,10 +29,13 @@ def test_export_reads_an_old_store_unchanged(tmp_path):
     assert proc.returncode == 0, proc.stderr
     import pandas as pd
 
-    # Every 0.1 column and value as 0.1 exported them; the one new column names the sweep.
+    # Every 0.1 column and value as 0.1 exported them; new columns name the sweep and
+    # add the compute of dense prefixes (none here: the totals are the runs' own).
     got, old = pd.read_csv(out), pd.read_csv(FIXTURES / "store-v0.1-tiny.csv")
     assert set(got["sweep"]) == {"tiny"}
-    assert got.drop(columns="sweep").to_csv(index=False) == old.to_csv(index=False)
+    assert (got["total_flops_sparse"] == got["train_flops_sparse"]).all() and (got["prefix_flops"] == 0).all()
+    new = ["sweep", "dense_prefix", "prefix_flops", "total_flops_dense", "total_flops_sparse", "amortised_flops_sparse"]
+    assert got.drop(columns=new).to_csv(index=False) == old.to_csv(index=False)
 
 
 def test_report_reads_an_old_store(tmp_path):

@@ -585,6 +585,7 @@ def optimal(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
     level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the law carries uncertainty)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    from_dense: Optional[str] = typer.Option(None, "--from-dense", help="N,D0: prune a dense model of N parameters trained on D0 tokens (with a pruned-law.json from `report`); --compute is then the continuation's FLOPs or a multiple of 6 N D0 (e.g. 1x)."),
 ) -> None:
     """The optimal sparsity for N non-zeros and a compute budget, the data it
     buys, the loss against the dense baseline, and the equivalent dense size.
@@ -595,6 +596,11 @@ def optimal(
     from sparsescale.laws.planning import optimal_data_ratio
 
     _check_level(level)
+    if from_dense is not None:   # its own question: cli/from_dense.py
+        from sparsescale.cli.from_dense import run_from_dense
+
+        others = {"--params": params, "--contours": contours, "--plot": plot, "--speedups": speedups}
+        return run_from_dense(law, from_dense, compute, flops.value, start, end, level, as_json, others)
     the_law = load_law(law)
     _check_optimal_flags(law, params, compute, contours, plot)
     cost = _cost_model(flops, speedups, start, end)

@@ -87,6 +87,21 @@ class LMBatches:
         return out
 
 
+class SkippedLoader:
+    """A loader whose step 0 is the inner loader's step `skip`: a pruned
+    continuation of a dense run with the same seed reads the seeded order
+    from where the dense run stopped, so no example is read twice."""
+
+    def __init__(self, inner, skip: int):
+        self.inner, self.skip = inner, skip
+
+    def get(self, step: int):
+        return self.inner.get(self.skip + step)
+
+    def validation(self, n: int, batch: int):
+        return self.inner.validation(n, batch)
+
+
 def t5_capacity(corpus: TokenCorpus, seq_len: int) -> int:
     return corpus.n_train // seq_len
 

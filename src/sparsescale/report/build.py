@@ -191,6 +191,9 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
         calibration=calibration, calibration_note=calibration_note, comparison=comparison)
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
+    from sparsescale.report.pretrained import pretrained_section
+
+    summary.pretrained = pretrained_section(store_path, sweep, out_dir, law, n_boot, seed)
     law.name = pts.family or Path(store_path).stem
     law.save(out_dir / "law.json")  # with its uncertainty: `sparsescale predict --law` reads it
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
@@ -300,7 +303,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "figures": {k: v.name for k, v in s.figures.items()},
         "determined": s.determined, "undetermined": s.undetermined,
         "calibration": s.calibration, "calibration_note": s.calibration_note or None,
-        "comparison": s.comparison,
+        "comparison": s.comparison, "pretrained": s.pretrained,
     }
 
 
@@ -345,6 +348,10 @@ def print_summary(s: ReportSummary) -> None:
         console.print(f"determined by these runs (95% interval within its median, not at a bound): "
                       f"{', '.join(s.determined) or 'none'}; not determined: {', '.join(s.undetermined) or 'none'}",
                       highlight=False)
+    if s.pretrained:
+        from sparsescale.report.pretrained import print_section
+
+        print_section(console, s.pretrained)
     for w in s.warnings:
         console.print(f"warning: {w}", style="yellow", highlight=False)
     console.print(f"report: {s.html}")

@@ -231,8 +231,14 @@ def _disagreement(s) -> list[str]:
                       "The average-parameter law.") + "</div></div>"]
 
 
+def _pretrained(s) -> list[str]:
+    from sparsescale.report.pretrained import render_html
+
+    return render_html(getattr(s, "pretrained", None), s.out_dir)
+
+
 def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
     """The page for a ReportSummary and the SweepPoints it was fitted to."""
     parts = (_head(summary, store_path, points) + _law(summary, diagnostics) + _optimal(summary, points)
-             + _comparison(summary) + _figures(summary.figures) + ["</body></html>\n"])
+             + _comparison(summary) + _figures(summary.figures) + _pretrained(summary) + ["</body></html>\n"])
     return "\n".join(parts)

@@ -52,6 +52,8 @@ class ReportSummary:
     # compare_forms against the average-parameter law: its to_dict(), plus each
     # law's S_opt at the recommendations' budgets ("sopt": {form: [...]}) and "disagree"
     comparison: dict[str, Any] | None = None
+    # report.pretrained's section (pruned from dense vs from scratch vs dense); None without pruned runs
+    pretrained: dict[str, Any] | None = None
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:

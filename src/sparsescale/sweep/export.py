@@ -10,6 +10,7 @@ from typing import Any
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES
+from sparsescale.sweep.compute import compute_accounting
 from sparsescale.sweep.store import Store
 
 
@@ -24,10 +25,15 @@ def budget_column(rows: list[dict[str, Any]]) -> str:
 def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) -> list[dict[str, Any]]:
     """One flat dict per run of the sweep called `sweep` (default: the store's
     only one) with the given statuses (dense pretraining runs of
-    `init_from_dense` experiments excluded: they are a means, not a point)."""
+    `init_from_dense` experiments excluded: they are a means, not a point).
+    train_flops_* are a run's own training; total_flops_* add its dense
+    prefix as if the run were trained alone, amortised_flops_sparse shares
+    the prefix among its users (sparsescale.sweep.compute)."""
     ids = store.sweep_ids(sweep)
     name = sweep if sweep is not None else next((s["name"] for s in store.sweeps()), "")
-    rows = [r for r in store.runs(sweep_id=ids, status=statuses) if r["axes"].get("role") != "dense-pretrain"]
+    every = store.runs(sweep_id=ids)
+    rows = [r for r in every if r["status"] in statuses and r["axes"].get("role") != "dense-pretrain"]
+    cost = compute_accounting(every)   # a pruned run's dense prefix is another row: its FLOPs count too
     axis = budget_column(rows)
     out = []
     for r in rows:
@@ -40,6 +46,10 @@ def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) 
             "total_params": r["total_params"], "embedding_params": r["embedding_params"],
             "train_flops_dense": r["train_flops_dense"], "train_flops_sparse": r["train_flops_sparse"],
             "wall_s": r["wall_s"], "config_hash": r["config_hash"],
+            "dense_prefix": r["axes"].get("dense_prefix", 0), "prefix_flops": cost[r["config_hash"]]["prefix_flops"],
+            "total_flops_dense": cost[r["config_hash"]]["total_flops_dense"],
+            "total_flops_sparse": cost[r["config_hash"]]["total_flops_sparse"],
+            "amortised_flops_sparse": cost[r["config_hash"]]["amortised_flops_sparse"],
         })
     return out
 

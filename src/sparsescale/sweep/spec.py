@@ -13,6 +13,7 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     seeds = [0]                     # optional
     patterns = ["unstructured"]     # optional; "n:m" keeps n of every m weights
     init_from_dense = [0.0]         # optional; fraction of D trained dense first
+    dense_prefix = [0, "0.4M"]      # optional, instead: data trained dense first (0: from scratch)
 
     [train]                         # shared settings for every run
     batch = 16
@@ -26,7 +27,12 @@ The grid is the cross product of its axes. An n:m pattern fixes the sparsity
 to 1 - n/m, so n:m entries are crossed with N, D and seeds only, never with
 the `sparsity` list. A non-zero `init_from_dense` fraction f trains a dense
 model of the same width on f*D first and prunes it over the remaining
-(1 - f)*D; the record's budget D is the total.
+(1 - f)*D; the record's budget D is the total. `dense_prefix` gives that
+dense data D0 as an amount in the budget's unit instead of a fraction: every
+budget D > D0 then continues the same dense run (one per width and D0), which
+is what "I have a dense model trained on D0" means, and what lets many runs
+share one prefix. The pruned phase reads the data after the prefix's (same
+seed, `data_skip`), so no example is read twice.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class Grid(BaseModel):
     seeds: list[int] = [0]
     patterns: list[str] = [UNSTRUCTURED]
     init_from_dense: list[float] = [0.0]
+    dense_prefix: list[int | str] | None = None
 
     @field_validator("sparsity")
     @classmethod
@@ -87,6 +94,11 @@ class Grid(BaseModel):
         for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns", "init_from_dense"):
             if not getattr(self, axis):
                 raise ValueError(f"grid.{axis} is empty: give at least one value")
+        if self.dense_prefix is not None:
+            if not self.dense_prefix:
+                raise ValueError("grid.dense_prefix is empty: give at least one value (0: from scratch)")
+            if self.init_from_dense != [0.0]:
+                raise ValueError("give grid.dense_prefix or grid.init_from_dense, not both")
         return self
 
     @property
@@ -106,6 +118,7 @@ class Override(BaseModel):
     seed: int | None = None
     pattern: str | None = None
     init_from_dense: float | None = None
+    dense_prefix: int | str | None = None
     set: dict[str, Any]
 
 
@@ -188,6 +201,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_count(d, f"{source}: grid.{axis}[{i}]")
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
+    dense_prefixes(spec.grid, source)
     _check_size(spec, source)
     return spec
 
@@ -202,7 +216,8 @@ def _check_size(spec: SweepSpec, source: str) -> None:
     sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
              + sum(p != UNSTRUCTURED for p in g.patterns),
              "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
-             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense)}
+             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense),
+             "dense_prefix": len(g.dense_prefix or [0])}
     total = 1
     for n in sizes.values():
         total *= n
@@ -233,6 +248,10 @@ def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, sour
         want = getattr(ov, key)
         if want is not None and want != axes[key]:
             return False
+    if ov.dense_prefix is not None:
+        want = 0 if ov.dense_prefix in (0, "0") else parse_count(ov.dense_prefix, f"{source}: override.dense_prefix")
+        if want != axes.get("dense_prefix", 0):
+            return False
     if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
         return False
     for key in BUDGET_AXES:
@@ -252,6 +271,7 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     axis = g.budget_axis
     budgets = [parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)]
     sizes = [parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero]
+    prefixes = dense_prefixes(g, source)
     combos: list[tuple[float, str | None]] = []
     for pat in g.patterns:
         nm = parse_pattern(pat, f"{source}: grid.patterns")
@@ -265,24 +285,64 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
         for n_nonzero in sizes:
             for sparsity, pattern in combos:
                 for seed in g.seeds:
-                    for frac in g.init_from_dense:
-                        axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
-                                "seed": seed, "pattern": pattern or UNSTRUCTURED, "init_from_dense": frac}
-                        if frac > 0 and sparsity == 0:
+                    for extra, d0 in _prefix_choices(g, budget, prefixes):
+                        if d0 > 0 and sparsity == 0:
                             continue  # pruning a dense model to S=0 is just the dense run
-                        config = _base_config(spec, source, axes, axis)
-                        config.update({"params": n_nonzero, "sparsity": sparsity, "pattern": pattern,
-                                       axis: budget, "seed": seed})
-                        depends: tuple[str, ...] = ()
-                        if frac > 0:
-                            dense = _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac, seed)
-                            runs.setdefault(dense.config_hash, dense)
-                            config[axis] = budget - dense.config[axis]
-                            config["init_from"] = f"@{dense.config_hash}"
-                            depends = (dense.config_hash,)
-                        h = config_hash(config)
-                        runs.setdefault(h, PlannedRun(h, config, axes, depends))
+                        axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
+                                "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra}
+                        _add_run(runs, spec, source, axes, axis, pattern, d0)
     return list(runs.values())
+
+
+def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
+    """grid.dense_prefix as counts in the budget's unit (0: from scratch), or
+    None when the grid has none. Each must be below some budget: a pruned run
+    needs data after its dense prefix."""
+    if g.dense_prefix is None:
+        return None
+    axis = g.budget_axis
+    top = max(parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis))
+    out = []
+    for i, value in enumerate(g.dense_prefix):
+        what = f"{source}: grid.dense_prefix[{i}]"
+        d0 = 0 if value in (0, "0") else parse_count(value, what)
+        if d0 >= top:
+            raise SparsescaleError(f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
+                                   f"{top:,}); a pruned run needs data after its dense prefix")
+        out.append(d0)
+    return out
+
+
+def _prefix_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[tuple[dict[str, Any], int]]:
+    """(axis values, dense data trained first) of each pretraining choice of the
+    grid at this budget; 0 dense data: from scratch. An absolute prefix at or
+    beyond this budget leaves nothing to prune over: that pair is not a run."""
+    if prefixes is None:
+        d0s = [max(1, int(round(f * budget))) if f > 0 else 0 for f in g.init_from_dense]
+        return [({"init_from_dense": f, "dense_prefix": d0}, d0) for f, d0 in zip(g.init_from_dense, d0s)]
+    return [({"init_from_dense": d0 / budget, "dense_prefix": d0}, d0) for d0 in prefixes if d0 < budget]
+
+
+def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: dict[str, Any], axis: str,
+             pattern: str | None, d0: int) -> None:
+    """Plan one grid point (and, for d0 > 0, the dense prefix it continues) into `runs`."""
+    config = _base_config(spec, source, axes, axis)
+    config.update({"params": axes["n_nonzero"], "sparsity": axes["sparsity"], "pattern": pattern,
+                   axis: axes[axis], "seed": axes["seed"]})
+    depends: tuple[str, ...] = ()
+    if d0 > 0:
+        dense = _dense_pretrain(spec, source, axes, axis, d0)
+        runs.setdefault(dense.config_hash, dense)   # one prefix, however many runs continue it
+        config[axis] = axes[axis] - d0
+        config["init_from"] = f"@{dense.config_hash}"
+        config["data_skip"] = d0   # same seed: read on from where the prefix stopped
+        depends = (dense.config_hash,)
+    h = config_hash(config)
+    known = runs.get(h)
+    if known is None or known.axes.get("role") == "dense-pretrain":
+        # A grid point that is also another run's prefix is trained once and stays
+        # a grid point (fitted, exported); it keeps the prefix's place before its users.
+        runs[h] = PlannedRun(h, config, axes, depends)
 
 
 def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) -> dict[str, Any]:
@@ -300,15 +360,18 @@ def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) 
     return config
 
 
-def _dense_pretrain(spec, source, axes, axis, n_nonzero, sparsity, budget, frac, seed) -> PlannedRun:
+def _dense_pretrain(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str, d0: int) -> PlannedRun:
     # Same width as the sparse model: a dense model whose N equals the sparse
-    # model's dense block size N/(1-S).
+    # model's dense block size N/(1-S). Configured as the dense grid run of that
+    # N and budget d0 would be, so the two share a hash and train once.
     dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, init_from_dense=0.0,
-                      n_nonzero=int(round(n_nonzero / (1.0 - sparsity))))
-    dense_axes[axis] = max(1, int(round(frac * budget)))
+                      n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))))
+    dense_axes[axis] = d0
+    if "dense_prefix" in dense_axes:
+        dense_axes["dense_prefix"] = 0
     config = _base_config(spec, source, dense_axes, axis)
     config.update({"params": dense_axes["n_nonzero"], "sparsity": 0.0, "pattern": None,
-                   axis: dense_axes[axis], "seed": seed})
+                   axis: d0, "seed": axes["seed"]})
     h = config_hash(config)
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 

@@ -53,6 +53,7 @@ FIELD_HELP: dict[str, str] = {
     "tokenizer": "byte or bpe [default: byte].",
     "vocab_size": "BPE vocabulary size [default: 4096].",
     "init_from": "Dense checkpoint to prune (its width is kept).",
+    "data_skip": "Data (in the budget's unit) to skip at the start of the seeded order: what the --init-from run read.",
     "eval_every": "Steps between validation points [default: about 8 per run].",
     "eval_tokens": "Validation tokens (text) [default: 32768].",
     "final_eval_tokens": "Validation tokens of the final point, which a law is fitted to (text) [default: eval_tokens].",
@@ -72,8 +73,10 @@ FIELD_HELP: dict[str, str] = {
 
 
 def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
-    """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict)."""
-    return {k: v for k, v in sorted(fields.items()) if k not in EXECUTION_FIELDS}
+    """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict).
+    data_skip at 0 is left out so that runs and checkpoints from before it existed keep their identity."""
+    return {k: v for k, v in sorted(fields.items())
+            if k not in EXECUTION_FIELDS and not (k == "data_skip" and not v)}
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -112,6 +115,10 @@ class RunConfig(BaseModel):
     tokenizer: Literal["byte", "bpe"] = "byte"
     vocab_size: int = 4096                  # BPE only
     init_from: str | None = None
+    # A pruned continuation of a dense run (same seed) skips the examples the
+    # dense run read: the seeded order is the same, so without it the sparse
+    # phase would train on the dense phase's data a second time.
+    data_skip: int = 0
     eval_every: int = 0                     # 0: about 8 curve points
     eval_tokens: int = 32768                # validation tokens (text)
     final_eval_tokens: int = 0              # the last point's validation tokens (text); 0: eval_tokens
@@ -151,12 +158,12 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("params", "tokens", "examples", "steps", mode="before")
+    @field_validator("params", "tokens", "examples", "steps", "data_skip", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
-        if value is None:
-            return None
-        count = parse_count(value, f"--{info.field_name}")
+        if value is None or (info.field_name == "data_skip" and value in (0, "0")):
+            return None if value is None else 0   # data_skip: 0 (skip nothing) is its default
+        count = parse_count(value, f"--{info.field_name.replace('_', '-')}")
         if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
             raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
         return count

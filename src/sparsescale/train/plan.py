@@ -32,6 +32,7 @@ class RunPlan:
     prune_every: int
     train_flops_dense: float
     train_flops_sparse: float
+    skip_steps: int = 0           # batches of the seeded order an --init-from run already read (cfg.data_skip)
 
     def summary(self) -> dict[str, Any]:
         s = self.size
@@ -86,23 +87,27 @@ def _check_pattern(cfg: RunConfig, meta_model) -> None:
             raise SparsescaleError(f"--pattern {cfg.pattern}: m={m} does not divide the width ({exc})") from None
 
 
-def _steps(cfg: RunConfig, family: Family, batch: int, seq_len: int | None, capacity: int, data) -> int:
-    """Steps of the budget, checked against the data available (never repeated)."""
+def _steps(cfg: RunConfig, family: Family, batch: int, seq_len: int | None, capacity: int, data) -> tuple[int, int]:
+    """(steps of the budget, steps of data skipped first), checked against the
+    data available: the skipped data counts too, since it is never repeated."""
     per_example = family.tokens_per_example(seq_len)
     if cfg.steps is not None:
-        steps = cfg.steps
+        steps, skip = cfg.steps, cfg.data_skip
     else:
         requested = getattr(cfg, family.data_unit)
         steps = requested // (batch * per_example)
+        # the dense run that read the skipped data rounded its budget to whole batches the same way
+        skip = cfg.data_skip // (batch * per_example)
         if steps < 1:
             raise SparsescaleError(f"--{cfg.budget_axis} {requested} is less than one batch "
                                    f"({batch * per_example}); ask for more or lower --batch")
-    if steps * batch > capacity:
+    if (steps + skip) * batch > capacity:
+        after = f" after the {skip * batch * per_example} skipped by --data-skip" if skip else ""
         raise SparsescaleError(
-            f"--{cfg.budget_axis}: the run needs {steps * batch * per_example} training {family.data_unit} but the "
-            f"corpus ({getattr(data, 'source', cfg.corpus)}) holds {capacity * per_example}; "
+            f"--{cfg.budget_axis}: the run needs {steps * batch * per_example} training {family.data_unit}{after} but "
+            f"the corpus ({getattr(data, 'source', cfg.corpus)}) holds {capacity * per_example}; "
             "data is never repeated: ask for less or point --corpus at a larger one")
-    return steps
+    return steps, skip
 
 
 def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
@@ -118,7 +123,7 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
         _check_pattern(cfg, meta_model)
     batch = cfg.resolved("batch")
     seq_len = cfg.resolved("seq_len") if family.data_unit == "tokens" else None
-    steps = _steps(cfg, family, batch, seq_len, capacity, data)
+    steps, skip_steps = _steps(cfg, family, batch, seq_len, capacity, data)
     examples = steps * batch
     prune_every = cfg.prune_every or min(100, max(1, steps // 200))
     density = mean_density("cubic", size.sparsity, steps, start=cfg.prune_start, end=cfg.prune_end,
@@ -128,7 +133,7 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
     plan = RunPlan(size=size, steps=steps, batch=batch, seq_len=seq_len, examples=examples,
                    tokens=examples * seq_len if seq_len is not None else None, block_macs_per_example=macs,
                    mean_density=density, prune_every=prune_every,
-                   train_flops_dense=flops_dense, train_flops_sparse=flops_dense * density)
+                   train_flops_dense=flops_dense, train_flops_sparse=flops_dense * density, skip_steps=skip_steps)
     return plan, data
 
 

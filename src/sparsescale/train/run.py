@@ -169,7 +169,11 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     _check_semi_structured(cfg, plan, device)
     family = get_family(cfg.model)
     model, optimizer, pruner = _build(cfg, plan, device)
-    loader = family.make_batches(data, plan.seq_len, plan.batch, plan.steps, cfg.seed, rank, world)
+    loader = family.make_batches(data, plan.seq_len, plan.batch, plan.skip_steps + plan.steps, cfg.seed, rank, world)
+    if plan.skip_steps:
+        from sparsescale.data.loaders import SkippedLoader
+
+        loader = SkippedLoader(loader, plan.skip_steps)
     n_val = cfg.eval_tokens if family.data_unit == "tokens" else cfg.eval_examples
     val_batches = loader.validation(n_val, plan.batch)
     # The final loss is what a law is fitted to: it may use a larger sample

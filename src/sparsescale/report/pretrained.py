@@ -1,0 +1,263 @@
+"""The report's section on pruning a pretrained dense model (sweeps with
+`dense_prefix` or `init_from_dense` runs): sparse-from-scratch, pruned-from-
+dense and dense at equal total compute (a table and a figure), the sparse law
+fitted to the pruned runs with bootstrap intervals (written as
+pruned-law.json, which `sparsescale optimal --from-dense` reads), and one
+worked answer to "prune my dense model to what sparsity, for how long?".
+
+Compute is the sparse-FLOP accounting (the paper's main one) of each run
+trained alone: a pruned run's dense prefix is charged in full at dense cost
+(sparsescale.sweep.compute); the sweep's actual total counts each prefix once.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws import pretrained as pre
+from sparsescale.laws.jsonsafe import finite_json
+from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
+
+PRUNED_LAW = "pruned-law.json"
+FIGURE = "pretrained_compute.png"
+
+
+def _method(r: dict[str, Any]) -> str | None:
+    if (r["pattern"] or "unstructured") != "unstructured":
+        return None
+    if r["axes"].get("init_from_dense", 0) > 0:
+        return pre.PRUNED
+    return pre.DENSE if not r["sparsity"] else pre.SCRATCH
+
+
+def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]:
+    """Finished unstructured grid runs as method-labelled points with their
+    total compute (prefix included) and their own (continuation) compute."""
+    cost = compute_accounting(rows)
+    out = []
+    for r in rows:
+        method = _method(r)
+        c = cost[r["config_hash"]]
+        if (r["status"] != "finished" or method is None or r["axes"].get("role") == "dense-pretrain"
+                or r["final_loss"] is None or not math.isfinite(r["final_loss"]) or c["total_flops_sparse"] is None):
+            continue
+        budget = r["axes"].get(unit, r.get(unit))
+        frac = r["axes"].get("init_from_dense", 0)
+        d0 = r["axes"].get("dense_prefix", max(1, round(frac * budget)) if frac > 0 else 0)
+        out.append({"method": method, "sparsity": float(r["sparsity"]), "n_target": r["axes"]["n_nonzero"],
+                    "n_nonzero": float(r["n_nonzero"]), "data": float(budget), "dense_prefix": float(d0),
+                    "loss": float(r["final_loss"]), "flops": c["total_flops_sparse"],
+                    "flops_continuation": c["own_flops_sparse"], "prefix_users": c["prefix_users"]})
+    return out
+
+
+def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law, n_boot: int,
+                       seed: int) -> dict[str, Any] | None:
+    """The section's content (JSON-ready), or None when the sweep has no
+    finished pruned-from-dense run. Writes the figure and pruned-law.json."""
+    from sparsescale.sweep.export import budget_column
+    from sparsescale.sweep.store import Store
+
+    with Store(store_path, readonly=True) as store:
+        rows = store.runs(sweep_id=store.sweep_ids(sweep))
+    unit = budget_column([r for r in rows if r["axes"].get("role") != "dense-pretrain"])
+    points = method_points(rows, unit)
+    if not any(p["method"] == pre.PRUNED for p in points):
+        return None
+    out: dict[str, Any] = {"budget_unit": unit, "accounting": "sparse FLOPs; a pruned run's dense prefix in full",
+                           "table": pre.equal_compute_table(points), "warnings": []}
+    out["sweep_total_flops"] = {acc: sweep_total_flops(rows, acc) for acc in ("sparse", "dense")}
+    out["alone_total_flops"] = float(sum(p["flops"] for p in points))
+    for row in out["table"]:
+        # How much compute training from scratch (the report's from-scratch law) needs for
+        # the pruned run's loss, over what pruning cost: > 1 means pruning was cheaper.
+        need = pre.scratch_compute_for_loss(scratch_law, row["sparsity"], _n_of(points, row), row["loss"])
+        row.update(scratch_flops_for_same_loss=need, saving_prefix_charged=need / row["flops"],
+                   saving_prefix_sunk=need / row["flops_continuation"])
+    out["frontiers"] = {m: pre.frontier(points, m) for m in pre.METHODS}
+    _plot(points, out["frontiers"], out_dir / FIGURE, unit)
+    out["figure"] = FIGURE
+    out.update(_pruned_law(points, unit, out_dir, n_boot, seed, out["warnings"]))
+    return finite_json(out)[0]   # summary.json stays valid JSON: an unreachable loss's inf FLOPs become null
+
+
+def _n_of(points, row) -> float:
+    """The measured N of a table row's run (the grid's target is only nominal)."""
+    return next(p["n_nonzero"] for p in points if p["method"] == pre.PRUNED and p["n_target"] == row["n_target"]
+                and p["sparsity"] == row["sparsity"] and p["data"] == row["data"])
+
+
+def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnings: list[str]) -> dict[str, Any]:
+    """Fit the sparse law to the dense and pruned runs, save it, and answer one
+    practitioner's question with it; {} (and a warning) when it cannot be fitted."""
+    from sparsescale.report.build import MIN_POINTS, determination, equivalent_dense_factors
+
+    use = [p for p in points if p["method"] in (pre.DENSE, pre.PRUNED)]
+    if len(use) < MIN_POINTS:
+        warnings.append(f"pruned law not fitted: {len(use)} dense and pruned runs, it needs {MIN_POINTS}")
+        return {}
+    cols = {k: np.array([p[k] for p in use], dtype=float) for k in ("sparsity", "n_nonzero", "data", "loss",
+                                                                   "dense_prefix")}
+    try:
+        res = pre.fit_pruned_law(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"], cols["dense_prefix"],
+                                 n_boot=n_boot, seed=seed, units={"N": "non-zero parameters", "D": unit},
+                                 tokens_per_unit=1.0 if unit == "tokens" else None,
+                                 derived=equivalent_dense_factors(cols["sparsity"]))
+    except SparsescaleError as exc:
+        warnings.append(f"pruned law not fitted: {exc}")
+        return {}
+    warnings.extend(f"pruned law: {w}" for w in res.warnings)
+    law = res.law
+    law.name = "pruned-from-dense"
+    law.save(out_dir / PRUNED_LAW)
+    intervals = {} if res.bootstrap is None else {k: tuple(map(float, v)) for k, v in res.bootstrap.intervals.items()}
+    good, bad = determination(intervals, res.fit.diagnostics.get("at_bound"))
+    return {"law_file": PRUNED_LAW, "coefficients": dict(law.coefficients), "intervals": intervals,
+            "determined": good, "undetermined": bad, "n_points": len(use), "from_dense": law.fit["from_dense"],
+            "holdout": None if res.holdout is None else {k: v for k, v in res.holdout.items() if k not in ("mask", "law")},
+            "example": _example(law, points)}
+
+
+def _example(law, points) -> dict[str, Any] | None:
+    """`optimal --from-dense` for the sweep's largest dense model at its largest
+    dense prefix, continued on as much compute as its pretraining took."""
+    pruned = [p for p in points if p["method"] == pre.PRUNED]
+    d0 = max(p["dense_prefix"] for p in pruned)
+    n = max(p["n_nonzero"] / (1.0 - p["sparsity"]) for p in pruned)
+    try:
+        plan = pre.plan_from_dense(law, n, d0, 6.0 * n * d0)
+    except SparsescaleError:
+        return None
+    return plan.to_dict() | {"command": f"sparsescale optimal --law {PRUNED_LAW} --from-dense {n:.4g},{d0:.4g} "
+                                        "--compute 1x"}
+
+
+def _plot(points, frontiers, path: Path, unit: str) -> None:
+    from sparsescale.atomic import save_figure
+    from sparsescale.report.figures import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colors = {pre.DENSE: "#444444", pre.SCRATCH: "#1f77b4", pre.PRUNED: "#d62728"}
+    markers = {0.0: "o", 0.5: "s", 0.75: "^"}
+    for m in pre.METHODS:
+        for p in (p for p in points if p["method"] == m):
+            ax.scatter(p["flops"], p["loss"], color=colors[m], marker=markers.get(p["sparsity"], "D"), s=28, zorder=3)
+        if frontiers[m]:
+            f, y = zip(*frontiers[m])
+            ax.plot(f, y, color=colors[m], lw=1.5, label=f"{m} (frontier)")
+    sunk = [p for p in points if p["method"] == pre.PRUNED]
+    ax.scatter([p["flops_continuation"] for p in sunk], [p["loss"] for p in sunk], facecolors="none",
+               edgecolors=colors[pre.PRUNED], marker="o", s=28, label="pruned, continuation only (prefix already paid)")
+    for s, mk in markers.items():
+        ax.scatter([], [], color="#999", marker=mk, label=f"S = {s:g}")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())   # minor labels collide on a short log axis
+    ax.set_xlabel("total training FLOPs (sparse accounting; a pruned run's dense prefix included)")
+    ax.set_ylabel("validation loss (nats/token)")
+    ax.set_title("Loss against total compute per method")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+# ---- rendering -----------------------------------------------------------------------
+def _num(v, fmt: str = ".4g") -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def render_html(section: dict[str, Any] | None, figure_dir: Path) -> list[str]:
+    """The section as HTML fragments ([] without one)."""
+    if not section:
+        return []
+    from sparsescale.report.html import _figure
+
+    parts = ["<h2>Pruning a pretrained dense model</h2>",
+             f"<p>Compute: {html.escape(section['accounting'])}. The sweep itself trained "
+             f"{section['sweep_total_flops']['sparse']:.3g} FLOPs (each shared prefix once); its runs trained "
+             f"alone would take {section['alone_total_flops']:.3g}.</p>",
+             _figure(figure_dir / section["figure"], "loss against total compute per method",
+                     "Every finished run at its total compute; lines: each method's frontier."), _table(section)]
+    if section.get("coefficients"):
+        parts.append(_law_html(section))
+    parts += [f'<div class="warning">{html.escape(w)}</div>' for w in section["warnings"]]
+    return parts
+
+
+def _table(section) -> str:
+    head = ("<table><tr><th>S</th><th>N</th><th>D total</th><th>dense prefix</th><th>total FLOPs</th>"
+            "<th>pruned loss</th><th>from scratch, same FLOPs</th><th>dense, same FLOPs</th>"
+            "<th>from-scratch FLOPs for the pruned loss (law)</th><th>saving, prefix charged</th>"
+            "<th>saving, prefix already paid</th></tr>")
+    rows = [f"<tr><td>{r['sparsity']:g}</td><td class=num>{r['n_target']:,}</td><td class=num>{r['data']:.3g}</td>"
+            f"<td class=num>{_num(r['dense_prefix'], '.3g')}</td><td class=num>{r['flops']:.3g}</td>"
+            f"<td class=num>{r['loss']:.4f}</td><td class=num>{_num(r['scratch_loss'], '.4f')}</td>"
+            f"<td class=num>{_num(r['dense_loss'], '.4f')}</td>"
+            f"<td class=num>{_num(r['scratch_flops_for_same_loss'], '.3g')}</td>"
+            f"<td class=num>{_num(r['saving_prefix_charged'], '.2f')}x</td>"
+            f"<td class=num>{_num(r['saving_prefix_sunk'], '.2f')}x</td></tr>" for r in section["table"]]
+    return head + "".join(rows) + ("</table><p>Same-FLOPs losses are read off each method's measured runs "
+                                   "(log-log interpolation over D at the same S and N; '-': outside them). Saving: "
+                                   "the FLOPs sparse training from scratch needs for the pruned run's loss under "
+                                   "the from-scratch law, over the pruned run's FLOPs with its dense prefix "
+                                   "charged in full, or already paid (the continuation alone); above 1x pruning "
+                                   "was cheaper.</p>")
+
+
+def _law_html(section) -> str:
+    iv = section["intervals"]
+    cells = "".join(f"<tr><td>{k}</td><td class=num>{v:.4g}</td><td class=num>"
+                    + (f"[{iv[k][0]:.4g}, {iv[k][2]:.4g}]" if k in iv else "-") + "</td></tr>"
+                    for k, v in section["coefficients"].items())
+    # bootstrap-derived quantities (equivalent dense sizes): their median, which the fit does not give
+    cells += "".join(f"<tr><td>{html.escape(k)}</td><td class=num>{v[1]:.4g}</td><td class=num>[{v[0]:.4g}, "
+                     f"{v[2]:.4g}]</td></tr>" for k, v in iv.items() if k not in section["coefficients"])
+    fd = section["from_dense"]
+    ex = section.get("example")
+    text = (f"<p>The sparse law fitted to {section['n_points']} dense and pruned runs (D: dense prefix + "
+            f"continuation; dense fractions {fd['dense_fraction'][0]:.2f}-{fd['dense_fraction'][1]:.2f}), saved as "
+            f"{html.escape(section['law_file'])}. Determined: <b>{html.escape(', '.join(section['determined']) or 'none')}"
+            f"</b>; not determined: {html.escape(', '.join(section['undetermined']) or 'none')}.</p>")
+    if ex:
+        ivs = ex.get("intervals") or {}
+        band = {k: f" [{ivs[k][0]:.{d}f}, {ivs[k][1]:.{d}f}]" if k in ivs else "" for k, d in
+                (("sparsity", 2), ("loss", 4), ("dense_loss", 4))}
+        text += (f"<p class=summary>A dense model of {ex['n_params']:.3g} parameters trained on {ex['dense_data']:.3g} "
+                 f"tokens, given as much compute again: prune to S = {ex['sparsity']:.2f}{band['sparsity']} while "
+                 f"training {ex['continue_data']:.3g} more tokens, loss {ex['loss']:.4f}{band['loss']}; continuing "
+                 f"dense gives {ex['dense_loss']:.4f}{band['dense_loss']} (<code>{html.escape(ex['command'])}</code>; "
+                 "95% intervals).</p>")
+    return "<table><tr><th>coefficient</th><th>value</th><th>95% interval</th></tr>" + cells + "</table>" + text
+
+
+def print_section(console, section: dict[str, Any]) -> None:
+    """The section's essentials on the terminal (`sparsescale report`)."""
+    wins = [r for r in section["table"] if r["scratch_loss"] is not None]
+    better = sum(r["loss"] < r["scratch_loss"] for r in wins)
+    console.print(f"pruned from dense: {len(section['table'])} runs; at equal total compute (dense prefix included) "
+                  f"{better} of {len(wins)} comparable ones beat sparse from scratch "
+                  f"(sweep total {section['sweep_total_flops']['sparse']:.3g} FLOPs, each prefix once)", highlight=False)
+    for key, what in (("saving_prefix_charged", "dense prefix charged"), ("saving_prefix_sunk", "prefix already paid")):
+        vals = [r[key] for r in section["table"] if r.get(key) is not None]
+        if vals:
+            console.print(f"  from-scratch FLOPs for the same loss / pruned FLOPs ({what}): median "
+                          f"{float(np.median(vals)):.2f}x, range {min(vals):.2f}-{max(vals):.2f}x", highlight=False)
+    if section.get("coefficients"):
+        iv = section["intervals"]
+        coefs = ", ".join(f"{k}={v:.3g}" + (f" [{iv[k][0]:.3g}, {iv[k][2]:.3g}]" if k in iv else "")
+                          for k, v in section["coefficients"].items())
+        console.print(f"pruned law ({section['law_file']}): {coefs}; determined: "
+                      f"{', '.join(section['determined']) or 'none'}", highlight=False)
+    for w in section["warnings"]:
+        console.print(f"warning: {w}", style="yellow", highlight=False)
+    ex = section.get("example")
+    if ex:
+        console.print(f"  e.g. {ex['command']}: S = {ex['sparsity']:.2f}, continue {ex['continue_data']:.3g}, "
+                      f"loss {ex['loss']:.4f} vs dense {ex['dense_loss']:.4f}", highlight=False)
