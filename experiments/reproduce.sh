@@ -66,3 +66,9 @@ cp "$OUT/design-small-bpe.sqlite" "$OUT/bpe-window.sqlite"   # its runs are reus
 $SS sweep experiments/bpe-window.toml --store "$OUT/bpe-window.sqlite" --workers 2
 $SS report "$OUT/bpe-window.sqlite" --sweep bpe-window --out "$OUT/bpe-window-report"
 $PY experiments/acceptance.py "$OUT/bpe-window.sqlite" "$OUT/bpe-window-report" bpe-window | tee "$OUT/bpe-window-acceptance.json"
+for spec in recipe-warmup0.01 recipe-warmup0.2; do
+  $SS sweep "experiments/$spec.toml" --store "$OUT/$spec.sqlite" --workers 2
+  $SS export "$OUT/$spec.sqlite" | tee "$OUT/$spec.csv"
+done
+$SS sweep experiments/regime-warmup-control.toml --store "$OUT/regime-warmup-control.sqlite" --workers 1
+$PY experiments/curve_slopes.py "$OUT/regime-warmup-control.sqlite" | tee "$OUT/regime-warmup-control-slopes.txt"
