@@ -361,3 +361,54 @@ def _pattern_law(base_law: Law, runs: PatternRuns, point: dict[str, float], draw
                                                             runs.n_nonzero, runs.data),
                                       model_error=error, source=f"paired bootstrap on the base law, {runs.pattern} runs")
     return law
+
+
+# ---------------------------------------------------------------------------
+# Reading pattern laws back (the "pattern_laws" section of a report's law.json)
+# ---------------------------------------------------------------------------
+SECTION = "pattern_laws"
+
+
+def load_pattern_laws(obj: Any, base_law: Law | None, source: str = "pattern laws") -> dict[str, Law]:
+    """pattern -> its nm-form law, from a law JSON's "pattern_laws" section (or
+    that section itself), checked against the base law they will be used with:
+    a pattern law is a refit on one base, so it needs that base and no other."""
+    base_law = check_base(base_law)
+    if isinstance(obj, dict) and SECTION in obj:
+        obj = obj[SECTION]
+    if not isinstance(obj, dict) or not isinstance(obj.get("patterns"), dict) or not obj["patterns"]:
+        raise SparsescaleError(f"{source}: holds no pattern laws (a {SECTION!r} object with 'patterns'; "
+                               "`sparsescale report` writes it into law.json when the sweep has n:m runs)")
+    saved = obj.get("base")
+    if not isinstance(saved, dict) or any(not isinstance(saved.get(n), (int, float)) for n in (*BASE_KEYS, "A")):
+        raise SparsescaleError(f"{source}: the pattern laws carry no base (bN, aD, bD, c, A): a pattern law is a "
+                               "refit on a dense base law and cannot be used without it")
+    given = base_quantities(base_law.coefficients)
+    for name, value in given.items():
+        if not math.isclose(float(saved[name]), value, rel_tol=1e-6):
+            raise SparsescaleError(f"{source}: the pattern laws were fitted on another base law ({name} = "
+                                   f"{float(saved[name]):.6g} there, {value:.6g} in the base law given)")
+    return {_key(p, entry, f"{source}: patterns[{p!r}]"): _entry_law(entry, saved, f"{source}: patterns[{p!r}]")
+            for p, entry in obj["patterns"].items()}
+
+
+def _key(pattern: str, entry: Any, where: str) -> str:
+    if not isinstance(entry, dict):
+        raise SparsescaleError(f"{where}: expected an object with 'sparsity' and 'law'")
+    s = entry.get("sparsity")
+    if isinstance(s, bool) or not isinstance(s, (int, float)):
+        raise SparsescaleError(f"{where}: 'sparsity' must be a number, got {s!r}")
+    pattern_sparsity(pattern, s, where)
+    n, m = parse_pattern(pattern, where)
+    return f"{n}:{m}"
+
+
+def _entry_law(entry: dict, saved: dict, where: str) -> Law:
+    law = Law.from_dict(entry.get("law"), source=where)
+    if law.form != "nm":
+        raise SparsescaleError(f"{where}: law form is {law.form!r}; a pattern law has form 'nm'")
+    for name in BASE_KEYS:
+        if not math.isclose(law[name], float(saved[name]), rel_tol=1e-6):
+            raise SparsescaleError(f"{where}: coefficient {name} = {law[name]:.6g} differs from the base's "
+                                   f"{float(saved[name]):.6g} (a pattern law keeps the base's)")
+    return law

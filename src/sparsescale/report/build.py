@@ -182,6 +182,9 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     fig_paths = _draw_figures(law, pts, result.holdout, out_dir,
                               avg_law if comparison is not None and comparison["disagree"] else None)
     calibration, calibration_note = _calibration(result, n_boot)
+    from sparsescale.report.patterns import pattern_section, write_law
+
+    patterns = pattern_section(store_path, sweep, law, pts, out_dir, n_boot, seed)  # None without n:m runs
 
     summary = ReportSummary(
         out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
@@ -189,10 +192,10 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
         objective=float(fit.objective), intervals=intervals,
         holdout=None if result.holdout is None else {k: v for k, v in result.holdout.items() if k not in ("mask", "law")},
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
-        calibration=calibration, calibration_note=calibration_note, comparison=comparison)
+        calibration=calibration, calibration_note=calibration_note, comparison=comparison, patterns=patterns)
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     law.name = pts.family or Path(store_path).stem
-    law.save(out_dir / "law.json")  # with its uncertainty: `sparsescale predict --law` reads it
+    write_law(out_dir / "law.json", law, patterns)  # with its uncertainty: `sparsescale predict --law` reads it
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
     write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
     return summary
@@ -301,6 +304,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "determined": s.determined, "undetermined": s.undetermined,
         "calibration": s.calibration, "calibration_note": s.calibration_note or None,
         "comparison": s.comparison,
+        "patterns": None if s.patterns is None else {**s.patterns, "figure": s.patterns["figure"].name},
     }
 
 
@@ -345,6 +349,10 @@ def print_summary(s: ReportSummary) -> None:
         console.print(f"determined by these runs (95% interval within its median, not at a bound): "
                       f"{', '.join(s.determined) or 'none'}; not determined: {', '.join(s.undetermined) or 'none'}",
                       highlight=False)
+    if s.patterns:
+        from sparsescale.report.patterns import print_patterns
+
+        print_patterns(console, s.patterns)
     for w in s.warnings:
         console.print(f"warning: {w}", style="yellow", highlight=False)
     console.print(f"report: {s.html}")

@@ -52,6 +52,8 @@ class ReportSummary:
     # compare_forms against the average-parameter law: its to_dict(), plus each
     # law's S_opt at the recommendations' budgets ("sopt": {form: [...]}) and "disagree"
     comparison: dict[str, Any] | None = None
+    # report.patterns.pattern_section: the n:m pattern laws, what they determine, their figure (None: no n:m runs)
+    patterns: dict[str, Any] | None = None
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:

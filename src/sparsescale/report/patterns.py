@@ -1,0 +1,202 @@
+"""The report's n:m section: every pattern refitted on the sweep's unstructured
+law (laws.patterns), a table of its coefficients and of what its runs
+determine, a figure of loss against N per pattern beside unstructured pruning
+at the same sparsity, and the pattern laws written into law.json."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsescale.atomic import write_text
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.forms import Law
+from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
+                                       fit_patterns, group_patterns, pattern_sparsity)
+from sparsescale.sweep.export import budget_column
+from sparsescale.sweep.store import Store
+from sparsescale.units import parse_pattern
+
+
+def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]) -> dict[str, PatternRuns]:
+    """The finished n:m runs of one sweep (trained from scratch), grouped by
+    pattern. A run pruned beyond its pattern's own sparsity (n:m plus extra
+    unstructured pruning) is not that pattern's law: it is left out with a warning."""
+    with Store(store_path, readonly=True) as store:
+        runs = store.runs(sweep_id=store.sweep_ids(sweep))
+    runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
+    if not runs:
+        return {}
+    unit = budget_column(runs)
+    rows = []
+    for r in runs:
+        nm = parse_pattern(r["pattern"] or "unstructured", "pattern")
+        if nm is None or r["status"] != "finished" or r["axes"].get("init_from_dense", 0) > 0:
+            continue
+        if r["final_loss"] is None or not math.isfinite(r["final_loss"]):
+            continue
+        key = f"{nm[0]}:{nm[1]}"
+        if not math.isclose(r["sparsity"], pattern_sparsity(key), abs_tol=1e-9):
+            warnings.append(f"run {key} at S={r['sparsity']:g} (beyond the pattern's {pattern_sparsity(key):g}) "
+                            "is left out of the pattern fits")
+            continue
+        rows.append((key, r["sparsity"], r["n_nonzero"], r["axes"].get(unit, r.get(unit)), r["final_loss"]))
+    if not rows:
+        return {}
+    pats, S, N, D, L = zip(*rows)
+    return group_patterns(list(pats), S, N, D, L)
+
+
+def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path, n_boot: int,
+                    seed: int) -> dict[str, Any] | None:
+    """Fit the sweep's patterns on `law` and draw their figure; None without n:m runs.
+    Returns {"laws": PatternLaws.to_dict(), "determined": {pattern: {...}}, "figure": path}."""
+    groups = collect_pattern_runs(store_path, sweep, pts.warnings)
+    if not groups:
+        return None
+    try:
+        fitted = fit_patterns(law, groups, n_boot=n_boot if n_boot >= 2 else 0, seed=seed)
+    except SparsescaleError as exc:
+        pts.warnings.append(f"n:m pattern fits skipped: {exc}")
+        return None
+    figure = out_dir / "patterns_loss_vs_n.png"
+    plot_patterns(law, fitted, groups, pts, figure)
+    return {"laws": fitted.to_dict(), "determined": _determined(fitted), "figure": figure}
+
+
+def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
+    """Per pattern, report.build.determination over its intervals, with the
+    coefficients one sparsity cannot determine moved to undetermined whatever
+    their (base-driven) intervals say."""
+    from sparsescale.report.build import determination
+
+    out = {}
+    for p, iv in fitted.intervals.items():
+        good, bad = determination({k: v for k, v in iv.items() if k in (*UNDETERMINED_ONE_S, "k", "k_ratio",
+                                                                       "equivalent_dense_size")}, [])
+        forced = list(fitted.undetermined[p])
+        out[p] = {"determined": [g for g in good if g not in forced], "undetermined": bad + [f for f in forced if f not in bad]}
+    return out
+
+
+def write_law(path: Path, law: Law, section: dict[str, Any] | None) -> None:
+    """law.json: the base law as `Law.save` writes it, plus the pattern laws
+    (key "pattern_laws") when the sweep has them; `sparsescale optimal
+    --patterns` reads them from the same file."""
+    if section is None:
+        law.save(path)
+        return
+    import json
+
+    from sparsescale.laws.jsonsafe import finite_json
+
+    obj = finite_json({**law.to_dict(), SECTION: section["laws"]})[0]
+    write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+_STYLES = ["--", ":", "-."]
+_MARKERS = ["^", "s", "D"]
+
+
+def plot_patterns(law: Law, fitted: PatternLaws, groups: dict[str, PatternRuns], pts, path: Path) -> Path:
+    """One panel per pattern sparsity: measured loss against N for unstructured
+    runs at that S (circles, the base law solid) and each pattern (its marker,
+    its law dashed), coloured by data budget."""
+    from sparsescale.atomic import save_figure
+    from sparsescale.report.figures import _pyplot, _short
+
+    plt = _pyplot()
+    levels = sorted({r.sparsity for r in groups.values()})
+    budgets = sorted({float(d) for r in groups.values() for d in r.data})
+    cmap = plt.get_cmap("plasma")
+    colour = {d: cmap(0.8 * i / max(len(budgets) - 1, 1)) for i, d in enumerate(budgets)}
+    fig, axes = plt.subplots(1, len(levels), figsize=(5.2 * len(levels), 4.4), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], levels):
+        here = [r for r in groups.values() if r.sparsity == s]
+        n_all = np.concatenate([r.n_nonzero for r in here])
+        n_line = np.geomspace(n_all.min() / 1.3, n_all.max() * 1.3, 80)
+        at_s = np.isclose(pts.sparsity, s)
+        for d, c in colour.items():
+            m = at_s & np.isclose(pts.data, d, rtol=1e-6)
+            ax.scatter(pts.n_nonzero[m], pts.loss[m], color=c, marker="o", s=24, zorder=3)
+            ax.plot(n_line, law.predict(s, n_line, d), color=c, lw=1.3)
+            for j, r in enumerate(here):
+                mr = np.isclose(r.data, d, rtol=1e-6)
+                ax.scatter(r.n_nonzero[mr], r.loss[mr], color=c, marker=_MARKERS[j % 3], s=30, zorder=3)
+                ax.plot(n_line, fitted.laws[r.pattern].predict(s, n_line, d), color=c, lw=1.1, ls=_STYLES[j % 3])
+        handles = [plt.Line2D([], [], color="k", marker="o", ls="-", label=f"unstructured {s:.0%}")]
+        handles += [plt.Line2D([], [], color="k", marker=_MARKERS[j % 3], ls=_STYLES[j % 3], label=r.pattern)
+                    for j, r in enumerate(here)]
+        handles += [plt.Line2D([], [], color=c, lw=3, label=f"D = {_short(d)}") for d, c in colour.items()]
+        ax.legend(handles=handles, fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("non-zero parameters N")
+        ax.set_title(f"S = {s:g}: " + ", ".join(r.pattern for r in here) + " vs unstructured", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel(f"final validation loss (D in {pts.budget_unit})")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def _cell(q: dict[str, Any], fmt: str = ".4g") -> str:
+    return f"<td class='num'>{_text(q, fmt)}</td>"
+
+
+def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
+    """The page's n:m section (img(path, alt) embeds a figure)."""
+    if not section:
+        return []
+    laws = section["laws"]
+    level = f"{laws['level']:.0%}" if laws.get("n_boot") else None
+    parts = ["<h2>n:m patterns</h2>",
+             "<p>Each pattern is refitted on the unstructured law above, keeping its dense base (bN, aD, bD, c "
+             "and A = aS + cS) as the paper does. A pattern's runs all sit at its one sparsity S = 1 - n/m, so "
+             "they determine one number, the N-term factor k = aS (1-S)^bS + cS; patterns sharing m (2:4 and "
+             "1:4, 4:8 and 2:8) are fitted jointly as a family, whose two sparsities determine aS and bS. "
+             + (f"Brackets: {level} intervals from a paired bootstrap (base draw and resampled pattern runs)."
+                if level else "No bootstrap was run, so there are no intervals.") + "</p>",
+             "<table><tr><th>pattern</th><th>S</th><th>runs</th><th>k</th><th>k / unstructured k</th>"
+             "<th>equivalent dense size</th><th>unstructured at S</th><th>aS</th><th>bS</th><th>cS</th>"
+             "<th>not determined</th></tr>"]
+    for p, e in laws["patterns"].items():
+        q = e["quantities"]
+        und = section["determined"].get(p, {}).get("undetermined", list(e["undetermined"]))
+        parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{e['sparsity']:g}</td><td class='num'>{e['n_runs']}</td>"
+                     + _cell(q["k"]) + _cell(q["k_ratio"], ".3f") + _cell(q["equivalent_dense_size"], ".3f")
+                     + _cell(q["unstructured_equivalent_dense_size"], ".3f")
+                     + "".join(_cell(q[n]) for n in UNDETERMINED_ONE_S)
+                     + f"<td>{html.escape(', '.join(und) or 'none')}</td></tr>")
+    parts.append("</table>")
+    reasons = sorted({why for e in laws["patterns"].values() for why in e["undetermined"].values()})
+    parts += [f"<p class='note'>{html.escape(r)}.</p>" for r in reasons]
+    parts.append("<p>" + html.escape("; ".join(f"{k}: {v}" for k, v in QUANTITIES.items())) + ".</p>")
+    parts.append(f"<figure>{img(section['figure'], 'loss against N per n:m pattern and unstructured at the same S')}"
+                 "<figcaption>Measured loss against N: unstructured runs at the pattern's sparsity (circles, the "
+                 "sparse law solid) and each pattern (its marker, its refitted law broken), one colour per data "
+                 "budget.</figcaption></figure>")
+    return parts
+
+
+def _text(q: dict[str, Any], fmt: str = ".4g") -> str:
+    return format(q["value"], fmt) + (f" [{format(q['low'], fmt)}, {format(q['high'], fmt)}]" if "low" in q else "")
+
+
+def print_patterns(console, section: dict[str, Any]) -> None:
+    """The n:m results on the terminal, one paragraph per pattern (the page's table)."""
+    laws = section["laws"]
+    console.print("n:m patterns refitted on the unstructured law (base kept; brackets: "
+                  + (f"{laws['level']:.0%} intervals)" if laws.get("n_boot") else "no bootstrap)"), highlight=False)
+    for p, e in laws["patterns"].items():
+        q = e["quantities"]
+        und = section["determined"].get(p, {}).get("undetermined", list(e["undetermined"]))
+        console.print(f"  {p} (S = {e['sparsity']:g}, {e['n_runs']} runs, family {e['family']}): N-term factor "
+                      f"{_text(q['k_ratio'], '.3f')} x unstructured's; equivalent dense size "
+                      f"{_text(q['equivalent_dense_size'], '.2f')} (unstructured {_text(q['unstructured_equivalent_dense_size'], '.2f')}); "
+                      + ", ".join(f"{n} {_text(q[n])}" for n in UNDETERMINED_ONE_S)
+                      + f"; not determined: {', '.join(und) or 'none'}", highlight=False)
