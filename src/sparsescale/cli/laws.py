@@ -585,16 +585,23 @@ def optimal(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
     level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the law carries uncertainty)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    patterns: Optional[Path] = typer.Option(None, "--patterns", help="Compare dense, n:m patterns and unstructured at N and C: a law JSON with pattern laws (the report's law.json; --law is their base)."),
+    speedup: Optional[list[str]] = typer.Option(None, "--speedup", help="With --patterns: PATTERN=FACTOR, a step-time speedup over dense (e.g. 2:4=1.3; repeatable) for the equal-time accounting."),
 ) -> None:
     """The optimal sparsity for N non-zeros and a compute budget, the data it
     buys, the loss against the dense baseline, and the equivalent dense size.
 
     Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
+    With --patterns: sparsescale optimal --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
     """
+    from sparsescale.cli.patterns import check_pattern_flags, optimal_patterns
     from sparsescale.laws.forms import load_law
     from sparsescale.laws.planning import optimal_data_ratio
 
     _check_level(level)
+    check_pattern_flags(patterns, speedup or [], params, compute, contours, speedups, flops.value)
+    if patterns is not None:
+        return optimal_patterns(law, patterns, params, compute, speedup or [], start, end, level, as_json)
     the_law = load_law(law)
     _check_optimal_flags(law, params, compute, contours, plot)
     cost = _cost_model(flops, speedups, start, end)

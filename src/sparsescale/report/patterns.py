@@ -74,12 +74,15 @@ def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
     their (base-driven) intervals say."""
     from sparsescale.report.build import determination
 
-    out = {}
+    # without a bootstrap only the structural verdict is known
+    out = {p: {"determined": [], "undetermined": list(fitted.undetermined[p]), "assessed": False}
+           for p in fitted.laws}
     for p, iv in fitted.intervals.items():
         good, bad = determination({k: v for k, v in iv.items() if k in (*UNDETERMINED_ONE_S, "k", "k_ratio",
                                                                        "equivalent_dense_size")}, [])
         forced = list(fitted.undetermined[p])
-        out[p] = {"determined": [g for g in good if g not in forced], "undetermined": bad + [f for f in forced if f not in bad]}
+        out[p] = {"determined": [g for g in good if g not in forced],
+                  "undetermined": bad + [f for f in forced if f not in bad], "assessed": True}
     return out
 
 
@@ -166,12 +169,11 @@ def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
              "<th>not determined</th></tr>"]
     for p, e in laws["patterns"].items():
         q = e["quantities"]
-        und = section["determined"].get(p, {}).get("undetermined", list(e["undetermined"]))
         parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{e['sparsity']:g}</td><td class='num'>{e['n_runs']}</td>"
                      + _cell(q["k"]) + _cell(q["k_ratio"], ".3f") + _cell(q["equivalent_dense_size"], ".3f")
                      + _cell(q["unstructured_equivalent_dense_size"], ".3f")
                      + "".join(_cell(q[n]) for n in UNDETERMINED_ONE_S)
-                     + f"<td>{html.escape(', '.join(und) or 'none')}</td></tr>")
+                     + f"<td>{html.escape(_undetermined(section, p))}</td></tr>")
     parts.append("</table>")
     reasons = sorted({why for e in laws["patterns"].values() for why in e["undetermined"].values()})
     parts += [f"<p class='note'>{html.escape(r)}.</p>" for r in reasons]
@@ -181,6 +183,12 @@ def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
                  "sparse law solid) and each pattern (its marker, its refitted law broken), one colour per data "
                  "budget.</figcaption></figure>")
     return parts
+
+
+def _undetermined(section: dict[str, Any], pattern: str) -> str:
+    d = section["determined"][pattern]
+    text = ", ".join(d["undetermined"]) or "none"
+    return text if d["assessed"] else f"{text} (the rest not assessed: no bootstrap)"
 
 
 def _text(q: dict[str, Any], fmt: str = ".4g") -> str:
@@ -194,9 +202,8 @@ def print_patterns(console, section: dict[str, Any]) -> None:
                   + (f"{laws['level']:.0%} intervals)" if laws.get("n_boot") else "no bootstrap)"), highlight=False)
     for p, e in laws["patterns"].items():
         q = e["quantities"]
-        und = section["determined"].get(p, {}).get("undetermined", list(e["undetermined"]))
         console.print(f"  {p} (S = {e['sparsity']:g}, {e['n_runs']} runs, family {e['family']}): N-term factor "
                       f"{_text(q['k_ratio'], '.3f')} x unstructured's; equivalent dense size "
                       f"{_text(q['equivalent_dense_size'], '.2f')} (unstructured {_text(q['unstructured_equivalent_dense_size'], '.2f')}); "
                       + ", ".join(f"{n} {_text(q[n])}" for n in UNDETERMINED_ONE_S)
-                      + f"; not determined: {', '.join(und) or 'none'}", highlight=False)
+                      + f"; not determined: {_undetermined(section, p)}", highlight=False)
