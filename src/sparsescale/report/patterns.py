@@ -65,7 +65,27 @@ def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path,
         return None
     figure = out_dir / "patterns_loss_vs_n.png"
     plot_patterns(law, fitted, groups, pts, figure)
-    return {"laws": fitted.to_dict(), "determined": _determined(fitted), "figure": figure}
+    pts.notes.append("the n:m runs are refitted per pattern on this law in the n:m section")
+    return {"laws": fitted.to_dict(), "determined": _determined(fitted), "figure": figure,
+            "measured_gaps": measured_gaps(groups, pts)}
+
+
+def measured_gaps(groups: dict[str, PatternRuns], pts, rtol: float = 0.05) -> dict[str, list[dict[str, float]]]:
+    """Per pattern, its measured loss minus the unstructured run's at the same
+    S, D and N (sizes within rtol: both target one N and land a little off it),
+    no law involved: positive = the pattern is worse."""
+    out = {}
+    for p, r in groups.items():
+        rows = []
+        for n, d, y in zip(r.n_nonzero, r.data, r.loss):
+            m = (np.isclose(pts.sparsity, r.sparsity) & np.isclose(pts.data, d, rtol=1e-6)
+                 & (np.abs(pts.n_nonzero / n - 1) <= rtol))
+            if m.any():
+                y_u = float(pts.loss[m][0])
+                rows.append({"n_nonzero": float(n), "data": float(d), "loss": float(y), "unstructured_loss": y_u,
+                             "gap": float(y) - y_u})
+        out[p] = sorted(rows, key=lambda g: (g["data"], g["n_nonzero"]))
+    return out
 
 
 def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
@@ -151,6 +171,23 @@ def _cell(q: dict[str, Any], fmt: str = ".4g") -> str:
     return f"<td class='num'>{_text(q, fmt)}</td>"
 
 
+def _gaps_html(gaps: dict[str, list[dict[str, float]]]) -> list[str]:
+    """Measured loss of each pattern minus unstructured at the same S, N and D (no law)."""
+    if not any(gaps.values()):
+        return []
+    from sparsescale.report.figures import _short
+
+    parts = ["<p>Measured: each pattern's final loss minus the unstructured run's at the same S, N and D "
+             "(positive: the pattern is worse).</p><table><tr><th>pattern</th><th>mean gap (nats)</th>"
+             "<th>per run (N, D: gap)</th></tr>"]
+    for p, rows in gaps.items():
+        if rows:
+            each = "; ".join(f"{_short(g['n_nonzero'])}, {_short(g['data'])}: {g['gap']:+.3f}" for g in rows)
+            parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{np.mean([g['gap'] for g in rows]):+.4f}</td>"
+                         f"<td>{html.escape(each)}</td></tr>")
+    return parts + ["</table>"]
+
+
 def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
     """The page's n:m section (img(path, alt) embeds a figure)."""
     if not section:
@@ -175,6 +212,7 @@ def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
                      + "".join(_cell(q[n]) for n in UNDETERMINED_ONE_S)
                      + f"<td>{html.escape(_undetermined(section, p))}</td></tr>")
     parts.append("</table>")
+    parts += _gaps_html(section.get("measured_gaps") or {})
     reasons = sorted({why for e in laws["patterns"].values() for why in e["undetermined"].values()})
     parts += [f"<p class='note'>{html.escape(r)}.</p>" for r in reasons]
     parts.append("<p>" + html.escape("; ".join(f"{k}: {v}" for k, v in QUANTITIES.items())) + ".</p>")
@@ -195,6 +233,15 @@ def _text(q: dict[str, Any], fmt: str = ".4g") -> str:
     return format(q["value"], fmt) + (f" [{format(q['low'], fmt)}, {format(q['high'], fmt)}]" if "low" in q else "")
 
 
+def _gap_text(section: dict[str, Any], pattern: str) -> str:
+    rows = (section.get("measured_gaps") or {}).get(pattern) or []
+    if not rows:
+        return ""
+    gaps = [g["gap"] for g in rows]
+    return (f"; measured loss minus unstructured at the same S, N, D: mean {np.mean(gaps):+.4f} nats "
+            f"(range {min(gaps):+.4f} to {max(gaps):+.4f}, {len(gaps)} pairs)")
+
+
 def print_patterns(console, section: dict[str, Any]) -> None:
     """The n:m results on the terminal, one paragraph per pattern (the page's table)."""
     laws = section["laws"]
@@ -206,4 +253,4 @@ def print_patterns(console, section: dict[str, Any]) -> None:
                       f"{_text(q['k_ratio'], '.3f')} x unstructured's; equivalent dense size "
                       f"{_text(q['equivalent_dense_size'], '.2f')} (unstructured {_text(q['unstructured_equivalent_dense_size'], '.2f')}); "
                       + ", ".join(f"{n} {_text(q[n])}" for n in UNDETERMINED_ONE_S)
-                      + f"; not determined: {_undetermined(section, p)}", highlight=False)
+                      + f"; not determined: {_undetermined(section, p)}" + _gap_text(section, p), highlight=False)
