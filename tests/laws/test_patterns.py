@@ -173,3 +173,46 @@ def test_speedup_flags_are_validated(item, msg):
     with pytest.raises(SparsescaleError, match=msg):
         parse_speedups([item], "--speedup")
     assert parse_speedups(["2:4=1.3", "unstructured=1.1"]) == {"2:4": 1.3, "unstructured": 1.1}
+
+
+def fitted_base(n_boot: int = 40, noise: float = 0.003, seed: int = 5) -> Law:
+    """The base law as a report has it: fitted to noisy unstructured runs of BASE,
+    carrying its bootstrap draws (draws that each fit those runs)."""
+    from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.uncertainty import bootstrap
+
+    rng = np.random.default_rng(seed)
+    S, N, D = (a.ravel() for a in np.meshgrid([0.0, 0.5, 0.75], N_GRID, D_GRID))
+    y = Law("sparse", dict(BASE)).predict(S, N, D) * np.exp(noise * rng.standard_normal(S.size))
+    fit = fit_law(S, N, D, y)
+    draws = bootstrap(S, N, D, y, n_boot=n_boot, reference=fit).samples
+    law = fit.law
+    law.uncertainty = Uncertainty("sparse", np.column_stack([draws[k] for k in COEFFICIENT_NAMES["sparse"]]),
+                                  FitRange.of(S, N, D), ModelError(noise, 0.01))
+    return law
+
+
+def test_pattern_minus_unstructured_is_paired_over_the_base_draws():
+    # the base's uncertainty dominates (noisy unstructured runs, exact pattern runs): pairing cancels it
+    base = fitted_base(noise=0.01)
+    pats = fit_patterns(base, synthetic(["2:4", "1:4"]), n_boot=40).laws
+    assert pats["2:4"].fit["base_draw_index"] == list(range(40))
+    n, c = 5e4, 6 * 5e4 * 2e6
+    rows = {r["choice"]: r for r in compare_choices(base, pats, n, c, level=0.9).rows}
+    mine, ref = rows["2:4"]["flops"], rows["unstructured 50%"]["flops"]
+    vs = mine["vs"]
+    assert vs["reference"] == "unstructured 50%" and vs["difference"] == pytest.approx(mine["loss"] - ref["loss"])
+    lo, hi = vs["interval"]
+    # the truth: 2:4's family law minus the base at the same N and D
+    true_gap = float(family_law(4).predict(0.5, n, mine["data"]) - Law("sparse", dict(BASE)).predict(0.5, n, mine["data"]))
+    assert lo - 0.01 < true_gap < hi + 0.01
+    # unpaired (draws matched at random) the difference is wider: pairing cancels the shared D term and floor
+    unc_p, unc_b = pats["2:4"].uncertainty, base.uncertainty
+    mine_d = np.array([float(d.predict(0.5, n, mine["data"])) for d in unc_p.draw_laws(pats["2:4"])])
+    ref_d = np.array([float(d.predict(0.5, n, ref["data"])) for d in unc_b.draw_laws(base)])
+    shuffled = mine_d - np.random.default_rng(0).permutation(ref_d)
+    assert hi - lo < 0.8 * (np.percentile(shuffled, 95) - np.percentile(shuffled, 5))
+    assert rows["unstructured 75%"]["time"]["vs"]["reference"] == "dense" and "vs" not in rows["dense"]["flops"]
+    pats["1:4"].fit = {"base_draw_index": [99] * 40}   # not draws of this base: no pairing claimed
+    rows = {r["choice"]: r for r in compare_choices(base, pats, n, c).rows}
+    assert "interval" not in rows["1:4"]["flops"]["vs"]

@@ -62,11 +62,18 @@ def optimal_patterns(law: str, patterns: Path, params: str, compute: str, speedu
     out = {"law": base.name or law, "patterns_file": str(patterns), "level": level, **cmp.to_dict(),
            "accountings": {"flops": "equal FLOPs: C = 6 N D c_mul(S), sparsity exploited (sparse FLOPs) by every choice",
                            "time": "equal wall time: the budget in dense-step time; a choice without --speedup "
-                                   "runs at dense step time (c_mul = 1/(1-S)), n:m kernels only after the ramp"}}
+                                   "runs at dense step time (c_mul = 1/(1-S)), n:m kernels only after the ramp",
+                           "vs": "each choice minus its reference (a pattern: unstructured at its S; unstructured: "
+                                 "dense); the interval over paired coefficient draws (no model error)"}}
     if as_json:
         _print_json(out)
         return
     _print_choices(out, base)
+
+
+def _signed(vs: dict) -> str:
+    iv = vs.get("interval")
+    return f"{vs['difference']:+.4f}" + (f" [{iv[0]:+.4f}, {iv[1]:+.4f}]" if iv else "")
 
 
 def _print_choices(out: dict, base) -> None:
@@ -87,6 +94,11 @@ def _print_choices(out: dict, base) -> None:
         table.add_row(r["choice"], f"{r['sparsity']:g}", "-" if r["speedup"] is None else f"{r['speedup']:g}x",
                       f"{r['flops']['data']:.4g}", loss(r["flops"]), f"{r['time']['data']:.4g}", loss(r["time"]))
     con.print(table)
+    for r in out["choices"]:
+        if "vs" in r["flops"]:
+            con.print(f"  {r['choice']} minus {r['flops']['vs']['reference']}: "
+                      + "; ".join(f"{_signed(r[acc]['vs'])} at equal {word}" for acc, word in (("flops", "FLOPs"), ("time", "time"))),
+                      highlight=False)
     con.print(f"best at equal FLOPs: [bold]{out['best']['flops']}[/bold]; best at equal wall time: "
               f"[bold]{out['best']['time']}[/bold]")
     for k, v in out["accountings"].items():

@@ -84,6 +84,53 @@ def _c_mul(choice: Choice, accounting: str, speedups: dict[str, float], start: f
     return float(table.cost_model(choice.pattern, start, end).c_mul(choice.sparsity))
 
 
+def reference_of(choice: Choice, opts: list[Choice]) -> Choice | None:
+    """What a choice is judged against: a pattern against unstructured pruning at
+    its S (the structure's cost), unstructured against dense (sparsity's gain)."""
+    if choice.pattern == "dense":
+        return None
+    want = (UNSTRUCTURED, choice.sparsity) if choice.pattern != UNSTRUCTURED else ("dense", 0.0)
+    return next(c for c in opts if (c.pattern, c.sparsity) == want)
+
+
+def paired_difference(choice: Choice, ref: Choice, n: float, d_choice: float, d_ref: float,
+                      level: float) -> tuple[float, float] | None:
+    """Percentile interval of loss(choice) - loss(ref) over paired coefficient
+    draws, or None when the two laws' draws are not paired. Pairing cancels the
+    base's uncertainty that both share (the draws of a pattern law were refitted
+    on the base draws its fit records), so the difference is far tighter than
+    the two loss intervals suggest; coefficient uncertainty only."""
+    from sparsescale.laws.intervals import z_score
+
+    uc, ur = choice.law.uncertainty, ref.law.uncertainty
+    if uc is None or ur is None:
+        return None
+    idx = np.arange(uc.draws.shape[0]) if choice.law is ref.law else (choice.law.fit or {}).get("base_draw_index")
+    idx = None if idx is None else np.asarray(idx)
+    if (idx is None or idx.shape != (uc.draws.shape[0],) or idx.dtype.kind not in "iu"
+            or idx.min() < 0 or idx.max() >= ur.draws.shape[0]):
+        return None  # not recorded, or not the draws of this base: no pairing
+    z_score(level)
+    mine = np.array([float(d.predict(choice.sparsity, n, d_choice)) for d in uc.draw_laws(choice.law)])
+    theirs = np.array([float(d.predict(ref.sparsity, n, d_ref)) for d in ur.draw_laws(ref.law)])
+    diff = mine - theirs[np.asarray(idx, dtype=int)]
+    lo, hi = np.percentile(diff[np.isfinite(diff)], [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def _priced(c: Choice, acc: str, speedups, n_nonzero: float, compute: float, start: float, end: float,
+            level: float) -> dict[str, Any]:
+    """The data the budget buys for one choice under one accounting, its loss and interval."""
+    cm = _c_mul(c, acc, speedups, start, end)
+    data = compute / (6.0 * n_nonzero * cm)
+    entry: dict[str, Any] = {"c_mul": cm, "data": data,
+                             "loss": float(np.asarray(c.law.predict(c.sparsity, n_nonzero, data)))}
+    if c.law.uncertainty is not None:
+        lo, hi = c.law.uncertainty.loss_interval(c.law, c.sparsity, n_nonzero, data, level)
+        entry["interval"] = [float(lo), float(hi)]
+    return entry
+
+
 @dataclass
 class Comparison:
     n_nonzero: float
@@ -111,15 +158,18 @@ def compare_choices(base_law: Law, pattern_laws: dict[str, Law], n_nonzero: floa
         row: dict[str, Any] = {"choice": c.name, "pattern": c.pattern, "sparsity": c.sparsity,
                                "speedup": speedups.get(c.pattern)}
         for acc in ACCOUNTINGS:
-            cm = _c_mul(c, acc, speedups, start, end)
-            data = compute / (6.0 * n_nonzero * cm)
-            loss = float(np.asarray(c.law.predict(c.sparsity, n_nonzero, data)))
-            entry = {"c_mul": cm, "data": data, "loss": loss}
-            if c.law.uncertainty is not None:
-                lo, hi = c.law.uncertainty.loss_interval(c.law, c.sparsity, n_nonzero, data, level)
-                entry["interval"] = [float(lo), float(hi)]
-            row[acc] = entry
+            row[acc] = _priced(c, acc, speedups, n_nonzero, compute, start, end, level)
         out.rows.append(row)
+    by_name = {r["choice"]: r for r in out.rows}
+    for c in opts:
+        ref = reference_of(c, opts)
+        for acc in ACCOUNTINGS if ref is not None else ():
+            mine, theirs = by_name[c.name][acc], by_name[ref.name][acc]
+            vs: dict[str, Any] = {"reference": ref.name, "difference": mine["loss"] - theirs["loss"]}
+            iv = paired_difference(c, ref, n_nonzero, mine["data"], theirs["data"], level)
+            if iv is not None:
+                vs["interval"] = list(iv)
+            mine["vs"] = vs
     for acc in ACCOUNTINGS:
         out.best[acc] = min(out.rows, key=lambda r: r[acc]["loss"])["choice"]
     return out

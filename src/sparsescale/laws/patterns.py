@@ -308,6 +308,9 @@ def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: i
     draws = _bootstrap(base_law, groups, n_boot, seed, delta) if n_boot else []
     for p, r in groups.items():
         result.laws[p] = _pattern_law(base_law, r, points[p], [d[p] for d in draws])
+        if draws and base_law.uncertainty is not None:
+            # which base draw each draw was refitted on: comparisons with the base law pair them
+            result.laws[p].fit = {"base_draw_index": [int(d["base_draw"]) for d in draws]}
     if draws:
         from sparsescale.laws.uncertainty import _percentile_intervals
 
@@ -319,8 +322,9 @@ def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: i
 
 
 def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed: int, delta) -> list[dict]:
-    """n_boot paired refits (see fit_patterns): one _point result each; a draw
-    whose refit fails (a resample the base cannot fit) is left out."""
+    """n_boot paired refits (see fit_patterns): one _point result each, with the
+    index of its base draw under "base_draw"; a draw whose refit fails (a
+    resample the base cannot fit) is left out."""
     from sparsescale.laws.forms import COEFFICIENT_NAMES
 
     if n_boot < 2:
@@ -334,9 +338,10 @@ def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed:
         weights = {p: np.bincount(rng.integers(0, r.loss.shape[0], r.loss.shape[0]), minlength=r.loss.shape[0])
                    for p, r in groups.items()}
         try:
-            out.append(_point(bases[b % len(bases)], groups, weights, delta))
+            point = _point(bases[b % len(bases)], groups, weights, delta)
         except (SparsescaleError, ValueError, FloatingPointError):
             continue
+        out.append({**point, "base_draw": b % len(bases)})
     return out
 
 
