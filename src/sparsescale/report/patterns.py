@@ -22,16 +22,23 @@ from sparsescale.sweep.store import Store
 from sparsescale.units import parse_pattern
 
 
-def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]) -> dict[str, PatternRuns]:
-    """The finished n:m runs of one sweep (trained from scratch), grouped by
-    pattern. A run pruned beyond its pattern's own sparsity (n:m plus extra
+def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
+    """(the finished n:m runs of one sweep, trained from scratch, grouped by
+    pattern; the shape (depth, width, MLP width) of every finished run, keyed by
+    _shape_key). A run pruned beyond its pattern's own sparsity (n:m plus extra
     unstructured pruning) is not that pattern's law: it is left out with a warning."""
     with Store(store_path, readonly=True) as store:
         runs = store.runs(sweep_id=store.sweep_ids(sweep))
     runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
     if not runs:
-        return {}
+        return {}, {}
     unit = budget_column(runs)
+    shapes = {}
+    for r in runs:
+        mc = getattr(r.get("result"), "model_config", None) or {}
+        if r["status"] == "finished" and mc:
+            shapes[_shape_key(r["pattern"] or "unstructured", r["sparsity"], r["n_nonzero"],
+                              r["axes"].get(unit, r.get(unit)))] = (mc.get("depth"), mc.get("width"), mc.get("mlp_hidden"))
     rows = []
     for r in runs:
         nm = parse_pattern(r["pattern"] or "unstructured", "pattern")
@@ -46,16 +53,20 @@ def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]) -> 
             continue
         rows.append((key, r["sparsity"], r["n_nonzero"], r["axes"].get(unit, r.get(unit)), r["final_loss"]))
     if not rows:
-        return {}
+        return {}, shapes
     pats, S, N, D, L = zip(*rows)
-    return group_patterns(list(pats), S, N, D, L)
+    return group_patterns(list(pats), S, N, D, L), shapes
+
+
+def _shape_key(pattern: str, sparsity: float, n_nonzero: float, data: float) -> tuple:
+    return (pattern, round(float(sparsity), 9), int(round(float(n_nonzero))), float(data))
 
 
 def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path, n_boot: int,
                     seed: int) -> dict[str, Any] | None:
     """Fit the sweep's patterns on `law` and draw their figure; None without n:m runs.
     Returns {"laws": PatternLaws.to_dict(), "determined": {pattern: {...}}, "figure": path}."""
-    groups = collect_pattern_runs(store_path, sweep, pts.warnings)
+    groups, shapes = collect_pattern_runs(store_path, sweep, pts.warnings)
     if not groups:
         return None
     try:
@@ -67,13 +78,18 @@ def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path,
     plot_patterns(law, fitted, groups, pts, figure)
     pts.notes.append("the n:m runs are refitted per pattern on this law in the n:m section")
     return {"laws": fitted.to_dict(), "determined": _determined(fitted), "figure": figure,
-            "measured_gaps": measured_gaps(groups, pts)}
+            "measured_gaps": measured_gaps(groups, pts, shapes)}
 
 
-def measured_gaps(groups: dict[str, PatternRuns], pts, rtol: float = 0.05) -> dict[str, list[dict[str, float]]]:
+def measured_gaps(groups: dict[str, PatternRuns], pts, shapes: dict | None = None,
+                  rtol: float = 0.05) -> dict[str, list[dict[str, Any]]]:
     """Per pattern, its measured loss minus the unstructured run's at the same
     S, D and N (sizes within rtol: both target one N and land a little off it),
-    no law involved: positive = the pattern is worse."""
+    no law involved: positive = the pattern is worse. `same_shape` says whether
+    the two runs had the same depth, width and MLP width: the sizer must make
+    the input dimensions multiples of m, so at small N a pattern may train
+    another shape than unstructured, and then the gap is not the pattern's alone."""
+    shapes = shapes or {}
     out = {}
     for p, r in groups.items():
         rows = []
@@ -81,9 +97,12 @@ def measured_gaps(groups: dict[str, PatternRuns], pts, rtol: float = 0.05) -> di
             m = (np.isclose(pts.sparsity, r.sparsity) & np.isclose(pts.data, d, rtol=1e-6)
                  & (np.abs(pts.n_nonzero / n - 1) <= rtol))
             if m.any():
-                y_u = float(pts.loss[m][0])
-                rows.append({"n_nonzero": float(n), "data": float(d), "loss": float(y), "unstructured_loss": y_u,
-                             "gap": float(y) - y_u})
+                i = int(np.flatnonzero(m)[0])
+                mine = shapes.get(_shape_key(p, r.sparsity, n, d))
+                theirs = shapes.get(_shape_key("unstructured", r.sparsity, pts.n_nonzero[i], d))
+                rows.append({"n_nonzero": float(n), "data": float(d), "loss": float(y),
+                             "unstructured_loss": float(pts.loss[i]), "gap": float(y - pts.loss[i]),
+                             "same_shape": None if mine is None or theirs is None else mine == theirs})
         out[p] = sorted(rows, key=lambda g: (g["data"], g["n_nonzero"]))
     return out
 
@@ -182,10 +201,21 @@ def _gaps_html(gaps: dict[str, list[dict[str, float]]]) -> list[str]:
              "<th>per run (N, D: gap)</th></tr>"]
     for p, rows in gaps.items():
         if rows:
-            each = "; ".join(f"{_short(g['n_nonzero'])}, {_short(g['data'])}: {g['gap']:+.3f}" for g in rows)
-            parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{np.mean([g['gap'] for g in rows]):+.4f}</td>"
+            each = "; ".join(f"{_short(g['n_nonzero'])}, {_short(g['data'])}: {g['gap']:+.3f}"
+                             + ("*" if g.get("same_shape") is False else "") for g in rows)
+            parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{_mean_gap(rows)}</td>"
                          f"<td>{html.escape(each)}</td></tr>")
-    return parts + ["</table>"]
+    return parts + ["</table><p>* the pattern run trained another shape (depth, width, MLP width) than the "
+                    "unstructured one: the sizer makes input dimensions multiples of m, so at small N the gap "
+                    "mixes the pattern's cost with the shape's; the mean leaves these pairs out.</p>"]
+
+
+def _mean_gap(rows: list[dict[str, Any]]) -> str:
+    """Mean gap over same-shape pairs (all pairs when no shape is known), and how many."""
+    same = [g["gap"] for g in rows if g.get("same_shape") is not False]
+    if not same:
+        return "- (no same-shape pair)"
+    return f"{np.mean(same):+.4f} ({len(same)} of {len(rows)} pairs)"
 
 
 def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
@@ -237,9 +267,9 @@ def _gap_text(section: dict[str, Any], pattern: str) -> str:
     rows = (section.get("measured_gaps") or {}).get(pattern) or []
     if not rows:
         return ""
-    gaps = [g["gap"] for g in rows]
-    return (f"; measured loss minus unstructured at the same S, N, D: mean {np.mean(gaps):+.4f} nats "
-            f"(range {min(gaps):+.4f} to {max(gaps):+.4f}, {len(gaps)} pairs)")
+    gaps = [g["gap"] for g in rows if g.get("same_shape") is not False]
+    return (f"; measured loss minus unstructured at the same S, N, D and shape: mean {_mean_gap(rows)}"
+            + (f", range {min(gaps):+.4f} to {max(gaps):+.4f}" if gaps else ""))
 
 
 def print_patterns(console, section: dict[str, Any]) -> None:
