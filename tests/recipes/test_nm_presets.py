@@ -30,6 +30,7 @@ def sparsescale(*args, timeout=900):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # ~6 min of training on an idle 2-core machine; room for a busy one
 def test_nm_quick_end_to_end(tmp_path):
     store, report = tmp_path / "nm.sqlite", tmp_path / "report"
     done = sparsescale("sweep", "nm-quick", "--store", store, "--workers", "2")

@@ -205,7 +205,8 @@ def one_sparsity_coefficients(base: dict[str, float], k: float, sparsity: float)
 # All patterns of a sweep: point fit, paired bootstrap, the result
 # ---------------------------------------------------------------------------
 QUANTITIES = {
-    "k": "N-term factor k at the pattern's S (its runs determine it)",
+    "k": "N-term factor k at the pattern's S (its runs determine it on a given base; across the base's draws "
+         "it moves with bN, so read it through k_ratio and the equivalent dense size)",
     "k_unstructured": "the base law's N-term factor for unstructured pruning at the same S",
     "k_ratio": "k / k_unstructured: above 1, the pattern's N-term is larger (worse) than unstructured",
     "equivalent_dense_size": "(A / k)^(1/bN): dense parameters per non-zero with the same N-term",

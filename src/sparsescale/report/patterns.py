@@ -117,7 +117,8 @@ def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
     out = {p: {"determined": [], "undetermined": list(fitted.undetermined[p]), "assessed": False}
            for p in fitted.laws}
     for p, iv in fitted.intervals.items():
-        good, bad = determination({k: v for k, v in iv.items() if k in (*UNDETERMINED_ONE_S, "k", "k_ratio",
+        # k itself is left out: across base draws it moves with bN (a scale, not a finding)
+        good, bad = determination({k: v for k, v in iv.items() if k in (*UNDETERMINED_ONE_S, "k_ratio",
                                                                        "equivalent_dense_size")}, [])
         forced = list(fitted.undetermined[p])
         out[p] = {"determined": [g for g in good if g not in forced],
