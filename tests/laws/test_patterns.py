@@ -216,3 +216,19 @@ def test_pattern_minus_unstructured_is_paired_over_the_base_draws():
     pats["1:4"].fit = {"base_draw_index": [99] * 40}   # not draws of this base: no pairing claimed
     rows = {r["choice"]: r for r in compare_choices(base, pats, n, c).rows}
     assert "interval" not in rows["1:4"]["flops"]["vs"]
+
+
+def test_a_family_fit_on_a_bound_says_so():
+    """Runs whose N-term shrinks with S faster than A = aS + cS allows at cS >= 0
+    (k(3/4) below A (1/4)^bS for every admissible bS near the data) push aS to A."""
+    base = Law("sparse", dict(BASE))
+    steep = Law("sparse", {**BASE, "aS": A * 1.3, "bS": 1.0, "cS": 0.0})  # not reachable with A kept
+    NN, DD = (a.ravel() for a in np.meshgrid(N_GRID, D_GRID))
+    pats, S, N, D, L = [], [], [], [], []
+    for p in ("2:4", "1:4"):
+        s = pattern_sparsity(p)
+        pats += [p] * NN.size; S += [s] * NN.size; N += list(NN); D += list(DD)
+        L += list(steep.predict(s, NN, DD) - 0.3 * A * NN ** -BASE["bN"])
+    fitted = fit_patterns(base, group_patterns(pats, S, N, D, L), n_boot=0)
+    assert fitted.points["2:4"]["aS"] == pytest.approx(A, rel=1e-6)
+    assert set(fitted.undetermined["2:4"]) >= {"aS", "cS"} and "bound aS = A (cS = 0)" in fitted.undetermined["2:4"]["aS"]

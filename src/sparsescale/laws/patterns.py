@@ -300,8 +300,8 @@ def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: i
     points = _point(base, groups, delta=delta)
     fams = families_of(groups)
     family = {r.pattern: name for name, members in fams.items() for r in members}
-    undetermined = {p: ({} if _identified(fams[family[p]]) else dict.fromkeys(UNDETERMINED_ONE_S, ONE_S_REASON))
-                    for p in groups}
+    undetermined = {p: (_at_bounds(points[p], base_quantities(base)["A"]) if _identified(fams[family[p]])
+                        else dict.fromkeys(UNDETERMINED_ONE_S, ONE_S_REASON)) for p in groups}
     result = PatternLaws(base=base_quantities(base), points=points, laws={}, sparsity={p: r.sparsity for p, r in groups.items()},
                          family=family, n_runs={p: int(r.loss.shape[0]) for p, r in groups.items()},
                          undetermined=undetermined, level=level, n_boot=n_boot,
@@ -320,6 +320,21 @@ def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: i
             arr = np.array([[d[p][n] for n in names] for d in draws], dtype=float)
             result.intervals[p] = _percentile_intervals(arr, names, level)[0]
     return result
+
+
+def _at_bounds(point: dict[str, float], A: float, rtol: float = 1e-6) -> dict[str, str]:
+    """The family coefficients its fit left on a bound of the search, with why:
+    there the data ask for a value the constraints (0 <= aS <= A, bS in its box)
+    forbid, so the value is the bound's, not a measurement."""
+    out = {}
+    if point["aS"] >= A * (1 - rtol) or point["aS"] <= A * rtol:
+        why = (f"the family fit stopped at the bound aS = {'A (cS = 0)' if point['aS'] > A / 2 else '0 (cS = A)'}: "
+               "with A kept from the base, no interior aS fits better")
+        out.update(aS=why, cS=why)
+    lo, hi = EXPONENT_BOUNDS["nm"][0]
+    if not lo + rtol < point["bS"] < hi - rtol:
+        out["bS"] = f"the family fit stopped at a bound of bS's search [{lo:g}, {hi:g}]"
+    return out
 
 
 def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed: int, delta) -> list[dict]:
