@@ -586,12 +586,16 @@ def optimal(
     level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the law carries uncertainty)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     from_dense: Optional[str] = typer.Option(None, "--from-dense", help="N,D0: prune a dense model of N parameters trained on D0 tokens (with a pruned-law.json from `report`); --compute is then the continuation's FLOPs or a multiple of 6 N D0 (e.g. 1x)."),
+    patterns: Optional[Path] = typer.Option(None, "--patterns", help="Compare dense, n:m patterns and unstructured at N and C: a law JSON with pattern laws (the report's law.json; --law is their base)."),
+    speedup: Optional[list[str]] = typer.Option(None, "--speedup", help="With --patterns: PATTERN=FACTOR, a step-time speedup over dense (e.g. 2:4=1.3; repeatable) for the equal-time accounting."),
 ) -> None:
     """The optimal sparsity for N non-zeros and a compute budget, the data it
     buys, the loss against the dense baseline, and the equivalent dense size.
 
     Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
+    With --patterns: sparsescale optimal --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
     """
+    from sparsescale.cli.patterns import check_pattern_flags, optimal_patterns
     from sparsescale.laws.forms import load_law
     from sparsescale.laws.planning import optimal_data_ratio
 
@@ -599,8 +603,12 @@ def optimal(
     if from_dense is not None:   # its own question: cli/from_dense.py
         from sparsescale.cli.from_dense import run_from_dense
 
-        others = {"--params": params, "--contours": contours, "--plot": plot, "--speedups": speedups}
+        others = {"--params": params, "--contours": contours, "--plot": plot, "--speedups": speedups,
+                  "--patterns": patterns, "--speedup": speedup}
         return run_from_dense(law, from_dense, compute, flops.value, start, end, level, as_json, others)
+    check_pattern_flags(patterns, speedup or [], params, compute, contours, speedups, flops.value)
+    if patterns is not None:
+        return optimal_patterns(law, patterns, params, compute, speedup or [], start, end, level, as_json)
     the_law = load_law(law)
     _check_optimal_flags(law, params, compute, contours, plot)
     cost = _cost_model(flops, speedups, start, end)

@@ -81,8 +81,8 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
     others = [r for r in runs if r["status"] == "finished"
               and ((r["pattern"] or "unstructured") != "unstructured" or r["axes"].get("init_from_dense", 0) > 0)]
     if others:
-        notes.append(f"{len(others)} finished n:m or pruned-from-dense runs are shown in the curves but not "
-                     "fitted: the law here is for unstructured sparsity trained from scratch")
+        notes.append(f"{len(others)} finished n:m or pruned-from-dense runs are left out of this law (it is "
+                     "for unstructured sparsity trained from scratch); their own sections below fit them")
     if len(points) < MIN_POINTS:
         raise SparsescaleError(f"{store_path}: {len(points)} finished runs; fitting the sparse law needs at "
                                f"least {MIN_POINTS} (it has 7 coefficients)")
@@ -182,6 +182,9 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     fig_paths = _draw_figures(law, pts, result.holdout, out_dir,
                               avg_law if comparison is not None and comparison["disagree"] else None)
     calibration, calibration_note = _calibration(result, n_boot)
+    from sparsescale.report.patterns import pattern_section, write_law
+
+    patterns = pattern_section(store_path, sweep, law, pts, out_dir, n_boot, seed)  # None without n:m runs
 
     summary = ReportSummary(
         out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,
@@ -189,13 +192,13 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
         objective=float(fit.objective), intervals=intervals,
         holdout=None if result.holdout is None else {k: v for k, v in result.holdout.items() if k not in ("mask", "law")},
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
-        calibration=calibration, calibration_note=calibration_note, comparison=comparison)
+        calibration=calibration, calibration_note=calibration_note, comparison=comparison, patterns=patterns)
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     from sparsescale.report.pretrained import pretrained_section
 
     summary.pretrained = pretrained_section(store_path, sweep, out_dir, law, n_boot, seed)
     law.name = pts.family or Path(store_path).stem
-    law.save(out_dir / "law.json")  # with its uncertainty: `sparsescale predict --law` reads it
+    write_law(out_dir / "law.json", law, patterns)  # with its uncertainty: `sparsescale predict --law` reads it
     write_json(out_dir / "summary.json", _summary_json(summary, fit))
     write_text(summary.html, render_report(summary, pts, fit.diagnostics, store_path))
     return summary
@@ -304,6 +307,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "determined": s.determined, "undetermined": s.undetermined,
         "calibration": s.calibration, "calibration_note": s.calibration_note or None,
         "comparison": s.comparison, "pretrained": s.pretrained,
+        "patterns": None if s.patterns is None else {**s.patterns, "figure": s.patterns["figure"].name},
     }
 
 
@@ -352,6 +356,10 @@ def print_summary(s: ReportSummary) -> None:
         from sparsescale.report.pretrained import print_section
 
         print_section(console, s.pretrained)
+    if s.patterns:
+        from sparsescale.report.patterns import print_patterns
+
+        print_patterns(console, s.patterns)
     for w in s.warnings:
         console.print(f"warning: {w}", style="yellow", highlight=False)
     console.print(f"report: {s.html}")

@@ -239,6 +239,9 @@ def _pretrained(s) -> list[str]:
 
 def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> str:
     """The page for a ReportSummary and the SweepPoints it was fitted to."""
+    from sparsescale.report.patterns import pattern_html
+
     parts = (_head(summary, store_path, points) + _law(summary, diagnostics) + _optimal(summary, points)
-             + _comparison(summary) + _figures(summary.figures) + _pretrained(summary) + ["</body></html>\n"])
+             + _comparison(summary) + _figures(summary.figures) + _pretrained(summary)
+             + pattern_html(summary.patterns, _img) + ["</body></html>\n"])
     return "\n".join(parts)

@@ -54,6 +54,8 @@ class ReportSummary:
     comparison: dict[str, Any] | None = None
     # report.pretrained's section (pruned from dense vs from scratch vs dense); None without pruned runs
     pretrained: dict[str, Any] | None = None
+    # report.patterns.pattern_section: the n:m pattern laws, what they determine, their figure (None: no n:m runs)
+    patterns: dict[str, Any] | None = None
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:
