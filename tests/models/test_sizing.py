@@ -75,3 +75,17 @@ def test_too_small_and_unknown_family():
 def test_width_is_multiple_of_large_m():
     plan = plan_size("gpt", 300_000, 1 - 1 / 24, "1:24")
     assert plan.width % math.lcm(16, 24) == 0 and plan.model_config.mlp_hidden % 24 == 0
+
+
+@pytest.mark.parametrize("n_nonzero", [12_500, 25_000, 50_000, 100_000])
+@pytest.mark.parametrize("sparsity,pattern", [(0.5, "2:4"), (0.5, "4:8"), (0.75, "1:4"), (0.75, "2:8")])
+def test_pattern_keeps_the_unstructured_width(n_nonzero, sparsity, pattern):
+    # An n:m run is compared with the unstructured run at the same S and N, so
+    # only the mask may differ: same width and heads, hidden size rounded to m.
+    # (The nm preset's 4:8 run at 12.5k used to get width 16 against 32.)
+    m = int(pattern.split(":")[1])
+    free = plan_size("gpt", n_nonzero, sparsity)
+    nm = plan_size("gpt", n_nonzero, sparsity, pattern)
+    assert nm.width == free.width and nm.model_config.n_heads == free.model_config.n_heads
+    assert nm.model_config.mlp_hidden % m == 0
+    assert abs(nm.model_config.mlp_hidden - free.model_config.mlp_hidden) < m

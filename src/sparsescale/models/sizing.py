@@ -157,15 +157,14 @@ def plan_size(
 
     # Candidate widths around the nominal one; the hidden size absorbs the rest.
     k0 = max(1, round(d0 / width_step))
-    candidates = []
-    for k in range(max(1, k0 - 2), k0 + 3):
-        d = k * width_step
-        h = round((dense_target - a * d * d) / (b * d) / hidden_step) * hidden_step
-        if h < hidden_step:
-            continue
-        error = abs((a * d * d + b * d * h) / dense_target - 1.0)
-        # Within 1% any width will do: prefer the one closest to the nominal shape.
-        candidates.append((error > 0.01, abs(math.log(d / d0)), error, d, h))
+    candidates = _candidates(range(max(1, k0 - 2), k0 + 3), width_step, hidden_step, a, b, dense_target, d0)
+    if m > 1:
+        # An n:m run is compared with the unstructured run at the same S and N:
+        # keep its width whenever m allows, so that only the mask differs.
+        d_u = plan_size(family, n_nonzero, sparsity, None, arch).width
+        same = _candidates([d_u // width_step], width_step, hidden_step, a, b, dense_target, d0)
+        if d_u % width_step == 0 and same and same[0][2] < N_TOLERANCE:
+            candidates = same
     if not candidates:
         raise SparsescaleError(
             f"--params {n_nonzero}: no width that is a multiple of {width_step} (head_dim {arch['head_dim']}"
@@ -180,6 +179,21 @@ def plan_size(
             f"{size.n_nonzero} non-zeros, more than 5% off"
         )
     return size
+
+
+def _candidates(ks, width_step: int, hidden_step: int, a: float, b: float, dense_target: float,
+                d0: float) -> list[tuple]:
+    """(over 1% off, distance from the nominal width, error, width, hidden) per width k * width_step."""
+    out = []
+    for k in ks:
+        d = k * width_step
+        h = round((dense_target - a * d * d) / (b * d) / hidden_step) * hidden_step
+        if k < 1 or h < hidden_step:
+            continue
+        error = abs((a * d * d + b * d * h) / dense_target - 1.0)
+        # Within 1% any width will do: prefer the one closest to the nominal shape.
+        out.append((error > 0.01, abs(math.log(d / d0)), error, d, h))
+    return out
 
 
 def measure(family: str, model_config: Any, target_n_nonzero: int, sparsity: float,
