@@ -86,9 +86,9 @@ def measured_gaps(groups: dict[str, PatternRuns], pts, shapes: dict | None = Non
     """Per pattern, its measured loss minus the unstructured run's at the same
     S, D and N (sizes within rtol: both target one N and land a little off it),
     no law involved: positive = the pattern is worse. `same_shape` says whether
-    the two runs had the same depth, width and MLP width: the sizer must make
-    the input dimensions multiples of m, so at small N a pattern may train
-    another shape than unstructured, and then the gap is not the pattern's alone."""
+    the two runs had the same depth and width and MLP widths that differ only
+    by the rounding to a multiple of m (the sizer keeps the unstructured width
+    where m allows; where it cannot, the gap is not the pattern's alone)."""
     shapes = shapes or {}
     out = {}
     for p, r in groups.items():
@@ -102,9 +102,15 @@ def measured_gaps(groups: dict[str, PatternRuns], pts, shapes: dict | None = Non
                 theirs = shapes.get(_shape_key("unstructured", r.sparsity, pts.n_nonzero[i], d))
                 rows.append({"n_nonzero": float(n), "data": float(d), "loss": float(y),
                              "unstructured_loss": float(pts.loss[i]), "gap": float(y - pts.loss[i]),
-                             "same_shape": None if mine is None or theirs is None else mine == theirs})
+                             "same_shape": None if mine is None or theirs is None else _same_shape(mine, theirs, p)})
         out[p] = sorted(rows, key=lambda g: (g["data"], g["n_nonzero"]))
     return out
+
+
+def _same_shape(mine: tuple, theirs: tuple, pattern: str) -> bool:
+    """(depth, width, mlp_hidden) equal up to the hidden size's rounding to a multiple of m."""
+    m = int(pattern.split(":")[1])
+    return mine[:2] == theirs[:2] and None not in (mine[2], theirs[2]) and abs(mine[2] - theirs[2]) < m
 
 
 def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
