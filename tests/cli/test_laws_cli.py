@@ -269,3 +269,21 @@ def test_fit_holdout_on_a_single_size_is_one_line(tmp_path):
     proc = run("fit", tmp_path / "one.csv", "--form", "dense", "--params", "scale*(1-sparsity)", "--data", "steps", "--loss", "val-loss",
                "--holdout", "largest-n")
     assert_one_line_error(proc, "--holdout: all runs have the same N")
+
+
+@pytest.mark.parametrize("sparsities,warned", [([0.5], True), ([0.5, 0.75], False)])
+def test_fit_nm_warns_when_one_sparsity_cannot_separate_as_bs_cs(tmp_path, sparsities, warned):
+    # Rows made from the t5-c4 base with other aS, bS, cS: one pattern (one S)
+    # determines only aS*(1-S)^bS + cS; two sparsities determine the three.
+    from sparsescale.laws.forms import Law, preset
+
+    base = preset("t5-c4")
+    truth = Law("sparse", {**base.coefficients, "aS": 25.0, "bS": 1.1, "cS": 40.0})
+    rows = [(s, n, d, float(truth.predict(s, n, d))) for s in [0.0, *sparsities]
+            for n in (2e7, 8e7, 3e8) for d in (3e4, 1e5, 3e5)]
+    data = tmp_path / "nm.csv"
+    data.write_text("S,N,D,L\n" + "".join(f"{s},{n},{d},{y}\n" for s, n, d, y in rows))
+    proc = run("fit", data, "--form", "nm", "--base", "t5-c4", "--sparsity", "S", "--params", "N",
+               "--data", "D", "--loss", "L")
+    assert proc.returncode == 0, proc.stderr
+    assert ("are not determined separately" in " ".join(proc.stdout.split())) is warned   # rich wraps lines

@@ -158,6 +158,7 @@ def fit(
     law = result.law
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
+    report.setdefault("warnings", []).extend(_nm_identifiability(form.value, S))
     if compare:
         report["comparison"] = _compare_report((S, N, D, y), space.value, delta, seed, f_sched)
     _record_fit_checks(result, report, holdout is not None)
@@ -387,6 +388,18 @@ def _print_fit(report: dict, law) -> None:
         con.print(f"wrote {p}")
     if "law_file" in report:
         con.print(f"wrote {report['law_file']}")
+
+
+def _nm_identifiability(form: str, S) -> list[str]:
+    """An n:m pattern fixes S, so refitting aS, bS, cS on one pattern's runs
+    determines only their combination at that S: say so instead of printing
+    three numbers that look like measurements."""
+    levels = sorted({float(s) for s in S if s > 0}) if form == "nm" else []
+    if len(levels) != 1:
+        return []
+    return [f"--form nm: every sparse row has S = {levels[0]:g}, so aS, bS and cS are not determined separately "
+            "(only aS*(1-S)^bS + cS at that S is); fit the patterns with the same m together, or run "
+            "`sparsescale report`, which refits each n:m family keeping A = aS + cS from the base"]
 
 
 def _schedule_fraction(text: str) -> float:
