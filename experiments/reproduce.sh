@@ -72,3 +72,7 @@ for spec in recipe-warmup0.01 recipe-warmup0.2; do
 done
 $SS sweep experiments/regime-warmup-control.toml --store "$OUT/regime-warmup-control.sqlite" --workers 1
 $PY experiments/curve_slopes.py "$OUT/regime-warmup-control.sqlite" | tee "$OUT/regime-warmup-control-slopes.txt"
+# 9. The learning-rate lever under a fresh protocol (PROTOCOL.md section 11).
+$SS sweep experiments/design-lr0.08.toml --store "$OUT/design-lr0.08.sqlite" --workers 2
+$SS report "$OUT/design-lr0.08.sqlite" --out "$OUT/design-lr0.08-report"
+$PY experiments/acceptance.py "$OUT/design-lr0.08.sqlite" "$OUT/design-lr0.08-report" | tee "$OUT/design-lr0.08-acceptance.json"
