@@ -76,3 +76,7 @@ $PY experiments/curve_slopes.py "$OUT/regime-warmup-control.sqlite" | tee "$OUT/
 $SS sweep experiments/design-lr0.08.toml --store "$OUT/design-lr0.08.sqlite" --workers 2
 $SS report "$OUT/design-lr0.08.sqlite" --out "$OUT/design-lr0.08-report"
 $PY experiments/acceptance.py "$OUT/design-lr0.08.sqlite" "$OUT/design-lr0.08-report" | tee "$OUT/design-lr0.08-acceptance.json"
+# 10. cpu-full, both seeds, as a user runs it.
+$SS sweep cpu-full --store "$OUT/cpu-full.sqlite" --workers 2
+$SS report "$OUT/cpu-full.sqlite" --out "$OUT/cpu-full-report"
+$PY experiments/acceptance.py "$OUT/cpu-full.sqlite" "$OUT/cpu-full-report" | tee "$OUT/cpu-full-acceptance.json"
