@@ -68,7 +68,7 @@ IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "ste
             "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
             "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
             "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip"}
-EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured"}
+EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision"}
 
 
 def test_every_field_is_classified_as_identity_or_execution():

@@ -200,3 +200,15 @@ def test_progress_reports_real_steps_and_loss(small_corpus, tmp_path):
     assert reports and all(r["steps"] == 12 and 1 <= r["step"] <= 12 for r in reports)
     assert reports[0]["loss"] == pytest.approx(math.log(256), rel=0.3)   # step 1: about chance
     assert result.status == "finished"
+
+
+def test_precision_bf16_rounds_but_trains_the_same_run(small_corpus, tmp_path):
+    """precision is an execution setting: bf16 autocast on the CPU changes the loss by
+    rounding only (here under 1%), and fp32 is what 'auto' gives on a CPU, bit for bit."""
+    cfg = RunConfig(**TINY, steps=30, corpus=str(small_corpus), eval_tokens=4096)
+    auto = train(cfg, tmp_path / "auto", quiet=True)
+    fp32 = train(cfg.model_copy(update={"precision": "fp32"}), tmp_path / "fp32", quiet=True)
+    bf16 = train(cfg.model_copy(update={"precision": "bf16"}), tmp_path / "bf16", quiet=True)
+    assert fp32.final_loss == auto.final_loss
+    assert bf16.final_loss != auto.final_loss
+    assert abs(bf16.final_loss - auto.final_loss) / auto.final_loss < 0.01

@@ -28,7 +28,9 @@ DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
 # checkpoint/result check both use `identity_of`, so the two always agree.
 # semi_structured changes only which kernel multiplies the same masked weights
 # (equal up to bf16 rounding, like compile), so it is not part of a run's identity.
-EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured"})
+# precision is in the same class: fp32 on a GPU reproduces a CPU run up to
+# kernel rounding, and bf16 autocast differs from it by bf16 rounding only.
+EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured", "precision"})
 
 
 # Help for each field: `sparsescale train --help` shows these (cli/train.py
@@ -64,6 +66,7 @@ FIELD_HELP: dict[str, str] = {
     "prune_end": "Pruning ends (S reached) at this fraction of the steps [default: 0.75].",
     "device": "cpu, cuda or auto [default: cpu].",
     "compile": "torch.compile (CUDA only).",
+    "precision": "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 [default: auto].",
     "semi_structured": "2:4 runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels.",
     "depth": "Blocks (per stack for t5) [family default].",
     "head_dim": "Attention head width [family default].",
@@ -129,6 +132,7 @@ class RunConfig(BaseModel):
     prune_end: float = 0.75
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     semi_structured: bool = False           # 2:4 on CUDA: sparse kernels once masks are final
     # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None

@@ -123,9 +123,13 @@ class Session:
         return self.plan.batch * self.family.tokens_per_example(self.plan.seq_len)
 
     def autocast(self):
+        """bf16 autocast on CUDA unless precision says fp32; on the CPU only when asked
+        (it is slower than fp32 for models below about 1M parameters)."""
         import torch
 
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        p = self.cfg.precision
+        on = p == "bf16" or (p == "auto" and self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
 
 
 def _build(cfg: RunConfig, plan: RunPlan, device):
