@@ -83,6 +83,9 @@ def test_interval_grows_with_extrapolation_distance():
     assert rel[1] == pytest.approx(np.sinh(z_score(0.95) * np.hypot(0.002, 0.01 * d)), rel=1e-9)
     assert rel[2] > rel[1]
     assert unc.fit_range.distance(0.9375, 1e7, 1e9) == pytest.approx(np.log(0.125 / 0.0625))
+    # no points in, no points out (a holdout that selects no run), not a numpy unpacking error
+    lo, hi = unc.loss_interval(law, np.array([]), np.array([]), np.array([]))
+    assert lo.shape == hi.shape == (0,)
 
 
 def test_presets_carry_intervals_from_the_papers_data():

@@ -103,6 +103,8 @@ class Uncertainty:
     def coefficient_sd(self, law: Law, sparsity, n_nonzero, data) -> np.ndarray:
         """Robust standard deviation of the draws' log predictions at each point."""
         S, N, D = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (sparsity, n_nonzero, data)))
+        if S.size == 0:   # numpy's percentile of no columns has no rows to unpack
+            return np.zeros(S.shape)
         names = COEFFICIENT_NAMES[self.form]
         k = {n: self.draws[:, j][:, None] for j, n in enumerate(names)}
         if self.form == "avgparam":  # the dense form on N_avg
