@@ -28,6 +28,8 @@ if [ ! -d /usr/share/doc/linux-doc-6.1/html/_sources ]; then
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PY -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+command -v nvidia-smi >/dev/null && \
+    (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 30 > "$OUT/gpu.log" 2>&1 &)
 echo "start $(date +%T), limit ${LIMIT}s, $WORKERS workers"
 timeout -s TERM "$LIMIT" $PY -m sparsescale sweep "$SPEC" --store "$WORK/store.sqlite" --workers "$WORKERS" \
     > "$OUT/sweep.log" 2>&1
