@@ -80,3 +80,11 @@ $PY experiments/acceptance.py "$OUT/design-lr0.08.sqlite" "$OUT/design-lr0.08-re
 $SS sweep cpu-full --store "$OUT/cpu-full.sqlite" --workers 2
 $SS report "$OUT/cpu-full.sqlite" --out "$OUT/cpu-full-report"
 $PY experiments/acceptance.py "$OUT/cpu-full.sqlite" "$OUT/cpu-full-report" | tee "$OUT/cpu-full-acceptance.json"
+# 11. (third session) Budgets past the step, PROTOCOL.md sections 13-14. The sweep ran on a lent GPU with
+#     experiments/past_step_device.sh (about 8 min on one H200); on this CPU the dry-run estimate is 4.3 h:
+#     the same spec with device = "cpu" gives the same losses (fp32).
+if [ "${PAST_STEP:-0}" = 1 ]; then
+  sed 's/^device = "cuda"/device = "cpu"/' experiments/past-step-gpu.toml > "$OUT/past-step-cpu.toml"
+  $SS sweep "$OUT/past-step-cpu.toml" --store "$OUT/past-step.sqlite" --workers 2
+  PYTHONPATH=experiments $PY experiments/past_step.py "$OUT/past-step.sqlite" 200 | tee "$OUT/past-step-analysis.json"
+fi
