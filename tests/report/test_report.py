@@ -24,7 +24,7 @@ from sparsescale.sweep.store import Store  # noqa: E402
 TRUE = {"bS": 0.7, "bN": 0.3, "aD": 2e4, "bD": 0.4, "c": 0.5, "aS": 2 * 1e4 ** 0.3, "cS": 1e4 ** 0.3}
 
 
-def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=None, noise=0.0):
+def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=None, noise=0.0, loss_fn=toy_loss):
     """A store of toy_loss runs; noise: relative standard deviation of a seeded
     lognormal error on each final loss (0: the law exactly)."""
     rng = np.random.default_rng(1)
@@ -35,7 +35,7 @@ def make_store(path, diverge=True, sizes=("25k", "50k", "100k", "200k"), window=
         store.add_sweep("toy", spec.model_dump(mode="json"), runs, path.parent / "runs")
         for i, run in enumerate(runs):
             c = run.config
-            loss = toy_loss(c["sparsity"], c["params"], c["tokens"]) * float(np.exp(noise * rng.standard_normal()))
+            loss = loss_fn(c["sparsity"], c["params"], c["tokens"]) * float(np.exp(noise * rng.standard_normal()))
             result = {"status": "finished", "sparsity": c["sparsity"], "pattern": None, "n_nonzero": c["params"],
                       "tokens": c["tokens"], "final_loss": loss, "wall_s": 1.0,
                       "curve": [{"step": s, "tokens": s * c["tokens"] // 4, "val_loss": loss + 2.0 / s} for s in (1, 2, 3, 4)]}
@@ -237,3 +237,25 @@ def test_on_noisy_runs_of_a_known_law_the_intervals_cover_the_truth(tmp_path):
     assert iv["sparsity"][0] <= true_opt.sparsity <= iv["sparsity"][1], (iv["sparsity"], true_opt.sparsity)
     assert iv["loss"][0] <= toy_loss(rec["sparsity"], rec["n_nonzero"], rec["data"]) <= iv["loss"][1]
     assert iv["loss"][1] - iv["loss"][0] > 1e-3  # noisy runs: a real interval, not a point
+
+
+def test_regime_check_passes_the_law_and_flags_a_step(report, tmp_path):
+    """Runs of the law itself fall with D like a power law: no warning, every judged series
+    'power law' (the one that lost its diverged run is too short to judge). Runs that
+    leave a plateau between the two larger budgets are flagged, in the warnings and the page."""
+    verdicts = [x["verdict"] for x in report.regime]
+    assert len(verdicts) == 16 and verdicts.count("too short") == 1 and set(verdicts) == {"power law", "too short"}
+    assert not any("power law" in w for w in report.warnings)
+    assert "Does the loss fall with D like a power law?" in report.html.read_text()
+
+    def stepped(S, N, D):   # the law, minus 0.3 nats once the wider models (N/(1-S) >= 200k) pass 1M tokens
+        return toy_loss(S, N, D) - (0.3 if D > 1e6 and N / (1 - S) >= 2e5 else 0.0)
+
+    store = make_store(tmp_path / "step.sqlite", diverge=False, loss_fn=stepped)
+    out = build_report(store, tmp_path / "out", n_boot=0, seed=0, show_progress=False)
+    flagged = {(x["sparsity"], round(x["n_nonzero"], -3)) for x in out.regime if x["verdict"] == "step"}
+    assert flagged == {(s, n) for s in (0.0, 0.5, 0.75, 0.875) for n in (25e3, 50e3, 100e3, 200e3)
+                       if n / (1 - s) >= 2e5}
+    assert any(w.startswith(f"{len(flagged)} of 16 (S, N) series do not fall with D like a power law (")
+               for w in out.warnings)
+    assert out.html.read_text().count("<tr class='flag'>") == len(flagged)

@@ -19,6 +19,7 @@ import numpy as np
 
 from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
+from sparsescale.laws.regime import check_series, regime_warning
 from sparsescale.sweep.export import budget_column
 from sparsescale.report.summary import (COEFFICIENTS, ReportSummary, SweepPoints, pruning_window,
                                         recommendation_sentence)
@@ -176,6 +177,9 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
     result = _assess(pts, n_boot, seed, show_progress, fit_kwargs)
     law, fit = result.law, result.fit
     pts.warnings.extend(result.warnings)
+    regime = check_series(pts.sparsity, pts.n_nonzero, pts.data, pts.loss)
+    if (why := regime_warning(regime)) is not None:
+        pts.warnings.append(why)
     intervals = {} if result.bootstrap is None else {k: tuple(v) for k, v in result.bootstrap.intervals.items()}
     recs = recommendations(law, pts)
     comparison, avg_law = compare_laws(pts, recs, seed, fit_kwargs)
@@ -192,7 +196,8 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
         objective=float(fit.objective), intervals=intervals,
         holdout=None if result.holdout is None else {k: v for k, v in result.holdout.items() if k not in ("mask", "law")},
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
-        calibration=calibration, calibration_note=calibration_note, comparison=comparison, patterns=patterns)
+        calibration=calibration, calibration_note=calibration_note, comparison=comparison, patterns=patterns,
+        regime=[x.to_dict() for x in regime])
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     from sparsescale.report.pretrained import pretrained_section
 
@@ -308,6 +313,7 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "calibration": s.calibration, "calibration_note": s.calibration_note or None,
         "comparison": s.comparison, "pretrained": s.pretrained,
         "patterns": None if s.patterns is None else {**s.patterns, "figure": s.patterns["figure"].name},
+        "regime": s.regime,
     }
 
 

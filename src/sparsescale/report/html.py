@@ -23,6 +23,7 @@ th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-v
 .note { background: #eef2fa; border-left: 4px solid #47c; padding: 0.5em 1em; margin: 0.3em 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.92em; }
+tr.flag td { background: #fff6e0; }
 """
 
 
@@ -231,6 +232,28 @@ def _disagreement(s) -> list[str]:
                       "The average-parameter law.") + "</div></div>"]
 
 
+def _regime(s) -> list[str]:
+    """Each (S, N) series' loss against D and whether it falls like a power law (laws.regime)."""
+    series = [x for x in s.regime if x["verdict"] != "too short"]
+    if not series:
+        return []
+    bad = sum(x["verdict"] != "power law" for x in series)
+    parts = ["<h2>Does the loss fall with D like a power law?</h2>",
+             "<p>At fixed S and N the law is E + A D<sup>-b</sup>, so the loss drop per doubling of D must "
+             "shrink by the same factor at every doubling. A <i>step</i> (drops that grow: the runs leave a "
+             "plateau) or a <i>crash</i> (drops that collapse: the first budgets are still in the initial "
+             "descent) is a regime the law's D term cannot follow, and its extrapolation in D inherits the "
+             f"miss. Here {len(series) - bad} of {len(series)} series follow a power law.</p>",
+             "<table><tr><th>S</th><th>N</th><th>D</th><th>drop per doubling of D</th><th>verdict</th></tr>"]
+    for x in series:
+        cls = "" if x["verdict"] == "power law" else " class='flag'"
+        parts.append(f"<tr{cls}><td>{x['sparsity']:g}</td><td>{x['n_nonzero']:,.0f}</td>"
+                     f"<td>{', '.join(f'{d:.3g}' for d in x['data'])}</td>"
+                     f"<td>{', '.join(f'{v:.3f}' for v in x['drops'])}</td><td>{x['verdict']}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def _pretrained(s) -> list[str]:
     from sparsescale.report.pretrained import render_html
 
@@ -242,6 +265,6 @@ def render_report(summary, points, diagnostics: dict[str, Any], store_path) -> s
     from sparsescale.report.patterns import pattern_html
 
     parts = (_head(summary, store_path, points) + _law(summary, diagnostics) + _optimal(summary, points)
-             + _comparison(summary) + _figures(summary.figures) + _pretrained(summary)
+             + _comparison(summary) + _regime(summary) + _figures(summary.figures) + _pretrained(summary)
              + pattern_html(summary.patterns, _img) + ["</body></html>\n"])
     return "\n".join(parts)

@@ -56,6 +56,8 @@ class ReportSummary:
     pretrained: dict[str, Any] | None = None
     # report.patterns.pattern_section: the n:m pattern laws, what they determine, their figure (None: no n:m runs)
     patterns: dict[str, Any] | None = None
+    # laws.regime.check_series of the fitted runs: each (S, N) series' drops per doubling of D and verdict
+    regime: list[dict[str, Any]] = field(default_factory=list)
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:
