@@ -287,3 +287,20 @@ def test_fit_nm_warns_when_one_sparsity_cannot_separate_as_bs_cs(tmp_path, spars
                "--data", "D", "--loss", "L")
     assert proc.returncode == 0, proc.stderr
     assert ("are not determined separately" in " ".join(proc.stdout.split())) is warned   # rich wraps lines
+
+
+@pytest.mark.parametrize("step,warned", [(0.0, False), (0.3, True)])
+def test_fit_warns_when_series_do_not_fall_like_a_power_law_in_d(tmp_path, step, warned):
+    # Rows of a known law; with `step`, every series drops `step` nats more past D = 1e5
+    # (the loss leaves a plateau), which no power law in D follows.
+    from sparsescale.laws.forms import preset
+
+    law = preset("t5-c4")
+    rows = [(s, n, d, float(law.predict(s, n, d)) - (step if d > 1e5 else 0.0)) for s in (0.0, 0.5, 0.75)
+            for n in (2e7, 8e7, 3e8) for d in (3e4, 1e5, 3e5)]
+    data = tmp_path / "step.csv"
+    data.write_text("S,N,D,L\n" + "".join(f"{s},{n},{d},{y}\n" for s, n, d, y in rows))
+    proc = run("fit", data, "--sparsity", "S", "--params", "N", "--data", "D", "--loss", "L")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())   # rich wraps lines
+    assert ("9 of 9 (S, N) series do not fall with D like a power law (9 step;" in text) is warned

@@ -159,6 +159,10 @@ def fit(
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
     report.setdefault("warnings", []).extend(_nm_identifiability(form.value, S))
+    from sparsescale.laws.regime import check_series, regime_warning
+
+    regime = regime_warning(check_series(S, N, D, y))
+    report["warnings"] += [regime] if regime else []
     if compare:
         report["comparison"] = _compare_report((S, N, D, y), space.value, delta, seed, f_sched)
     _record_fit_checks(result, report, holdout is not None)
