@@ -212,3 +212,16 @@ def test_precision_bf16_rounds_but_trains_the_same_run(small_corpus, tmp_path):
     assert fp32.final_loss == auto.final_loss
     assert bf16.final_loss != auto.final_loss
     assert abs(bf16.final_loss - auto.final_loss) / auto.final_loss < 0.01
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_fp32_on_cuda_reproduces_the_cpu_run(small_corpus, tmp_path):
+    """With precision fp32 a GPU run is the CPU run up to kernel rounding (the quick recipe's
+    runs agreed to 8 digits); auto on CUDA is bf16 autocast, which moves the loss by rounding."""
+    cfg = RunConfig(**TINY, steps=60, corpus=str(small_corpus), eval_tokens=4096)
+    cpu = train(cfg, tmp_path / "cpu", quiet=True)
+    gpu = train(cfg.model_copy(update={"device": "cuda", "precision": "fp32"}), tmp_path / "gpu", quiet=True)
+    auto = train(cfg.model_copy(update={"device": "cuda"}), tmp_path / "auto", quiet=True)
+    assert gpu.final_loss == pytest.approx(cpu.final_loss, rel=1e-5)
+    assert auto.final_loss != gpu.final_loss
+    assert auto.final_loss == pytest.approx(cpu.final_loss, rel=0.01)
