@@ -28,8 +28,12 @@ def test_missing_file_names_the_path_as_given_and_what_it_is(tmp_path, monkeypat
     assert message(tmp_path / "absent.json", what="law file") == f"{tmp_path / 'absent.json'}: no such law file"
 
 
-def test_a_folder_is_unreadable(tmp_path):
-    assert message(tmp_path, what="table") == f"{tmp_path}: cannot read table (IsADirectoryError: Is a directory)"
+def test_a_folder_or_an_unreadable_path_is_named(tmp_path):
+    assert message(tmp_path, what="table") == f"{tmp_path}: is a folder, not a table"
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    inside = plain / "law.json"  # a path through a file: an OSError other than "missing", even for root
+    assert message(inside, what="law file") == f"{inside}: cannot read law file (NotADirectoryError: Not a directory)"
 
 
 def test_invalid_json_gives_line_and_column(tmp_path):

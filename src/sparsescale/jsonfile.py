@@ -27,6 +27,8 @@ def read_json(path: str | os.PathLike, what: str = "file",
             raw = f.read()
     except FileNotFoundError:
         raise SparsescaleError(f"{name}: no such {what}") from None
+    except IsADirectoryError:
+        raise SparsescaleError(f"{name}: is a folder, not a {what}") from None
     except OSError as exc:
         raise SparsescaleError(f"{name}: cannot read {what} ({type(exc).__name__}: {exc.strerror or exc})") from None
     try:
