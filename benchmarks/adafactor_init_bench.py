@@ -16,40 +16,14 @@ Run:  .venv/bin/python benchmarks/adafactor_init_bench.py [--steps 80]
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sysconfig
 import time
 import warnings
 
 import torch
 
-from sparsescale.sparsity import GradualPruner, SparseAdafactor
+from sparsescale.sparsity import SparseAdafactor
 
-LINUX_DOC = pathlib.Path("/usr/share/doc/linux-doc-6.1/html/_sources")
-
-
-def text_bytes(limit: int = 1_000_000) -> tuple[torch.Tensor, str]:
-    if LINUX_DOC.is_dir():
-        files, source = sorted(LINUX_DOC.rglob("*.txt")), "linux-doc-6.1 reST sources"
-    else:
-        files, source = sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py")), "python stdlib sources"
-    data = bytearray()
-    for path in files:
-        data += path.read_bytes()
-        if len(data) >= limit:
-            break
-    return torch.tensor(list(data[:limit]), dtype=torch.long), source
-
-
-def build(hidden: int, layers: int) -> torch.nn.Module:
-    import transformers
-
-    cfg = transformers.LlamaConfig(
-        vocab_size=256, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(cfg)
+from llama_bytes import build_llama, pruned_losses, text_bytes  # beside this script; shared with tests/sparsity
 
 
 VARIANTS = {
@@ -61,20 +35,9 @@ VARIANTS = {
 
 
 def run(name: str, data: torch.Tensor, args) -> tuple[float, float, float]:
-    model = build(args.hidden, args.layers)
-    opt = VARIANTS[name](model.parameters())
-    pruner = GradualPruner(model, 0.75, total_steps=args.steps, every=5, optimizer=opt)
-    losses, start = [], time.perf_counter()
-    for step in range(args.steps):
-        gen = torch.Generator().manual_seed(step)
-        starts = torch.randint(0, len(data) - args.length - 1, (args.batch,), generator=gen).tolist()
-        ids = torch.stack([data[s : s + args.length] for s in starts])
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        pruner.step()
-        losses.append(loss.item())
+    model = build_llama(args.hidden, args.layers, context=128)
+    start = time.perf_counter()
+    losses = pruned_losses(model, VARIANTS[name], data, args.steps, args.batch, args.length)
     first = sum(losses[:5]) / 5
     last = sum(losses[-5:]) / 5
     return first, last, time.perf_counter() - start
@@ -90,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    data, source = text_bytes()
+    data, source = text_bytes(1_000_000)
     print(f"Llama hidden {args.hidden}, {args.layers} layers, byte vocab, init std 0.02; {source}; "
           f"{args.steps} steps of {args.batch}x{args.length} tokens; GradualPruner 75% cubic on every variant")
     print(f"{'optimizer':<46}{'loss first 5':>13}{'loss last 5':>13}{'seconds':>9}")

@@ -1,4 +1,5 @@
-"""Shared fixtures: the paper's published sweep data, shipped in the package."""
+"""Shared fixtures: the paper's published sweep data, shipped in the package,
+and one torch thread for the folders of tiny tensors."""
 
 from __future__ import annotations
 
@@ -50,3 +51,16 @@ def t5_fit(t5_points):
     from sparsescale.laws.fit import fit_law
 
     return fit_law(*t5_points, space="log", delta=1e-3, seed=0)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors on a busy 2-core machine: extra threads only spin and stall.
+    Not autouse here: other folders keep torch's default (and need not import
+    torch at all); tests/kernels and tests/sparsity apply it to all their tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ arithmetic and a few functions are allowed, so a spec file can never run code.
 from __future__ import annotations
 
 import ast
-import json
 import math
 import operator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.jsonfile import read_json
 
 FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
@@ -37,10 +37,7 @@ def read_table(path: str | Path):
         if suffix in (".csv", ".tsv", ".txt"):
             df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
         elif suffix == ".json":
-            try:
-                obj = json.loads(p.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise SparsescaleError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+            obj = read_json(p, "table")
             df = pd.DataFrame(obj) if isinstance(obj, (dict, list)) else None
             if df is None:
                 raise SparsescaleError(f"{p}: expected a JSON object of columns or a list of records")
@@ -93,7 +90,7 @@ def _json_keys(path: Path) -> list[str]:
             columns = columns or names
         return dict(pairs)
 
-    obj = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=hook)
+    obj = read_json(path, "table", object_pairs_hook=hook)
     if columns is not None:
         return columns
     if isinstance(obj, dict):

@@ -153,7 +153,7 @@ def test_bad_documents_name_the_source_and_key(doc, match):
 
 
 def test_bad_files(tmp_path):
-    with pytest.raises(SparsescaleError, match="cannot read speedups file"):
+    with pytest.raises(SparsescaleError, match="absent.json: no such speedups file"):
         load_speedups(tmp_path / "absent.json")
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": ')
@@ -200,7 +200,7 @@ def test_cli_optimal_measured_bad_input(tmp_path, measured_cli):
     for args, match in ((["--flops", "measured"], "--flops measured needs --speedups"),
                         (["--speedups", bad], "--speedups is for --flops measured"),
                         (["--flops", "measured", "--speedups", bad], "bad.json: speedups['unstructured']['0.5']: speedup must be > 0"),
-                        (["--flops", "measured", "--speedups", tmp_path / "none.json"], "none.json: cannot read speedups file")):
+                        (["--flops", "measured", "--speedups", tmp_path / "none.json"], "none.json: no such speedups file")):
         proc = _cli(*common, *args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import pathlib
-import sysconfig
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-LINUX_DOC = pathlib.Path("/usr/share/doc/linux-doc-6.1/html/_sources")
+# The real-text reader and the small Llama pruning loop live beside the benchmark that shares them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import llama_bytes  # noqa: E402
 
 
 class Block(nn.Module):
@@ -63,19 +65,11 @@ def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def text_bytes(limit: int = 400_000) -> tuple[torch.Tensor, str]:
-    """Real text as bytes: the kernel docs' reST sources, else the stdlib's Python."""
-    if LINUX_DOC.is_dir():
-        files, source = sorted(LINUX_DOC.rglob("*.txt")), "linux-doc-6.1 reST sources"
-    else:
-        files, source = sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py")), "python stdlib sources"
-    data = bytearray()
-    for path in files:
-        data += path.read_bytes()
-        if len(data) >= limit:
-            break
+    """Real text as bytes (llama_bytes.text_bytes); the test skips when too little is installed."""
+    data, source = llama_bytes.text_bytes(limit)
     if len(data) < 10_000:
         pytest.skip(f"not enough real text found ({source}: {len(data)} bytes)")
-    return torch.tensor(list(data[:limit]), dtype=torch.long), source
+    return data, source
 
 
 def batches(data: torch.Tensor, batch: int, length: int, step: int, seed: int = 0) -> torch.Tensor:

@@ -107,30 +107,14 @@ def test_bad_arguments(kwargs):
 def test_guidance_lr_for_002_std_inits_learns_like_adamw():
     """The documented lr for 0.02-std inits (relative step: lr = 1e-3 / 0.02)
     learns about as well as AdamW at 1e-3 in the same steps, pruned alike."""
-    transformers = pytest.importorskip("transformers")
-    from sparsescale.sparsity import GradualPruner
-    from sparsity_helpers import text_bytes
+    pytest.importorskip("transformers")
+    from sparsity_helpers import llama_bytes, text_bytes
 
     data, _ = text_bytes(200_000)
 
     def final_loss(make_opt):
-        torch.manual_seed(0)
-        cfg = transformers.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-        model = transformers.LlamaForCausalLM(cfg)
-        opt = make_opt(model.parameters())
-        pruner = GradualPruner(model, 0.75, total_steps=40, every=5, optimizer=opt)
-        losses = []
-        for step in range(40):
-            gen = torch.Generator().manual_seed(step)
-            starts = torch.randint(0, len(data) - 33, (8,), generator=gen).tolist()
-            ids = torch.stack([data[s : s + 32] for s in starts])
-            loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            pruner.step()
-            losses.append(loss.item())
+        model = llama_bytes.build_llama(hidden=64, layers=2, context=64)
+        losses = llama_bytes.pruned_losses(model, make_opt, data, steps=40, batch=8, length=32)
         return sum(losses[-5:]) / 5, sum(losses[:3]) / 3
 
     adamw, start = final_loss(lambda p: torch.optim.AdamW(p, lr=1e-3))

@@ -12,12 +12,7 @@ from sparsity_helpers import TinyTransformer, batches, lm_loss, text_bytes
 @pytest.mark.parametrize("pattern,sparsity", [(None, 0.75), ("2:4", 0.5)])
 def test_pruned_transformer_trains_and_pruned_weights_stay_zero(pattern, sparsity):
     data, source = text_bytes()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
-    try:
-        losses, weights, pruner = train(data, pattern, sparsity)
-    finally:
-        torch.set_num_threads(threads)
+    losses, weights, pruner = train(data, pattern, sparsity)  # on one thread: see conftest.py
     for p in weights.values():
         assert int((p == 0).sum()) == p.numel() - n_kept(p.numel(), sparsity)
     if pattern == "2:4":

@@ -4,21 +4,18 @@ laws.pattern_choice). `optimal` dispatches here when --patterns is given."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.jsonfile import read_json
 
 
 def _read_json(path: Path, flag: str):
+    """The file's JSON; its one-line error led by the flag that named it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SparsescaleError(f"{flag}: {path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise SparsescaleError(f"{flag}: {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SparsescaleError(f"{flag}: {path}: cannot read ({exc.__class__.__name__})") from None
+        return read_json(path)
+    except SparsescaleError as exc:
+        raise SparsescaleError(f"{flag}: {exc}") from None
 
 
 def check_pattern_flags(patterns: Path | None, speedup: list[str], params, compute, contours: bool,

@@ -46,7 +46,6 @@ the raw measurements either way).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.jsonfile import read_json
 from sparsescale.units import parse_pattern
 
 FORMAT = "sparsescale-speedups/1"
@@ -265,12 +265,4 @@ def speedups_from_dict(obj: Any, source: str = "speedups") -> Speedups:
 def load_speedups(path: str | Path) -> Speedups:
     """Read and validate a speedups JSON written by `sparsescale bench-kernels`."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SparsescaleError(f"{p}: cannot read speedups file ({exc.__class__.__name__}: {exc})") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SparsescaleError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return speedups_from_dict(obj, str(p))
+    return speedups_from_dict(read_json(p, "speedups file"), str(p))

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.jsonfile import read_json
 
 COEFFICIENT_NAMES: dict[str, tuple[str, ...]] = {
     "sparse": ("aS", "bS", "cS", "bN", "aD", "bD", "c"),
@@ -288,14 +289,6 @@ def load_law(spec: str | Path) -> Law:
     if spec in PRESETS:
         return preset(spec)
     path = Path(spec)
-    if not path.exists():
-        if path.suffix.lower() != ".json" and "/" not in spec:
-            raise SparsescaleError(f"unknown law preset {spec!r}; presets are {', '.join(PRESETS)} (or give a LAW.json path)")
-        raise SparsescaleError(f"{spec}: no such law file")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SparsescaleError(f"{spec}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SparsescaleError(f"{spec}: cannot read law file ({exc})") from None
-    return Law.from_dict(obj, source=spec)
+    if not path.exists() and path.suffix.lower() != ".json" and "/" not in spec:
+        raise SparsescaleError(f"unknown law preset {spec!r}; presets are {', '.join(PRESETS)} (or give a LAW.json path)")
+    return Law.from_dict(read_json(spec, "law file"), source=spec)
