@@ -158,11 +158,7 @@ def fit(
     law = result.law
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
-    report.setdefault("warnings", []).extend(_nm_identifiability(form.value, S))
-    from sparsescale.laws.regime import check_series, regime_warning
-
-    regime = regime_warning(check_series(S, N, D, y))
-    report["warnings"] += [regime] if regime else []
+    report.setdefault("warnings", []).extend(_data_warnings(form.value, S, N, D, y))
     if compare:
         report["comparison"] = _compare_report((S, N, D, y), space.value, delta, seed, f_sched)
     _record_fit_checks(result, report, holdout is not None)
@@ -392,6 +388,15 @@ def _print_fit(report: dict, law) -> None:
         con.print(f"wrote {p}")
     if "law_file" in report:
         con.print(f"wrote {report['law_file']}")
+
+
+def _data_warnings(form: str, S, N, D, y) -> list[str]:
+    """What the rows themselves say about the fit: n:m identifiability, and series
+    that do not fall with D like a power law (laws.regime)."""
+    from sparsescale.laws.regime import check_series, regime_warning
+
+    regime = regime_warning(check_series(S, N, D, y))
+    return _nm_identifiability(form, S) + ([regime] if regime else [])
 
 
 def _nm_identifiability(form: str, S) -> list[str]:
