@@ -88,3 +88,6 @@ if [ "${PAST_STEP:-0}" = 1 ]; then
   $SS sweep "$OUT/past-step-cpu.toml" --store "$OUT/past-step.sqlite" --workers 2
   PYTHONPATH=experiments $PY experiments/past_step.py "$OUT/past-step.sqlite" 200 | tee "$OUT/past-step-analysis.json"
 fi
+# 12. The power-law-in-D check (laws/regime.py) on the paper's sweeps and on this file's stores.
+$PY experiments/regime_table.py paper:t5 paper:vit "$OUT/demo/quick.sqlite" "$OUT/cpu-full.sqlite" \
+  "$OUT/design-lr0.08.sqlite" ${PAST_STEP:+"$OUT/past-step.sqlite"} | tee "$OUT/regime-check.json"
