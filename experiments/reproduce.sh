@@ -90,4 +90,4 @@ if [ "${PAST_STEP:-0}" = 1 ]; then
 fi
 # 12. The power-law-in-D check (laws/regime.py) on the paper's sweeps and on this file's stores.
 $PY experiments/regime_table.py paper:t5 paper:vit "$OUT/demo/quick.sqlite" "$OUT/cpu-full.sqlite" \
-  "$OUT/design-lr0.08.sqlite" ${PAST_STEP:+"$OUT/past-step.sqlite"} | tee "$OUT/regime-check.json"
+  "$OUT/design-lr0.08.sqlite" $([ "${PAST_STEP:-0}" = 1 ] && echo "$OUT/past-step.sqlite") | tee "$OUT/regime-check.json"
