@@ -234,6 +234,8 @@ def _disagreement(s) -> list[str]:
 
 def _regime(s) -> list[str]:
     """Each (S, N) series' loss against D and whether it falls like a power law (laws.regime)."""
+    from sparsescale.report.figures import _short
+
     series = [x for x in s.regime if x["verdict"] != "too short"]
     if not series:
         return []
@@ -244,11 +246,12 @@ def _regime(s) -> list[str]:
              "plateau) or a <i>crash</i> (drops that collapse: the first budgets are still in the initial "
              "descent) is a regime the law's D term cannot follow, and its extrapolation in D inherits the "
              f"miss. Here {len(series) - bad} of {len(series)} series follow a power law.</p>",
-             "<table><tr><th>S</th><th>N</th><th>D</th><th>drop per doubling of D</th><th>verdict</th></tr>"]
+             f"<table><tr><th>S</th><th>N</th><th>D ({html.escape(s.budget_unit)})</th>"
+             "<th>loss drop per doubling of D</th><th>verdict</th></tr>"]
     for x in series:
         cls = "" if x["verdict"] == "power law" else " class='flag'"
         parts.append(f"<tr{cls}><td>{x['sparsity']:g}</td><td>{x['n_nonzero']:,.0f}</td>"
-                     f"<td>{', '.join(f'{d:.3g}' for d in x['data'])}</td>"
+                     f"<td>{', '.join(_short(d) for d in x['data'])}</td>"
                      f"<td>{', '.join(f'{v:.3f}' for v in x['drops'])}</td><td>{x['verdict']}</td></tr>")
     parts.append("</table>")
     return parts
