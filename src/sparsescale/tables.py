@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.jsonfile import read_json
+from sparsescale.userfile import read_json
 
 FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.jsonfile import read_json
+from sparsescale.userfile import read_json
 
 
 def _read_json(path: Path, flag: str):

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.jsonfile import read_json
+from sparsescale.userfile import read_json
 from sparsescale.units import parse_pattern
 
 FORMAT = "sparsescale-speedups/1"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.jsonfile import read_json
+from sparsescale.userfile import read_json
 
 COEFFICIENT_NAMES: dict[str, tuple[str, ...]] = {
     "sparse": ("aS", "bS", "cS", "bN", "aD", "bD", "c"),

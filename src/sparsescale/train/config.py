@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.units import parse_count, parse_pattern
+from sparsescale.userfile import read_text
 
 
 MAX_COUNT = 10**15   # parameters, tokens, examples or steps: far beyond any run
@@ -289,15 +290,7 @@ def read_toml(path: Path, label: str, noun: str) -> dict[str, Any]:
     """Read a UTF-8 TOML file; every failure is one line starting with `label`
     (a run config and a sweep spec share this, so their errors read alike)."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SparsescaleError(f"{label}: no such {noun}") from None
-    except IsADirectoryError:
-        raise SparsescaleError(f"{label}: is a folder, not a {noun}") from None
-    except UnicodeDecodeError as exc:
-        raise SparsescaleError(f"{label}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
-    except OSError as exc:
-        raise SparsescaleError(f"{label}: cannot read ({exc.strerror})") from None
+        return tomllib.loads(read_text(path, noun, label))
     except tomllib.TOMLDecodeError as exc:
         raise SparsescaleError(f"{label}: not valid TOML: {exc}") from None
 

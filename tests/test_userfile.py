@@ -1,11 +1,11 @@
-"""The one JSON-file reader: every failure is one line naming the file and the fault."""
+"""The one reader of user files (text, JSON): every failure is one line naming the file and the fault."""
 
 from __future__ import annotations
 
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.jsonfile import read_json
+from sparsescale.userfile import read_json
 
 
 def message(path, **kwargs) -> str:
@@ -65,3 +65,17 @@ def test_object_pairs_hook_sees_repeated_keys(tmp_path):
 
     assert read_json(path, object_pairs_hook=hook) == {"loss": [2], "n": [3]}
     assert seen == [["loss", "loss", "n"]]
+
+
+def test_toml_files_share_the_reader_and_its_messages(tmp_path):
+    """Run configs and sweep specs are read by the same read_text: the same faults, led by their label."""
+    from sparsescale.train.config import read_toml
+
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b'name = "x"\nnote = "\xe9"\n')
+    with pytest.raises(SparsescaleError) as err:
+        read_toml(bad, f"--config {bad}", "file")
+    assert str(err.value) == f"--config {bad}: file is not UTF-8 text (byte 0xe9 on line 2)"
+    with pytest.raises(SparsescaleError) as err:
+        read_toml(tmp_path, "spec", "sweep spec file")
+    assert str(err.value) == "spec: is a folder, not a sweep spec file"
