@@ -40,6 +40,12 @@ def parse_count(value: Any, what: str) -> int:
     return int(round(number))
 
 
+def parse_count_or_zero(value: Any, what: str) -> int:
+    """parse_count, with 0 (or "0") allowed: an amount of data to skip or to
+    train dense first, where 0 means none."""
+    return 0 if value in (0, "0") else parse_count(value, what)
+
+
 def parse_pattern(value: str | None, what: str = "pattern") -> tuple[int, int] | None:
     """None or "unstructured" -> None; "n:m" -> (n, m) with 0 < n < m.
 

@@ -16,6 +16,15 @@ def test_counts():
     for bad in ("many", "-5", "0", "1.5"):
         with pytest.raises(SparsescaleError, match="--x"):
             parse_count(bad, "--x")
+    # data to skip or train dense first: 0 means none, anything else is a count
+    from sparsescale.units import parse_count_or_zero
+
+    assert parse_count_or_zero(0, "--x") == parse_count_or_zero("0", "--x") == 0
+    assert parse_count_or_zero("0.4M", "--x") == 400_000
+    assert RunConfig(params="10k", tokens="1M", data_skip="0").data_skip == 0
+    for bad in ("-5", "1.5", "none"):
+        with pytest.raises(SparsescaleError, match="--x"):
+            parse_count_or_zero(bad, "--x")
 
 
 def test_defaults_and_resolution():

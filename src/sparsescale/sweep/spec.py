@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.train.config import identity_of, read_toml
-from sparsescale.units import parse_count, parse_pattern
+from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern
 
 UNSTRUCTURED = "unstructured"
 
@@ -249,7 +249,7 @@ def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, sour
         if want is not None and want != axes[key]:
             return False
     if ov.dense_prefix is not None:
-        want = 0 if ov.dense_prefix in (0, "0") else parse_count(ov.dense_prefix, f"{source}: override.dense_prefix")
+        want = parse_count_or_zero(ov.dense_prefix, f"{source}: override.dense_prefix")
         if want != axes.get("dense_prefix", 0):
             return False
     if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
@@ -305,7 +305,7 @@ def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
     out = []
     for i, value in enumerate(g.dense_prefix):
         what = f"{source}: grid.dense_prefix[{i}]"
-        d0 = 0 if value in (0, "0") else parse_count(value, what)
+        d0 = parse_count_or_zero(value, what)
         if d0 >= top:
             raise SparsescaleError(f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
                                    f"{top:,}); a pruned run needs data after its dense prefix")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
-from sparsescale.units import parse_count, parse_pattern
+from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern
 from sparsescale.userfile import read_text
 
 
@@ -166,9 +166,10 @@ class RunConfig(BaseModel):
     @field_validator("params", "tokens", "examples", "steps", "data_skip", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
-        if value is None or (info.field_name == "data_skip" and value in (0, "0")):
-            return None if value is None else 0   # data_skip: 0 (skip nothing) is its default
-        count = parse_count(value, f"--{info.field_name.replace('_', '-')}")
+        if value is None:
+            return None
+        parse = parse_count_or_zero if info.field_name == "data_skip" else parse_count   # data_skip 0: skip nothing
+        count = parse(value, f"--{info.field_name.replace('_', '-')}")
         if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
             raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
         return count
