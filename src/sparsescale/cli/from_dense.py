@@ -24,36 +24,17 @@ def parse_from_dense(text: str) -> tuple[float, float]:
     values = []
     for name, part in zip(("N", "D0"), parts):
         v = parse_quantity(part, f"--from-dense {name}")
-        if not v > 0 or v == float("inf"):
+        if v <= 0:
             raise SparsescaleError(f"--from-dense: {name} must be a positive number, got {part!r}")
         values.append(float(v))
     return values[0], values[1]
-
-
-def _compute(law, n: float, d0: float, text: str) -> float:
-    """--compute for the continuation: FLOPs, or "Kx" = K times the dense
-    model's pretraining compute 6 N D0 (in the law's unit)."""
-    from sparsescale.laws.planning import law_compute
-    from sparsescale.units import parse_quantity
-
-    t = str(text).strip()
-    mult = t.lower().endswith("x")
-    value = parse_quantity(t[:-1] if mult else t, "--compute")
-    if not value > 0 or value == float("inf"):
-        raise SparsescaleError(f"--compute: must be a positive {'multiple' if mult else 'number of FLOPs'}, got {text!r}")
-    if mult:
-        return value * 6.0 * n * d0
-    try:
-        return law_compute(law, value)
-    except SparsescaleError:
-        raise SparsescaleError(f"--compute: law {law.name} does not say what one unit of D costs, so FLOPs cannot be "
-                               "converted; give a multiple of the pretraining compute, e.g. --compute 0.5x") from None
 
 
 def run_from_dense(law_spec: str, from_dense: str, compute: str | None, flops: str, start: float, end: float,
                    level: float, as_json: bool, others: dict[str, object]) -> None:
     """The whole --from-dense answer. `others`: the flags of plain `optimal`
     given too ({flag: value}); they do not combine with --from-dense."""
+    from sparsescale.cli.laws import parse_budget
     from sparsescale.laws.forms import load_law
     from sparsescale.laws.pretrained import from_dense_info, plan_from_dense
 
@@ -70,7 +51,7 @@ def run_from_dense(law_spec: str, from_dense: str, compute: str | None, flops: s
     if from_dense_info(law) is None:
         raise SparsescaleError(f"--law {law_spec}: holds no pruned-from-dense law (fit.from_dense); give the "
                                "pruned-law.json that `sparsescale report` writes for a pretrained sweep")
-    c = _compute(law, n, d0, compute)
+    c = parse_budget(law, compute, lambda: 6.0 * n * d0, "the pretraining compute 6 N D0", "0.5x")
     try:
         plan = plan_from_dense(law, n, d0, c, flops=flops, start=start, end=end, level=level)
     except SparsescaleError as exc:

@@ -561,15 +561,26 @@ def _print_predictions(rows: list, the_law, title: str, level: float, has_unc: b
 def _budget(law, n_nonzero: float, text: str) -> float:
     """--compute as FLOPs ("1e20") or as a multiple of the dense compute-optimal
     budget C* ("10x"), returned in the law's compute unit."""
-    from sparsescale.laws.planning import dense_optimal_compute, law_compute
+    from sparsescale.laws.planning import dense_optimal_compute
+
+    return parse_budget(law, text, lambda: float(dense_optimal_compute(law, n_nonzero)),
+                        "the dense compute-optimal budget C*", "10x")
+
+
+def parse_budget(law, text: str, base, base_name: str, example: str) -> float:
+    """--compute in the law's compute unit: FLOPs ("1e20", converted by the
+    law's tokens_per_unit), or "Kx", K times `base()` (already in that unit;
+    only computed when asked for). `optimal` and `optimal --from-dense` differ
+    only in what the multiple is of."""
+    from sparsescale.laws.planning import law_compute
     from sparsescale.units import parse_quantity
 
-    t = text.strip()
+    t = str(text).strip()
     if t.lower().endswith("x"):
         mult = parse_quantity(t[:-1], "--compute")
         if mult <= 0:
-            raise SparsescaleError(f"--compute: the multiple of C* must be > 0, got {text!r}")
-        return mult * float(dense_optimal_compute(law, n_nonzero))
+            raise SparsescaleError(f"--compute: the multiple of {base_name} must be > 0, got {text!r}")
+        return mult * base()
     flops = parse_quantity(t, "--compute")
     if flops <= 0:
         raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {text!r}")
@@ -578,7 +589,7 @@ def _budget(law, n_nonzero: float, text: str) -> float:
     except SparsescaleError:
         raise SparsescaleError(f"--compute: law {law.name} does not say how many tokens one unit of D "
                                f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
-                               "give the budget as a multiple of the dense compute-optimal budget, e.g. --compute 10x") from None
+                               f"give the budget as a multiple of {base_name}, e.g. --compute {example}") from None
 
 
 def _cost_model(flops: Flops, speedups: Optional[Path], start: float, end: float):
