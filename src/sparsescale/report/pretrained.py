@@ -23,6 +23,7 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws import pretrained as pre
 from sparsescale.laws.jsonsafe import finite_json
 from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
+from sparsescale.sweep.spec import prefix_of_fraction
 
 PRUNED_LAW = "pruned-law.json"
 FIGURE = "pretrained_compute.png"
@@ -49,7 +50,7 @@ def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]
             continue
         budget = r["axes"].get(unit, r.get(unit))
         frac = r["axes"].get("init_from_dense", 0)
-        d0 = r["axes"].get("dense_prefix", max(1, round(frac * budget)) if frac > 0 else 0)
+        d0 = r["axes"].get("dense_prefix", prefix_of_fraction(frac, budget))   # stores from before dense_prefix
         out.append({"method": method, "sparsity": float(r["sparsity"]), "n_target": r["axes"]["n_nonzero"],
                     "n_nonzero": float(r["n_nonzero"]), "data": float(budget), "dense_prefix": float(d0),
                     "loss": float(r["final_loss"]), "flops": c["total_flops_sparse"],

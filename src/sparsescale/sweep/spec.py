@@ -313,12 +313,18 @@ def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
     return out
 
 
+def prefix_of_fraction(fraction: float, budget: int) -> int:
+    """The dense data an `init_from_dense` fraction trains first at this budget
+    (at least one unit when the fraction is positive; 0: from scratch)."""
+    return max(1, int(round(fraction * budget))) if fraction > 0 else 0
+
+
 def _prefix_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[tuple[dict[str, Any], int]]:
     """(axis values, dense data trained first) of each pretraining choice of the
     grid at this budget; 0 dense data: from scratch. An absolute prefix at or
     beyond this budget leaves nothing to prune over: that pair is not a run."""
     if prefixes is None:
-        d0s = [max(1, int(round(f * budget))) if f > 0 else 0 for f in g.init_from_dense]
+        d0s = [prefix_of_fraction(f, budget) for f in g.init_from_dense]
         return [({"init_from_dense": f, "dense_prefix": d0}, d0) for f, d0 in zip(g.init_from_dense, d0s)]
     return [({"init_from_dense": d0 / budget, "dense_prefix": d0}, d0) for d0 in prefixes if d0 < budget]
 
