@@ -11,7 +11,6 @@ from sparsescale.errors import SparsescaleError
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _NUMBER = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*")
-_NM = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*")
 UNSTRUCTURED_NAMES = ("unstructured", "dense", "none")
 
 
@@ -46,17 +45,49 @@ def parse_count_or_zero(value: Any, what: str) -> int:
     return 0 if value in (0, "0") else parse_count(value, what)
 
 
-def parse_pattern(value: str | None, what: str = "pattern") -> tuple[int, int] | None:
-    """None or "unstructured" -> None; "n:m" -> (n, m) with 0 < n < m.
+_NM = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*([tT]?)\s*")
+# Transposable masks are solved exactly by scoring every m x m block pattern;
+# there are 90 for 2:4 and the count explodes beyond m = 4 (4:8 has ~1.2e11).
+MAX_TRANSPOSABLE_M = 4
 
-    n:m keeps n weights in every group of m consecutive weights along the input
-    dimension (2:4 keeps 2 of 4)."""
+
+def _match_pattern(value: Any, what: str) -> tuple[int, int, bool] | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in UNSTRUCTURED_NAMES):
         return None
     m = _NM.fullmatch(value) if isinstance(value, str) else None
     if m is None:
-        raise SparsescaleError(f"{what}: unknown pattern {value!r}; expected 'unstructured' or n:m such as '2:4'")
-    n, m_ = int(m.group(1)), int(m.group(2))
+        raise SparsescaleError(
+            f"{what}: unknown pattern {value!r}; expected 'unstructured', n:m such as '2:4', or n:mT such as '2:4T'"
+        )
+    n, m_, transposable = int(m.group(1)), int(m.group(2)), bool(m.group(3))
     if not 0 < n < m_:
         raise SparsescaleError(f"{what}: pattern {value!r}: need 0 < n < m (n weights kept in every m)")
-    return n, m_
+    if transposable and m_ > MAX_TRANSPOSABLE_M:
+        raise SparsescaleError(
+            f"{what}: pattern {value!r}: transposable masks are supported for m <= {MAX_TRANSPOSABLE_M} (such as 2:4T)"
+        )
+    return n, m_, transposable
+
+
+def parse_pattern(value: str | None, what: str = "pattern") -> tuple[int, int] | None:
+    """None or "unstructured" -> None; "n:m" or "n:mT" -> (n, m) with 0 < n < m.
+
+    n:m keeps n weights in every group of m consecutive weights along the input
+    dimension (2:4 keeps 2 of 4). n:mT ("transposable", m <= 4) is n:m along the
+    output dimension too: every m x m block keeps n per row and n per column.
+    Both keep the fraction n/m; `pattern_name` tells them apart."""
+    found = _match_pattern(value, what)
+    return None if found is None else found[:2]
+
+
+def pattern_name(value: str | None, what: str = "pattern") -> str | None:
+    """The one spelling of a pattern: None for unstructured, else "n:m" or
+    "n:mT" (see parse_pattern)."""
+    found = _match_pattern(value, what)
+    return None if found is None else f"{found[0]}:{found[1]}" + ("T" if found[2] else "")
+
+
+def is_transposable(value: str | None) -> bool:
+    """Whether a pattern is n:mT (n:m along the output dimension as well)."""
+    found = _match_pattern(value, "pattern")
+    return found is not None and found[2]

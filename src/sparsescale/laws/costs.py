@@ -55,7 +55,7 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.userfile import read_json
-from sparsescale.units import parse_pattern
+from sparsescale.units import parse_pattern, pattern_name
 
 FORMAT = "sparsescale-speedups/1"
 SPEEDUP_DEFINITION = (
@@ -72,9 +72,8 @@ _GL_WEIGHTS = np.array([0.5, 0.5])
 
 
 def canonical_pattern(pattern: str | None, what: str = "pattern") -> str:
-    """'unstructured' or 'n:m' (normalised spelling)."""
-    nm = parse_pattern(pattern, what)
-    return UNSTRUCTURED if nm is None else f"{nm[0]}:{nm[1]}"
+    """'unstructured', 'n:m' or 'n:mT' (normalised spelling)."""
+    return pattern_name(pattern, what) or UNSTRUCTURED
 
 
 def _check_schedule(start: float, end: float) -> None:

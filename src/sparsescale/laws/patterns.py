@@ -33,7 +33,7 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import DEFAULT_DELTA, EXPONENT_BOUNDS, check_seed, huber
 from sparsescale.laws.forms import Law
-from sparsescale.units import parse_pattern
+from sparsescale.units import is_transposable, parse_pattern, pattern_name
 
 BASE_KEYS = ("bN", "aD", "bD", "c")
 UNDETERMINED_ONE_S = ("aS", "bS", "cS")
@@ -53,7 +53,13 @@ class PatternRuns:
 
     @property
     def m(self) -> int:
-        return int(self.pattern.split(":")[1])
+        return parse_pattern(self.pattern)[1]
+
+    @property
+    def family(self) -> str:
+        """"n:m" patterns sharing m form one family ("n:4": 2:4 and 1:4); a
+        transposable pattern is another structure, so its own ("n:4T")."""
+        return f"n:{self.m}" + ("T" if is_transposable(self.pattern) else "")
 
 
 def pattern_sparsity(pattern: str, sparsity: float | None = None, what: str = "pattern") -> float:
@@ -79,7 +85,7 @@ def group_patterns(patterns, sparsity, n_nonzero, data, loss) -> dict[str, Patte
         nm = parse_pattern(p, f"patterns: row {i + 1}")
         if nm is None:
             continue
-        key = f"{nm[0]}:{nm[1]}"
+        key = pattern_name(p)
         pattern_sparsity(key, S[i], f"row {i + 1}: pattern")
         groups.setdefault(key, []).append(i)
     return {k: PatternRuns(k, pattern_sparsity(k), N[ix], D[ix], y[ix])
@@ -215,10 +221,11 @@ QUANTITIES = {
 
 
 def families_of(groups: dict[str, PatternRuns]) -> dict[str, list[PatternRuns]]:
-    """Patterns sharing m, by family name "n:m" -> e.g. "n:4": [2:4, 1:4]."""
+    """Patterns sharing m, by family name "n:m" -> e.g. "n:4": [2:4, 1:4];
+    transposable ones apart ("n:4T": [2:4T])."""
     out: dict[str, list[PatternRuns]] = {}
     for r in groups.values():
-        out.setdefault(f"n:{r.m}", []).append(r)
+        out.setdefault(r.family, []).append(r)
     return out
 
 

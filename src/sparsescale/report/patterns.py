@@ -19,7 +19,7 @@ from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, 
                                        fit_patterns, group_patterns, pattern_sparsity)
 from sparsescale.sweep.export import budget_column
 from sparsescale.sweep.store import Store
-from sparsescale.units import parse_pattern
+from sparsescale.units import parse_pattern, pattern_name
 
 
 def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
@@ -41,12 +41,11 @@ def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
                               r["axes"].get(unit, r.get(unit)))] = (mc.get("depth"), mc.get("width"), mc.get("mlp_hidden"))
     rows = []
     for r in runs:
-        nm = parse_pattern(r["pattern"] or "unstructured", "pattern")
-        if nm is None or r["status"] != "finished" or r["axes"].get("init_from_dense", 0) > 0:
+        key = pattern_name(r["pattern"] or "unstructured", "pattern")
+        if key is None or r["status"] != "finished" or r["axes"].get("init_from_dense", 0) > 0:
             continue
         if r["final_loss"] is None or not math.isfinite(r["final_loss"]):
             continue
-        key = f"{nm[0]}:{nm[1]}"
         if not math.isclose(r["sparsity"], pattern_sparsity(key), abs_tol=1e-9):
             warnings.append(f"run {key} at S={r['sparsity']:g} (beyond the pattern's {pattern_sparsity(key):g}) "
                             "is left out of the pattern fits")
@@ -109,7 +108,7 @@ def measured_gaps(groups: dict[str, PatternRuns], pts, shapes: dict | None = Non
 
 def _same_shape(mine: tuple, theirs: tuple, pattern: str) -> bool:
     """(depth, width, mlp_hidden) equal up to the hidden size's rounding to a multiple of m."""
-    m = int(pattern.split(":")[1])
+    m = parse_pattern(pattern)[1]
     return mine[:2] == theirs[:2] and None not in (mine[2], theirs[2]) and abs(mine[2] - theirs[2]) < m
 
 

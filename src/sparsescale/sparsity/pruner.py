@@ -108,7 +108,10 @@ class GradualPruner:
             consecutive weights along the input dimension of the math, whatever
             the storage layout (2:4 keeps 2 of 4). Pruning is gradual n:m: each
             group's n largest rank first during the ramp, and the mask is
-            exactly n:m at its end (for S = 1 - n/m).
+            exactly n:m at its end (for S = 1 - n/m). "n:mT" (m <= 4, such as
+            "2:4T") is transposable: n:m along the output dimension too (n
+            per row and per column of every m x m block, the exact best such
+            mask ranked first), so the transposed weight is n:m as well.
         total_steps: number of training steps (calls to `step()`).
         start, end: the cubic ramp's start and end as fractions of training.
         every: masks are recomputed every `every` steps during the ramp.
@@ -149,6 +152,7 @@ class GradualPruner:
         optimizer: torch.optim.Optimizer | None = None,
     ) -> None:
         self.nm = masks_lib.parse_pattern(pattern)
+        self.transposable = masks_lib.is_transposable(pattern)
         if sparsity is None:
             if self.nm is None:
                 raise SparsescaleError("sparsity is required for unstructured pruning")
@@ -166,15 +170,16 @@ class GradualPruner:
         warn_on_low_coverage(self.coverage)
         self.input_dim = input_dims(model, self.prunable)
         if self.nm is not None:
+            check = masks_lib.check_transposable_shape if self.transposable else masks_lib.check_nm_shape
             for name, param in self.prunable.items():
-                masks_lib.check_nm_shape(name, self._math_shape(name, param), *self.nm)
+                check(name, self._math_shape(name, param), *self.nm)
         self.embedding_params = {
             k: v for k, v in select_token_embeddings(model, exclude).items() if k not in self.prunable
         }
         self._set_targets(sparsity, schedule, embeddings, distribution)
         self.config = {
             "sparsity": 0.0 if schedule == "dense" else sparsity if isinstance(sparsity, dict) else float(sparsity),
-            "pattern": None if self.nm is None else f"{self.nm[0]}:{self.nm[1]}",
+            "pattern": masks_lib.pattern_name(pattern),
             "total_steps": int(total_steps), "start": float(start), "end": float(end), "every": int(every),
             "schedule": schedule, "at_step": int(at_step), "embeddings": embeddings, "scope": scope,
             "distribution": distribution,
@@ -259,7 +264,8 @@ class GradualPruner:
             if s > 0.0 or self.masks:
                 views = {k: self._math(k, p) for k, p in self.prunable.items()}
                 alive = {k: self._math(k, m) for k, m in self.masks.items() if k in self.prunable}
-                found = masks_lib.global_magnitude_masks(views, s, alive=alive, nm=self.nm)
+                found = masks_lib.global_magnitude_masks(views, s, alive=alive, nm=self.nm,
+                                                         transposable=self.transposable)
                 new.update({k: self._math(k, m).contiguous() for k, m in found.items()})
             rest = [k for k in self.params if k not in self.prunable]
         for name in rest:
@@ -269,7 +275,8 @@ class GradualPruner:
             nm = self.nm if name in self.prunable else None
             alive = self.masks.get(name)
             mask = masks_lib.magnitude_mask(
-                self._math(name, self.params[name]), s, alive=None if alive is None else self._math(name, alive), nm=nm
+                self._math(name, self.params[name]), s, alive=None if alive is None else self._math(name, alive), nm=nm,
+                transposable=self.transposable,
             )
             new[name] = self._math(name, mask).contiguous()
         return new

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
 from sparsescale.train.config import identity_of, read_toml
-from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern
+from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern, pattern_name
 
 UNSTRUCTURED = "unstructured"
 
@@ -278,7 +278,7 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
         if nm is None:
             combos += [(s, None) for s in g.sparsity]
         else:
-            combos.append((1.0 - nm[0] / nm[1], f"{nm[0]}:{nm[1]}"))
+            combos.append((1.0 - nm[0] / nm[1], pattern_name(pat)))
 
     runs: dict[str, PlannedRun] = {}
     for budget in budgets:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
-from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern
+from sparsescale.units import parse_count, parse_count_or_zero, parse_pattern, pattern_name
 from sparsescale.userfile import read_text
 
 
@@ -40,7 +40,7 @@ FIELD_HELP: dict[str, str] = {
     "model": "Family: gpt, t5, vit or package.module:attribute [default: gpt].",
     "params": "Target NON-ZERO block parameters N, e.g. 200k.",
     "sparsity": "Final sparsity S in [0, 1) [default: 0, or 1-n/m].",
-    "pattern": "n:m, n kept in every m along the input dim (2:4).",
+    "pattern": "n:m, n kept in every m along the input dim (2:4); n:mT also along the output dim (2:4T).",
     "tokens": "Data budget in tokens (text families), e.g. 2M.",
     "examples": "Data budget in examples (vit).",
     "steps": "Data budget in steps.",
@@ -187,10 +187,9 @@ class RunConfig(BaseModel):
         if value is None or str(value).strip() == "":
             return None
         try:
-            nm = parse_pattern(str(value), "--pattern")
+            return pattern_name(str(value), "--pattern")
         except SparsescaleError as exc:
             raise ValueError(str(exc).removeprefix("--pattern: ")) from None
-        return None if nm is None else f"{nm[0]}:{nm[1]}"
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
@@ -248,7 +247,7 @@ class RunConfig(BaseModel):
         if not 0.0 <= self.prune_start < self.prune_end <= 1.0:
             raise ValueError(f"need 0 <= prune_start < prune_end <= 1, got {self.prune_start}, {self.prune_end}")
         if self.pattern is not None and self.sparsity is not None:
-            n, m = (int(x) for x in self.pattern.split(":"))
+            n, m = parse_pattern(self.pattern)
             if self.sparsity < 1 - n / m - 1e-12:
                 raise ValueError(f"sparsity {self.sparsity} is below {1 - n / m:g}, the least pattern {self.pattern} gives")
         return self
@@ -264,7 +263,7 @@ class RunConfig(BaseModel):
         if self.sparsity is not None:
             return self.sparsity
         if self.pattern is not None:
-            n, m = (int(x) for x in self.pattern.split(":"))
+            n, m = parse_pattern(self.pattern)
             return 1.0 - n / m
         return 0.0
 

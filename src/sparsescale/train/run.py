@@ -212,15 +212,15 @@ def _check_semi_structured(cfg: RunConfig, plan: RunPlan, device) -> None:
         return
     from sparsescale.sparsity.semi_structured import unavailable_reason
 
-    if plan.size.pattern != "2:4":
-        raise SparsescaleError(f"semi_structured: needs pattern 2:4, got {plan.size.pattern or 'unstructured'}")
+    if plan.size.pattern not in ("2:4", "2:4T"):
+        raise SparsescaleError(f"semi_structured: needs pattern 2:4 or 2:4T, got {plan.size.pattern or 'unstructured'}")
     reason = unavailable_reason(device)
     if reason:
         raise SparsescaleError(f"semi_structured: {reason}")
 
 
 def _maybe_swap(s: Session) -> None:
-    """After the last mask update of a 2:4 run, move the pruned linears onto
+    """After the last mask update of a 2:4 (or 2:4T) run, move the pruned linears onto
     semi-structured kernels (same Parameters, so optimizer, pruner and
     checkpoints are unchanged) and recompile the new forward."""
     from sparsescale.sparsity.semi_structured import swap_when_final
