@@ -152,3 +152,50 @@ def test_fp32_activations_are_refused_with_a_reason(monkeypatch):
     swapped = semi.SemiStructuredLinear(nn.Linear(8, 4), _nm_mask(4, 8))
     with pytest.raises(SparsescaleError, match="need bf16 or fp16 activations"):
         swapped(torch.randn(2, 8))
+
+
+def test_a_24t_pruner_swaps_with_transposable_masks_and_refuses_on_cpu():
+    """Once a 2:4T run's masks are final, every pruned weight and its transpose
+    (what the input gradient multiplies by) are 2:4 along their input dim, so
+    the swapped linears take the sparse dx branch; on CPU the swap is refused."""
+    from sparsescale.sparsity import GradualPruner
+
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.blocks = nn.ModuleList([_Block(64)])
+    pruner = GradualPruner(model, pattern="2:4T", total_steps=40, every=5)
+    for _ in range(pruner.schedule.end_step + 1):
+        assert semi.swap_when_final(model, pruner) is None
+        pruner.step()
+    for name, mask in pruner.masks.items():
+        assert semi.is_nm(mask) and semi.is_nm(mask.t().contiguous()), name
+        assert semi.SemiStructuredLinear(nn.Linear(mask.shape[1], mask.shape[0]), mask).transposable
+    with pytest.raises(SparsescaleError, match="CUDA"):
+        semi.swap_when_final(model, pruner)
+
+
+def test_solver_masks_take_the_sparse_input_gradient_branch_on_cpu(monkeypatch):
+    """The custom autograd function with a solver-made 2:4T mask: dx goes
+    through the compressed transposed weight (the dense weight it encodes on
+    CPU) and equals the dense masked matmul's; dW stays the dense gradient."""
+    from sparsescale.sparsity.masks import transposable_priority
+
+    compressed = []
+    monkeypatch.setattr(semi, "_compress", lambda w: compressed.append(tuple(w.shape)) or w)
+    torch.manual_seed(0)
+    dense = nn.Linear(64, 32)
+    mask = transposable_priority(dense.weight, 2, 4)
+    with torch.no_grad():
+        dense.weight.mul_(mask)
+    swapped = semi.SemiStructuredLinear(nn.Linear(64, 32), mask)
+    swapped.load_state_dict(dense.state_dict())
+    x = torch.randn(6, 64)
+    xs, xd = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ys, yd = swapped(xs), dense(xd)
+    g = torch.randn(6, 32)
+    ys.float().backward(g)
+    yd.float().backward(g)
+    assert compressed == [(32, 64), (64, 32)]  # forward W, then W^T for dx
+    torch.testing.assert_close(xs.grad, xd.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(swapped.weight.grad, dense.weight.grad, rtol=2e-2, atol=2e-2)

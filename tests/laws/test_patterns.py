@@ -12,8 +12,9 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import COEFFICIENT_NAMES, Law
 from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
-from sparsescale.laws.patterns import (fit_family, fit_factor, fit_patterns, group_patterns, load_pattern_laws,
+from sparsescale.laws.patterns import (families_of, fit_family, fit_factor, fit_patterns, group_patterns, load_pattern_laws,
                                        pattern_sparsity)
+from sparsescale.units import parse_pattern
 
 BASE = {"aS": 30.0, "bS": 0.8, "cS": 50.0, "bN": 0.3, "aD": 1e4, "bD": 0.4, "c": 1.0}
 A = BASE["aS"] + BASE["cS"]
@@ -34,7 +35,7 @@ def synthetic(patterns, noise: float = 0.0, seed: int = 0):
     rows = {"pattern": [], "S": [], "N": [], "D": [], "L": []}
     for p in patterns:
         s = pattern_sparsity(p)
-        loss = family_law(int(p.split(":")[1])).predict(s, NN, DD) * np.exp(noise * rng.standard_normal(NN.size))
+        loss = family_law(parse_pattern(p)[1]).predict(s, NN, DD) * np.exp(noise * rng.standard_normal(NN.size))
         for key, vals in (("pattern", [p] * NN.size), ("S", [s] * NN.size), ("N", NN), ("D", DD), ("L", loss)):
             rows[key] += list(vals)
     return group_patterns(rows["pattern"], rows["S"], rows["N"], rows["D"], rows["L"])
@@ -92,6 +93,30 @@ def test_joint_family_fit_equals_the_closed_form_from_two_factors_on_noisy_runs(
     assert 0 < u < 1
     aS, bS = fit_family(base, [groups["2:4"], groups["1:4"]])
     assert aS == pytest.approx((A - k1) / (1 - u), rel=1e-4) and bS == pytest.approx(-math.log2(u), rel=1e-4)
+
+
+def test_a_transposable_pattern_is_its_own_pattern_and_family():
+    """2:4T shares S = 0.5 and m = 4 with 2:4 but is another structure: its
+    runs are grouped apart, and it does not join the n:4 family (which would
+    otherwise mix two structures into one aS, bS)."""
+    plain = synthetic(["2:4", "1:4"])
+    t = plain["2:4"]
+    rows = {"pattern": [], "S": [], "N": [], "D": [], "L": []}
+    # the 2:4 runs again as 2:4T runs whose constraint costs 1% of the loss
+    for name, r, factor in [(r.pattern, r, 1.0) for r in plain.values()] + [("2:4t", t, 1.01)]:
+        rows["pattern"] += [name] * r.loss.size
+        rows["S"] += [r.sparsity] * r.loss.size
+        rows["N"] += list(r.n_nonzero)
+        rows["D"] += list(r.data)
+        rows["L"] += list(r.loss * factor)
+    groups = group_patterns(rows["pattern"], rows["S"], rows["N"], rows["D"], rows["L"])
+    assert sorted(groups) == ["1:4", "2:4", "2:4T"] and groups["2:4T"].sparsity == 0.5
+    assert {k: [r.pattern for r in v] for k, v in families_of(groups).items()} == {
+        "n:4": ["2:4", "1:4"], "n:4T": ["2:4T"]}
+    fitted = fit_patterns(Law("sparse", dict(BASE)), groups, n_boot=0)
+    assert fitted.family["2:4T"] == "n:4T" and set(fitted.undetermined["2:4T"]) == {"aS", "bS", "cS"}
+    assert not fitted.undetermined["2:4"]  # the plain family keeps its two sparsities
+    assert fitted.points["2:4T"]["k"] > fitted.points["2:4"]["k"]
 
 
 def test_a_lone_pattern_determines_only_its_factor():

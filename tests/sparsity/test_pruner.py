@@ -183,7 +183,7 @@ def run(model, opt, pruner, data, steps, start=0):
         pruner.step()
 
 
-@pytest.mark.parametrize("pattern", [None, "2:4"])
+@pytest.mark.parametrize("pattern", [None, "2:4", "2:4T"])
 def test_checkpoint_round_trip_and_resume_equivalence(pattern):
     data = torch.randint(0, 256, (5000,), generator=torch.Generator().manual_seed(0))
 

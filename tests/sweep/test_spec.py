@@ -45,6 +45,13 @@ def test_nm_patterns_fix_their_sparsity():
     assert len(runs) == (2 + 2) * 2 * 2
 
 
+def test_transposable_pattern_is_its_own_axis_value():
+    runs = expand(spec_from_dict(with_grid(patterns=["unstructured", "2:4", "2:4t"])))
+    nm = [(r.config["pattern"], r.config["sparsity"], r.axes["pattern"]) for r in runs if r.config["pattern"]]
+    assert set(nm) == {("2:4", 0.5, "2:4"), ("2:4T", 0.5, "2:4T")}
+    assert len({r.config_hash for r in runs}) == len(runs) == (2 + 2) * 2 * 2
+
+
 def test_overrides_apply_per_axis_value():
     raw = {**BASE, "train": {"lr": 0.01, "batch": 8},
            "override": [{"n_nonzero": "100k", "set": {"lr": 0.005}}, {"sparsity": 0.5, "tokens": "1M", "set": {"batch": 4}}]}

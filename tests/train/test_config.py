@@ -33,6 +33,9 @@ def test_defaults_and_resolution():
     assert cfg.resolved("batch") == 32 and cfg.resolved("lr") == 0.02
     assert RunConfig(params=1000, steps=5, pattern="2:4").final_sparsity == 0.5
     assert RunConfig(params=1000, steps=5, pattern="2:4", sparsity=0.75).final_sparsity == 0.75
+    transposable = RunConfig(params=1000, steps=5, pattern="2:4t")
+    assert transposable.pattern == "2:4T" and transposable.final_sparsity == 0.5
+    assert transposable.identity() != RunConfig(params=1000, steps=5, pattern="2:4").identity()
 
 
 @pytest.mark.parametrize("kwargs,field", [
