@@ -4,30 +4,38 @@ Prints, all measured in this one process on one GPU:
   1. parity: a 2:4-swapped FFN against the masked dense FFN in bf16 (max error
      of output and gradients relative to their scale);
   2. FFN linears, forward + backward, at GPT-2 (768 -> 3072 -> 768) and ViT-L
-     (1024 -> 4096 -> 1024) MLP shapes, 8192 tokens: dense, 2:4 with the
-     pruner's masks (2:4 along the input dim: forward sparse, dx and dW dense),
-     and 2:4 with transposable masks (2:4 along both dims: forward and dx
-     sparse). Target (issue 14): >= 1.2x; anchor: torchao 1.24x / 1.27x on A100.
+     (1024 -> 4096 -> 1024) MLP shapes, 8192 tokens: dense, plain 2:4 masks
+     (2:4 along the input dim: forward sparse, dx and dW dense), and 2:4T
+     masks from the pruner's exact solver (2:4 along both dims: forward and dx
+     sparse, dW dense). Target: >= 1.2x with 2:4T; anchor: torchao 1.24x /
+     1.27x on A100.
   3. a whole training step (forward, backward, AdamW, mask re-apply) of a 2:4
-     GPT (12 x 768, context 1024): masked dense against swapped linears.
-     Target: >= 1.06x; anchor: torchao's 6% end to end on ViT-L.
+     GPT (12 x 768, context 1024): masked dense against swapped linears with
+     2:4 and with 2:4T masks. Target: >= 1.06x; anchor: torchao's 6% end to
+     end on ViT-L.
 
-Without a CUDA GPU of compute capability >= 8.0 it prints why and exits 0.
-Usage: python benchmarks/semi_structured_bench.py [--steps 20]
+Without a CUDA GPU of compute capability >= 8.0 it prints why and exits 0
+(writing {"skipped": reason} to --json).
+Usage: python benchmarks/semi_structured_bench.py [--steps 20] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sparsescale.sparsity import semi_structured as semi
+from sparsescale.sparsity.masks import transposable_priority
+
+FIGURES: dict = {}  # everything printed, for --json
 
 
 def nm_mask(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
@@ -38,12 +46,8 @@ def nm_mask(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def transposable_mask(rows: int, cols: int, gen: torch.Generator) -> torch.Tensor:
-    """2:4 along both dims: in each 4x4 tile keep a Latin square's two symbols."""
-    p = torch.stack([torch.randperm(4, generator=gen) for _ in range(rows // 4 * (cols // 4))])
-    q = torch.stack([torch.randperm(4, generator=gen) for _ in range(rows // 4 * (cols // 4))])
-    latin = (p[:, :, None] + q[:, None, :]) % 4  # (tiles, 4, 4), each row and column a permutation
-    tiles = (latin < 2).reshape(rows // 4, cols // 4, 4, 4)
-    return tiles.permute(0, 2, 1, 3).reshape(rows, cols)
+    """2:4 along both dims: the exact 2:4T solver's mask of a random weight."""
+    return transposable_priority(torch.randn(rows, cols, generator=gen), 2, 4)
 
 
 def timed(fn, steps: int) -> float:
@@ -65,7 +69,7 @@ def ffn_section(steps: int, gen: torch.Generator) -> None:
     for label, width, hidden in (("GPT-2 MLP", 768, 3072), ("ViT-L MLP", 1024, 4096)):
         x = torch.randn(8192, width, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         variants = {}
-        for kind in ("dense", "2:4", "2:4 transposable"):
+        for kind in ("dense", "2:4", "2:4T"):
             fc1, fc2 = nn.Linear(width, hidden, device="cuda"), nn.Linear(hidden, width, device="cuda")
             if kind != "dense":
                 make = nm_mask if kind == "2:4" else transposable_mask
@@ -84,15 +88,22 @@ def ffn_section(steps: int, gen: torch.Generator) -> None:
 
         times = {k: timed(lambda v=v: step(*v), steps) for k, v in variants.items()}
         line = ", ".join(f"{k} {t:.3f}" for k, t in times.items())
-        print(f"{label} ({width}->{hidden}->{width}): {line}; speedup 2:4 {times['dense'] / times['2:4']:.3f}x, "
-              f"transposable {times['dense'] / times['2:4 transposable']:.3f}x (target >= 1.2x)")
+        speedups = {k: times["dense"] / times[k] for k in ("2:4", "2:4T")}
+        FIGURES.setdefault("ffn", {})[label] = {"ms": times, "speedup": speedups}
+        print(f"{label} ({width}->{hidden}->{width}): {line}; speedup 2:4 {speedups['2:4']:.3f}x, "
+              f"2:4T {speedups['2:4T']:.3f}x (target >= 1.2x with 2:4T)")
 
 
 def parity_section(gen: torch.Generator) -> None:
+    for kind, make in (("2:4", nm_mask), ("2:4T", transposable_mask)):
+        parity_one(kind, make, gen)
+
+
+def parity_one(kind: str, make, gen: torch.Generator) -> None:
     torch.manual_seed(0)
     width, hidden = 1024, 4096
     dense = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width)).cuda()
-    masks = {"0.weight": nm_mask(hidden, width, gen).cuda(), "2.weight": nm_mask(width, hidden, gen).cuda()}
+    masks = {"0.weight": make(hidden, width, gen).cuda(), "2.weight": make(width, hidden, gen).cuda()}
     with torch.no_grad():
         for k, m in masks.items():
             dict(dense.named_parameters())[k].mul_(m)
@@ -110,7 +121,9 @@ def parity_section(gen: torch.Generator) -> None:
     for name, p in dense.named_parameters():
         errs[f"grad {name}"] = rel(dict(sparse.named_parameters())[name].grad, p.grad)
     backend = type(semi._compress(torch.zeros(64, 64, device="cuda", dtype=torch.bfloat16))).__name__
-    print(f"== parity (ViT-L FFN, bf16, backend {backend}); swapped {report.swapped}")
+    FIGURES.setdefault("parity", {})[kind] = errs
+    transposable = [getattr(m, "transposable", None) for m in sparse.modules() if isinstance(m, semi.SemiStructuredLinear)]
+    print(f"== parity {kind} (ViT-L FFN, bf16, backend {backend}); swapped {report.swapped}, sparse dx {transposable}")
     print("max |sparse - masked dense| / max |masked dense|: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
 
 
@@ -121,13 +134,14 @@ def model_section(steps: int) -> None:
     cfg = GPTConfig(vocab_size=256, seq_len=1024, depth=12, width=768, head_dim=64, n_heads=12, mlp_hidden=3072)
     x = torch.randint(0, 256, (16, cfg.seq_len), device="cuda")
     times = {}
-    for kind in ("masked dense", "2:4 swapped"):
+    for kind in ("masked dense", "2:4 swapped", "2:4T swapped"):
         torch.manual_seed(0)
         model = GPT(cfg).cuda()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-        pruner = GradualPruner(model, pattern="2:4", total_steps=1000, schedule="one-shot", optimizer=opt)
+        pattern = "2:4T" if kind.startswith("2:4T") else "2:4"
+        pruner = GradualPruner(model, pattern=pattern, total_steps=1000, schedule="one-shot", optimizer=opt)
         pruner.prune_now()
-        if kind == "2:4 swapped":
+        if kind != "masked dense":
             report = semi.swap_to_semi_structured(model, pruner.masks)
             print(f"swapped {len(report.swapped)} linears; skipped {report.skipped or 'none'}")
 
@@ -142,26 +156,35 @@ def model_section(steps: int) -> None:
         times[kind] = timed(step, steps)
         del model, opt, pruner
         torch.cuda.empty_cache()
+    speedups = {k: times["masked dense"] / times[k] for k in ("2:4 swapped", "2:4T swapped")}
+    FIGURES["whole_step"] = {"ms": times, "speedup": speedups}
     print(f"== whole training step, 2:4 GPT 12x768, 16 x 1024 tokens, eager bf16: masked dense "
-          f"{times['masked dense']:.2f} ms, swapped {times['2:4 swapped']:.2f} ms, speedup "
-          f"{times['masked dense'] / times['2:4 swapped']:.3f}x (target >= 1.06x)")
+          f"{times['masked dense']:.2f} ms, 2:4 swapped {times['2:4 swapped']:.2f} ms "
+          f"({speedups['2:4 swapped']:.3f}x), 2:4T swapped {times['2:4T swapped']:.2f} ms "
+          f"({speedups['2:4T swapped']:.3f}x) (target >= 1.06x)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--json", help="also write every figure to this JSON file")
     args = ap.parse_args()
     reason = semi.unavailable_reason("cuda")
-    if reason is not None:
-        print(f"semi_structured_bench: skipped: {reason}")
+    try:  # each section's figures are kept even if a later one fails
+        if reason is not None:
+            print(f"semi_structured_bench: skipped: {reason}")
+            FIGURES["skipped"] = reason
+            return 0
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+        FIGURES["device"] = torch.cuda.get_device_name()
+        gen = torch.Generator().manual_seed(0)
+        parity_section(gen)
+        ffn_section(args.steps, gen)
+        model_section(args.steps)
         return 0
-    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    gen = torch.Generator().manual_seed(0)
-    parity_section(gen)
-    ffn_section(args.steps, gen)
-    model_section(args.steps)
-    return 0
-
+    finally:
+        if args.json:
+            Path(args.json).write_text(json.dumps(FIGURES, indent=1) + "\n")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,7 +56,7 @@ def bench_kernels(
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     shapes: Optional[str] = typer.Option(None, "--shapes", help="TOKENSxINxOUT list [cpu: 512x512x2048,512x2048x512; cuda: GPT-2 and ViT-L MLP shapes at 8192 tokens]."),
     sparsities: str = typer.Option("0.5,0.75,0.9,0.95,0.99", "--sparsities", help="Unstructured sparsities to time."),
-    patterns: str = typer.Option("unstructured,2:4", "--patterns", help="unstructured and/or n:m (n kept in every m along the input dim); 2:4 needs CUDA."),
+    patterns: str = typer.Option("unstructured,2:4", "--patterns", help="unstructured and/or n:m (n kept in every m along the input dim; 2:4T also along the output dim); 2:4 and 2:4T need CUDA."),
     repeats: int = typer.Option(5, "--repeats", help="Timed samples per variant (median reported)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads [torch's default]."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, masks and inputs."),

@@ -11,7 +11,11 @@ timed in the same loop, interleaved, so drift hits all of them alike:
 - unstructured: torch.sparse CSR kernels for all three matmuls, the optimizer
                 on the non-zeros only (sparsescale.kernels.csr);
 - 2:4:          semi-structured kernels (sparsescale.sparsity.semi_structured),
-                CUDA only; elsewhere recorded as skipped with the reason.
+                CUDA only; elsewhere recorded as skipped with the reason. The
+                forward is sparse, the input gradient dense (the mask is 2:4
+                along the input dim only), the weight gradient dense;
+- 2:4T:         the same with a transposable mask (2:4 along both dims), so
+                the input gradient runs on the 2:4 kernel as well.
 
 speedup(pattern, S) = sum over shapes of dense time / sum of sparse time, the
 ratio a model made of exactly these layers would see (see laws/costs.py).
@@ -151,8 +155,8 @@ def pattern_unavailable(pattern: str, device) -> str | None:
 
     if pattern == UNSTRUCTURED:
         return None
-    if pattern != "2:4":
-        return f"only 2:4 has a PyTorch sparse kernel (semi-structured); {pattern} has none"
+    if pattern not in ("2:4", "2:4T"):
+        return f"only 2:4 and 2:4T have a PyTorch sparse kernel (semi-structured); {pattern} has none"
     return semi.unavailable_reason(device)
 
 
@@ -164,8 +168,11 @@ def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) ->
     why = pattern_unavailable(pattern, w0.device)
     if why is not None:
         return {}, why
-    n, m = (int(v) for v in pattern.split(":"))
-    mask = _nm_mask(*w0.shape, n, m, gen, w0.device)
+    from sparsescale.sparsity.masks import parse_pattern, transposable_priority
+
+    n, m = parse_pattern(pattern)
+    # 2:4T: the solver's mask of the weight itself (any valid one times the same)
+    mask = transposable_priority(w0, n, m) if pattern.endswith("T") else _nm_mask(*w0.shape, n, m, gen, w0.device)
     linear = nn.Linear(w0.shape[1], w0.shape[0], bias=False, device=w0.device)
     with torch.no_grad():
         linear.weight.copy_(w0 * mask)
