@@ -63,14 +63,14 @@ class PatternRuns:
 
 
 def pattern_sparsity(pattern: str, sparsity: float | None = None, what: str = "pattern") -> float:
-    """S = 1 - n/m of an n:m pattern; with `sparsity`, check that it is that S
-    (a pattern law holds at its own sparsity only)."""
+    """S = 1 - n/m of an n:m (or n:mT) pattern; with `sparsity`, check that it
+    is that S (a pattern law holds at its own sparsity only)."""
     nm = parse_pattern(pattern, what)
     if nm is None:
         raise SparsescaleError(f"{what}: {pattern!r} is not an n:m pattern (a pattern law needs n:m, e.g. 2:4)")
     s = 1.0 - nm[0] / nm[1]
     if sparsity is not None and not math.isclose(float(sparsity), s, abs_tol=1e-9):
-        raise SparsescaleError(f"{what}: {nm[0]}:{nm[1]} fixes S = 1 - {nm[0]}/{nm[1]} = {s:g}, "
+        raise SparsescaleError(f"{what}: {pattern_name(pattern)} fixes S = 1 - {nm[0]}/{nm[1]} = {s:g}, "
                                f"incompatible with sparsity {float(sparsity):g}")
     return s
 

@@ -1,7 +1,8 @@
 """2:4 pruned linears on semi-structured sparse kernels (CUDA, Ampere or newer).
 
 Once a linear's mask is final and 2:4 (2 weights KEPT in every group of 4
-consecutive weights along the input dimension), its matmuls can run on
+consecutive weights along the input dimension; pattern "2:4T" makes it 2:4
+along the output dimension as well), its matmuls can run on
 PyTorch's semi-structured kernels (`torch.sparse.to_sparse_semi_structured`,
 CUTLASS or cuSPARSELt backend) instead of dense ones. The swap keeps the very
 same weight Parameter, so the optimizer, its state and the pruner see no
@@ -10,10 +11,10 @@ change; only the module's forward differs.
 Which matmuls go sparse, and why not all three:
 - forward  y = x W^T: W is 2:4 along its rows (the input dim): sparse kernel.
 - backward dx = g W = g (W^T)^T: needs W^T compressed, i.e. a mask that is also
-  2:4 along the output dim ("transposable"). The pruner's masks are 2:4 along
-  the input dim only, so this is sparse only where the mask happens to be
-  transposable (checked per layer at swap time); otherwise dense on the masked
-  weight, which is exact.
+  2:4 along the output dim ("transposable"). A "2:4T" pruner's masks are, in
+  every layer; plain "2:4" masks are 2:4 along the input dim only, so there
+  dx is sparse only where a mask happens to be transposable (checked per
+  layer at swap time), otherwise dense on the masked weight, which is exact.
 - backward dW = g^T x: the training recipe updates with the dense gradient (the
   sparsity-aware AdaFactor's factored statistics use it), so it stays dense.
 
@@ -177,8 +178,8 @@ def _last_update_step(schedule, total_steps: int) -> int:
 
 def swap_when_final(model: nn.Module, pruner, dtype: torch.dtype = torch.bfloat16) -> SwapReport | None:
     """For a training loop: call after `pruner.step()`; once the pruner's 2:4
-    masks are final (past the schedule's last update step) swap the pruned
-    linears and return the report, else return None. Patterns other than 2:4
+    (or 2:4T) masks are final (past the schedule's last update step) swap the
+    pruned linears and return the report, else return None. Other patterns
     never swap. The pruner keeps re-applying masks, which is harmless."""
     if getattr(pruner, "nm", None) != (2, 4):
         return None

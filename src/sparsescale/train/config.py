@@ -68,7 +68,7 @@ FIELD_HELP: dict[str, str] = {
     "device": "cpu, cuda or auto [default: cpu].",
     "compile": "torch.compile (CUDA only).",
     "precision": "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 [default: auto].",
-    "semi_structured": "2:4 runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels.",
+    "semi_structured": "2:4 or 2:4T runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels (2:4T: input gradient too).",
     "depth": "Blocks (per stack for t5) [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
