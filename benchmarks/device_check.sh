@@ -9,13 +9,14 @@
 #      dense against plain 2:4 (forward sparse) and 2:4T (forward and input gradient sparse)
 #      (target >= 1.2x with 2:4T), and a whole GPT training step, masked dense against swapped
 #      2:4 and 2:4T linears (target >= 1.06x);
-#   3. `sparsescale bench-kernels --device cuda` (unstructured, 2:4, 2:4T) to speedups.json, and
-#      S_opt from `optimal --flops measured` with it beside the sparse- and dense-FLOPs answers;
-#   4. `sparsescale train --device cuda --compile` on the ~100M GPT (12 x 768, context 1024, bf16):
+#   3. `sparsescale train --device cuda --compile` on the ~100M GPT (12 x 768, context 1024, bf16):
 #      MFU from result.json's steady-state figures when it has them, else from the wall times of
 #      two run lengths (target >= 45%); the final loss of a run SIGTERMed at a checkpoint and
 #      resumed equal to the uninterrupted run's; a 2:4T run with --semi-structured through the
-#      CLI (masks final at 75% of training, then forward and input gradient on 2:4 kernels).
+#      CLI (masks final at 75% of training, then forward and input gradient on 2:4 kernels);
+#   4. `sparsescale bench-kernels --device cuda` (unstructured, 2:4, 2:4T) to speedups.json, and
+#      S_opt from `optimal --flops measured` with it beside the sparse- and dense-FLOPs answers.
+# Sections run in this order; one that would start past BUDGET_S is skipped with a line.
 #
 # The device image has torch but maybe not pydantic/typer/rich. Prepare wheels HERE, on a
 # machine with PyPI, once per session (they land in .whl/, which .gitignore ignores):
@@ -24,7 +25,7 @@
 #     run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=600)
 # CPU dry run (every step at tiny sizes, CUDA-only steps skipped with a line; the test suite
 # runs it): bash benchmarks/device_check.sh --cpu-dry-run
-# Knobs (environment): SECTIONS (default 1234), STEPS (150), SHORT (40), BATCH (32),
+# Knobs (environment): SECTIONS (default 1234), STEPS (100), SHORT (30), BATCH (32),
 # OPT (adafactor), BUDGET_S (470: a section that would start later is skipped, with a line),
 # PEAK_FLOPS (default from the GPU's name: H100/H200 989e12 bf16 dense, A100 312e12).
 set -u
@@ -56,7 +57,7 @@ START=$(date +%s)
 OUT=${OUT:-/tmp/device-check-out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/device_check.log") 2>&1
-STEPS=${STEPS:-150}; SHORT=${SHORT:-40}; BATCH=${BATCH:-32}; OPT=${OPT:-adafactor}; PY=${PY:-python3}
+STEPS=${STEPS:-100}; SHORT=${SHORT:-30}; BATCH=${BATCH:-32}; OPT=${OPT:-adafactor}; PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}; PARAMS=${PARAMS:-84934656}; DEPTH=${DEPTH:-12}; HEAD_DIM=${HEAD_DIM:-64}; SEQ=${SEQ:-1024}
 COMPILE=${COMPILE:---compile}; CORPUS_MB=${CORPUS_MB:-40}; SECTIONS=${SECTIONS:-1234}; BUDGET_S=${BUDGET_S:-470}
 EVAL_TOKENS=${EVAL_TOKENS:-65536}; PAIRS=${PAIRS:-1e7 1e18,1e8 1e20}
@@ -65,6 +66,11 @@ want() { case "$SECTIONS" in *"$1"*) return 0 ;; *) return 1 ;; esac; }
 fits() {
     local left=$((BUDGET_S - $(date +%s) + START))
     if [ "$left" -lt "$1" ]; then echo "skipped: ${left}s left of BUDGET_S=${BUDGET_S}, this needs about $1s"; return 1; fi
+}
+# a command's time limit: its own, or what is left of BUDGET_S if less (at least 10 s)
+cap() {
+    local left=$((BUDGET_S - $(date +%s) + START))
+    if [ "$left" -lt "$1" ]; then echo $((left > 10 ? left : 10)); else echo "$1"; fi
 }
 BENCH_SHAPES_FLAG=${BENCH_SHAPES:+--shapes $BENCH_SHAPES}
 WORK=${WORK:-/tmp/sparsescale-device-check}  # scratch: corpus, runs, token cache
@@ -94,49 +100,19 @@ $PY -c "import torch, pydantic, typer, sparsescale.cli; print('torch', torch.__v
 if want 1; then
 section "1. semi-structured parity tests (CUDA)"
 if cuda_only "the kernels' parity with masked dense" && fits 60; then
-    timeout 90 $PY -m pytest -q -p no:cacheprovider tests/kernels/test_semi_structured.py -rs 2>&1 | tail -8
+    timeout $(cap 90) $PY -m pytest -q -p no:cacheprovider tests/kernels/test_semi_structured.py -rs 2>&1 | tail -8
 fi
 fi
 
 if want 2; then
 section "2. 2:4 kernels against dense (FFN fwd+bwd: 2:4 and 2:4T; whole GPT step)"
 if fits 60; then
-    timeout 150 $PY benchmarks/semi_structured_bench.py --steps 20 --json "$OUT/semi_bench.json"
+    timeout $(cap 150) $PY benchmarks/semi_structured_bench.py --steps 20 --json "$OUT/semi_bench.json"
 fi
 fi
 
 if want 3; then
-section "3. bench-kernels on the device, and S_opt from it"
-if fits 60; then
-    timeout 120 $SS bench-kernels --device "$DEVICE" --out "$OUT/speedups.json" --patterns unstructured,2:4,2:4T \
-        $BENCH_SHAPES_FLAG ${BENCH_EXTRA:---repeats 5}
-    echo "[" > "$WORK/optimal.jsonl"
-    IFS=, read -ra NCS <<< "$PAIRS"
-    for NC in "${NCS[@]}"; do
-        set -- $NC
-        for FL in sparse dense measured; do
-            extra=""; [ "$FL" = measured ] && extra="--speedups $OUT/speedups.json"
-            if $SS optimal --law vit-jft --params "$1" --compute "$2" --flops $FL $extra --json > "$WORK/opt.json" 2> "$WORK/opt.err"; then
-                $PY - "$1" "$2" "$FL" "$WORK/opt.json" >> "$WORK/optimal.jsonl" <<'EOF'
-import json, sys
-n, c, flops, path = sys.argv[1:]
-d = json.load(open(path))
-print(f"N={n} C={c} flops={flops}: S_opt={d['sparsity']:.4f} loss={d['loss']:.5f}", file=sys.stderr)
-print(json.dumps({"n_nonzero": float(n), "compute": float(c), "flops": flops, "s_opt": d["sparsity"], "loss": d["loss"]}) + ",")
-EOF
-            else
-                echo "N=$1 C=$2 flops=$FL: failed: $(head -1 "$WORK/opt.err")"
-            fi
-        done
-    done
-    $PY -c "import json,sys; t=open(sys.argv[1]).read().rstrip().rstrip(',') + ']'; json.dump(json.loads(t), open(sys.argv[2], 'w'), indent=1)" \
-        "$WORK/optimal.jsonl" "$OUT/optimal.json" && echo "-> $OUT/optimal.json"
-    $PY -c "import json; d=json.load(open('$OUT/speedups.json')); print('speedups (dense step / sparse step):', json.dumps(d.get('speedups')), '; skipped:', json.dumps(d.get('skipped', {})))"
-fi
-fi
-
-if want 4; then
-section "4. sparsescale train --device $DEVICE $COMPILE, the ~100M GPT (bf16 on CUDA)"
+section "3. sparsescale train --device $DEVICE $COMPILE, the ~100M GPT (bf16 on CUDA)"
 if fits 200; then
 rm -rf "$WORK"/corpus "$WORK"/run-*  # a warm machine keeps them: no stale resumes
 mkdir -p "$WORK/corpus"
@@ -160,11 +136,11 @@ for root in roots:
 print(f"corpus: {size / 1e6:.1f} MB")
 EOF
 TRAIN="$SS train --model gpt --params $PARAMS --depth $DEPTH --head-dim $HEAD_DIM --seq-len $SEQ --batch $BATCH --device $DEVICE $COMPILE --optimizer $OPT --corpus $WORK/corpus --eval-tokens $EVAL_TOKENS --quiet"
-timeout 200 $TRAIN --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" --out "$WORK/run-a"
+timeout $(cap 200) $TRAIN --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" --out "$WORK/run-a"
 # steady-state figures: from result.json when the trainer records them, else a shorter run's wall time
-if ! $PY -c "import json,sys; r=json.load(open('$WORK/run-a/result.json')); sys.exit(0 if any('steady' in k or 'mfu' in k.lower() for k in r) else 1)" 2>/dev/null; then
+if ! $PY -c "import json,sys; t=open('$WORK/run-a/result.json').read().lower(); sys.exit(0 if 'steady' in t or 'mfu' in t else 1)" 2>/dev/null; then
     echo "result.json has no steady-state figures: a ${SHORT}-step run gives them from the wall-time difference"
-    fits 60 && timeout 150 $TRAIN --steps "$SHORT" --eval-every "$SHORT" --ckpt-every "$SHORT" --out "$WORK/run-short"
+    fits 60 && timeout $(cap 150) $TRAIN --steps "$SHORT" --eval-every "$SHORT" --ckpt-every "$SHORT" --out "$WORK/run-short"
 fi
 # the same run, stopped by SIGTERM once its first checkpoint exists, then resumed by the same command
 if fits 120; then
@@ -172,11 +148,11 @@ if fits 120; then
     $B & PID=$!
     for _ in $(seq 1 1500); do [ -f "$WORK/run-b/checkpoint.pt" ] && break; sleep 0.1; done
     kill -TERM $PID 2>/dev/null; wait $PID; echo "interrupted run: exit status $? (143 = stopped by SIGTERM; 0 = it had finished first)"
-    timeout 200 $B
+    timeout $(cap 200) $B
 fi
 # 2:4T through the CLI with --semi-structured: refused with one line where the kernels cannot run
 if fits 100; then
-    timeout 200 $TRAIN --pattern 2:4T --semi-structured --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" \
+    timeout $(cap 200) $TRAIN --pattern 2:4T --semi-structured --steps "$STEPS" --eval-every "$STEPS" --ckpt-every "$STEPS" \
         --out "$WORK/run-24T-semi"; echo "2:4T --semi-structured: exit status $?"
 fi
 $PY - "$SHORT" "$STEPS" "$DEVICE" <<'EOF'
@@ -202,9 +178,17 @@ def peak_flops():
     return 989e12 if ("H100" in name or "H200" in name) else 312e12 if "A100" in name else None
 
 
-def steady_figures(r):
-    """Keys the trainer may record for its steady state (tokens/s past the first steps, MFU)."""
-    return {k: v for k, v in r.items() if ("steady" in k or "mfu" in k.lower()) and isinstance(v, (int, float))}
+def steady_figures(r, prefix=""):
+    """Numbers the trainer may record for its steady state (tokens/s past the
+    first steps, MFU), at any depth of result.json, by dotted path."""
+    found = {}
+    for k, v in r.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict):
+            found.update(steady_figures(v, path + "."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and ("steady" in path.lower() or "mfu" in path.lower()):
+            found[path] = v
+    return found
 
 
 a, s, b, t = load("a"), load("short"), load("b"), load("24T-semi")
@@ -247,8 +231,8 @@ json.dump(summary, open(f"{out}/train.json", "w"), indent=1)
 print(f"-> {out}/train.json")
 EOF
 if [ "$NGPU" -ge 2 ] && fits 120; then
-    section "4b. two-process DDP (nccl)"
-    timeout 200 $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \
+    section "3b. two-process DDP (nccl)"
+    timeout $(cap 200) $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m sparsescale train --model gpt \
         --params "$PARAMS" --depth "$DEPTH" --head-dim "$HEAD_DIM" --seq-len "$SEQ" --batch "$BATCH" --device "$DEVICE" \
         --corpus "$WORK/corpus" --steps "$SHORT" --out "$WORK/run-ddp" --quiet
 else
@@ -256,4 +240,34 @@ else
 fi
 fi
 fi
+if want 4; then
+section "4. bench-kernels on the device, and S_opt from it"
+if fits 60; then
+    timeout $(cap 120) $SS bench-kernels --device "$DEVICE" --out "$OUT/speedups.json" --patterns unstructured,2:4,2:4T \
+        $BENCH_SHAPES_FLAG ${BENCH_EXTRA:---repeats 3 --sparsities 0.5,0.75,0.9}
+    echo "[" > "$WORK/optimal.jsonl"
+    IFS=, read -ra NCS <<< "$PAIRS"
+    for NC in "${NCS[@]}"; do
+        set -- $NC
+        for FL in sparse dense measured; do
+            extra=""; [ "$FL" = measured ] && extra="--speedups $OUT/speedups.json"
+            if $SS optimal --law vit-jft --params "$1" --compute "$2" --flops $FL $extra --json > "$WORK/opt.json" 2> "$WORK/opt.err"; then
+                $PY - "$1" "$2" "$FL" "$WORK/opt.json" >> "$WORK/optimal.jsonl" <<'EOF'
+import json, sys
+n, c, flops, path = sys.argv[1:]
+d = json.load(open(path))
+print(f"N={n} C={c} flops={flops}: S_opt={d['sparsity']:.4f} loss={d['loss']:.5f}", file=sys.stderr)
+print(json.dumps({"n_nonzero": float(n), "compute": float(c), "flops": flops, "s_opt": d["sparsity"], "loss": d["loss"]}) + ",")
+EOF
+            else
+                echo "N=$1 C=$2 flops=$FL: failed: $(head -1 "$WORK/opt.err")"
+            fi
+        done
+    done
+    $PY -c "import json,sys; t=open(sys.argv[1]).read().rstrip().rstrip(',') + ']'; json.dump(json.loads(t), open(sys.argv[2], 'w'), indent=1)" \
+        "$WORK/optimal.jsonl" "$OUT/optimal.json" && echo "-> $OUT/optimal.json"
+    $PY -c "import json; d=json.load(open('$OUT/speedups.json')); print('speedups (dense step / sparse step):', json.dumps(d.get('speedups')), '; skipped:', json.dumps(d.get('skipped', {})))"
+fi
+fi
+
 section "done"
