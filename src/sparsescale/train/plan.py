@@ -76,13 +76,14 @@ def _size(cfg: RunConfig, family: Family, data) -> SizePlan:
 
 
 def _check_pattern(cfg: RunConfig, meta_model) -> None:
-    from sparsescale.sparsity.masks import check_nm_shape, parse_pattern
+    from sparsescale.sparsity.masks import check_nm_shape, check_transposable_shape, is_transposable, parse_pattern
     from sparsescale.sparsity.pruner import select_prunable
 
     n, m = parse_pattern(cfg.pattern)
+    check = check_transposable_shape if is_transposable(cfg.pattern) else check_nm_shape
     for name, p in select_prunable(meta_model).items():
         try:
-            check_nm_shape(name, tuple(p.shape), n, m)
+            check(name, tuple(p.shape), n, m)
         except SparsescaleError as exc:
             raise SparsescaleError(f"--pattern {cfg.pattern}: m={m} does not divide the width ({exc})") from None
 
