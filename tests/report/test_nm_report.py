@@ -21,6 +21,9 @@ A = 3 * 1e4 ** 0.3                         # toy_loss's aS + cS (the base the pa
 FAMILY = {"aS": 1.5 * 1e4 ** 0.3, "bS": 1.2}  # the n:4 family: aS, bS; cS = A - aS
 
 
+T_COST = 0.01                               # 2:4T runs: the n:4 family's loss plus this
+
+
 def family_loss(S, N, D):
     k = FAMILY["aS"] * (1 - S) ** FAMILY["bS"] + A - FAMILY["aS"]
     return k * N ** -0.3 + (2e4 / D) ** 0.4 + 0.5
@@ -31,7 +34,7 @@ def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nm")
     spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5, 0.75], "n_nonzero": ["25k", "50k", "100k", "200k"],
                                                      "tokens": ["100k", "400k", "1.6M"],
-                                                     "patterns": ["unstructured", "2:4", "1:4"]}})
+                                                     "patterns": ["unstructured", "2:4", "1:4", "2:4T"]}})
     path = tmp / "nm.sqlite"
     with Store(path) as store:
         runs = expand(spec)
@@ -40,6 +43,8 @@ def report(tmp_path_factory):
             c = run.config
             S, N, D = c["sparsity"], c["params"], c["tokens"]
             loss = family_loss(S, N, D) if c["pattern"] else toy_loss(S, N, D)
+            if c["pattern"] == "2:4T":
+                loss += T_COST
             # one 2:4 run trained another shape than its unstructured twin (as the sizer may at small N)
             odd = c["pattern"] == "2:4" and N == 25_000 and D == 100_000
             store.mark_running(run.config_hash)
@@ -53,7 +58,7 @@ def report(tmp_path_factory):
 def test_pattern_section_recovers_the_family_and_the_gaps(report):
     sec = report.patterns
     pats = sec["laws"]["patterns"]
-    assert set(pats) == {"2:4", "1:4"} and pats["2:4"]["n_runs"] == 12
+    assert set(pats) == {"2:4", "1:4", "2:4T"} and pats["2:4"]["n_runs"] == 12
     for p, s in (("2:4", 0.5), ("1:4", 0.75)):
         q = pats[p]["quantities"]
         assert q["aS"]["value"] == pytest.approx(FAMILY["aS"], rel=0.02)
@@ -84,3 +89,20 @@ def test_page_json_and_law_file_carry_the_patterns(report):
     laws = load_pattern_laws(json.loads(law_path.read_text()), base, str(law_path))
     assert laws["1:4"].predict(0.75, 5e4, 4e5) == pytest.approx(family_loss(0.75, 5e4, 4e5), rel=0.01)
     assert np.asarray(laws["2:4"].uncertainty.draws).shape[0] >= 20
+
+
+def test_a_transposable_pattern_is_refitted_as_its_own_family(report):
+    """2:4T sits at 2:4's S and m but is fitted apart (family n:4T): the n:4
+    family's aS, bS above are 2:4's and 1:4's alone, and 2:4T's measured gaps
+    are 2:4's plus its extra cost."""
+    sec = report.patterns
+    t, plain = sec["laws"]["patterns"]["2:4T"], sec["laws"]["patterns"]["2:4"]
+    assert t["family"] == "n:4T" and plain["family"] == "n:4" and t["sparsity"] == 0.5 and t["n_runs"] == 12
+    assert set(t["undetermined"]) == {"aS", "bS", "cS"}  # one sparsity: only its k
+    assert t["quantities"]["k"]["value"] > plain["quantities"]["k"]["value"]
+    for g, h in zip(sec["measured_gaps"]["2:4T"], sec["measured_gaps"]["2:4"]):
+        assert g["gap"] == pytest.approx(h["gap"] + T_COST, rel=1e-9, abs=1e-12)
+    laws = load_pattern_laws(json.loads((report.out_dir / "law.json").read_text()),
+                             load_law(report.out_dir / "law.json"), "law.json")
+    assert set(laws) == {"2:4", "1:4", "2:4T"}
+    assert ">2:4T<" in report.html.read_text()

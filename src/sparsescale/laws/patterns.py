@@ -427,8 +427,7 @@ def _key(pattern: str, entry: Any, where: str) -> str:
     if isinstance(s, bool) or not isinstance(s, (int, float)):
         raise SparsescaleError(f"{where}: 'sparsity' must be a number, got {s!r}")
     pattern_sparsity(pattern, s, where)
-    n, m = parse_pattern(pattern, where)
-    return f"{n}:{m}"
+    return pattern_name(pattern, where)
 
 
 def _entry_law(entry: dict, saved: dict, where: str) -> Law:
