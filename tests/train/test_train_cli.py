@@ -70,7 +70,6 @@ def test_eval_every_is_identity_for_a_single_run_as_for_a_sweep(small_corpus, tm
 
 @pytest.mark.parametrize("extra, message", [
     (["--pattern", "2:4"], "semi_structured: semi-structured 2:4 kernels need a CUDA device"),
-    (["--pattern", "2:4t"], "semi_structured: semi-structured 2:4 kernels need a CUDA device"),
     (["--sparsity", "0.5"], "semi_structured: needs pattern 2:4 or 2:4T, got unstructured"),
 ])
 def test_semi_structured_refused_up_front_where_it_cannot_run(small_corpus, tmp_path, extra, message):
