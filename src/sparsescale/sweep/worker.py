@@ -41,6 +41,9 @@ class RunTask:
     # The coordinator's fingerprint of the run's training tokens: a node whose
     # own corpus cache differs refuses to train (None: not checked).
     data_fingerprint: str | None = None
+    # Processes of one DDP run (a sweep's integer gpus_per_run above 1): the
+    # worker launches them (sweep/ddp.py). 1: the run trains in the worker itself.
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,9 +102,19 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
     done = read_result(out_dir / RESULT)   # None for a torn or foreign file: train again
     if done is not None:
         return done.to_dict()
-    runner = load_runner(task.runner)
-    if task.data_fingerprint is not None and "data_fingerprint" in inspect.signature(runner).parameters:
-        return runner(config, str(out_dir), progress, data_fingerprint=task.data_fingerprint)
+    if task.world_size > 1:
+        from sparsescale.sweep.ddp import run_ranks
+
+        return run_ranks(task.runner, config, out_dir, task.world_size, progress, task.data_fingerprint)
+    return call_runner(task.runner, config, out_dir, progress, task.data_fingerprint)
+
+
+def call_runner(name: str, config: dict[str, Any], out_dir: Path, progress,
+                data_fingerprint: str | None) -> dict[str, Any]:
+    """The runner `name` on one run (in the worker, or in each DDP rank)."""
+    runner = load_runner(name)
+    if data_fingerprint is not None and "data_fingerprint" in inspect.signature(runner).parameters:
+        return runner(config, str(out_dir), progress, data_fingerprint=data_fingerprint)
     return runner(config, str(out_dir), progress)
 
 
