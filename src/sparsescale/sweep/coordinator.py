@@ -77,17 +77,18 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
     threads = int(spec.train.get("threads", 1))
     if store_path.is_file() and store_path.stat().st_size > 0:
         check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
-    storage = storage or spec.storage or str(run_folder(store_path))
-    if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
-        storage = str(Path(storage).resolve())
-    check_location(storage)
+    # GPUs that do not exist are refused first: before the run folders or the store appear
     gpus = spec.resources.gpus_per_run
     slots = workers or spec.workers
     ex = make_executor(executor, workers=slots, ray_address=ray_address, threads_per_run=threads,
                        gpus_per_run=gpus, devices=devices)
+    storage = storage or spec.storage or str(run_folder(store_path))
+    if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
+        storage = str(Path(storage).resolve())
     with contextlib.ExitStack() as stack:
         stack.callback(ex.shutdown)
         ex.check()   # no GPU where runs need one: one line, before the store is touched
+        check_location(storage)
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))
         sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, storage, note=spec.note)

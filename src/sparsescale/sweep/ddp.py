@@ -87,10 +87,10 @@ def run_ranks(runner: str, config: dict[str, Any], out_dir: Path, world: int,
         lines = [ln for ln in logs[rank].read().decode("utf-8", "replace").splitlines() if ln.strip()]
         raise RuntimeError(f"DDP rank {rank} of {world} exited with code {code}: "
                            f"{lines[-1][:500] if lines else 'no output'}")
-    result = read_result(Path(out_dir) / RESULT)
-    if result is None:
+    if read_result(Path(out_dir) / RESULT) is None:
         raise RuntimeError(f"DDP: the {world} ranks exited but rank 0 wrote no {RESULT}")
-    return result.to_dict()
+    # the file as written: a custom runner's own fields travel as they would without DDP
+    return json.loads((Path(out_dir) / RESULT).read_text())
 
 
 def _wait(procs: list[subprocess.Popen]) -> tuple[int, int] | None:

@@ -8,10 +8,9 @@ plus its evaluation (forward passes only: about a third of a training step per
 example evaluated) and a fixed start-up cost. The intercept a is the part of a
 step that does not grow with the block FLOPs: the output head and attention
 (which N does not count, train/throughput.py), the embedding, the optimizer's
-per-tensor loop and the pruner. A cost proportional to f alone (the model up to
-0.2) charged every run the per-FLOP cost of mid-sized models: it doubled the
-time of the largest runs of the quick preset, which dominate a sweep, and
-announced 14 min for a sweep that took 7.3.
+per-tensor loop and the pruner. A cost proportional to f alone, with no evaluation
+term (the model up to 0.2), had its one constant from other runs than the
+quick preset's and announced 14 min for a sweep that takes 7.3.
 
 (a, b) come from, in order of preference:
 - `--calibrate`: a few timed steps of the sweep's smallest and largest runs on
@@ -28,13 +27,17 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-# Seconds per dense block training FLOP and per step beyond that, for one
-# 1-thread run of a small GPT (batch 32 x 64 tokens), two runs side by side
-# on a 2-core CPU: the line through the quick preset's smallest and largest
-# runs as `sweep quick --dry-run --calibrate` timed them (N=12.5k dense, 38 ms
-# a step; N=100k at S=0.75, width 128, 0.57 s a step).
-DEFAULT_S_PER_FLOP = 2.25e-11
-DEFAULT_STEP_S = 0.035
+# The CPU guess: seconds per step, and per dense block training FLOP of a
+# step, of one 1-thread run of a small GPT (batch 32 x 64 tokens), two runs
+# side by side on a 2-core laptop-class CPU. The ratio of the two is what
+# `sweep quick --dry-run --calibrate` measured (0.0315 s + 4.15e-11 s/FLOP,
+# on a machine shared with other jobs, hence slow); the scale is set so that
+# the quick preset's estimate is the 7.3 min its demo takes on the 2-core
+# reference machine. The earlier constant (6e-11 s/FLOP, no intercept, no
+# evaluation) came from an older quick preset's larger runs (N 50k-800k) and
+# announced 14 min.
+DEFAULT_S_PER_FLOP = 1.3e-11
+DEFAULT_STEP_S = 0.0098
 # Per-run cost outside the training loop: worker start-up, data and model
 # set-up, writing the result (measured ~10 s on the quick preset).
 RUN_OVERHEAD_S = 10.0
