@@ -86,9 +86,9 @@ def test_two_gpus_per_run_train_one_ddp_run_with_the_single_process_loss(tmp_pat
     from sparsescale.train.config import RunConfig
     from sparsescale.train.run import train
 
-    settings = {"batch": 8, "seq_len": 32, "eval_tokens": 1024, "threads": 1}
+    settings = {"batch": 8, "seq_len": 32, "eval_tokens": 256, "threads": 1}
     spec = spec_from_dict({"family": "gpt",
-                           "grid": {"n_nonzero": ["20k"], "sparsity": [0.5], "steps": [12]},
+                           "grid": {"n_nonzero": ["20k"], "sparsity": [0.5], "steps": [8]},
                            "resources": {"gpus_per_run": 2}, "train": {"device": "cpu", **settings}})
     runs = expand(spec)
     store = tmp_path / "ddp.sqlite"

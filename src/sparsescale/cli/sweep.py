@@ -84,10 +84,8 @@ def sweep(
         check_location(storage, "--storage")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
+    _check_devices(spec, gpus_per_run, device_ids, executor, dry_run)
     spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run)
-    if device_ids is not None and spec_obj.resources.gpus_per_run <= 0:
-        raise SparsescaleError("--devices: the runs use no GPU; give --gpus-per-run (or the spec's "
-                               "resources.gpus_per_run) as well")
     store = store or default_store(spec)
     if dry_run:
         print_plan(spec_obj, runs, store, _parallel_runs(spec_obj, workers, device_ids, executor),
@@ -104,6 +102,21 @@ def sweep(
               f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
+
+
+def _check_devices(spec: Path, gpus_per_run: float | None, devices: list[str] | None, executor: str,
+                   dry_run: bool) -> None:
+    """GPU requests this machine cannot meet, refused before the (slow) planning of the runs."""
+    from sparsescale.errors import SparsescaleError
+    from sparsescale.sweep.executors import device_slots
+    from sparsescale.sweep.spec import load_spec
+
+    g = gpus_per_run if gpus_per_run is not None else load_spec(spec).resources.gpus_per_run
+    if devices is not None and g <= 0:
+        raise SparsescaleError("--devices: the runs use no GPU; give --gpus-per-run (or the spec's "
+                               "resources.gpus_per_run) as well")
+    if executor == "local" and not dry_run:   # a dry run may plan a GPU sweep on a laptop
+        device_slots(g, devices)
 
 
 def _plan_with_bar(plan_sweep, spec: Path, check: bool, gpus_per_run: float | None = None):

@@ -62,6 +62,13 @@ def calibrate(runs: list[PlannedRun], world: int = 1, progress=None) -> StepCost
     todo = [r for r in runs if r.plan.get("steps")]
     if not todo:
         raise SparsescaleError("--calibrate: no run to time (plan the sweep with its check)")
+    devices = {r.config.get("device", "cpu") for r in todo}
+    if "cuda" in devices:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SparsescaleError("--calibrate: the runs train on cuda but no GPU is visible here; calibrate on "
+                                   "the machine that will run them")
     small = min(todo, key=_flops_per_step)
     large = max(todo, key=_flops_per_step)
     timed = []
