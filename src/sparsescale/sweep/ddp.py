@@ -126,7 +126,7 @@ def _forward_progress(stream, progress) -> None:
 
 def _rank_main(payload: str) -> None:
     """One rank: the runner, as torchrun would call it, with rank 0 reporting progress."""
-    from sparsescale.sweep.worker import call_runner, exit_with_parent
+    from sparsescale.sweep.runner import call_runner, exit_with_parent
 
     exit_with_parent()
     task = json.loads(payload)
