@@ -15,6 +15,7 @@ from sparsescale.sweep.coordinator import run_sweep
 from sparsescale.sweep.executors import device_slots
 from sparsescale.sweep.spec import expand, spec_from_dict
 from sparsescale.sweep.store import Store
+from toy_runner import most_at_once
 
 
 def _spec(gpus, n_runs=4, train=None):
@@ -26,16 +27,6 @@ def _spec(gpus, n_runs=4, train=None):
 def _results(store):
     with Store(store, readonly=True) as s:
         return [json.loads(r["result_json"]) for r in s.runs()]
-
-
-def _max_overlap(results) -> int:
-    """The most runs in flight at one moment."""
-    events = sorted([(r["started"], 1) for r in results] + [(r["ended"], -1) for r in results])
-    now = most = 0
-    for _, d in events:
-        now += d
-        most = max(most, now)
-    return most
 
 
 def test_device_slots_follow_gpus_per_run():
@@ -71,7 +62,7 @@ def test_local_workers_see_only_their_devices(tmp_path, monkeypatch, gpus, devic
     results = _results(store)
     seen = {r["cuda_visible_devices"] for r in results}
     assert seen == want_ids
-    assert _max_overlap(results) == overlap
+    assert most_at_once(results) == overlap
     if gpus >= 1:   # runs in flight at once never share a device
         for a in results:
             for b in results:

@@ -15,7 +15,8 @@ ray = pytest.importorskip("ray")
 from sparsescale.errors import SparsescaleError  # noqa: E402
 from sparsescale.sweep.coordinator import run_sweep  # noqa: E402
 from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
-from sparsescale.sweep.store import Store  # noqa: E402
+from sparsescale.sweep.store import Store
+from toy_runner import most_at_once  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,15 +48,6 @@ def _overlapping(results):
             if a["started"] < b["ended"] and b["started"] < a["ended"]]
 
 
-def _most_at_once(results) -> int:
-    events = sorted([(r["started"], 1) for r in results] + [(r["ended"], -1) for r in results])
-    now = most = 0
-    for _, d in events:
-        now += d
-        most = max(most, now)
-    return most
-
-
 def test_whole_gpus_are_assigned_one_run_each(tmp_path, ray_with_gpus):
     results = _sweep(tmp_path, 2, 4)
     for r in results:   # two ids each, from the four declared
@@ -63,7 +55,7 @@ def test_whole_gpus_are_assigned_one_run_each(tmp_path, ray_with_gpus):
         assert len(ids) == 2 and set(ids) <= {"0", "1", "2", "3"}, r["cuda_visible_devices"]
     for a, b in _overlapping(results):
         assert not set(a["cuda_visible_devices"].split(",")) & set(b["cuda_visible_devices"].split(","))
-    assert 1 < _most_at_once(results) <= 2      # 4 GPUs / 2 per run, whatever the CPUs allow
+    assert 1 < most_at_once(results) <= 2      # 4 GPUs / 2 per run, whatever the CPUs allow
 
 
 def test_fractions_of_a_gpu_pack_several_runs_on_one(tmp_path, ray_with_gpus):

@@ -74,3 +74,13 @@ def devices(config: dict, out_dir: str, progress=None) -> dict:
               "started": t0, "ended": time.time()}
     write_json(Path(out_dir) / "result.json", result)
     return result
+
+
+def most_at_once(results: list[dict]) -> int:
+    """The most `devices` runs in flight at one moment."""
+    events = sorted([(r["started"], 1) for r in results] + [(r["ended"], -1) for r in results])
+    now = most = 0
+    for _, d in events:
+        now += d
+        most = max(most, now)
+    return most

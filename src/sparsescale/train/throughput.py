@@ -95,16 +95,20 @@ def peak_flops(device) -> tuple[float | None, str]:
     return cpu_peak_flops(), f"measured: best 1024^3 fp32 matmul on {torch.get_num_threads()} CPU thread(s)"
 
 
-def model_flops_per_example(family, model_config, batch: list) -> float:
+def model_flops_per_example(family, model_config, batch: list) -> float | None:
     """Training FLOPs (forward + backward) of one example through the dense
-    model, counted on the meta device (see the module docstring)."""
-    import torch
+    model, counted on the meta device (see the module docstring); None for a
+    model the meta device cannot run (a user's family with a custom op): a
+    speed figure is never worth failing a run for."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = family.build(model_config, device="meta")
-    example = [t[:1].to("meta") for t in batch]   # one example: FLOPs are linear in the batch
-    with FlopCounterMode(display=False) as counter:
-        family.loss(model, example).backward()
+    try:
+        model = family.build(model_config, device="meta")
+        example = [t[:1].to("meta") for t in batch]   # one example: FLOPs are linear in the batch
+        with FlopCounterMode(display=False) as counter:
+            family.loss(model, example).backward()
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        return None
     return float(counter.get_total_flops())
 
 
