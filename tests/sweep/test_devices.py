@@ -54,7 +54,7 @@ def test_no_visible_gpu_is_refused_before_the_store_is_written(tmp_path):
     (0.5, ["3"], 2, {"3"}),                  # half a GPU each: both workers on GPU 3
 ])
 def test_local_workers_see_only_their_devices(tmp_path, monkeypatch, gpus, devices, overlap, want_ids):
-    monkeypatch.setenv("TOY_RUN_SLEEP", "1.5")
+    monkeypatch.setenv("TOY_RUN_SLEEP", "1.0")
     spec = _spec(gpus)
     store = tmp_path / "s.sqlite"
     outcome = run_sweep(spec, expand(spec), store, runner="toy_runner:devices", devices=devices)
@@ -77,7 +77,8 @@ def test_two_gpus_per_run_train_one_ddp_run_with_the_single_process_loss(tmp_pat
     from sparsescale.train.config import RunConfig
     from sparsescale.train.run import train
 
-    settings = {"batch": 8, "seq_len": 32, "eval_tokens": 256, "threads": 1}
+    # micro-batches of 2 from the spec: each rank accumulates 2 passes, all-reducing on the last only
+    settings = {"batch": 8, "seq_len": 32, "eval_tokens": 256, "threads": 1, "micro_batch": 2}
     spec = spec_from_dict({"family": "gpt",
                            "grid": {"n_nonzero": ["20k"], "sparsity": [0.5], "steps": [8]},
                            "resources": {"gpus_per_run": 2}, "train": {"device": "cpu", **settings}})
@@ -88,6 +89,7 @@ def test_two_gpus_per_run_train_one_ddp_run_with_the_single_process_loss(tmp_pat
     ddp = _results(store)[0]
     assert ddp["world_size"] == 2 and ddp["device"] == "cpu" and ddp["cuda_visible_devices"] == "0,1"
     config = {k: v for k, v in runs[0].config.items()}
+    config.update(micro_batch=None)   # one process, the whole batch in one pass
     single = train(RunConfig(**config), tmp_path / "single", quiet=True)
     assert single.world_size == 1
     assert ddp["final_loss"] == pytest.approx(single.final_loss, rel=1e-5)
