@@ -32,6 +32,7 @@ def _spec(tmp_path, corpus, resources=""):
     (("--gpus-per-run", "1"), "no GPU is visible"),
     (("--gpus-per-run", "1.5"), "--gpus-per-run: must be 0, a fraction"),
     (("--gpus-per-run", "-1"), "--gpus-per-run"),
+    (("--gpus-per-run", "abc"), "--gpus-per-run"),
     (("--gpus-per-run", "2", "--devices", "0"), "needs 2 GPUs but only 1"),
     (("--gpus-per-run", "1", "--devices", "0,0"), "--devices: a device is listed twice"),
     (("--gpus-per-run", "1", "--devices", "cuda:0"), "--devices: expected CUDA device ids"),
