@@ -120,7 +120,7 @@ def _forward_progress(stream, progress) -> None:
         if progress is not None and line.startswith(PROGRESS):
             try:
                 progress(json.loads(line[len(PROGRESS):]))
-            except (ValueError, Exception):   # a progress bar never stops a run
+            except Exception:   # a progress bar never stops a run
                 pass
 
 
