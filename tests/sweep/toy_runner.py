@@ -59,3 +59,28 @@ def run(config: dict, out_dir: str, progress=None) -> dict:
 def fail(config: dict, out_dir: str, progress=None) -> dict:
     """A run that always raises, as a run with a bad setting would."""
     raise RuntimeError(f"lr {config.get('lr')} is negative")
+
+
+def devices(config: dict, out_dir: str, progress=None) -> dict:
+    """A run that records the GPUs its process was given (CUDA_VISIBLE_DEVICES,
+    set by the executor before anything imports torch) and when it ran, so a
+    test can check pinning and how many runs overlapped."""
+    t0 = time.time()
+    time.sleep(float(os.environ.get("TOY_RUN_SLEEP", "1.0")))
+    data = config.get("tokens") or config.get("examples") or config.get("steps")
+    result = {"config": config, "status": "finished", "n_nonzero": config["params"], "sparsity": config["sparsity"],
+              "tokens": data, "final_loss": toy_loss(config["sparsity"], config["params"], data), "curve": [],
+              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+              "started": t0, "ended": time.time()}
+    write_json(Path(out_dir) / "result.json", result)
+    return result
+
+
+def most_at_once(results: list[dict]) -> int:
+    """The most `devices` runs in flight at one moment."""
+    events = sorted([(r["started"], 1) for r in results] + [(r["ended"], -1) for r in results])
+    now = most = 0
+    for _, d in events:
+        now += d
+        most = max(most, now)
+    return most

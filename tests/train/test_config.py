@@ -79,17 +79,23 @@ def test_toml_and_flag_overrides(tmp_path):
 IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "steps", "seed", "batch", "seq_len",
             "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
             "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
-            "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip"}
-EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision"}
+            "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip", "grad_clip", "betas", "weight_decay",
+            "beta1", "factored"}
+EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision", "micro_batch",
+             "activation_checkpointing"}
+# identity fields left out at their neutral defaults, so older identities still match
+NEUTRAL = {"data_skip", "grad_clip", "betas", "weight_decay", "beta1", "factored"}
 
 
 def test_every_field_is_classified_as_identity_or_execution():
     fields = set(RunConfig.model_fields)
     assert IDENTITY | EXECUTION == fields, f"classify: {sorted(fields - IDENTITY - EXECUTION)}"
     assert not IDENTITY & EXECUTION
-    assert set(RunConfig(params="10k", steps=5, data_skip=3).identity()) == IDENTITY
-    # data_skip at its default is left out: identities (and checkpoints) from before it existed still match
-    assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - {"data_skip"}
+    assert set(RunConfig(params="10k", steps=5, data_skip=3, grad_clip=1.0, weight_decay=0.1, beta1=0.9,
+                         factored=True).identity()) == IDENTITY - {"betas"}
+    assert "betas" in RunConfig(params="10k", steps=5, optimizer="adamw", betas="0.9,0.99").identity()
+    # at their defaults they are left out: identities (and checkpoints) from before they existed still match
+    assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - NEUTRAL
 
 
 def test_sweep_hash_follows_the_identity():

@@ -41,7 +41,15 @@ def sweep(
         None, "--storage", help="Where run folders (checkpoints, results, dense prefixes) go: a path every node "
                                 "sees, or an fsspec URI such as s3://bucket/sweep [default: spec's storage, "
                                 "else <store stem>.runs beside the store]."),
+    gpus_per_run: Optional[float] = typer.Option(
+        None, "--gpus-per-run", help="GPUs per run: 0 (CPU), a fraction (runs share a GPU) or a whole number "
+                                     "(one DDP run over that many) [default: the spec's resources, else 0]."),
+    devices: Optional[str] = typer.Option(
+        None, "--devices", help="GPU ids the local executor uses, e.g. 0,1,2,3 [default: every visible GPU]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, their FLOPs and the estimated time; train nothing."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="With --dry-run: time a few steps of the smallest and largest runs on the "
+                                   "device the runs would use, and estimate device-hours from that."),
     runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
                                          help="module:function that trains one run (default: sparsescale.train)."),
 ) -> None:
@@ -61,19 +69,30 @@ def sweep(
         raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
+    if calibrate and not dry_run:
+        raise SparsescaleError("--calibrate: only with --dry-run (it times runs instead of training them)")
+    from sparsescale.sweep.executors import check_gpus_per_run, parse_devices
+
+    if gpus_per_run is not None:
+        check_gpus_per_run(gpus_per_run, "--gpus-per-run")
+    device_ids = parse_devices(devices) if devices is not None else None
+    if device_ids is not None and executor != "local":
+        raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
     if storage is not None:
         from sparsescale.storage import check_location
 
         check_location(storage, "--storage")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
-    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
+    _check_devices(spec, gpus_per_run, device_ids, executor, dry_run)
+    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run)
     store = store or default_store(spec)
     if dry_run:
-        print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
+        print_plan(spec_obj, runs, store, _parallel_runs(spec_obj, workers, device_ids, executor),
+                   calibrate=calibrate)
         return
     outcome = run_sweep(spec_obj, runs, store, executor=executor, workers=workers, ray_address=ray_address,
-                        runner=runner or DEFAULT_RUNNER, show_progress=True, storage=storage)
+                        runner=runner or DEFAULT_RUNNER, show_progress=True, storage=storage, devices=device_ids)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
     print(f"sweep {spec_obj.name}: {counts} ({outcome.skipped} already in the store) -> {store}")
     for h, reason in outcome.failed:
@@ -85,7 +104,22 @@ def sweep(
     print(f"next: sparsescale report {store}")
 
 
-def _plan_with_bar(plan_sweep, spec: Path, check: bool):
+def _check_devices(spec: Path, gpus_per_run: float | None, devices: list[str] | None, executor: str,
+                   dry_run: bool) -> None:
+    """GPU requests this machine cannot meet, refused before the (slow) planning of the runs."""
+    from sparsescale.errors import SparsescaleError
+    from sparsescale.sweep.executors import device_slots
+    from sparsescale.sweep.spec import load_spec
+
+    g = gpus_per_run if gpus_per_run is not None else load_spec(spec).resources.gpus_per_run
+    if devices is not None and g <= 0:
+        raise SparsescaleError("--devices: the runs use no GPU; give --gpus-per-run (or the spec's "
+                               "resources.gpus_per_run) as well")
+    if executor == "local" and not dry_run:   # a dry run may plan a GPU sweep on a laptop
+        device_slots(g, devices)
+
+
+def _plan_with_bar(plan_sweep, spec: Path, check: bool, gpus_per_run: float | None = None):
     """Plan the sweep; a bar on stderr follows the check of each run (a large
     grid takes seconds to minutes; Ctrl-C stops it with one line)."""
     from rich.console import Console
@@ -93,19 +127,37 @@ def _plan_with_bar(plan_sweep, spec: Path, check: bool):
 
     console = Console(stderr=True)
     if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)
-        return plan_sweep(spec, check=check)
+        return plan_sweep(spec, check=check, gpus_per_run=gpus_per_run)
     with Progress(TextColumn("checking runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("check", total=None)
-        return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n))
+        return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n),
+                          gpus_per_run=gpus_per_run)
 
 
-def print_plan(spec, runs, store: Path, workers: int) -> None:
-    """The dry run's table: each run, its size, budget, FLOPs and estimated time."""
+def _parallel_runs(spec, workers: int | None, devices: list[str] | None, executor: str) -> int:
+    """Runs at once, as the executor would start them: one per device slot for GPU
+    runs (the local devices, or the GPUs visible here for a dry run of a Ray
+    sweep), else --workers, the spec's workers or one per core."""
+    from sparsescale.sweep.executors import device_slots, visible_gpus
+
+    g = spec.resources.gpus_per_run
+    if g > 0:
+        ids = devices if devices is not None else visible_gpus()
+        if ids:
+            slots = len(device_slots(g, ids))
+            return min(workers, slots) if workers else slots
+    return workers or spec.workers or (os.cpu_count() or 1)
+
+
+def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -> None:
+    """The dry run's table: each run, its size, budget, FLOPs, estimated time and
+    device-hours (GPU-hours for GPU runs, core-hours for CPU runs)."""
     from rich.console import Console
     from rich.table import Table
 
-    from sparsescale.sweep.estimate import run_seconds, seconds_per_flop, sweep_seconds
+    from sparsescale.sweep.estimate import default_cost, run_seconds, sweep_seconds
+    from sparsescale.sweep.executors import world_size
     from sparsescale.sweep.store import Store
 
     done: dict[str, str] = {}
@@ -115,17 +167,25 @@ def print_plan(spec, runs, store: Path, workers: int) -> None:
             rows = s.runs()
             done = {r["config_hash"]: r["status"] for r in rows}
             finished = [r for r in rows if r["status"] == "finished"]
-    s_per_flop, source = seconds_per_flop(finished)
+    gpus = spec.resources.gpus_per_run
+    if calibrate:
+        from sparsescale.sweep.calibrate import calibrate as time_runs
+
+        cost = time_runs(runs, world_size(gpus), progress=lambda m: print(m, file=sys.stderr))
+    else:
+        cost = default_cost(finished)
+    # what one run holds while it trains: its GPUs, else its CPU threads
+    per_run, unit = (gpus, "GPU-h") if gpus > 0 else (float(spec.train.get("threads", 1)), "core-h")
     axis = spec.grid.budget_axis
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs of {spec.family}")
     for col in ("#", "S", "pattern", "N target", "N", "width", axis, "steps", "FLOPs sparse", "FLOPs dense",
-                "est. time", "status"):
+                "est. time", unit, "status"):
         table.add_column(col, justify="right")
     times = []
     total_sparse = total_dense = 0.0
     for i, run in enumerate(runs, 1):
         p = run.plan
-        t = run_seconds(p, s_per_flop)
+        t = run_seconds(p, cost, run.config)
         status = done.get(run.config_hash, "new")
         if status not in ("finished", "diverged"):
             times.append(t)
@@ -135,12 +195,15 @@ def print_plan(spec, runs, store: Path, workers: int) -> None:
                       _fmt_count(run.axes["n_nonzero"]), _fmt_count(p.get("n_nonzero")), str(p.get("width", "-")),
                       _fmt_count(run.config[axis]), _fmt_count(p.get("steps")),
                       _fmt_count(p.get("train_flops_sparse")), _fmt_count(p.get("train_flops_dense")),
-                      _fmt_seconds(t), status + (" (dense pretraining)" if run.axes.get("role") else ""))
+                      _fmt_seconds(t), f"{t * per_run / 3600:.3g}",
+                      status + (" (dense pretraining)" if run.axes.get("role") else ""))
     console = Console()
     console.print(table)
     console.print(f"total training FLOPs: {_fmt_count(total_sparse)} sparse, {_fmt_count(total_dense)} dense")
+    hours = sum(times) * per_run / 3600
     console.print(f"estimated time for the {len(times)} runs to do, {workers} at a time: "
-                  f"{_fmt_seconds(sweep_seconds(times, workers))} ({source})")
+                  f"{_fmt_seconds(sweep_seconds(times, workers))}, {hours:.3g} {unit} in total "
+                  f"({'GUESS: ' if cost.guess else ''}{cost.source})")
     console.print(f"store: {store}")
 
 

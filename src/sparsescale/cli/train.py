@@ -90,8 +90,9 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
         return
     unit = get_family(cfg.model).data_unit
     rate = (r.tokens_per_s if unit == "tokens" else r.examples_per_s) or 0.0
+    mfu = f", MFU {r.mfu:.1%}" if r.mfu is not None else ""   # steady state: docs/gpu.md
     print(f"final validation loss {r.final_loss:.4f}  N={r.n_nonzero} S={r.sparsity:g} "
-          f"{unit}={r.tokens if unit == 'tokens' else r.examples} ({rate:,.0f} {unit}/s) -> {where}")
+          f"{unit}={r.tokens if unit == 'tokens' else r.examples} ({rate:,.0f} {unit}/s{mfu}) -> {where}")
 
 
 train.__signature__ = inspect.Signature([

@@ -42,14 +42,14 @@ def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boo
 
     from sparsescale.report.build import build_report, print_summary
     from sparsescale.sweep.coordinator import plan_sweep, run_sweep
-    from sparsescale.sweep.estimate import run_seconds, seconds_per_flop, sweep_seconds
+    from sparsescale.sweep.estimate import default_cost, run_seconds, sweep_seconds
 
     console = Console(stderr=True)
     out_dir = Path(out_dir)
     spec, runs = plan_sweep(preset_path(preset))
     k = workers or spec.workers or (os.cpu_count() or 1)
-    s_per_flop, _ = seconds_per_flop()
-    estimate = sweep_seconds([run_seconds(r.plan, s_per_flop) for r in runs], k)
+    cost = default_cost()
+    estimate = sweep_seconds([run_seconds(r.plan, cost, r.config) for r in runs], k)
     console.print(f"demo {preset}: {spec.description}", highlight=False)
     console.print(f"{len(runs)} runs, {k} at a time, roughly {estimate / 60:.0f} min", highlight=False)
     if spec.note:

@@ -20,9 +20,9 @@ from typing import Any
 
 from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.storage import check_location, is_uri, join
-from sparsescale.sweep.executors import make_executor
+from sparsescale.sweep.executors import check_gpus_per_run, make_executor, world_size
 from sparsescale.sweep.lock import StoreLock
-from sparsescale.sweep.spec import PlannedRun, SweepSpec, check_runs, expand, load_spec
+from sparsescale.sweep.spec import PlannedRun, Resources, SweepSpec, check_runs, expand, load_spec
 from sparsescale.sweep.store import Store, check_store
 from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask
 
@@ -46,12 +46,15 @@ def run_folder(store_path: str | Path) -> Path:
     return p.parent / f"{p.stem}.runs"
 
 
-def plan_sweep(spec_path: str | Path, check: bool = True,
-               progress=None) -> tuple[SweepSpec, list[PlannedRun]]:
+def plan_sweep(spec_path: str | Path, check: bool = True, progress=None,
+               gpus_per_run: float | None = None) -> tuple[SweepSpec, list[PlannedRun]]:
     """Load, expand and (with `check`) validate a spec; raises SparsescaleError
     on the first problem, before anything is trained or written. `progress(done,
-    total)` follows the check of a large grid."""
+    total)` follows the check of a large grid. `gpus_per_run` replaces the
+    spec's resources.gpus_per_run (the --gpus-per-run flag)."""
     spec = load_spec(spec_path)
+    if gpus_per_run is not None:
+        spec.resources = Resources(gpus_per_run=check_gpus_per_run(gpus_per_run, "--gpus-per-run"))
     runs = expand(spec, source=str(spec_path))
     if check:
         runs = check_runs(runs, source=str(spec_path), progress=progress)
@@ -61,21 +64,31 @@ def plan_sweep(spec_path: str | Path, check: bool = True,
 def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, executor: str = "local",
               workers: int | None = None, ray_address: str | None = None, runner: str = DEFAULT_RUNNER,
               max_failures: int | None = None, show_progress: bool = False,
-              storage: str | None = None) -> SweepOutcome:
+              storage: str | None = None, devices: list[str] | None = None) -> SweepOutcome:
     """Train every run of a planned sweep that the store does not have yet.
     `storage` (else the spec's `storage`, else <store stem>.runs/ beside the
     store) is where every run's durable folder goes: a path every node sees,
-    or a storage URI (see sparsescale.storage)."""
+    or a storage URI (see sparsescale.storage). The spec's
+    resources.gpus_per_run says how many GPUs each run gets; `devices` (local
+    executor) which GPU ids to use [default: every visible GPU]. GPUs that do
+    not exist are refused before anything is written."""
     store_path = Path(store_path)
     max_failures = spec.max_failures if max_failures is None else max_failures
     threads = int(spec.train.get("threads", 1))
     if store_path.is_file() and store_path.stat().st_size > 0:
         check_store(store_path)   # a foreign file is refused before even its .lock appears beside it
+    # GPUs that do not exist are refused first: before the run folders or the store appear
+    gpus = spec.resources.gpus_per_run
+    slots = workers or spec.workers
+    ex = make_executor(executor, workers=slots, ray_address=ray_address, threads_per_run=threads,
+                       gpus_per_run=gpus, devices=devices)
     storage = storage or spec.storage or str(run_folder(store_path))
     if not is_uri(storage):   # Ray workers do not share the coordinator's working folder
         storage = str(Path(storage).resolve())
-    check_location(storage)
     with contextlib.ExitStack() as stack:
+        stack.callback(ex.shutdown)
+        ex.check()   # no GPU where runs need one: one line, before the store is touched
+        check_location(storage)
         stack.enter_context(StoreLock(store_path))
         store = stack.enter_context(Store(store_path))
         sweep_id = store.add_sweep(spec.name, spec.model_dump(mode="json"), runs, storage, note=spec.note)
@@ -95,12 +108,9 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
               else _NoUI())
         stack.enter_context(ui)
         if todo:
-            slots = workers or spec.workers
-            ex = make_executor(executor, workers=min(slots, len(todo)) if slots else None, ray_address=ray_address,
-                               threads_per_run=threads)
-            ex.start()
-            stack.callback(ex.shutdown)
-            _drive(store, ex, todo, rows, runner, max_failures, outcome, ui, storage)
+            ex.start(max_runs=len(todo))
+            stack.callback(ex.shutdown)   # (again) before the store closes: workers stop while it is locked
+            _drive(store, ex, todo, rows, runner, max_failures, outcome, ui, storage, world_size(gpus))
         outcome.counts = {}
         for r in store.runs(sweep_id):
             outcome.counts[r["status"]] = outcome.counts.get(r["status"], 0) + 1
@@ -108,7 +118,7 @@ def run_sweep(spec: SweepSpec, runs: list[PlannedRun], store_path: str | Path, e
 
 
 def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], runner: str,
-           max_failures: int, outcome: SweepOutcome, ui, storage: str) -> None:
+           max_failures: int, outcome: SweepOutcome, ui, storage: str, world: int = 1) -> None:
     in_flight: dict[str, float] = {}
     status = {h: r["status"] for h, r in rows.items()}
     while todo or in_flight:
@@ -130,7 +140,8 @@ def _drive(store: Store, ex, todo: deque[str], rows: dict[str, dict[str, Any]], 
             store.mark_running(h)
             status[h] = "running"
             # The folder comes from this sweep's storage, not the row: a store may outlive a move.
-            ex.submit(RunTask(h, rows[h]["config"], join(storage, h[:16]), runner, rows[h]["data_fingerprint"]))
+            ex.submit(RunTask(h, rows[h]["config"], join(storage, h[:16]), runner, rows[h]["data_fingerprint"],
+                              world))
             in_flight[h] = time.time()
             ui.started(h, rows[h])
         todo.extendleft(reversed(blocked))

@@ -10,6 +10,13 @@
 
 `local` runs K worker processes on this machine; `ray` runs each run as a Ray
 task, on one machine or a cluster.
+
+GPUs (docs/gpu.md). `gpus_per_run` g is 0 (CPU runs), a fraction of one GPU
+(floor(1/g) runs share each GPU) or a whole number (g >= 2: one DDP run over g
+GPUs, launched inside the worker, sweep/ddp.py). The local executor pins each
+worker to its devices with CUDA_VISIBLE_DEVICES, set before the worker imports
+torch: K = floor(len(devices) / g) workers for whole g, floor(1/g) per device
+for a fraction. Ray does the same for its tasks from their `num_gpus`.
 """
 
 from __future__ import annotations
@@ -43,11 +50,14 @@ def _describe(exc: BaseException) -> str:
 
 # -- local ----------------------------------------------------------------------------
 
-def _local_worker_main(conn: Connection, threads: int) -> None:
+def _local_worker_main(conn: Connection, threads: int, devices: list[str] | None = None) -> None:
     # Set before torch is imported in this process: one BLAS/OpenMP pool of
-    # `threads` threads per run.
+    # `threads` threads per run, and the GPUs this worker may see (torch reads
+    # CUDA_VISIBLE_DEVICES once, when CUDA initialises).
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     exit_with_parent()
     # Ctrl-C in a terminal reaches the whole process group: the coordinator
     # answers it (stopping the workers with SIGTERM, on which a run checkpoints);
@@ -83,6 +93,67 @@ class _Worker:
     process: Any
     conn: Connection
     task: RunTask | None = None
+    devices: list[str] | None = None
+
+
+def check_gpus_per_run(g: float, what: str = "gpus_per_run") -> float:
+    """0, a fraction in (0, 1) or a whole number of GPUs (at most 64: one node)."""
+    if not (g == g and 0 <= g <= 64) or (g > 1 and g != int(g)):
+        raise SparsescaleError(f"{what}: must be 0, a fraction of one GPU such as 0.5, or a whole number of "
+                               f"GPUs up to 64, got {g:g}")
+    return float(g)
+
+
+def world_size(gpus_per_run: float) -> int:
+    """DDP processes per run: g for a whole g >= 2, else 1."""
+    return int(gpus_per_run) if gpus_per_run >= 2 else 1
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA device ids this process may hand out: its own CUDA_VISIBLE_DEVICES
+    when set (a worker's ids must be a subset of them), else 0..count-1."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return []
+    own = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [d.strip() for d in own.split(",") if d.strip()] if own else []
+    return ids[:count] if ids else [str(i) for i in range(count)]
+
+
+def parse_devices(text: str, what: str = "--devices") -> list[str]:
+    """'0,1,3' -> ['0', '1', '3']: CUDA ids (or GPU UUIDs), each once."""
+    ids = [d.strip() for d in str(text).split(",")]
+    if not ids or any(not d or not (d.isdigit() or d.startswith(("GPU-", "MIG-"))) for d in ids):
+        raise SparsescaleError(f"{what}: expected CUDA device ids such as 0,1,2,3, got {text!r}")
+    if len(set(ids)) != len(ids):
+        raise SparsescaleError(f"{what}: a device is listed twice in {text!r}")
+    return ids
+
+
+def device_slots(gpus_per_run: float, devices: list[str] | None, what: str = "--gpus-per-run"
+                 ) -> list[list[str]] | None:
+    """The devices of each local worker (None: CPU runs, no pinning). `devices`
+    None means every GPU visible here; none visible is an error, not a hang or
+    a silent CPU run. Fractions: floor(1/g) workers per device, spread over the
+    devices first (worker i on device i mod len)."""
+    if gpus_per_run <= 0:
+        return None
+    if devices is None:
+        devices = visible_gpus()
+        if not devices:
+            raise SparsescaleError(f"{what} {gpus_per_run:g}: no GPU is visible to torch on this machine; "
+                                   "train on CPUs (gpus_per_run = 0), run where GPUs are, or name them "
+                                   "with --devices")
+    if gpus_per_run < 1:
+        per_device = int(1.0 / gpus_per_run + 1e-9)
+        return [[devices[i % len(devices)]] for i in range(per_device * len(devices))]
+    g = int(gpus_per_run)
+    if g > len(devices):
+        raise SparsescaleError(f"{what} {g}: a run needs {g} GPUs but only {len(devices)} are available "
+                               f"({','.join(devices)})")
+    return [devices[i * g:(i + 1) * g] for i in range(len(devices) // g)]
 
 
 class LocalExecutor:
@@ -92,23 +163,36 @@ class LocalExecutor:
     through its process sentinel: its run is reported failed and a fresh worker
     takes its place, so the coordinator can retry the run from its checkpoint."""
 
-    def __init__(self, workers: int | None = None, threads_per_run: int = 1):
-        self.slots = max(1, workers or max(1, (os.cpu_count() or 1) // max(1, threads_per_run)))
+    def __init__(self, workers: int | None = None, threads_per_run: int = 1, gpus_per_run: float = 0,
+                 devices: list[str] | None = None):
         self.threads = threads_per_run
+        # GPU runs: one worker per device slot (--workers may ask for fewer)
+        self._devices = device_slots(gpus_per_run, devices)
+        if self._devices is not None:
+            self.slots = min(workers or len(self._devices), len(self._devices))
+        else:
+            self.slots = max(1, workers or max(1, (os.cpu_count() or 1) // max(1, threads_per_run)))
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
-    def _spawn(self) -> _Worker:
+    def check(self) -> None:
+        """Nothing to ask: the constructor has resolved the devices."""
+
+    def _spawn(self, devices: list[str] | None) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_local_worker_main, args=(child, self.threads), daemon=True,
+        proc = self._ctx.Process(target=_local_worker_main, args=(child, self.threads, devices), daemon=True,
                                  name="sparsescale-worker")
         proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, parent, devices=devices)
 
-    def start(self) -> None:
+    def start(self, max_runs: int | None = None) -> None:
+        """Start the workers (no more than `max_runs`, the runs there are to do)."""
+        if max_runs is not None:
+            self.slots = max(1, min(self.slots, max_runs))
         while len(self._workers) < self.slots:
-            self._workers.append(self._spawn())
+            i = len(self._workers)
+            self._workers.append(self._spawn(self._devices[i] if self._devices else None))
 
     def submit(self, task: RunTask) -> None:
         if not self._workers:
@@ -151,7 +235,7 @@ class LocalExecutor:
             why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             events.append(Event("failed", w.task.config_hash, f"worker process died ({why})"))
             w.conn.close()
-            self._workers[self._workers.index(w)] = self._spawn()
+            self._workers[self._workers.index(w)] = self._spawn(w.devices)   # same devices, fresh process
         return events
 
     def shutdown(self) -> None:
@@ -205,7 +289,21 @@ class RayExecutor:
         self._started_ray = False
         self.slots = 1
 
-    def start(self) -> None:
+    def check(self) -> None:
+        """Connect, and refuse GPU runs no node of the cluster can hold: Ray would
+        queue such a task forever (a hang, not an error)."""
+        self._connect()
+        if self._gpus <= 0:
+            return
+        ray = self._ray
+        per_node = [n.get("Resources", {}).get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+        most = max(per_node, default=0.0)
+        if most < self._gpus:
+            where = f"the most on one node is {most:g}" if most else "it has no GPUs"
+            raise SparsescaleError(f"--gpus-per-run {self._gpus:g}: no node of the Ray cluster has "
+                                   f"{self._gpus:g} GPU(s) ({where})")
+
+    def _connect(self) -> None:
         ray = self._ray
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
@@ -218,16 +316,22 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SparsescaleError(f"--ray-address {self._address}: cannot connect to Ray ({exc})") from None
             self._started_ray = True
+
+    def start(self, max_runs: int | None = None) -> None:
+        ray = self._ray
+        self._connect()
         cpus = ray.cluster_resources().get("CPU", 1)
         gpus = ray.cluster_resources().get("GPU", 0)
-        by_cpu = int(cpus // self._cpus) if self._cpus else 10**6
+        by_cpu = int(cpus // (self._cpus * world_size(self._gpus))) if self._cpus else 10**6
         by_gpu = int(gpus // self._gpus) if self._gpus else 10**6
         # Keep a few tasks queued beyond what runs now so the cluster never idles.
         self.slots = max(1, min(by_cpu, by_gpu)) + 1
         self._remote = ray.remote(_ray_task)
 
     def submit(self, task: RunTask) -> None:
-        ref = self._remote.options(num_cpus=self._cpus, num_gpus=self._gpus, max_retries=self._max_retries,
+        # a DDP run's ranks each use the run's threads
+        ref = self._remote.options(num_cpus=self._cpus * world_size(self._gpus), num_gpus=self._gpus,
+                                   max_retries=self._max_retries,
                                    retry_exceptions=False).remote(task.to_dict())
         self._refs[ref] = task.config_hash
 
@@ -259,10 +363,14 @@ class RayExecutor:
 
 
 def make_executor(kind: str, workers: int | None = None, ray_address: str | None = None,
-                  threads_per_run: int = 1, gpus_per_run: float = 0):
-    """The executor named by `--executor`."""
+                  threads_per_run: int = 1, gpus_per_run: float = 0, devices: list[str] | None = None):
+    """The executor named by `--executor`. `devices` (local only): the GPU ids to
+    use [default: every visible GPU when gpus_per_run > 0]."""
     if kind == "local":
-        return LocalExecutor(workers=workers, threads_per_run=threads_per_run)
+        return LocalExecutor(workers=workers, threads_per_run=threads_per_run, gpus_per_run=gpus_per_run,
+                             devices=devices)
+    if devices is not None:
+        raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
     if kind == "ray":
         return RayExecutor(address=ray_address, workers=workers, cpus_per_run=threads_per_run,
                            gpus_per_run=gpus_per_run)

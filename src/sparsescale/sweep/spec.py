@@ -19,6 +19,9 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     batch = 16
     lr = 0.01
 
+    [resources]                     # optional; docs/gpu.md
+    gpus_per_run = 1                # 0: CPU; 0.5: two runs share a GPU; 4: one DDP run over 4 GPUs
+
     [[override]]                    # per-axis overrides: match axis values ...
     n_nonzero = "200k"
     set = { lr = 0.005 }            # ... and change these settings
@@ -122,6 +125,24 @@ class Override(BaseModel):
     set: dict[str, Any]
 
 
+class Resources(BaseModel):
+    """What each run of the sweep gets. With GPUs the runs train on them
+    (device = "cuda" unless [train] says otherwise)."""
+    model_config = ConfigDict(extra="forbid")
+
+    gpus_per_run: float = 0.0
+
+    @field_validator("gpus_per_run")
+    @classmethod
+    def _gpus(cls, value: float) -> float:
+        from sparsescale.sweep.executors import check_gpus_per_run
+
+        try:
+            return check_gpus_per_run(value, "gpus_per_run")
+        except SparsescaleError as exc:
+            raise ValueError(str(exc).removeprefix("gpus_per_run: ")) from None
+
+
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,6 +155,7 @@ class SweepSpec(BaseModel):
     workers: int | None = None
     storage: str | None = None   # durable run folders: a path or an fsspec URI (sparsescale.storage)
     grid: Grid
+    resources: Resources = Resources()
     train: dict[str, Any] = {}
     override: list[Override] = []
 
@@ -363,6 +385,11 @@ def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) 
                 raise SparsescaleError(f"{source}: override.set: {bad[0]!r} is set by the grid")
             config.update(ov.set)
     config.setdefault("threads", 1)
+    if spec.resources.gpus_per_run > 0:
+        # A GPU sweep trains on its GPUs: "cuda" fails loudly on a node without
+        # one, where "auto" would quietly train on its CPU. (device is an
+        # execution setting: it leaves the run's hash alone.)
+        config.setdefault("device", "cuda")
     return config
 
 

@@ -12,19 +12,16 @@ Either way a retry on any node resumes from the last durable checkpoint.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import platform
 import shutil
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.storage import LOCAL_ONLY, RunMirror, is_uri, join, scratch_root
+from sparsescale.sweep.runner import call_runner, exit_with_parent, load_runner  # noqa: F401  (public here too)
 from sparsescale.train.lock import RunFolderLock
 from sparsescale.train.result import RESULT, read_result
 
@@ -41,14 +38,12 @@ class RunTask:
     # The coordinator's fingerprint of the run's training tokens: a node whose
     # own corpus cache differs refuses to train (None: not checked).
     data_fingerprint: str | None = None
+    # Processes of one DDP run (a sweep's integer gpus_per_run above 1): the
+    # worker launches them (sweep/ddp.py). 1: the run trains in the worker itself.
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def load_runner(name: str) -> Callable[..., dict[str, Any]]:
-    module, _, func = name.partition(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def node_name() -> str:
@@ -99,10 +94,11 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
     done = read_result(out_dir / RESULT)   # None for a torn or foreign file: train again
     if done is not None:
         return done.to_dict()
-    runner = load_runner(task.runner)
-    if task.data_fingerprint is not None and "data_fingerprint" in inspect.signature(runner).parameters:
-        return runner(config, str(out_dir), progress, data_fingerprint=task.data_fingerprint)
-    return runner(config, str(out_dir), progress)
+    if task.world_size > 1:
+        from sparsescale.sweep.ddp import run_ranks
+
+        return run_ranks(task.runner, config, out_dir, task.world_size, progress, task.data_fingerprint)
+    return call_runner(task.runner, config, out_dir, progress, task.data_fingerprint)
 
 
 def _resolve_dense_prefix(config: dict[str, Any], out_dir: str) -> dict[str, Any]:
@@ -138,28 +134,3 @@ def train_run(config: dict[str, Any], out_dir: str, progress: Callable | None = 
                 f"corpus {cfg.corpus or 'default'}: this node's tokens (fingerprint {mine[:12]}) differ from "
                 f"the coordinator's ({data_fingerprint[:12]}); give every node the same corpus files")
     return train(cfg, out_dir, quiet=True, progress=progress).to_dict()
-
-
-def exit_with_parent(poll_s: float = 0.5) -> None:
-    """Make this process die soon after its parent (the coordinator) does, so a
-    killed sweep leaves no orphan training on. PDEATHSIG is immediate on Linux;
-    the polling thread covers other systems and the race at start-up."""
-    parent = os.getppid()
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(poll_s)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()

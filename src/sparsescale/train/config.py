@@ -31,7 +31,21 @@ DEFAULT_LR = {"adafactor": 0.02, "adamw": 3e-3}
 # (equal up to bf16 rounding, like compile), so it is not part of a run's identity.
 # precision is in the same class: fp32 on a GPU reproduces a CPU run up to
 # kernel rounding, and bf16 autocast differs from it by bf16 rounding only.
-EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured", "precision"})
+# micro_batch and activation_checkpointing are in the same class: gradient
+# accumulation over equal micro-batches sums the same per-example gradients
+# (equal to fp32 rounding, tests/train/test_scale.py), and recomputing a
+# block's activations in the backward pass recomputes the same numbers.
+EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "semi_structured", "precision",
+                              "micro_batch", "activation_checkpointing"})
+# Identity fields added after runs were recorded: at these values they change
+# nothing (no clipping, AdamW's betas as they were hard-wired, no decay, no
+# momentum, unfactored), so they are left out of the identity and every
+# earlier run, checkpoint and sweep hash keeps its identity.
+NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "data_skip": (0,), "grad_clip": (None,), "betas": (None, (0.9, 0.95)), "weight_decay": (0.0,),
+    "beta1": (None,), "factored": (False,),
+}
+ADAMW_BETAS = (0.9, 0.95)
 
 
 # Help for each field: `sparsescale train --help` shows these (cli/train.py
@@ -69,6 +83,13 @@ FIELD_HELP: dict[str, str] = {
     "compile": "torch.compile (CUDA only).",
     "precision": "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 [default: auto].",
     "semi_structured": "2:4 or 2:4T runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels (2:4T: input gradient too).",
+    "micro_batch": "Sequences (or images) per forward pass on each process: gradient accumulation over batch/micro_batch passes [default: the whole batch].",
+    "grad_clip": "Clip the global gradient norm to this value before each update [default: no clipping].",
+    "activation_checkpointing": "Recompute each block's activations in the backward pass (less memory, ~1/3 more compute).",
+    "betas": "AdamW betas as b1,b2 [default: 0.9,0.95].",
+    "weight_decay": "Decoupled weight decay (adamw or adafactor) [default: 0].",
+    "beta1": "Adafactor momentum on the clipped update [default: none, as in the paper].",
+    "factored": "Adafactor: factored second moment (row and column means) for matrices.",
     "depth": "Blocks (per stack for t5) [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
@@ -78,9 +99,18 @@ FIELD_HELP: dict[str, str] = {
 
 def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
     """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict).
-    data_skip at 0 is left out so that runs and checkpoints from before it existed keep their identity."""
-    return {k: v for k, v in sorted(fields.items())
-            if k not in EXECUTION_FIELDS and not (k == "data_skip" and not v)}
+    Fields at a NEUTRAL value are left out so that runs and checkpoints from before
+    they existed keep their identity."""
+    # tuples as lists: the identity is compared with the one read back from JSON
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(fields.items())
+            if k not in EXECUTION_FIELDS and not _neutral(k, v)}
+
+
+def _neutral(key: str, value: Any) -> bool:
+    if key not in NEUTRAL:
+        return False
+    value = tuple(value) if isinstance(value, list) else value   # a spec's TOML list, a dump's tuple
+    return any(value == v for v in NEUTRAL[key])
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -89,6 +119,8 @@ def _one_line(exc: ValidationError) -> str:
     msg = err.get("msg", "invalid value")
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
+    if not err.get("loc") and msg.startswith("--"):   # a check across fields that names its own flag
+        return msg
     return f"--{field.replace('_', '-')}: {msg}"
 
 
@@ -135,6 +167,14 @@ class RunConfig(BaseModel):
     compile: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     semi_structured: bool = False           # 2:4 on CUDA: sparse kernels once masks are final
+    # Training at scale (docs/gpu.md)
+    micro_batch: int | None = None          # per process and forward pass; None: the whole per-process batch
+    grad_clip: float | None = None          # global L2 norm of the dense gradients; None: no clipping
+    activation_checkpointing: bool = False
+    betas: tuple[float, float] | None = None   # adamw; None: ADAMW_BETAS
+    weight_decay: float = 0.0               # decoupled, either optimizer
+    beta1: float | None = None              # adafactor momentum; None: none (the paper)
+    factored: bool = False                  # adafactor second moment
     # Shape overrides (None: the family default in models/registry.py)
     depth: int | None = None
     head_dim: int | None = None
@@ -191,7 +231,46 @@ class RunConfig(BaseModel):
         except SparsescaleError as exc:
             raise ValueError(str(exc).removeprefix("--pattern: ")) from None
 
-    @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _betas_text(cls, value: Any) -> Any:
+        if isinstance(value, str):   # the CLI's --betas 0.9,0.95
+            parts = [p.strip() for p in value.replace(" ", ",").split(",") if p.strip()]
+            try:
+                return tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"expected two numbers b1,b2 such as 0.9,0.95, got {value!r}") from None
+        return value
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {value[0]:g},{value[1]:g}")
+        return value
+
+    @field_validator("beta1")
+    @classmethod
+    def _beta1(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError(f"must be in [0, 1), got {value}")
+        return value
+
+    @field_validator("grad_clip")
+    @classmethod
+    def _grad_clip(cls, value: float | None) -> float | None:
+        if value is not None and not (value > 0 and value != float("inf")):
+            raise ValueError(f"must be a finite norm > 0, got {value}")
+        return value
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _weight_decay(cls, value: float) -> float:
+        if not (0.0 <= value < float("inf")):
+            raise ValueError(f"must be a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every", "micro_batch")
     @classmethod
     def _positive(cls, value: int | None, info) -> int | None:
         if value is not None and value < 1:
@@ -246,6 +325,14 @@ class RunConfig(BaseModel):
             raise ValueError(f"a {self.model} run counts data in --{unit} (or --steps), not --{given[0]}")
         if not 0.0 <= self.prune_start < self.prune_end <= 1.0:
             raise ValueError(f"need 0 <= prune_start < prune_end <= 1, got {self.prune_start}, {self.prune_end}")
+        if self.optimizer == "adafactor" and self.betas is not None:
+            raise ValueError("--betas: only for --optimizer adamw (adafactor's momentum is --beta1)")
+        if self.optimizer == "adamw" and (self.beta1 is not None or self.factored):
+            raise ValueError(f"--{'beta1' if self.beta1 is not None else 'factored'}: only for --optimizer adafactor "
+                             "(adamw takes --betas)")
+        batch = self.resolved("batch")
+        if self.micro_batch is not None and batch is not None and batch % self.micro_batch:
+            raise ValueError(f"--micro-batch: {self.micro_batch} does not divide the batch {batch}")
         if self.pattern is not None and self.sparsity is not None:
             n, m = parse_pattern(self.pattern)
             if self.sparsity < 1 - n / m - 1e-12:

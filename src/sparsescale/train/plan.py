@@ -43,6 +43,7 @@ class RunPlan:
                "train_flops_dense": self.train_flops_dense, "train_flops_sparse": self.train_flops_sparse}
         if self.tokens is not None:
             out["tokens"] = self.tokens
+            out["seq_len"] = self.seq_len
         return out
 
 

@@ -56,6 +56,19 @@ class RunResult:
     world_size: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     diverged_at_step: int | None = None
+    # Speed at scale (train/throughput.py, docs/gpu.md): rates after each attempt's
+    # warm-up steps, evaluation excluded; model FLOPs count attention and the head.
+    steady_tokens_per_s: float | None = None
+    steady_examples_per_s: float | None = None
+    steady_steps: int | None = None
+    warmup_steps_excluded: int | None = None
+    model_flops_per_example: float | None = None
+    model_flops_per_token: float | None = None
+    peak_flops: float | None = None              # of one device, FLOP/s
+    peak_flops_source: str | None = None
+    mfu: float | None = None                     # model FLOPs/s over world_size * peak_flops
+    device_names: list[str] | None = None        # one per rank
+    cuda_visible_devices: str | None = None      # as the run's process saw it
 
     @property
     def done(self) -> bool:

@@ -6,6 +6,9 @@ runs the loop below and writes out_dir/result.json (a RunResult) atomically.
 
 One step, as in the paper: forward, backward, optimizer update with dense
 gradients, then `pruner.step()` (new masks on update steps; weights *= mask).
+At scale (docs/gpu.md) the forward/backward runs over micro-batches that
+accumulate the batch's gradient, the global gradient norm may be clipped
+before the update, and blocks may recompute their activations.
 Batch `step` is a pure function of (seed, step), and the checkpoint holds the
 model, optimizer and pruner state, so a resumed run computes exactly what an
 uninterrupted one does. Per-step losses stay on the device and are checked for
@@ -14,6 +17,7 @@ NaN/inf in bulk, so the hot loop never waits on a host sync.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -28,9 +32,10 @@ from sparsescale.atomic import write_json
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import Family, get_family
 from sparsescale.train import checkpoint
-from sparsescale.train.config import RunConfig
+from sparsescale.train.config import ADAMW_BETAS, RunConfig
 from sparsescale.train.plan import RunPlan, as_config, check_config, plan_run  # noqa: F401  (check_config: public here too)
 from sparsescale.train.result import RESULT, RunResult, read_result
+from sparsescale.train.throughput import WARMUP_STEPS, WARMUP_STEPS_COMPILE, SteadyClock
 
 CHECKPOINT = checkpoint.CHECKPOINT
 NAN_CHECK_EVERY = 16     # steps between bulk NaN/inf checks of the loss
@@ -113,6 +118,8 @@ class Session:
     final_batches: list  # the last point's, which the law is fitted to (= val_batches unless final_eval_tokens)
     losses: Any         # per-step training losses, on the device
     depends: str | None = None   # checkpoint.depends_hash: identity + data content
+    micro: int = 0               # examples per forward pass on this process (cfg.micro_batch)
+    flops_per_example: float | None = None   # model training FLOPs of one example (train/throughput.py)
     swapped: bool = False        # pruned linears on semi-structured kernels (cfg.semi_structured)
     state: dict[str, Any] = field(default_factory=lambda: {
         "step": 0, "curve": [], "train_wall_s": 0.0, "eval_wall_s": 0.0, "diverged_at_step": None})
@@ -142,11 +149,11 @@ def _build(cfg: RunConfig, plan: RunPlan, device):
     model = get_family(cfg.model).build(plan.size.model_config).to(device)
     if cfg.init_from:
         model.load_state_dict(checkpoint.load_init_checkpoint(cfg.init_from)["model"])
-    lr = cfg.resolved("lr")
-    if cfg.optimizer == "adafactor":
-        optimizer = SparseAdafactor(model.parameters(), lr=lr)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    if cfg.activation_checkpointing:
+        from sparsescale.models.recompute import recompute_blocks
+
+        recompute_blocks(model)
+    optimizer = _optimizer(cfg, model, device)
     sparsity = plan.size.sparsity
     pruner = GradualPruner(
         model, sparsity=sparsity, pattern=plan.size.pattern, total_steps=plan.steps, start=cfg.prune_start,
@@ -154,6 +161,39 @@ def _build(cfg: RunConfig, plan: RunPlan, device):
         optimizer=optimizer,
     )
     return model, optimizer, pruner
+
+
+def _optimizer(cfg: RunConfig, model, device):
+    """The configured optimizer. Weight decay, when asked for, decays matrices only
+    (norm scales and biases keep their scale, as in GPT-2/nanoGPT); without it all
+    parameters stay in one group, so checkpoints of earlier runs still load. AdamW
+    uses torch's fused kernel on CUDA (one launch for all tensors); on the CPU torch's
+    default loop, which earlier CPU results were computed with."""
+    import torch
+
+    from sparsescale.sparsity import SparseAdafactor
+
+    params: list = list(model.parameters())
+    if cfg.weight_decay > 0:
+        params = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    lr = cfg.resolved("lr")
+    if cfg.optimizer == "adafactor":
+        return SparseAdafactor(params, lr=lr, beta1=cfg.beta1, factored=cfg.factored, weight_decay=cfg.weight_decay)
+    kernel = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas or ADAMW_BETAS), weight_decay=cfg.weight_decay,
+                             **kernel)
+
+
+def _micro_batch(cfg: RunConfig, plan: RunPlan, world: int) -> int:
+    """Examples per forward pass on this process: micro_batch, which must divide the
+    process's share of the global batch (batch / world)."""
+    per_rank = plan.batch // world
+    micro = cfg.micro_batch or per_rank
+    if per_rank % micro:
+        raise SparsescaleError(f"--micro-batch: {micro} does not divide the {per_rank} examples per process "
+                               f"(--batch {plan.batch} over {world} processes)")
+    return micro
 
 
 def _data_key(data) -> str | None:
@@ -170,6 +210,7 @@ def setup(cfg: RunConfig, out: Path) -> Session:
         torch.set_num_threads(cfg.threads)
     plan, data = plan_run(cfg)
     rank, world, device = _distributed(plan.batch, _device(cfg))
+    micro = _micro_batch(cfg, plan, world)
     _check_semi_structured(cfg, plan, device)
     family = get_family(cfg.model)
     model, optimizer, pruner = _build(cfg, plan, device)
@@ -188,7 +229,10 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     s = Session(cfg=cfg, plan=plan, family=family, out=out, device=device, rank=rank, world=world, model=model,
                 step_model=model, optimizer=optimizer, pruner=pruner, loader=loader,
                 val_batches=val_batches, final_batches=final_batches, losses=losses,
-                depends=checkpoint.depends_hash(cfg, _data_key(data)))
+                depends=checkpoint.depends_hash(cfg, _data_key(data)), micro=micro)
+    from sparsescale.train.throughput import model_flops_per_example
+
+    s.flops_per_example = model_flops_per_example(family, plan.size.model_config, val_batches[0])
     if (out / CHECKPOINT).exists():
         _resume(s)
     if world > 1:
@@ -383,6 +427,7 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
     eval_every = cfg.eval_every or max(1, plan.steps // CURVE_POINTS)
     ckpt_every = cfg.ckpt_every or max(1, plan.steps // CHECKPOINTS_PER_RUN)
     clock = _Clock()
+    steady = SteadyClock(state["step"], WARMUP_STEPS_COMPILE if cfg.compile else WARMUP_STEPS, _sync_for(s))
     step = checked = state["step"]
     # The next curve point averages the training loss since the last one, also
     # across a resume (the losses before it come back with the checkpoint).
@@ -391,9 +436,11 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
         batch = [t.to(s.device, non_blocking=True) for t in s.loader.get(step)]
         for group in s.optimizer.param_groups:
             group["lr"] = _lr_at(step, plan.steps, lr, cfg.lr_schedule, cfg.warmup)
-        with s.autocast():
-            loss = s.family.loss(s.step_model, batch)
-        loss.backward()
+        loss = _forward_backward(s, batch)
+        if cfg.grad_clip is not None:            # the global norm: DDP has all-reduced the gradients
+            import torch
+
+            torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
         s.optimizer.step()                       # dense gradients, as in the paper
         s.optimizer.zero_grad(set_to_none=True)
         s.pruner.step()                          # then masks: weights *= mask (new masks on update steps)
@@ -402,6 +449,7 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
             _maybe_swap(s)
         step += 1
         state["step"] = step
+        steady.mark(step)
         last = step == plan.steps
         if step - checked >= NAN_CHECK_EVERY or last or stop.requested:
             state["diverged_at_step"] = _first_bad_step(s, checked, step)
@@ -413,14 +461,44 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
             state["curve"].append(_curve_point(s, step, since))
             since = step
             clock.eval += time.perf_counter() - t0
+            steady.add_eval(time.perf_counter() - t0)
         if step % ckpt_every == 0 or last or stop.requested:
             clock.flush(state)
+            steady.flush(state, step)
             _save(s)
             if stop.requested:
                 return
         report.update(step)
     if state["diverged_at_step"] is not None:
         clock.flush(state)
+
+
+def _sync_for(s: Session):
+    """What makes the host wait for the device's queued work (CUDA runs asynchronously)."""
+    import torch
+
+    return torch.cuda.synchronize if s.device.type == "cuda" else (lambda: None)
+
+
+def _forward_backward(s: Session, batch: list):
+    """The batch's mean loss, with its gradient accumulated over micro-batches of
+    s.micro examples. Each micro-batch's mean loss is divided by their number k:
+    with equal micro-batches, (1/k) sum_j mean_j = the batch mean, and the
+    gradients add up to the batch's gradient. Under DDP only the last backward
+    all-reduces (no_sync on the others): one gradient exchange per step."""
+    chunks = list(zip(*(t.split(s.micro) for t in batch)))
+    k = len(chunks)
+    ddp = getattr(s.step_model, "_orig_mod", s.step_model)   # torch.compile wraps DDP
+    total = None
+    for j, chunk in enumerate(chunks):
+        quiet = ddp.no_sync() if s.world > 1 and j < k - 1 else contextlib.nullcontext()
+        with quiet, s.autocast():
+            loss = s.family.loss(s.step_model, list(chunk))
+            if k > 1:
+                loss = loss / k
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    return total
 
 
 # ---- the result ------------------------------------------------------------------
@@ -430,6 +508,7 @@ def _result(s: Session) -> RunResult:
     stats = s.pruner.stats()
     steps_done = state["diverged_at_step"] if diverged else plan.steps
     rate = steps_done * s.per_step / max(state["train_wall_s"], 1e-9)
+    speed = _speed(s)
     import dataclasses
 
     return RunResult(
@@ -446,8 +525,31 @@ def _result(s: Session) -> RunResult:
         curve=state["curve"], wall_s=state["train_wall_s"] + state["eval_wall_s"],
         train_wall_s=state["train_wall_s"], tokens_per_s=rate if unit == "tokens" else None,
         examples_per_s=rate if unit == "examples" else None, device=str(s.device), world_size=s.world,
-        versions=_versions(), diverged_at_step=state["diverged_at_step"],
+        versions=_versions(), diverged_at_step=state["diverged_at_step"], **speed,
     )
+
+
+def _speed(s: Session) -> dict[str, Any]:
+    """Steady-state rate (each attempt's first WARMUP_STEPS steps, or
+    WARMUP_STEPS_COMPILE with compile, and all evaluation left out), model FLOPs
+    per token and MFU (train/throughput.py), and the devices the run used."""
+    from sparsescale.train.throughput import device_record, peak_flops
+
+    steady_steps, steady_s = s.state.get("steady_steps", 0), s.state.get("steady_wall_s", 0.0)
+    per_s = steady_steps * s.plan.batch / steady_s if steady_steps and steady_s > 0 else None   # examples/s
+    peak, source = peak_flops(s.device)
+    tokens = s.family.data_unit == "tokens"
+    per_token = s.flops_per_example / s.plan.seq_len if tokens and s.flops_per_example else None
+    mfu = (s.flops_per_example * per_s / (s.world * peak)
+           if per_s and peak and s.flops_per_example else None)
+    return {
+        "steady_tokens_per_s": per_s * s.plan.seq_len if per_s and tokens else None,
+        "steady_examples_per_s": per_s, "steady_steps": steady_steps,
+        "warmup_steps_excluded": WARMUP_STEPS_COMPILE if s.cfg.compile else WARMUP_STEPS,
+        "model_flops_per_example": s.flops_per_example, "model_flops_per_token": per_token,
+        "peak_flops": peak, "peak_flops_source": source, "mfu": mfu,
+        **device_record(s.device, s.world),
+    }
 
 
 def _terminate(s: Session) -> None:
