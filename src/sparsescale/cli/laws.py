@@ -220,21 +220,18 @@ def _check_plot_format(plot: Path, flag: str = "--plot") -> None:
 
 
 def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot: Path | None) -> None:
-    """Before any work: no output is an input (data, --base law), a folder, or
-    another output of this command, and every output folder is writable."""
-    from sparsescale.atomic import check_output
+    """Before any work: the output rule (sparsescale.atomic) for --out (a law
+    JSON) and --plot (two figures): not an input (data, --base law), not
+    someone else's file, no two the same, every folder writable."""
+    from sparsescale.atomic import Output, check_outputs, is_figure
+    from sparsescale.laws.forms import Law
 
     inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
-    outputs: list[tuple[str, Path]] = []
-    if out is not None:
-        outputs.append(("--out", check_output(out, inputs, "--out")))
+    outputs = [Output(out, "--out", Law.is_file)] if out is not None else []
     if plot is not None:
         _check_plot_format(plot)
-        outputs += [("--plot", check_output(p, inputs, "--plot")) for p in _plot_paths(plot)]
-    for i, (flag_a, a) in enumerate(outputs):
-        for flag_b, b in outputs[:i]:
-            if a.resolve() == b.resolve():
-                raise SparsescaleError(f"{flag_a} {a}: is also the file of {flag_b}; give different paths")
+        outputs += [Output(p, "--plot", is_figure) for p in _plot_paths(plot)]
+    check_outputs(outputs, inputs)
 
 
 def _check_holdout(holdout, N, data_file: str) -> None:
@@ -675,10 +672,10 @@ def _check_optimal_flags(law: str, params, compute, contours: bool, plot) -> Non
     if plot is not None and not contours:
         raise SparsescaleError("--plot is for --contours; add --contours")
     if plot is not None:
-        from sparsescale.atomic import check_output
+        from sparsescale.atomic import check_output, is_figure
 
         _check_plot_format(plot)
-        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
+        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot", ours=is_figure)
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
 

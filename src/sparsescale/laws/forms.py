@@ -239,6 +239,14 @@ class Law:
 
         return json.dumps(finite_json(self.to_dict())[0], indent=2, allow_nan=False) + "\n"
 
+    @staticmethod
+    def is_file(path: str | Path) -> bool:
+        """Whether an existing file is a law JSON (ours to replace with a new
+        fit): an object with the 'form' and 'coefficients' that `save` writes."""
+        from sparsescale.atomic import json_with_keys
+
+        return json_with_keys("form", "coefficients", "formula")(Path(path))
+
     def save(self, path: str | Path) -> None:
         from sparsescale.atomic import write_text
 
