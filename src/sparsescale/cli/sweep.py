@@ -44,6 +44,7 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, their FLOPs and the estimated time; train nothing."),
     runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
                                          help="module:function that trains one run (default: sparsescale.train)."),
+    force: bool = typer.Option(False, "--force", help="Run even when a run's memory floor exceeds what this machine has free."),
 ) -> None:
     """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
 
@@ -52,7 +53,7 @@ def sweep(
     from sparsescale.recipes.demo import spec_or_preset
 
     from sparsescale.errors import SparsescaleError
-    from sparsescale.sweep.coordinator import default_store, plan_sweep, run_sweep
+    from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
     from sparsescale.sweep.worker import DEFAULT_RUNNER
 
     if executor not in ("local", "ray"):
@@ -61,14 +62,14 @@ def sweep(
         raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
-    if storage is not None:
-        from sparsescale.storage import check_location
-
-        check_location(storage, "--storage")
     # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
     spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
     store = store or default_store(spec)
+    # Before the store, its lock or a run folder exists (and for a dry run too).
+    check_outputs(spec, store, storage, spec_obj, "--store", "--storage")
+    if runner is None and executor == "local" and not force:
+        _check_memory(runs)
     if dry_run:
         print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
         return
@@ -83,6 +84,18 @@ def sweep(
               f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
+
+
+def _check_memory(runs) -> None:
+    """The largest run's memory floor against this machine (local workers train
+    here; Ray nodes check their own when they train)."""
+    from sparsescale.train.plan import check_memory, memory_floor
+
+    if not runs:
+        return
+    big = max(runs, key=lambda r: memory_floor(r.plan, r.config.get("optimizer") or "adafactor")[0])
+    where = ", ".join(f"{k}={v}" for k, v in big.axes.items() if k != "role")
+    check_memory(big.plan, big.config, f"run ({where})")
 
 
 def _plan_with_bar(plan_sweep, spec: Path, check: bool):
@@ -210,7 +223,7 @@ def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")
     """
     from sparsescale.recipes.demo import preset_path
 
-    sys.stdout.write(preset_path(name).read_text(encoding="utf-8"))
+    sys.stdout.write(preset_path(name, what="preset NAME").read_text(encoding="utf-8"))
 
 
 @app.command()
@@ -224,7 +237,12 @@ def demo(
     Example: sparsescale demo --preset quick --out demo
     """
     from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
     from sparsescale.recipes.demo import run_demo
 
     check_output(out, what="--out", folder=True)
-    run_demo(preset, out, workers=workers)
+    try:
+        run_demo(preset, out, workers=workers)
+    except SparsescaleError as exc:   # the library names its argument; here it is a flag
+        raise SparsescaleError(str(exc).replace("out_dir ", "--out ", 1) if str(exc).startswith("out_dir ")
+                               else str(exc)) from None
