@@ -54,6 +54,7 @@ def sweep(
 
     from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
+    from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.worker import DEFAULT_RUNNER
 
     if executor not in ("local", "ray"):
@@ -62,14 +63,14 @@ def sweep(
         raise SparsescaleError(f"--workers: must be between 1 and 1024, got {workers}")
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
-    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
-    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
     store = store or default_store(spec)
-    # Before the store, its lock or a run folder exists (and for a dry run too).
-    check_outputs(spec, store, storage, spec_obj, "--store", "--storage")
+    # Before the grid is checked, and before the store, its lock or a run folder exists (dry runs too).
+    check_outputs(spec, store, storage, load_spec(spec), "--store", "--storage")
+    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
+    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None)
     if runner is None and executor == "local" and not force:
-        _check_memory(runs)
+        _check_memory(runs, spec)
     if dry_run:
         print_plan(spec_obj, runs, store, workers or spec_obj.workers or (os.cpu_count() or 1))
         return
@@ -86,7 +87,7 @@ def sweep(
     print(f"next: sparsescale report {store}")
 
 
-def _check_memory(runs) -> None:
+def _check_memory(runs, spec: Path) -> None:
     """The largest run's memory floor against this machine (local workers train
     here; Ray nodes check their own when they train)."""
     from sparsescale.train.plan import check_memory, memory_floor
@@ -95,7 +96,7 @@ def _check_memory(runs) -> None:
         return
     big = max(runs, key=lambda r: memory_floor(r.plan, r.config.get("optimizer") or "adafactor")[0])
     where = ", ".join(f"{k}={v}" for k, v in big.axes.items() if k != "role")
-    check_memory(big.plan, big.config, f"run ({where})")
+    check_memory(big.plan, big.config, f"{spec}: run ({where})")
 
 
 def _plan_with_bar(plan_sweep, spec: Path, check: bool):

@@ -43,15 +43,16 @@ def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boo
     from sparsescale.atomic import check_output
     from sparsescale.report.build import build_report, is_report, print_summary
     from sparsescale.sweep.coordinator import check_outputs, plan_sweep, run_sweep
+    from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.estimate import run_seconds, seconds_per_flop, sweep_seconds
 
     console = Console(stderr=True)
     out_dir = Path(out_dir)
-    spec, runs = plan_sweep(preset_path(preset))
     store = out_dir / f"{preset}.sqlite"
-    # what the demo writes in out_dir (store, run folders, report) is new or its own, checked before any training
-    check_outputs(preset_path(preset), store, None, spec, "out_dir", "out_dir")
+    # what the demo writes in out_dir (store, run folders, report) is new or its own, checked before any work
+    check_outputs(preset_path(preset), store, None, load_spec(preset_path(preset)), "out_dir", "out_dir")
     check_output(out_dir / "report", what="out_dir", folder=True, ours=is_report)
+    spec, runs = plan_sweep(preset_path(preset))
     k = workers or spec.workers or (os.cpu_count() or 1)
     s_per_flop, _ = seconds_per_flop()
     estimate = sweep_seconds([run_seconds(r.plan, s_per_flop) for r in runs], k)
