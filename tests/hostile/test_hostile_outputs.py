@@ -30,6 +30,7 @@ def sweep_csv(path):
 
 def test_no_command_writes_over_a_file_it_did_not_write(tmp_path, store):
     """bench-kernels over a store, a law or a table; fit --out over a table;
+    export over someone's Parquet table; report into a foreign folder;
     fit --plot over a foreign file beside it (its second figure) or over its own
     --out; optimal --plot over an image; sweep storage over the store or a file
     or a foreign folder; a demo over a foreign report folder or store."""
@@ -42,6 +43,9 @@ def test_no_command_writes_over_a_file_it_did_not_write(tmp_path, store):
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     (tmp_path / "demo" / "report").mkdir(parents=True)
     (tmp_path / "demo" / "report" / "index.html").write_text("mine")
+    import pandas as pd
+
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tmp_path / "data.parquet")   # someone's table
     (tmp_path / "demo2").mkdir()
     (tmp_path / "demo2" / "quick.sqlite").write_text("not a store")
     before = tree(tmp_path)
@@ -58,6 +62,8 @@ def test_no_command_writes_over_a_file_it_did_not_write(tmp_path, store):
         (("sweep", "quick", "--store", "s.sqlite", "--storage", "table.csv", "--dry-run"), "--storage", "not a folder"),
         (("sweep", "quick", "--store", "s.sqlite", "--storage", "notes", "--dry-run"), "--storage notes", "did not write"),
         (("sweep", "quick", "--store", "table.csv"), "table.csv", "not a sparsescale sweep store"),
+        (("export", store, "--parquet", "data.parquet"), "--parquet data.parquet", "did not write"),
+        (("report", store, "--out", "notes"), "--out notes", "did not write"),
         (("demo", "--out", "demo"), "--out demo/report", "did not write"),
         (("demo", "--out", "demo2"), "demo2/quick.sqlite", "not a sparsescale sweep store"),
     ]
