@@ -91,7 +91,9 @@ def _one_line(exc: ValidationError) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     fields = [".".join(str(p) for p in err.get("loc", ()))]
-    if not fields[0]:   # a check across fields: name the ones its message is about
+    if not fields[0]:   # a check across fields: name the ones its message is about, unless it names its flags
+        if "--" in msg:
+            return msg
         fields = [f for f in RunConfig.model_fields if re.search(rf"\b{f}\b", msg)] or ["config"]
     return ", ".join(f"--{f.replace('_', '-')}" for f in fields) + f": {msg}"
 
