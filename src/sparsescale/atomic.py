@@ -1,10 +1,16 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
 A crash or an error half way never leaves a half-written file under the final
-name, and readers never see a partial file. `check_output` is the one check
-every writing command makes before it starts: the output is not one of its
-inputs (by resolved path and by inode), not a folder, and its folder is
-writable, so no command ever writes over what it reads or fails late.
+name, and readers never see a partial file.
+
+The output rule, in one place: a command writes only a path that does not
+exist yet or that holds what this command wrote before (recognised by its
+content: a law JSON by its keys, a figure by the tag `save_figure` puts in
+its metadata, a report folder by its summary.json, ...), never one of its
+inputs, and it checks every output before any work starts. `check_output`
+checks one path (not an input by resolved path or inode, not a folder, its
+folder writable, and not someone else's file); `check_outputs` checks all of
+a command's outputs at once, and that no two of them are the same path.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from sparsescale.errors import SparsescaleError
@@ -58,6 +65,75 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                                "move it away or choose another path")
     _check_writable(target if folder and target.is_dir() else target.parent, what, target)
     return target
+
+
+@dataclass(frozen=True)
+class Output:
+    """One path a command will write: the flag that names it, the recogniser of
+    this command's own earlier output there (see `check_output`), and whether
+    it is a folder."""
+
+    path: str | os.PathLike
+    what: str
+    ours: Callable[[Path], bool]
+    folder: bool = False
+
+
+def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """`check_output` for each of a command's outputs, then refuse two outputs
+    that are the same path (the second would replace the first). Returns the
+    paths, in order."""
+    inputs = list(inputs)
+    seen: list[tuple[str, Path]] = []
+    for out in outputs:
+        path = check_output(out.path, inputs, what=out.what, folder=out.folder, ours=out.ours)
+        for what, other in seen:
+            if path.resolve() == other.resolve():
+                raise SparsescaleError(f"{out.what} {path}: is also the output of {what}; give different paths")
+        seen.append((out.what, path))
+    return [p for _, p in seen]
+
+
+def json_with_keys(*keys: str, **values: Any) -> Callable[[Path], bool]:
+    """A recogniser of a JSON document this project wrote: an object with all
+    `keys`, and these `values` under theirs (e.g. format="...")."""
+    def ours(path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                obj = json.loads(f.read(64 << 20))
+        except (OSError, ValueError):
+            return False
+        return (isinstance(obj, dict) and all(k in obj for k in keys)
+                and all(obj.get(k) == v for k, v in values.items()))
+    return ours
+
+
+# What `save_figure` puts in each format's metadata so that `is_figure` can
+# tell our figures from someone's image (svgz, pgf and raw carry no readable
+# tag: an existing file of those is never replaced).
+FIGURE_TAG = "sparsescale"
+_TAG_ARGS = {
+    "png": {"metadata": {"Software": FIGURE_TAG}},
+    **{fmt: {"metadata": {"Creator": FIGURE_TAG}} for fmt in ("pdf", "svg", "eps", "ps")},
+    **{fmt: {"pil_kwargs": {"comment": FIGURE_TAG.encode()}} for fmt in ("jpg", "jpeg")},
+    **{fmt: {"pil_kwargs": {"description": FIGURE_TAG}} for fmt in ("tif", "tiff")},
+    "webp": {"pil_kwargs": {"exif": FIGURE_TAG.encode()}},
+}
+
+
+def is_figure(path: Path) -> bool:
+    """Whether an image file carries `save_figure`'s tag. The formats keep
+    metadata near the start (PNG text chunks, SVG, PostScript, JPEG comment,
+    TIFF) or the end (the PDF info dictionary, WebP's EXIF), so those are read."""
+    tag = FIGURE_TAG.encode()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+            f.seek(max(0, os.fstat(f.fileno()).st_size - (1 << 16)))
+            tail = f.read()
+    except OSError:
+        return False
+    return tag in head or tag in tail
 
 
 def _occupied(p: Path) -> bool:
@@ -129,7 +205,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_figure(fig, path: str | os.PathLike, **kwargs) -> None:
-    """Save a matplotlib figure atomically (format taken from the extension)."""
+    """Save a matplotlib figure atomically (format taken from the extension),
+    tagged as ours (see `is_figure`)."""
     target = Path(path)
+    fmt = target.suffix.lstrip(".").lower() or "png"
     with atomic_path(target, suffix=target.suffix or ".png") as tmp:
-        fig.savefig(tmp, format=(target.suffix.lstrip(".") or "png"), **kwargs)
+        fig.savefig(tmp, format=fmt, **_TAG_ARGS.get(fmt, {}), **kwargs)

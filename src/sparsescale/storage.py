@@ -2,12 +2,13 @@
 
 A storage location is a local or network path (trained in place: every node
 sees the same folder) or an fsspec URI such as `s3://bucket/sweep`,
-`gs://...`, `memory://...` or `file:///...` (needs `fsspec`, plus the
+`gs://...` or `file:///...` (needs `fsspec`, plus the
 package of the protocol, e.g. `s3fs`). A URI is treated as object storage:
 a run trains in this node's scratch folder and a `RunMirror` copies its files
 to the URI as they change and once more when the run ends, so that the last
 checkpoint survives the node. This is what Ray Train's `storage_path` does,
-for the same reason.
+for the same reason. (`memory://` is refused as a sweep's storage: it dies
+with the process; the tests use it only for the mirror itself.)
 
 Scratch: $SPARSESCALE_SCRATCH, default <tmp>/sparsescale-scratch-<uid>. It
 holds what a node can rebuild: staged run folders and the corpus cache.
@@ -57,17 +58,50 @@ def filesystem(uri: str, what: str = "storage"):
     try:
         return fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as exc:
-        raise SparsescaleError(f"{what} {uri}: cannot open this URI ({str(exc).splitlines()[0]})") from None
+        raise SparsescaleError(f"{what} {uri}: cannot open this URI ({_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 -- backends that connect at once (ftp, sftp) raise their own errors
+        raise SparsescaleError(f"{what} {uri}: cannot reach it ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
-def check_location(location: str | os.PathLike, what: str = "storage") -> None:
-    """Fail early, naming `what`, for a location nobody can write to."""
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def is_run_storage(folder: Path) -> bool:
+    """Whether an existing local folder is a sweep's storage (only run folders,
+    named by the first 16 hex digits of their hash, and dot files): a sweep puts
+    its run folders only in a new folder or in one of these."""
+    def ours(p: Path) -> bool:
+        return p.name.startswith(".") or (p.is_dir() and len(p.name) == 16
+                                          and all(c in "0123456789abcdef" for c in p.name))
+    return all(ours(p) for p in folder.iterdir())
+
+
+def check_location(location: str | os.PathLike, what: str = "storage", create: bool = True) -> None:
+    """Fail early, naming `what`, for a location nobody can write to, that
+    cannot be reached, or that does not outlive this process (memory://: every
+    checkpoint and result would be lost at exit). `create=False` checks without
+    creating anything (a dry run, and every check before a sweep starts); a
+    local folder must then also be new or a sweep's storage (`is_run_storage`)."""
     if is_uri(location):
         fs, path = filesystem(str(location), what)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        if "memory" in protocols:
+            raise SparsescaleError(f"{what} {location}: memory storage ends with this process and every checkpoint "
+                                   "and result with it; give a folder or a durable URI (s3://, gs://, file://...)")
         try:
-            fs.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise SparsescaleError(f"{what} {location}: cannot create it ({exc})") from None
+            if create:
+                fs.makedirs(path, exist_ok=True)
+            else:
+                fs.exists(path)   # reachable at all (a host that does not resolve, a closed port)
+        except Exception as exc:  # noqa: BLE001 -- each backend has its own network errors
+            verb = "create" if create else "reach"
+            raise SparsescaleError(f"{what} {location}: cannot {verb} it ({type(exc).__name__}: {_first_line(exc)})") from None
+        return
+    if not create:
+        from sparsescale.atomic import check_output
+
+        check_output(location, what=what, folder=True, ours=is_run_storage)
         return
     try:
         Path(location).mkdir(parents=True, exist_ok=True)

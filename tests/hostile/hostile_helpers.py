@@ -52,3 +52,40 @@ TINY = ("--params", "10k", "--steps", "6", "--batch", "4", "--seq-len", "32", "-
 
 def train(corpus: Path, out: Path, *extra, timeout: float = 300) -> subprocess.CompletedProcess:
     return cli("train", *TINY, "--corpus", corpus, "--out", out, *extra, timeout=timeout)
+
+
+_BATCH = r"""
+import contextlib, io, json, os, sys
+from sparsescale.cli import main
+out = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(argv)
+            rc = 0
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+    out.append({"rc": rc, "stderr": err.getvalue()})
+print(json.dumps(out))
+"""
+
+
+def cli_batch(*argvs, timeout: float = 300, cwd=None) -> list[subprocess.CompletedProcess]:
+    """Several refusals in ONE subprocess (each `main(argv)` in turn, its stderr
+    captured): the interpreter and torch start once, not once per case. Only for
+    cases that stop before any work; a case that trains gets its own `cli`."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", _BATCH, json.dumps([list(map(str, a)) for a in argvs])],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [subprocess.CompletedProcess(list(a), r["rc"], "", r["stderr"])
+            for a, r in zip(argvs, json.loads(done.stdout.strip().splitlines()[-1]))]
+
+
+def tree(folder: Path) -> dict[str, str | None]:
+    """Every path under `folder` with its content hash (None for a folder): what
+    a refused command must leave exactly as it was."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}

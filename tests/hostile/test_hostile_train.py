@@ -86,7 +86,7 @@ def test_result_json_that_is_not_ours_is_not_overwritten(corpus, tmp_path):
     out.mkdir()
     (out / "result.json").write_text("[]")
     before = digest(out / "result.json")
-    one_line(train(corpus, out), 2, "--out", "result.json", "not a sparsescale result")
+    one_line(train(corpus, out), 2, "--out", "did not write")
     assert digest(out / "result.json") == before
 
 

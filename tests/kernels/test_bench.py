@@ -77,7 +77,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
 
 def test_out_directory_is_refused(tmp_path):
     proc = cli("bench-kernels", "--out", tmp_path, "--shapes", TINY)
-    assert proc.returncode == 2 and "is a directory" in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.returncode == 2 and "is a folder" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_a_kernel_that_refuses_is_reported_not_fatal():

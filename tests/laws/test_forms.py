@@ -77,7 +77,7 @@ def test_tokens_per_unit_is_saved_loaded_and_validated(tmp_path):
     obj = json.loads((tmp_path / "law.json").read_text())
     obj["tokens_per_unit"] = -3
     (tmp_path / "bad.json").write_text(json.dumps(obj))
-    with pytest.raises(SparsescaleError, match="tokens_per_unit must be a positive number"):
+    with pytest.raises(SparsescaleError, match="tokens_per_unit: must be a number of tokens between"):
         load_law(tmp_path / "bad.json")
     from sparsescale.laws.fit import fit_law
 

@@ -48,7 +48,11 @@ def run_from_dense(law_spec: str, from_dense: str, compute: str | None, flops: s
         raise SparsescaleError("--compute: required with --from-dense (FLOPs for the continuation, or e.g. 1x the "
                                "pretraining compute)")
     law = load_law(law_spec)
-    if from_dense_info(law) is None:
+    try:
+        info = from_dense_info(law)
+    except SparsescaleError as exc:
+        raise SparsescaleError(f"--law {law_spec}: {exc}") from None
+    if info is None:
         raise SparsescaleError(f"--law {law_spec}: holds no pruned-from-dense law (fit.from_dense); give the "
                                "pruned-law.json that `sparsescale report` writes for a pretrained sweep")
     c = parse_budget(law, compute, lambda: 6.0 * n * d0, "the pretraining compute 6 N D0", "0.5x")

@@ -68,8 +68,10 @@ def bench_kernels(
 
     Example: sparsescale bench-kernels --out cpu-speedups.json --threads 1
     """
-    if out.exists() and out.is_dir():
-        raise SparsescaleError(f"--out: {out} is a directory")
+    from sparsescale.atomic import check_output
+    from sparsescale.laws.costs import is_speedups_file
+
+    check_output(out, what="--out", ours=is_speedups_file)
     if repeats < 1:
         raise SparsescaleError(f"--repeats: must be >= 1, got {repeats}")
     if threads is not None and threads < 1:
@@ -87,7 +89,8 @@ def bench_kernels(
     import torch
 
     from sparsescale.atomic import write_json
-    from sparsescale.kernels.bench import CPU_SHAPES, CUDA_SHAPES, BenchSettings, run_bench
+    from sparsescale.kernels.bench import CPU_SHAPES, CUDA_SHAPES, BenchSettings, memory_floor, run_bench
+    from sparsescale.resources import check_fits
 
     dev = _device(device)
     if threads is not None:
@@ -95,6 +98,9 @@ def bench_kernels(
     settings = BenchSettings(shapes=parsed_shapes or (CUDA_SHAPES if dev == "cuda" else CPU_SHAPES),
                              sparsities=parsed_sparsities, patterns=pattern_list, device=dev,
                              repeats=repeats, seed=seed)
+    need, shape = memory_floor(settings)   # refused before anything is allocated
+    check_fits(need, f"--shapes {'x'.join(map(str, shape))}", dev, "inputs, weights, gradients and AdamW "
+               "moments of the dense and sparse variants", force_flag=None)
     quiet = as_json
     doc = run_bench(settings, progress=None if quiet else (lambda msg: typer.echo(f"timing {msg}", err=True)))
     write_json(out, doc)

@@ -87,6 +87,12 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+def _loss(v: float, digits: int = 5) -> str:
+    """A loss with fixed decimals; an absurd one (a law far outside its data)
+    in scientific notation rather than a hundred digits wide."""
+    return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.{digits}g}"
+
+
 def _derived_quantities(form: str, S, N, D):
     """Quantities whose bootstrap intervals a user of a sparse fit wants."""
     if form == "dense":
@@ -141,6 +147,7 @@ def fit(
     space = space or Space.log
     _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compare, bootstrap)
     _check_fit_outputs(data_file, base, out, plot)
+    tpu = _tokens_per_unit(tokens_per_unit, data)
     base_law = load_law(base) if base is not None else None
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
     s_arg = S if form != Form.dense else None
@@ -154,7 +161,7 @@ def fit(
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
                         progress=_bootstrap_progress(),
                         derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
-                        tokens_per_unit=_tokens_per_unit(tokens_per_unit, data), **kwargs)
+                        tokens_per_unit=tpu, **kwargs)
     law = result.law
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
@@ -220,21 +227,18 @@ def _check_plot_format(plot: Path, flag: str = "--plot") -> None:
 
 
 def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot: Path | None) -> None:
-    """Before any work: no output is an input (data, --base law), a folder, or
-    another output of this command, and every output folder is writable."""
-    from sparsescale.atomic import check_output
+    """Before any work: the output rule (sparsescale.atomic) for --out (a law
+    JSON) and --plot (two figures): not an input (data, --base law), not
+    someone else's file, no two the same, every folder writable."""
+    from sparsescale.atomic import Output, check_outputs, is_figure
+    from sparsescale.laws.forms import Law
 
     inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
-    outputs: list[tuple[str, Path]] = []
-    if out is not None:
-        outputs.append(("--out", check_output(out, inputs, "--out")))
+    outputs = [Output(out, "--out", Law.is_file)] if out is not None else []
     if plot is not None:
         _check_plot_format(plot)
-        outputs += [("--plot", check_output(p, inputs, "--plot")) for p in _plot_paths(plot)]
-    for i, (flag_a, a) in enumerate(outputs):
-        for flag_b, b in outputs[:i]:
-            if a.resolve() == b.resolve():
-                raise SparsescaleError(f"{flag_a} {a}: is also the file of {flag_b}; give different paths")
+        outputs += [Output(p, "--plot", is_figure) for p in _plot_paths(plot)]
+    check_outputs(outputs, inputs)
 
 
 def _check_holdout(holdout, N, data_file: str) -> None:
@@ -321,12 +325,10 @@ def _plot_fit(plot: Path, law, held, S, N, D, y, form: str) -> list[str]:
 
 def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
     """--tokens-per-unit, or 1 when D is a token count by name (the sweeps' `tokens` column)."""
-    import math
+    from sparsescale.laws.forms import check_tokens_per_unit
 
     if given is not None:
-        if not (math.isfinite(given) and given > 0):
-            raise SparsescaleError(f"--tokens-per-unit: must be a positive number, got {given:g}")
-        return float(given)
+        return check_tokens_per_unit(given, "--tokens-per-unit")
     return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
@@ -461,9 +463,13 @@ def _print_calibration(con, cal: dict) -> None:
 
 
 def _values(text: str, flag: str):
+    """A comma list of quantities; an empty item ("0,,0.5", "1e7,") is refused, not dropped."""
     from sparsescale.units import parse_quantity
 
-    return [parse_quantity(part, flag) for part in str(text).split(",") if part.strip()] or [parse_quantity(text, flag)]
+    parts = str(text).split(",")
+    if len(parts) > 1 and any(not p.strip() for p in parts):
+        raise SparsescaleError(f"{flag}: {text!r} has an empty item; give values separated by single commas")
+    return [parse_quantity(part, flag) for part in parts]
 
 
 NO_UNCERTAINTY = ("this law carries no uncertainty, so the numbers are bare: refit with "
@@ -546,9 +552,9 @@ def _print_predictions(rows: list, the_law, title: str, level: float, has_unc: b
     for header in ("S", "N", "D", "predicted loss", *extra):
         t.add_column(header, no_wrap=True)
     for r in rows:
-        cells = [f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", f"{r['loss']:.5f}"]
+        cells = [f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", _loss(r['loss'])]
         if has_unc:
-            cells += [f"{r['low']:.4f}-{r['high']:.4f}", f"{r['extrapolation_efolds']:.2f}"]
+            cells += [f"{_loss(r['low'], 4)}-{_loss(r['high'], 4)}", f"{r['extrapolation_efolds']:.2f}"]
         t.add_row(*cells)
     con = _console()
     con.print(t)
@@ -633,6 +639,9 @@ def optimal(
     from sparsescale.laws.planning import optimal_data_ratio
 
     _check_level(level)
+    if not 0 <= start < end <= 1:   # both flags named here (the schedule's own check names neither)
+        raise SparsescaleError(f"--start {start:g}, --end {end:g}: need 0 <= --start < --end <= 1 "
+                               "(fractions of training)")
     if from_dense is not None:   # its own question: cli/from_dense.py
         from sparsescale.cli.from_dense import run_from_dense
 
@@ -675,10 +684,10 @@ def _check_optimal_flags(law: str, params, compute, contours: bool, plot) -> Non
     if plot is not None and not contours:
         raise SparsescaleError("--plot is for --contours; add --contours")
     if plot is not None:
-        from sparsescale.atomic import check_output
+        from sparsescale.atomic import check_output, is_figure
 
         _check_plot_format(plot)
-        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot")
+        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot", ours=is_figure)
     if not contours and (params is None or compute is None):
         raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
 
@@ -692,8 +701,14 @@ def _optimal_point(out: dict, the_law, params: str, compute: str, cost, start: f
     n = parse_quantity(params, "--params")
     if n <= 0:
         raise SparsescaleError(f"--params: must be > 0, got {params!r}")
+    budget = _budget(the_law, n, compute)
+    # Sparse or dense, a run of N non-zeros costs at least 6 N per unit of data
+    # (C = 6 N/(1-S) x mean density x D, and the mean density is >= 1-S).
+    if not budget / (6.0 * n) >= 1.0:
+        raise SparsescaleError(f"--compute {compute}: buys at most {budget / (6.0 * n):.3g} "
+                               f"{the_law.units.get('D', 'units of data')} for N = {n:.4g} (C / 6N), less than one unit")
     with _as_flags():
-        point = optimal_sparsity(the_law, n, _budget(the_law, n, compute), flops=cost, start=start, end=end)
+        point = optimal_sparsity(the_law, n, budget, flops=cost, start=start, end=end)
     out.update(point.to_dict())
     out["loss_gain_vs_dense"] = point.dense_loss - point.loss
     with _as_flags():
@@ -726,8 +741,8 @@ def _print_optimal(out: dict, point, the_law, contours: bool, plot) -> None:
                   f"= {point.compute_vs_dense_optimal:.3g} x C* (dense compute-optimal)")
         con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]{iv('sparsity', '.4f')}")
         con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}{iv('data', '.4g')}")
-        con.print(f"  loss at S_opt           = {point.loss:.5f}{iv('loss', '.5f')}")
-        con.print(f"  dense baseline (S = 0)  = {point.dense_loss:.5f}{iv('dense_loss', '.5f')} (D = {point.dense_data:.4g})")
+        con.print(f"  loss at S_opt           = {_loss(point.loss)}{iv('loss', '.5f')}")
+        con.print(f"  dense baseline (S = 0)  = {_loss(point.dense_loss)}{iv('dense_loss', '.5f')} (D = {point.dense_data:.4g})")
         con.print(f"  equivalent dense size   = {point.equivalent_dense_size:.4g} parameters{iv('equivalent_dense_size', '.4g')} "
                   f"({point.equivalent_dense_size / point.n_nonzero:.2f}x N)")
         con.print(f"  Chinchilla-optimal D for a dense N = {point.chinchilla_data:.4g} {d_unit}")

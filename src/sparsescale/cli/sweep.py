@@ -52,6 +52,7 @@ def sweep(
                                    "device the runs would use, and estimate device-hours from that."),
     runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
                                          help="module:function that trains one run (default: sparsescale.train)."),
+    force: bool = typer.Option(False, "--force", help="Run even when a run's memory floor exceeds what this machine has free."),
 ) -> None:
     """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
 
@@ -60,7 +61,8 @@ def sweep(
     from sparsescale.recipes.demo import spec_or_preset
 
     from sparsescale.errors import SparsescaleError
-    from sparsescale.sweep.coordinator import default_store, plan_sweep, run_sweep
+    from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
+    from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.worker import DEFAULT_RUNNER
 
     if executor not in ("local", "ray"):
@@ -78,15 +80,17 @@ def sweep(
     device_ids = parse_devices(devices) if devices is not None else None
     if device_ids is not None and executor != "local":
         raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
-    if storage is not None:
-        from sparsescale.storage import check_location
-
-        check_location(storage, "--storage")
-    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
     spec = spec_or_preset(spec)
     _check_devices(spec, gpus_per_run, device_ids, executor, dry_run)
-    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run)
     store = store or default_store(spec)
+    # Before the grid is checked, and before the store, its lock or a run folder exists (dry runs too).
+    check_outputs(spec, store, storage, load_spec(spec), "--store", "--storage")
+    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
+    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run)
+    # Host memory is what a local CPU run needs; a GPU run checks the GPU's free memory where it
+    # trains (the run's own check), since this host's RAM says nothing about it.
+    if runner is None and executor == "local" and not force and spec_obj.resources.gpus_per_run == 0:
+        _check_memory(runs, spec)
     if dry_run:
         print_plan(spec_obj, runs, store, _parallel_runs(spec_obj, workers, device_ids, executor),
                    calibrate=calibrate)
@@ -102,6 +106,18 @@ def sweep(
               f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
     print(f"next: sparsescale report {store}")
+
+
+def _check_memory(runs, spec: Path) -> None:
+    """The largest run's memory floor against this machine (local workers train
+    here; Ray nodes check their own when they train)."""
+    from sparsescale.train.plan import check_memory, memory_floor
+
+    if not runs:
+        return
+    big = max(runs, key=lambda r: memory_floor(r.plan, r.config.get("optimizer") or "adafactor")[0])
+    where = ", ".join(f"{k}={v}" for k, v in big.axes.items() if k != "role")
+    check_memory(big.plan, big.config, f"{spec}: run ({where})")
 
 
 def _check_devices(spec: Path, gpus_per_run: float | None, devices: list[str] | None, executor: str,
@@ -273,7 +289,7 @@ def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")
     """
     from sparsescale.recipes.demo import preset_path
 
-    sys.stdout.write(preset_path(name).read_text(encoding="utf-8"))
+    sys.stdout.write(preset_path(name, what="preset NAME").read_text(encoding="utf-8"))
 
 
 @app.command()
@@ -287,7 +303,12 @@ def demo(
     Example: sparsescale demo --preset quick --out demo
     """
     from sparsescale.atomic import check_output
+    from sparsescale.errors import SparsescaleError
     from sparsescale.recipes.demo import run_demo
 
     check_output(out, what="--out", folder=True)
-    run_demo(preset, out, workers=workers)
+    try:
+        run_demo(preset, out, workers=workers)
+    except SparsescaleError as exc:   # the library names its argument; here it is a flag
+        raise SparsescaleError(str(exc).replace("out_dir ", "--out ", 1) if str(exc).startswith("out_dir ")
+                               else str(exc)) from None

@@ -20,7 +20,7 @@ import typer
 from sparsescale.cli.app import app
 from sparsescale.train.config import FIELD_HELP, RunConfig
 
-_FIXED = {"config", "out", "check", "quiet", "set"}
+_FIXED = {"config", "out", "check", "quiet", "set", "force"}
 
 
 def _run_options() -> list[inspect.Parameter]:
@@ -54,7 +54,24 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list[str], **fields: Any) -> None:
+def _via_set(exc, sets: dict[str, Any], fields: dict[str, Any]):
+    """A config error about "--x, --y: ..." re-worded to name `--set x` for the
+    settings that came from --set rather than from their own flags."""
+    from sparsescale.errors import SparsescaleError
+
+    head, sep, rest = str(exc).partition(": ")
+    flags = head.split(", ")
+    if not sep or not all(f.startswith("--") for f in flags):
+        return exc
+    names = [f[2:].replace("-", "_") for f in flags]
+    if not any(n in sets and fields.get(n) is None for n in names):
+        return exc
+    return SparsescaleError(", ".join(f"--set {n}" if n in sets and fields.get(n) is None else f
+                                      for n, f in zip(names, flags)) + ": " + rest)
+
+
+def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list[str], force: bool,
+          **fields: Any) -> None:
     """Train one model with gradual magnitude pruning and record its result.
 
     Example: sparsescale train --model gpt --params 200k --sparsity 0.75 --tokens 1M --out runs/x
@@ -63,23 +80,31 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
 
     from sparsescale.models.registry import get_family
     from sparsescale.train.config import load_config
-    from sparsescale.train.plan import check_config
+    from sparsescale.train.plan import check_memory, plan_run
     from sparsescale.errors import SparsescaleError
-    from sparsescale.train.result import RESULT, read_result
+    from sparsescale.train.result import RESULT
     from sparsescale.train.run import train as train_run
 
-    cfg = load_config(config, **{**_parse_sets(set or []), **{k: v for k, v in fields.items() if v is not None}})
-    if check:
-        print(json.dumps(check_config(cfg), indent=2))
-        return
-    from sparsescale.atomic import check_output
-    from sparsescale.train.lock import RunFolderLock
+    sets = _parse_sets(set or [])
+    try:
+        cfg = load_config(config, **{**sets, **{k: v for k, v in fields.items() if v is not None}})
+    except SparsescaleError as exc:
+        raise _via_set(exc, sets, fields) from None
+    if not check:
+        from sparsescale.atomic import check_output
+        from sparsescale.train.run import is_run_folder
 
-    inputs = [p for p in (config, cfg.corpus, cfg.init_from) if p]
-    check_output(out, inputs, what="--out", folder=True)
-    if (Path(out) / RESULT).exists() and read_result(Path(out) / RESULT) is None:
-        raise SparsescaleError(f"--out {out}: holds a {RESULT} that is not a sparsescale result; "
-                               "move it away or choose another folder")
+        inputs = [p for p in (config, cfg.corpus, cfg.init_from) if p]
+        check_output(out, inputs, what="--out", folder=True, ours=is_run_folder)
+    # Every refusal comes before the run folder and its lock exist: a refused
+    # run leaves nothing behind (the data handle is memoised for the run itself).
+    plan, _ = plan_run(cfg)
+    if not force:
+        check_memory(plan.summary(), cfg, f"--params {cfg.params:,}")
+    if check:
+        print(json.dumps(plan.summary(), indent=2))
+        return
+    from sparsescale.train.lock import RunFolderLock
     # One process per run folder: the lock the sweep workers take (under
     # torchrun, rank 0 holds it for the job: the other ranks write nothing).
     with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
@@ -104,6 +129,8 @@ train.__signature__ = inspect.Signature([
         False, "--check", help="Print the planned sizes and FLOPs; train nothing.")),
     inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--quiet", help="No progress bar; print only the final line.")),
+    inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--force", help="Train even when the run's memory floor exceeds what the device has free.")),
     inspect.Parameter("set", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]], default=typer.Option(
         None, "--set", metavar="<key=value>", help="key=value for any run setting (repeatable), e.g. --set lr_schedule=rsqrt.")),
     *_run_options(),

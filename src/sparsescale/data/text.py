@@ -171,9 +171,13 @@ def read_documents(path: Path) -> Iterator[str]:
                 if row["text"].strip():
                     yield row["text"]
     elif kind == "parquet":
+        import pyarrow
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (pyarrow.ArrowException, OSError) as exc:   # a torn or foreign file: the user's to fix
+            raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
         if "text" not in table.column_names:
             raise SparsescaleError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
         for value in table.column("text").to_pylist():

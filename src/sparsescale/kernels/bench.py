@@ -261,6 +261,22 @@ def _aggregate(rows: list[dict], settings: BenchSettings) -> dict[str, dict[str,
     return table
 
 
+def memory_floor(settings: BenchSettings) -> tuple[float, tuple[int, int, int]]:
+    """(bytes, shape): the least memory the largest shape holds at once, in
+    float32 (bf16 halves only the activations; a floor ignores that): x and its
+    gradient (2 t i), the upstream gradient and the output (2 t o), the shared
+    dense weight, and for the dense step and each unstructured sparsity at least
+    a weight, its gradient and AdamW's two moments (4 i o each), plus the
+    randperm of i o int64 that draws a mask (2 i o in float32 units)."""
+    variants = 1 + (len(settings.sparsities) if UNSTRUCTURED in settings.patterns else 0)
+
+    def need(shape) -> float:
+        t, i, o = (float(v) for v in shape)
+        return 4.0 * (2 * t * i + 2 * t * o + i * o * (1 + 2 + 4 * variants))
+    shape = max(settings.shapes, key=need)
+    return need(shape), shape
+
+
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Time every variant at every shape; return the speedups document."""
     reasons = {p: pattern_unavailable(p, settings.device) for p in settings.patterns}

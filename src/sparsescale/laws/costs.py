@@ -71,6 +71,14 @@ _GL_NODES = np.array([0.5 - 0.5 / math.sqrt(3.0), 0.5 + 0.5 / math.sqrt(3.0)])
 _GL_WEIGHTS = np.array([0.5, 0.5])
 
 
+def is_speedups_file(path) -> bool:
+    """Whether an existing file is a speedups document `bench-kernels` wrote
+    (which it may replace; any other file it refuses to write over)."""
+    from sparsescale.atomic import json_with_keys
+
+    return json_with_keys("speedups", format=FORMAT)(path)
+
+
 def canonical_pattern(pattern: str | None, what: str = "pattern") -> str:
     """'unstructured', 'n:m' or 'n:mT' (normalised spelling)."""
     return pattern_name(pattern, what) or UNSTRUCTURED

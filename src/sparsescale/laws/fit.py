@@ -268,8 +268,9 @@ def _validate(form, S, N, D, y, space, delta, base):
     if form == "nm":
         if base is None:
             raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
-        if base.form == "dense":
-            raise SparsescaleError("base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c)")
+        if base.form not in ("sparse", "nm"):   # dense and avgparam laws have no bN, aD, bD, c to keep
+            raise SparsescaleError(f"base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
+                                   f"got form {base.form!r}")
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")

@@ -132,10 +132,7 @@ class Law:
                 raise SparsescaleError(f"law {self.name or self.form}: mean_sparsity_fraction must be in [0, 1], got {f!r}")
             self.mean_sparsity_fraction = float(f)
         if self.tokens_per_unit is not None:
-            t = self.tokens_per_unit
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
-                raise SparsescaleError(f"law {self.name or self.form}: tokens_per_unit must be a positive number, got {t!r}")
-            self.tokens_per_unit = float(t)
+            self.tokens_per_unit = check_tokens_per_unit(self.tokens_per_unit, f"law {self.name or self.form}: tokens_per_unit")
 
     def __getitem__(self, key: str) -> float:
         return self.coefficients[key]
@@ -209,6 +206,11 @@ class Law:
         for key, value in coefs.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise SparsescaleError(f"{source}: coefficient {key!r} is not a number")
+            # Far beyond any law in raw units (the paper's largest is 2.4e8): a loss
+            # computed with it is overflow, not a prediction.
+            if not math.isfinite(value) or abs(value) > MAX_COEFFICIENT:
+                raise SparsescaleError(f"{source}: coefficient {key!r} = {value:g} is not a finite number of "
+                                       f"magnitude at most {MAX_COEFFICIENT:g}")
         units = obj.get("units", {})
         if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
             raise SparsescaleError(f"{source}: 'units' must be an object of strings (N, D, loss), got {units!r:.60}")
@@ -239,10 +241,33 @@ class Law:
 
         return json.dumps(finite_json(self.to_dict())[0], indent=2, allow_nan=False) + "\n"
 
+    @staticmethod
+    def is_file(path: str | Path) -> bool:
+        """Whether an existing file is a law JSON (ours to replace with a new
+        fit): an object with the 'form' and 'coefficients' that `save` writes."""
+        from sparsescale.atomic import json_with_keys
+
+        return json_with_keys("form", "coefficients", "formula")(Path(path))
+
     def save(self, path: str | Path) -> None:
         from sparsescale.atomic import write_text
 
         write_text(path, self.to_json())
+
+
+MAX_COEFFICIENT = 1e100   # the bound on a law file's coefficients (Law.from_dict)
+# A unit of D from a character (a quarter of a token) to a whole corpus
+# (1e15 tokens) fits well inside; outside it a budget in FLOPs / tokens_per_unit
+# underflows or overflows (1e-320 is a denormal: 1 / it is inf).
+TOKENS_PER_UNIT_RANGE = (1e-9, 1e18)
+
+
+def check_tokens_per_unit(t: Any, what: str = "tokens_per_unit") -> float:
+    """`t` as a float, or SparsescaleError naming `what` unless it is a number in TOKENS_PER_UNIT_RANGE."""
+    lo, hi = TOKENS_PER_UNIT_RANGE
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and lo <= t <= hi):
+        raise SparsescaleError(f"{what}: must be a number of tokens between {lo:g} and {hi:g}, got {t!r}")
+    return float(t)
 
 
 FORMULAS = {

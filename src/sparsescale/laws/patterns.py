@@ -416,8 +416,15 @@ def load_pattern_laws(obj: Any, base_law: Law | None, source: str = "pattern law
         if not math.isclose(float(saved[name]), value, rel_tol=1e-6):
             raise SparsescaleError(f"{source}: the pattern laws were fitted on another base law ({name} = "
                                    f"{float(saved[name]):.6g} there, {value:.6g} in the base law given)")
-    return {_key(p, entry, f"{source}: patterns[{p!r}]"): _entry_law(entry, saved, f"{source}: patterns[{p!r}]")
-            for p, entry in obj["patterns"].items()}
+    laws: dict[str, Law] = {}
+    spelled: dict[str, str] = {}
+    for p, entry in obj["patterns"].items():
+        where = f"{source}: patterns[{p!r}]"
+        key = _key(p, entry, where)
+        if key in laws:   # "02:04" and "2:4" are one pattern: which law holds would be an accident of order
+            raise SparsescaleError(f"{where}: the same pattern as patterns[{spelled[key]!r}]; keep one")
+        laws[key], spelled[key] = _entry_law(entry, saved, where), p
+    return laws
 
 
 def _key(pattern: str, entry: Any, where: str) -> str:

@@ -18,6 +18,8 @@ dense model pays only the continuation: `plan_from_dense` budgets that.
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -128,7 +130,15 @@ def fit_pruned_law(sparsity, n_nonzero, data, loss, dense_prefix, *, n_boot: int
 def from_dense_info(law: Law) -> dict[str, Any] | None:
     """The pruned-law metadata of a law file, or None for any other law."""
     info = (law.fit or {}).get("from_dense")
-    return info if isinstance(info, dict) and "dense_fraction" in info else None
+    if not (isinstance(info, dict) and "dense_fraction" in info):
+        return None
+    fr = info["dense_fraction"]   # a law file is user input: [low, high] is checked, not trusted
+    if (not isinstance(fr, list) or len(fr) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in fr)
+            or fr[0] > fr[1]):
+        raise SparsescaleError(f"law {law.name}: fit.from_dense.dense_fraction must be [low, high], two fractions "
+                               f"with 0 <= low <= high <= 1, got {json.dumps(fr)[:60]}")
+    return info
 
 
 # ---- the practitioner's plan ---------------------------------------------------------

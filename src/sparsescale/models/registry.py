@@ -240,6 +240,8 @@ def get_family(name: str) -> Family:
     if not isinstance(name, str) or ":" not in name:
         raise SparsescaleError(f"unknown family {name!r} (choose {family_names()}, or {_HINT})")
     module, _, attr = name.partition(":")
+    if not all(part.isidentifier() for part in module.split(".")) or not attr.isidentifier():
+        raise SparsescaleError(f"family {name!r}: expected package.module:attribute (choose {family_names()}, or {_HINT})")
     try:
         found = getattr(importlib.import_module(module), attr)
     except ImportError as exc:

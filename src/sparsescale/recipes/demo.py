@@ -19,10 +19,10 @@ from sparsescale.errors import SparsescaleError
 PRESETS = ("quick", "cpu-full", "vit-quick", "nm", "nm-quick", "pretrained", "pretrained-quick")
 
 
-def preset_path(name: str) -> Path:
-    """The packaged spec file of a preset."""
+def preset_path(name: str, what: str = "--preset") -> Path:
+    """The packaged spec file of a preset (`what` names where the name came from)."""
     if name not in PRESETS:
-        raise SparsescaleError(f"--preset: unknown preset {name!r} (choose {', '.join(PRESETS)})")
+        raise SparsescaleError(f"{what}: unknown preset {name!r} (choose {', '.join(PRESETS)})")
     return Path(str(resources.files("sparsescale.recipes") / "presets" / f"{name}.toml"))
 
 
@@ -40,12 +40,18 @@ def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boo
     Re-running continues where a previous (interrupted) demo stopped."""
     from rich.console import Console
 
-    from sparsescale.report.build import build_report, print_summary
-    from sparsescale.sweep.coordinator import plan_sweep, run_sweep
+    from sparsescale.atomic import check_output
+    from sparsescale.report.build import build_report, is_report, print_summary
+    from sparsescale.sweep.coordinator import check_outputs, plan_sweep, run_sweep
     from sparsescale.sweep.estimate import default_cost, run_seconds, sweep_seconds
+    from sparsescale.sweep.spec import load_spec
 
     console = Console(stderr=True)
     out_dir = Path(out_dir)
+    store = out_dir / f"{preset}.sqlite"
+    # what the demo writes in out_dir (store, run folders, report) is new or its own, checked before any work
+    check_outputs(preset_path(preset), store, None, load_spec(preset_path(preset)), "out_dir", "out_dir")
+    check_output(out_dir / "report", what="out_dir", folder=True, ours=is_report)
     spec, runs = plan_sweep(preset_path(preset))
     k = workers or spec.workers or (os.cpu_count() or 1)
     cost = default_cost()
@@ -54,7 +60,6 @@ def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boo
     console.print(f"{len(runs)} runs, {k} at a time, roughly {estimate / 60:.0f} min", highlight=False)
     if spec.note:
         console.print(f"NOTE: {spec.note}", style="bold yellow", highlight=False)
-    store = out_dir / f"{preset}.sqlite"
     t0 = time.time()
     outcome = run_sweep(spec, runs, store, workers=k, show_progress=True)
     train_s = time.time() - t0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.models.registry import BUDGET_AXES
-from sparsescale.storage import check_location, is_uri, join
+from sparsescale.storage import check_location, is_run_storage, is_uri, join
 from sparsescale.sweep.executors import check_gpus_per_run, make_executor, world_size
 from sparsescale.sweep.lock import StoreLock
 from sparsescale.sweep.spec import PlannedRun, Resources, SweepSpec, check_runs, expand, load_spec
@@ -44,6 +44,32 @@ def run_folder(store_path: str | Path) -> Path:
     """Per-run output folders live beside the store: <store stem>.runs/<hash>/."""
     p = Path(store_path)
     return p.parent / f"{p.stem}.runs"
+
+
+def check_outputs(spec_path: str | Path, store_path: str | Path, storage: str | None, spec: SweepSpec,
+                  store_what: str = "store", storage_what: str = "storage") -> str:
+    """The output rule (sparsescale.atomic) for a sweep, before anything is
+    created, dry runs included: the store is new or a sparsescale store, the
+    storage (`storage`, else the spec's, else <store stem>.runs beside the store)
+    is a new folder or a sweep's storage, neither is the spec nor the other, and a
+    storage URI is reachable and durable. `*_what` name them in errors (the CLI's
+    flags). Returns the storage."""
+    from sparsescale.atomic import Output, check_outputs as check_all
+
+    if storage is None and spec.storage is not None:
+        storage, storage_what = spec.storage, f"{spec_path}: storage"
+    storage = storage or str(run_folder(store_path))
+
+    def a_store(path: Path) -> bool:
+        check_store(path)   # raises, saying what the file is, when it is not a store
+        return True
+    outputs = [Output(store_path, store_what, a_store)]
+    if not is_uri(storage):
+        outputs.append(Output(storage, storage_what, is_run_storage, folder=True))
+    check_all(outputs, [spec_path])
+    if is_uri(storage):
+        check_location(storage, storage_what, create=False)
+    return storage
 
 
 def plan_sweep(spec_path: str | Path, check: bool = True, progress=None,

@@ -55,10 +55,21 @@ def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) 
 
 
 def is_export(path: Path) -> bool:
-    """Whether an existing file is an earlier export (CSV header or Parquet magic)."""
+    """Whether an existing file is an earlier export: its CSV header, or a
+    Parquet file whose columns begin as ours do (any other table is someone's)."""
     with open(path, "rb") as f:
         head = f.read(64)
-    return head.startswith(b"sparsity,n_nonzero,") or head.startswith(b"PAR1")
+    if head.startswith(b"sparsity,n_nonzero,"):
+        return True
+    if not head.startswith(b"PAR1"):
+        return False
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).names[:2] == ["sparsity", "n_nonzero"]
+    except (pyarrow.ArrowException, OSError):
+        return False
 
 
 def export(store_path: str | Path, csv: str | Path | None = None, parquet: str | Path | None = None,

@@ -313,6 +313,11 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
                         axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
                                 "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra}
                         _add_run(runs, spec, source, axes, axis, pattern, d0)
+    for i, ov in enumerate(spec.override):   # a typo in a match key would otherwise change nothing, silently
+        if not any(_override_matches(ov, r.axes, axis, source) for r in runs.values()):
+            keys = ", ".join(f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None)
+            raise SparsescaleError(f"{source}: override[{i}] ({keys or 'no keys'}) matches no run of the grid; "
+                                   "check its values against grid.*")
     return list(runs.values())
 
 

@@ -10,6 +10,8 @@ throughput of small models; see benchmarks/train_bench.py for the figures.
 
 from __future__ import annotations
 
+import re
+
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -115,13 +117,15 @@ def _neutral(key: str, value: Any) -> bool:
 
 def _one_line(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    field = ".".join(str(p) for p in err.get("loc", ())) or "config"
     msg = err.get("msg", "invalid value")
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
-    if not err.get("loc") and msg.startswith("--"):   # a check across fields that names its own flag
-        return msg
-    return f"--{field.replace('_', '-')}: {msg}"
+    fields = [".".join(str(p) for p in err.get("loc", ()))]
+    if not fields[0]:   # a check across fields: name the ones its message is about, unless it names its flags
+        if "--" in msg:
+            return msg
+        fields = [f for f in RunConfig.model_fields if re.search(rf"\b{f}\b", msg)] or ["config"]
+    return ", ".join(f"--{f.replace('_', '-')}" for f in fields) + f": {msg}"
 
 
 class RunConfig(BaseModel):

@@ -139,6 +139,29 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
     return plan, data
 
 
+def memory_floor(summary: dict[str, Any], optimizer: str) -> tuple[float, str]:
+    """(bytes, what they count) for a plan's `summary()`: the least memory the
+    run holds while it trains, its float32 parameters and their gradients
+    (4 + 4 bytes each), the optimizer's state (AdamW: two moments, 8 bytes;
+    Adafactor as configured here: its unfactored second moment, 4 bytes) and a
+    bool mask per pruned weight (1 byte). Activations, the corpus and the
+    checkpoint copy come on top, so a run refused on this floor cannot fit."""
+    opt = 8 if optimizer == "adamw" else 4
+    p = summary["total_params"]
+    return (p * (8.0 + opt) + summary["n_block_params"],
+            f"{p:.3g} parameters x {8 + opt} bytes of weights, gradients and {optimizer} state, plus masks")
+
+
+def check_memory(summary: dict[str, Any], cfg: RunConfig | dict, what: str) -> None:
+    """Refuse, naming `what`, a run whose memory floor exceeds what its device
+    (cfg's device; auto counts as CUDA where there is one) has free."""
+    from sparsescale.resources import check_fits
+
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+    need, detail = memory_floor(summary, get("optimizer", "adafactor") or "adafactor")
+    check_fits(need, what, "cuda" if get("device", "cpu") in ("cuda", "auto") else "cpu", detail)
+
+
 def check_config(cfg: RunConfig | dict) -> dict[str, Any]:
     """Validate a run without training and return its planned sizes: n_nonzero,
     width, total_params, embedding_params, steps, tokens (text) and examples,

@@ -562,6 +562,13 @@ def _terminate(s: Session) -> None:
     raise SystemExit(128 + signal.SIGTERM)
 
 
+def is_run_folder(folder: Path) -> bool:
+    """Whether an existing folder may be trained into: what a run writes there
+    (result.json) is absent or a sparsescale result. A checkpoint is checked
+    when it is read (its identity against the run's)."""
+    return not (folder / RESULT).exists() or read_result(folder / RESULT) is not None
+
+
 def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False,
           progress: Progress | None = None) -> RunResult:
     """Train one run into out_dir (resuming from its checkpoint), write
@@ -573,11 +580,9 @@ def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False
 
     cfg, out = as_config(cfg), Path(out_dir)
     # Fail now, not at the first checkpoint minutes into training.
-    check_output(out, what="out_dir", folder=True)
+    # a result.json that is not ours is refused (ours are written atomically: never torn)
+    check_output(out, what="out_dir", folder=True, ours=is_run_folder)
     done = read_result(out / RESULT)
-    if done is None and (out / RESULT).exists():   # written atomically: never a torn file of ours
-        raise SparsescaleError(f"out_dir {out}: holds a {RESULT} that is not a sparsescale result; "
-                               "move it away or choose another folder")
     if done is not None and checkpoint.same_run(done.identity, cfg):
         return done
     s = setup(cfg, out)
