@@ -68,7 +68,7 @@ def test_bad_resources_tables(tmp_path, corpus, resources, needle):
     (("--optimizer", "adamw", "--beta1", "0.9"), "--beta1: only for --optimizer adafactor"),
     (("--beta1", "1"), "--beta1: must be in [0, 1)"),
     (("--weight-decay", "-0.1"), "--weight-decay"),
-    (("--set", "micro_batch=x"), "--micro-batch"),
+    (("--set", "micro_batch=x"), "--set micro_batch"),   # named as it was given
 ])
 def test_bad_training_options(corpus, tmp_path, extra, needle):
     one_line(train(corpus, tmp_path / "r", *extra), 2, needle)
