@@ -51,7 +51,10 @@ def propose_from(source: str, target, budget: str, *, sweep: str | None = None, 
             raise SparsescaleError("--sweep: only meaningful for a store")
         finished = from_table(source, tokens_per_unit)
     if spec is not None:
+        from sparsescale.models.registry import BUDGET_AXES
+
         finished.spec = spec_for_table(spec)
+        finished.budget_axis = next(a for a in BUDGET_AXES if finished.spec["grid"].get(a) is not None)
     if tokens_per_unit is not None:
         finished.tokens_per_unit = tokens_per_unit
     axes = default_candidates(finished)
@@ -103,6 +106,8 @@ def next_runs(
     if spec is not None and not spec.is_file():
         raise SparsescaleError(f"--spec {spec}: no such file")
     is_store = Path(source).suffix.lower() in (".sqlite", ".db", ".sqlite3")
+    if out is not None and not is_store and spec is None:
+        raise SparsescaleError("--out: a results table has no sweep spec to continue; give --spec SPEC.toml")
     if out is None and is_store:
         out = Path(source).with_name(Path(source).stem + "-next.toml")
     if out is not None:

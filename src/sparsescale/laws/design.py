@@ -62,6 +62,10 @@ class Target:
 
     def of(self, law: Law) -> float:
         v = self.values
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a wild draw gives inf/nan, dropped later
+            return self._of(law, v)
+
+    def _of(self, law: Law, v: dict[str, float]) -> float:
         if self.kind == "sopt":
             return optimal_sparsity(law, v["N"], law_compute(law, v["C"])).sparsity
         if self.kind == "equivalent-size":

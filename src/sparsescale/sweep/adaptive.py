@@ -128,20 +128,40 @@ def design(finished: Finished, target: Target, budget: float, axes: dict[str, li
     # counts the spec can name: whole N and D
     grid = candidate_grid(axes["sparsity"], [round(n) for n in axes["n_nonzero"]], [round(d) for d in axes["data"]],
                           done=finished.nominal)
+    if finished.spec is not None:
+        grid = runnable(finished, grid)
     return propose(finished.points, target, grid, budget, tokens_per_unit=finished.tokens_per_unit, n_boot=n_boot,
                    seed=seed, space=finished.space, delta=finished.delta)
 
 
-def next_spec(finished: Finished, proposal: Proposal) -> dict[str, Any]:
+def runnable(finished: Finished, grid: np.ndarray) -> np.ndarray:
+    """The candidates the sweep's family can train (an axis extended one step
+    down may fall below the family's smallest model): each is planned and
+    checked as `sparsescale sweep` would, and dropped if the check refuses it."""
+    from sparsescale.sweep.spec import check_runs, expand, spec_from_dict
+
+    keep = []
+    for row in grid:
+        one = next_spec(finished, None, [(float(row[0]), int(row[1]), int(row[2]))])
+        try:
+            check_runs(expand(spec_from_dict(one, "candidate"), "candidate"), "candidate")
+        except SparsescaleError:
+            continue
+        keep.append(row)
+    return np.array(keep, dtype=float).reshape(-1, 3)
+
+
+def next_spec(finished: Finished, proposal: Proposal | None, runs: list[tuple[float, int, int]] | None = None) -> dict[str, Any]:
     """The sweep spec (as a dict) that trains exactly the proposed runs: the
     sweep's own spec with its grid replaced by the runs' values and grid.points."""
     if finished.spec is None:
         raise SparsescaleError("--out: a results table has no sweep spec to continue; give --spec SPEC.toml")
-    if not proposal.runs:
-        raise SparsescaleError("no run fits the budget: raise --budget")
+    if runs is None:
+        if proposal is None or not proposal.runs:
+            raise SparsescaleError("no run fits the budget: raise --budget")
+        runs = [(r["sparsity"], int(round(r["n_nonzero"])), int(round(r["data"]))) for r in proposal.runs]
     spec = json.loads(json.dumps(finished.spec))
     axis = finished.budget_axis
-    runs = [(r["sparsity"], int(round(r["n_nonzero"])), int(round(r["data"]))) for r in proposal.runs]
     grid = {k: v for k, v in spec["grid"].items() if v is not None and k not in BUDGET_AXES}
     grid.update({"sparsity": sorted({s for s, _, _ in runs}), "n_nonzero": sorted({n for _, n, _ in runs}),
                  axis: sorted({d for _, _, d in runs}), "seeds": spec["grid"].get("seeds", [0])[:1],
