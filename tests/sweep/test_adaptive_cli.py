@@ -18,11 +18,11 @@ family = "gpt"
 [grid]
 sparsity = [0.0, 0.5]
 n_nonzero = ["8k", "16k"]
-tokens = ["4k", "8k"]
+tokens = ["2k", "4k"]
 [train]
 batch = 8
 seq_len = 32
-eval_tokens = 2048
+eval_tokens = 1024
 eval_every = 8
 """
 T5 = ["paper:t5", "--target", "sopt:N=1e8,C=1e20"]
@@ -45,7 +45,7 @@ def test_two_adaptive_rounds_of_a_tiny_real_sweep(tmp_path):
     with Store(store, readonly=True) as s:
         runs = [x for x in s.runs() if x["status"] == "finished"]
     seen = {(x["sparsity"], x["axes"]["n_nonzero"], x["axes"]["tokens"]) for x in runs}
-    expected = {(s_, n, d) for s_ in (0.0, 0.5) for n in (8000, 16000) for d in (4000, 8000)}
+    expected = {(s_, n, d) for s_ in (0.0, 0.5) for n in (8000, 16000) for d in (2000, 4000)}
     for k in (1, 2):  # each round's spec names exactly the runs it added to the same store
         path = tmp_path / f"s-adaptive-{k}.toml"
         points = {(p["sparsity"], p["n_nonzero"], p["tokens"]) for p in tomllib.loads(path.read_text())["grid"]["points"]}
@@ -62,8 +62,8 @@ def test_next_on_the_paper_t5_sweep_writes_a_spec_sweep_can_run(tmp_path):
     spec = tmp_path / "base.toml"
     spec.write_text(TINY)
     out = tmp_path / "next.toml"
-    r = run_cli("next", *T5, "--budget", "5e18", "--bootstrap", "60", "--spec", spec, "--out", out, "--json",
-                "--sparsity", "0,0.5,0.75,0.875", "--params", "1e6:4e6:3", "--data", "1e5,2e5,4e5")
+    r = run_cli("next", *T5, "--budget", "5e18", "--bootstrap", "30", "--spec", spec, "--out", out, "--json",
+                "--sparsity", "0,0.5,0.875", "--params", "1e6:4e6:3", "--data", "1e5,2e5")
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert 0 < got["spent_flops"] <= got["budget_flops"] == 5e18
