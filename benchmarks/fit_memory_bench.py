@@ -46,7 +46,8 @@ def run(rows: int, folder: Path, vmem_kb: int | None = None, src: str | None = N
     data = folder / f"sweep-{rows}.csv"
     write_sweep(data, rows)
     limit = f"ulimit -v {vmem_kb}; " if vmem_kb else ""
-    path = f"PYTHONPATH={src} " if src else ""
+    # this checkout's src unless told otherwise: an installed copy elsewhere must not be what is timed
+    path = f"PYTHONPATH={src or Path(__file__).resolve().parents[1] / 'src'} "
     cmd = (f"{limit}{path}exec {sys.executable} -c 'from sparsescale.cli import main; main()' fit {data} "
            "--sparsity sparsity --params n --data d --loss loss --json > /dev/null")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -158,7 +158,7 @@ def synthetic(rng_seeds: int, n_candidates: int = 300):
     S0, N0, D0, y0 = paper_points("paper:vit")
     fit0 = fit_law(S0, N0, D0, y0, space="linear", delta=1e-2)
     sigma = float(1.4826 * np.median(np.abs(fit0.law.predict(S0, N0, D0) - y0)))
-    box = np.column_stack([1 - np.exp(rng.uniform(np.log(1), np.log(1 - 0.9375), n_candidates)),
+    box = np.column_stack([1 - np.exp(rng.uniform(np.log(1 - 0.9375), 0.0, n_candidates)),
                            np.exp(rng.uniform(np.log(2e6), np.log(3e7), n_candidates)),
                            np.exp(rng.uniform(np.log(1e8), np.log(2e9), n_candidates))])
     ys = law.predict(*box.T) + rng.normal(0, sigma, n_candidates)
