@@ -10,7 +10,9 @@ rest is the candidate pool. All strategies start from the same seed design
 (the cheapest pool runs that span two values of each of S, N and D) and add
 runs in batches of BATCH of the pool's compute, paying each run's FLOPs
 (6 N D tokens_per_unit c_mul(S)):
-  - adaptive: laws.design.propose on the pool's remaining runs, batch budget;
+  - adaptive: laws.design.propose on the pool's remaining runs, batch budget,
+    min_share 0 (every batch is filled with the best runs per FLOP: the CLI's
+    0.5% floor would end the batch early and the strategies would not pay alike);
   - grid: the pool in small-to-large order (N, then D, then S), as a sweep runs;
   - random: the pool in a random order, 20 seeds.
 After each batch: the target's 95% bootstrap interval width and the largest-N
@@ -111,7 +113,7 @@ def adaptive_run(pool, y, flops, holdout, sweep, seed_idx, tpu, target=TARGET, s
             return rows
         try:
             prop = propose((S, N, D, y[idx]), target, pool[left], BATCH * total, tokens_per_unit=tpu, n_boot=BOOT,
-                           seed=seed, space=sweep.space, delta=sweep.delta)
+                           seed=seed, space=sweep.space, delta=sweep.delta, min_share=0.0)
             picked = [left[int(np.flatnonzero((pool[left] == [r["sparsity"], r["n_nonzero"], r["data"]]).all(1))[0])]
                       for r in prop.runs]
         except SparsescaleError:
@@ -208,7 +210,7 @@ def synthetic(rng_seeds: int, n_candidates: int = 300):
         left = [i for i in range(len(pts)) if i not in idx]
         try:
             prop = propose((*pts[idx].T, yy[idx]), target, pts[left], budget, tokens_per_unit=tpu, n_boot=BOOT,
-                           space="linear", delta=1e-2)
+                           space="linear", delta=1e-2, min_share=0.0)
             picked = [left[int(np.flatnonzero((pts[left] == [r["sparsity"], r["n_nonzero"], r["data"]]).all(1))[0])]
                       for r in prop.runs]
         except SparsescaleError:

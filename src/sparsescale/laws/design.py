@@ -240,12 +240,14 @@ def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: f
 
 def propose(points, target: Target, candidates: np.ndarray, budget_flops: float, *, tokens_per_unit: float = 1.0,
             n_boot: int = 200, seed: int = 0, space: str = "log", delta: float | None = None,
-            max_runs: int | None = None, fit: FitResult | None = None, level: float = 0.95) -> Proposal:
+            max_runs: int | None = None, fit: FitResult | None = None, level: float = 0.95,
+            min_share: float = MIN_SHARE) -> Proposal:
     """The batch of candidate runs (rows S, N, D) within `budget_flops` that most
     narrows the target's interval per FLOP (see the module docstring).
 
     points: (sparsity, n_nonzero, data, loss) of the finished runs, D in the
-    unit whose cost is `tokens_per_unit` tokens."""
+    unit whose cost is `tokens_per_unit` tokens. min_share: see greedy_batch
+    (0 fills the budget with the best runs per FLOP however little they teach)."""
     S, N, D, y = (np.asarray(a, dtype=float) for a in points)
     candidates = np.asarray(candidates, dtype=float).reshape(-1, 3)
     if not (budget_flops > 0 and math.isfinite(budget_flops)):
@@ -278,7 +280,7 @@ def propose(points, target: Target, candidates: np.ndarray, budget_flops: float,
     r = np.log(residual) - np.log(y) if space == "log" else residual - y
     noise = float(max(1.4826 * np.median(np.abs(r - np.median(r))), 1e-12))
     flops = run_flops(candidates[:, 0], candidates[:, 1], candidates[:, 2], tokens_per_unit)
-    chosen, shares, var_left = greedy_batch(cov, noise**2, flops, budget_flops, max_runs)
+    chosen, shares, var_left = greedy_batch(cov, noise**2, flops, budget_flops, max_runs, min_share)
     var0 = float(cov[0, 0])
     lo, med, hi = boot.intervals["target"]
     ratio = math.sqrt(var_left / var0) if var0 > 0 else 1.0
