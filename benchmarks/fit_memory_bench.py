@@ -5,8 +5,15 @@ alone) on a synthetic sweep drawn from the paper's T5 law with 1% log noise.
 The fit's working memory is chunked under MEMORY_BUDGET (laws/fit.py), so peak
 RSS should grow only with the O(rows) data arrays, not with 4096 x rows.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_memory_bench.py            # 1k, 100k, 1M
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_memory_bench.py            # 1k .. 250k
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_memory_bench.py 1000 250000
+    # the same sizes on another source tree (e.g. an older commit, for before/after):
+    git archive <commit> src | tar -x -C /tmp/old
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fit_memory_bench.py --src /tmp/old/src 1000 10000
+
+Fits above SCORE_ROWS points score their starting candidates on a subsample and
+refine on every row (laws/fit.py), so seconds should grow about linearly in rows
+once the constant subsample stage (about 2 s) is paid.
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ def write_sweep(path: Path, rows: int, seed: int = 0) -> None:
         np.savetxt(f, np.column_stack([S, N, D, y]), delimiter=",", fmt="%.10g")
 
 
-def run(rows: int, folder: Path, vmem_kb: int | None = None) -> tuple[float, float, int]:
+def run(rows: int, folder: Path, vmem_kb: int | None = None, src: str | None = None) -> tuple[float, float, int]:
     data = folder / f"sweep-{rows}.csv"
     write_sweep(data, rows)
     limit = f"ulimit -v {vmem_kb}; " if vmem_kb else ""
-    cmd = (f"{limit}exec {sys.executable} -c 'from sparsescale.cli import main; main()' fit {data} "
+    # this checkout's src unless told otherwise: an installed copy elsewhere must not be what is timed
+    path = f"PYTHONPATH={src or Path(__file__).resolve().parents[1] / 'src'} "
+    cmd = (f"{limit}{path}exec {sys.executable} -c 'from sparsescale.cli import main; main()' fit {data} "
            "--sparsity sparsity --params n --data d --loss loss --json > /dev/null")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
@@ -52,13 +61,17 @@ def run(rows: int, folder: Path, vmem_kb: int | None = None) -> tuple[float, flo
 
 
 def main() -> None:
-    sizes = [int(float(a)) for a in sys.argv[1:]] or [1000, 100_000, 1_000_000]
-    print(f"{'rows':>10} {'seconds':>9} {'peak RSS MiB':>13} exit")
+    args = sys.argv[1:]
+    src = None
+    if args[:1] == ["--src"]:
+        src, args = args[1], args[2:]
+    sizes = [int(float(a)) for a in args] or [1000, 10_000, 50_000, 100_000, 250_000]
+    print(f"{'rows':>10} {'seconds':>9} {'peak RSS MiB':>13} exit  (source: {src or 'this checkout'})")
     with tempfile.TemporaryDirectory() as tmp:
         # ascending sizes: ru_maxrss of children is a running maximum, so each line
         # is that size's peak as long as peaks grow with the size
         for rows in sorted(sizes):
-            elapsed, peak, rc = run(rows, Path(tmp))
+            elapsed, peak, rc = run(rows, Path(tmp), src=src)
             print(f"{rows:>10} {elapsed:>9.1f} {peak:>13.0f} {rc}", flush=True)
 
 

@@ -17,7 +17,7 @@ from sparsescale.cli.app import app
 from sparsescale.errors import SparsescaleError
 
 # Registration by import: each module adds its commands to `app`.
-for _optional in ("laws", "train", "sweep", "kernels"):
+for _optional in ("laws", "design", "train", "sweep", "kernels"):
     try:
         __import__(f"sparsescale.cli.{_optional}")
     except ModuleNotFoundError as exc:  # a module not written yet

@@ -284,16 +284,10 @@ def _read_points(data_file: str, sparsity, params, data, loss, space):
     from sparsescale.tables import check_values, evaluate, read_table
 
     if data_file.startswith("paper:"):
-        import tempfile
+        from sparsescale.laws.paper import paper_columns
+        from sparsescale.tables import ColumnTable
 
-        from sparsescale.laws.paper import paper_sweep, paper_text
-
-        # the table reader wants a file; the packaged one may sit inside a zip
-        sweep = paper_sweep(data_file)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / sweep.file
-            path.write_text(paper_text(data_file), encoding="utf-8")
-            df = read_table(path)
+        df = ColumnTable(paper_columns(data_file))
     else:
         df = read_table(data_file)
     src = data_file

@@ -53,6 +53,10 @@ def sweep(
     runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
                                          help="module:function that trains one run (default: sparsescale.train)."),
     force: bool = typer.Option(False, "--force", help="Run even when a run's memory floor exceeds what this machine has free."),
+    adaptive: int = typer.Option(0, "--adaptive", help="After the spec's runs, this many rounds of `sparsescale next` + sweep (needs --target and --budget)."),
+    target: Optional[str] = typer.Option(None, "--target", help="With --adaptive: the number to pin down (as for `sparsescale next`)."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="With --adaptive: compute per round, FLOPs or a share of the compute spent (25%)."),
+    next_bootstrap: int = typer.Option(200, "--next-bootstrap", help="With --adaptive: bootstrap draws behind each round's choice."),
 ) -> None:
     """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
 
@@ -80,6 +84,7 @@ def sweep(
     device_ids = parse_devices(devices) if devices is not None else None
     if device_ids is not None and executor != "local":
         raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
+    parsed_target = _check_adaptive(adaptive, target, budget, next_bootstrap, dry_run)
     spec = spec_or_preset(spec)
     _check_devices(spec, gpus_per_run, device_ids, executor, dry_run)
     store = store or default_store(spec)
@@ -95,8 +100,64 @@ def sweep(
         print_plan(spec_obj, runs, store, _parallel_runs(spec_obj, workers, device_ids, executor),
                    calibrate=calibrate)
         return
-    outcome = run_sweep(spec_obj, runs, store, executor=executor, workers=workers, ray_address=ray_address,
-                        runner=runner or DEFAULT_RUNNER, show_progress=True, storage=storage, devices=device_ids)
+    go = dict(executor=executor, workers=workers, ray_address=ray_address, runner=runner or DEFAULT_RUNNER,
+              show_progress=True, storage=storage, devices=device_ids)
+    _report_outcome(spec_obj, run_sweep(spec_obj, runs, store, **go), store)
+    for round_ in range(1, adaptive + 1):
+        next_path = _adaptive_round(round_, adaptive, store, spec_obj.name, parsed_target, budget, next_bootstrap)
+        if next_path is None:
+            break
+        # each round runs on the devices of the first (the written spec carries no resources)
+        spec_next, runs_next = _plan_with_bar(plan_sweep, next_path, check=runner is None,
+                                              gpus_per_run=spec_obj.resources.gpus_per_run)
+        _report_outcome(spec_next, run_sweep(spec_next, runs_next, store, **go), store)
+    print(f"next: sparsescale report {store}")
+
+
+def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run: bool):
+    """--adaptive's companions, checked before anything trains; the parsed target or None."""
+    from sparsescale.cli.design import check_design_flags
+    from sparsescale.errors import SparsescaleError
+
+    if not 0 <= adaptive <= 100:
+        raise SparsescaleError(f"--adaptive: must be between 0 and 100 rounds, got {adaptive}")
+    if adaptive == 0:
+        for flag, value in (("--target", target), ("--budget", budget)):
+            if value is not None:
+                raise SparsescaleError(f"{flag}: only meaningful with --adaptive ROUNDS")
+        return None
+    if dry_run:
+        raise SparsescaleError("--adaptive: cannot be planned by --dry-run (each round depends on the last's results)")
+    if target is None or budget is None:
+        raise SparsescaleError("--adaptive: needs --target and --budget (see `sparsescale next --help`)")
+    parsed = check_design_flags(target, budget, next_bootstrap)
+    from sparsescale.units import parse_quantity
+
+    text = budget.strip()
+    value = parse_quantity(text[:-1] if text.endswith("%") else text, "--budget")
+    if not value > 0:
+        raise SparsescaleError(f"--budget: {budget!r} must be a positive number of FLOPs (or a share like 25%)")
+    return parsed
+
+
+def _adaptive_round(round_: int, rounds: int, store: Path, name: str, target, budget: str, n_boot: int) -> Path | None:
+    """Propose the next batch from the store and write it as a spec beside it; None when nothing fits."""
+    from sparsescale.atomic import check_output, write_text
+    from sparsescale.cli.design import _ours, checked_toml, propose_from
+
+    _, proposal, nxt = propose_from(str(store), target, budget, sweep=name, bootstrap=n_boot, seed=round_)
+    lo, _, hi = proposal.interval
+    if nxt is None:
+        print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; no run fits the budget, stopping")
+        return None
+    path = check_output(store.with_name(f"{store.stem}-adaptive-{round_}.toml"), [store], what="--adaptive", ours=_ours)
+    write_text(path, checked_toml(nxt, str(path)))
+    print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; {len(proposal.runs)} runs "
+          f"({proposal.spent_flops:.3g} FLOPs) expected to bring it to {proposal.expected_width:.3g} -> {path}")
+    return path
+
+
+def _report_outcome(spec_obj, outcome, store: Path) -> None:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
     print(f"sweep {spec_obj.name}: {counts} ({outcome.skipped} already in the store) -> {store}")
     for h, reason in outcome.failed:
@@ -105,7 +166,6 @@ def sweep(
         print(f"re-run the same command to retry them (up to {spec_obj.max_failures} attempts per run each time, "
               f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
         raise SystemExit(1)  # some runs failed: not a usage error (2)
-    print(f"next: sparsescale report {store}")
 
 
 def _check_memory(runs, spec: Path) -> None:

@@ -62,6 +62,17 @@ def paper_text(spec: str) -> str:
     return resources.files("sparsescale.laws.paperdata").joinpath(sweep.file).read_text(encoding="utf-8")
 
 
+def paper_columns(spec: str) -> dict[str, np.ndarray]:
+    """Every column of a shipped sweep as float arrays, in the file's row order
+    (the CSV's unnamed index column is called 'Unnamed: 0', as pandas calls it)."""
+    text = paper_text(spec)
+    if paper_sweep(spec).file.endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return {(k or "Unnamed: 0"): np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    obj = json.loads(text)
+    return {c: np.array([float(v[i]) for i in sorted(v, key=int)]) for c, v in obj.items()}
+
+
 def paper_points(spec: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(sparsity, n_nonzero, data, loss) of a shipped sweep, in the file's row order."""
     sweep = paper_sweep(spec)

@@ -188,14 +188,34 @@ def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "spar
     return out.reshape(N.shape)
 
 
+def _refined_argmin(loss_of, points: int = 4001, zoom_points: int = 21, xatol: float = 1e-10) -> float:
+    """argmin over S in [0, MAX_SPARSITY] of a vectorised loss_of(S): a grid of
+    `points`, then grids of `zoom_points` over the two cells around the best point,
+    each 10x finer than the last, until the bracket is under xatol. On a loss that
+    is unimodal within one grid cell this is a bracketing search like Brent's (a
+    few numpy calls instead of scipy's scalar loop and its import, which a
+    bootstrap pays once per draw)."""
+    grid = np.linspace(0.0, MAX_SPARSITY, points)
+    L = loss_of(grid)
+    i = int(np.argmin(L))
+    s_best, l_best = float(grid[i]), float(L[i])
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    while hi - lo > xatol:
+        zoom = np.linspace(lo, hi, zoom_points)
+        Lz = loss_of(zoom)
+        j = int(np.argmin(Lz))
+        if Lz[j] <= l_best:
+            s_best, l_best = float(zoom[j]), float(Lz[j])
+        lo, hi = zoom[max(j - 1, 0)], zoom[min(j + 1, zoom_points - 1)]
+    return s_best
+
+
 def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "sparse",
                      start: float = 0.25, end: float = 0.75) -> OptimalPoint:
     """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S))).
 
     compute: the budget in the law's unit (see the module docstring); for a
     budget in FLOPs pass `law_compute(law, flops)`."""
-    from scipy.optimize import minimize_scalar
-
     _require_sparse(law)
     c_mul(0.0, flops, start, end)  # validates flops and the fractions
     N, C = float(n_nonzero), float(compute)
@@ -203,16 +223,7 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
         raise SparsescaleError(f"n_nonzero: must be a positive number, got {n_nonzero}")
     if not (C > 0 and math.isfinite(C)):
         raise SparsescaleError(f"compute: must be a positive number, got {compute}")
-    grid = np.linspace(0.0, MAX_SPARSITY, 4001)
-    L, _ = _loss_along_budget(law, grid, N, C, flops, start, end)
-    i = int(np.argmin(L))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    s_best = grid[i]
-    if hi > lo:
-        res = minimize_scalar(lambda s: float(_loss_along_budget(law, s, N, C, flops, start, end)[0]),
-                              bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
-        if res.fun <= L[i]:
-            s_best = float(res.x)
+    s_best = _refined_argmin(lambda s: _loss_along_budget(law, s, N, C, flops, start, end)[0])
     loss, D = _loss_along_budget(law, s_best, N, C, flops, start, end)
     dense_loss, dense_D = _loss_along_budget(law, 0.0, N, C, flops, start, end)
     return OptimalPoint(

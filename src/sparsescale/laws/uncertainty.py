@@ -50,7 +50,7 @@ def bootstrap(
     level: float = 0.95,
     derived: dict[str, Callable[[Law], float]] | None = None,
     reference: FitResult | None = None,
-    batch: int = 250,
+    batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     starts: list[dict[str, float]] | None = None,
     **fit_kwargs,
@@ -84,7 +84,12 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     n = y.shape[0]
     # resamples are drawn batch by batch (same draws, in the same order, as all at
-    # once) so that memory holds one batch of (n,) count vectors, not n_boot of them
+    # once) so that memory holds one batch of (n,) count vectors, not n_boot of them.
+    # By default a batch is as large as the memory budget allows: the refinement's
+    # cost per iteration is mostly fixed numpy overhead once few starts are still
+    # moving, so four batches of 250 pay the slow tail of the iteration four times
+    # where one batch of 1000 pays it once (the rows are independent: same result).
+    batch = resample_batch(n, len(starts)) if batch is None else batch
     batch = max(1, min(batch, resample_batch(n, len(starts))))
     derived = derived or {}
     coef_names = list(reference.law.coefficients)

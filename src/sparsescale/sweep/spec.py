@@ -26,7 +26,13 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     n_nonzero = "200k"
     set = { lr = 0.005 }            # ... and change these settings
 
-The grid is the cross product of its axes. An n:m pattern fixes the sparsity
+The grid is the cross product of its axes, or, with `points`, only the listed
+combinations of them (what `sparsescale next` writes: the runs it proposes are
+not a cross product):
+
+    points = [{ sparsity = 0.5, n_nonzero = "100k", tokens = "1M" }, ...]
+
+An n:m pattern fixes the sparsity
 to 1 - n/m, so n:m entries are crossed with N, D and seeds only, never with
 the `sparsity` list. A non-zero `init_from_dense` fraction f trains a dense
 model of the same width on f*D first and prunes it over the remaining
@@ -71,6 +77,8 @@ class Grid(BaseModel):
     patterns: list[str] = [UNSTRUCTURED]
     init_from_dense: list[float] = [0.0]
     dense_prefix: list[int | str] | None = None
+    # only these (sparsity, n_nonzero, budget) combinations of the axes, if given
+    points: list[dict[str, float | int | str]] | None = None
 
     @field_validator("sparsity")
     @classmethod
@@ -224,8 +232,33 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
     dense_prefixes(spec.grid, source)
+    point_keys(spec.grid, source)
     _check_size(spec, source)
     return spec
+
+
+def point_keys(g: "Grid", source: str = "spec") -> set[tuple[float, int, int]] | None:
+    """grid.points as (sparsity, n_nonzero, budget) keys, each checked to be a
+    combination of the grid's own axis values; None when the grid has none."""
+    if g.points is None:
+        return None
+    axis = g.budget_axis
+    sizes = {parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero}
+    budgets = {parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)}
+    keys = set()
+    for i, point in enumerate(g.points):
+        what = f"{source}: grid.points[{i}]"
+        if set(point) != {"sparsity", "n_nonzero", axis}:
+            raise SparsescaleError(f"{what}: needs exactly the keys sparsity, n_nonzero and {axis}")
+        s = point["sparsity"]
+        if isinstance(s, (bool, str)) or float(s) not in g.sparsity:
+            raise SparsescaleError(f"{what}: sparsity {s!r} is not one of grid.sparsity")
+        n = parse_count(point["n_nonzero"], f"{what}.n_nonzero")
+        d = parse_count(point[axis], f"{what}.{axis}")
+        if n not in sizes or d not in budgets:
+            raise SparsescaleError(f"{what}: n_nonzero and {axis} must be values of grid.n_nonzero and grid.{axis}")
+        keys.add((float(s), n, d))
+    return keys
 
 
 MAX_RUNS = 10_000   # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
@@ -294,6 +327,7 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     budgets = [parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)]
     sizes = [parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero]
     prefixes = dense_prefixes(g, source)
+    only = point_keys(g, source)
     combos: list[tuple[float, str | None]] = []
     for pat in g.patterns:
         nm = parse_pattern(pat, f"{source}: grid.patterns")
@@ -306,6 +340,8 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     for budget in budgets:
         for n_nonzero in sizes:
             for sparsity, pattern in combos:
+                if only is not None and (sparsity, n_nonzero, budget) not in only:
+                    continue
                 for seed in g.seeds:
                     for extra, d0 in _prefix_choices(g, budget, prefixes):
                         if d0 > 0 and sparsity == 0:

@@ -1,0 +1,292 @@
+"""Which runs next: the candidate runs that most narrow a target's interval per FLOP.
+
+The criterion (docs/adaptive-design.md has the long form). A bootstrap of the
+finished runs gives B coefficient draws theta_b. For each draw we have the
+target t_b = T(theta_b) (S_opt at (N, C), an equivalent dense size, a loss)
+and the prediction l_bc = f(theta_b; x_c) of every candidate run c, in the
+fit's residual space (log loss for language, loss for vision). Read the draws
+as a joint Gaussian over (t, l_1..l_K): training candidate c observes
+y_c = l_c + e, e ~ N(0, sigma^2) with sigma the fit's residual scale, and the
+Gaussian conditional variance of t falls by
+
+    gain_c = Cov(t, l_c)^2 / (Var(l_c) + sigma^2).
+
+A batch is chosen greedily: take the candidate with the largest gain per FLOP
+that still fits the remaining budget, condition the whole covariance on it
+(Sigma <- Sigma - Sigma[:, c] Sigma[c, :] / (Sigma[c, c] + sigma^2), so runs
+that teach the same thing do not both get picked), repeat. The expected
+interval after the batch is the current percentile interval's width scaled by
+sqrt(Var_after / Var_before).
+
+The draws are winsorised to their 2.5-97.5% range per column before the
+covariances: a few resamples with a wild optimum (an amplitude at its bound)
+would otherwise decide the whole choice.
+
+Price of a run: 6 N D tokens_per_unit c_mul(S) FLOPs, c_mul with sparse
+accounting under the cubic 25%-75% schedule (laws.planning.c_mul), the cost
+model `sparsescale optimal` uses by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws.fit import FitResult, fit_law
+from sparsescale.laws.forms import Law
+from sparsescale.laws.planning import c_mul, equivalent_dense_factor, law_compute, optimal_sparsity
+from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.units import parse_quantity
+
+TARGET_KEYS = {"sopt": ("N", "C"), "equivalent-size": ("S",), "loss": ("S", "N", "D")}
+TARGET_EXAMPLE = "sopt:N=1e8,C=1e20, equivalent-size:S=0.75 or loss:S=0.5,N=1e8,D=1e10"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The one number a design is for: S_opt at N non-zeros and C FLOPs, the
+    equivalent dense size factor at S, or the loss at (S, N, D)."""
+
+    kind: str
+    values: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:" + ",".join(f"{k}={v:g}" for k, v in self.values.items())
+
+    def of(self, law: Law) -> float:
+        v = self.values
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a wild draw gives inf/nan, dropped later
+            return self._of(law, v)
+
+    def _of(self, law: Law, v: dict[str, float]) -> float:
+        if self.kind == "sopt":
+            return optimal_sparsity(law, v["N"], law_compute(law, v["C"])).sparsity
+        if self.kind == "equivalent-size":
+            return float(equivalent_dense_factor(law, v["S"]))
+        return float(law.predict(v["S"], v["N"], v["D"]))
+
+
+def parse_target(text: str, what: str = "target") -> Target:
+    """'sopt:N=1e8,C=1e20' -> Target; errors name `what` (the flag in the CLI)."""
+    kind, _, rest = str(text).partition(":")
+    kind = kind.strip().lower()
+    if kind not in TARGET_KEYS:
+        raise SparsescaleError(f"{what}: unknown target {text!r}; expected {TARGET_EXAMPLE}")
+    values: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in TARGET_KEYS[kind]:
+            raise SparsescaleError(f"{what}: {item!r} in {text!r}: {kind} takes {', '.join(k + '=...' for k in TARGET_KEYS[kind])}")
+        values[key] = parse_quantity(value.strip(), f"{what}: {key}")
+    missing = [k for k in TARGET_KEYS[kind] if k not in values]
+    if missing:
+        raise SparsescaleError(f"{what}: {text!r} lacks {', '.join(missing)} (e.g. {TARGET_EXAMPLE})")
+    if "S" in values and not 0.0 <= values["S"] < 1.0:
+        raise SparsescaleError(f"{what}: S={values['S']:g} is outside [0, 1)")
+    for key in ("N", "C", "D"):
+        if key in values and not values[key] > 0:
+            raise SparsescaleError(f"{what}: {key}={values[key]:g} must be positive")
+    return Target(kind, {k: values[k] for k in TARGET_KEYS[kind]})
+
+
+def run_flops(sparsity, n_nonzero, data, tokens_per_unit: float = 1.0):
+    """Training FLOPs of runs: 6 N D tokens_per_unit c_mul(S), sparse accounting, cubic 25-75% schedule."""
+    return 6.0 * np.asarray(n_nonzero, float) * np.asarray(data, float) * tokens_per_unit * c_mul(sparsity, "sparse")
+
+
+# -- candidate spaces --------------------------------------------------------
+_RANGE = re.compile(r"^\s*([^:]+):([^:]+):(\d+)\s*$")
+
+
+def parse_axis(text: str, what: str, kind: str) -> list[float]:
+    """'0,0.5,0.75' (a list) or 'LOW:HIGH:COUNT' (COUNT values, evenly spaced in
+    log(1 - S) for sparsity and in log for N and D) -> values."""
+    m = _RANGE.match(str(text))
+    if m:
+        lo, hi = (parse_quantity(m.group(i), what) for i in (1, 2))
+        count = int(m.group(3))
+        if count < 1 or count > 1000 or hi < lo:
+            raise SparsescaleError(f"{what}: range {text!r} needs LOW <= HIGH and 1..1000 values")
+        if kind == "sparsity":
+            _check_axis([lo, hi], what, kind)
+            values = 1.0 - np.exp(np.linspace(math.log1p(-lo), math.log1p(-hi), count))
+        else:
+            _check_axis([lo, hi], what, kind)
+            values = np.exp(np.linspace(math.log(lo), math.log(hi), count))
+        return sorted({float(v) for v in values})
+    items = [p for p in (q.strip() for q in str(text).split(",")) if p]
+    if not items:
+        raise SparsescaleError(f"{what}: give values like 0,0.5,0.75 or a range LOW:HIGH:COUNT")
+    values = [parse_quantity(p, what) for p in items]
+    _check_axis(values, what, kind)
+    return sorted(set(values))
+
+
+def _check_axis(values, what: str, kind: str) -> None:
+    for v in values:
+        if kind == "sparsity" and not 0.0 <= v < 1.0:
+            raise SparsescaleError(f"{what}: sparsity {v:g} is outside [0, 1)")
+        if kind != "sparsity" and not v > 0:
+            raise SparsescaleError(f"{what}: {v:g} must be positive")
+
+
+def extend_axis(values, kind: str) -> list[float]:
+    """An axis with one more step beyond each end: the geometric step of its
+    end values for N and D (x2 for a single value), and for sparsity one more
+    halving of the density 1 - S beyond the sparsest value."""
+    v = sorted(set(float(x) for x in values))
+    if kind == "sparsity":
+        top = v[-1]
+        return v + ([1.0 - (1.0 - top) / 2.0] if top > 0 else [0.5])
+    low = v[0] / (v[1] / v[0] if len(v) > 1 else 2.0)
+    high = v[-1] * (v[-1] / v[-2] if len(v) > 1 else 2.0)
+    return [low] + v + [high]
+
+
+def candidate_grid(sparsity, n_nonzero, data, done=None) -> np.ndarray:
+    """The cross product as rows (S, N, D), without the (S, N, D) already in
+    `done` (rows of finished runs; N and D within 0.1%)."""
+    grid = np.array(list(itertools.product(sparsity, n_nonzero, data)), dtype=float).reshape(-1, 3)
+    if done is not None and len(done):
+        done = np.asarray(done, dtype=float)
+        same = ((np.abs(grid[:, None, 0] - done[None, :, 0]) < 1e-9)
+                & (np.abs(np.log(grid[:, None, 1] / done[None, :, 1])) < 1e-3)
+                & (np.abs(np.log(grid[:, None, 2] / done[None, :, 2])) < 1e-3))
+        grid = grid[~same.any(axis=1)]
+    return grid
+
+
+# -- the design --------------------------------------------------------------
+@dataclass
+class Proposal:
+    """The chosen runs, best first, and what they are expected to do to the target's interval."""
+
+    target: Target
+    runs: list[dict[str, float]]            # sparsity, n_nonzero, data, flops, variance_share
+    interval: tuple[float, float, float]    # current (low, median, high), 95%
+    expected_width: float                   # expected width of that interval after the runs
+    budget_flops: float
+    spent_flops: float
+    noise: float                            # residual scale the criterion assumes per run
+    n_boot: int
+    n_candidates: int
+    fit: FitResult | None = field(default=None, repr=False)
+
+    @property
+    def width(self) -> float:
+        return self.interval[2] - self.interval[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target.label, "interval": list(self.interval), "width": self.width,
+                "expected_width": self.expected_width, "budget_flops": self.budget_flops,
+                "spent_flops": self.spent_flops, "noise": self.noise, "n_boot": self.n_boot,
+                "n_candidates": self.n_candidates, "runs": self.runs}
+
+
+def predict_draws(coefficients: np.ndarray, sparsity, n_nonzero, data) -> np.ndarray:
+    """Sparse-form predictions of every draw (rows of aS, bS, cS, bN, aD, bD, c)
+    at every point: (B, K)."""
+    aS, bS, cS, bN, aD, bD, c = (coefficients[:, i:i + 1] for i in range(7))
+    S, N, D = (np.asarray(a, float)[None, :] for a in (sparsity, n_nonzero, data))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return (aS * (1.0 - S) ** bS + cS) * N ** -bN + (aD / D) ** bD + c
+
+
+def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
+    lo, hi = np.percentile(X, [q, 100.0 - q], axis=0)
+    return np.clip(X, lo, hi)
+
+
+MIN_SHARE = 0.005  # a run that would remove less than this share of the variance is not worth proposing
+
+
+def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: float,
+                 max_runs: int | None = None, min_share: float = MIN_SHARE) -> tuple[list[int], list[float], float]:
+    """Greedy variance reduction per FLOP. cov: the (1 + K) x (1 + K) covariance
+    of (target, candidate predictions). Returns the chosen candidate indices,
+    each one's share of the target's variance removed, and the variance left.
+    Stops when no run fits the budget left or none would remove min_share of
+    the initial variance (the budget is a ceiling, not a quota)."""
+    cov = cov.copy()
+    var0 = float(cov[0, 0])
+    chosen: list[int] = []
+    shares: list[float] = []
+    left = float(budget)
+    available = np.ones(flops.size, dtype=bool)
+    while max_runs is None or len(chosen) < max_runs:
+        denom = np.diag(cov)[1:] + noise_var
+        gain = cov[0, 1:] ** 2 / denom
+        ok = available & (flops <= left) & (gain > min_share * max(var0, 1e-300))
+        if not ok.any():
+            break
+        score = np.where(ok, gain / flops, -np.inf)
+        c = int(np.argmax(score))
+        col = cov[:, 1 + c].copy()
+        cov -= np.outer(col, col) / (col[1 + c] + noise_var)
+        chosen.append(c)
+        shares.append(float(gain[c] / var0) if var0 > 0 else 0.0)
+        available[c] = False
+        left -= float(flops[c])
+    return chosen, shares, float(max(cov[0, 0], 0.0))
+
+
+def propose(points, target: Target, candidates: np.ndarray, budget_flops: float, *, tokens_per_unit: float = 1.0,
+            n_boot: int = 200, seed: int = 0, space: str = "log", delta: float | None = None,
+            max_runs: int | None = None, fit: FitResult | None = None, level: float = 0.95,
+            min_share: float = MIN_SHARE) -> Proposal:
+    """The batch of candidate runs (rows S, N, D) within `budget_flops` that most
+    narrows the target's interval per FLOP (see the module docstring).
+
+    points: (sparsity, n_nonzero, data, loss) of the finished runs, D in the
+    unit whose cost is `tokens_per_unit` tokens. min_share: see greedy_batch
+    (0 fills the budget with the best runs per FLOP however little they teach)."""
+    S, N, D, y = (np.asarray(a, dtype=float) for a in points)
+    candidates = np.asarray(candidates, dtype=float).reshape(-1, 3)
+    if not (budget_flops > 0 and math.isfinite(budget_flops)):
+        raise SparsescaleError(f"budget: must be a positive number of FLOPs, got {budget_flops}")
+    if candidates.shape[0] == 0:
+        raise SparsescaleError("candidates: none left (every candidate run is already finished)")
+    if fit is None:
+        fit = fit_law(S, N, D, y, space=space, delta=delta, seed=seed, tokens_per_unit=tokens_per_unit)
+    fit.law.tokens_per_unit = tokens_per_unit
+
+    def value(law: Law) -> float:
+        law.tokens_per_unit = tokens_per_unit
+        return target.of(law)
+
+    boot = bootstrap(S, N, D, y, n_boot=n_boot, seed=seed, level=level, reference=fit, derived={"target": value},
+                     space=space, delta=delta)
+    names = list(fit.law.coefficients)
+    draws = np.column_stack([boot.samples[k] for k in names])
+    t = np.asarray(boot.samples["target"], dtype=float)
+    pred = predict_draws(draws, *candidates.T)
+    if space == "log":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pred = np.log(pred)
+    keep = np.isfinite(t) & np.all(np.isfinite(pred), axis=1)
+    if keep.sum() < 10:
+        raise SparsescaleError("bootstrap: fewer than 10 draws give a finite target and predictions")
+    X = _winsorise(np.column_stack([t[keep], pred[keep]]))
+    cov = np.cov(X, rowvar=False)
+    residual = fit.law.predict(S, N, D)
+    r = np.log(residual) - np.log(y) if space == "log" else residual - y
+    noise = float(max(1.4826 * np.median(np.abs(r - np.median(r))), 1e-12))
+    flops = run_flops(candidates[:, 0], candidates[:, 1], candidates[:, 2], tokens_per_unit)
+    chosen, shares, var_left = greedy_batch(cov, noise**2, flops, budget_flops, max_runs, min_share)
+    var0 = float(cov[0, 0])
+    lo, med, hi = boot.intervals["target"]
+    ratio = math.sqrt(var_left / var0) if var0 > 0 else 1.0
+    runs = [{"sparsity": float(candidates[c, 0]), "n_nonzero": float(candidates[c, 1]), "data": float(candidates[c, 2]),
+             "flops": float(flops[c]), "variance_share": share} for c, share in zip(chosen, shares)]
+    return Proposal(target=target, runs=runs, interval=(lo, med, hi), expected_width=(hi - lo) * ratio,
+                    budget_flops=float(budget_flops), spent_flops=float(sum(r["flops"] for r in runs)),
+                    noise=noise, n_boot=n_boot, n_candidates=int(candidates.shape[0]), fit=fit)
+
