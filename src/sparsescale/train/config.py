@@ -53,8 +53,9 @@ FIELD_HELP: dict[str, str] = {
     "warmup": "Warmup as a fraction of the steps [default: 0.05].",
     "threads": "torch CPU threads.",
     "corpus": "Folder/file of text (or images for vit) [default: the installed corpus].",
-    "tokenizer": "byte or bpe [default: byte].",
+    "tokenizer": "byte, bpe, or a tokenizer.json path [default: byte].",
     "vocab_size": "BPE vocabulary size [default: 4096].",
+    "text_column": "The text field of JSONL / column of Parquet files [default: text].",
     "init_from": "Dense checkpoint to prune (its width is kept).",
     "data_skip": "Data (in the budget's unit) to skip at the start of the seeded order: what the --init-from run read.",
     "eval_every": "Steps between validation points [default: about 8 per run].",
@@ -76,11 +77,15 @@ FIELD_HELP: dict[str, str] = {
 }
 
 
+# Fields added after stores existed, left out of the identity at these values so
+# that runs and checkpoints from before them keep their identity.
+_LATER_DEFAULTS: dict[str, Any] = {"data_skip": 0, "text_column": "text"}
+
+
 def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
-    """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict).
-    data_skip at 0 is left out so that runs and checkpoints from before it existed keep their identity."""
+    """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict)."""
     return {k: v for k, v in sorted(fields.items())
-            if k not in EXECUTION_FIELDS and not (k == "data_skip" and not v)}
+            if k not in EXECUTION_FIELDS and not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -116,8 +121,9 @@ class RunConfig(BaseModel):
     warmup: float = 0.05                    # fraction of steps
     threads: int | None = None
     corpus: str | None = None
-    tokenizer: Literal["byte", "bpe"] = "byte"
+    tokenizer: str = "byte"                 # byte | bpe | PATH/tokenizer.json (data/tokenizer.py)
     vocab_size: int = 4096                  # BPE only
+    text_column: str = "text"               # JSONL field / Parquet column holding the text
     init_from: str | None = None
     # A pruned continuation of a dense run (same seed) skips the examples the
     # dense run read: the seeded order is the same, so without it the sparse
@@ -173,6 +179,20 @@ class RunConfig(BaseModel):
         if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
             raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
         return count
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, value: str) -> str:
+        from sparsescale.data.tokenizer import check_setting   # numpy only, no torch
+
+        return check_setting(value)
+
+    @field_validator("text_column")
+    @classmethod
+    def _text_column(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a field/column, got an empty string")
+        return value
 
     @field_validator("sparsity")
     @classmethod

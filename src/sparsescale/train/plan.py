@@ -56,7 +56,7 @@ _DATA_MEMO: dict[tuple, Any] = {}
 def data_for(cfg: RunConfig) -> tuple[int, Any]:
     """(training examples available, data handle) without building batches.
     Data handles are memoised per process: a sweep checks many runs at once."""
-    key = (cfg.model, cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.resolved("seq_len"))
+    key = (cfg.model, cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.text_column, cfg.resolved("seq_len"))
     if key not in _DATA_MEMO:
         _DATA_MEMO[key] = get_family(cfg.model).load_data(cfg)
     return _DATA_MEMO[key]
