@@ -76,7 +76,7 @@ def test_toml_and_flag_overrides(tmp_path):
 IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "steps", "seed", "batch", "seq_len",
             "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
             "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
-            "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip"}
+            "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip", "text_column"}
 EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision"}
 
 
@@ -84,9 +84,10 @@ def test_every_field_is_classified_as_identity_or_execution():
     fields = set(RunConfig.model_fields)
     assert IDENTITY | EXECUTION == fields, f"classify: {sorted(fields - IDENTITY - EXECUTION)}"
     assert not IDENTITY & EXECUTION
-    assert set(RunConfig(params="10k", steps=5, data_skip=3).identity()) == IDENTITY
-    # data_skip at its default is left out: identities (and checkpoints) from before it existed still match
-    assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - {"data_skip"}
+    assert set(RunConfig(params="10k", steps=5, data_skip=3, text_column="body").identity()) == IDENTITY
+    # data_skip and text_column at their defaults are left out: identities (and checkpoints)
+    # from before they existed still match
+    assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - {"data_skip", "text_column"}
 
 
 def test_sweep_hash_follows_the_identity():
