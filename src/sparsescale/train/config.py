@@ -70,7 +70,7 @@ FIELD_HELP: dict[str, str] = {
     "compile": "torch.compile (CUDA only).",
     "precision": "auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 [default: auto].",
     "semi_structured": "2:4 runs on CUDA: once the masks are final, pruned linears use semi-structured sparse kernels.",
-    "depth": "Blocks (per stack for t5) [family default].",
+    "depth": "Blocks (per stack for t5), or auto: grows with N at width/depth 64 [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
     "pos": "learned or rope positions (gpt) [default: learned].",
@@ -142,7 +142,7 @@ class RunConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     semi_structured: bool = False           # 2:4 on CUDA: sparse kernels once masks are final
     # Shape overrides (None: the family default in models/registry.py)
-    depth: int | None = None
+    depth: int | Literal["auto"] | None = None   # "auto": grows with N (models/sizing.py auto_depth)
     head_dim: int | None = None
     mlp: Literal["gelu", "geglu"] | None = None
     pos: Literal["learned", "rope"] | None = None
@@ -212,9 +212,22 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc).removeprefix("--pattern: ")) from None
         return None if nm is None else f"{nm[0]}:{nm[1]}"
 
+    @field_validator("depth", mode="before")
+    @classmethod
+    def _depth(cls, value: Any) -> Any:
+        # a flag arrives as a string: "auto", or a number of blocks
+        if isinstance(value, str) and value.strip() != "auto":
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"expected a number of blocks or \"auto\", got {value!r}") from None
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every")
     @classmethod
-    def _positive(cls, value: int | None, info) -> int | None:
+    def _positive(cls, value: int | str | None, info) -> int | str | None:
+        if value == "auto":
+            return value
         if value is not None and value < 1:
             raise ValueError(f"must be >= 1, got {value}")
         # beyond these a value only overflows inside torch (a C long), never trains
