@@ -35,8 +35,9 @@ from sparsescale.atomic import write_json
 from sparsescale.data import shards as shards_lib
 from sparsescale.data import text as text_lib
 from sparsescale.data.tokenize import tokenize_files
-from sparsescale.data.tokenizer import TokenizerSpec, file_digest, is_file_tokenizer, load_file, resolve
+from sparsescale.data.tokenizer import TokenizerSpec, is_file_tokenizer, load_file, resolve
 from sparsescale.errors import SparsescaleError
+from sparsescale.hashing import file_digest, update_from_file
 
 VAL_FRACTION = 0.05
 VAL_MAX_TOKENS = 1 << 19
@@ -125,9 +126,7 @@ def _content_key(files: list[tuple[Path, Path]], settings: str) -> str:
     for root, path in files:
         rel = path.relative_to(root) if path != root else Path(path.name)
         h.update(f"|{rel}|".encode())
-        with open(path, "rb") as f:   # in blocks: a 2 GB file is never in memory whole
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        update_from_file(h, path)
     return h.hexdigest()
 
 

@@ -20,13 +20,13 @@ Token dtype: uint16 while every id fits (vocabulary <= 65536), else uint32.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.hashing import file_digest
 
 DOC_SEPARATOR = "\n\n"
 # End-of-text tokens of common tokenizer files, most specific first:
@@ -48,15 +48,6 @@ def check_setting(name: str) -> str:
 
 def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-
-
-def file_digest(path: Path) -> str:
-    """blake2b of a file, read in 1 MiB blocks (never the whole file at once)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_file(path: str | Path, label: str = "--tokenizer"):
