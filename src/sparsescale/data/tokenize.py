@@ -45,7 +45,7 @@ from sparsescale.errors import SparsescaleError
 
 DOC_SHUFFLE_SEED = 0
 PIECE_BYTES = 16 << 20        # text per worker task: bounds each worker's memory
-ENCODE_BATCH_BYTES = 4 << 20  # text per encode_batch call inside a piece
+ENCODE_BATCH_BYTES = 1 << 20  # text per encode_batch call: its Encodings (ids, offsets, token strings, masks: ~100 bytes a token) take ~25x the text
 WRITE_BYTES = 16 << 20        # parent's output buffer in pass 2
 MAX_WORKERS = 16
 
