@@ -45,7 +45,9 @@ from sparsescale.errors import SparsescaleError
 
 DOC_SHUFFLE_SEED = 0
 PIECE_BYTES = 16 << 20        # text per worker task: bounds each worker's memory
-ENCODE_BATCH_BYTES = 1 << 20  # text per encode_batch call: its Encodings (ids, offsets, token strings, masks: ~100 bytes a token) take ~25x the text
+# text per encode_batch call: its Encodings (ids, offsets, token strings and
+# masks, ~100 bytes a token of ~4 characters) weigh ~25x the text they encode
+ENCODE_BATCH_BYTES = 1 << 20
 WRITE_BYTES = 16 << 20        # parent's output buffer in pass 2
 MAX_WORKERS = 16
 
