@@ -43,3 +43,17 @@ def test_bad_depth_is_named(value, expect):
     with pytest.raises(SparsescaleError, match=f"^--depth: {expect}"):
         RunConfig(params="1M", tokens="1M", depth=value)
     assert RunConfig(params="1M", tokens="1M", depth="4").depth == 4
+
+
+def test_bad_depth_flag_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "src"))
+    r = subprocess.run([sys.executable, "-m", "sparsescale", "train", "--params", "1M", "--tokens", "1M", "--depth",
+                        "deep", "--out", str(tmp_path / "run"), "--check"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == 'sparsescale: error: --depth: expected a number of blocks or "auto", got \'deep\''
+    assert not (tmp_path / "run").exists()

@@ -132,3 +132,14 @@ def test_export_cli_has_the_lr_column(lr_store, tmp_path):
     df = pd.read_csv(tmp_path / "x.csv")
     assert len(df) == 48 and sorted(df["lr"].unique()) == sorted(BEST_LR.values())
     assert np.all(df.groupby("n_nonzero")["lr"].nunique() == 1)
+
+
+def test_a_bad_lr_axis_from_the_cli_is_one_line_and_writes_nothing(tmp_path):
+    spec_file = tmp_path / "bad.toml"
+    spec_file.write_text('family = "gpt"\n[grid]\nn_nonzero = ["25k"]\ntokens = ["100k"]\nlr = [0.01, 0]\n')
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "src"))
+    r = subprocess.run([sys.executable, "-m", "sparsescale", "sweep", str(spec_file), "--dry-run",
+                        "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "bad.toml: grid.lr" in r.stderr and "learning rate 0.0 must be a finite number > 0" in r.stderr
+    assert not (tmp_path / "s.sqlite").exists()
