@@ -63,7 +63,11 @@ class Options:
 
 
 def default_workers() -> int:
-    """Every core this process may run on (the affinity mask, not the machine's count)."""
+    """Every core this process may run on (the affinity mask, not the machine's count);
+    1 inside a daemonic worker process (a multiprocessing pool's), which may not start
+    processes of its own: tokenizers' threads then use the cores instead."""
+    if multiprocessing.current_process().daemon:
+        return 1
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:   # macOS has no affinity mask
