@@ -91,7 +91,7 @@ def _init_worker(kind: str, file: Path | None) -> None:
 def _encode_piece(job: tuple[int, text_lib.Piece, Options]) -> tuple[int, np.ndarray]:
     """Encode one piece into part-<index>.bin; return (index, document lengths)."""
     index, piece, opts = job
-    enc = _ENCODER if _ENCODER is not None else Encoder(opts.kind, opts.tokenizer_file)
+    enc = _ENCODER
     lengths: list[int] = []
     batch: list[str] = []
     size = 0
@@ -126,6 +126,7 @@ def _progress():
 
 def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> list[np.ndarray]:
     """Pass 1: every piece encoded to its part file; the document lengths per piece, in piece order."""
+    global _ENCODER   # the in-process path encodes with this process's own encoder
     jobs = [(i, p, opts) for i, p in enumerate(pieces)]
     lengths: list[np.ndarray | None] = [None] * len(jobs)
     total = sum(p.n_bytes for p in pieces)
@@ -134,6 +135,7 @@ def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> 
         task = bar.add_task(f"tokenizing {len(pieces)} pieces", total=total) if bar is not None else None
         if workers <= 1 or len(jobs) == 1:
             # in this process: tokenizers' own threads use the cores for one piece
+            _ENCODER = Encoder(opts.kind, opts.tokenizer_file)
             results = map(_encode_piece, jobs)
             pool = None
         else:
@@ -148,6 +150,7 @@ def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> 
                 if bar is not None:
                     bar.advance(task, pieces[index].n_bytes)
         finally:
+            _ENCODER = None
             if pool is not None:
                 pool.terminate()   # after an error, stop the other pieces at once
                 pool.join()
