@@ -115,9 +115,12 @@ def test_report_fits_the_winners_and_warns_at_the_edges(lr_store, tmp_path):
         assert rep.coefficients[name] == pytest.approx(value, rel=0.03), name
     edges = [w for w in rep.warnings if w.startswith("lr scan:")]
     # 25k wins at 0.04 (largest), 200k at 0.005 (smallest): 12 points each; 50k's 0.04 diverged but 0.02 is interior
-    assert len(edges) == 24
-    assert all(("N=25,000" in w and "largest" in w) or ("N=200,000" in w and "smallest" in w) for w in edges)
+    assert len(edges) == 2
+    assert "at 12 of 48 points the best lr is the smallest scanned (S=0 N=200,000" in edges[0]
+    assert "at 12 of 48 points the best lr is the largest scanned (S=0 N=25,000" in edges[1]
     assert {row["lr"] for row in rep.lr_scan} == set(BEST_LR.values())
+    assert sum(row["edge"] for row in rep.lr_scan) == 24
+    assert all(row["edge"] == (row["axes"]["n_nonzero"] in (25_000, 200_000)) for row in rep.lr_scan)
     page = rep.html.read_text()
     assert "Learning rate per point" in page and "edge" in page
 

@@ -76,10 +76,15 @@ def best_of_lr_scan(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], L
         scan.rows.append({"point": _label(axes), "axes": axes, "lr": lr, "loss": float(best["final_loss"]),
                           "scanned": scanned, "finished": len(done), "edge": edge,
                           "losses": {float(r["axes"][LR_AXIS]): float(r["final_loss"]) for r in done}})
-        if edge:
-            side = "smallest" if lr == scanned[0] else "largest"
-            scan.warnings.append(f"lr scan: the best lr of {_label(axes)} is {lr:g}, the {side} scanned "
-                                 f"({', '.join(f'{x:g}' for x in scanned)}); the best may lie beyond the range, "
-                                 "so this point's loss is an upper bound")
+    for side in ("smallest", "largest"):
+        at = [row for row in scan.rows if row["edge"] and row["lr"] == row["scanned"][0 if side == "smallest" else -1]]
+        if not at:
+            continue
+        shown = "; ".join(f"{row['point']}: {row['lr']:g}" for row in at[:3]) + ("; ..." if len(at) > 3 else "")
+        two = " (a scan of two lrs always ends at an edge: scan three or more)" if all(
+            len(row["scanned"]) == 2 for row in at) else ""
+        scan.warnings.append(
+            f"lr scan: at {len(at)} of {len(scan.rows)} points the best lr is the {side} scanned ({shown}); the "
+            f"best may lie beyond the range, so those points' losses are upper bounds: widen the scan{two}")
     kept = [r for r in runs if r["config_hash"] not in losers]
     return kept, scan
