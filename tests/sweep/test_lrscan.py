@@ -146,3 +146,19 @@ def test_a_bad_lr_axis_from_the_cli_is_one_line_and_writes_nothing(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "bad.toml: grid.lr" in r.stderr and "learning rate 0.0 must be a finite number > 0" in r.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_fit_reads_a_store_as_its_export(lr_store, tmp_path):
+    """`fit STORE` fits the best-lr runs, the same points as `fit EXPORT.csv`."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2] / "src"))
+    cols = ["--sparsity", "sparsity", "--params", "n_nonzero", "--data", "tokens", "--loss", "loss", "--json"]
+    r = subprocess.run([sys.executable, "-m", "sparsescale", "fit", str(lr_store), *cols], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    got = json.loads(r.stdout)
+    assert got["n_points"] == 48
+    coeffs = got["coefficients"]
+    for name, value in TRUE.items():
+        assert coeffs[name] == pytest.approx(value, rel=0.03), name
