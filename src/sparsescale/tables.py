@@ -63,7 +63,7 @@ def read_table(path: str | Path):
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         else:
-            raise SparsescaleError(f"{p}: unknown table format {suffix or '(none)'}; use .csv, .json or .parquet")
+            raise SparsescaleError(f"{p}: unknown table format {suffix or '(none)'}; use .csv, .json or .parquet (or a sweep store for fit)")
     except SparsescaleError:
         raise
     except Exception as exc:  # parser errors from pandas/pyarrow

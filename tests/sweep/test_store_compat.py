@@ -34,7 +34,8 @@ def test_export_reads_an_old_store_unchanged(tmp_path):
     got, old = pd.read_csv(out), pd.read_csv(FIXTURES / "store-v0.1-tiny.csv")
     assert set(got["sweep"]) == {"tiny"}
     assert (got["total_flops_sparse"] == got["train_flops_sparse"]).all() and (got["prefix_flops"] == 0).all()
-    new = ["sweep", "dense_prefix", "prefix_flops", "total_flops_dense", "total_flops_sparse", "amortised_flops_sparse"]
+    new = ["sweep", "dense_prefix", "prefix_flops", "total_flops_dense", "total_flops_sparse", "amortised_flops_sparse",
+           "lr"]
     assert got.drop(columns=new).to_csv(index=False) == old.to_csv(index=False)
 
 

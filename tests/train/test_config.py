@@ -80,11 +80,11 @@ IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "ste
             "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
             "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
             "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip", "grad_clip", "betas", "weight_decay",
-            "beta1", "factored"}
+            "beta1", "factored", "text_column"}
 EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision", "micro_batch",
              "activation_checkpointing"}
 # identity fields left out at their neutral defaults, so older identities still match
-NEUTRAL = {"data_skip", "grad_clip", "betas", "weight_decay", "beta1", "factored"}
+NEUTRAL = {"data_skip", "grad_clip", "betas", "weight_decay", "beta1", "factored", "text_column"}
 
 
 def test_every_field_is_classified_as_identity_or_execution():
@@ -92,7 +92,7 @@ def test_every_field_is_classified_as_identity_or_execution():
     assert IDENTITY | EXECUTION == fields, f"classify: {sorted(fields - IDENTITY - EXECUTION)}"
     assert not IDENTITY & EXECUTION
     assert set(RunConfig(params="10k", steps=5, data_skip=3, grad_clip=1.0, weight_decay=0.1, beta1=0.9,
-                         factored=True).identity()) == IDENTITY - {"betas"}
+                         factored=True, text_column="body").identity()) == IDENTITY - {"betas"}
     assert "betas" in RunConfig(params="10k", steps=5, optimizer="adamw", betas="0.9,0.99").identity()
     # at their defaults they are left out: identities (and checkpoints) from before they existed still match
     assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - NEUTRAL

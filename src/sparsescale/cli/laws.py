@@ -112,7 +112,7 @@ def _derived_quantities(form: str, S, N, D):
 
 @app.command()
 def fit(
-    data_file: str = typer.Argument(..., metavar="DATA", help="Sweep results: .csv, .json (pandas orient=columns or records) or .parquet; or paper:t5 / paper:vit, the paper's sweeps shipped with sparsescale (column flags and fit settings then default to the paper's)."),
+    data_file: str = typer.Argument(..., metavar="DATA", help="Sweep results: .csv, .json (pandas orient=columns or records) or .parquet; a sweep store (.sqlite: its export's columns); or paper:t5 / paper:vit, the paper's sweeps shipped with sparsescale (column flags and fit settings then default to the paper's)."),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="Column (or expression) with the sparsity S in [0, 1). Required except for --form dense."),
     params: Optional[str] = typer.Option(None, "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
     data: Optional[str] = typer.Option(None, "--data", help="Column or expression for D (tokens, examples or steps)."),
@@ -277,6 +277,31 @@ def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as
     _print_fit(report, law)
 
 
+def _is_sqlite(path: str) -> bool:
+    """A sweep store (or any SQLite file) by its first bytes, whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _store_table(path: str):
+    """A store's finished runs as the export's table (one row per grid point,
+    its best lr's run when the sweep scanned lr): `fit` on a store is `fit` on
+    its export, without the file."""
+    import pandas as pd
+
+    from sparsescale.sweep.export import result_rows
+    from sparsescale.sweep.store import Store
+
+    with Store(path, readonly=True) as store:
+        rows = result_rows(store)
+    if not rows:
+        raise SparsescaleError(f"{path}: no finished runs to fit yet")
+    return pd.DataFrame(rows)
+
+
 def _read_points(data_file: str, sparsity, params, data, loss, space):
     """(S, N, D, loss) from the table, every value checked with its flag and row named."""
     import numpy as np
@@ -288,6 +313,8 @@ def _read_points(data_file: str, sparsity, params, data, loss, space):
         from sparsescale.tables import ColumnTable
 
         df = ColumnTable(paper_columns(data_file))
+    elif _is_sqlite(data_file):
+        df = _store_table(data_file)
     else:
         df = read_table(data_file)
     src = data_file

@@ -254,8 +254,9 @@ def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -
     per_run, unit = (gpus, "GPU-h") if gpus > 0 else (float(spec.train.get("threads", 1)), "core-h")
     axis = spec.grid.budget_axis
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs of {spec.family}")
-    for col in ("#", "S", "pattern", "N target", "N", "width", axis, "steps", "FLOPs sparse", "FLOPs dense",
-                "est. time", unit, "status"):
+    scan = any("lr" in r.axes for r in runs)   # grid.lr: each run's learning rate is a column
+    for col in ("#", "S", "pattern", "N target", "N", "width", axis, *(("lr",) if scan else ()), "steps",
+                "FLOPs sparse", "FLOPs dense", "est. time", unit, "status"):
         table.add_column(col, justify="right")
     times = []
     total_sparse = total_dense = 0.0
@@ -269,7 +270,8 @@ def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -
         total_dense += p.get("train_flops_dense") or 0.0
         table.add_row(str(i), f"{run.config['sparsity']:.4g}", run.axes.get("pattern", "-"),
                       _fmt_count(run.axes["n_nonzero"]), _fmt_count(p.get("n_nonzero")), str(p.get("width", "-")),
-                      _fmt_count(run.config[axis]), _fmt_count(p.get("steps")),
+                      _fmt_count(run.config[axis]), *((f"{run.axes['lr']:g}",) if scan else ()),
+                      _fmt_count(p.get("steps")),
                       _fmt_count(p.get("train_flops_sparse")), _fmt_count(p.get("train_flops_dense")),
                       _fmt_seconds(t), f"{t * per_run / 3600:.3g}",
                       status + (" (dense pretraining)" if run.axes.get("role") else ""))

@@ -5,8 +5,8 @@ Recognised files:
   .txt .text            plain text
   .rst .rst.txt         reStructuredText: directives, roles, section rules removed
   .md .markdown         Markdown: headings marks, links, emphasis, fences removed
-  .jsonl                one JSON object per line; its "text" field
-  .parquet              a "text" column
+  .jsonl                one JSON object per line; its text field (`text_column`, default "text")
+  .parquet              a text column (`text_column`, default "text")
 Other files are ignored. The built-in default is the English reST sources of
 Debian's linux-doc-6.1 (plus python3.11-doc where installed).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -145,7 +146,112 @@ def strip_markdown(text: str) -> str:
     return _apply(_MARKDOWN_RULES, text)
 
 
-def read_documents(path: Path) -> Iterator[str]:
+@dataclass(frozen=True)
+class Piece:
+    """A part of one corpus file that one worker reads: a whole text file, a byte
+    range of whole lines of a JSONL file, or a range of row groups of a Parquet
+    file. `n_bytes` (on disk) drives the progress bar."""
+
+    path: Path
+    start: int = 0
+    stop: int | None = None
+    n_bytes: int = 0
+
+
+def split_file(path: Path, piece_bytes: int) -> list[Piece]:
+    """A corpus file cut into pieces of about piece_bytes, in file order, so that
+    no worker holds more than about that much text: JSONL at line starts,
+    Parquet at row-group boundaries; other files are one document each, whole."""
+    size = os.path.getsize(path)
+    kind = file_kind(path)
+    if kind == "jsonl" and size > piece_bytes:
+        cuts = [0]
+        with open(path, "rb") as f:
+            while cuts[-1] + piece_bytes < size:
+                f.seek(cuts[-1] + piece_bytes)
+                f.readline()            # to the start of the next line
+                if f.tell() >= size:
+                    break
+                cuts.append(f.tell())
+        cuts.append(size)
+        return [Piece(path, a, b, b - a) for a, b in zip(cuts, cuts[1:])]
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception as exc:   # pyarrow raises ArrowInvalid and OSError subclasses alike
+            # a torn or foreign file: the user's to fix (pyarrow's message may span lines)
+        raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
+        pieces, start, acc = [], 0, 0
+        for g in range(meta.num_row_groups):
+            acc += meta.row_group(g).total_byte_size
+            if acc >= piece_bytes or g == meta.num_row_groups - 1:
+                pieces.append(Piece(path, start, g + 1, acc))
+                start, acc = g + 1, 0
+        return pieces or [Piece(path, 0, 0, size)]
+    return [Piece(path, 0, None, size)]
+
+
+def read_piece(piece: Piece, text_column: str = "text") -> Iterator[str]:
+    """The documents of one piece (see split_file), markup stripped."""
+    path = piece.path
+    kind = file_kind(path)
+    if kind == "jsonl":
+        yield from _jsonl_documents(path, piece.start, piece.stop, text_column)
+    elif kind == "parquet":
+        yield from _parquet_documents(path, text_column, range(piece.start, piece.stop))
+    else:
+        yield from read_documents(path, text_column)
+
+
+def _jsonl_documents(path: Path, start: int, stop: int | None, text_column: str) -> Iterator[str]:
+    with open(path, "rb") as f:
+        line_no = 1
+        # line numbers in errors count from the file's start: count the lines before `start`
+        remaining = start
+        while remaining:
+            block = f.read(min(1 << 20, remaining))
+            line_no += block.count(b"\n")
+            remaining -= len(block)
+        while stop is None or f.tell() < stop:
+            raw = f.readline()
+            if not raw:
+                break
+            line = raw.decode("utf-8", errors="replace")
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SparsescaleError(f"{path}: line {line_no} is not JSON ({exc.msg})") from None
+                if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
+                    raise SparsescaleError(f"{path}: line {line_no} has no string {text_column!r} field "
+                                           "(the text field is --text-column)")
+                if row[text_column].strip():
+                    yield row[text_column]
+            line_no += 1
+
+
+def _parquet_documents(path: Path, text_column: str, groups: range | None = None) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        # a torn or foreign file: the user's to fix (pyarrow's message may span lines)
+        raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
+    names = pf.schema_arrow.names
+    if text_column not in names:
+        raise SparsescaleError(f"{path}: no {text_column!r} column (columns: {', '.join(names)}); "
+                               "name the text column with --text-column")
+    groups = range(pf.metadata.num_row_groups) if groups is None else groups
+    for batch in pf.iter_batches(batch_size=1024, row_groups=list(groups), columns=[text_column]):
+        for value in batch.column(0).to_pylist():
+            if isinstance(value, str) and value.strip():
+                yield value
+
+
+def read_documents(path: Path, text_column: str = "text") -> Iterator[str]:
     """The documents of one corpus file (one per file for text formats, one per
     row for JSONL and Parquet), markup stripped."""
     kind = file_kind(path)
@@ -158,28 +264,6 @@ def read_documents(path: Path) -> Iterator[str]:
         if text.strip():
             yield text
     elif kind == "jsonl":
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SparsescaleError(f"{path}: line {line_no} is not JSON ({exc.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise SparsescaleError(f"{path}: line {line_no} has no string 'text' field")
-                if row["text"].strip():
-                    yield row["text"]
+        yield from _jsonl_documents(path, 0, None, text_column)
     elif kind == "parquet":
-        import pyarrow
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except (pyarrow.ArrowException, OSError) as exc:   # a torn or foreign file: the user's to fix
-            raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
-        if "text" not in table.column_names:
-            raise SparsescaleError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)})")
-        for value in table.column("text").to_pylist():
-            if isinstance(value, str) and value.strip():
-                yield value
+        yield from _parquet_documents(path, text_column)

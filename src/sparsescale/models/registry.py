@@ -77,7 +77,7 @@ class Family:
 def _text_data(cfg) -> tuple[int, Any]:
     from sparsescale.data.corpus import load_corpus
 
-    return load_corpus(cfg.corpus, cfg.tokenizer, cfg.vocab_size)
+    return load_corpus(cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.text_column)
 
 
 def _gpt_data(cfg) -> tuple[int, Any]:

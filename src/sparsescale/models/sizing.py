@@ -9,6 +9,11 @@ head_dim and of m for an n:m pattern) is chosen near the nominal shape, and the
 MLP hidden size then fine-tunes the count so that N lands within 1% of the
 target where the width grid allows (5% is the hard limit).
 
+depth = "auto" grows the depth with the model instead (see auto_depth): the
+aspect ratio width / depth is held near ASPECT_RATIO, the ratio of the
+Chinchilla and GPT-3 tables, and the width then fills in N as above. The
+number of heads always follows from the width: width / head_dim.
+
 n:m means n weights KEPT in every group of m consecutive weights along the
 input dimension (2:4 keeps 2 of 4), so m must divide every pruned tensor's
 input dimension: the width, the attention inner width and the MLP hidden size.
@@ -25,6 +30,32 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import get_family
 
 N_TOLERANCE = 0.05   # |N reached / N target - 1| must stay below this
+
+# width / depth of depth = "auto". Kaplan et al. 2020 (Fig. 5) find the loss at
+# fixed N within a few percent of its best for width / depth from about 20 to
+# 200; the models of Hoffmann et al. 2022 (Chinchilla, Table A9) sit at 64 at
+# the small end (d_model 512 / 8 layers, 768 / 12, 1024 / 16) and GPT-3's
+# Small and Large at 64 (768 / 12, 1536 / 24). 64 is in the middle of
+# Kaplan's flat band, so rounding depth to an integer costs nothing measurable.
+ASPECT_RATIO = 64
+DEPTH_KEYS = ("depth", "enc_depth", "dec_depth")   # the families' depth settings (t5 has two stacks)
+
+
+def auto_depth(family: str, arch: dict[str, Any], dense_block_params: float) -> int:
+    """The depth L whose width d = ASPECT_RATIO * L holds `dense_block_params`.
+
+    With block parameters per unit depth c d^2 (c = a1 + b1 * ratio from the
+    family's sizing coefficients at depth 1: 12 for a GPT layer, 4 d^2
+    attention + 8 d^2 MLP), P = L c d^2 = c R^2 L^3, so L = (P / (c R^2))^(1/3),
+    rounded, at least 1. For a GPT: 1M dense block parameters -> 3 layers of
+    width ~170; 10M -> 6 of ~370; 100M -> 13 of ~800 (Chinchilla's 140M model:
+    15 layers of 768). Based on the DENSE block size N / (1 - S), the shape of
+    the network that is trained, so a sparse model is deeper and wider than a
+    dense one at the same non-zero N, as it is wider with a fixed depth."""
+    unit = dict(arch, **{k: 1 for k in DEPTH_KEYS if arch.get(k) == "auto"})
+    ratio, a, b = get_family(family).sizing_coeffs(unit)
+    c = a + b * ratio
+    return max(1, round((dense_block_params / (c * ASPECT_RATIO**2)) ** (1 / 3)))
 
 
 def config_class(family: str):
@@ -142,11 +173,15 @@ def plan_size(
     _check_sparsity(sparsity)
     arch = _resolve_arch(family, arch)
     n_nonzero = int(n_nonzero)
+    if any(arch.get(k) == "auto" for k in DEPTH_KEYS):
+        depth = auto_depth(family, arch, n_nonzero / (1.0 - sparsity))
+        arch.update({k: depth for k in DEPTH_KEYS if arch.get(k) == "auto"})
     floor = min_n_nonzero(family, sparsity, pattern, arch)
     if n_nonzero < floor:
         raise SparsescaleError(
             f"--params {n_nonzero} is below the {family} minimum of {floor} non-zeros at sparsity {sparsity:g} "
-            f"(its narrowest shape: width {math.lcm(arch['head_dim'], _pattern_m(pattern))}, depth fixed)"
+            f"(its narrowest shape: width {math.lcm(arch['head_dim'], _pattern_m(pattern))}, depth "
+            f"{next((arch[k] for k in DEPTH_KEYS if k in arch), '?')})"
         )
     m = _pattern_m(pattern)
     width_step = math.lcm(arch["head_dim"], m)

@@ -21,6 +21,7 @@ from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.regime import check_series, regime_warning
 from sparsescale.sweep.export import budget_column
+from sparsescale.sweep.lrscan import best_of_lr_scan
 from sparsescale.report.summary import (COEFFICIENTS, ReportSummary, SweepPoints, pruning_window,
                                         recommendation_sentence)
 from sparsescale.sweep.store import Store
@@ -52,9 +53,13 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
     if not runs:
         raise SparsescaleError(f"{store_path}: the store holds no runs; run `sparsescale sweep SPEC` first")
     runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
+    runs, lr_scan = best_of_lr_scan(runs)   # one run per grid point: its best learning rate
     unit = budget_column(runs)
-    warnings: list[str] = []
+    warnings: list[str] = list(lr_scan.warnings)
     notes = [s["note"] for s in sweeps if s.get("note")]
+    if lr_scan.scanned:
+        notes.append(f"learning-rate scan: each of the {len(lr_scan.rows)} scanned grid points is fitted with its "
+                     "best lr's run (lowest final loss); the table 'Learning rate per point' shows which lr won")
     records, points = [], []
     families = sorted({r["model"] for r in runs if r["model"]})
     for r in runs:
@@ -93,7 +98,7 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
                                "needs at least two sparsities")
     windows = sorted({pruning_window(r) for r in runs if r["status"] == "finished" and r["sparsity"]})
     return SweepPoints(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], unit, records, warnings, notes,
-                       ",".join(families), windows)
+                       ",".join(families), windows, lr_scan=lr_scan.rows)
 
 
 def equivalent_dense_factors(sparsities) -> dict[str, Any]:
@@ -197,7 +202,7 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
         holdout=None if result.holdout is None else {k: v for k, v in result.holdout.items() if k not in ("mask", "law")},
         recommendations=recs, warnings=list(pts.warnings), figures=fig_paths, fit_settings=dict(fit_kwargs),
         calibration=calibration, calibration_note=calibration_note, comparison=comparison, patterns=patterns,
-        regime=[x.to_dict() for x in regime])
+        regime=[x.to_dict() for x in regime], lr_scan=pts.lr_scan)
     summary.determined, summary.undetermined = determination(intervals, fit.diagnostics.get("at_bound"))
     from sparsescale.report.pretrained import pretrained_section
 
@@ -314,6 +319,8 @@ def _summary_json(s: ReportSummary, fit) -> dict[str, Any]:
         "comparison": s.comparison, "pretrained": s.pretrained,
         "patterns": None if s.patterns is None else {**s.patterns, "figure": s.patterns["figure"].name},
         "regime": s.regime,
+        "lr_scan": [{k: (v if k != "losses" else {f"{lr:g}": x for lr, x in v.items()}) for k, v in row.items()}
+                    for row in s.lr_scan],
     }
 
 

@@ -94,7 +94,25 @@ def _head(s, store_path, points) -> list[str]:
                      f"<b>{h['mean_abs_rel_error'] * 100:.2f}%</b> (max {h['max_abs_rel_error'] * 100:.2f}%).</p>")
     parts += [f"<div class='note'>{esc(note)}</div>" for note in points.notes]
     parts += [f"<div class='warning'>Warning: {esc(w)}</div>" for w in s.warnings]
+    parts += _lr_table(s.lr_scan)
     return parts
+
+
+def _lr_table(rows: list[dict]) -> list[str]:
+    """Which learning rate won at each scanned grid point (an edge winner marked)."""
+    if not rows:
+        return []
+    esc = html.escape
+    out = ["<h3>Learning rate per point</h3>",
+           "<p>Each grid point was trained at every lr of the scan; the fit uses the run with the lowest final "
+           "loss. <b>edge</b>: the winner is the smallest or largest lr scanned, so the best may lie beyond.</p>",
+           "<table><tr><th>point</th><th>best lr</th><th>loss</th><th>loss at each lr</th><th></th></tr>"]
+    for r in rows:
+        each = ", ".join(f"{lr:g}: {x:.4f}" for lr, x in sorted(r["losses"].items()))
+        out.append(f"<tr><td>{esc(r['point'])}</td><td>{r['lr']:g}</td><td>{r['loss']:.4f}</td>"
+                   f"<td>{esc(each)}</td><td>{'edge' if r['edge'] else ''}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 def _calibration(s) -> str:

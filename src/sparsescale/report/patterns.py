@@ -18,6 +18,7 @@ from sparsescale.laws.forms import Law
 from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
                                        fit_patterns, group_patterns, pattern_sparsity)
 from sparsescale.sweep.export import budget_column
+from sparsescale.sweep.lrscan import best_of_lr_scan
 from sparsescale.sweep.store import Store
 from sparsescale.units import parse_pattern, pattern_name
 
@@ -30,6 +31,7 @@ def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
     with Store(store_path, readonly=True) as store:
         runs = store.runs(sweep_id=store.sweep_ids(sweep))
     runs = [r for r in runs if r["axes"].get("role") != "dense-pretrain"]
+    runs, _ = best_of_lr_scan(runs)   # the main section warns about the scan's edges
     if not runs:
         return {}, {}
     unit = budget_column(runs)

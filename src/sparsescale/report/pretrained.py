@@ -65,8 +65,13 @@ def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law
     from sparsescale.sweep.export import budget_column
     from sparsescale.sweep.store import Store
 
+    from sparsescale.sweep.lrscan import best_of_lr_scan
+
     with Store(store_path, readonly=True) as store:
         rows = store.runs(sweep_id=store.sweep_ids(sweep))
+    # an lr scan's losing runs leave; the dense prefixes stay (their FLOPs are charged to their users)
+    prefixes = [r for r in rows if r["axes"].get("role") == "dense-pretrain"]
+    rows = prefixes + best_of_lr_scan([r for r in rows if r["axes"].get("role") != "dense-pretrain"])[0]
     unit = budget_column([r for r in rows if r["axes"].get("role") != "dense-pretrain"])
     points = method_points(rows, unit)
     if not any(p["method"] == pre.PRUNED for p in points):

@@ -27,6 +27,8 @@ class SweepPoints:
     family: str
     # (start, end) fractions of training over which the runs were pruned, as the runs recorded them
     prune_windows: list[tuple[float, float]] = field(default_factory=list)
+    # a learning-rate scan's winners, one row per scanned grid point (sweep/lrscan.py); empty without a scan
+    lr_scan: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +60,8 @@ class ReportSummary:
     patterns: dict[str, Any] | None = None
     # laws.regime.check_series of the fitted runs: each (S, N) series' drops per doubling of D and verdict
     regime: list[dict[str, Any]] = field(default_factory=list)
+    # the learning-rate scan's winner per grid point (SweepPoints.lr_scan); empty without a scan
+    lr_scan: list[dict[str, Any]] = field(default_factory=list)
 
 
 def pruning_window(run: dict[str, Any]) -> tuple[float, float]:

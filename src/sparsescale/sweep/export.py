@@ -11,7 +11,9 @@ from typing import Any
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.sweep.compute import compute_accounting
+from sparsescale.sweep.lrscan import best_of_lr_scan
 from sparsescale.sweep.store import Store
+from sparsescale.train.config import DEFAULT_LR
 
 
 def budget_column(rows: list[dict[str, Any]]) -> str:
@@ -28,12 +30,15 @@ def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) 
     `init_from_dense` experiments excluded: they are a means, not a point).
     train_flops_* are a run's own training; total_flops_* add its dense
     prefix as if the run were trained alone, amortised_flops_sparse shares
-    the prefix among its users (sparsescale.sweep.compute)."""
+    the prefix among its users (sparsescale.sweep.compute). A sweep that scans
+    the learning rate (grid.lr) gives one row per grid point: its best lr's run
+    (sweep/lrscan.py); the `lr` column says which lr that was."""
     ids = store.sweep_ids(sweep)
     name = sweep if sweep is not None else next((s["name"] for s in store.sweeps()), "")
     every = store.runs(sweep_id=ids)
     rows = [r for r in every if r["status"] in statuses and r["axes"].get("role") != "dense-pretrain"]
     cost = compute_accounting(every)   # a pruned run's dense prefix is another row: its FLOPs count too
+    rows, _ = best_of_lr_scan(rows)
     axis = budget_column(rows)
     out = []
     for r in rows:
@@ -45,13 +50,19 @@ def result_rows(store: Store, statuses=("finished",), sweep: str | None = None) 
             "init_from_dense": r["axes"].get("init_from_dense", 0.0), "status": r["status"],
             "total_params": r["total_params"], "embedding_params": r["embedding_params"],
             "train_flops_dense": r["train_flops_dense"], "train_flops_sparse": r["train_flops_sparse"],
-            "wall_s": r["wall_s"], "config_hash": r["config_hash"],
+            "wall_s": r["wall_s"], "config_hash": r["config_hash"], "lr": _lr(r),
             "dense_prefix": r["axes"].get("dense_prefix", 0), "prefix_flops": cost[r["config_hash"]]["prefix_flops"],
             "total_flops_dense": cost[r["config_hash"]]["total_flops_dense"],
             "total_flops_sparse": cost[r["config_hash"]]["total_flops_sparse"],
             "amortised_flops_sparse": cost[r["config_hash"]]["amortised_flops_sparse"],
         })
     return out
+
+
+def _lr(run: dict[str, Any]) -> float:
+    """The run's peak learning rate: its grid or [train] value, else the optimizer's default."""
+    cfg = run["config"]
+    return float(cfg.get("lr") or DEFAULT_LR[cfg.get("optimizer", "adafactor")])
 
 
 def is_export(path: Path) -> bool:

@@ -14,6 +14,7 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     patterns = ["unstructured"]     # optional; "n:m" keeps n of every m weights
     init_from_dense = [0.0]         # optional; fraction of D trained dense first
     dense_prefix = [0, "0.4M"]      # optional, instead: data trained dense first (0: from scratch)
+    lr = [0.01, 0.02, 0.04]         # optional; a learning-rate scan: each lr is its own run
 
     [train]                         # shared settings for every run
     batch = 16
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,6 +81,21 @@ class Grid(BaseModel):
     dense_prefix: list[int | str] | None = None
     # only these (sparsity, n_nonzero, budget) combinations of the axes, if given
     points: list[dict[str, float | int | str]] | None = None
+    lr: list[float] | None = None
+
+    @field_validator("lr")
+    @classmethod
+    def _lrs(cls, values: list[float] | None) -> list[float] | None:
+        if values is None:
+            return None
+        if not values:
+            raise ValueError("grid.lr is empty: give at least one learning rate")
+        for v in values:
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"learning rate {v} must be a finite number > 0")
+        if len(set(values)) != len(values):
+            raise ValueError("a learning rate is listed twice")
+        return sorted(values)
 
     @field_validator("sparsity")
     @classmethod
@@ -130,6 +147,7 @@ class Override(BaseModel):
     pattern: str | None = None
     init_from_dense: float | None = None
     dense_prefix: int | str | None = None
+    lr: float | None = None
     set: dict[str, Any]
 
 
@@ -233,6 +251,14 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
     dense_prefixes(spec.grid, source)
     point_keys(spec.grid, source)
+    if spec.grid.lr is not None:
+        if "lr" in spec.train:
+            raise SparsescaleError(f"{source}: train.lr: the grid scans lr (grid.lr); set it in one place")
+        for i, ov in enumerate(spec.override):
+            if "lr" in ov.set:
+                raise SparsescaleError(f"{source}: override[{i}].set: 'lr' is set by grid.lr")
+    elif any(ov.lr is not None for ov in spec.override):
+        raise SparsescaleError(f"{source}: override.lr: matches the lr axis, but the grid has no grid.lr")
     _check_size(spec, source)
     return spec
 
@@ -272,7 +298,7 @@ def _check_size(spec: SweepSpec, source: str) -> None:
              + sum(p != UNSTRUCTURED for p in g.patterns),
              "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
              "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense),
-             "dense_prefix": len(g.dense_prefix or [0])}
+             "dense_prefix": len(g.dense_prefix or [0]), "lr": len(g.lr or [0])}
     total = 1
     for n in sizes.values():
         total *= n
@@ -299,9 +325,9 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
-    for key in ("sparsity", "seed", "pattern", "init_from_dense"):
+    for key in ("sparsity", "seed", "pattern", "init_from_dense", "lr"):
         want = getattr(ov, key)
-        if want is not None and want != axes[key]:
+        if want is not None and want != axes.get(key):
             return False
     if ov.dense_prefix is not None:
         want = parse_count_or_zero(ov.dense_prefix, f"{source}: override.dense_prefix")
@@ -346,9 +372,12 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
                     for extra, d0 in _prefix_choices(g, budget, prefixes):
                         if d0 > 0 and sparsity == 0:
                             continue  # pruning a dense model to S=0 is just the dense run
-                        axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
-                                "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra}
-                        _add_run(runs, spec, source, axes, axis, pattern, d0)
+                        for lr in g.lr or [None]:
+                            # no lr key without a scan: older stores' axes (and hashes) stay as they were
+                            scan = {} if lr is None else {"lr": lr}
+                            axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
+                                    "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra, **scan}
+                            _add_run(runs, spec, source, axes, axis, pattern, d0)
     for i, ov in enumerate(spec.override):   # a typo in a match key would otherwise change nothing, silently
         if not any(_override_matches(ov, r.axes, axis, source) for r in runs.values()):
             keys = ", ".join(f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None)
@@ -425,6 +454,8 @@ def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) 
             if bad:
                 raise SparsescaleError(f"{source}: override.set: {bad[0]!r} is set by the grid")
             config.update(ov.set)
+    if axes.get("lr") is not None:
+        config["lr"] = axes["lr"]
     config.setdefault("threads", 1)
     if spec.resources.gpus_per_run > 0:
         # A GPU sweep trains on its GPUs: "cuda" fails loudly on a node without

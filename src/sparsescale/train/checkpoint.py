@@ -22,6 +22,7 @@ from typing import Any
 
 from sparsescale.atomic import atomic_path
 from sparsescale.errors import SparsescaleError
+from sparsescale.hashing import file_digest
 from sparsescale.train.config import RunConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -53,15 +54,6 @@ def _init_digest(location: str) -> str:
 
         return hashlib.blake2b(read_bytes(location, "--init-from"), digest_size=16).hexdigest()
     return file_digest(Path(location).expanduser())
-
-
-def file_digest(path: Path) -> str:
-    """blake2b of a file's bytes, read in 1 MB blocks (one pass, bounded memory)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def set_aside(path: Path, reason: str) -> Path:

@@ -45,7 +45,7 @@ EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "sem
 # earlier run, checkpoint and sweep hash keeps its identity.
 NEUTRAL: dict[str, tuple[Any, ...]] = {
     "data_skip": (0,), "grad_clip": (None,), "betas": (None, (0.9, 0.95)), "weight_decay": (0.0,),
-    "beta1": (None,), "factored": (False,),
+    "beta1": (None,), "factored": (False,), "text_column": ("text",),
 }
 ADAMW_BETAS = (0.9, 0.95)
 
@@ -69,8 +69,9 @@ FIELD_HELP: dict[str, str] = {
     "warmup": "Warmup as a fraction of the steps [default: 0.05].",
     "threads": "torch CPU threads.",
     "corpus": "Folder/file of text (or images for vit) [default: the installed corpus].",
-    "tokenizer": "byte or bpe [default: byte].",
+    "tokenizer": "byte, bpe, or a tokenizer.json path [default: byte].",
     "vocab_size": "BPE vocabulary size [default: 4096].",
+    "text_column": "The text field of JSONL / column of Parquet files [default: text].",
     "init_from": "Dense checkpoint to prune (its width is kept).",
     "data_skip": "Data (in the budget's unit) to skip at the start of the seeded order: what the --init-from run read.",
     "eval_every": "Steps between validation points [default: about 8 per run].",
@@ -92,7 +93,7 @@ FIELD_HELP: dict[str, str] = {
     "weight_decay": "Decoupled weight decay (adamw or adafactor) [default: 0].",
     "beta1": "Adafactor momentum on the clipped update [default: none, as in the paper].",
     "factored": "Adafactor: factored second moment (row and column means) for matrices.",
-    "depth": "Blocks (per stack for t5) [family default].",
+    "depth": "Blocks (per stack for t5), or auto: grows with N at width/depth 64 [family default].",
     "head_dim": "Attention head width [family default].",
     "mlp": "gelu or geglu (gpt) [default: gelu].",
     "pos": "learned or rope positions (gpt) [default: learned].",
@@ -152,8 +153,9 @@ class RunConfig(BaseModel):
     warmup: float = 0.05                    # fraction of steps
     threads: int | None = None
     corpus: str | None = None
-    tokenizer: Literal["byte", "bpe"] = "byte"
+    tokenizer: str = "byte"                 # byte | bpe | PATH/tokenizer.json (data/tokenizer.py)
     vocab_size: int = 4096                  # BPE only
+    text_column: str = "text"               # JSONL field / Parquet column holding the text
     init_from: str | None = None
     # A pruned continuation of a dense run (same seed) skips the examples the
     # dense run read: the seeded order is the same, so without it the sparse
@@ -180,7 +182,7 @@ class RunConfig(BaseModel):
     beta1: float | None = None              # adafactor momentum; None: none (the paper)
     factored: bool = False                  # adafactor second moment
     # Shape overrides (None: the family default in models/registry.py)
-    depth: int | None = None
+    depth: int | Literal["auto"] | None = None   # "auto": grows with N (models/sizing.py auto_depth)
     head_dim: int | None = None
     mlp: Literal["gelu", "geglu"] | None = None
     pos: Literal["learned", "rope"] | None = None
@@ -218,6 +220,20 @@ class RunConfig(BaseModel):
             raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
         return count
 
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, value: str) -> str:
+        from sparsescale.data.tokenizer import check_setting   # numpy only, no torch
+
+        return check_setting(value)
+
+    @field_validator("text_column")
+    @classmethod
+    def _text_column(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a field/column, got an empty string")
+        return value
+
     @field_validator("sparsity")
     @classmethod
     def _sparsity(cls, value: float | None) -> float | None:
@@ -235,7 +251,18 @@ class RunConfig(BaseModel):
         except SparsescaleError as exc:
             raise ValueError(str(exc).removeprefix("--pattern: ")) from None
 
-    @field_validator("betas", mode="before")
+    @field_validator("depth", mode="before")
+    @classmethod
+    def _depth(cls, value: Any) -> Any:
+        # a flag arrives as a string: "auto", or a number of blocks
+        if isinstance(value, str) and value.strip() != "auto":
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"expected a number of blocks or \"auto\", got {value!r}") from None
+        return value.strip() if isinstance(value, str) else value
+
+        @field_validator("betas", mode="before")
     @classmethod
     def _betas_text(cls, value: Any) -> Any:
         if isinstance(value, str):   # the CLI's --betas 0.9,0.95
@@ -276,7 +303,9 @@ class RunConfig(BaseModel):
 
     @field_validator("batch", "seq_len", "threads", "depth", "head_dim", "prune_every", "micro_batch")
     @classmethod
-    def _positive(cls, value: int | None, info) -> int | None:
+    def _positive(cls, value: int | str | None, info) -> int | str | None:
+        if value == "auto":
+            return value
         if value is not None and value < 1:
             raise ValueError(f"must be >= 1, got {value}")
         # beyond these a value only overflows inside torch (a C long), never trains

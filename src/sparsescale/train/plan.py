@@ -57,10 +57,30 @@ _DATA_MEMO: dict[tuple, Any] = {}
 def data_for(cfg: RunConfig) -> tuple[int, Any]:
     """(training examples available, data handle) without building batches.
     Data handles are memoised per process: a sweep checks many runs at once."""
-    key = (cfg.model, cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.resolved("seq_len"))
+    key = (cfg.model, cfg.corpus, cfg.tokenizer, cfg.vocab_size, cfg.text_column, cfg.resolved("seq_len"))
     if key not in _DATA_MEMO:
         _DATA_MEMO[key] = get_family(cfg.model).load_data(cfg)
     return _DATA_MEMO[key]
+
+
+_SHAPE_MEMO: dict[tuple, tuple[SizePlan, Any]] = {}
+
+
+def _shape(cfg: RunConfig, family: Family, data) -> tuple[SizePlan, Any]:
+    """The sized shape and its meta model, memoised per process for runs sized
+    from scratch: a sweep's runs that differ only in lr, seed or budget share
+    one shape, and sizing it (meta models of candidate widths) is most of a check."""
+    key = None
+    if not cfg.init_from:
+        arch = dict(cfg.arch_overrides(), **family.data_arch(data))
+        key = (cfg.model, cfg.params, cfg.final_sparsity, cfg.pattern, tuple(sorted(arch.items())))
+        if key in _SHAPE_MEMO:
+            return _SHAPE_MEMO[key]
+    size = _size(cfg, family, data)
+    out = (size, build_model(cfg.model, size.model_config, device="meta"))
+    if key is not None:
+        _SHAPE_MEMO[key] = out
+    return out
 
 
 def _size(cfg: RunConfig, family: Family, data) -> SizePlan:
@@ -119,8 +139,7 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
 
     family = get_family(cfg.model)
     capacity, data = data_for(cfg)
-    size = _size(cfg, family, data)
-    meta_model = build_model(cfg.model, size.model_config, device="meta")
+    size, meta_model = _shape(cfg, family, data)
     if cfg.pattern is not None:
         _check_pattern(cfg, meta_model)
     batch = cfg.resolved("batch")
