@@ -35,6 +35,7 @@ class PaperSweep:
     tokens_per_unit: float
     units: dict
     preset: str  # the Table 1 law fitted on this sweep
+    budget_axis: str = "steps"  # the sweep-spec axis its D is counted in (steps | examples | tokens)
 
 
 PAPER_SWEEPS = {
@@ -45,7 +46,7 @@ PAPER_SWEEPS = {
     "vit": PaperSweep("vit", "vit-data.json", "sparsity", "12*12*768**2*scale*(1-sparsity)", "total_examples", "val-loss",
                       "linear", 1e-2, 197.0,
                       {"N": "non-zero parameters", "D": "images seen", "loss": "validation cross-entropy (JFT-4B)"},
-                      "vit-jft"),
+                      "vit-jft", budget_axis="examples"),
 }
 
 

@@ -82,7 +82,7 @@ def from_table(source: str, tokens_per_unit: float | None = None) -> Finished:
 
         sweep = paper_sweep(source)
         S, N, D, y = paper_points(source)
-        axis, tpu, space, delta = "steps" if sweep.name == "t5" else "examples", sweep.tokens_per_unit, sweep.space, sweep.delta
+        axis, tpu, space, delta = sweep.budget_axis, sweep.tokens_per_unit, sweep.space, sweep.delta
     else:
         from sparsescale.tables import check_values, evaluate, read_table
 
