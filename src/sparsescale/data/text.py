@@ -182,7 +182,7 @@ def split_file(path: Path, piece_bytes: int) -> list[Piece]:
             meta = pq.ParquetFile(path).metadata
         except Exception as exc:   # pyarrow raises ArrowInvalid and OSError subclasses alike
             # a torn or foreign file: the user's to fix (pyarrow's message may span lines)
-        raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
+            raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
         pieces, start, acc = [], 0, 0
         for g in range(meta.num_row_groups):
             acc += meta.row_group(g).total_byte_size

@@ -262,7 +262,7 @@ class RunConfig(BaseModel):
                 raise ValueError(f"expected a number of blocks or \"auto\", got {value!r}") from None
         return value.strip() if isinstance(value, str) else value
 
-        @field_validator("betas", mode="before")
+    @field_validator("betas", mode="before")
     @classmethod
     def _betas_text(cls, value: Any) -> Any:
         if isinstance(value, str):   # the CLI's --betas 0.9,0.95
