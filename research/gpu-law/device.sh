@@ -126,7 +126,10 @@ WFLAG=${WORKERS:+--workers $WORKERS}
 [ "$DRY" = 1 ] && WFLAG="--workers 2"
 timeout -s TERM $(( $(left) - TAIL_S > 10 ? $(left) - TAIL_S : 10 )) \
     $SS sweep "$SPEC" --store "$WORK/gpu-law.sqlite" $WFLAG > "$OUT/sweep.log" 2>&1
-echo "sweep rc=$?"; tail -3 "$OUT/sweep.log"
+RC=$?; echo "sweep rc=$RC"; tail -3 "$OUT/sweep.log"
+# 2: refused before training (no GPU, a bad spec): nothing to fit. 124: stopped at the guard,
+# the finished runs go on to the fit (the store is resumable).
+[ "$RC" = 2 ] && { echo "the sweep refused to start: nothing to fit"; exit 2; }
 # a consistent copy even if the sweep was stopped with its WAL open
 $PY -c "import sqlite3, sys; s = sqlite3.connect(sys.argv[1]); d = sqlite3.connect(sys.argv[2]); s.backup(d); d.close()" \
     "$WORK/gpu-law.sqlite" "$OUT/gpu-law.sqlite"
