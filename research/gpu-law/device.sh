@@ -95,7 +95,7 @@ EOF
     }
     SPEC=$WORK/gpu-law-toy.toml; TENX=$WORK/tenx-toy.toml
     toy gpu-law-toy "[0.0, 0.5]" '["2k", "4k", "8k"]' "[64, 96, 128]" > "$SPEC"
-    TENX_S=0.5; TENX_N=16k; TENX_D=64; TENX_C=6.1e6   # 6 N D = 10 x 6 (4k) (128) / ~; toy only
+    TENX_S=0.5; TENX_N=16k; TENX_D=64; TENX_C=6.1e6   # toy: 6 N D of the toy 10x run (the path, not the ratio)
     toy tenx-toy "[0.5]" '["16k"]' "[64]" > "$TENX"
     CALIBRATE=0; BOOT=${BOOT_DRY:-20}; export CUDA_VISIBLE_DEVICES=
 fi
