@@ -94,3 +94,16 @@ def test_optimal_point_reports_dense_baseline_and_bad_inputs():
         optimal_sparsity(VIT, 1e7, -1)
     with pytest.raises(SparsescaleError, match="n_nonzero:"):
         optimal_sparsity(VIT, 0, 1e18)
+
+
+def test_a_law_without_an_n_term_has_no_finite_chinchilla_line():
+    # A = aS + cS = 0 (a bootstrap draw of a flat sweep): a larger model never
+    # pays, so D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD) is infinite, and
+    # planning says so instead of dividing by zero.
+    from sparsescale.laws.forms import Law
+
+    flat = Law("sparse", {**{k: float(v) for k, v in VIT.coefficients.items()}, "aS": 0.0, "cS": 0.0})
+    assert chinchilla_data(flat, 1e7) == np.inf
+    with np.errstate(invalid="ignore"):   # the sparsity factor is 0/0 for such a law
+        point = optimal_sparsity(flat, 1e7, 1e18)
+    assert point.compute_vs_dense_optimal == 0.0 and 0.0 <= point.sparsity < 1.0

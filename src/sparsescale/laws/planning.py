@@ -111,7 +111,11 @@ def chinchilla_data(law: Law, n_nonzero):
     D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD), from dL/dN = 0 at C = 6 N D."""
     d = law.dense_view()
     N = np.asarray(n_nonzero, dtype=float)
-    return d["aD"] * (d["beta"] / (d["alpha"] * d["A"])) ** (1.0 / d["beta"]) * N ** (d["alpha"] / d["beta"])
+    # A law with no N term (bN = 0 or A = 0, as a bootstrap draw of a flat sweep
+    # can be) never makes a larger model pay: D* is infinite, not an error.
+    alpha, beta, A = (np.float64(d[k]) for k in ("alpha", "beta", "A"))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return d["aD"] * (beta / (alpha * A)) ** (1.0 / beta) * N ** (alpha / beta)
 
 
 def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sparsescale.errors import SparsescaleError
 
-PRESETS = ("quick", "cpu-full", "vit-quick", "nm", "nm-quick", "pretrained", "pretrained-quick", "gpu-small")
+PRESETS = ("quick", "cpu-full", "vit-quick", "nm", "nm-quick", "pretrained", "pretrained-quick", "gpu-small", "gpu-law")
 
 
 def preset_path(name: str, what: str = "--preset") -> Path:

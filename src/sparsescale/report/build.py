@@ -145,6 +145,9 @@ def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
 
     out = []
     for n, c, why in cases:
+        if not (0 < c < float("inf")):
+            # a flat law (bN or bD near 0) puts D* at 0 or infinity: no such budget to plan
+            continue
         opt = optimal_sparsity(law, n, c, flops="sparse")
         iv = optimal_intervals(law, opt, level=0.95, flops="sparse")  # None: the law carries no uncertainty
         out.append({"n_nonzero": n, "compute_flops": c, "why": why, "sparsity": float(opt.sparsity),
