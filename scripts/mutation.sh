@@ -24,7 +24,7 @@ out=$(realpath -m "${OUT:-$root/mutation-results}")
 # module (under src/sparsescale) -> the tests that are meant to kill its mutants
 declare -A TESTS=(
   [laws]="tests/laws"
-  [sparsity/schedules.py]="tests/sparsity/test_schedules.py"
+  [sparsity/schedules.py]="tests/sparsity/test_schedules.py tests/sparsity/test_schedule_edges.py"
   [sparsity/masks.py]="tests/sparsity/test_masks.py tests/sparsity/test_transposable.py tests/sparsity/test_never_grow.py"
   # train/run.py: only the schedule code (the lr schedule, the pruner's wiring);
   # the rest of the loop is covered by end-to-end runs too slow to repeat per mutant
