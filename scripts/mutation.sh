@@ -11,8 +11,11 @@
 #   MUTMUT=/tmp/mutvenv/bin/mutmut scripts/mutation.sh [MODULE...]
 #
 # MODULE is one of the keys below (default: all). Every module runs in a
-# scratch copy of the committed tree (git archive HEAD), so a mutant never
-# touches the work tree, even when interrupted. The summary line of each run
+# scratch copy of a committed tree (git archive $REF, default HEAD; an older
+# REF gives the score before a change of tests), so a mutant never touches
+# the work tree, even when interrupted. No bytecode is written: a mutant of
+# the same length as the original, written within the second, would
+# otherwise be run from the original's stale .pyc and "survive". The summary line of each run
 # and its surviving mutants (diffs) go to $OUT (default ./mutation-results).
 set -euo pipefail
 
@@ -20,6 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mutmut=${MUTMUT:-mutmut}
 python=${PYTHON:-$root/.venv/bin/python}
 out=$(realpath -m "${OUT:-$root/mutation-results}")
+ref=${REF:-HEAD}
 
 # module (under src/sparsescale) -> the tests that are meant to kill its mutants
 declare -A TESTS=(
@@ -59,10 +63,12 @@ for module in "${modules[@]}"; do
   tests=${TESTS[$module]:?unknown module $module (one of: ${!TESTS[*]})}
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
-  git -C "$root" archive HEAD | tar -x -C "$scratch"
+  git -C "$root" archive "$ref" | tar -x -C "$scratch"
+  present=$(cd "$scratch" && for t in $tests; do [ -e "$t" ] && echo "$t"; done | tr '\n' ' ')
   cat > "$scratch/runner.sh" <<EOF
 #!/usr/bin/env bash
-cd "$scratch" && PYTHONPATH="$scratch/src" RAY_USAGE_STATS_ENABLED=0 exec "$python" -m pytest -x -q -p no:cacheprovider $tests
+cd "$scratch" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$scratch/src" RAY_USAGE_STATS_ENABLED=0 \\
+  exec "$python" -m pytest -x -q -p no:cacheprovider $present
 EOF
   chmod +x "$scratch/runner.sh"
   path="src/sparsescale/$module"
@@ -72,8 +78,8 @@ EOF
     extra=(--use-patch-file only.patch)
   fi
   name=${module//\//_}
-  echo "== $module ($tests)"
-  (cd "$scratch" && "$mutmut" run --paths-to-mutate "$path" --tests-dir tests --runner "$scratch/runner.sh" --simple-output \
+  echo "== $module at $ref ($present)"
+  (cd "$scratch" && PYTHONDONTWRITEBYTECODE=1 "$mutmut" run --paths-to-mutate "$path" --tests-dir tests --runner "$scratch/runner.sh" --simple-output \
       "${extra[@]}" > "$out/$name.log" 2>&1) || true     # exit status: a bit set per kind of survivor
   # the last progress line: done/total, killed, timed out, suspicious, survived, skipped
   tr '\r' '\n' < "$out/$name.log" | grep -a '/' | tail -1 | tee "$out/$name.summary"
