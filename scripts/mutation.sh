@@ -64,7 +64,7 @@ for module in "${modules[@]}"; do
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   git -C "$root" archive "$ref" | tar -x -C "$scratch"
-  present=$(cd "$scratch" && for t in $tests; do [ -e "$t" ] && echo "$t"; done | tr '\n' ' ')
+  present=$(cd "$scratch" && for t in $tests; do if [ -e "$t" ]; then echo "$t"; fi; done | tr '\n' ' ')
   cat > "$scratch/runner.sh" <<EOF
 #!/usr/bin/env bash
 cd "$scratch" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$scratch/src" RAY_USAGE_STATS_ENABLED=0 \\
