@@ -119,3 +119,19 @@ def test_other_kinds_step_by_step():
     assert cubic.last_update_step(35) == 30 and cubic.last_update_step(60) == 60 and cubic.last_update_step(99) == 60
     assert cubic.target_at(20) == 0.0 and cubic.target_at(40) == pytest.approx(0.5 * (1 - 0.5 ** 3), rel=1e-15)
     assert cubic.target_at(60) == 0.5 and cubic.target_at(10) == 0.0
+
+
+def test_update_grid_starts_at_t0_whatever_its_remainder():
+    # t0 = round(0.1 * 40) = 4, t1 = 20, every 3: 4, 7, ..., 19 and t1 (t0 is no multiple of every)
+    s = CubicSchedule(0.5, 40, start=0.1, end=0.5, every=3)
+    assert [t for t in range(40) if s.is_update_step(t)] == [4, 7, 10, 13, 16, 19, 20]
+
+
+@pytest.mark.parametrize("steps, start, end", [(1, 0.25, 0.75), (3, 0.5, 0.6)])
+def test_a_ramp_of_no_length_prunes_at_once(steps, start, end):
+    """t0 == t1 (one step, or a window narrower than a step): S from t1 on.
+    (3 steps, 0.5-0.6: t0 = round(1.5) = 2, t1 = min(round(1.8), 2) = 2.)"""
+    s = CubicSchedule(0.6, steps, start=start, end=end, every=5)
+    assert s.start_step == s.end_step == steps - 1
+    assert [s.sparsity_at(t) for t in range(steps)] == [0.0] * (steps - 1) + [0.6]
+    assert s.mean_density() == pytest.approx(1 - 0.6 / steps, rel=1e-12)
