@@ -82,11 +82,34 @@ def test_optimal_json_and_contours(tmp_path):
     assert plot.stat().st_size > 10_000
 
 
+# The paper's Table 1 coefficients, written out: L = (aS (1-S)^bS + cS) N^-bN + (aD/D)^bD + c
+TABLE_1 = {"t5-c4": {"aS": 16.8, "bS": 0.722, "cS": 45.0, "bN": 0.245, "aD": 10500.0, "bD": 0.203, "c": 0.651},
+           "vit-jft": {"aS": 294.0, "bS": 0.821, "cS": 468.0, "bN": 0.392, "aD": 2.37e8, "bD": 0.89, "c": 4.517}}
+
+
+def _brute_force_optimum(k: dict, n: float, flops: float, per_unit: float) -> tuple[float, float]:
+    """S_opt and its D on a grid of 2M sparsities in [0, 0.9995], by hand: with the
+    cubic 25%-75% ramp the mean sparsity over training is f S, f = 0.25 * 0
+    + 0.5 * 3/4 (the mean of 1 - (1-p)^3 over p in [0, 1]) + 0.25 * 1 = 0.625, so
+    sparse-accounted training costs C = 6 N/(1-S) (1 - f S) D FLOPs per token."""
+    import numpy as np
+
+    S = np.linspace(0.0, 0.9995, 1_999_001)   # spacing 5e-7
+    D = flops / per_unit / (6 * n * (1 - 0.625 * S) / (1 - S))
+    loss = (k["aS"] * (1 - S) ** k["bS"] + k["cS"]) * n ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
+    i = int(np.argmin(loss))
+    return float(S[i]), float(D[i])
+
+
+# the pinned values agree with the brute-force grid: (0.724346, 1.28092e6) and (0.764360, 3.817e9)
 @pytest.mark.parametrize("law, n, c, s_opt, data", [("t5-c4", "1e8", "1e20", 0.724, 1.28e6), ("vit-jft", "1e8", "1e21", 0.764, None)])
 def test_optimal_converts_flops_with_the_laws_tokens_per_unit(law, n, c, s_opt, data):
     """A T5 step is 65,536 tokens and a ViT image 197: a budget in FLOPs buys that many fewer units of D."""
     rep = json.loads(run("optimal", "--law", law, "--params", n, "--compute", c, "--json").stdout)
     assert rep["sparsity"] == pytest.approx(s_opt, abs=1e-3)
+    s_grid, d_grid = _brute_force_optimum(TABLE_1[law], float(n), float(c), {"t5-c4": 65536, "vit-jft": 197}[law])
+    assert rep["sparsity"] == pytest.approx(s_grid, abs=1e-6)
+    assert rep["data"] == pytest.approx(d_grid, rel=1e-5)
     assert rep["compute_flops"] == pytest.approx(float(c))
     per_unit = {"t5-c4": 65536, "vit-jft": 197}[law]
     assert 6 * float(n) * rep["dense_data"] * per_unit == pytest.approx(float(c))
@@ -238,12 +261,44 @@ def test_fit_paper_data_reports_rolling_coverage_and_writes_a_law_with_intervals
     assert_one_line_error(run("fit", "paper:gpt"), "paper:gpt", "paper:t5")
 
 
-def test_fit_compare_and_the_average_parameter_law_end_to_end(tmp_path):
+def _avgparam_optimum_by_nelder_mead(t5_points) -> float:
+    """The avgparam law's best objective on the paper's T5 runs, found apart from
+    the code: scipy's Nelder-Mead on the objective written out (mean Huber,
+    delta 1e-3, of log residuals; N_avg = N (1 - 0.625 S)/(1 - S) for the cubic
+    25%-75% ramp), from four starts, each restarted once at its end."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    S, N, D, y = t5_points
+    log_navg, log_d = np.log(N * (1 - 0.625 * S) / (1 - S)), np.log(D)
+
+    def objective(p):
+        log_a, alpha, log_b, beta, e = p
+        pred = np.exp(log_a - alpha * log_navg) + np.exp(log_b - beta * log_d) + e
+        if np.any(pred <= 0):
+            return 1.0
+        r = np.abs(np.log(pred) - np.log(y))
+        return float(np.mean(np.where(r <= 1e-3, 0.5 * r * r, 1e-3 * (r - 5e-4))))
+
+    opts = {"xatol": 1e-10, "fatol": 1e-16, "maxiter": 20000, "maxfev": 40000}
+    best = np.inf
+    for start in ([2, 0.1, 2, 0.2, 0.5], [8, 0.6, 8, 0.5, 1.5], [5, 0.3, 5, 0.5, 1.0], [2, 0.3, 8, 0.5, 1.5]):
+        r = minimize(objective, start, method="Nelder-Mead", options=opts)
+        r = minimize(objective, r.x, method="Nelder-Mead", options=opts)
+        best = min(best, r.fun)
+    return best
+
+
+def test_fit_compare_and_the_average_parameter_law_end_to_end(tmp_path, t5_points):
     rep = json.loads(run("fit", "paper:t5", "--compare", "--json").stdout)
     cmp = rep["comparison"]
     scores = {s["form"]: s for s in cmp["scores"]}
     assert cmp["favoured"] == "sparse" and "sparse law" in cmp["verdict"]
-    assert scores["avgparam"]["n_coefficients"] == 5 and scores["avgparam"]["objective"] == pytest.approx(2.0e-5, rel=0.05)
+    # 2.0e-5 checked apart from the code: Nelder-Mead reaches 2.00741e-5 and no lower
+    independent = _avgparam_optimum_by_nelder_mead(t5_points)
+    assert independent == pytest.approx(2.0e-5, rel=0.01)
+    assert scores["avgparam"]["n_coefficients"] == 5
+    assert scores["avgparam"]["objective"] == pytest.approx(independent, rel=1e-6)
     assert scores["sparse"]["holdout_mean_abs_rel_error"] < scores["avgparam"]["holdout_mean_abs_rel_error"]
     out = tmp_path / "avg.json"
     proc = run("fit", "paper:t5", "--form", "avgparam", "--schedule", "cubic:0.25:0.75", "--out", out)

@@ -12,7 +12,6 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws import planning
 from sparsescale.laws.costs import (
     FORMAT,
-    CostModel,
     dense_cost,
     load_speedups,
     sparse_cost,
@@ -36,21 +35,6 @@ def _file(tmp_path, speedup_of_s, pattern="unstructured", knots=KNOTS):
     return path
 
 
-def _route_cost_models(monkeypatch):
-    """Let planning's c_mul/dlog_c_mul take a CostModel, as the proposed
-    planning patch does (a no-op once planning accepts one itself)."""
-    try:
-        planning.c_mul(0.5, sparse_cost())
-        return
-    except SparsescaleError:
-        pass
-    c_orig, d_orig = planning.c_mul, planning.dlog_c_mul
-    monkeypatch.setattr(planning, "c_mul", lambda S, flops="sparse", *a, **k:
-                        flops.c_mul(S) if isinstance(flops, CostModel) else c_orig(S, flops, *a, **k))
-    monkeypatch.setattr(planning, "dlog_c_mul", lambda S, flops="sparse", *a, **k:
-                        flops.dlog_c_mul(S) if isinstance(flops, CostModel) else d_orig(S, flops, *a, **k))
-
-
 @pytest.mark.parametrize("start, end", [(0.25, 0.75), (0.0, 1.0), (0.1, 0.5), (0.5, 0.9)])
 def test_idealisations_equal_the_planners_closed_forms(start, end):
     assert np.allclose(sparse_cost(start, end).c_mul(GRID), planning.c_mul(GRID, "sparse", start, end), rtol=1e-12)
@@ -69,8 +53,7 @@ def test_measured_file_on_the_ideal_curves_reproduces_both_accountings(tmp_path,
 
 @pytest.mark.parametrize("law", [VIT, T5], ids=["vit-jft", "t5-c4"])
 @pytest.mark.parametrize("speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")])
-def test_optimal_with_measured_speedups_matches_the_idealised_answer(tmp_path, monkeypatch, law, speedup, flops):
-    _route_cost_models(monkeypatch)
+def test_optimal_with_measured_speedups_matches_the_idealised_answer(tmp_path, law, speedup, flops):
     cost = load_speedups(_file(tmp_path, speedup)).cost_model("unstructured")
     N = 1e7
     d_star = float(planning.chinchilla_data(law, N))
@@ -171,16 +154,8 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def measured_cli():
-    from sparsescale.cli.laws import Flops
-
-    if "measured" not in {f.value for f in Flops}:
-        pytest.skip("`optimal --flops measured` is not wired into cli/laws.py yet (issue 14's patch for the lead)")
-
-
 @pytest.mark.parametrize("speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")])
-def test_cli_optimal_measured_reproduces_the_idealised_answer(tmp_path, measured_cli, speedup, flops):
+def test_cli_optimal_measured_reproduces_the_idealised_answer(tmp_path, speedup, flops):
     path = _file(tmp_path, speedup)
     common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--json"]
     want = json.loads(_cli(*common, "--flops", flops).stdout)
@@ -193,7 +168,7 @@ def test_cli_optimal_measured_reproduces_the_idealised_answer(tmp_path, measured
         assert got["optimal_data_ratio"][s] == pytest.approx(ratio, rel=1e-5)
 
 
-def test_cli_optimal_measured_bad_input(tmp_path, measured_cli):
+def test_cli_optimal_measured_bad_input(tmp_path):
     common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_doc({"unstructured": {"0.5": -1}})))
@@ -205,8 +180,7 @@ def test_cli_optimal_measured_bad_input(tmp_path, measured_cli):
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
 
 
-def test_sopt_map_with_measured_ideal_speedups_matches_the_sparse_map(tmp_path, monkeypatch):
-    _route_cost_models(monkeypatch)
+def test_sopt_map_with_measured_ideal_speedups_matches_the_sparse_map(tmp_path):
     cost = load_speedups(_file(tmp_path, lambda s: 1.0 / (1.0 - s))).cost_model()
     N, C = np.meshgrid(np.logspace(6, 9, 7), np.logspace(17, 22, 9))
     want = planning.optimal_sparsity_grid(T5, N, C, "sparse", resolution=400)

@@ -49,6 +49,13 @@ def test_t5_finds_the_lowest_optimum_for_every_seed(t5_points, t5_fit):
     the global one is below 4.9e-6 and must be found from any seed."""
     published = huber_objective(preset("t5-c4"), *t5_points, space="log", delta=1e-3)
     assert 7.5e-6 < published < 7.7e-6
+    # the same objective by hand from Table 1: the mean over the 48 runs of the Huber
+    # loss (0.5 r^2 inside |r| <= 1e-3, 1e-3 (|r| - 5e-4) outside) of r = log pred - log y
+    S, N, D, y = t5_points
+    pred = (16.8 * (1 - S) ** 0.722 + 45.0) * N ** -0.245 + (10500.0 / D) ** 0.203 + 0.651
+    r = np.abs(np.log(pred) - np.log(y))
+    by_hand = np.mean([0.5 * x * x if x <= 1e-3 else 1e-3 * (x - 5e-4) for x in r])
+    assert published == pytest.approx(by_hand, rel=1e-12)
     objectives, exponents = [t5_fit.objective], [t5_fit.law.coefficients["bD"]]
     for seed in (1, 2, 3, 4, 5):
         r = fit_law(*t5_points, space="log", delta=1e-3, seed=seed)
@@ -75,16 +82,19 @@ def test_synthetic_sparse_coefficients_are_recovered():
     truth = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
     S, N, D, y = _synthetic(truth, noise=1e-4, seed=1)
     fitted = fit_law(S, N, D, y, seed=3).law.coefficients
+    # measured relative errors at this noise (1e-4) and seed: 1.9e-3 (cS), 1.8e-3 (aS),
+    # 4.2e-4 (bN), 1.5e-4 (c) and below; 6e-3 is about 3x the largest
     for name, value in truth.coefficients.items():
-        assert fitted[name] == pytest.approx(value, rel=0.05), name
+        assert fitted[name] == pytest.approx(value, rel=6e-3), name
 
 
 def test_synthetic_dense_and_nm_forms():
     truth = Law("dense", {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 1.69})
     _, N, D, y = _synthetic(truth, noise=1e-5, seed=2)
     fitted = fit_law(None, N, D, y, form="dense").law.coefficients
+    # measured: 3.6e-4 (B), 8e-5 (beta) and below
     for name, value in truth.coefficients.items():
-        assert fitted[name] == pytest.approx(value, rel=0.02), name
+        assert fitted[name] == pytest.approx(value, rel=1.5e-3), name
     # n:m refit: the dense base stays, only aS, bS, cS move
     base = preset("t5-c4")
     nm_truth = Law("sparse", {**base.coefficients, "aS": 25.0, "bS": 1.1, "cS": 40.0})
@@ -93,8 +103,9 @@ def test_synthetic_dense_and_nm_forms():
     assert r.law.form == "nm"
     for name in ("bN", "aD", "bD", "c"):
         assert r.law.coefficients[name] == base.coefficients[name]
+    # measured: 6.8e-5 (bS), 2.1e-5 (aS), 1.8e-5 (cS)
     for name in ("aS", "bS", "cS"):
-        assert r.law.coefficients[name] == pytest.approx(nm_truth.coefficients[name], rel=0.02), name
+        assert r.law.coefficients[name] == pytest.approx(nm_truth.coefficients[name], rel=3e-4), name
 
 
 def test_fit_resamples_with_unit_weights_reproduces_the_fit(t5_points, t5_fit):

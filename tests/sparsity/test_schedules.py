@@ -62,11 +62,8 @@ def test_mean_density_is_the_mean_of_the_applied_values():
 
 @pytest.mark.parametrize("start,end", [(0.25, 0.75), (0.1, 0.9), (0.0, 0.5)])
 def test_discrete_mean_density_converges_to_closed_form(start, end):
-    try:
-        from sparsescale.laws.planning import mean_sparsity_fraction
-    except ImportError:  # planning not written yet: the same closed form inline
-        def mean_sparsity_fraction(start, end):
-            return (end - start) * 3 / 4 + (1 - end)
+    from sparsescale.laws.planning import mean_sparsity_fraction
+
     assert cubic_mean_sparsity_fraction(start, end) == pytest.approx(mean_sparsity_fraction(start, end))
     S = 0.8
     closed = 1 - S * mean_sparsity_fraction(start, end)
