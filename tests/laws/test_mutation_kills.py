@@ -276,3 +276,297 @@ def test_presets_are_copies_with_uncertainty():
     with pytest.raises(SparsescaleError) as err:
         load_law("dir/nope")
     assert "unknown law preset" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------
+# planning
+# ---------------------------------------------------------------------------
+from sparsescale.laws import planning  # noqa: E402
+
+
+def _loss_by_hand(S, N, C, f=None):
+    """SPARSE's loss along the budget C = 6 N D c_mul(S): D = C / (6 N c_mul(S)),
+    c_mul = 1 / (1 - S) (dense FLOPs) or (1 - f S) / (1 - S) (sparse, mean sparsity fraction f)."""
+    c = (1.0 if f is None else 1.0 - f * S) / (1.0 - S)
+    D = C / (6.0 * N * c)
+    return (2.0 * np.sqrt(1.0 - S) + 1.0) / N + (10.0 / D) ** 2 + 0.5, D
+
+
+def test_c_mul_and_its_log_derivative_by_hand():
+    # dense FLOPs: 1 / (1 - S) -> 2 at S = 1/2; d log / dS = 1 / (1 - S) = 2
+    assert planning.c_mul(0.5, "dense") == pytest.approx(2.0, rel=1e-14)
+    assert planning.dlog_c_mul(0.5, "dense") == pytest.approx(2.0, rel=1e-14)
+    # sparse FLOPs, default ramp f = 0.625: (1 - 0.3125) / 0.5 = 1.375; d log / dS = 2 - 0.625 / 0.6875
+    assert planning.c_mul(0.5) == pytest.approx(1.375, rel=1e-14)
+    assert planning.dlog_c_mul(0.5) == pytest.approx(2.0 - 0.625 / 0.6875, rel=1e-14)
+    # ramp over the whole run: f = 3/4 -> (1 - 0.375) / 0.5 = 1.25; derivative 2 - 0.75 / 0.625 = 0.8
+    assert planning.c_mul(0.5, "sparse", 0.0, 1.0) == pytest.approx(1.25, rel=1e-14)
+    assert planning.dlog_c_mul(0.5, "sparse", 0.0, 1.0) == pytest.approx(0.8, rel=1e-14)
+    assert planning.c_mul(0.0) == 1.0 and planning.c_mul(0.0, "dense") == 1.0
+    with pytest.raises(SparsescaleError, match="flops: expected sparse or dense, got 'ideal'"):
+        planning.c_mul(0.5, "ideal")
+    # training FLOPs: 6 N D c_mul = 6 * 10 * 100 * 2
+    assert planning.training_flops(10, 100, 0.5, "dense") == pytest.approx(12000.0, rel=1e-14)
+    assert planning.training_flops(10, 100, 0.5) == pytest.approx(6000.0 * 1.375, rel=1e-14)
+
+
+def test_mean_sparsity_fraction_of_the_planner_by_hand():
+    assert planning.mean_sparsity_fraction() == pytest.approx(0.625, rel=1e-14)
+    assert planning.mean_sparsity_fraction(0.0, 1.0) == pytest.approx(0.75, rel=1e-14)
+    assert planning.mean_sparsity_fraction(0.5, 1.0) == pytest.approx(0.375, rel=1e-14)
+    for start, end in [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.1)]:
+        with pytest.raises(SparsescaleError, match="schedule fractions need 0 <= start < end <= 1"):
+            planning.mean_sparsity_fraction(start, end)
+
+
+def test_budget_units_by_hand():
+    law = Law("sparse", SPARSE, tokens_per_unit=4.0)
+    assert planning.law_compute(law, 100.0) == pytest.approx(25.0, rel=1e-14)
+    assert planning.compute_in_flops(law, 25.0) == pytest.approx(100.0, rel=1e-14)
+    bare = Law("sparse", SPARSE, name="bare", units={"D": "steps"})
+    assert planning.compute_in_flops(bare, 25.0) is None
+    with pytest.raises(SparsescaleError) as err:
+        planning.law_compute(bare, 100.0)
+    assert str(err.value).startswith("compute_flops: law bare does not say what one unit of D (steps) costs")
+
+
+def test_chinchilla_line_and_equivalent_size_by_hand():
+    law = Law("sparse", SPARSE)
+    # dense view: A = 3, alpha = 1, aD = 10, beta = 2. D*(N) = aD (beta / (alpha A))^(1/beta) N^(alpha/beta)
+    # = 10 sqrt(2/3) sqrt(N): N = 4 -> 20 sqrt(2/3) = 16.3299...
+    assert planning.chinchilla_data(law, 4.0) == pytest.approx(20.0 * math.sqrt(2.0 / 3.0), rel=1e-14)
+    assert planning.dense_optimal_compute(law, 4.0) == pytest.approx(24.0 * 20.0 * math.sqrt(2.0 / 3.0), rel=1e-14)
+    # equivalent dense factor at S = 0.75: (3 / 2)^(1/bN) = 1.5
+    assert planning.equivalent_dense_factor(law, 0.75) == pytest.approx(1.5, rel=1e-14)
+    with pytest.raises(SparsescaleError, match="this needs a sparse-form law"):
+        planning.equivalent_dense_factor(Law("dense", DENSE), 0.5)
+
+
+def test_optimal_data_ratio_by_hand():
+    law = Law("sparse", SPARSE)
+    # (bN A c_mul'/c_mul / (aS bS (1-S)^(bS-1)))^(1/bD); dense FLOPs at S = 1/2:
+    # (1 * 3 * 2 / (2 * 0.5 * 0.5^-0.5))^(1/2) = (6 / sqrt 2)^(1/2) = 2.0597...
+    assert planning.optimal_data_ratio(law, 0.5, "dense") == pytest.approx(math.sqrt(6.0 / math.sqrt(2.0)), rel=1e-13)
+    sparse_dlog = 2.0 - 0.625 / 0.6875
+    assert planning.optimal_data_ratio(law, 0.5) == pytest.approx(math.sqrt(3.0 * sparse_dlog / math.sqrt(2.0)), rel=1e-13)
+    # avgparam with sparse FLOPs on its own schedule (f = 0.5 = mean_sparsity_fraction(1/3, 1)):
+    # D_S / D* = g^(alpha / beta), g = N_avg / N = 0.75 / 0.5 = 1.5 -> 1.5^(1/2)
+    avg = Law("avgparam", AVG, mean_sparsity_fraction=0.5)
+    assert planning.optimal_data_ratio(avg, 0.5, "sparse", 1.0 / 3.0, 1.0) == pytest.approx(math.sqrt(1.5), rel=1e-12)
+
+
+@pytest.mark.parametrize("flops, f", [("dense", None), ("sparse", 0.625)])
+@pytest.mark.parametrize("compute", [1e3, 1e4])
+def test_optimal_sparsity_is_the_brute_force_minimum(flops, f, compute):
+    law = Law("sparse", SPARSE, tokens_per_unit=2.0)
+    N = 4.0
+    S = np.linspace(0.0, 0.9995, 2_000_001)
+    L, D = _loss_by_hand(S, N, compute, f)
+    i = int(np.argmin(L))
+    point = planning.optimal_sparsity(law, N, compute, flops)
+    assert point.sparsity == pytest.approx(S[i], abs=2e-6)
+    assert point.loss == pytest.approx(L[i], rel=1e-9) and point.loss <= L[i] + 1e-15
+    assert point.data == pytest.approx(_loss_by_hand(point.sparsity, N, compute, f)[1], rel=1e-12)
+    # S = 0: D = C / (6 N), the dense loss at that D
+    dense_loss, dense_data = _loss_by_hand(0.0, N, compute, f)
+    assert (point.dense_data, point.dense_loss) == (pytest.approx(dense_data, rel=1e-14), pytest.approx(dense_loss, rel=1e-14))
+    assert point.compute_flops == pytest.approx(2.0 * compute, rel=1e-14)
+    assert point.compute_vs_dense_optimal == pytest.approx(compute / (24.0 * 20.0 * math.sqrt(2.0 / 3.0)), rel=1e-13)
+    # equivalent dense size: N ((aS + cS) / (aS sqrt(1 - S) + cS))^(1/bN)
+    assert point.equivalent_dense_size == pytest.approx(N * 3.0 / (2.0 * math.sqrt(1 - point.sparsity) + 1.0), rel=1e-12)
+    assert point.chinchilla_data == pytest.approx(20.0 * math.sqrt(2.0 / 3.0), rel=1e-14)
+    assert (point.n_nonzero, point.compute, point.flops) == (N, compute, flops)
+    # the grid version agrees within its resolution
+    grid = planning.optimal_sparsity_grid(law, np.array([N, N]), np.array([compute, compute]), flops, resolution=2000)
+    assert grid.shape == (2,) and np.all(np.abs(grid - S[i]) <= 0.9995 / 2000)
+
+
+def test_optimal_sparsity_refusals():
+    law = Law("sparse", SPARSE)
+    for n in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(SparsescaleError, match="n_nonzero: must be a positive number"):
+            planning.optimal_sparsity(law, n, 1e3)
+    for c in (0.0, math.inf):
+        with pytest.raises(SparsescaleError, match="compute: must be a positive number"):
+            planning.optimal_sparsity(law, 4.0, c)
+    with pytest.raises(SparsescaleError, match="flops: expected sparse or dense"):
+        planning.optimal_sparsity(law, 4.0, 1e3, "ideal")
+    with pytest.raises(SparsescaleError, match="this needs a sparse-form law"):
+        planning.optimal_sparsity(Law("dense", DENSE), 4.0, 1e3)
+
+
+# ---------------------------------------------------------------------------
+# intervals
+# ---------------------------------------------------------------------------
+from sparsescale.laws import intervals  # noqa: E402
+
+Z95 = 1.959963984540054   # the 97.5% standard-normal quantile
+# 101 evenly spaced values v_i = i / 100: numpy's (linear) percentile q of them is q / 100 exactly,
+# so the half 16-84% range is (0.84135 - 0.15865) / 2 = 0.34135
+SPREAD = np.arange(101) / 100.0
+HALF_RANGE = (0.84135 - 0.15865) / 2.0
+
+
+def _unc(form, draws, floor=0.0, per_efold=0.0, fit_range=None):
+    return intervals.Uncertainty(form=form, draws=np.asarray(draws, dtype=float),
+                                 fit_range=fit_range or intervals.FitRange((10.0, 100.0), (1e3, 1e4), 0.5),
+                                 model_error=intervals.ModelError(floor, per_efold), source="hand")
+
+
+def test_z_score_and_its_refusals():
+    assert intervals.z_score(0.95) == pytest.approx(Z95, rel=1e-12)
+    assert intervals.z_score(0.6826894921370859) == pytest.approx(1.0, rel=1e-9)
+    for level in (0.0, 1.0, 1.5):
+        with pytest.raises(SparsescaleError) as err:
+            intervals.z_score(level)
+        assert str(err.value) == f"level: must be in (0, 1), got {level}"
+
+
+def test_fit_range_and_distance_by_hand():
+    r = intervals.FitRange.of([0.0, 0.5, 0.25], [10.0, 100.0, 50.0], [1e4, 1e3])
+    assert (r.n_nonzero, r.data, r.sparsity_max) == ((10.0, 100.0), (1e3, 1e4), 0.5)
+    assert intervals.FitRange.of(None, [1.0], [2.0]).sparsity_max == 0.0
+    assert r.distance(0.25, 50.0, 5e3) == 0.0                          # inside on every axis
+    # N 10x above, D 10x below, 1 - S half of the sparsest run's 0.5: 2 ln 10 + ln 2
+    assert r.distance(0.75, 1000.0, 100.0) == pytest.approx(2 * math.log(10) + math.log(2), rel=1e-14)
+    assert r.distance(0.0, 1.0, 1e5) == pytest.approx(2 * math.log(10), rel=1e-14)   # N 10x below, D 10x above
+    # S = 1: 1 - S is floored at 1e-300, a large but finite distance: ln(0.5 / 1e-300)
+    assert r.distance(1.0, 50.0, 5e3) == pytest.approx(math.log(0.5) + 300 * math.log(10), rel=1e-12)
+    assert r.to_dict() == {"n_nonzero": [10.0, 100.0], "data": [1e3, 1e4], "sparsity_max": 0.5}
+
+
+def test_model_error_by_hand():
+    e = intervals.ModelError(0.03, 0.04)
+    assert e.sigma(0.0) == pytest.approx(0.03, rel=1e-14)
+    assert e.sigma(1.0) == pytest.approx(0.05, rel=1e-14)   # the 3-4-5 triangle
+    assert e.sigma(np.array([0.0, 1.0])) == pytest.approx([0.03, 0.05], rel=1e-14)
+
+
+def test_coefficient_sd_is_half_the_16_84_range_of_the_log_predictions():
+    # dense draws with A = B = 0 and E = e^v: log prediction = v, spread SPREAD
+    draws = [[0.0, 1.0, 0.0, 1.0, math.exp(v)] for v in SPREAD]
+    unc = _unc("dense", draws)
+    law = Law("dense", {"A": 0.0, "alpha": 1.0, "B": 0.0, "beta": 1.0, "E": 1.0})
+    sd = unc.coefficient_sd(law, [0.0, 0.5], [20.0, 30.0], [2e3, 3e3])
+    assert sd == pytest.approx([HALF_RANGE, HALF_RANGE], rel=1e-12)
+    assert unc.coefficient_sd(law, np.zeros(0), np.zeros(0), np.zeros(0)).shape == (0,)
+
+
+def test_coefficient_sd_of_avgparam_uses_the_average_size():
+    # A = 1, B = E = 0, alpha_v = 0.5 + v: log prediction = -alpha_v log N_avg, so the sd is
+    # HALF_RANGE * log N_avg; with S = 1/2, f = 1/2, N_avg = N * 0.75 / 0.5 = e^2 when N = e^2 / 1.5
+    draws = [[1.0, 0.5 + v, 0.0, 1.0, 0.0] for v in SPREAD]
+    law = Law("avgparam", {"A": 1.0, "alpha": 1.0, "B": 0.0, "beta": 1.0, "E": 0.0}, mean_sparsity_fraction=0.5)
+    sd = _unc("avgparam", draws).coefficient_sd(law, 0.5, math.exp(2) / 1.5, 10.0)
+    assert float(sd) == pytest.approx(2 * HALF_RANGE, rel=1e-12)
+
+
+def test_coefficient_sd_of_sparse_draws_matches_their_own_predictions():
+    # reference: every draw's Law.predict (checked by hand above), then the percentiles
+    rng = np.random.default_rng(5)
+    base = np.array([SPARSE[k] for k in ("aS", "bS", "cS", "bN", "aD", "bD", "c")])
+    draws = base * rng.uniform(0.8, 1.25, (40, 7))
+    unc = _unc("sparse", draws)
+    law = Law("sparse", SPARSE)
+    S, N, D = np.array([0.0, 0.5, 0.9]), np.array([4.0, 8.0, 2.0]), np.array([5.0, 20.0, 3.0])
+    logs = np.log([Law("sparse", dict(zip(SPARSE, row))).predict(S, N, D) for row in draws])
+    lo, hi = np.percentile(logs, [15.865, 84.135], axis=0)
+    assert unc.coefficient_sd(law, S, N, D) == pytest.approx((hi - lo) / 2, rel=1e-12)
+
+
+def test_loss_interval_by_hand():
+    draws = [[0.0, 1.0, 0.0, 1.0, math.exp(v)] for v in SPREAD]
+    law = Law("dense", {"A": 0.0, "alpha": 1.0, "B": 0.0, "beta": 1.0, "E": 2.0})   # point: 2
+    # no model error: sd = HALF_RANGE
+    lo, hi = _unc("dense", draws).loss_interval(law, 0.0, 20.0, 2e3)
+    assert (lo, hi) == (pytest.approx(2 * math.exp(-Z95 * HALF_RANGE), rel=1e-12),
+                        pytest.approx(2 * math.exp(Z95 * HALF_RANGE), rel=1e-12))
+    # model error 0.1 + 0.2 per e-fold, at N 10x above the range: sd^2 = HALF^2 + 0.1^2 + (0.2 ln 10)^2
+    unc = _unc("dense", draws, 0.1, 0.2)
+    sd = math.sqrt(HALF_RANGE**2 + 0.01 + (0.2 * math.log(10)) ** 2)
+    lo, hi = unc.loss_interval(law, 0.0, 1000.0, 2e3, level=0.6826894921370859)
+    assert (lo, hi) == (pytest.approx(2 * math.exp(-sd), rel=1e-9), pytest.approx(2 * math.exp(sd), rel=1e-9))
+
+
+def test_quantity_interval_by_hand():
+    draws = [[0.0, 1.0, 0.0, 1.0, e] for e in range(1, 102)]    # E = 1..101
+    unc = _unc("dense", draws)
+    law = Law("dense", {"A": 0.0, "alpha": 1.0, "B": 0.0, "beta": 1.0, "E": 50.0})
+    # percentiles 2.5 and 97.5 of 1..101: 1 + 2.5 = 3.5 and 1 + 97.5 = 98.5
+    assert unc.quantity_interval(law, lambda l: l["E"]) == (pytest.approx(3.5), pytest.approx(98.5))
+    # 80%: 1 + 10 = 11 and 1 + 90 = 91
+    assert unc.quantity_interval(law, lambda l: l["E"], level=0.8) == (pytest.approx(11.0), pytest.approx(91.0))
+    # stretched to contain the point
+    far = Law("dense", {"A": 0.0, "alpha": 1.0, "B": 0.0, "beta": 1.0, "E": 200.0})
+    assert unc.quantity_interval(far, lambda l: l["E"]) == (pytest.approx(3.5), 200.0)
+    # non-finite values are dropped; fewer than 2 left (only the draw E = 7): the point alone
+    assert unc.quantity_interval(law, lambda l: l["E"] if l is law or l["E"] == 7.0 else math.inf) == (50.0, 50.0)
+    # two left, 1 and 2: 1.025 and 1.975, stretched up to the point
+    assert unc.quantity_interval(law, lambda l: l["E"] if l is law or l["E"] <= 2.0 else math.nan) == (pytest.approx(1.025), 50.0)
+    with pytest.raises(SparsescaleError, match="level: must be in"):
+        unc.quantity_interval(law, lambda l: l["E"], level=1.0)
+
+
+def test_draw_laws_keep_the_laws_units_and_fraction():
+    law = Law("avgparam", AVG, units={"N": "n", "D": "steps"}, tokens_per_unit=3.0, mean_sparsity_fraction=0.5)
+    draws = [[1.0, 0.5, 2.0, 1.0, 0.1], [2.0, 0.6, 3.0, 1.1, 0.2]]
+    laws = _unc("avgparam", draws).draw_laws(law)
+    assert [d.coefficients for d in laws] == [dict(zip(AVG, r)) for r in draws]
+    assert all((d.form, d.units, d.tokens_per_unit, d.mean_sparsity_fraction) == ("avgparam", {"N": "n", "D": "steps"}, 3.0, 0.5)
+               for d in laws)
+
+
+def test_uncertainty_round_trip_and_refusals():
+    draws = [[0.0, 1.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5, 2.0]]
+    unc = _unc("dense", draws, 0.1, 0.2)
+    unc.calibration = {"coverage": 0.9}
+    d = unc.to_dict()
+    assert d["coefficient_names"] == ["A", "alpha", "B", "beta", "E"] and d["source"] == "hand"
+    assert d["model_error"] == {"floor": 0.1, "per_efold": 0.2} and d["draws"] == draws
+    assert "sigma = sqrt(floor^2 + (per_efold * d)^2)" in d["method"]
+    back = intervals.Uncertainty.from_dict(json.loads(json.dumps(d)), "dense")
+    assert (back.form, back.source, back.calibration) == ("dense", "hand", {"coverage": 0.9})
+    assert np.array_equal(back.draws, unc.draws) and back.fit_range == unc.fit_range and back.model_error == unc.model_error
+    bare = intervals.Uncertainty.from_dict({k: v for k, v in d.items() if k not in ("source", "calibration")}, "dense")
+    assert (bare.source, bare.calibration) == ("", {})
+
+    def refused(obj, message):
+        with pytest.raises(SparsescaleError) as err:
+            intervals.Uncertainty.from_dict(obj, "dense")
+        assert str(err.value).startswith(message), str(err.value)
+
+    refused({k: v for k, v in d.items() if k != "fit_range"}, "uncertainty: malformed (KeyError: 'fit_range')")
+    refused(dict(d, draws=draws[:1]), "uncertainty: draws must be a list of at least 2 rows of A, alpha, B, beta, E")
+    refused(dict(d, coefficient_names=d["coefficient_names"][::-1]), "uncertainty: draws must be a list of at least 2 rows")
+    refused(dict(d, draws=[r[:4] for r in draws]), "uncertainty: draws must be a list of at least 2 rows")
+    refused(dict(d, draws=[draws[0], [0.5, 0.5, 0.5, 0.5, math.nan]]), "uncertainty: draws and model_error must be finite and non-negative")
+    refused(dict(d, model_error={"floor": -0.1, "per_efold": 0.2}), "uncertainty: draws and model_error must be finite")
+    refused(dict(d, model_error={"floor": 0.1, "per_efold": -0.2}), "uncertainty: draws and model_error must be finite")
+    refused(dict(d, model_error={"floor": 0.1, "per_efold": math.inf}), "uncertainty: draws and model_error must be finite")
+    refused(dict(d, draws=[draws[0], [0.5, 0.0, 0.5, 0.5, 2.0]]), "uncertainty: draw 2: coefficient alpha is 0, outside (0, 10]")
+    # zero model error is allowed
+    intervals.Uncertainty.from_dict(dict(d, model_error={"floor": 0.0, "per_efold": 0.0}), "dense")
+
+
+def test_optimal_intervals_by_hand():
+    law = Law("sparse", SPARSE)
+    point = planning.optimal_sparsity(law, 4.0, 1e3, "dense")
+    assert intervals.optimal_intervals(law, point) is None
+    # every draw is the law itself: the re-planned quantities do not move, and the loss intervals
+    # are the model error alone, point * exp(-+z sigma(d)) with d = the distance of each point
+    fr = intervals.FitRange((1.0, 2.0), (1.0, 1e6), 0.0)
+    law.uncertainty = _unc("sparse", [list(SPARSE.values())] * 3, 0.05, 0.1, fr)
+    out = intervals.optimal_intervals(law, point, flops="dense")
+    for name in ("sparsity", "data", "equivalent_dense_size"):
+        assert out[name] == (pytest.approx(getattr(point, name), rel=1e-9), pytest.approx(getattr(point, name), rel=1e-9))
+    for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
+        d = math.log(4.0 / 2.0) + math.log(1.0 / (1.0 - S))   # N = 4 is 2x above; 1 - S below 1
+        sd = math.sqrt(0.05**2 + (0.1 * d) ** 2)
+        pred = float(law.predict(S, 4.0, D))
+        assert out[name] == (pytest.approx(pred * math.exp(-Z95 * sd), rel=1e-9), pytest.approx(pred * math.exp(Z95 * sd), rel=1e-9))
+
+
+def test_presets_ship_their_uncertainty():
+    unc = intervals.preset_uncertainty("t5-c4")
+    assert unc is not None and unc.form == "sparse" and unc.draws.shape[1] == 7 and unc.draws.shape[0] >= 2
+    assert intervals.preset_uncertainty("no-such-preset") is None
