@@ -570,3 +570,216 @@ def test_presets_ship_their_uncertainty():
     unc = intervals.preset_uncertainty("t5-c4")
     assert unc is not None and unc.form == "sparse" and unc.draws.shape[1] == 7 and unc.draws.shape[0] >= 2
     assert intervals.preset_uncertainty("no-such-preset") is None
+
+
+# ---------------------------------------------------------------------------
+# fitting
+# ---------------------------------------------------------------------------
+from sparsescale.laws import fit as fitmod  # noqa: E402
+from sparsescale.laws.fit import fit_law, fit_resamples, huber, huber_objective  # noqa: E402
+
+
+def test_huber_by_hand():
+    # 0.5 r^2 inside |r| <= delta, delta (|r| - delta / 2) outside; both give 0.5 delta^2 at |r| = delta
+    assert huber(np.array([0.5, -2.0, 1.0, -1.0, 0.0]), 1.0) == pytest.approx([0.125, 1.5, 0.5, 0.5, 0.0], abs=1e-15)
+    assert huber(np.array([3.0]), 2.0) == pytest.approx([4.0], abs=1e-15)   # 2 (3 - 1)
+
+
+def _grid(law, S=(0.0, 0.5, 0.75, 0.875)):
+    S, N, D = np.meshgrid(list(S), [1.0, 2.0, 4.0, 8.0], [5.0, 10.0, 20.0], indexing="ij")
+    S, N, D = S.ravel(), N.ravel(), D.ravel()
+    return S, N, D, law.predict(S, N, D)
+
+
+def test_huber_objective_by_hand():
+    law = Law("sparse", SPARSE)
+    S, N, D = np.array([0.0, 0.5]), np.array([4.0, 2.0]), np.array([5.0, 10.0])
+    pred = law.predict(S, N, D)
+    # log residuals log pred - log y of +5e-4 and -2e-3 (delta 1e-3 by default in log space):
+    # 0.5 (5e-4)^2 = 1.25e-7 and 1e-3 (2e-3 - 5e-4) = 1.5e-6 -> mean 8.125e-7
+    y = pred * np.exp(-np.array([5e-4, -2e-3]))
+    assert huber_objective(law, S, N, D, y) == pytest.approx(8.125e-7, rel=1e-9)
+    # linear residuals pred - y of 5e-3 and 2e-2 (delta 1e-2 by default): 1.25e-5 and 1.5e-4 -> 8.125e-5
+    y = pred - np.array([5e-3, 2e-2])
+    assert huber_objective(law, S, N, D, y, space="linear") == pytest.approx(8.125e-5, rel=1e-9)
+    # an explicit delta: 1 -> both inside, 0.5 r^2
+    assert huber_objective(law, S, N, D, y, space="linear", delta=1.0) == pytest.approx((1.25e-5 + 2e-4) / 2, rel=1e-9)
+
+
+def test_chunk_sizes_by_hand():
+    assert fitmod.chunk_size(4, budget=64) == 2          # 64 bytes / (8 bytes * 4 floats)
+    assert fitmod.chunk_size(0, budget=64) == 8          # at least one float per item
+    assert fitmod.chunk_size(100, budget=64) == 1        # at least one item
+    assert fitmod.chunk_size(1) == 256 * 2**20 // 8      # the default budget is 256 MiB
+    assert fitmod.resample_batch(10, 4) == 256 * 2**20 // (8 * 80)
+    assert fitmod.resample_batch(10, 0) == 256 * 2**20 // (8 * 20)
+
+
+@pytest.mark.parametrize("seed, ok", [(0, True), (2**32 - 1, True), (np.int64(7), True), (-1, False), (2**32, False),
+                                      (True, False), (1.0, False)])
+def test_seed_range(seed, ok):
+    law = Law("dense", DENSE)
+    _, N, D, y = _grid(law, S=(0.0,))
+    if ok:
+        assert fit_law(None, N, D, y, form="dense", seed=seed, n_candidates=64, n_starts=2).diagnostics["seed"] == int(seed)
+    else:
+        with pytest.raises(SparsescaleError) as err:
+            fit_law(None, N, D, y, form="dense", seed=seed)
+        assert str(err.value) == f"seed: must be an integer in 0..4294967295, got {seed!r}"
+
+
+@pytest.mark.parametrize("form, truth, extra", [
+    ("sparse", SPARSE, {}),
+    ("dense", DENSE, {}),
+    ("avgparam", AVG, {"mean_sparsity_fraction": 0.5}),
+    ("avgparam", AVG, {}),
+])
+@pytest.mark.parametrize("space", ["log", "linear"])
+def test_exact_data_give_back_the_law(form, truth, extra, space):
+    law = Law(form, truth, mean_sparsity_fraction=extra.get("mean_sparsity_fraction"))
+    S, N, D, y = _grid(law)
+    result = fit_law(S, N, D, y, form=form, space=space, n_candidates=512, n_starts=8, **extra)
+    for name, value in truth.items():
+        assert result.law.coefficients[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    assert result.objective < 1e-16 and result.law.fit["objective"] == result.objective
+    assert result.law.predict(S, N, D) == pytest.approx(y, rel=1e-7)
+    assert result.law.mean_sparsity_fraction == (law.mean_sparsity_fraction if form == "avgparam" else None)
+    d = result.diagnostics
+    assert (d["space"], d["delta"], d["seed"], d["n_candidates"], d["scored_rows"]) == \
+        (space, {"log": 1e-3, "linear": 1e-2}[space], 0, 512, 48)
+    assert d["n_starts"] == len(result.start_points) and 1 <= d["n_starts"] <= 8
+    assert 1 <= d["starts_at_best"] <= d["n_starts"] and d["n_distinct_optima"] == len(result.local_optima)
+    assert d["grad_norm"] < 1e-6 and d["at_bound"] == []
+    assert result.n_points == 48 and result.law.fit["n_points"] == 48
+    assert result.local_optima[0][0] == result.objective
+    assert all(a[0] <= b[0] for a, b in zip(result.local_optima, result.local_optima[1:]))
+    assert all(set(p) == set(truth) for p in result.start_points)
+    assert result.to_dict() == {"form": form, "coefficients": result.law.coefficients, "objective": result.objective,
+                                "n_points": 48, "diagnostics": d}
+
+
+def test_a_vanishing_term_is_reported_at_its_bound():
+    S, N, D, y = _grid(Law("sparse", dict(SPARSE, c=0.0)))
+    result = fit_law(S, N, D, y, n_candidates=512, n_starts=8)
+    assert result.diagnostics["at_bound"] == ["c"]
+    assert result.law["c"] == pytest.approx(0.0, abs=1e-9) and result.law["cS"] == pytest.approx(1.0, rel=1e-6)
+    # with aS = 0 the sparsity exponent is free; the fit says where it stopped (bS at its lower bound 0)
+    S, N, D, y = _grid(Law("sparse", dict(SPARSE, aS=0.0)))
+    result = fit_law(S, N, D, y, n_candidates=512, n_starts=8)
+    assert result.diagnostics["at_bound"] in (["aS"], ["aS", "bS"], ["bS"])
+    # the objective of a worse optimum, if any, is above the best one
+    runner_up = result.diagnostics["runner_up_objective"]
+    assert runner_up is None or runner_up > result.objective
+
+
+def test_nm_refit_keeps_the_base_and_its_units():
+    base = Law("sparse", SPARSE, units={"N": "n", "D": "steps"}, tokens_per_unit=4.0)
+    truth = dict(SPARSE, aS=3.0, bS=1.5, cS=0.5)
+    S, N, D, y = _grid(Law("sparse", truth))
+    result = fit_law(S, N, D, y, form="nm", base=base, n_candidates=256, n_starts=4)
+    assert result.law.form == "nm" and result.law.units == {"N": "n", "D": "steps"}
+    for name, value in truth.items():
+        assert result.law[name] == pytest.approx(value, rel=1e-6), name
+    assert result.law.tokens_per_unit is None   # not inherited: only given or from a token unit
+    # a dense-form base has no bN, aD, bD, c to keep
+    with pytest.raises(SparsescaleError) as err:
+        fit_law(S, N, D, y, form="nm", base=Law("dense", DENSE))
+    assert str(err.value) == ("base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
+                              "got form 'dense'")
+    # an nm law is a valid base too
+    fit_law(S, N, D, y, form="nm", base=result.law, n_candidates=64, n_starts=2)
+
+
+def test_units_and_tokens_per_unit_of_a_fit():
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    bare = fit_law(S, N, D, y, n_candidates=64, n_starts=2).law
+    assert bare.units == {"N": "non-zero parameters", "D": "data (as given)"} and bare.tokens_per_unit is None
+    tokens = fit_law(S, N, D, y, n_candidates=64, n_starts=2, units={"N": "n", "D": " Tokens "}).law
+    assert tokens.units == {"N": "n", "D": " Tokens "} and tokens.tokens_per_unit == 1.0
+    given = fit_law(S, N, D, y, n_candidates=64, n_starts=2, units={"D": "tokens"}, tokens_per_unit=3.0).law
+    assert given.tokens_per_unit == 3.0
+
+
+def test_a_warm_start_is_refined_too():
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    result = fit_law(S, N, D, y, n_candidates=16, n_starts=1, extra_starts=[SPARSE])
+    assert result.diagnostics["n_starts"] == 2 and len(result.start_points) == 2
+    assert result.start_points[1] == pytest.approx(SPARSE, rel=1e-12)
+    assert result.objective < 1e-20
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(form="cubic"), "form: unknown form 'cubic'; expected sparse, dense, nm or avgparam"),
+    (dict(space="log2"), "space: expected log or linear, got 'log2'"),
+    (dict(delta=0.0), "delta: must be a positive number, got 0.0"),
+    (dict(delta=-1.0), "delta: must be a positive number, got -1.0"),
+    (dict(delta=math.inf), "delta: must be a positive number, got inf"),
+    (dict(delta=math.nan), "delta: must be a positive number, got nan"),
+    (dict(form="nm"), "base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)"),
+])
+def test_bad_options_word_for_word(change, message):
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    with pytest.raises(SparsescaleError) as err:
+        fit_law(S, N, D, y, **change)
+    assert str(err.value) == message
+
+
+def test_bad_points_word_for_word():
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+
+    def refused(message, *points, **kw):
+        with pytest.raises(SparsescaleError) as err:
+            fit_law(*points, **kw)
+        assert str(err.value) == message
+
+    refused("sparsity, n_nonzero, data and loss must have the same length", S, N, D[:-1], y)
+    refused("6 data points are fewer than the 7 free coefficients of the sparse form", S[:6], N[:6], D[:6], y[:6])
+    refused("4 data points are fewer than the 5 free coefficients of the dense form", None, N[:4], D[:4], y[:4], form="dense")
+    # 8 rows but 4 distinct configurations: repeats add no equation
+    idx = np.array([0, 1, 2, 3] * 2)
+    refused("the 8 data points hold only 4 distinct (S, N, D) configuration(s), fewer than the 7 free "
+            "coefficients of the sparse form", S[idx], N[idx], D[idx], y[idx])
+    # the dense form counts (N, D) only: 12 (N, D) configurations x 4 sparsities are 12, not 48
+    refused("the 8 data points hold only 4 distinct (N, D) configuration(s), fewer than the 5 free "
+            "coefficients of the dense form", S[idx] + np.arange(8) / 10, N[idx], D[idx], y[idx], form="dense")
+    fit_law(S[:12], N[:12], D[:12], y[:12], form="dense", n_candidates=32, n_starts=2)   # 12 distinct: enough
+
+    def at(arr, i, value):
+        out = arr.copy()
+        out[i] = value
+        return out
+
+    refused("sparsity: row 3 is nan (not finite)", at(S, 2, math.nan), N, D, y)
+    refused("n_nonzero: row 1 is inf (not finite)", S, at(N, 0, math.inf), D, y)
+    refused("data: row 5 is -inf (not finite)", S, N, at(D, 4, -math.inf), y)
+    refused("loss: row 2 is nan (not finite)", S, N, D, at(y, 1, math.nan))
+    refused("sparsity: row 4 is -0.1, outside [0, 1)", at(S, 3, -0.1), N, D, y)
+    refused("sparsity: row 4 is 1, outside [0, 1)", at(S, 3, 1.0), N, D, y)
+    refused("n_nonzero: row 2 is 0, not positive", S, at(N, 1, 0.0), D, y)
+    refused("data: row 7 is -3, not positive", S, N, at(D, 6, -3.0), y)
+    refused("loss: row 1 is 0, not positive (log-space fitting needs loss > 0)", S, N, D, at(y, 0, 0.0))
+    # linear space takes a loss of 0 (its residuals need no log)
+    fit_law(S, N, D, at(y, 0, 0.0), space="linear", n_candidates=32, n_starts=2)
+
+
+def test_fit_resamples_by_hand():
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    fitted = fit_law(S, N, D, y, n_candidates=256, n_starts=4)
+    # exact data: every reweighting has the same optimum, the law itself, at objective 0
+    W = np.ones((3, 48))
+    W[1, :10] = 0.0
+    W[2, ::2] = 5.0
+    coefs, objs = fit_resamples(S, N, D, y, W, [fitted.law.coefficients, SPARSE])
+    assert len(coefs) == 3 and objs.shape == (3,)
+    for c in coefs:
+        for name, value in SPARSE.items():
+            assert c[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    assert np.all(objs < 1e-16)
+    # a noisy point changes the weighted optimum only where it is weighted: its objective is the
+    # weighted mean Huber loss, which the refit can only lower from the start's
+    y2 = y.copy()
+    y2[0] *= 1.01
+    coefs, objs = fit_resamples(S, N, D, y2, np.array([np.ones(48), np.r_[0.0, np.ones(47)]]), [SPARSE])
+    assert objs[1] < 1e-16 < objs[0]
+    start = huber_objective(Law("sparse", SPARSE), S, N, D, y2)
+    assert objs[0] <= start
