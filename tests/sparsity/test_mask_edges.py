@@ -18,9 +18,26 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity.masks import (
     check_nm_shape,
     check_transposable_shape,
+    erk_sparsities,
+    global_magnitude_masks,
+    magnitude_mask,
     n_kept,
+    nm_priority,
     parse_pattern,
 )
+
+
+def nm_by_hand(w: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = None) -> torch.Tensor:
+    """Brute force: in every group of m along the last dimension, rank by
+    (alive first, larger |w| first, lower index first) and keep the first n.
+    Dead entries all rank alike (by index only): their |w| does not matter."""
+    flat = w.abs().reshape(-1, m).tolist()
+    live = [[True] * m] * len(flat) if alive is None else alive.reshape(-1, m).tolist()
+    keep = []
+    for values, ok in zip(flat, live):
+        order = sorted(range(m), key=lambda i: (not ok[i], -values[i] if ok[i] else 0.0, i))
+        keep.append([i in order[:n] for i in range(m)])
+    return torch.tensor(keep).reshape(w.shape)
 
 
 def test_a_bad_pattern_is_refused_under_the_name_pattern():
@@ -75,3 +92,22 @@ def test_n_kept_tolerance_absorbs_float_error_only():
     # rounds to 0, and 0.5 - 0.5e-9 (inside the 1e-9 tolerance) to 1
     assert n_kept(1, 0.5 + 1.5e-9) == 0
     assert n_kept(1, 0.5 + 0.5e-9) == 1
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (3, 8), (5, 16), (4, 16)])
+def test_nm_priority_ties_go_to_the_lower_index(n, m):
+    # small integers: most groups hold ties, and one group is all equal
+    w = torch.randint(0, 3, (5, 2 * m), generator=torch.Generator().manual_seed(m + n)).float()
+    w[0, :m] = 1.0
+    w[1] = -w[1]   # |w| ranks, not w
+    assert torch.equal(nm_priority(w, n, m), nm_by_hand(w, n, m))
+    # an all-equal group keeps its first n
+    assert nm_priority(w, n, m)[0, :m].tolist() == [True] * n + [False] * (m - n)
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (5, 16)])
+def test_nm_priority_with_alive_ranks_dead_entries_last(n, m):
+    gen = torch.Generator().manual_seed(7)
+    w = torch.randn(4, 2 * m, generator=gen)
+    alive = torch.rand(4, 2 * m, generator=gen) > 0.4
+    assert torch.equal(nm_priority(w, n, m, alive), nm_by_hand(w, n, m, alive))
