@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -783,3 +784,151 @@ def test_fit_resamples_by_hand():
     assert objs[1] < 1e-16 < objs[0]
     start = huber_objective(Law("sparse", SPARSE), S, N, D, y2)
     assert objs[0] <= start
+
+
+# ---------------------------------------------------------------------------
+# costs
+# ---------------------------------------------------------------------------
+from sparsescale.laws import costs  # noqa: E402
+
+
+def test_cost_model_idealisations_by_hand():
+    assert costs.dense_cost().c_mul(0.5) == pytest.approx(2.0, rel=1e-12)
+    assert costs.sparse_cost().c_mul(0.5) == pytest.approx(1.375, rel=1e-12)        # (1 - 0.625 / 2) / 0.5
+    assert costs.sparse_cost(0.0, 1.0).c_mul(0.5) == pytest.approx(1.25, rel=1e-12)  # f = 3/4
+    assert costs.sparse_cost().dlog_c_mul(0.5) == pytest.approx(2.0 - 0.625 / 0.6875, rel=1e-8)
+    assert costs.dense_cost().dlog_c_mul(0.5) == pytest.approx(2.0, rel=1e-8)
+    # at S = 0 the central difference is one-sided: (log c(h) - log c(0)) / h ~ d log c / dS at 0
+    assert costs.dense_cost().dlog_c_mul(0.0) == pytest.approx(1.0, rel=1e-5)
+    assert str(costs.dense_cost()) == "dense" and str(costs.sparse_cost()) == "sparse"
+
+
+def test_mean_step_time_of_a_kinked_r_by_hand():
+    # r(s) = 1 up to s = 1/2, then 2 (1 - s): at S = 1 the ramp s(p) = 1 - (1 - p)^3 crosses 1/2 at
+    # p* = 1 - 2^(-1/3); ramp mean = p* + int_{p*}^1 2 (1 - p)^3 dp = p* + (1 - p*)^4 / 2
+    model = costs.CostModel("kink", (0.0, 0.5, 1.0), (1.0, 1.0, 0.0))
+    q = 2.0 ** (-1.0 / 3.0)
+    ramp = (1.0 - q) + q**4 / 2.0
+    # dense before the ramp (1/4), the ramp (1/2), r(1) = 0 after it (1/4)
+    assert model.mean_step_time(1.0) == pytest.approx(0.25 + 0.5 * ramp, rel=1e-12)
+    assert model.relative_step_time(0.75) == pytest.approx(0.5, rel=1e-14)
+    # other windows: start 0.1, end 0.5 -> 0.1 + 0.4 ramp + 0
+    assert costs.CostModel("kink", (0.0, 0.5, 1.0), (1.0, 1.0, 0.0), start=0.1, end=0.5).mean_step_time(1.0) == \
+        pytest.approx(0.1 + 0.4 * ramp, rel=1e-12)
+    # S = 0: r(0) = 1 throughout
+    assert model.mean_step_time(0.0) == pytest.approx(1.0, rel=1e-14)
+    # final_only (an n:m kernel): end r(0) + (1 - end) r(S) = 0.75 + 0.25 * 0.5
+    final = costs.CostModel("nm", (0.0, 0.5, 1.0), (1.0, 1.0, 0.0), final_only=True)
+    assert final.mean_step_time(0.75) == pytest.approx(0.875, rel=1e-14)
+    assert final.c_mul(0.75) == pytest.approx(3.5, rel=1e-14)
+
+
+@pytest.mark.parametrize("knots, times, message", [
+    ((0.0, 0.5, 0.5), (1.0, 1.0, 1.0), "knots must be strictly increasing, one relative step time each"),
+    ((0.0, 0.6, 0.5), (1.0, 1.0, 1.0), "knots must be strictly increasing"),
+    ((0.0, 1.0), (1.0,), "knots must be strictly increasing"),
+    ((), (), "knots must be strictly increasing"),
+    ((0.0, 1.0), (1.0, -0.1), "relative step times must be finite and >= 0"),
+    ((0.0, 1.0), (1.0, math.inf), "relative step times must be finite and >= 0"),
+])
+def test_cost_model_refusals(knots, times, message):
+    with pytest.raises(SparsescaleError, match=re.escape(message)):
+        costs.CostModel("x", knots, times)
+
+
+def test_cost_model_schedule_refusals():
+    costs.CostModel("x", (0.0, 1.0), (1.0, 0.0), start=0.0, end=1.0)
+    for start, end in [(0.5, 0.5), (-0.1, 0.5), (0.5, 1.1)]:
+        with pytest.raises(SparsescaleError, match="schedule fractions need 0 <= start < end <= 1"):
+            costs.CostModel("x", (0.0, 1.0), (1.0, 0.0), start=start, end=end)
+    costs.CostModel("x", (0.0,), (0.0,))   # one knot, zero time: allowed
+
+
+def _doc(table, **extra):
+    return dict({"format": "sparsescale-speedups/1", "speedups": table}, **extra)
+
+
+def test_measured_unstructured_speedups_by_hand():
+    sp = costs.speedups_from_dict(_doc({"unstructured": {"0.5": 2.0}}, machine={"device": "cpu"}), "f.json")
+    assert sp.table == {"unstructured": {0.5: 2.0}} and sp.machine == {"device": "cpu"} and sp.source == "f.json"
+    model = sp.cost_model()
+    # r = 1 - s up to 0.5 (speedup 2 there), held at 0.5 beyond: below 0.5 it is the sparse accounting
+    assert (model.name, model.knots, model.step_time, model.final_only) == ("measured:unstructured", (0.0, 0.5), (1.0, 0.5), False)
+    assert model.c_mul(0.5) == pytest.approx(1.375, rel=1e-12)
+    assert sp.c_mul(0.5) == pytest.approx(1.375, rel=1e-12)
+    # S = 0.9: ramp mean of r(0.9 (1 - (1-p)^3)) splits at s = 0.5; compare with a fine numerical integral
+    p = (np.arange(200_000) + 0.5) / 200_000
+    s = 0.9 * (1 - (1 - p) ** 3)
+    ramp = np.mean(np.where(s < 0.5, 1 - s, 0.5))
+    assert model.mean_step_time(0.9) == pytest.approx(0.25 + 0.5 * ramp + 0.25 * 0.5, rel=1e-9)
+    assert sp.cost_model(start=0.1, end=0.5).start == 0.1 and sp.cost_model(start=0.1, end=0.5).end == 0.5
+
+
+def test_slower_kernels_fall_back_to_dense_by_hand():
+    sp = costs.speedups_from_dict(_doc({"unstructured": {"0.5": 2.0, "0.9": 0.5}}))
+    # r: 1 at 0, 0.5 at 0.5, 2 at 0.9; capped at 1 from the crossing 0.5 + 0.5 * 0.4 / 1.5 = 0.6333...
+    capped = sp.cost_model()
+    assert capped.knots == pytest.approx((0.0, 0.5, 0.5 + 0.2 / 1.5, 0.9), rel=1e-14)
+    assert capped.step_time == pytest.approx((1.0, 0.5, 1.0, 1.0), rel=1e-14)
+    assert capped.relative_step_time(0.6) == pytest.approx(0.5 + 0.1 / 0.4 * 1.5, rel=1e-12)   # 0.875
+    assert capped.relative_step_time(0.8) == pytest.approx(1.0, rel=1e-14)
+    raw = sp.cost_model(dense_fallback=False)
+    assert raw.name == "measured:unstructured:no-dense-fallback"
+    assert raw.relative_step_time(0.8) == pytest.approx(0.5 + 0.3 / 0.4 * 1.5, rel=1e-12)    # 1.625
+    # a kernel slower everywhere: capped, the dense accounting exactly
+    slow = costs.speedups_from_dict(_doc({"unstructured": {"0.5": 0.5}})).cost_model()
+    assert slow.c_mul(0.5) == pytest.approx(2.0, rel=1e-12)
+    assert slow.step_time == (1.0, 1.0)
+
+
+def test_nm_speedups_count_only_at_the_final_mask_by_hand():
+    sp = costs.speedups_from_dict(_doc({"2:4": {"0.5": 1.5}}))
+    model = sp.cost_model("2:4")
+    assert model.final_only and model.name == "measured:2:4"
+    assert model.knots == (0.0, 0.5 - 1e-12, 0.5) and model.step_time == pytest.approx((1.0, 1.0, 1.0 / 1.5))
+    # R = end r(0) + (1 - end) r(0.5) = 0.75 + 0.25 / 1.5; c_mul = R / 0.5
+    assert model.c_mul(0.5) == pytest.approx((0.75 + 0.25 / 1.5) / 0.5, rel=1e-9)
+    with pytest.raises(SparsescaleError) as err:
+        sp.cost_model("unstructured")
+    assert str(err.value) == "speedups: no speedups measured for pattern 'unstructured' (has: 2:4)"
+    with pytest.raises(SparsescaleError, match=re.escape("(has: none)")):
+        costs.Speedups({}).cost_model()
+
+
+@pytest.mark.parametrize("obj, message", [
+    ([1], "f: expected a JSON object, got list"),
+    ({"speedups": {"unstructured": {"0.5": 2}}}, "f: 'format' must be 'sparsescale-speedups/1', got None"),
+    (_doc({}), "f: 'speedups' must be a non-empty object of pattern -> {sparsity: speedup}"),
+    (_doc([1]), "f: 'speedups' must be a non-empty object of pattern -> {sparsity: speedup}"),
+    (_doc({"unstructured": {}}), "f: speedups['unstructured']: expected an object mapping sparsity to speedup, got {}"),
+    (_doc({"unstructured": {"0": 2}}), "f: speedups['unstructured']: sparsity '0' is outside (0, 1)"),
+    (_doc({"unstructured": {"1": 2}}), "f: speedups['unstructured']: sparsity '1' is outside (0, 1)"),
+    (_doc({"2:4": {"0.4": 2}}), "f: speedups['2:4']: sparsity '0.4' is below 0.5, the least pattern 2:4 gives"),
+    (_doc({"unstructured": {"0.5": 0}}), "f: speedups['unstructured']['0.5']: speedup must be > 0, got 0"),
+    (_doc({"unstructured": {"0.5": True}}), "f: speedups['unstructured']['0.5']: expected a number, got True"),
+    (_doc({"unstructured": {"0.5": "fast"}}), "f: speedups['unstructured']['0.5']: expected a number, got 'fast'"),
+    (_doc({"unstructured": {"0.5": None}}), "f: speedups['unstructured']['0.5']: expected a number, got None"),
+    (_doc({"unstructured": {"0.5": "inf"}}), "f: speedups['unstructured']['0.5']: 'inf' is not finite"),
+    (_doc({"unstructured": {"x": 2}}), "f: speedups['unstructured']: sparsity: expected a number, got 'x'"),
+    (_doc({"unstructured": {"0.5": 2, "0.50": 3}}), "f: speedups['unstructured']: sparsity '0.50' given twice"),
+    (_doc({"2:4": {"0.5": 2}, " 2:4 ": {"0.6": 2}}), "f: pattern '2:4' given twice in 'speedups'"),
+    (_doc({"unstructured": {"0.5": 2}}, machine=[1]), "f: 'machine' must be an object"),
+])
+def test_bad_speedup_documents_word_for_word(obj, message):
+    with pytest.raises(SparsescaleError) as err:
+        costs.speedups_from_dict(obj, "f")
+    assert str(err.value) == message
+
+
+def test_speedup_documents_accepted_at_the_edges(tmp_path):
+    # a hair below n/m's own sparsity is float error, not a lower sparsity
+    sp = costs.speedups_from_dict(_doc({"2:4T": {str(0.5 - 1e-10): 1.2}, "Unstructured": {"0.99": 3}}))
+    assert set(sp.table) == {"2:4T", "unstructured"} and sp.machine == {} and sp.source == "speedups"
+    assert costs.canonical_pattern(None) == "unstructured" and costs.canonical_pattern("2:4t") == "2:4T"
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(_doc({"unstructured": {"0.9": 1.6}})))
+    assert costs.is_speedups_file(path)
+    assert costs.load_speedups(path).table == {"unstructured": {0.9: 1.6}} and costs.load_speedups(path).source == str(path)
+    other = tmp_path / "o.json"
+    other.write_text(json.dumps({"speedups": {}, "format": "other"}))
+    assert not costs.is_speedups_file(other)
