@@ -27,6 +27,11 @@
 # run, `mutmut results` and the diff of every survivor go to $OUT (default
 # ./mutation-results), with mutmut's cache ($OUT/<module>.cache).
 #
+# The tests of each mutant run in a child forked from a server that imported
+# torch, numpy and pytest once (scripts/mutation_runner.py): a cold start of
+# the tests costs 10 s or more of imports on a loaded machine, more than the
+# targeted tests. FORK=0 runs every mutant's tests cold instead.
+#
 # RECHECK=<a saved .cache> starts from that run's results: mutmut keeps a
 # killed mutant killed and retests the others when the tests changed (its
 # cache stores a hash of tests/), so with tests only added this gives the score
@@ -111,11 +116,26 @@ for module in "${modules[@]}"; do
   path="src/sparsescale/$module"
   [ -e "$scratch/$path" ] || { echo "no $path at $ref" >&2; exit 2; }
   present=$(cd "$scratch" && for t in $tests; do if [ -e "$t" ]; then echo "$t"; fi; done | tr '\n' ' ')
-  cat > "$scratch/runner.sh" <<EOF
+  pytest_args="-x -q -p no:cacheprovider $present"
+  sock="$scratch/.runner.sock"
+  if [ "${FORK:-1}" = 1 ]; then
+    # a server that imports torch once and forks a child per mutant (scripts/mutation_runner.py)
+    (cd "$scratch" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$scratch/src" RAY_USAGE_STATS_ENABLED=0 \
+      exec "$python" "$root/scripts/mutation_runner.py" serve "$sock" $pytest_args > "$out/server.log" 2>&1) &
+    for _ in $(seq 600); do [ -S "$sock" ] && break; sleep 0.2; done
+    [ -S "$sock" ] || { echo "the test server did not start (see $out/server.log)" >&2; exit 2; }
+    trap '"$python" -S "$root/scripts/mutation_runner.py" stop "$sock" 2>/dev/null; rm -rf "$scratch"' EXIT
+    cat > "$scratch/runner.sh" <<EOF
+#!/usr/bin/env bash
+exec "$python" -S "$root/scripts/mutation_runner.py" ask "$sock"
+EOF
+  else
+    cat > "$scratch/runner.sh" <<EOF
 #!/usr/bin/env bash
 cd "$scratch" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$scratch/src" RAY_USAGE_STATS_ENABLED=0 \\
-  exec "$python" -m pytest -x -q -p no:cacheprovider $present
+  exec "$python" -m pytest $pytest_args
 EOF
+  fi
   chmod +x "$scratch/runner.sh"
   extra=()
   if [ -n "$functions" ]; then
@@ -135,6 +155,7 @@ EOF
   (cd "$scratch" && "$mutmut" results > "$out/$name.results" 2>&1 || true
    for id in $("$mutmut" result-ids survived 2>/dev/null); do "$mutmut" show "$id"; done > "$out/$name.survivors" 2>&1 || true)
   cp "$scratch/.mutmut-cache" "$out/$name.cache"
+  if [ "${FORK:-1}" = 1 ]; then "$python" -S "$root/scripts/mutation_runner.py" stop "$sock" 2>/dev/null || true; fi
   rm -rf "$scratch"
   trap - EXIT
 done
