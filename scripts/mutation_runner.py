@@ -6,8 +6,9 @@ machine), far longer than the targeted tests themselves. Here a server
 imports them once; for every mutant the client asks, and the server forks a
 child that imports sparsescale afresh (it is never imported in the parent, so
 the child reads the mutated source from disk) and runs pytest there. The
-child's exit status is pytest's, so mutmut sees the same killed / survived
-as with a cold `python -m pytest`.
+child's exit status is pytest's, except that a collection error (a mutant
+that breaks its module's import) and a hang count as failures: mutmut 2
+counts a mutant killed only on exit status 1 (see _for_mutmut).
 
     python scripts/mutation_runner.py serve SOCKET [PYTEST ARGS...]   (cwd: the scratch tree)
     python -S scripts/mutation_runner.py ask SOCKET                   (the runner: exit status = pytest's)
@@ -61,11 +62,20 @@ def serve(path: str, args: list[str]) -> None:
                 os._exit(code)
             code = _wait(pid, conn)
             try:
-                conn.sendall(str(code if code >= 0 else 128 - code).encode())
+                conn.sendall(str(_for_mutmut(code)).encode())
             except OSError:   # the client was killed (mutmut's timeout): nobody to tell
                 pass
     server.close()
     os.unlink(path)
+
+
+def _for_mutmut(code: int) -> int:
+    """mutmut 2 counts a mutant killed only when the tests exit with status 1
+    (failures). A mutant that breaks the import of its module makes pytest stop
+    at collection (status 2), and one that hangs is killed here: both are
+    caught by the tests, so both become 1. 0 (all passed) and 5 (no tests
+    collected: a wrong test selection, not a killed mutant) stay."""
+    return code if code in (0, 5) else 1
 
 
 def _wait(pid: int, conn: socket.socket) -> int:
