@@ -194,3 +194,10 @@ def test_erk_by_hand():
     # then scale = (84 - 5) / 20 = 3.95 -> v density 0.79
     got = erk_sparsities({"t": (1, 1), "u": (2, 2), "v": (10, 10)}, 0.2)
     assert got == {"t": 0.0, "u": 0.0, "v": pytest.approx(0.21, rel=1e-12)}
+
+
+def test_erk_ends_when_rounding_pushes_every_tensor_dense():
+    # at sparsity 0 the budget is every weight; for these shapes float rounding puts the last
+    # tensor's density a hair above 1 (found by search), so the loop runs out of tensors:
+    # both dense, and the function returns instead of looping
+    assert erk_sparsities({"a": (7, 50), "b": (5, 30)}, 0.0) == {"a": 0.0, "b": 0.0}
