@@ -12,6 +12,7 @@ renderings; the sections import nothing from it.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +21,14 @@ import numpy as np
 from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.jsonsafe import finite_json
-from sparsescale.report.determined import determination, equivalent_dense_factors  # noqa: F401  (public here)
+
+# determination and equivalent_dense_factors stay importable from here, as before the split
+from sparsescale.report.determined import determination, equivalent_dense_factors  # noqa: F401
 from sparsescale.report.html import page
 from sparsescale.report.lawfile import write_law
-from sparsescale.report.points import MIN_POINTS, SweepPoints, collect, main_budget  # noqa: F401  (public here)
-from sparsescale.report.sections import (
-    calibration,
-    comparison,
-    fit_figures,
-    from_dense,
-    law_fit,
-    lr_scan,
-    patterns,
-    recommendation,
-    regime,
-)
+from sparsescale.report.points import SweepPoints, collect
+from sparsescale.report.sections import (calibration, comparison, fit_figures, from_dense, law_fit, lr_scan,
+                                         patterns, recommendation, regime)
 from sparsescale.report.summary import ReportSections, ReportSummary
 
 
@@ -100,8 +94,6 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
 
 def _summary(secs: ReportSections, pts: SweepPoints, out_dir: Path, warnings: list[str]) -> ReportSummary:
     """The sections as the plain data `build_report` has always returned."""
-    from dataclasses import asdict
-
     fit = secs.law_fit
     return ReportSummary(
         out_dir=out_dir, html=out_dir / "report.html", family=pts.family, budget_unit=pts.budget_unit,

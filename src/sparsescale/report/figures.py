@@ -12,9 +12,7 @@ import numpy as np
 
 from sparsescale.atomic import save_figure
 from sparsescale.laws.forms import Law
-from sparsescale.report.render import (
-    short as _short,  # the figures' tick labels and the tables' numbers agree
-)
+from sparsescale.report.render import short as _short  # tick labels written as the tables write numbers
 
 
 def _pyplot():
