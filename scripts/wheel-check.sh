@@ -17,11 +17,11 @@ if grep -qi "deprecat" "$work/build.log"; then
 fi
 wheel=$(ls "$work"/dist/*.whl)
 sdist=$(ls "$work"/dist/*.tar.gz)
-# Nothing from research/ or the experiment records ships.
-if tar tzf "$sdist" | grep -E '^[^/]+/(research|experiments|benchmarks)/'; then
+# Nothing from research/ ships.
+if tar tzf "$sdist" | grep -E '^[^/]+/(research|benchmarks)/'; then
     echo "wheel-check: research files in the sdist"; exit 1
 fi
-if "$PY" -m zipfile -l "$wheel" | grep -E ' (research|experiments)/'; then
+if "$PY" -m zipfile -l "$wheel" | grep -E ' research/'; then
     echo "wheel-check: research files in the wheel"; exit 1
 fi
 
