@@ -17,8 +17,17 @@ from toy_runner import toy_loss  # noqa: E402  (the sparse law with the coeffici
 
 from sparsescale.laws.forms import Law  # noqa: E402
 from sparsescale.report.points import collect  # noqa: E402
-from sparsescale.report.sections import (calibration, comparison, fit_figures, from_dense, law_fit,  # noqa: E402
-                                         lr_scan, patterns, recommendation, regime)
+from sparsescale.report.sections import (  # noqa: E402
+    calibration,
+    comparison,
+    fit_figures,
+    from_dense,
+    law_fit,
+    lr_scan,
+    patterns,
+    recommendation,
+    regime,
+)
 from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
 from sparsescale.sweep.store import Store  # noqa: E402
 

@@ -27,8 +27,17 @@ from sparsescale.report.determined import determination, equivalent_dense_factor
 from sparsescale.report.html import page
 from sparsescale.report.lawfile import write_law
 from sparsescale.report.points import SweepPoints, collect
-from sparsescale.report.sections import (calibration, comparison, fit_figures, from_dense, law_fit, lr_scan,
-                                         patterns, recommendation, regime)
+from sparsescale.report.sections import (
+    calibration,
+    comparison,
+    fit_figures,
+    from_dense,
+    law_fit,
+    lr_scan,
+    patterns,
+    recommendation,
+    regime,
+)
 from sparsescale.report.summary import ReportSections, ReportSummary
 
 

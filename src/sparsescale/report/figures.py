@@ -12,7 +12,9 @@ import numpy as np
 
 from sparsescale.atomic import save_figure
 from sparsescale.laws.forms import Law
-from sparsescale.report.render import short as _short  # tick labels written as the tables write numbers
+
+# tick labels written as the tables write numbers
+from sparsescale.report.render import short as _short
 
 
 def _pyplot():

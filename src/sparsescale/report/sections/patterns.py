@@ -18,8 +18,15 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import Law
 from sparsescale.laws.jsonsafe import finite_json
-from sparsescale.laws.patterns import (QUANTITIES, UNDETERMINED_ONE_S, PatternLaws, PatternRuns, fit_patterns,
-                                       group_patterns, pattern_sparsity)
+from sparsescale.laws.patterns import (
+    QUANTITIES,
+    UNDETERMINED_ONE_S,
+    PatternLaws,
+    PatternRuns,
+    fit_patterns,
+    group_patterns,
+    pattern_sparsity,
+)
 from sparsescale.report.determined import determination
 from sparsescale.report.points import SweepPoints
 from sparsescale.report.render import esc, img, short
