@@ -21,9 +21,6 @@ import numpy as np
 from sparsescale.atomic import write_json, write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.jsonsafe import finite_json
-
-# determination and equivalent_dense_factors stay importable from here, as before the split
-from sparsescale.report.determined import determination, equivalent_dense_factors  # noqa: F401
 from sparsescale.report.html import page
 from sparsescale.report.lawfile import write_law
 from sparsescale.report.points import SweepPoints, collect
