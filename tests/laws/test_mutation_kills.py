@@ -197,6 +197,31 @@ def test_schedule_mean_sparsity_fraction_by_hand(args, expected):
     assert schedule_mean_sparsity_fraction(*args) == pytest.approx(expected, rel=1e-14)
 
 
+def test_schedule_refusals_word_for_word():
+    def refused(message, *args, **kw):
+        with pytest.raises(SparsescaleError) as err:
+            schedule_mean_sparsity_fraction(*args, **kw)
+        assert str(err.value) == message
+
+    refused("schedule: cubic needs 0 <= start < end <= 1, got start=0.5, end=0.5", "cubic", 0.5, 0.5)
+    refused("schedule: one-shot needs 0 <= at < 1, got 1.0", "one-shot", at=1.0)
+    refused("schedule: unknown kind 'linear'; expected cubic, one-shot, constant or dense", "linear")
+
+
+def test_a_law_is_unnamed_by_default():
+    law = Law("dense", DENSE)
+    assert law.name == "" and law.to_dict()["name"] == "" and law.fit is None and law.uncertainty is None
+    with pytest.raises(SparsescaleError) as err:
+        Law("dense", DENSE, units={"N": 1})
+    assert str(err.value) == "law dense: units must be an object of strings, got {'N': 1}"
+    with pytest.raises(SparsescaleError) as err:
+        Law("avgparam", AVG, name="a", mean_sparsity_fraction=2.0)
+    assert str(err.value) == "law a: mean_sparsity_fraction must be in [0, 1], got 2.0"
+    with pytest.raises(SparsescaleError) as err:
+        Law("dense", DENSE, name="t", tokens_per_unit=0.0)
+    assert str(err.value).startswith("law t: tokens_per_unit: must be a number of tokens between")
+
+
 def test_schedule_mean_sparsity_fraction_defaults_and_refusals():
     assert schedule_mean_sparsity_fraction() == pytest.approx(0.625, rel=1e-14)
     assert schedule_mean_sparsity_fraction("one-shot") == 1.0    # at = 0 by default
