@@ -957,3 +957,51 @@ def test_speedup_documents_accepted_at_the_edges(tmp_path):
     other = tmp_path / "o.json"
     other.write_text(json.dumps({"speedups": {}, "format": "other"}))
     assert not costs.is_speedups_file(other)
+
+
+# ---------------------------------------------------------------------------
+# forms: law files and presets, word for word
+# ---------------------------------------------------------------------------
+def test_law_file_fields_word_for_word(tmp_path):
+    from sparsescale.laws.forms import check_tokens_per_unit
+
+    with pytest.raises(SparsescaleError) as err:
+        Law("dense", DENSE).sparsity_factor(0.5)
+    assert str(err.value) == "a dense law has no sparsity term; fit the sparse form"
+    with pytest.raises(SparsescaleError) as err:
+        check_tokens_per_unit(-1)
+    assert str(err.value) == "tokens_per_unit: must be a number of tokens between 1e-09 and 1e+18, got -1"
+    # from_dict without a source: named "law", errors start with "law: "
+    assert Law.from_dict({"form": "dense", "coefficients": DENSE}).name == "law"
+    with pytest.raises(SparsescaleError) as err:
+        Law.from_dict([1])
+    assert str(err.value).startswith("law: expected a JSON object")
+    # the name in the file wins over the file's stem
+    assert Law.from_dict({"form": "dense", "coefficients": DENSE, "name": "mine"}, source="other.json").name == "mine"
+    # the uncertainty travels through to_dict / from_dict
+    t5 = preset("t5-c4")
+    d = t5.to_dict()
+    assert d["uncertainty"] == t5.uncertainty.to_dict()
+    back = Law.from_dict(json.loads(t5.to_json()), source="t5.json")
+    assert back.uncertainty is not None and np.array_equal(back.uncertainty.draws, t5.uncertainty.draws)
+    # two-space indented JSON, newline-terminated
+    text = Law("dense", DENSE, name="d").to_json()
+    assert text.endswith("}\n") and text.splitlines()[1] == '  "form": "dense",'
+
+
+def test_preset_names_and_units_word_for_word():
+    vit, t5 = preset("vit-jft"), preset("t5-c4")
+    assert (vit.name, t5.name) == ("vit-jft", "t5-c4")
+    assert vit.units == {"N": "non-zero parameters", "D": "images seen", "loss": "validation cross-entropy (JFT-4B)"}
+    assert t5.units == {"N": "non-zero parameters", "D": "training steps (batch 128 x 512 tokens)",
+                        "loss": "validation cross-entropy (C4)"}
+    with pytest.raises(SparsescaleError) as err:
+        preset("x")
+    assert str(err.value) == "unknown law preset 'x'; presets are vit-jft, t5-c4 (or give a LAW.json path)"
+    with pytest.raises(SparsescaleError) as err:
+        load_law("nope")
+    assert str(err.value) == "unknown law preset 'nope'; presets are vit-jft, t5-c4 (or give a LAW.json path)"
+    # a .json name is a file, even when missing: the file reader's error, naming the law file
+    with pytest.raises(SparsescaleError) as err:
+        load_law("nope.json")
+    assert "unknown law preset" not in str(err.value) and "law file" in str(err.value)
