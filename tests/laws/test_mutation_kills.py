@@ -1005,3 +1005,20 @@ def test_preset_names_and_units_word_for_word():
     with pytest.raises(SparsescaleError) as err:
         load_law("nope.json")
     assert "unknown law preset" not in str(err.value) and "law file" in str(err.value)
+
+
+def test_point_counts_at_the_edge_and_data_of_one_unit():
+    # exactly as many points (and distinct configurations) as free coefficients: accepted
+    law = Law("dense", DENSE)
+    N, D = np.array([1.0, 2.0, 4.0, 8.0, 2.0]), np.array([5.0, 5.0, 10.0, 20.0, 40.0])
+    fit_law(None, N, D, law.predict(0.0, N, D), form="dense", n_candidates=32, n_starts=2)
+    # data of exactly 1 unit is data; 0 is not
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    D1 = D.copy()
+    D1[0] = 1.0
+    fit_law(S, N, D1, Law("sparse", SPARSE).predict(S, N, D1), n_candidates=32, n_starts=2)
+    D0 = D.copy()
+    D0[2] = 0.0
+    with pytest.raises(SparsescaleError) as err:
+        fit_law(S, N, D0, y)
+    assert str(err.value) == "data: row 3 is 0, not positive"
