@@ -14,13 +14,6 @@ from sparsescale.cli.app import app
 from sparsescale.errors import SparsescaleError
 
 
-class Form(str, Enum):
-    sparse = "sparse"
-    dense = "dense"
-    nm = "nm"
-    avgparam = "avgparam"
-
-
 class Space(str, Enum):
     log = "log"
     linear = "linear"
@@ -95,7 +88,9 @@ def _loss(v: float, digits: int = 5) -> str:
 
 def _derived_quantities(form: str, S, N, D):
     """Quantities whose bootstrap intervals a user of a sparse fit wants."""
-    if form == "dense":
+    from sparsescale.laws.forms import get_form
+
+    if get_form(form).sparsity_factor is None:   # a form with no sparsity term (dense)
         return {}
     from sparsescale.laws.planning import equivalent_dense_factor, optimal_sparsity
 
@@ -117,7 +112,7 @@ def fit(
     params: Optional[str] = typer.Option(None, "--params", help="Column or expression for N, the NON-ZERO parameters, e.g. \"24*12*768**2*scale*(1-sparsity)\"."),
     data: Optional[str] = typer.Option(None, "--data", help="Column or expression for D (tokens, examples or steps)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Column with the measured validation loss."),
-    form: Form = typer.Option(Form.sparse, "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law; avgparam: Chinchilla on the average non-zeros over training (Jin et al. 2025)."),
+    form: str = typer.Option("sparse", "--form", help="sparse: all 7 coefficients; dense: Chinchilla A,alpha,B,beta,E; nm: refit aS,bS,cS on a --base law; avgparam: Chinchilla on the average non-zeros over training (Jin et al. 2025); or your own form as package.module:attribute."),
     schedule: str = typer.Option("cubic:0.25:0.75", "--schedule", help="The pruning schedule the runs used, for N_avg of --form avgparam and --compare: cubic:START:END, one-shot:AT (fractions of training), constant or dense."),
     compare: bool = typer.Option(False, "--compare", help="Fit the paper's sparse law and the average-parameter law on the same data and score both (largest-N holdout, rolling holdouts, AICc)."),
     base: Optional[str] = typer.Option(None, "--base", help="Law (JSON path or preset) whose bN, aD, bD, c stay fixed for --form nm."),
@@ -138,49 +133,54 @@ def fit(
       sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
     """
     from sparsescale.laws.assess import assess
-    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.fit import resolve_form
+    from sparsescale.laws.points import FitOptions, Points
+    from sparsescale.laws.presets import load_law
 
+    with _as_flags():
+        spec = resolve_form(form)
     units = None
     if data_file.startswith("paper:"):
         sparsity, params, data, loss, space, delta, tokens_per_unit, units = _paper_defaults(
             data_file, sparsity, params, data, loss, space, delta, tokens_per_unit)
     space = space or Space.log
-    _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compare, bootstrap)
+    _check_fit_flags(data_file, sparsity, params, data, loss, spec, form, base, compare, bootstrap)
     _check_fit_outputs(data_file, base, out, plot)
     tpu = _tokens_per_unit(tokens_per_unit, data)
     base_law = load_law(base) if base is not None else None
     S, N, D, y = _read_points(data_file, sparsity, params, data, loss, space)
-    s_arg = S if form != Form.dense else None
-    kwargs = dict(form=form.value, space=space.value, delta=delta, base=base_law)
     f_sched = _schedule_fraction(schedule)
-    if form == Form.avgparam:
-        kwargs["mean_sparsity_fraction"] = f_sched
     units = units or {"N": f"non-zero parameters ({params})", "D": data, "loss": loss}
+    # forms that ignore S (dense) are fitted on S = 0; only schedule-reading forms get the fraction
+    points = Points(S if spec.uses_sparsity else None, N, D, y)
+    options = FitOptions(form=form, space=space.value, delta=delta, seed=seed, base=base_law,
+                         mean_sparsity_fraction=f_sched if spec.needs_schedule else None, units=units,
+                         tokens_per_unit=tpu)
     _check_holdout(holdout, N, data_file)
     with _as_flags(data_file):
-        result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
+        result = assess(points, options, n_boot=bootstrap, holdout=holdout is not None,
                         progress=_bootstrap_progress(),
-                        derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
-                        tokens_per_unit=tpu, **kwargs)
+                        derived=_derived_quantities(form, S, N, D) if bootstrap else None)
     law = result.law
     law.name = data_file.split(":", 1)[1] if data_file.startswith("paper:") else Path(data_file).stem
     report: dict = result.to_dict()
-    report.setdefault("warnings", []).extend(_data_warnings(form.value, S, N, D, y))
+    report.setdefault("warnings", []).extend(_data_warnings(form, S, N, D, y))
     if compare:
         report["comparison"] = _compare_report((S, N, D, y), space.value, delta, seed, f_sched)
     _record_fit_checks(result, report, holdout is not None)
-    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form.value, plot, out, as_json)
+    _write_fit_outputs(report, law, result.holdout, (S, N, D, y), form, plot, out, as_json)
 
 
-def _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compare, bootstrap) -> None:
+def _check_fit_flags(data_file, sparsity, params, data, loss, spec, form, base, compare, bootstrap) -> None:
     """The flag combinations `fit` refuses, checked before any data is read."""
     for flag, value in (("--params", params), ("--data", data), ("--loss", loss)):
         if value is None:
             raise SparsescaleError(f"{flag} is required (a column or expression of {data_file})")
-    if form != Form.dense and sparsity is None:
-        raise SparsescaleError(f"--sparsity is required for --form {form.value}")
-    if form == Form.nm and base is None:
-        raise SparsescaleError("--form nm needs --base LAW.json (the dense base whose bN, aD, bD, c stay fixed)")
+    if spec.uses_sparsity and sparsity is None:
+        raise SparsescaleError(f"--sparsity is required for --form {form}")
+    if spec.base_forms and base is None:
+        raise SparsescaleError(f"--form {form} needs --base LAW.json (the dense base whose "
+                               f"{', '.join(spec.fixed)} stay fixed)")
     if compare and sparsity is None:
         raise SparsescaleError("--compare needs --sparsity: both laws it compares depend on S")
     if bootstrap < 0:
@@ -190,11 +190,11 @@ def _check_fit_flags(data_file, sparsity, params, data, loss, form, base, compar
 def _compare_report(points, space: str, delta, seed: int, f_sched) -> dict:
     """--compare: the sparse and average-parameter laws fitted and scored on the same points."""
     from sparsescale.laws.compare import compare_forms
+    from sparsescale.laws.points import FitOptions, Points
 
-    S, N, D, y = points
     with _as_flags():
-        return compare_forms(S, N, D, y, space=space, delta=delta, seed=seed,
-                             mean_sparsity_fraction=f_sched).to_dict()
+        return compare_forms(Points(*points), FitOptions(space=space, delta=delta, seed=seed,
+                                                         mean_sparsity_fraction=f_sched)).to_dict()
 
 
 def _record_fit_checks(result, report: dict, holdout_asked: bool) -> None:
@@ -231,7 +231,7 @@ def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot:
     JSON) and --plot (two figures): not an input (data, --base law), not
     someone else's file, no two the same, every folder writable."""
     from sparsescale.atomic import Output, check_outputs, is_figure
-    from sparsescale.laws.forms import Law
+    from sparsescale.laws.law import Law
 
     inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
     outputs = [Output(out, "--out", Law.is_file)] if out is not None else []
@@ -346,7 +346,7 @@ def _plot_fit(plot: Path, law, held, S, N, D, y, form: str) -> list[str]:
 
 def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
     """--tokens-per-unit, or 1 when D is a token count by name (the sweeps' `tokens` column)."""
-    from sparsescale.laws.forms import check_tokens_per_unit
+    from sparsescale.laws.law import check_tokens_per_unit
 
     if given is not None:
         return check_tokens_per_unit(given, "--tokens-per-unit")
@@ -426,17 +426,20 @@ def _nm_identifiability(form: str, S) -> list[str]:
     """An n:m pattern fixes S, so refitting aS, bS, cS on one pattern's runs
     determines only their combination at that S: say so instead of printing
     three numbers that look like measurements."""
-    levels = sorted({float(s) for s in S if s > 0}) if form == "nm" else []
+    from sparsescale.laws.forms import get_form
+
+    # a refit on a base law (nm) sees the sparsity term only at the runs' sparsities
+    levels = sorted({float(s) for s in S if s > 0}) if get_form(form).base_forms else []
     if len(levels) != 1:
         return []
-    return [f"--form nm: every sparse row has S = {levels[0]:g}, so aS, bS and cS are not determined separately "
+    return [f"--form {form}: every sparse row has S = {levels[0]:g}, so aS, bS and cS are not determined separately "
             "(only aS*(1-S)^bS + cS at that S is); fit the patterns with the same m together, or run "
             "`sparsescale report`, which refits each n:m family keeping A = aS + cS from the base"]
 
 
 def _schedule_fraction(text: str) -> float:
     """--schedule cubic:0.25:0.75 | one-shot:0.5 | constant | dense -> mean sparsity / S."""
-    from sparsescale.laws.forms import schedule_mean_sparsity_fraction
+    from sparsescale.laws.schedule import schedule_mean_sparsity_fraction
 
     kind, *args = [p.strip() for p in text.split(":")]
     try:
@@ -518,7 +521,7 @@ def predict(
     """
     import numpy as np
 
-    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.presets import load_law
 
     _check_level(level)
     the_law = load_law(law)
@@ -656,7 +659,7 @@ def optimal(
     With --patterns: sparsescale optimal --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
     """
     from sparsescale.cli.patterns import check_pattern_flags, optimal_patterns
-    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.presets import load_law
     from sparsescale.laws.planning import optimal_data_ratio
 
     _check_level(level)
@@ -715,7 +718,7 @@ def _check_optimal_flags(law: str, params, compute, contours: bool, plot) -> Non
 
 def _optimal_point(out: dict, the_law, params: str, compute: str, cost, start: float, end: float, level: float):
     """Plan the budget for --params at --compute; adds the plan and its intervals to `out`."""
-    from sparsescale.laws.intervals import optimal_intervals
+    from sparsescale.laws.planning import optimal_intervals
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.units import parse_quantity
 

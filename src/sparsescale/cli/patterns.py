@@ -38,7 +38,7 @@ def optimal_patterns(law: str, patterns: Path, params: str, compute: str, speedu
                      end: float, level: float, as_json: bool) -> None:
     """Load the laws, compare the choices, print them (or their JSON)."""
     from sparsescale.cli.laws import _as_flags, _budget, _print_json
-    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.presets import load_law
     from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
     from sparsescale.laws.patterns import check_base, load_pattern_laws
     from sparsescale.units import parse_quantity

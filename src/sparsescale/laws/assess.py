@@ -15,7 +15,8 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.calibration import Calibration, calibrate, residual_floor
 from sparsescale.laws.fit import FitResult, fit_law
-from sparsescale.laws.forms import COEFFICIENT_NAMES, Law
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.uncertainty import BootstrapResult, bootstrap, holdout_largest_n
 
@@ -50,46 +51,45 @@ class Assessment:
 MAX_BOOTSTRAP = 10_000
 
 
-def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = True, calibrated: bool = True,
-           seed: int = 0, derived: dict[str, Callable[[Law], float]] | None = None,
-           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100,
-           units: dict[str, str] | None = None, tokens_per_unit: float | None = None, **fit_kwargs) -> Assessment:
+def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0, holdout: bool = True,
+           calibrated: bool = True, derived: dict[str, Callable[[Law], float]] | None = None,
+           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100) -> Assessment:
     """Fit the law; optionally hold out the largest N; bootstrap n_boot resamples;
     calibrate the model-error term on rolling holdouts; attach the uncertainty.
 
-    fit_kwargs: form, space, delta, base (as for fit_law). derived: quantities
-    whose bootstrap intervals to report. A holdout or a calibration that the
-    data cannot support (a single size; too few points) becomes a warning,
-    not an error: the fit itself still stands.
+    derived: quantities whose bootstrap intervals to report. A holdout or a
+    calibration that the data cannot support (a single size; too few points)
+    becomes a warning, not an error: the fit itself still stands.
     """
+    options = options or FitOptions()
     if not 0 <= n_boot <= MAX_BOOTSTRAP:
         raise SparsescaleError(f"n_boot: must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
                                f"resamples), got {n_boot}")
-    fit = fit_law(sparsity, n_nonzero, data, loss, seed=seed, units=units, tokens_per_unit=tokens_per_unit, **fit_kwargs)
+    fit = fit_law(points, options)
     out = Assessment(fit=fit, law=fit.law)
+    # the checks refit on parts of the data: the fitted law's units travel with `fit`, not with them
+    check = options.replace(units=None, tokens_per_unit=None)
     if holdout:
         try:
-            out.holdout = holdout_largest_n(sparsity, n_nonzero, data, loss, seed=seed, **fit_kwargs)
+            out.holdout = holdout_largest_n(points, check)
         except SparsescaleError as exc:
             out.warnings.append(f"largest-N holdout skipped: {str(exc).removeprefix('holdout: ')}")
     if n_boot == 0:
         return out
-    out.bootstrap = bootstrap(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, derived=derived,
-                              reference=fit, progress=progress, **fit_kwargs)
-    draws = np.column_stack([out.bootstrap.samples[k] for k in COEFFICIENT_NAMES[fit.law.form]])
+    out.bootstrap = bootstrap(points, check, n_boot=n_boot, derived=derived, reference=fit, progress=progress)
+    draws = np.column_stack([out.bootstrap.samples[k] for k in fit.law.spec.coefficients])
     rate, source = 0.0, f"bootstrap of {n_boot} resamples; no rolling-holdout calibration"
     if calibrated:
         try:
-            out.calibration = calibrate(sparsity, n_nonzero, data, loss, n_boot=min(n_boot, calibration_boot),
-                                        seed=seed, **fit_kwargs)
+            out.calibration = calibrate(points, check, n_boot=min(n_boot, calibration_boot))
             rate = out.calibration.per_efold
             source = (f"bootstrap of {n_boot} resamples; model error calibrated on "
                       f"{len(out.calibration.folds)} rolling holdouts")
         except SparsescaleError as exc:
             out.warnings.append(f"intervals not calibrated for extrapolation: {exc}")
-    fit_range = FitRange.of(sparsity, n_nonzero, data)
-    s = np.zeros(len(np.atleast_1d(loss))) if sparsity is None else sparsity
-    floor = residual_floor(fit.law, s, n_nonzero, data, loss)
+    S, N, D, y = points.arrays
+    fit_range = FitRange.of(S, N, D)
+    floor = residual_floor(fit.law, S, N, D, y)
     out.law.uncertainty = Uncertainty(
         form=fit.law.form, draws=draws, fit_range=fit_range, model_error=ModelError(floor, rate),
         calibration={} if out.calibration is None else out.calibration.to_dict(), source=source)

@@ -38,7 +38,9 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import fit_law
-from sparsescale.laws.forms import COEFFICIENT_NAMES, FREE_COEFFICIENTS, Law
+from sparsescale.laws.fit import resolve_form
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, z_score
 from sparsescale.laws.uncertainty import bootstrap, group_by_size
 
@@ -88,26 +90,24 @@ def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 
     return out
 
 
-def rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, rtol: float = 0.02,
-                     min_train_groups: int = 3, **fit_kwargs) -> list[HoldoutFold]:
+def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: int = 100, rtol: float = 0.02,
+                     min_train_groups: int = 3) -> list[HoldoutFold]:
     """Fit, bootstrap and predict every rolling holdout (see `rolling_splits`).
-    fit_kwargs: form, space, delta, base, as for fit_law. Folds whose training
-    part has too few points for the form are skipped."""
-    y = np.asarray(loss, dtype=float)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float)
-    N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
-    form = fit_kwargs.get("form", "sparse")
-    n_free = len(FREE_COEFFICIENTS[form])
-    s_arg = (lambda m: None) if sparsity is None else (lambda m: S[m])
+    Folds whose training part has too few points for the form are skipped."""
+    options = options or FitOptions()
+    S, N, D, y = points.arrays
+    spec = resolve_form(options.form)
+    n_free = len(spec.free)
     folds = []
     for axis, label, train, test in rolling_splits(N, D, rtol, min_train_groups):
         if train.sum() < n_free + 2:
             continue
-        fit = fit_law(s_arg(train), N[train], D[train], y[train], seed=seed, **fit_kwargs)
-        boot = bootstrap(s_arg(train), N[train], D[train], y[train], n_boot=n_boot, seed=seed, reference=fit, **fit_kwargs)
-        draws = np.column_stack([boot.samples[k] for k in COEFFICIENT_NAMES[form]])
+        part = points.take(train)
+        fit = fit_law(part, options)
+        boot = bootstrap(part, options, n_boot=n_boot, reference=fit)
+        draws = np.column_stack([boot.samples[k] for k in spec.coefficients])
         fit_range = FitRange.of(S[train], N[train], D[train])
-        unc = Uncertainty(form, draws, fit_range, ModelError(0.0, 0.0))
+        unc = Uncertainty(fit.law.form, draws, fit_range, ModelError(0.0, 0.0))
         folds.append(HoldoutFold(
             axis=axis, label=label, test=test,
             predicted=np.asarray(fit.law.predict(S[test], N[test], D[test]), dtype=float), measured=y[test],
@@ -169,14 +169,13 @@ class Calibration:
         }
 
 
-def calibrate(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, levels=LEVELS,
-              **fit_kwargs) -> Calibration:
+def calibrate(points: Points, options: FitOptions | None = None, n_boot: int = 100, levels=LEVELS) -> Calibration:
     """Rolling holdouts -> the model-error rate and its coverage table."""
     min_groups = 3
-    folds = rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, **fit_kwargs)
+    folds = rolling_holdouts(points, options, n_boot=n_boot)
     if not folds:  # too few sizes and lengths: two-group folds are all there is
         min_groups = 2
-        folds = rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, min_train_groups=2, **fit_kwargs)
+        folds = rolling_holdouts(points, options, n_boot=n_boot, min_train_groups=2)
     rate = estimate_per_efold(folds)
     cv = None
     if len(folds) > 1:

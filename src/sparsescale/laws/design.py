@@ -39,7 +39,9 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import FitResult, fit_law
-from sparsescale.laws.forms import Law
+from sparsescale.laws.forms import get_form
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.planning import c_mul, equivalent_dense_factor, law_compute, optimal_sparsity
 from sparsescale.laws.uncertainty import bootstrap
 from sparsescale.units import parse_quantity
@@ -191,13 +193,11 @@ class Proposal:
                 "n_candidates": self.n_candidates, "runs": self.runs}
 
 
-def predict_draws(coefficients: np.ndarray, sparsity, n_nonzero, data) -> np.ndarray:
-    """Sparse-form predictions of every draw (rows of aS, bS, cS, bN, aD, bD, c)
-    at every point: (B, K)."""
-    aS, bS, cS, bN, aD, bD, c = (coefficients[:, i:i + 1] for i in range(7))
-    S, N, D = (np.asarray(a, float)[None, :] for a in (sparsity, n_nonzero, data))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return (aS * (1.0 - S) ** bS + cS) * N ** -bN + (aD / D) ** bD + c
+def predict_draws(coefficients: np.ndarray, sparsity, n_nonzero, data, form: str = "sparse",
+                  mean_sparsity_fraction: float | None = None) -> np.ndarray:
+    """Predictions of every draw (rows of the form's coefficients, in its order;
+    the sparse form: aS, bS, cS, bN, aD, bD, c) at every point: (B, K)."""
+    return get_form(form).predict_draws(coefficients, sparsity, n_nonzero, data, mean_sparsity_fraction)
 
 
 def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
@@ -238,36 +238,40 @@ def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: f
     return chosen, shares, float(max(cov[0, 0], 0.0))
 
 
-def propose(points, target: Target, candidates: np.ndarray, budget_flops: float, *, tokens_per_unit: float = 1.0,
-            n_boot: int = 200, seed: int = 0, space: str = "log", delta: float | None = None,
-            max_runs: int | None = None, fit: FitResult | None = None, level: float = 0.95,
-            min_share: float = MIN_SHARE) -> Proposal:
+def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops: float,
+            options: FitOptions | None = None, *, n_boot: int = 200, max_runs: int | None = None,
+            fit: FitResult | None = None, level: float = 0.95, min_share: float = MIN_SHARE) -> Proposal:
     """The batch of candidate runs (rows S, N, D) within `budget_flops` that most
     narrows the target's interval per FLOP (see the module docstring).
 
-    points: (sparsity, n_nonzero, data, loss) of the finished runs, D in the
-    unit whose cost is `tokens_per_unit` tokens. min_share: see greedy_batch
-    (0 fills the budget with the best runs per FLOP however little they teach)."""
-    S, N, D, y = (np.asarray(a, dtype=float) for a in points)
+    points: the finished runs, D in the unit whose cost is
+    `options.tokens_per_unit` tokens (1 when not given). min_share: see
+    greedy_batch (0 fills the budget with the best runs per FLOP however little
+    they teach)."""
+    options = options or FitOptions()
+    tokens_per_unit = 1.0 if options.tokens_per_unit is None else options.tokens_per_unit
+    options = options.replace(tokens_per_unit=tokens_per_unit)
+    space = options.space
+    S, N, D, y = points.arrays
     candidates = np.asarray(candidates, dtype=float).reshape(-1, 3)
     if not (budget_flops > 0 and math.isfinite(budget_flops)):
         raise SparsescaleError(f"budget: must be a positive number of FLOPs, got {budget_flops}")
     if candidates.shape[0] == 0:
         raise SparsescaleError("candidates: none left (every candidate run is already finished)")
     if fit is None:
-        fit = fit_law(S, N, D, y, space=space, delta=delta, seed=seed, tokens_per_unit=tokens_per_unit)
+        fit = fit_law(points, options)
     fit.law.tokens_per_unit = tokens_per_unit
 
     def value(law: Law) -> float:
         law.tokens_per_unit = tokens_per_unit
         return target.of(law)
 
-    boot = bootstrap(S, N, D, y, n_boot=n_boot, seed=seed, level=level, reference=fit, derived={"target": value},
-                     space=space, delta=delta)
+    boot = bootstrap(points, options.replace(tokens_per_unit=None), n_boot=n_boot, level=level, reference=fit,
+                     derived={"target": value})
     names = list(fit.law.coefficients)
     draws = np.column_stack([boot.samples[k] for k in names])
     t = np.asarray(boot.samples["target"], dtype=float)
-    pred = predict_draws(draws, *candidates.T)
+    pred = predict_draws(draws, *candidates.T, form=fit.law.form, mean_sparsity_fraction=fit.law.mean_sparsity_fraction)
     if space == "log":
         with np.errstate(invalid="ignore", divide="ignore"):
             pred = np.log(pred)

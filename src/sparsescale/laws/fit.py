@@ -32,18 +32,14 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import COEFFICIENT_NAMES, FREE_COEFFICIENTS, Law
+from sparsescale.laws.forms import get_form
+from sparsescale.laws.forms.base import Design, LawForm
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 
 SPACES = ("log", "linear")
 DEFAULT_DELTA = {"log": 1e-3, "linear": 1e-2}
 
-# Search boxes for the exponents (per form, in the order of `_Problem.exponent_names`).
-EXPONENT_BOUNDS = {
-    "sparse": [(0.0, 4.0), (1e-3, 2.0), (1e-3, 3.0)],  # bS, bN, bD
-    "dense": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta
-    "nm": [(0.0, 4.0)],  # bS
-    "avgparam": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta: the dense problem on N_avg
-}
 AMPLITUDE_BOUNDS = (0.0, 1e12)  # normalised units: amplitudes are O(loss)
 
 # Working memory of the batched stages (candidate scoring, refinement, bootstrap):
@@ -119,28 +115,28 @@ def huber_objective(law: Law, sparsity, n_nonzero, data, loss, space: str = "log
 # The separable problem: pred = Phi(e) @ a + offset
 # ---------------------------------------------------------------------------
 class _Problem:
-    """One form on one data set, in normalised units."""
+    """One form on one data set, in normalised units.
 
-    def __init__(self, form, S, N, D, y, space, delta, base: Law | None):
-        self.form, self.space, self.delta = form, space, delta
+    Units. The fitter works on N' = N / n_scale and D' = D / d_scale, with the
+    scales the geometric medians of the data: a power law N^-b over N from 1e6
+    to 1e9 spans nine orders of magnitude in its amplitude, while N'^-b stays
+    near 1, so the amplitudes are O(loss) and the normal equations are well
+    conditioned. The objective does not depend on the scaling: a power law in N'
+    is the same power law in N with its amplitude multiplied by n_scale^-b (each
+    form's to_coefficients undoes that, see laws/forms/)."""
+
+    def __init__(self, form: LawForm, S, N, D, y, space, delta, base: Law | None, f: float | None):
+        self.form, self.space, self.delta, self.base = form, space, delta, base
+        # the form's own inputs: avgparam sees N_avg, nm an offset from its base
+        prep = form.prepare(S, N, D, base, f)
         self.S, self.y = S, y
-        self.n_scale = float(np.exp(np.median(np.log(N))))
-        self.d_scale = float(np.exp(np.median(np.log(D))))
-        self.logN = np.log(N / self.n_scale)
-        self.logD = np.log(D / self.d_scale)
-        self.log1mS = np.log1p(-S)
-        self.offset = np.zeros_like(y)
-        if form == "sparse":
-            self.exponent_names = ("bS", "bN", "bD")
-        elif form == "dense":
-            self.exponent_names = ("alpha", "beta")
-        else:
-            self.exponent_names = ("bS",)
-            k = base.coefficients
-            self.bN = k["bN"]
-            self.base = base
-            self.offset = (k["aD"] / D) ** k["bD"] + k["c"]
-        self.n_amplitudes = {"sparse": 4, "dense": 3, "nm": 2}[form]
+        self.n_scale = float(np.exp(np.median(np.log(prep.n_nonzero))))
+        self.d_scale = float(np.exp(np.median(np.log(prep.data))))
+        self.design = Design(np.log1p(-prep.sparsity), np.log(prep.n_nonzero / self.n_scale),
+                             np.log(prep.data / self.d_scale), prep.fixed)
+        self.offset = prep.offset
+        self.exponent_names = form.exponents
+        self.n_amplitudes = len(form.amplitudes)
         self.log_y = np.log(y)
 
     def subset(self, rows: np.ndarray) -> "_Problem":
@@ -148,24 +144,14 @@ class _Problem:
         (scales are not recomputed), so that parameters carry over unchanged."""
         sub = object.__new__(_Problem)
         sub.__dict__.update(self.__dict__)
-        for name in ("S", "y", "logN", "logD", "log1mS", "offset", "log_y"):
+        for name in ("S", "y", "offset", "log_y"):
             setattr(sub, name, getattr(self, name)[rows])
+        sub.design = self.design.subset(rows)
         return sub
 
     # basis functions, batched over G exponent vectors: E (G, m) -> Phi (G, n, k)
     def basis(self, E: np.ndarray) -> np.ndarray:
-        G = E.shape[0]
-        n = self.y.shape[0]
-        if self.form == "sparse":
-            bS, bN, bD = E[:, 0:1], E[:, 1:2], E[:, 2:3]
-            nterm = np.exp(-bN * self.logN)
-            return np.stack([np.exp(bS * self.log1mS) * nterm, nterm, np.exp(-bD * self.logD), np.ones((G, n))], axis=2)
-        if self.form == "dense":
-            al, be = E[:, 0:1], E[:, 1:2]
-            return np.stack([np.exp(-al * self.logN), np.exp(-be * self.logD), np.ones((G, n))], axis=2)
-        bS = E[:, 0:1]
-        nterm = np.broadcast_to(np.exp(-self.bN * self.logN), (G, n))
-        return np.stack([np.exp(bS * self.log1mS) * nterm, nterm], axis=2)
+        return self.form.basis(self.design, E)
 
     def residual(self, pred):
         return np.log(pred) - self.log_y if self.space == "log" else pred - self.y
@@ -247,15 +233,7 @@ class _Problem:
         # d pred / d e = the terms times the log of the base the exponent acts on
         J = np.empty(Phi.shape[:2] + (k + len(self.exponent_names),))
         J[:, :, :k] = Phi
-        if self.form == "sparse":
-            np.multiply(terms[:, :, 0], self.log1mS, out=J[:, :, k])
-            np.multiply(terms[:, :, 0] + terms[:, :, 1], -self.logN, out=J[:, :, k + 1])
-            np.multiply(terms[:, :, 2], -self.logD, out=J[:, :, k + 2])
-        elif self.form == "dense":
-            np.multiply(terms[:, :, 0], -self.logN, out=J[:, :, k])
-            np.multiply(terms[:, :, 1], -self.logD, out=J[:, :, k + 1])
-        else:
-            np.multiply(terms[:, :, 0], self.log1mS, out=J[:, :, k])
+        self.form.exponent_jacobian(self.design, terms, J[:, :, k:])
         r = self._residual_of(pred)
         if self.space == "log":  # d log(pred) = d pred / pred
             J /= pred[:, :, None]
@@ -264,36 +242,11 @@ class _Problem:
     # -- back to raw-unit coefficients ---------------------------------------
     def to_coefficients(self, p: np.ndarray) -> dict[str, float]:
         k = self.n_amplitudes
-        a = p[:k]
-        e = dict(zip(self.exponent_names, p[k:]))
-        sN, sD = self.n_scale, self.d_scale
-        if self.form == "sparse":
-            bN, bD = e["bN"], e["bD"]
-            return {
-                "aS": a[0] * sN**bN, "bS": e["bS"], "cS": a[1] * sN**bN, "bN": bN,
-                "aD": a[2] ** (1.0 / bD) * sD, "bD": bD, "c": a[3],
-            }
-        if self.form == "dense":
-            return {"A": a[0] * sN ** e["alpha"], "alpha": e["alpha"], "B": a[1] * sD ** e["beta"], "beta": e["beta"], "E": a[2]}
-        base = self.base.coefficients
-        return {
-            "aS": a[0] * sN**self.bN, "bS": e["bS"], "cS": a[1] * sN**self.bN,
-            "bN": base["bN"], "aD": base["aD"], "bD": base["bD"], "c": base["c"],
-        }
+        return self.form.to_coefficients(p[:k], p[k:], self.n_scale, self.d_scale, self.base)
 
     def from_coefficients(self, coefs: dict[str, float]) -> np.ndarray:
         """Inverse of to_coefficients (for warm starts)."""
-        sN, sD = self.n_scale, self.d_scale
-        if self.form == "sparse":
-            bN, bD = coefs["bN"], coefs["bD"]
-            a = [coefs["aS"] / sN**bN, coefs["cS"] / sN**bN, (coefs["aD"] / sD) ** bD, coefs["c"]]
-            e = [coefs["bS"], bN, bD]
-        elif self.form == "dense":
-            a = [coefs["A"] / sN ** coefs["alpha"], coefs["B"] / sD ** coefs["beta"], coefs["E"]]
-            e = [coefs["alpha"], coefs["beta"]]
-        else:
-            a = [coefs["aS"] / sN**self.bN, coefs["cS"] / sN**self.bN]
-            e = [coefs["bS"]]
+        a, e = self.form.from_coefficients(coefs, self.n_scale, self.d_scale)
         return np.concatenate([np.clip(a, *AMPLITUDE_BOUNDS), e])
 
 
@@ -305,29 +258,30 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def _validate(form, S, N, D, y, space, delta, base):
-    if form not in COEFFICIENT_NAMES:
-        raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
+def resolve_form(form) -> LawForm:
+    """The LawForm of a form name, with an error that names the `form` argument."""
+    try:
+        return get_form(form)
+    except SparsescaleError as exc:
+        raise SparsescaleError(f"form: {exc}") from None
+
+
+def _validate(spec: LawForm, S, N, D, y, space, delta, base):
     if space not in SPACES:
         raise SparsescaleError(f"space: expected log or linear, got {space!r}")
     if not (delta > 0 and math.isfinite(delta)):
         raise SparsescaleError(f"delta: must be a positive number, got {delta}")
-    if form == "nm":
-        if base is None:
-            raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
-        if base.form not in ("sparse", "nm"):   # dense and avgparam laws have no bN, aD, bD, c to keep
-            raise SparsescaleError(f"base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
-                                   f"got form {base.form!r}")
-    n_free = len(FREE_COEFFICIENTS[form])
+    spec.check_base(base)
+    n_free = len(spec.free)
     if y.shape[0] < n_free:
-        raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
+        raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {spec.name} form")
     # repeated runs of one configuration add no equation: count distinct inputs
-    inputs = (N, D) if form == "dense" else (S, N, D)
+    # (a form that ignores S sees runs at one (N, D) and different S as one)
+    inputs, what = ((S, N, D), "(S, N, D)") if spec.uses_sparsity else ((N, D), "(N, D)")
     distinct = np.unique(np.column_stack(inputs), axis=0).shape[0]
     if distinct < n_free:
-        what = "(N, D)" if form == "dense" else "(S, N, D)"
         raise SparsescaleError(f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
-                               f"configuration(s), fewer than the {n_free} free coefficients of the {form} form")
+                               f"configuration(s), fewer than the {n_free} free coefficients of the {spec.name} form")
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
@@ -352,7 +306,7 @@ def _candidates(problem: _Problem, n_candidates: int, seed: int) -> np.ndarray:
     The additive recurrence of the generalised golden ratio (Roberts' R_d
     sequence) with a seeded random shift: as even as a Sobol set, and free of
     the scipy.stats import cost."""
-    bounds = np.array(EXPONENT_BOUNDS[problem.form])
+    bounds = np.array(problem.form.exponent_bounds)
     m = bounds.shape[0]
     phi = 2.0
     for _ in range(30):  # root of x^(m+1) = x + 1
@@ -490,22 +444,15 @@ def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upp
     return np.where(at_lo | at_hi, 0.0, g)
 
 
-def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base, mean_sparsity_fraction=None):
-    """Validated arrays -> the normalised problem and the bounds of its parameters.
-    The avgparam form is the dense problem on N_avg = N / (1 - S) (1 - f S)."""
-    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
-    y = np.asarray(loss, dtype=float).reshape(-1)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
-    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
-    D = np.asarray(data, dtype=float).reshape(-1)
-    if not (S.shape == N.shape == D.shape == y.shape):
-        raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
-    _validate(form, S, N, D, y, space, delta, base)
-    if form == "avgparam":
-        N = Law("avgparam", dict.fromkeys(COEFFICIENT_NAMES["avgparam"], 1.0),
-                mean_sparsity_fraction=mean_sparsity_fraction).n_avg(S, N)
-    problem = _Problem("dense" if form == "avgparam" else form, S, N, D, y, space, delta, base)
-    bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(EXPONENT_BOUNDS[form])
+def _problem_from_points(points: Points, options: FitOptions):
+    """Validated points -> the normalised problem and the bounds of its parameters."""
+    spec = resolve_form(options.form)
+    space = options.space
+    delta = DEFAULT_DELTA.get(space, 1e-3) if options.delta is None else float(options.delta)
+    S, N, D, y = points.arrays
+    _validate(spec, S, N, D, y, space, delta, options.base)
+    problem = _Problem(spec, S, N, D, y, space, delta, options.base, options.mean_sparsity_fraction)
+    bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(spec.exponent_bounds)
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
 
@@ -522,15 +469,13 @@ def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: 
     return starts
 
 
-def _fit_diagnostics(problem: _Problem, form: str, P: np.ndarray, f: np.ndarray, lower: np.ndarray,
+def _fit_diagnostics(problem: _Problem, P: np.ndarray, f: np.ndarray, lower: np.ndarray,
                      upper: np.ndarray, n_started: int, n_candidates: int, seed: int):
     """The best refined start and the diagnostics that say how well posed its optimum is."""
     best = int(np.nanargmin(f))
     best_f, best_p = float(f[best]), P[best]
     tol = 1e-6 * best_f + 1e-15
-    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"],
-                       "avgparam": ["A", "B", "E"]}[form]
-    names = amplitude_names + list(problem.exponent_names)
+    names = list(problem.form.amplitudes) + list(problem.exponent_names)
     at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
     worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
     diagnostics = {
@@ -566,39 +511,22 @@ def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n
     return P, f, starts
 
 
-def fit_law(
-    sparsity,
-    n_nonzero,
-    data,
-    loss,
-    form: str = "sparse",
-    space: str = "log",
-    delta: float | None = None,
-    seed: int = 0,
-    base: Law | None = None,
-    n_candidates: int = 4096,
-    n_starts: int = 32,
-    extra_starts: list[dict[str, float]] | None = None,
-    units: dict[str, str] | None = None,
-    tokens_per_unit: float | None = None,
-    mean_sparsity_fraction: float | None = None,
-) -> FitResult:
-    """Fit `form` to the points with a mean Huber objective; return the best optimum.
+def fit_law(points: Points, options: FitOptions | None = None, *,
+            extra_starts: list[dict[str, float]] | None = None) -> FitResult:
+    """Fit `options.form` to the points with a mean Huber objective; return the best optimum.
 
-    sparsity, n_nonzero, data, loss: 1-D arrays of equal length (the dense form
-    ignores sparsity, which may be None). space: 'log' residuals
-    log(pred) - log(loss) (language; default delta 1e-3) or 'linear' residuals
+    options (FitOptions; defaults: the sparse form, log residuals): space 'log'
+    fits log(pred) - log(loss) (language; default delta 1e-3), 'linear' fits
     pred - loss (vision; default delta 1e-2). seed shifts the low-discrepancy
     set of exponent candidates; a well posed problem gives the same optimum for
-    every seed. extra_starts: coefficient dicts to start from as well (warm
-    starts, e.g. the full-data optimum inside a bootstrap). tokens_per_unit:
-    what one unit of D costs (see Law); 1 by default when units["D"] is "tokens".
-    mean_sparsity_fraction: avgparam only, the schedule's mean sparsity / S
-    (default 0.625, the cubic 25%-75% ramp; see schedule_mean_sparsity_fraction).
+    every seed. tokens_per_unit: what one unit of D costs (see Law); 1 by
+    default when units["D"] is "tokens". extra_starts: coefficient dicts to
+    start from as well (warm starts, e.g. the full-data optimum inside a bootstrap).
     """
-    seed = check_seed(seed)
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
-                                                 mean_sparsity_fraction)
+    options = options or FitOptions()
+    seed = check_seed(options.seed)
+    n_candidates, n_starts = options.n_candidates, options.n_starts
+    problem, lower, upper = _problem_from_points(points, options)
     y = problem.y
     if y.shape[0] <= SCORE_ROWS:
         starts = _starting_points(problem, n_candidates, n_starts, seed, extra_starts)
@@ -607,17 +535,18 @@ def fit_law(
         P, f, starts = _fit_through_subsample(problem, lower, upper, n_candidates, n_starts, seed, extra_starts)
     if not np.any(np.isfinite(f)):
         raise SparsescaleError("the optimiser found no finite optimum for this data")
-    best_f, best_p, diagnostics = _fit_diagnostics(problem, form, P, f, lower, upper, P.shape[0], n_candidates, seed)
+    best_f, best_p, diagnostics = _fit_diagnostics(problem, P, f, lower, upper, P.shape[0], n_candidates, seed)
     diagnostics["scored_rows"] = int(min(y.shape[0], SCORE_ROWS))
     fit_meta = {"objective": best_f, "n_points": int(y.shape[0]), "diagnostics": diagnostics}
     default_units = {"N": "non-zero parameters", "D": "data (as given)"}
+    units, base = options.units, options.base
     law = Law(
-        form=form,
+        form=options.form,
         coefficients=problem.to_coefficients(best_p),
         units=units or (dict(base.units) if base is not None else default_units),
         fit=fit_meta,
-        tokens_per_unit=tokens_per_unit if tokens_per_unit is not None else _token_default(units),
-        mean_sparsity_fraction=mean_sparsity_fraction,
+        tokens_per_unit=options.tokens_per_unit if options.tokens_per_unit is not None else _token_default(units),
+        mean_sparsity_fraction=options.mean_sparsity_fraction if problem.form.needs_schedule else None,
     )
     optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
     diagnostics["n_distinct_optima"] = len(optima)
@@ -630,19 +559,15 @@ def _token_default(units: dict[str, str] | None) -> float | None:
     return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
 
 
-def fit_resamples(
-    sparsity, n_nonzero, data, loss, weights: np.ndarray, starts: list[dict[str, float]],
-    form: str = "sparse", space: str = "log", delta: float | None = None, base: Law | None = None,
-    rtol: float = 1e-10, mean_sparsity_fraction: float | None = None,
-) -> tuple[list[dict[str, float]], np.ndarray]:
+def fit_resamples(points: Points, weights: np.ndarray, starts: list[dict[str, float]],
+                  options: FitOptions | None = None, rtol: float = 1e-10) -> tuple[list[dict[str, float]], np.ndarray]:
     """Refit the law once per row of `weights` (point multiplicities, e.g. a
     bootstrap resample), each from every coefficient set in `starts`, all in one
     batched refinement. Returns the best coefficients and objective per row.
     rtol is looser than a single fit's: along directions the data cannot
     resolve (an amplitude drifting to 0) the last digits cost hundreds of
     iterations and move no interval."""
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
-                                                 mean_sparsity_fraction)
+    problem, lower, upper = _problem_from_points(points, options or FitOptions())
     W = np.asarray(weights, dtype=float)
     R, n_starts = W.shape[0], len(starts)
     P1 = np.array([problem.from_coefficients(c) for c in starts])

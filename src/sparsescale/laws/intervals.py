@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import COEFFICIENT_NAMES, Law, check_coefficients
+from sparsescale.laws.forms import get_form
 
 
 def z_score(level: float) -> float:
@@ -88,32 +88,33 @@ class Uncertainty:
     """Coefficient draws + model error + the range the law was fitted on."""
 
     form: str
-    draws: np.ndarray  # (B, k): coefficients in COEFFICIENT_NAMES[form] order
+    draws: np.ndarray  # (B, k): coefficients in the form's `coefficients` order
     fit_range: FitRange
     model_error: ModelError
     calibration: dict[str, Any] = field(default_factory=dict)  # coverage on rolling holdouts
     source: str = ""
 
-    def draw_laws(self, law: Law) -> list[Law]:
-        names = COEFFICIENT_NAMES[self.form]
-        return [Law(form=law.form, coefficients=dict(zip(names, row)), units=law.units,
-                    tokens_per_unit=law.tokens_per_unit, mean_sparsity_fraction=law.mean_sparsity_fraction)
-                for row in self.draws]
+    def draw_laws(self, law) -> list:
+        """Every draw as a law of its own: `law` (a laws.law.Law of this form)
+        with the draw's coefficients."""
+        names = get_form(self.form).coefficients
+        return [law.with_coefficients(dict(zip(names, row))) for row in self.draws]
 
-    def coefficient_sd(self, law: Law, sparsity, n_nonzero, data) -> np.ndarray:
-        """Robust standard deviation of the draws' log predictions at each point."""
+    def coefficient_sd(self, law, sparsity, n_nonzero, data) -> np.ndarray:
+        """Robust standard deviation of the draws' log predictions at each point:
+        half the 16-84% range, which is one sd for a Gaussian and ignores the
+        few wild draws (an amplitude at its bound) that would inflate a plain sd."""
         S, N, D = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (sparsity, n_nonzero, data)))
         if S.size == 0:   # numpy's percentile of no columns has no rows to unpack
             return np.zeros(S.shape)
-        names = COEFFICIENT_NAMES[self.form]
-        k = {n: self.draws[:, j][:, None] for j, n in enumerate(names)}
-        if self.form == "avgparam":  # the dense form on N_avg
-            N = law.n_avg(S, N)
-        logs = np.log(_predict_many(self.form, k, S.ravel(), N.ravel(), D.ravel()))
+        pred = get_form(self.form).predict_draws(self.draws, S.ravel(), N.ravel(), D.ravel(),
+                                                 law.mean_sparsity_fraction)
+        with np.errstate(all="ignore"):
+            logs = np.log(pred)
         lo, hi = np.nanpercentile(logs, [15.865, 84.135], axis=0)
         return ((hi - lo) / 2.0).reshape(S.shape)
 
-    def loss_interval(self, law: Law, sparsity, n_nonzero, data, level: float = 0.95):
+    def loss_interval(self, law, sparsity, n_nonzero, data, level: float = 0.95):
         """(low, high) of the predicted loss at `level`, broadcast over the inputs."""
         z = z_score(level)
         point = np.asarray(law.predict(sparsity, n_nonzero, data), dtype=float)
@@ -121,7 +122,7 @@ class Uncertainty:
                      + self.model_error.sigma(self.fit_range.distance(sparsity, n_nonzero, data)) ** 2)
         return point * np.exp(-z * sd), point * np.exp(z * sd)
 
-    def quantity_interval(self, law: Law, fn: Callable[[Law], float], level: float = 0.95) -> tuple[float, float]:
+    def quantity_interval(self, law, fn: Callable[[Any], float], level: float = 0.95) -> tuple[float, float]:
         """Percentile interval of fn over the draws, stretched to contain fn(law)."""
         z_score(level)
         vals = np.array([fn(d) for d in self.draw_laws(law)], dtype=float)
@@ -138,7 +139,7 @@ class Uncertainty:
             "method": "bootstrap coefficient draws + model error growing with extrapolation distance "
                       "(sigma = sqrt(floor^2 + (per_efold * d)^2), d = e-folds beyond the fitted range)",
             "source": self.source,
-            "coefficient_names": list(COEFFICIENT_NAMES[self.form]),
+            "coefficient_names": list(get_form(self.form).coefficients),
             "draws": [[float(x) for x in row] for row in self.draws],
             "fit_range": self.fit_range.to_dict(),
             "model_error": {"floor": self.model_error.floor, "per_efold": self.model_error.per_efold},
@@ -155,59 +156,19 @@ class Uncertainty:
             model_error = ModelError(float(me["floor"]), float(me["per_efold"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise SparsescaleError(f"uncertainty: malformed ({type(exc).__name__}: {exc})") from None
-        if names != list(COEFFICIENT_NAMES[form]) or draws.ndim != 2 or draws.shape[1] != len(names) or draws.shape[0] < 2:
-            raise SparsescaleError(f"uncertainty: draws must be a list of at least 2 rows of {', '.join(COEFFICIENT_NAMES[form])}")
+        spec = get_form(form)
+        if names != list(spec.coefficients) or draws.ndim != 2 or draws.shape[1] != len(names) or draws.shape[0] < 2:
+            raise SparsescaleError(f"uncertainty: draws must be a list of at least 2 rows of {', '.join(spec.coefficients)}")
         if not (np.all(np.isfinite(draws)) and np.all(np.isfinite([model_error.floor, model_error.per_efold]))
                 and model_error.floor >= 0 and model_error.per_efold >= 0):
             raise SparsescaleError("uncertainty: draws and model_error must be finite and non-negative")
         for i, row in enumerate(draws):  # every draw is a law of its own: same ranges
             try:
-                check_coefficients(dict(zip(names, row)))
+                spec.check_coefficients(dict(zip(names, row)))
             except SparsescaleError as exc:
                 raise SparsescaleError(f"uncertainty: draw {i + 1}: {exc}") from None
         return cls(form=form, draws=draws, fit_range=fit_range, model_error=model_error,
                    calibration=dict(obj.get("calibration") or {}), source=str(obj.get("source") or ""))
-
-
-def _predict_many(form: str, k: dict[str, np.ndarray], S, N, D) -> np.ndarray:
-    """Predictions of B coefficient draws (columns (B, 1)) at n points -> (B, n)."""
-    with np.errstate(all="ignore"):
-        if form in ("dense", "avgparam"):  # avgparam: N is already N_avg
-            return k["A"] * N ** -k["alpha"] + k["B"] * D ** -k["beta"] + k["E"]
-        return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
-
-
-def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse",
-                      start: float = 0.25, end: float = 0.75) -> dict[str, tuple[float, float]] | None:
-    """Intervals for every number of an OptimalPoint (from `planning.optimal_sparsity`
-    on this law), or None when the law carries no uncertainty.
-
-    loss and dense_loss: full prediction intervals (coefficients + model error).
-    sparsity, data, equivalent_dense_size: the same budget re-planned under every
-    coefficient draw (coefficient uncertainty only)."""
-    from sparsescale.laws.planning import optimal_sparsity
-
-    unc = law.uncertainty
-    if unc is None:
-        return None
-    z_score(level)
-    plans = []
-    for d in unc.draw_laws(law):
-        try:
-            plans.append(optimal_sparsity(d, point.n_nonzero, point.compute, flops=flops, start=start, end=end))
-        except SparsescaleError:
-            continue
-    out = {}
-    for name in ("sparsity", "data", "equivalent_dense_size"):
-        vals = np.array([getattr(p, name) for p in plans], dtype=float)
-        vals = vals[np.isfinite(vals)]
-        ref = float(getattr(point, name))
-        lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]) if vals.size >= 2 else (ref, ref)
-        out[name] = (float(min(lo, ref)), float(max(hi, ref)))
-    for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
-        lo, hi = unc.loss_interval(law, S, point.n_nonzero, D, level)
-        out[name] = (float(lo), float(hi))
-    return out
 
 
 PRESET_FILE = "preset-uncertainty.json"

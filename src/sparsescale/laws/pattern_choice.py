@@ -23,7 +23,7 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.costs import UNSTRUCTURED, Speedups, canonical_pattern
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
 from sparsescale.laws.patterns import pattern_sparsity
 
 ACCOUNTINGS = ("flops", "time")

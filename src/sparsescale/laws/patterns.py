@@ -31,8 +31,12 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.fit import DEFAULT_DELTA, EXPONENT_BOUNDS, check_seed, huber
-from sparsescale.laws.forms import Law
+from sparsescale.laws.fit import DEFAULT_DELTA, check_seed, huber
+from sparsescale.laws.forms.nm import NM
+from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.uncertainty import _percentile_intervals
 from sparsescale.units import is_transposable, parse_pattern, pattern_name
 
 BASE_KEYS = ("bN", "aD", "bD", "c")
@@ -75,13 +79,16 @@ def pattern_sparsity(pattern: str, sparsity: float | None = None, what: str = "p
     return s
 
 
-def group_patterns(patterns, sparsity, n_nonzero, data, loss) -> dict[str, PatternRuns]:
-    """Detect the n:m patterns among runs (row-aligned arrays; a pattern entry of
-    None or "unstructured" is not one) and group their runs. A row whose sparsity
-    is not its pattern's 1 - n/m raises, naming the row."""
-    S, N, D, y = (np.asarray(a, dtype=float).reshape(-1) for a in (sparsity, n_nonzero, data, loss))
+def group_patterns(points: Points) -> dict[str, PatternRuns]:
+    """Detect the n:m patterns among runs (`points.pattern`, n weights KEPT of
+    every m along the input dimension; an entry of None or "unstructured" is not
+    one) and group their runs. A row whose sparsity is not its pattern's 1 - n/m
+    raises, naming the row."""
+    S, N, D, y = points.arrays
+    if points.pattern is None:
+        raise SparsescaleError("pattern: the points carry no pattern column (n:m of each run)")
     groups: dict[str, list[int]] = {}
-    for i, p in enumerate(patterns):
+    for i, p in enumerate(points.pattern):
         nm = parse_pattern(p, f"patterns: row {i + 1}")
         if nm is None:
             continue
@@ -97,7 +104,7 @@ def check_base(base: Law | None) -> Law:
     if base is None:
         raise SparsescaleError("base: a pattern law is a refit on a dense base law (bN, aD, bD, c, A = aS + cS); "
                                "give the unstructured sweep's law")
-    if base.form not in ("sparse", "nm"):
+    if base.form not in NM.base_forms:
         raise SparsescaleError(f"base: a pattern law refits a sparse-form base law (it keeps bN, aD, bD, c and "
                                f"A = aS + cS); got a {base.form} law")
     return base
@@ -186,7 +193,7 @@ def fit_family(base: dict[str, float], members: list[PatternRuns], counts: list 
     S, N, D, y = (np.concatenate([p[j] for p in parts]) for j in range(4))
     r = _residuals(base, N, D, y)
     A = base["A"]
-    b_lo, b_hi = EXPONENT_BOUNDS["nm"][0]
+    b_lo, b_hi = NM.exponent_bounds[0]
     p = _grid_polish(lambda P: r(family_factor(A, A * P[:, :1], P[:, 1:2], S[None, :])),
                      [np.linspace(0.0, 1.0, 41), np.linspace(b_lo, b_hi, 81)], [(0.0, 1.0), (b_lo, b_hi)],
                      DEFAULT_DELTA["log"] if delta is None else delta)
@@ -291,16 +298,17 @@ def _iv_dict(iv) -> dict[str, float]:
     return {} if iv is None else {"low": iv[0], "median": iv[1], "high": iv[2]}
 
 
-def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: int = 200, seed: int = 0,
-                 level: float = 0.95, delta: float | None = None) -> PatternLaws:
-    """Refit every pattern of `groups` (see group_patterns) on `base_law`.
+def fit_patterns(groups: dict[str, PatternRuns], options: FitOptions, n_boot: int = 200,
+                 level: float = 0.95) -> PatternLaws:
+    """Refit every pattern of `groups` (see group_patterns) on the base law
+    `options.base` (with options.seed and options.delta; the form is nm).
 
     Intervals: n_boot paired draws, each a refit on the base law's next
     bootstrap draw (its Uncertainty, cycled; the point base when it has none)
     and on a resample of every pattern's runs drawn within the pattern, so the
     design (which N and D each pattern ran) stays fixed. 0 = no intervals."""
-    base_law = check_base(base_law)
-    seed = check_seed(seed)
+    base_law = check_base(options.base)
+    seed, delta = check_seed(options.seed), options.delta
     if not groups:
         raise SparsescaleError("patterns: no n:m runs to fit")
     base = {k: float(v) for k, v in base_law.coefficients.items()}
@@ -320,8 +328,6 @@ def fit_patterns(base_law: Law | None, groups: dict[str, PatternRuns], n_boot: i
             # which base draw each draw was refitted on: comparisons with the base law pair them
             result.laws[p].fit = {"base_draw_index": [int(d["base_draw"]) for d in draws]}
     if draws:
-        from sparsescale.laws.uncertainty import _percentile_intervals
-
         names = [*UNDETERMINED_ONE_S, *QUANTITIES]
         for p in groups:
             arr = np.array([[d[p][n] for n in names] for d in draws], dtype=float)
@@ -338,7 +344,7 @@ def _at_bounds(point: dict[str, float], A: float, rtol: float = 1e-6) -> dict[st
         why = (f"the family fit stopped at the bound aS = {'A (cS = 0)' if point['aS'] > A / 2 else '0 (cS = A)'}: "
                "with A kept from the base, no interior aS fits better")
         out.update(aS=why, cS=why)
-    lo, hi = EXPONENT_BOUNDS["nm"][0]
+    lo, hi = NM.exponent_bounds[0]
     if not lo + rtol < point["bS"] < hi - rtol:
         out["bS"] = f"the family fit stopped at a bound of bS's search [{lo:g}, {hi:g}]"
     return out
@@ -348,12 +354,10 @@ def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed:
     """n_boot paired refits (see fit_patterns): one _point result each, with the
     index of its base draw under "base_draw"; a draw whose refit fails (a
     resample the base cannot fit) is left out."""
-    from sparsescale.laws.forms import COEFFICIENT_NAMES
-
     if n_boot < 2:
         raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
     unc = base_law.uncertainty
-    bases = ([dict(zip(COEFFICIENT_NAMES[unc.form], map(float, row))) for row in unc.draws] if unc is not None
+    bases = ([dict(zip(base_law.spec.coefficients, map(float, row))) for row in unc.draws] if unc is not None
              else [dict(base_law.coefficients)])
     rng = np.random.default_rng(seed)
     out = []
@@ -372,11 +376,8 @@ def _pattern_law(base_law: Law, runs: PatternRuns, point: dict[str, float], draw
     """The pattern's nm-form law (its coefficients on the base) and, with draws,
     an Uncertainty whose model error is the base law's (the pattern runs are too
     few to calibrate one of their own)."""
-    from sparsescale.laws.forms import COEFFICIENT_NAMES
-    from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
-
-    names = COEFFICIENT_NAMES["nm"]
-    law = Law(form="nm", coefficients={n: float(point[n]) for n in names},
+    names = NM.coefficients
+    law = Law(form=NM.name, coefficients={n: float(point[n]) for n in names},
               units=dict(base_law.units), name=f"{base_law.name or 'base'} + {runs.pattern}",
               tokens_per_unit=base_law.tokens_per_unit)
     if len(draws) >= 2:
@@ -384,7 +385,7 @@ def _pattern_law(base_law: Law, runs: PatternRuns, point: dict[str, float], draw
         rows = np.array([[d[n] for n in names] for d in draws], dtype=float)
         unc = base_law.uncertainty
         error = unc.model_error if unc is not None else ModelError(0.0, 0.0)
-        law.uncertainty = Uncertainty(form="nm", draws=rows,
+        law.uncertainty = Uncertainty(form=NM.name, draws=rows,
                                       fit_range=FitRange.of(np.full(runs.loss.shape[0], runs.sparsity),
                                                             runs.n_nonzero, runs.data),
                                       model_error=error, source=f"paired bootstrap on the base law, {runs.pattern} runs")
@@ -439,8 +440,8 @@ def _key(pattern: str, entry: Any, where: str) -> str:
 
 def _entry_law(entry: dict, saved: dict, where: str) -> Law:
     law = Law.from_dict(entry.get("law"), source=where)
-    if law.form != "nm":
-        raise SparsescaleError(f"{where}: law form is {law.form!r}; a pattern law has form 'nm'")
+    if law.form != NM.name:
+        raise SparsescaleError(f"{where}: law form is {law.form!r}; a pattern law has form {NM.name!r}")
     for name in BASE_KEYS:
         if not math.isclose(law[name], float(saved[name]), rel_tol=1e-6):
             raise SparsescaleError(f"{where}: coefficient {name} = {law[name]:.6g} differs from the base's "

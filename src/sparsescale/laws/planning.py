@@ -25,22 +25,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import Law
+from sparsescale.laws.intervals import z_score
+from sparsescale.laws.law import Law
+from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
 
 FLOP_ACCOUNTINGS = ("sparse", "dense")
 MAX_SPARSITY = 0.9995  # search limit; c_mul diverges at S = 1
 
 
 def mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
-    """Mean over training of s(t) / S for the cubic schedule
-    s = S (1 - (1 - p)^3), p = (t - start) / (end - start) clipped to [0, 1].
-
-    The ramp averages 3/4 of S over its length (integral of 1 - (1-p)^3 is
-    3/4), and after `end` the full S holds: f = (end - start) 3/4 + (1 - end).
-    """
-    if not (0.0 <= start < end <= 1.0):
-        raise SparsescaleError(f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}")
-    return 0.75 * (end - start) + (1.0 - end)
+    """Mean over training of s(t) / S for the cubic schedule: 3/4 (end - start)
+    + (1 - end), 0.625 for the default ramp (derived in laws.schedule)."""
+    return cubic_mean_sparsity_fraction(start, end)
 
 
 def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
@@ -94,8 +90,8 @@ def dense_optimal_compute(law: Law, n_nonzero):
 
 
 def _require_sparse(law: Law) -> None:
-    if law.form == "dense":
-        raise SparsescaleError("this needs a sparse-form law (it has aS, bS, cS); a dense law has no sparsity term")
+    if law.spec.sparsity_factor is None:
+        raise SparsescaleError(f"this needs a sparse-form law (it has aS, bS, cS); a {law.form} law has no sparsity term")
 
 
 def equivalent_dense_factor(law: Law, sparsity):
@@ -121,23 +117,28 @@ def chinchilla_data(law: Law, n_nonzero):
 def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """D_S / D*: the data, relative to the Chinchilla-optimal D* for the same N,
     at which sparsity S is optimal. Independent of N, since both lines scale as
-    N^(bN/bD). From dL/dS = 0 along C = 6 N D c_mul(S):
-    (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN.
-    avgparam (N-term A (N g)^-alpha, g = N_avg / N): the same condition gives
-    (D_S / D*)^beta = g^alpha (log c_mul)' / (log g)'; with sparse FLOPs on the
-    law's own schedule c_mul = g, so D_S / D* = g^(alpha / beta)."""
+    N^(alpha/beta)."""
+    # Every form with a sparsity term reads, at fixed S,
+    #     L = A F(S) N^-alpha + (aD / D)^beta + E,
+    # with A, alpha, aD, beta, E its dense view and F(0) = 1 (the sparse law:
+    # F = (aS (1-S)^bS + cS) / (aS + cS); avgparam: F = g^-alpha, g = N_avg / N).
+    # Along a budget C = 6 N D c_mul(S), D = C / (6 N c_mul(S)), so
+    # dD/dS = -D (log c_mul)'. Setting dL/dS = 0:
+    #     A F'(S) N^-alpha + beta (aD / D)^beta (log c_mul)' = 0
+    #     (aD / D_S)^beta = A (-F') N^-alpha / (beta (log c_mul)').
+    # The dense compute-optimal D* (dL/dN = 0 at S = 0 along C = 6 N D) has
+    #     (aD / D*)^beta = alpha A N^-alpha / beta.
+    # Dividing, N and A cancel:
+    #     (D_S / D*)^beta = alpha (log c_mul)' / (-F'(S)).
+    # For the sparse law -F' = aS bS (1-S)^(bS-1) / (aS + cS), the paper's
+    # (aD / D)^bD c_mul'/c_mul bD = aS bS (1-S)^(bS-1) N^-bN. For avgparam
+    # -F' = alpha g^-alpha (log g)', so (D_S / D*)^beta = g^alpha (log c_mul)' / (log g)';
+    # with sparse FLOPs on the law's own schedule c_mul = g and D_S / D* = g^(alpha/beta).
     _require_sparse(law)
-    k = law.coefficients
+    d = law.dense_view()
     S = np.asarray(sparsity, dtype=float)
-    if law.form == "avgparam":
-        f = law.mean_sparsity_fraction
-        g = law.n_avg(S, 1.0)
-        dlog_g = 1.0 / (1.0 - S) - f / (1.0 - f * S)
-        return (g ** k["alpha"] * dlog_c_mul(S, flops, start, end) / dlog_g) ** (1.0 / k["beta"])
-    A = k["aS"] + k["cS"]
-    num = k["bN"] * A * dlog_c_mul(S, flops, start, end)
-    den = k["aS"] * k["bS"] * (1.0 - S) ** (k["bS"] - 1.0)
-    return (num / den) ** (1.0 / k["bD"])
+    # (D_S / D*)^beta = alpha (log c_mul)'(S) / (-F'(S)), see the derivation above
+    return (d["alpha"] * dlog_c_mul(S, flops, start, end) / law.sparsity_factor_slope(S)) ** (1.0 / d["beta"])
 
 
 @dataclass
@@ -238,3 +239,34 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
         equivalent_dense_size=float(N * equivalent_dense_factor(law, s_best)),
         chinchilla_data=float(chinchilla_data(law, N)),
     )
+
+
+def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse",
+                      start: float = 0.25, end: float = 0.75) -> dict[str, tuple[float, float]] | None:
+    """Intervals for every number of an OptimalPoint (from `planning.optimal_sparsity`
+    on this law), or None when the law carries no uncertainty.
+
+    loss and dense_loss: full prediction intervals (coefficients + model error).
+    sparsity, data, equivalent_dense_size: the same budget re-planned under every
+    coefficient draw (coefficient uncertainty only)."""
+    unc = law.uncertainty
+    if unc is None:
+        return None
+    z_score(level)
+    plans = []
+    for d in unc.draw_laws(law):
+        try:
+            plans.append(optimal_sparsity(d, point.n_nonzero, point.compute, flops=flops, start=start, end=end))
+        except SparsescaleError:
+            continue
+    out = {}
+    for name in ("sparsity", "data", "equivalent_dense_size"):
+        vals = np.array([getattr(p, name) for p in plans], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        ref = float(getattr(point, name))
+        lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]) if vals.size >= 2 else (ref, ref)
+        out[name] = (float(min(lo, ref)), float(max(hi, ref)))
+    for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
+        lo, hi = unc.loss_interval(law, S, point.n_nonzero, D, level)
+        out[name] = (float(lo), float(hi))
+    return out

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.planning import MAX_SPARSITY, c_mul
 
 DENSE, SCRATCH, PRUNED = "dense", "sparse from scratch", "pruned from dense"
@@ -101,23 +102,25 @@ def scratch_compute_for_loss(law: Law, sparsity: float, n_nonzero: float, loss: 
 
 
 # ---- the pruned law ------------------------------------------------------------------
-def fit_pruned_law(sparsity, n_nonzero, data, loss, dense_prefix, *, n_boot: int = 200, seed: int = 0,
-                   progress=None, units: dict[str, str] | None = None, tokens_per_unit: float | None = None,
+def fit_pruned_law(points: Points, options: FitOptions | None = None, *, n_boot: int = 200, progress=None,
                    derived=None):
     """laws.assess on dense runs (dense_prefix 0) and pruned-from-dense runs
-    (S > 0, D the total data): the sparse law with a largest-N holdout and
-    bootstrap intervals. The law's fit metadata records the dense prefixes and
-    dense fractions D0 / D it was fitted on (what `plan_from_dense` checks)."""
+    (S > 0, D the total data): the sparse law in log space (Huber delta 1e-3)
+    with a largest-N holdout and bootstrap intervals; `options` gives the seed,
+    units and tokens_per_unit. The law's fit metadata records the dense prefixes
+    and dense fractions D0 / D it was fitted on (what `plan_from_dense` checks)."""
     from sparsescale.laws.assess import assess
 
-    S, D, D0 = (np.asarray(a, dtype=float) for a in (sparsity, data, dense_prefix))
+    if points.dense_prefix is None:
+        raise SparsescaleError("dense_prefix: the points carry no dense prefix column")
+    S, D, D0 = points.sparsity, points.data, points.dense_prefix
     pruned = D0 > 0
     if not pruned.any():
         raise SparsescaleError("dense_prefix: no pruned-from-dense runs (every dense prefix is 0)")
     if np.any(pruned & (S <= 0)):
         raise SparsescaleError("sparsity: a pruned-from-dense run must have S > 0")
-    result = assess(S, n_nonzero, D, loss, n_boot=n_boot, seed=seed, progress=progress, derived=derived,
-                    units=units, tokens_per_unit=tokens_per_unit, form="sparse", space="log", delta=1e-3)
+    options = (options or FitOptions()).replace(form="sparse", space="log", delta=1e-3)
+    result = assess(points, options, n_boot=n_boot, progress=progress, derived=derived)
     fractions = D0[pruned] / D[pruned]
     result.law.fit = dict(result.law.fit or {}) | {"from_dense": {
         "data": "total: dense prefix + pruned continuation",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.plugins import load_attribute
 
 DATA_UNITS = ("tokens", "examples")       # what a family counts its data in
 BUDGET_AXES = (*DATA_UNITS, "steps")      # a run's data budget: one of these
@@ -239,16 +240,6 @@ def get_family(name: str) -> Family:
         return FAMILIES[name]
     if not isinstance(name, str) or ":" not in name:
         raise SparsescaleError(f"unknown family {name!r} (choose {family_names()}, or {_HINT})")
-    module, _, attr = name.partition(":")
-    if not all(part.isidentifier() for part in module.split(".")) or not attr.isidentifier():
-        raise SparsescaleError(f"family {name!r}: expected package.module:attribute (choose {family_names()}, or {_HINT})")
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise SparsescaleError(f"family {name!r}: cannot import module {module!r} ({exc})") from None
-    except AttributeError:
-        raise SparsescaleError(f"family {name!r}: module {module!r} has no attribute {attr!r}") from None
-    if not isinstance(found, Family):
-        raise SparsescaleError(f"family {name!r}: {attr} is a {type(found).__name__}, not a sparsescale Family")
+    found = load_attribute(name, "family", Family, f"choose {family_names()}, or {_HINT}")
     FAMILIES[name] = found
     return found

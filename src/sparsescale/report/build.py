@@ -141,7 +141,7 @@ def recommendations(law, pts: SweepPoints) -> list[dict[str, Any]]:
         d_star = chinchilla_data(law, n)
         for mult in (1, 5, 20):
             cases.append((n, 6.0 * n * d_star * mult, f"{mult}x the dense compute-optimal budget"))
-    from sparsescale.laws.intervals import optimal_intervals
+    from sparsescale.laws.planning import optimal_intervals
 
     out = []
     for n, c, why in cases:
@@ -223,20 +223,22 @@ def _assess(pts: SweepPoints, n_boot: int, seed: int, show_progress: bool, fit_k
     dense sizes as bootstrap-derived quantities, under a progress bar."""
     from sparsescale.laws.assess import assess
     from sparsescale.laws.planning import optimal_sparsity
+    from sparsescale.laws.points import FitOptions, Points
 
-    S, N, D, L = pts.sparsity, pts.n_nonzero, pts.data, pts.loss
+    points = Points(pts.sparsity, pts.n_nonzero, pts.data, pts.loss)
     n_main, c_main = main_budget(pts)
-    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, n_main, c_main).sparsity), **equivalent_dense_factors(S)}
-    kwargs = dict(n_boot=n_boot, seed=seed, derived=derived,
-                  units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
+    derived = {"S_opt": lambda lw: float(optimal_sparsity(lw, n_main, c_main).sparsity),
+               **equivalent_dense_factors(pts.sparsity)}
+    options = FitOptions(seed=seed, units={"N": "non-zero parameters", "D": pts.budget_unit}, **fit_kwargs)
+    kwargs = dict(n_boot=n_boot, derived=derived)
     if not show_progress or n_boot == 0:
-        return assess(S, N, D, L, **kwargs)
+        return assess(points, options, **kwargs)
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("bootstrap", total=n_boot)
-        return assess(S, N, D, L, progress=lambda i, n: bar.update(task, completed=i), **kwargs)
+        return assess(points, options, progress=lambda i, n: bar.update(task, completed=i), **kwargs)
 
 
 SOPT_DISAGREE = 0.05  # S_opt gap between the two laws' recommendations that the page shows as a disagreement
@@ -259,14 +261,16 @@ def compare_laws(pts: SweepPoints, recs: list[dict[str, Any]], seed: int, fit_kw
     average-parameter law cannot be fitted. Its N_avg uses the runs' pruning
     window when they share one (else the cubic 25%-75% default)."""
     from sparsescale.laws.compare import compare_forms
-    from sparsescale.laws.forms import schedule_mean_sparsity_fraction
     from sparsescale.laws.planning import optimal_sparsity
+    from sparsescale.laws.points import FitOptions, Points
+    from sparsescale.laws.schedule import schedule_mean_sparsity_fraction
 
     windows = pts.prune_windows
     frac = schedule_mean_sparsity_fraction("cubic", *windows[0]) if len(windows) == 1 else None
     try:
-        cmp = compare_forms(pts.sparsity, pts.n_nonzero, pts.data, pts.loss, space=fit_kwargs["space"],
-                            delta=fit_kwargs["delta"], seed=seed, mean_sparsity_fraction=frac)
+        cmp = compare_forms(Points(pts.sparsity, pts.n_nonzero, pts.data, pts.loss),
+                            FitOptions(space=fit_kwargs["space"], delta=fit_kwargs["delta"], seed=seed,
+                                       mean_sparsity_fraction=frac))
         avg = next(sc.law for sc in cmp.scores if sc.form == "avgparam")
         sopt_avg = [float(optimal_sparsity(avg, r["n_nonzero"], r["compute_flops"]).sparsity) for r in recs]
     except SparsescaleError as exc:

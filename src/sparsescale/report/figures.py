@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.atomic import save_figure
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
 
 
 def _pyplot():

@@ -14,7 +14,8 @@ import numpy as np
 
 from sparsescale.atomic import write_text
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
                                        fit_patterns, group_patterns, pattern_sparsity)
 from sparsescale.sweep.export import budget_column
@@ -56,7 +57,7 @@ def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
     if not rows:
         return {}, shapes
     pats, S, N, D, L = zip(*rows)
-    return group_patterns(list(pats), S, N, D, L), shapes
+    return group_patterns(Points(S, N, D, L, pattern=pats)), shapes
 
 
 def _shape_key(pattern: str, sparsity: float, n_nonzero: float, data: float) -> tuple:
@@ -71,7 +72,7 @@ def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path,
     if not groups:
         return None
     try:
-        fitted = fit_patterns(law, groups, n_boot=n_boot if n_boot >= 2 else 0, seed=seed)
+        fitted = fit_patterns(groups, FitOptions(form="nm", base=law, seed=seed), n_boot=n_boot if n_boot >= 2 else 0)
     except SparsescaleError as exc:
         pts.warnings.append(f"n:m pattern fits skipped: {exc}")
         return None

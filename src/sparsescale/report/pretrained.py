@@ -102,6 +102,7 @@ def _n_of(points, row) -> float:
 def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnings: list[str]) -> dict[str, Any]:
     """Fit the sparse law to the dense and pruned runs, save it, and answer one
     practitioner's question with it; {} (and a warning) when it cannot be fitted."""
+    from sparsescale.laws.points import FitOptions, Points
     from sparsescale.report.build import MIN_POINTS, determination, equivalent_dense_factors
 
     use = [p for p in points if p["method"] in (pre.DENSE, pre.PRUNED)]
@@ -111,10 +112,11 @@ def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnin
     cols = {k: np.array([p[k] for p in use], dtype=float) for k in ("sparsity", "n_nonzero", "data", "loss",
                                                                    "dense_prefix")}
     try:
-        res = pre.fit_pruned_law(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"], cols["dense_prefix"],
-                                 n_boot=n_boot, seed=seed, units={"N": "non-zero parameters", "D": unit},
-                                 tokens_per_unit=1.0 if unit == "tokens" else None,
-                                 derived=equivalent_dense_factors(cols["sparsity"]))
+        points = Points(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"],
+                        dense_prefix=cols["dense_prefix"])
+        options = FitOptions(seed=seed, units={"N": "non-zero parameters", "D": unit},
+                             tokens_per_unit=1.0 if unit == "tokens" else None)
+        res = pre.fit_pruned_law(points, options, n_boot=n_boot, derived=equivalent_dense_factors(cols["sparsity"]))
     except SparsescaleError as exc:
         warnings.append(f"pruned law not fitted: {exc}")
         return {}

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+# the closed form of a cubic ramp's mean sparsity has one home, below torch (laws.schedule)
+from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
 
 SCHEDULE_KINDS = ("cubic", "one-shot", "constant", "dense")
 
@@ -237,14 +239,6 @@ def mean_density(
     return make_schedule(
         kind, sparsity, total_steps, start=start, end=end, every=every, at_step=at_step
     ).mean_density()
-
-
-def cubic_mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
-    """Closed-form mean sparsity of a cubic ramp, as a fraction of S, in the limit
-    of many steps: 3/4 of the ramp's length plus everything after it."""
-    if not (0.0 <= start < end <= 1.0):
-        raise SparsescaleError(f"need 0 <= start < end <= 1, got start={start}, end={end}")
-    return (end - start) * 0.75 + (1.0 - end)
 
 
 __all__ = [

@@ -130,8 +130,10 @@ def design(finished: Finished, target: Target, budget: float, axes: dict[str, li
                           done=finished.nominal)
     if finished.spec is not None:
         grid = runnable(finished, grid)
-    return propose(finished.points, target, grid, budget, tokens_per_unit=finished.tokens_per_unit, n_boot=n_boot,
-                   seed=seed, space=finished.space, delta=finished.delta)
+    from sparsescale.laws.points import FitOptions, Points
+
+    options = FitOptions(space=finished.space, delta=finished.delta, seed=seed, tokens_per_unit=finished.tokens_per_unit)
+    return propose(Points(*finished.points), target, grid, budget, options, n_boot=n_boot)
 
 
 def runnable(finished: Finished, grid: np.ndarray) -> np.ndarray:
