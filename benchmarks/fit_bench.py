@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sparsescale.laws.fit import EXPONENT_BOUNDS, _Problem, fit_law, huber
+from sparsescale.laws.fit import _Problem, fit_law, huber
+from sparsescale.laws.forms import get_form
 from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.laws.points import FitOptions, Points
 
 
 def load_t5(path: Path):
@@ -45,7 +47,7 @@ def main() -> None:
     times, objective = [], None
     for seed in range(args.repeats):
         t0 = time.perf_counter()
-        result = fit_law(S, N, D, y, space="log", delta=1e-3, seed=seed)
+        result = fit_law(Points(S, N, D, y), FitOptions(space="log", delta=1e-3, seed=seed))
         times.append(time.perf_counter() - t0)
         objective = result.objective if objective is None else min(objective, result.objective)
     ours = statistics.median(times)
@@ -55,10 +57,10 @@ def main() -> None:
     # differential evolution on the identical objective (same parameterisation and bounds)
     from scipy.optimize import differential_evolution
 
-    prob = _Problem("sparse", S, N, D, y, "log", 1e-3, None)
+    prob = _Problem(get_form("sparse"), S, N, D, y, "log", 1e-3, None, None)
     # DE searches log amplitudes (normalised units) in a generous box, and the
     # same exponent box as sparsescale.
-    bounds = [(-12.0, 6.0)] * 4 + list(EXPONENT_BOUNDS["sparse"])
+    bounds = [(-12.0, 6.0)] * 4 + list(get_form("sparse").exponent_bounds)
 
     def objective_fn(p):
         r, _ = prob.residual_jacobian(np.concatenate([np.exp(p[:4]), p[4:]])[None, :])
@@ -88,7 +90,7 @@ def main() -> None:
     print(f"speed ratio (DE / sparsescale): {de / ours:.1f}x  [target >= 5x]")
 
     t0 = time.perf_counter()
-    boot = bootstrap(S, N, D, y, n_boot=args.boot, seed=0, space="log", delta=1e-3)
+    boot = bootstrap(Points(S, N, D, y), FitOptions(seed=0, space="log", delta=1e-3), n_boot=args.boot)
     bt = time.perf_counter() - t0
     print(f"bootstrap B={args.boot}: {bt:.1f} s  [target <= 60 s]; 95% relative widths: "
           + ", ".join(f"{k} {boot.relative_width(k):.2f}" for k in boot.intervals))

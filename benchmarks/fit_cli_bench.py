@@ -27,11 +27,13 @@ GLOBAL_FIT = """
 import time
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.fit import fit_law
+from sparsescale.laws.points import FitOptions, Points
 S, N, D, y = paper_points('paper:t5')
-fit_law(S, N, D, y, space='log', delta=1e-3)  # warm the imports and caches
+P = Points(S, N, D, y)
+fit_law(P, FitOptions(space='log', delta=1e-3))  # warm the imports and caches
 times = []
 for seed in range(7):
-    t0 = time.perf_counter(); r = fit_law(S, N, D, y, space='log', delta=1e-3, seed=seed); times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); r = fit_law(P, FitOptions(space='log', delta=1e-3, seed=seed)); times.append(time.perf_counter() - t0)
 times.sort(); print(times[3], repr(r.objective))
 """
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 
 
 def write_sweep(path: Path, rows: int, seed: int = 0) -> None:

@@ -25,10 +25,12 @@ import numpy as np
 from sparsescale.atomic import write_text
 from sparsescale.laws.calibration import calibrate, residual_floor
 from sparsescale.laws.fit import fit_law
-from sparsescale.laws.forms import COEFFICIENT_NAMES, PRESETS
+from sparsescale.laws.forms import get_form
+from sparsescale.laws.presets import PRESETS
 from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.paper import PAPER_SWEEPS, paper_points
 from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.laws.points import FitOptions, Points
 
 N_BOOT = 200
 OUT = Path(__file__).resolve().parents[1] / "src" / "sparsescale" / "laws" / "paperdata" / "preset-uncertainty.json"
@@ -38,10 +40,10 @@ def preset_uncertainty(sweep) -> dict:
     S, N, D, y = paper_points(sweep.name)
     law = PRESETS[sweep.preset]
     settings = {"space": sweep.space, "delta": sweep.delta}
-    reference = fit_law(S, N, D, y, seed=0, **settings)
-    boot = bootstrap(S, N, D, y, n_boot=N_BOOT, seed=0, reference=reference, starts=[dict(law.coefficients)], **settings)
-    draws = np.column_stack([boot.samples[k] for k in COEFFICIENT_NAMES["sparse"]])
-    cal = calibrate(S, N, D, y, n_boot=100, seed=0, **settings)
+    reference = fit_law(Points(S, N, D, y), FitOptions(seed=0, **settings))
+    boot = bootstrap(Points(S, N, D, y), FitOptions(seed=0, **settings), n_boot=N_BOOT, reference=reference, starts=[dict(law.coefficients)])
+    draws = np.column_stack([boot.samples[k] for k in get_form("sparse").coefficients])
+    cal = calibrate(Points(S, N, D, y), FitOptions(seed=0, **settings), n_boot=100)
     unc = Uncertainty(
         form="sparse", draws=draws, fit_range=FitRange.of(S, N, D),
         model_error=ModelError(residual_floor(law, S, N, D, y), cal.per_efold), calibration=cal.to_dict(),

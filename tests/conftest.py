@@ -49,8 +49,9 @@ def vit_points(vit_file):
 @pytest.fixture(scope="session")
 def t5_fit(t5_points):
     from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.points import FitOptions, Points
 
-    return fit_law(*t5_points, space="log", delta=1e-3, seed=0)
+    return fit_law(Points(*t5_points), FitOptions(space="log", delta=1e-3, seed=0))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
 
 COEFS = {"aS": 40.0, "bS": 0.8, "cS": 25.0, "bN": 0.35, "aD": 3.0e4, "bD": 0.3, "c": 1.0}
 

@@ -330,7 +330,8 @@ def test_fit_holdout_on_a_single_size_is_one_line(tmp_path):
 def test_fit_nm_warns_when_one_sparsity_cannot_separate_as_bs_cs(tmp_path, sparsities, warned):
     # Rows made from the t5-c4 base with other aS, bS, cS: one pattern (one S)
     # determines only aS*(1-S)^bS + cS; two sparsities determine the three.
-    from sparsescale.laws.forms import Law, preset
+    from sparsescale.laws.law import Law
+    from sparsescale.laws.presets import preset
 
     base = preset("t5-c4")
     truth = Law("sparse", {**base.coefficients, "aS": 25.0, "bS": 1.1, "cS": 40.0})
@@ -348,7 +349,7 @@ def test_fit_nm_warns_when_one_sparsity_cannot_separate_as_bs_cs(tmp_path, spars
 def test_fit_warns_when_series_do_not_fall_like_a_power_law_in_d(tmp_path, step, warned):
     # Rows of a known law; with `step`, every series drops `step` nats more past D = 1e5
     # (the loss leaves a plateau), which no power law in D follows.
-    from sparsescale.laws.forms import preset
+    from sparsescale.laws.presets import preset
 
     law = preset("t5-c4")
     rows = [(s, n, d, float(law.predict(s, n, d)) - (step if d > 1e5 else 0.0)) for s in (0.0, 0.5, 0.75)

@@ -9,13 +9,14 @@ import sys
 
 import pytest
 
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
 from sparsescale.report.patterns import write_law
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "laws"))
 from test_patterns import base_with_draws, synthetic  # noqa: E402
 
 from sparsescale.laws.patterns import fit_patterns  # noqa: E402
+from sparsescale.laws.points import FitOptions
 
 
 def run(*args):
@@ -37,7 +38,7 @@ def law_file(tmp_path_factory):
     base = base_with_draws()
     base.name = "synthetic"
     path = tmp_path_factory.mktemp("nm") / "law.json"
-    write_law(path, base, {"laws": fit_patterns(base, synthetic(["2:4", "1:4"], noise=0.005), n_boot=20).to_dict()})
+    write_law(path, base, {"laws": fit_patterns(synthetic(["2:4", "1:4"], noise=0.005), FitOptions(form="nm", base=base), n_boot=20).to_dict()})
     return path
 
 

@@ -191,13 +191,14 @@ def test_chunking_under_a_small_memory_budget_changes_no_result(monkeypatch):
     from sparsescale.laws import fit as fit_module
     from sparsescale.laws.paper import paper_points, paper_sweep
     from sparsescale.laws.uncertainty import bootstrap
+    from sparsescale.laws.points import FitOptions, Points
 
     S, N, D, y = paper_points("paper:t5")
     sweep = paper_sweep("paper:t5")
     kwargs = dict(space=sweep.space, delta=sweep.delta)
-    whole = bootstrap(S, N, D, y, n_boot=30, seed=3, **kwargs)
+    whole = bootstrap(Points(S, N, D, y), FitOptions(seed=3, **kwargs), n_boot=30)
     monkeypatch.setattr(fit_module, "MEMORY_BUDGET", 200_000)
     assert fit_module.chunk_size(48 * 4) < 4096 and fit_module.resample_batch(48, 20) < 30
-    chunked = bootstrap(S, N, D, y, n_boot=30, seed=3, **kwargs)
+    chunked = bootstrap(Points(S, N, D, y), FitOptions(seed=3, **kwargs), n_boot=30)
     for name, (lo, med, hi) in whole.intervals.items():
         assert np.allclose(chunked.intervals[name], (lo, med, hi), rtol=1e-9, atol=0), name

@@ -5,8 +5,10 @@ import pytest
 
 from sparsescale.laws.compare import aicc, compare_forms
 from sparsescale.laws.fit import fit_law
-from sparsescale.laws.forms import Law, schedule_mean_sparsity_fraction
+from sparsescale.laws.law import Law
+from sparsescale.laws.schedule import schedule_mean_sparsity_fraction
 from sparsescale.laws.planning import optimal_data_ratio, optimal_sparsity, chinchilla_data
+from sparsescale.laws.points import FitOptions, Points
 
 SPARSE = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
 AVG = Law("avgparam", {"A": 180.0, "alpha": 0.35, "B": 3e8 ** 0.6, "beta": 0.6, "E": 1.8})
@@ -21,14 +23,14 @@ def _grid(law, noise=0.0, seed=0):
 
 @pytest.mark.parametrize("law", [SPARSE, AVG], ids=["sparse", "avgparam"])
 def test_each_form_recovers_its_own_coefficients(law):
-    fit = fit_law(*_grid(law), form=law.form)
+    fit = fit_law(Points(*_grid(law)), FitOptions(form=law.form))
     for k, v in law.coefficients.items():
         assert fit.law[k] == pytest.approx(v, rel=1e-5), k
 
 
 @pytest.mark.parametrize("law", [SPARSE, AVG], ids=["sparse", "avgparam"])
 def test_comparison_picks_the_generating_form(law):
-    cmp = compare_forms(*_grid(law, noise=2e-3))
+    cmp = compare_forms(Points(*_grid(law, noise=2e-3)))
     assert cmp.favoured == law.form, cmp.verdict
     assert cmp.strength == "very strong" and cmp.holdouts_agree, cmp.verdict
     scores = {s.form: s for s in cmp.scores}

@@ -17,7 +17,7 @@ from sparsescale.laws.costs import (
     sparse_cost,
     speedups_from_dict,
 )
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 
 VIT, T5 = preset("vit-jft"), preset("t5-c4")
 GRID = np.linspace(0.0, planning.MAX_SPARSITY, 4001)

@@ -8,9 +8,10 @@ import pytest
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.design import (candidate_grid, extend_axis, greedy_batch, parse_axis, parse_target,
                                      predict_draws, propose, run_flops)
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.planning import c_mul
+from sparsescale.laws.points import FitOptions, Points
 
 
 def _random_cov(k, seed=0):
@@ -77,8 +78,8 @@ def test_propose_on_t5_stays_in_budget_and_expects_a_narrower_interval():
     S, N, D, y = paper_points("paper:t5")
     cands = candidate_grid([0.0, 0.5, 0.75, 0.875, 0.9375], [3.3e5, 1.3e6, 5.3e6, 2.1e7], [1.25e5, 2e6],
                            done=np.column_stack([S, N, D]))
-    p = propose((S, N, D, y), parse_target("equivalent-size:S=0.75"), cands, 5e18, tokens_per_unit=65536.0,
-                n_boot=60, space="log", delta=1e-3)
+    p = propose(Points(S, N, D, y), parse_target("equivalent-size:S=0.75"), cands, 5e18,
+                FitOptions(tokens_per_unit=65536.0, space="log", delta=1e-3), n_boot=60)
     assert p.runs and p.spent_flops <= 5e18
     assert 0 < p.expected_width < p.width
     assert sum(r["variance_share"] for r in p.runs) < 1

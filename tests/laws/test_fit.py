@@ -4,7 +4,9 @@ from scipy.special import huber as scipy_huber
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import _Problem, fit_law, fit_resamples, huber, huber_objective
-from sparsescale.laws.forms import Law, preset
+from sparsescale.laws.law import Law
+from sparsescale.laws.presets import preset
+from sparsescale.laws.points import FitOptions, Points
 
 
 def test_huber_matches_scipy():
@@ -35,7 +37,7 @@ def test_jacobian_matches_finite_differences(form, space):
 
 def test_vit_reproduces_table_1(vit_points):
     """Paper setting: linear space, delta 0.01. Best optimum from every start."""
-    result = fit_law(*vit_points, space="linear", delta=0.01, seed=0)
+    result = fit_law(Points(*vit_points), FitOptions(space="linear", delta=0.01, seed=0))
     assert result.objective <= 4.92909e-4
     table1 = preset("vit-jft").coefficients
     for name, value in table1.items():
@@ -58,14 +60,14 @@ def test_t5_finds_the_lowest_optimum_for_every_seed(t5_points, t5_fit):
     assert published == pytest.approx(by_hand, rel=1e-12)
     objectives, exponents = [t5_fit.objective], [t5_fit.law.coefficients["bD"]]
     for seed in (1, 2, 3, 4, 5):
-        r = fit_law(*t5_points, space="log", delta=1e-3, seed=seed)
+        r = fit_law(Points(*t5_points), FitOptions(space="log", delta=1e-3, seed=seed))
         objectives.append(r.objective)
         exponents.append(r.law.coefficients["bD"])
     assert max(objectives) < 4.9e-6
     assert max(objectives) - min(objectives) <= 1e-9 * min(objectives)
     assert np.ptp(exponents) < 1e-4
     # and it is a real optimum: no published-coefficient start improves on it
-    warm = fit_law(*t5_points, seed=0, extra_starts=[preset("t5-c4").coefficients])
+    warm = fit_law(Points(*t5_points), FitOptions(seed=0), extra_starts=[preset("t5-c4").coefficients])
     assert warm.objective >= t5_fit.objective * (1 - 1e-9)
     assert t5_fit.diagnostics["grad_norm"] < 1e-6
 
@@ -81,7 +83,7 @@ def _synthetic(truth: Law, noise: float, seed: int):
 def test_synthetic_sparse_coefficients_are_recovered():
     truth = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
     S, N, D, y = _synthetic(truth, noise=1e-4, seed=1)
-    fitted = fit_law(S, N, D, y, seed=3).law.coefficients
+    fitted = fit_law(Points(S, N, D, y), FitOptions(seed=3)).law.coefficients
     # measured relative errors at this noise (1e-4) and seed: 1.9e-3 (cS), 1.8e-3 (aS),
     # 4.2e-4 (bN), 1.5e-4 (c) and below; 6e-3 is about 3x the largest
     for name, value in truth.coefficients.items():
@@ -91,7 +93,7 @@ def test_synthetic_sparse_coefficients_are_recovered():
 def test_synthetic_dense_and_nm_forms():
     truth = Law("dense", {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 1.69})
     _, N, D, y = _synthetic(truth, noise=1e-5, seed=2)
-    fitted = fit_law(None, N, D, y, form="dense").law.coefficients
+    fitted = fit_law(Points(None, N, D, y), FitOptions(form="dense")).law.coefficients
     # measured: 3.6e-4 (B), 8e-5 (beta) and below
     for name, value in truth.coefficients.items():
         assert fitted[name] == pytest.approx(value, rel=1.5e-3), name
@@ -99,7 +101,7 @@ def test_synthetic_dense_and_nm_forms():
     base = preset("t5-c4")
     nm_truth = Law("sparse", {**base.coefficients, "aS": 25.0, "bS": 1.1, "cS": 40.0})
     S, N, D, y = _synthetic(nm_truth, noise=1e-5, seed=3)
-    r = fit_law(S, N, D, y, form="nm", base=base)
+    r = fit_law(Points(S, N, D, y), FitOptions(form="nm", base=base))
     assert r.law.form == "nm"
     for name in ("bN", "aD", "bD", "c"):
         assert r.law.coefficients[name] == base.coefficients[name]
@@ -111,10 +113,10 @@ def test_synthetic_dense_and_nm_forms():
 def test_fit_resamples_with_unit_weights_reproduces_the_fit(t5_points, t5_fit):
     W = np.ones((2, t5_points[0].size))
     W[1, :5] = 3  # a resample that repeats five runs three times
-    coefs, objs = fit_resamples(*t5_points, W, [c for _, c in t5_fit.local_optima])
+    coefs, objs = fit_resamples(Points(*t5_points), W, [c for _, c in t5_fit.local_optima])
     assert objs[0] == pytest.approx(t5_fit.objective, rel=1e-9)
     idx = np.repeat(np.arange(W.shape[1]), W[1].astype(int))
-    direct = fit_law(*(a[idx] for a in t5_points))
+    direct = fit_law(Points(*(a[idx] for a in t5_points)))
     assert objs[1] <= direct.objective * (1 + 1e-4)
 
 
@@ -131,9 +133,9 @@ def test_fit_resamples_with_unit_weights_reproduces_the_fit(t5_points, t5_fit):
 )
 def test_bad_points_raise_clear_errors(t5_points, change, message):
     with pytest.raises(SparsescaleError, match=message):
-        fit_law(*change(*t5_points))
+        fit_law(Points(*change(*t5_points)))
 
 
 def test_nm_needs_a_base(t5_points):
     with pytest.raises(SparsescaleError, match="base: the nm form needs a base law"):
-        fit_law(*t5_points, form="nm")
+        fit_law(Points(*t5_points), FitOptions(form="nm"))

@@ -16,11 +16,13 @@ from scipy.optimize import minimize, minimize_scalar
 
 import sparsescale.laws.fit as fitmod
 from sparsescale.laws.fit import fit_law, fit_resamples, huber_objective
-from sparsescale.laws.forms import Law, preset
+from sparsescale.laws.law import Law
+from sparsescale.laws.presets import preset
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.planning import MAX_SPARSITY, _loss_along_budget, optimal_sparsity
 from sparsescale.laws.regime import check_series
 from sparsescale.laws.uncertainty import group_by_size
+from sparsescale.laws.points import FitOptions, Points
 
 PAPER = {"t5": ("paper:t5", "log", 1e-3), "vit": ("paper:vit", "linear", 1e-2)}
 
@@ -47,9 +49,9 @@ def _scipy_polish(law: Law, points, space: str, delta: float) -> float:
 def test_paper_fits_match_the_irls_reference_and_scipy(which, monkeypatch):
     name, space, delta = PAPER[which]
     points = paper_points(name)
-    fast = fit_law(*points, space=space, delta=delta, seed=0)
+    fast = fit_law(Points(*points), FitOptions(space=space, delta=delta, seed=0))
     monkeypatch.setattr(fitmod, "OUTLIER_CURVATURE", 1.0)
-    reference = fit_law(*points, space=space, delta=delta, seed=0)
+    reference = fit_law(Points(*points), FitOptions(space=space, delta=delta, seed=0))
     assert abs(fast.objective - reference.objective) <= 1e-9 * reference.objective
     polished = _scipy_polish(fast.law, points, space, delta)
     assert polished >= fast.objective * (1 - 1e-9)
@@ -57,13 +59,13 @@ def test_paper_fits_match_the_irls_reference_and_scipy(which, monkeypatch):
 
 def test_bootstrap_resamples_are_no_worse_than_the_irls_reference(monkeypatch):
     points = paper_points("paper:t5")
-    fit = fit_law(*points, space="log", delta=1e-3, seed=0)
+    fit = fit_law(Points(*points), FitOptions(space="log", delta=1e-3, seed=0))
     starts = [c for _, c in fit.local_optima] + fit.start_points[:6]
     rng = np.random.default_rng(1)
     W = np.stack([np.bincount(rng.integers(0, 48, 48), minlength=48) for _ in range(60)])
-    _, fast = fit_resamples(*points, W, starts, space="log", delta=1e-3)
+    _, fast = fit_resamples(Points(*points), W, starts, FitOptions(space="log", delta=1e-3))
     monkeypatch.setattr(fitmod, "OUTLIER_CURVATURE", 1.0)
-    _, reference = fit_resamples(*points, W, starts, space="log", delta=1e-3)
+    _, reference = fit_resamples(Points(*points), W, starts, FitOptions(space="log", delta=1e-3))
     # every resample's optimum is as low as the reference's (the reference's
     # slower iteration stops a little above some of them: fast may be lower)
     assert np.all(fast <= reference * (1 + 1e-9))
@@ -79,10 +81,10 @@ def test_large_tables_fit_through_a_subsample_to_the_same_optimum(monkeypatch):
     D = np.exp(rng.uniform(np.log(1e3), np.log(1e6), rows))
     y = law.predict(S, N, D) * np.exp(rng.normal(0, 0.01, rows))
     monkeypatch.setattr(fitmod, "SCORE_ROWS", 300)
-    sub = fit_law(S, N, D, y, n_candidates=512)
+    sub = fit_law(Points(S, N, D, y), FitOptions(n_candidates=512))
     assert sub.diagnostics["scored_rows"] == 300
     monkeypatch.setattr(fitmod, "SCORE_ROWS", 10**9)
-    every = fit_law(S, N, D, y, n_candidates=512)
+    every = fit_law(Points(S, N, D, y), FitOptions(n_candidates=512))
     assert every.diagnostics["scored_rows"] == rows
     assert abs(sub.objective - every.objective) <= 1e-9 * every.objective
     for k, v in every.law.coefficients.items():

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import Law, load_law, preset
+from sparsescale.laws.law import Law
+from sparsescale.laws.presets import load_law, preset
+from sparsescale.laws.points import FitOptions, Points
 
 
 def test_presets_hold_table_1():
@@ -83,5 +85,5 @@ def test_tokens_per_unit_is_saved_loaded_and_validated(tmp_path):
 
     S, N, D = np.meshgrid([0, 0.5, 0.75], [1e6, 2e6, 4e6], [1e8, 2e8], indexing="ij")
     y = preset("vit-jft").predict(S, N, D).ravel()
-    assert fit_law(S.ravel(), N.ravel(), D.ravel(), y, units={"D": "tokens"}).law.tokens_per_unit == 1.0
-    assert fit_law(S.ravel(), N.ravel(), D.ravel(), y, units={"D": "steps"}).law.tokens_per_unit is None
+    assert fit_law(Points(S.ravel(), N.ravel(), D.ravel(), y), FitOptions(units={"D": "tokens"})).law.tokens_per_unit == 1.0
+    assert fit_law(Points(S.ravel(), N.ravel(), D.ravel(), y), FitOptions(units={"D": "steps"})).law.tokens_per_unit is None

@@ -9,9 +9,11 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws import load_law, preset
 from sparsescale.laws.assess import assess
 from sparsescale.laws.calibration import HoldoutFold, calibrate, coverage, estimate_per_efold, rolling_splits
-from sparsescale.laws.forms import Law
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, optimal_intervals, z_score
+from sparsescale.laws.law import Law
+from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, z_score
+from sparsescale.laws.planning import optimal_intervals
 from sparsescale.laws.planning import law_compute, optimal_sparsity
+from sparsescale.laws.points import FitOptions, Points
 
 TRUTH = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
 
@@ -59,7 +61,7 @@ def test_rolling_splits_predict_the_next_group_from_at_least_three():
 def test_intervals_shrink_as_noise_shrinks_and_cover_the_truth():
     widths = []
     for noise in (1e-2, 3e-3):
-        a = assess(*_data(noise), n_boot=40, seed=0)
+        a = assess(Points(*_data(noise)), FitOptions(seed=0), n_boot=40)
         unc = a.law.uncertainty
         assert unc is not None and a.calibration is not None and len(a.calibration.folds) >= 3
         # a prediction one doubling of N beyond the data
@@ -127,27 +129,27 @@ def test_law_file_round_trip_keeps_uncertainty_and_old_files_load_bare(tmp_path)
 
 
 def test_calibration_on_the_papers_data_meets_its_targets(t5_points, vit_points):
-    t5 = calibrate(*t5_points, n_boot=40, seed=0, space="log", delta=1e-3)
+    t5 = calibrate(Points(*t5_points), FitOptions(seed=0, space="log", delta=1e-3), n_boot=40)
     largest = t5.folds[-1] if t5.folds[-1].axis == "N" else [f for f in t5.folds if f.axis == "N"][-1]
     assert largest.measured.size == 12
     assert coverage([largest], t5.per_efold)["0.95"]["median_rel_half_width"] <= 0.03
-    vit = calibrate(*vit_points, n_boot=40, seed=0, space="linear", delta=1e-2)
+    vit = calibrate(Points(*vit_points), FitOptions(seed=0, space="linear", delta=1e-2), n_boot=40)
     for cal in (t5, vit):
         assert cal.coverage["0.95"]["covered"] >= 0.9
 
 
 def test_assess_runs_the_whole_sequence_and_turns_impossible_checks_into_warnings():
     S, N, D, y = _data(3e-3)
-    a = assess(None, N, D, y, n_boot=20, holdout=True, form="dense")
+    a = assess(Points(None, N, D, y), FitOptions(form="dense"), n_boot=20, holdout=True)
     assert a.law.form == "dense" and a.holdout["n_heldout"] == 16 and a.bootstrap.n_boot == 20
     assert a.law.uncertainty.draws.shape == (20, 5)
     out = a.to_dict()
     assert {"coefficients", "holdout", "intervals", "calibration"} <= set(out)
     one = (N == N.min()) & (D < 5e8)  # one size, two lengths: no rolling holdout is possible
-    b = assess(S[one], N[one], D[one], y[one], n_boot=10, holdout=True)
+    b = assess(Points(S[one], N[one], D[one], y[one]), n_boot=10, holdout=True)
     assert b.holdout is None and any("same N" in w for w in b.warnings)
     assert b.calibration is None and any("not calibrated" in w for w in b.warnings)
     assert b.law.uncertainty.model_error.per_efold == 0.0  # bootstrap only, and it says so
     assert "no rolling-holdout calibration" in b.law.uncertainty.source
     with pytest.raises(SparsescaleError, match="n_boot"):
-        assess(S, N, D, y, n_boot=-1)
+        assess(Points(S, N, D, y), n_boot=-1)

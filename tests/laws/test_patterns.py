@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import COEFFICIENT_NAMES, Law
+from sparsescale.laws.forms import get_form
+from sparsescale.laws.law import Law
 from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
 from sparsescale.laws.patterns import (families_of, fit_family, fit_factor, fit_patterns, group_patterns, load_pattern_laws,
                                        pattern_sparsity)
 from sparsescale.units import parse_pattern
+from sparsescale.laws.points import FitOptions, Points
 
 BASE = {"aS": 30.0, "bS": 0.8, "cS": 50.0, "bN": 0.3, "aD": 1e4, "bD": 0.4, "c": 1.0}
 A = BASE["aS"] + BASE["cS"]
@@ -38,13 +40,13 @@ def synthetic(patterns, noise: float = 0.0, seed: int = 0):
         loss = family_law(parse_pattern(p)[1]).predict(s, NN, DD) * np.exp(noise * rng.standard_normal(NN.size))
         for key, vals in (("pattern", [p] * NN.size), ("S", [s] * NN.size), ("N", NN), ("D", DD), ("L", loss)):
             rows[key] += list(vals)
-    return group_patterns(rows["pattern"], rows["S"], rows["N"], rows["D"], rows["L"])
+    return group_patterns(Points(rows["S"], rows["N"], rows["D"], rows["L"], pattern=rows["pattern"]))
 
 
 def base_with_draws(n: int = 40, spread: float = 0.02, seed: int = 1) -> Law:
     """The base law carrying bootstrap-like draws (coefficients perturbed by `spread` in log)."""
     rng = np.random.default_rng(seed)
-    names = COEFFICIENT_NAMES["sparse"]
+    names = get_form("sparse").coefficients
     draws = np.array([[BASE[k] * math.exp(spread * rng.standard_normal()) for k in names] for _ in range(n)])
     law = Law("sparse", dict(BASE), units={"N": "non-zero parameters", "D": "tokens"}, tokens_per_unit=1.0)
     law.uncertainty = Uncertainty("sparse", draws, FitRange((1e4, 8e4), (4e5, 1.6e6), 0.75), ModelError(0.004, 0.01))
@@ -52,20 +54,19 @@ def base_with_draws(n: int = 40, spread: float = 0.02, seed: int = 1) -> Law:
 
 
 def test_detection_groups_patterns_and_names_a_bad_row():
-    groups = group_patterns(["unstructured", "2:4", None, "1:4", "2:4"], [0.5, 0.5, 0.0, 0.75, 0.5],
-                            [1, 2, 3, 4, 5], [10] * 5, [3.0] * 5)
+    groups = group_patterns(Points([0.5, 0.5, 0.0, 0.75, 0.5], [1, 2, 3, 4, 5], [10] * 5, [3.0] * 5, pattern=["unstructured", "2:4", None, "1:4", "2:4"]))
     assert list(groups) == ["2:4", "1:4"]  # unstructured and None are not patterns; ordered by S
     assert groups["2:4"].n_nonzero.tolist() == [2.0, 5.0] and groups["1:4"].sparsity == 0.75
     with pytest.raises(SparsescaleError, match=r"row 2: pattern: 2:4 fixes S = 1 - 2/4 = 0.5, incompatible with sparsity 0.75"):
-        group_patterns(["unstructured", "2:4"], [0.5, 0.75], [1, 2], [1, 1], [3.0, 3.0])
+        group_patterns(Points([0.5, 0.75], [1, 2], [1, 1], [3.0, 3.0], pattern=["unstructured", "2:4"]))
     with pytest.raises(SparsescaleError, match="row 1: unknown pattern '2-4'"):
-        group_patterns(["2-4"], [0.5], [1], [1], [3.0])
+        group_patterns(Points([0.5], [1], [1], [3.0], pattern=["2-4"]))
     with pytest.raises(SparsescaleError, match="need 0 < n < m"):
         pattern_sparsity("4:2")
 
 
 def test_families_recover_known_coefficients_and_per_pattern_factors_are_closed_form():
-    fitted = fit_patterns(Law("sparse", dict(BASE)), synthetic(["2:4", "1:4", "4:8", "2:8"]), n_boot=0)
+    fitted = fit_patterns(synthetic(["2:4", "1:4", "4:8", "2:8"]), FitOptions(form="nm", base=Law("sparse", dict(BASE))), n_boot=0)
     for p, pt in fitted.points.items():
         s, m = pattern_sparsity(p), int(p.split(":")[1])
         aS, bS = TRUTH[m]
@@ -109,18 +110,18 @@ def test_a_transposable_pattern_is_its_own_pattern_and_family():
         rows["N"] += list(r.n_nonzero)
         rows["D"] += list(r.data)
         rows["L"] += list(r.loss * factor)
-    groups = group_patterns(rows["pattern"], rows["S"], rows["N"], rows["D"], rows["L"])
+    groups = group_patterns(Points(rows["S"], rows["N"], rows["D"], rows["L"], pattern=rows["pattern"]))
     assert sorted(groups) == ["1:4", "2:4", "2:4T"] and groups["2:4T"].sparsity == 0.5
     assert {k: [r.pattern for r in v] for k, v in families_of(groups).items()} == {
         "n:4": ["2:4", "1:4"], "n:4T": ["2:4T"]}
-    fitted = fit_patterns(Law("sparse", dict(BASE)), groups, n_boot=0)
+    fitted = fit_patterns(groups, FitOptions(form="nm", base=Law("sparse", dict(BASE))), n_boot=0)
     assert fitted.family["2:4T"] == "n:4T" and set(fitted.undetermined["2:4T"]) == {"aS", "bS", "cS"}
     assert not fitted.undetermined["2:4"]  # the plain family keeps its two sparsities
     assert fitted.points["2:4T"]["k"] > fitted.points["2:4"]["k"]
 
 
 def test_a_lone_pattern_determines_only_its_factor():
-    fitted = fit_patterns(Law("sparse", dict(BASE)), synthetic(["2:4"]), n_boot=0)
+    fitted = fit_patterns(synthetic(["2:4"]), FitOptions(form="nm", base=Law("sparse", dict(BASE))), n_boot=0)
     pt, law = fitted.points["2:4"], fitted.laws["2:4"]
     k = TRUTH[4][0] * 0.5 ** TRUTH[4][1] + A - TRUTH[4][0]
     assert pt["k"] == pytest.approx(k, rel=1e-8)
@@ -135,25 +136,25 @@ def test_paired_bootstrap_carries_base_uncertainty_and_the_pattern_noise():
     k_true = TRUTH[4][0] * 0.5 ** TRUTH[4][1] + A - TRUTH[4][0]
     point_base = Law("sparse", dict(BASE))
     # no base draws: only the runs' noise moves k; exact runs leave nothing to move
-    exact = fit_patterns(point_base, synthetic(["2:4", "1:4"]), n_boot=30).intervals["2:4"]["k"]
+    exact = fit_patterns(synthetic(["2:4", "1:4"]), FitOptions(form="nm", base=point_base), n_boot=30).intervals["2:4"]["k"]
     assert exact[2] - exact[0] < 1e-6 * k_true
-    lo, _, hi = fit_patterns(point_base, synthetic(["2:4", "1:4"], noise=0.02), n_boot=60).intervals["2:4"]["k"]
+    lo, _, hi = fit_patterns(synthetic(["2:4", "1:4"], noise=0.02), FitOptions(form="nm", base=point_base), n_boot=60).intervals["2:4"]["k"]
     assert lo < k_true < hi and hi - lo > 1e-3 * k_true
     # base draws: each refit keeps its draw's bN, aD, bD, c, so exact runs still get an interval
     base = base_with_draws()
-    fitted = fit_patterns(base, synthetic(["2:4", "1:4"]), n_boot=30, seed=0)
+    fitted = fit_patterns(synthetic(["2:4", "1:4"]), FitOptions(form="nm", base=base, seed=0), n_boot=30)
     lo, _, hi = fitted.intervals["2:4"]["k"]
     assert hi - lo > 1e-3 * k_true
     unc = fitted.laws["2:4"].uncertainty
     assert unc.draws.shape == (30, 7) and unc.model_error.floor == 0.004
     assert set(np.round(unc.draws[:, 3], 12)) <= set(np.round(base.uncertainty.draws[:, 3], 12))
     with pytest.raises(SparsescaleError, match="base: a pattern law is a refit on a dense base"):
-        fit_patterns(None, synthetic(["2:4"]))
+        fit_patterns(synthetic(["2:4"]), FitOptions(form="nm", base=None))
 
 
 def test_pattern_laws_round_trip_and_refuse_another_or_no_base():
     base = base_with_draws()
-    obj = {"pattern_laws": fit_patterns(base, synthetic(["2:4", "1:4"]), n_boot=20).to_dict()}
+    obj = {"pattern_laws": fit_patterns(synthetic(["2:4", "1:4"]), FitOptions(form="nm", base=base), n_boot=20).to_dict()}
     laws = load_pattern_laws(obj, base, "law.json")
     assert set(laws) == {"2:4", "1:4"} and laws["1:4"].uncertainty.draws.shape == (20, 7)
     other = Law("sparse", {**BASE, "bN": 0.31})
@@ -172,7 +173,7 @@ def test_pattern_laws_round_trip_and_refuse_another_or_no_base():
 
 def test_choice_prices_each_option_in_closed_form():
     base = Law("sparse", dict(BASE), tokens_per_unit=1.0)
-    pats = fit_patterns(base, synthetic(["2:4", "1:4"]), n_boot=0).laws
+    pats = fit_patterns(synthetic(["2:4", "1:4"]), FitOptions(form="nm", base=base), n_boot=0).laws
     n, c = 5e4, 6 * 5e4 * 2e6
     cmp = compare_choices(base, pats, n, c, {"2:4": 1.3}, start=0.25, end=0.75)
     rows = {r["choice"]: r for r in cmp.rows}
@@ -209,10 +210,10 @@ def fitted_base(n_boot: int = 40, noise: float = 0.003, seed: int = 5) -> Law:
     rng = np.random.default_rng(seed)
     S, N, D = (a.ravel() for a in np.meshgrid([0.0, 0.5, 0.75], N_GRID, D_GRID))
     y = Law("sparse", dict(BASE)).predict(S, N, D) * np.exp(noise * rng.standard_normal(S.size))
-    fit = fit_law(S, N, D, y)
-    draws = bootstrap(S, N, D, y, n_boot=n_boot, reference=fit).samples
+    fit = fit_law(Points(S, N, D, y))
+    draws = bootstrap(Points(S, N, D, y), n_boot=n_boot, reference=fit).samples
     law = fit.law
-    law.uncertainty = Uncertainty("sparse", np.column_stack([draws[k] for k in COEFFICIENT_NAMES["sparse"]]),
+    law.uncertainty = Uncertainty("sparse", np.column_stack([draws[k] for k in get_form("sparse").coefficients]),
                                   FitRange.of(S, N, D), ModelError(noise, 0.01))
     return law
 
@@ -220,7 +221,7 @@ def fitted_base(n_boot: int = 40, noise: float = 0.003, seed: int = 5) -> Law:
 def test_pattern_minus_unstructured_is_paired_over_the_base_draws():
     # the base's uncertainty dominates (noisy unstructured runs, exact pattern runs): pairing cancels it
     base = fitted_base(noise=0.01)
-    pats = fit_patterns(base, synthetic(["2:4", "1:4"]), n_boot=40).laws
+    pats = fit_patterns(synthetic(["2:4", "1:4"]), FitOptions(form="nm", base=base), n_boot=40).laws
     assert pats["2:4"].fit["base_draw_index"] == list(range(40))
     n, c = 5e4, 6 * 5e4 * 2e6
     rows = {r["choice"]: r for r in compare_choices(base, pats, n, c, level=0.9).rows}
@@ -254,6 +255,6 @@ def test_a_family_fit_on_a_bound_says_so():
         s = pattern_sparsity(p)
         pats += [p] * NN.size; S += [s] * NN.size; N += list(NN); D += list(DD)
         L += list(steep.predict(s, NN, DD) - 0.3 * A * NN ** -BASE["bN"])
-    fitted = fit_patterns(base, group_patterns(pats, S, N, D, L), n_boot=0)
+    fitted = fit_patterns(group_patterns(Points(S, N, D, L, pattern=pats)), FitOptions(form="nm", base=base), n_boot=0)
     assert fitted.points["2:4"]["aS"] == pytest.approx(A, rel=1e-6)
     assert set(fitted.undetermined["2:4"]) >= {"aS", "cS"} and "bound aS = A (cS = 0)" in fitted.undetermined["2:4"]["aS"]

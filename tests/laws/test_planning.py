@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 from sparsescale.laws.planning import (
     c_mul,
     chinchilla_data,
@@ -100,7 +100,7 @@ def test_a_law_without_an_n_term_has_no_finite_chinchilla_line():
     # A = aS + cS = 0 (a bootstrap draw of a flat sweep): a larger model never
     # pays, so D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD) is infinite, and
     # planning says so instead of dividing by zero.
-    from sparsescale.laws.forms import Law
+    from sparsescale.laws.law import Law
 
     flat = Law("sparse", {**{k: float(v) for k, v in VIT.coefficients.items()}, "aS": 0.0, "cS": 0.0})
     assert chinchilla_data(flat, 1e7) == np.inf

@@ -8,7 +8,8 @@ import pytest
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws import pretrained as pre
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 
 # A law of the scale the pretrained preset measures (GPT, bytes, 1e4-1e5 non-zeros, ~1e6 tokens).
 TRUE = {"aS": 40.0, "bS": 0.8, "cS": 25.0, "bN": 0.35, "aD": 3.0e4, "bD": 0.3, "c": 1.0}
@@ -88,7 +89,7 @@ def test_fit_pruned_law_recovers_a_known_law_and_records_the_fractions():
                         rows.append((s, n, d, d0))
     S, N, D, D0 = (np.array(c) for c in zip(*rows))
     L = Law(form="sparse", coefficients=TRUE).predict(S, N, D) * np.exp(rng.normal(0, 1e-3, len(S)))
-    res = pre.fit_pruned_law(S, N, D, L, D0, n_boot=12, seed=0, tokens_per_unit=1.0)
+    res = pre.fit_pruned_law(Points(S, N, D, L, dense_prefix=D0), FitOptions(seed=0, tokens_per_unit=1.0), n_boot=12)
     info = pre.from_dense_info(res.law)
     assert info["dense_fraction"] == [0.25, 0.5] and info["n_dense_runs"] == 12
     assert info["n_pruned_runs"] == int((D0 > 0).sum())
@@ -98,4 +99,4 @@ def test_fit_pruned_law_recovers_a_known_law_and_records_the_fractions():
     lo, hi = plan.intervals["loss"]
     assert lo <= plan.loss <= hi and plan.intervals["sparsity"][0] <= plan.sparsity <= plan.intervals["sparsity"][1]
     with pytest.raises(SparsescaleError, match="^dense_prefix: no pruned"):
-        pre.fit_pruned_law(S, N, D, L, np.zeros_like(D0))
+        pre.fit_pruned_law(Points(S, N, D, L, dense_prefix=np.zeros_like(D0)))

@@ -19,6 +19,7 @@ from sparsescale.errors import SparsescaleError  # noqa: E402
 from sparsescale.report.build import build_report, collect  # noqa: E402
 from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
 from sparsescale.sweep.store import Store  # noqa: E402
+from sparsescale.laws.points import FitOptions, Points
 
 # toy_loss(S, N, D) = (2 (1-S)^0.7 + 1) (N/1e4)^-0.3 + (2e4/D)^0.4 + 0.5, i.e. the sparse law with
 TRUE = {"bS": 0.7, "bN": 0.3, "aD": 2e4, "bD": 0.4, "c": 0.5, "aS": 2 * 1e4 ** 0.3, "cS": 1e4 ** 0.3}
@@ -153,7 +154,7 @@ def test_determination_and_equivalent_dense_factor():
     """A quantity is 'determined' when its 95% interval is no wider than its
     median and the fit did not stop at a bound; the equivalent dense size is
     f(S)^(-1/bN) (closed form for cS = 0: (1 - S)^(-bS/bN))."""
-    from sparsescale.laws.forms import Law
+    from sparsescale.laws.law import Law
     from sparsescale.report.build import determination, equivalent_dense_factors
 
     intervals = {"bN": (0.2, 0.3, 0.45), "bS": (0.01, 0.2, 2.5), "cS": (0.0, 0.1, 0.12),
@@ -174,7 +175,7 @@ def test_law_json_carries_the_uncertainty_and_predicts_the_fitted_law(report):
     and `sparsescale predict --law` gives the fitted law's numbers from it."""
     import json
 
-    from sparsescale.laws.forms import load_law
+    from sparsescale.laws.presets import load_law
 
     law = load_law(report.out_dir / "law.json")
     assert law.uncertainty is not None and law.uncertainty.draws.shape == (30, 7)
@@ -216,7 +217,7 @@ def test_comparison_with_the_average_parameter_law(report):
         assert f"{sc['aicc']:.1f}" in page
     # the average-parameter S_opt is that law's own plan at the same budget
     pts = collect(report.out_dir.parent / "toy.sqlite")
-    avg = compare_forms(pts.sparsity, pts.n_nonzero, pts.data, pts.loss, delta=1e-3, seed=0).scores[1].law
+    avg = compare_forms(Points(pts.sparsity, pts.n_nonzero, pts.data, pts.loss), FitOptions(delta=1e-3, seed=0)).scores[1].law
     rec = report.recommendations[0]
     assert cmp["sopt"]["avgparam"][0] == pytest.approx(
         optimal_sparsity(avg, rec["n_nonzero"], rec["compute_flops"]).sparsity, abs=1e-6)
@@ -231,7 +232,7 @@ def test_comparison_with_the_average_parameter_law(report):
 def test_on_noisy_runs_of_a_known_law_the_intervals_cover_the_truth(tmp_path):
     """Runs from toy_loss with 2% noise: the recommendation's calibrated 95%
     intervals contain the true law's S_opt and its loss at the recommended point."""
-    from sparsescale.laws.forms import Law
+    from sparsescale.laws.law import Law
     from sparsescale.laws.planning import optimal_sparsity
 
     store = make_store(tmp_path / "noisy.sqlite", diverge=False, noise=0.02)

@@ -125,7 +125,8 @@ class _Problem:
     is the same power law in N with its amplitude multiplied by n_scale^-b (each
     form's to_coefficients undoes that, see laws/forms/)."""
 
-    def __init__(self, form: LawForm, S, N, D, y, space, delta, base: Law | None, f: float | None):
+    def __init__(self, form: LawForm | str, S, N, D, y, space, delta, base: Law | None = None, f: float | None = None):
+        form = get_form(form)
         self.form, self.space, self.delta, self.base = form, space, delta, base
         # the form's own inputs: avgparam sees N_avg, nm an offset from its base
         prep = form.prepare(S, N, D, base, f)
