@@ -88,6 +88,9 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
         except SparsescaleError as exc:
             out.warnings.append(f"intervals not calibrated for extrapolation: {exc}")
     S, N, D, y = points.arrays
+    # the uncertainty a law carries: the bootstrap's coefficient draws, and a
+    # model error whose floor is the fit's residual scale and whose growth per
+    # e-fold of extrapolation the rolling holdouts measured (0 when they could not)
     fit_range = FitRange.of(S, N, D)
     floor = residual_floor(fit.law, S, N, D, y)
     out.law.uncertainty = Uncertainty(

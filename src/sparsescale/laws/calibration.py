@@ -48,6 +48,9 @@ LEVELS = (0.8, 0.95)
 _RATE_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)])
 
 
+# A fold keeps what the model-error estimate needs per held-out point: its
+# log error, the spread of the fold's own bootstrap there (what coefficient
+# uncertainty alone would allow), and its extrapolation distance.
 @dataclass
 class HoldoutFold:
     """One rolling holdout: fitted on `train`, predicting `test`."""
@@ -70,12 +73,17 @@ class HoldoutFold:
         return np.sqrt(self.coefficient_sd**2 + model**2)
 
 
+# The floor of the model error: the root-mean-square log residual of the fit
+# on its own points, i.e. the scatter the law leaves unexplained inside its data.
 def residual_floor(law: Law, sparsity, n_nonzero, data, loss) -> float:
     """Root-mean-square log residual of a law on its own points."""
     r = np.log(np.asarray(loss, dtype=float) / law.predict(sparsity, n_nonzero, data))
     return float(np.sqrt(np.mean(r * r)))
 
 
+# Rolling holdouts along both axes: the next size from the smaller ones (what
+# a user planning a larger model does) and the next training length from the
+# shorter ones (what a user planning a longer run does).
 def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 2):
     """(axis, label, train mask, test mask) for every rolling holdout: sizes
     (or training lengths) grouped within rtol, each group from the third on
@@ -100,6 +108,8 @@ def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: 
     n_free = len(spec.free)
     folds = []
     for axis, label, train, test in rolling_splits(N, D, rtol, min_train_groups):
+        # a fold with barely more points than free coefficients fits them
+        # exactly and its bootstrap collapses: it would say nothing about error
         if train.sum() < n_free + 2:
             continue
         part = points.take(train)
@@ -118,6 +128,11 @@ def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: 
     return folds
 
 
+# The likelihood of the held-out log errors e_i under the model error rate q:
+# e_i ~ N(0, v_i(q)), v_i(q) = sd_coef_i^2 + floor^2 + q^2 d_i^2, so
+#     -2 log L(q) = sum_i log v_i(q) + e_i^2 / v_i(q) + const.
+# One parameter on a log-spaced grid from 1e-5 to 1 (and 0): robust to the
+# flat or multi-modal likelihoods a few folds give, and no starting point.
 def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     """Maximum-likelihood growth rate of the model error, on a grid."""
     if not folds:
@@ -130,6 +145,10 @@ def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     return float(_RATE_GRID[int(np.argmin(nll))])
 
 
+# Coverage: the fraction of held-out points whose measured loss lies inside
+# the interval the fold's law predicted for it. A calibrated 95% interval
+# covers about 95%; the half-width sinh(z sd) is the interval's relative
+# half-width, (e^{z sd} - e^{-z sd}) / 2, the number a user reads as "+- x%".
 def coverage(folds: list[HoldoutFold], per_efold: float | list[float], levels=LEVELS) -> dict[str, dict[str, float]]:
     """Per level: fraction of held-out points inside their interval, and the
     median relative half-width (high - low) / (2 * predicted).
@@ -178,6 +197,8 @@ def calibrate(points: Points, options: FitOptions | None = None, n_boot: int = 1
         folds = rolling_holdouts(points, options, n_boot=n_boot, min_train_groups=2)
     rate = estimate_per_efold(folds)
     cv = None
+    # leave-one-fold-out: each fold is scored with the rate the other folds
+    # estimated, so its coverage is an out-of-sample figure
     if len(folds) > 1:
         rates = [estimate_per_efold(folds[:i] + folds[i + 1:]) for i in range(len(folds))]
         cv = coverage(folds, rates, levels)

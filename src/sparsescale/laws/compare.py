@@ -65,6 +65,11 @@ class Comparison:
                 "akaike_weight": self.weight, "holdouts_agree": self.holdouts_agree, "verdict": self.verdict}
 
 
+# AICc. For Gaussian residuals with unknown variance the maximised
+# log-likelihood is -n/2 log(RSS/n) + const, so AIC = n log(RSS/n) + 2k; the
+# small-sample correction 2k(k+1)/(n-k-1) (Hurvich and Tsai) matters here,
+# where sweeps have tens of points and the forms 5 or 7 coefficients. Only
+# differences between forms on the same points mean anything.
 def aicc(residuals: np.ndarray, k: int) -> float:
     """Small-sample Akaike criterion of Gaussian residuals with k coefficients."""
     n = residuals.size
@@ -90,6 +95,8 @@ def _rolling_error(points: Points, options: FitOptions) -> tuple[float | None, i
     return float(allerr.mean()), int(allerr.size)
 
 
+# k counts only the FREE coefficients: a refit that keeps its base's
+# coefficients is penalised for what it fitted, not for what it inherited.
 def score_form(points: Points, options: FitOptions) -> FormScore:
     """Fit `options.form` and score it (see the module docstring)."""
     S, N, D, y = points.arrays
@@ -126,6 +133,9 @@ def compare_forms(points: Points, options: FitOptions | None = None, forms=COMPA
     return cmp
 
 
+# The holdouts vote separately from the criterion: AICc scores the fit inside
+# the data, the holdouts the extrapolation a user makes. A form that wins the
+# first and loses the second fits the sweep but does not predict beyond it.
 def _holdouts_agree(scores: list[FormScore], best: int) -> bool | None:
     votes = []
     for attr in ("holdout_mean", "rolling_mean"):

@@ -127,6 +127,11 @@ class CostModel:
         ramp = self._ramp_mean(S)
         return self.start * before + (self.end - self.start) * ramp + (1.0 - self.end) * self.relative_step_time(S)
 
+    # Why Gauss-Legendre is exact here: on the ramp s(p) = S (1 - (1 - p)^3)
+    # is a cubic in p, and r is linear in s between knots, so r(s(p)) is a
+    # cubic in p on each piece between the p where s(p) crosses a knot
+    # (p = 1 - (1 - knot / S)^(1/3)). Two-point Gauss-Legendre integrates
+    # cubics exactly, so the ramp mean is exact, not a quadrature estimate.
     def _ramp_mean(self, S):
         """Integral over p in [0, 1] of r(S (1 - (1 - p)^3)), exact for
         piecewise-linear r: split p where s(p) crosses a knot, Gauss-Legendre
@@ -143,11 +148,16 @@ class CostModel:
         s = S[..., None, None] * (1.0 - (1.0 - p) ** 3)
         return np.sum(width[..., None] * _GL_WEIGHTS * self.relative_step_time(s), axis=(-2, -1))
 
+    # c_mul = R(S) / (1 - S): R is the step time relative to a dense step of
+    # the SAME layer width, which multiplies N / (1 - S) weights; dividing by
+    # the non-zeros N gives the dense-equivalent cost per non-zero.
     def c_mul(self, sparsity):
         """FLOP multiplier in C = 6 N D c_mul(S): dense-equivalent cost per non-zero."""
         S = np.asarray(sparsity, dtype=float)
         return self.mean_step_time(S) / (1.0 - S)
 
+    # r has kinks at the knots, so no closed form holds everywhere; a central
+    # difference of width 2e-6 is exact to O(h^2) between knots.
     def dlog_c_mul(self, sparsity, h: float = 1e-6):
         """d log c_mul / dS by central differences (r has kinks at the knots)."""
         S = np.asarray(sparsity, dtype=float)
@@ -173,6 +183,9 @@ class Speedups:
     machine: dict[str, Any] = field(default_factory=dict)
     source: str = "speedups"
 
+    # The measured points become knots of r(s) = 1 / speedup, with r(0) = 1 (at
+    # S = 0 the sparse step is the dense step); between knots r is linear, so
+    # the schedule average in _ramp_mean stays exact.
     def cost_model(self, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75,
                    dense_fallback: bool = True) -> CostModel:
         """c_mul for `pattern` under the cubic schedule (start, end).
@@ -200,6 +213,8 @@ class Speedups:
         return self.cost_model(pattern, start, end).c_mul(sparsity)
 
 
+# The dense fallback: a trainer whose sparse kernel is slower than the dense
+# masked step keeps the dense step, so the step time is min(r, 1).
 def _capped_at_dense(knots: list[float], times: list[float]) -> tuple[list[float], list[float]]:
     """min(r, 1) of a piecewise-linear r, still piecewise linear: a knot is
     added wherever a segment crosses 1, so the schedule average stays exact."""

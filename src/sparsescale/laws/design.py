@@ -67,6 +67,9 @@ class Target:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a wild draw gives inf/nan, dropped later
             return self._of(law, v)
 
+    # The three targets a design can narrow: S_opt at (N, C FLOPs) re-planned
+    # under the law (the budget converted by its tokens_per_unit), the
+    # equivalent dense size factor at S, or the predicted loss at a point.
     def _of(self, law: Law, v: dict[str, float]) -> float:
         if self.kind == "sopt":
             return optimal_sparsity(law, v["N"], law_compute(law, v["C"])).sparsity
@@ -140,6 +143,10 @@ def _check_axis(values, what: str, kind: str) -> None:
             raise SparsescaleError(f"{what}: {v:g} must be positive")
 
 
+# Extending an axis. N and D are designed on log scales, so one more step is
+# the ratio of the last two values; sparsity on the density 1 - S, which the
+# law's (1-S)^bS term sees on a log scale too, so one more step halves it
+# (0.875 -> 0.9375).
 def extend_axis(values, kind: str) -> list[float]:
     """An axis with one more step beyond each end: the geometric step of its
     end values for N and D (x2 for a single value), and for sparsity one more
@@ -153,6 +160,9 @@ def extend_axis(values, kind: str) -> list[float]:
     return [low] + v + [high]
 
 
+# A candidate that matches a finished run (same S, N and D within 0.1% in
+# log) would only repeat it: the noise term, not the design, says what a
+# repeat is worth.
 def candidate_grid(sparsity, n_nonzero, data, done=None) -> np.ndarray:
     """The cross product as rows (S, N, D), without the (S, N, D) already in
     `done` (rows of finished runs; N and D within 0.1%)."""
@@ -200,6 +210,9 @@ def predict_draws(coefficients: np.ndarray, sparsity, n_nonzero, data, form: str
     return get_form(form).predict_draws(coefficients, sparsity, n_nonzero, data, mean_sparsity_fraction)
 
 
+# Winsorising clips each column to its 2.5-97.5% range: one draw with an
+# amplitude at its bound can move a covariance by orders of magnitude while
+# saying nothing about the runs the design should choose.
 def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
     lo, hi = np.percentile(X, [q, 100.0 - q], axis=0)
     return np.clip(X, lo, hi)
@@ -208,6 +221,14 @@ def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
 MIN_SHARE = 0.005  # a run that would remove less than this share of the variance is not worth proposing
 
 
+# The greedy step. Read (t, l_1..l_K) as jointly Gaussian with covariance
+# Sigma. Observing y_c = l_c + e, e ~ N(0, sigma^2), conditions the target:
+#     Var(t | y_c) = Var(t) - Cov(t, l_c)^2 / (Var(l_c) + sigma^2),
+# and the whole covariance updates by the same rank-one formula
+#     Sigma <- Sigma - Sigma[:, c] Sigma[c, :] / (Sigma[c, c] + sigma^2),
+# so after a run is chosen, runs that would teach the same thing lose their
+# gain. Each step picks the best gain per FLOP among the runs that fit what is
+# left of the budget.
 def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: float,
                  max_runs: int | None = None, min_share: float = MIN_SHARE) -> tuple[list[int], list[float], float]:
     """Greedy variance reduction per FLOP. cov: the (1 + K) x (1 + K) covariance
@@ -280,6 +301,8 @@ def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops
         raise SparsescaleError("bootstrap: fewer than 10 draws give a finite target and predictions")
     X = _winsorise(np.column_stack([t[keep], pred[keep]]))
     cov = np.cov(X, rowvar=False)
+    # the observation noise sigma: the fit's robust residual scale (1.4826 x the
+    # median absolute deviation is the standard deviation of Gaussian residuals)
     residual = fit.law.predict(S, N, D)
     r = np.log(residual) - np.log(y) if space == "log" else residual - y
     noise = float(max(1.4826 * np.median(np.abs(r - np.median(r))), 1e-12))
@@ -287,6 +310,7 @@ def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops
     chosen, shares, var_left = greedy_batch(cov, noise**2, flops, budget_flops, max_runs, min_share)
     var0 = float(cov[0, 0])
     lo, med, hi = boot.intervals["target"]
+    # a Gaussian interval's width scales with the standard deviation
     ratio = math.sqrt(var_left / var0) if var0 > 0 else 1.0
     runs = [{"sparsity": float(candidates[c, 0]), "n_nonzero": float(candidates[c, 1]), "data": float(candidates[c, 2]),
              "flops": float(flops[c]), "variance_share": share} for c, share in zip(chosen, shares)]

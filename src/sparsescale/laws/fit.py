@@ -75,6 +75,9 @@ def chunk_size(floats_per_item: int, budget: int | None = None) -> int:
     return max(1, int(budget // (8 * max(1, floats_per_item))))
 
 
+# A fit's result: the law, and what says how much to trust the optimum (the
+# objective, how many starts ended there, the projected gradient, which
+# parameters sit on a bound, the distinct optima the refinement found).
 @dataclass
 class FitResult:
     law: Law
@@ -96,6 +99,15 @@ class FitResult:
         }
 
 
+# Huber on log loss. A law predicts the log of the loss better than the loss:
+# the residuals of a good fit are relative errors of a few tenths of a percent
+# at every scale, so r = log(pred) - log(y) weighs a 2.0-loss run and a
+# 4.0-loss run alike, where pred - y would let the larger losses dominate.
+# Huber's loss is quadratic for |r| <= delta and linear beyond: a run that
+# diverged or a mis-logged loss pulls on the fit with a bounded force (delta
+# times its sign) instead of its square. delta = 1e-3 in log space is a 0.1%
+# relative error, about the noise of a final validation loss (Hoffmann et al.
+# use the same value); vision losses are fitted on raw residuals with 1e-2.
 def huber(residual: np.ndarray, delta: float) -> np.ndarray:
     """0.5 r^2 inside |r| <= delta, delta (|r| - delta/2) outside (scipy's huber)."""
     a = np.abs(residual)
@@ -168,6 +180,23 @@ class _Problem:
         parts = [self._project_chunk(E[lo:lo + step]) for lo in range(0, E.shape[0], step)]
         return np.concatenate([a for a, _ in parts]), np.concatenate([o for _, o in parts])
 
+    # Variable projection. For fixed exponents e the prediction is linear in
+    # the amplitudes, pred = Phi(e) a + offset, so the best a is a least-squares
+    # problem with a closed-form answer, and the search needs to cover only e
+    # (2 or 3 dimensions instead of 5 or 7). The amplitudes must be >= 0 (a
+    # negative one is a term that grows with N or D), so the answer is a
+    # non-negative least squares (NNLS). With k <= 4 amplitudes there are at
+    # most 2^4 - 1 = 15 active sets; each is solved for every candidate at
+    # once from the k x k normal equations, and the best feasible one kept.
+    # That is exact NNLS (the optimum is the unconstrained LS solution of its
+    # own active set) at the cost of a few batched solves.
+    #
+    # Why weights 1/y in log space: the objective is on log(pred) - log(y), and
+    # to first order log(pred) - log(y) = (pred - y) / y. Least squares on
+    # (pred - y) / y is therefore the linearised log objective, and keeps the
+    # projection linear. The candidate is then scored by the TRUE Huber
+    # objective on its actual residuals, so the approximation only ranks
+    # starting points; stage 2 optimises the exact objective.
     def _project_chunk(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Phi = self.basis(E)  # (G, n, k)
         w = 1.0 / self.y if self.space == "log" else np.ones_like(self.y)
@@ -178,7 +207,8 @@ class _Problem:
         rhs = np.einsum("gni,n->gi", Pw, tw)
         del Pw
         tt = float(tw @ tw)
-        G, k = Phi.shape[0], self.n_amplitudes
+        G, k = Phi.shape[0], self.n_amplitudes        # infeasible sets (any negative amplitude) score inf and never win
+
         best_sse = np.full(G, np.inf)
         best_amp = np.zeros((G, k))
         for size in range(1, k + 1):
@@ -225,6 +255,11 @@ class _Problem:
         """Residuals r (G, n) alone: a trial step that is rejected needs no Jacobian."""
         return self._residual_of(self._terms(P)[2])
 
+    # The Jacobian in (a, e). d pred / d a_j is the basis function phi_j itself;
+    # d pred / d e_i is the sum of the terms a_j phi_j that e_i acts on, times
+    # the log of the base it is the exponent of (d/de x^e = x^e log x), which
+    # the form computes from its terms (forms/*.exponent_jacobian). In log
+    # space r = log pred - log y, so dr = d pred / pred: one division by pred.
     def residual_jacobian(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals r (G, n) and their Jacobian dr/dp (G, n, k + m) at the
         parameter rows P = (amplitudes, exponents)."""
@@ -252,6 +287,9 @@ class _Problem:
 
 
 # ---------------------------------------------------------------------------
+# numpy's default_rng takes any non-negative integer, but a seed is also
+# written into law files and specs: bounded to 32 bits so it survives JSON
+# and every consumer of it.
 def check_seed(seed) -> int:
     """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
@@ -301,6 +339,13 @@ def _validate(spec: LawForm, S, N, D, y, space, delta, base):
             raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]:g}, {why}")
 
 
+# Stage 1's candidates. The exponents live in a small box (bS in [0, 4], bN
+# in (0, 2], bD in (0, 3] for the sparse form; each form declares its own), and
+# the objective over it has several basins on real sweeps (the paper's T5 data
+# have at least two). A space-filling set of 4096 exponent vectors, each
+# scored with its optimal amplitudes, finds the basins without a starting
+# point from the user; the best mutually distinct ones (max-norm distance
+# above 0.02) are refined.
 def _candidates(problem: _Problem, n_candidates: int, seed: int) -> np.ndarray:
     """A low-discrepancy set of exponent vectors in the search box.
 
@@ -332,6 +377,9 @@ def _distinct_best(E: np.ndarray, obj: np.ndarray, k: int, min_dist: float) -> l
     return chosen
 
 
+# Every start is refined in one batch: the LM iteration's cost is a handful
+# of batched numpy calls whatever the number of starts, so 32 starts cost
+# little more than one; chunking only bounds the memory.
 def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
             weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
     """_refine_batch over chunks of starts under MEMORY_BUDGET: the starts are
@@ -353,15 +401,31 @@ def _weighted_huber(r: np.ndarray, w: np.ndarray, delta: float) -> np.ndarray:
     return np.where(np.all(np.isfinite(r), axis=1), f, np.inf)
 
 
+# Stage 2: Levenberg-Marquardt on the Huber objective by iteratively
+# reweighted least squares. At the current residuals r, Huber's loss is
+# majorised by a weighted square: rho(r') <= rho(r) + psi(r)(r' - r) + w/2 (r' - r)^2
+# with psi(r) = clip(r, -delta, delta) its derivative and w = min(1, delta/|r|).
+# Linearising r' = r + J dp gives the Gauss-Newton system
+#     (J^T W J + lambda diag(J^T W J)) dp = -J^T psi(r)
+# whose damping lambda grows after a rejected step (towards gradient descent)
+# and shrinks after an accepted one (towards Gauss-Newton). A step is taken
+# only if the true objective falls, so the iteration is monotone whatever
+# curvature is used outside the Huber zone (see OUTLIER_CURVATURE).
 def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, lower: np.ndarray,
              upper: np.ndarray, lam_a: np.ndarray, delta: float) -> np.ndarray:
     """One damped Gauss-Newton step per start on the IRLS majoriser of the Huber loss."""
+    # per-point curvature: 1 inside the Huber zone, OUTLIER_CURVATURE delta/|r| outside
     eye = np.eye(Pa.shape[1])
     absr = np.abs(ra)
     irls = wa * np.where(absr <= delta, 1.0, OUTLIER_CURVATURE * delta / np.maximum(absr, 1e-300))
     JT = Ja.transpose(0, 2, 1)
     g = (JT @ (wa * np.clip(ra, -delta, delta))[:, :, None])[:, :, 0]
     H = JT @ (Ja * irls[:, :, None])
+    # Bounds. An amplitude at 0 whose gradient pushes it further down, or an
+    # exponent at the edge of its box pushing outwards, is held: its row and
+    # column are replaced by the identity and its gradient by 0, so the step
+    # moves the free coordinates only (a projected Newton step). Clipping the
+    # step afterwards keeps the others inside the box.
     # coordinates held at a bound by the gradient leave the system
     held = ((Pa <= lower) & (g > 0)) | ((Pa >= upper) & (g < 0))
     free = ~held
@@ -425,6 +489,9 @@ def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: n
     return P_out, f_out
 
 
+# Two refined starts that end within rtol in objective and 1e-3 in every
+# parameter are the same optimum; the rest are reported as distinct optima (a
+# bootstrap starts from each, since a resample may prefer another basin).
 def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -> list[int]:
     """Indices of the refined starts that ended in different optima, best first."""
     order = [i for i in np.argsort(f) if np.isfinite(f[i])]
@@ -437,6 +504,9 @@ def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -
     return chosen
 
 
+# The diagnostic gradient: the mean Huber gradient J^T psi(r) / n with the
+# components that push against an active bound removed. At an interior optimum
+# it is ~0; a large value says the refinement stopped before converging.
 def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     r, J = problem.residual_jacobian(p[None, :])
     g = np.einsum("nm,n->m", J[0], np.clip(r[0], -problem.delta, problem.delta)) / r.shape[1]
@@ -494,6 +564,11 @@ def _fit_diagnostics(problem: _Problem, P: np.ndarray, f: np.ndarray, lower: np.
     return best_f, best_p, diagnostics
 
 
+# Large tables. Scoring 4096 candidates costs 4096 x n basis evaluations; on a
+# seeded subsample of SCORE_ROWS rows it is a fixed cost. A sweep with more
+# than 1024 rows has many evaluations per configuration (every eval step of
+# every run), so the subsample already holds every configuration several
+# times and pins the same basins; the full data then only finish the optima.
 def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n_starts: int, seed: int,
                            extra_starts: list[dict[str, float]] | None):
     """Stages 1 and 2 on SCORE_ROWS seeded rows, then the distinct optima found
@@ -555,6 +630,9 @@ def fit_law(points: Points, options: FitOptions | None = None, *,
                      local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
 
 
+# A law's tokens_per_unit says what one unit of D costs in tokens, so that a
+# budget in FLOPs can be converted (C = 6 N D tokens_per_unit c_mul(S)). Only a
+# D in tokens is known without being told.
 def _token_default(units: dict[str, str] | None) -> float | None:
     """A law whose D is a plain token count costs one token per unit."""
     return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
@@ -587,6 +665,8 @@ def fit_resamples(points: Points, weights: np.ndarray, starts: list[dict[str, fl
     return coefs, np.concatenate(objs)
 
 
+# Memory of a batch of resamples: each resample x start refines with an (n,)
+# weight vector, plus the refinement's own O(n m) arrays, chunked separately.
 def resample_batch(n_points: int, n_starts: int) -> int:
     """Resamples whose weights (one (n,) row per resample and start) fit in
     MEMORY_BUDGET, at least 1; the refinement chunks its starts by itself."""

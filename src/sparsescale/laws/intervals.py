@@ -35,6 +35,8 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import get_form
 
 
+# A central interval at `level` spans z standard deviations either side, with
+# z the standard normal's (1 + level) / 2 quantile (1.96 at 95%, 1.28 at 80%).
 def z_score(level: float) -> float:
     """The two-sided standard-normal quantile for a central interval at `level`."""
     if not 0 < level < 1:
@@ -50,12 +52,18 @@ class FitRange:
     data: tuple[float, float]
     sparsity_max: float
 
+    # the box is the data's extent per axis, not its convex hull: a point inside
+    # every axis' range but in an empty corner of the grid counts as d = 0
     @classmethod
     def of(cls, sparsity, n_nonzero, data) -> "FitRange":
         S = np.zeros(1) if sparsity is None else np.asarray(sparsity, dtype=float)
         N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
         return cls((float(N.min()), float(N.max())), (float(D.min()), float(D.max())), float(S.max()))
 
+    # Distance in e-folds: how many factors of e a point lies beyond the fitted
+    # box, summed over the axes. N and D count either side (a smaller model is
+    # as much an extrapolation as a larger one); S counts on 1 - S, and only
+    # beyond the sparsest run, since S = 0 is always in range (the dense runs).
     def distance(self, sparsity, n_nonzero, data) -> np.ndarray:
         """Extrapolation distance: log-factors beyond the range in N and D
         (either side) plus in 1 - S beyond the sparsest run."""
@@ -78,6 +86,9 @@ class ModelError:
     floor: float
     per_efold: float
 
+    # The two terms add in quadrature: inside the data (d = 0) the error is the
+    # fit's own residual scale; far outside it grows linearly in d, at the rate
+    # the rolling holdouts measured (laws.calibration).
     def sigma(self, distance) -> np.ndarray:
         d = np.asarray(distance, dtype=float)
         return np.sqrt(self.floor**2 + (self.per_efold * d) ** 2)
@@ -114,6 +125,9 @@ class Uncertainty:
         lo, hi = np.nanpercentile(logs, [15.865, 84.135], axis=0)
         return ((hi - lo) / 2.0).reshape(S.shape)
 
+    # The loss interval is multiplicative, point x exp(+-z sd): both error
+    # terms live on the log-loss scale, where the fits are done and where a
+    # relative error means the same at every loss.
     def loss_interval(self, law, sparsity, n_nonzero, data, level: float = 0.95):
         """(low, high) of the predicted loss at `level`, broadcast over the inputs."""
         z = z_score(level)
@@ -122,6 +136,9 @@ class Uncertainty:
                      + self.model_error.sigma(self.fit_range.distance(sparsity, n_nonzero, data)) ** 2)
         return point * np.exp(-z * sd), point * np.exp(z * sd)
 
+    # The point value may fall outside its own draws' percentile interval
+    # (a skewed bootstrap distribution); the interval is stretched to hold it,
+    # so the number shown is never outside the range shown with it.
     def quantity_interval(self, law, fn: Callable[[Any], float], level: float = 0.95) -> tuple[float, float]:
         """Percentile interval of fn over the draws, stretched to contain fn(law)."""
         z_score(level)
@@ -146,6 +163,9 @@ class Uncertainty:
             "calibration": self.calibration,
         }
 
+    # An uncertainty read from a law file is user input: every draw must be a
+    # valid law of the form (the same coefficient ranges a fitted law obeys),
+    # so a hand-edited file cannot smuggle a negative amplitude into intervals.
     @classmethod
     def from_dict(cls, obj: Any, form: str) -> "Uncertainty":
         try:
@@ -183,6 +203,9 @@ def _preset_table() -> dict[str, Any]:
     return json.loads(text)
 
 
+# The presets carry an uncertainty made once from the paper's own data
+# (scripts/make_preset_uncertainty.py): bootstrap draws around the published
+# coefficients and a model error calibrated on rolling holdouts of that data.
 def preset_uncertainty(name: str) -> Uncertainty | None:
     """The shipped uncertainty of a preset (made by scripts/make_preset_uncertainty.py), or None."""
     obj = _preset_table().get(name)

@@ -89,6 +89,8 @@ class Law:
                    tokens_per_unit=self.tokens_per_unit, mean_sparsity_fraction=self.mean_sparsity_fraction)
 
     # -- evaluation -----------------------------------------------------------
+    # Everything a law computes comes from its form: the Law holds the numbers
+    # and the provenance, the form (self.spec) the formula.
     def predict(self, sparsity, n_nonzero, data) -> np.ndarray:
         """Loss at (S, N, D); broadcasts over arrays. Forms that ignore S (dense)
         still broadcast over it."""
@@ -141,6 +143,9 @@ class Law:
             out["uncertainty"] = self.uncertainty.to_dict()
         return out
 
+    # Law files written by older versions load unchanged: the keys are the same
+    # (form, coefficients, units, tokens_per_unit, mean_sparsity_fraction, fit,
+    # uncertainty); "formula" is written for readers and ignored on load.
     @classmethod
     def from_dict(cls, obj: Any, source: str = "law") -> "Law":
         if not isinstance(obj, dict):

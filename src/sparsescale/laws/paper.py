@@ -18,6 +18,12 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 
+# N of the paper's sweeps: the pruned layers are the Transformer blocks'
+# linear weights. A block of width d has 4 d^2 attention weights (q, k, v, o)
+# and 8 d^2 MLP weights (d -> 4d -> d): 12 d^2. T5-base has 12 encoder and 12
+# decoder layers at d = 768 (the decoder's cross-attention is not counted, as
+# in the paper); the data files give `scale`, the width multiplier squared, and
+# N = blocks x 12 d^2 x scale x (1 - S) non-zeros.
 T5_BLOCK_PARAMS = 24 * 12 * 768**2  # T5-base: 12 + 12 layers of 12 d^2 block-linear weights
 VIT_BLOCK_PARAMS = 12 * 12 * 768**2  # ViT-B/16: 12 layers
 

@@ -70,6 +70,12 @@ def parse_speedups(items: list[str], where: str = "speedup") -> dict[str, float]
     return out
 
 
+# What one unit of N D costs per choice. Dense: c_mul = 1 (N parameters, all
+# multiplied). Equal FLOPs: the sparse accounting (1 - f S) / (1 - S) for any
+# mask, the paper's idealisation that zeros cost nothing. Equal time: a dense
+# step is the unit, and a choice without a measured speedup costs what its
+# N / (1 - S) dense weights cost, 1 / (1 - S); with one, laws.costs averages
+# the relative step time over the schedule.
 def _c_mul(choice: Choice, accounting: str, speedups: dict[str, float], start: float, end: float) -> float:
     from sparsescale.laws.planning import c_mul
 
@@ -93,6 +99,10 @@ def reference_of(choice: Choice, opts: list[Choice]) -> Choice | None:
     return next(c for c in opts if (c.pattern, c.sparsity) == want)
 
 
+# Why pairing: a pattern law's draw b was refitted on the base law's draw b,
+# so both predictions share that draw's bN, aD, bD and c. The difference of
+# the paired predictions cancels that shared uncertainty; differencing
+# unpaired draws would add it twice.
 def paired_difference(choice: Choice, ref: Choice, n: float, d_choice: float, d_ref: float,
                       level: float) -> tuple[float, float] | None:
     """Percentile interval of loss(choice) - loss(ref) over paired coefficient
@@ -118,6 +128,8 @@ def paired_difference(choice: Choice, ref: Choice, n: float, d_choice: float, d_
     return float(lo), float(hi)
 
 
+# Equal compute at equal N: D = C / (6 N c_mul(S)) per choice, so a choice
+# whose steps are cheaper trains on more data within the same budget.
 def _priced(c: Choice, acc: str, speedups, n_nonzero: float, compute: float, start: float, end: float,
             level: float) -> dict[str, Any]:
     """The data the budget buys for one choice under one accounting, its loss and interval."""

@@ -168,6 +168,11 @@ def _grid_polish(resid_of, grids: list[np.ndarray], bounds: list[tuple[float, fl
     return np.asarray(res.x, dtype=float)
 
 
+# One pattern, one number. All of a pattern's runs sit at S = 1 - n/m, where
+# the law reads L = k N^-bN + (aD/D)^bD + c with the base's bN, aD, bD, c: the
+# runs determine k and nothing else. k > 0 spans orders of magnitude, so the
+# search is over log k (a grid of 171 values from A e^-12 to A e^5, then a
+# bounded polish).
 def fit_factor(base: dict[str, float], runs: PatternRuns, counts=None, delta: float | None = None) -> float:
     """k of one pattern: the N-term factor its runs determine, on the fixed base.
     Searched in log k over 12 e-folds below A to 5 above (k > A: worse than dense)."""
@@ -179,6 +184,10 @@ def fit_factor(base: dict[str, float], runs: PatternRuns, counts=None, delta: fl
     return float(math.exp(p[0]))
 
 
+# A family (same m, several n) sees k at several sparsities. With A = aS + cS
+# kept from the base, k(S) = aS (1-S)^bS + cS = A - aS (1 - (1-S)^bS): two
+# unknowns (aS, bS), one equation per sparsity, so two sparsities identify
+# them. aS is searched as a fraction of A in [0, 1] (cS = A - aS >= 0).
 def family_factor(A: float, aS, bS, sparsity):
     """k(S) = aS (1-S)^bS + (A - aS): the family's N-term factor with A kept."""
     return A - aS * (1.0 - (1.0 - np.asarray(sparsity, dtype=float)) ** bS)
@@ -200,6 +209,10 @@ def fit_family(base: dict[str, float], members: list[PatternRuns], counts: list 
     return float(A * p[0]), float(p[1])
 
 
+# With one sparsity only k is measured. Showing aS, bS, cS at all needs a
+# choice: keep the base's bS and A and solve k = A - aS (1 - (1-S)^bS) for aS.
+# Those three numbers are marked undetermined; only k, the equivalent dense
+# size and k's ratio to unstructured pruning are measurements.
 def one_sparsity_coefficients(base: dict[str, float], k: float, sparsity: float) -> dict[str, float]:
     """aS, bS, cS that reproduce k at S when the runs cannot say more: bS from
     the unstructured law and A kept (aS = (A - k) / (1 - (1-S)^bS)); where that
@@ -350,6 +363,10 @@ def _at_bounds(point: dict[str, float], A: float, rtol: float = 1e-6) -> dict[st
     return out
 
 
+# Paired draws: draw b refits every pattern on the base law's draw b and on a
+# resample of each pattern's runs (drawn within the pattern, so each keeps its
+# N and D design). The base's uncertainty then travels into every pattern's
+# intervals, and comparisons with the base (laws.pattern_choice) can pair them.
 def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed: int, delta) -> list[dict]:
     """n_boot paired refits (see fit_patterns): one _point result each, with the
     index of its base draw under "base_draw"; a draw whose refit fails (a

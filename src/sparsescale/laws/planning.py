@@ -39,6 +39,16 @@ def mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
     return cubic_mean_sparsity_fraction(start, end)
 
 
+# The cost model. Training a dense model of P parameters on D tokens costs
+# about 6 P D FLOPs: 2 P per token for the forward pass (a multiply and an add
+# per weight) and 4 P for the backward pass (gradients with respect to the
+# activations and to the weights). A pruned layer holds N non-zeros out of
+# P = N / (1 - S) weights. If its kernels skip the zeros, a step at sparsity
+# s(t) costs 6 P (1 - s(t)) per token, and over training
+#     C = 6 P D mean_t(1 - s(t)) = 6 P D (1 - f S) = 6 N D (1 - f S) / (1 - S),
+# with f the schedule's mean sparsity fraction (laws.schedule: 0.625 for the
+# cubic 25%-75% ramp). If they do not ("dense" accounting), every step costs
+# 6 P: C = 6 N D / (1 - S). Both are C = 6 N D c_mul(S) with N the non-zeros.
 def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """FLOP multiplier c_mul(S) in C = 6 N D c_mul(S) (N = non-zeros). `flops`
     is "sparse", "dense" or a cost model (laws.costs) with its own c_mul."""
@@ -53,6 +63,9 @@ def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.7
     raise SparsescaleError(f"flops: expected sparse or dense, got {flops!r}")
 
 
+# d log c_mul / dS, used by the S_opt condition (optimal_data_ratio):
+# dense: log c_mul = -log(1 - S), derivative 1 / (1 - S);
+# sparse: log c_mul = log(1 - f S) - log(1 - S), derivative 1/(1-S) - f/(1-fS).
 def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """d log c_mul / dS."""
     S = np.asarray(sparsity, dtype=float)
@@ -69,6 +82,10 @@ def training_flops(n_nonzero, data, sparsity, flops: str = "sparse", start: floa
     return 6.0 * np.asarray(n_nonzero, dtype=float) * np.asarray(data, dtype=float) * c_mul(sparsity, flops, start, end)
 
 
+# Units of a budget. The law's D counts steps, images or tokens; C = 6 N D
+# c_mul(S) with that D is the law's own compute unit. A FLOP budget divides by
+# tokens_per_unit (a T5 step is 128 x 512 = 65,536 tokens, a ViT-B/16 image
+# 14 x 14 patches + 1 class token = 197 tokens) to get there.
 def law_compute(law: Law, compute_flops: float) -> float:
     """A budget in FLOPs -> the law's compute unit (6 N D c_mul with D in the law's unit)."""
     if law.tokens_per_unit is None:
@@ -94,6 +111,9 @@ def _require_sparse(law: Law) -> None:
         raise SparsescaleError(f"this needs a sparse-form law (it has aS, bS, cS); a {law.form} law has no sparsity term")
 
 
+# Equivalent dense size. At sparsity S the N-term is A F(S) N^-alpha; a dense
+# model of size N_d has A N_d^-alpha. They match when N_d = N F(S)^(-1/alpha):
+# N non-zeros at S are worth F(S)^(-1/alpha) times as many dense parameters.
 def equivalent_dense_factor(law: Law, sparsity):
     """How many times more dense parameters reach the same N-term as N non-zeros
     at sparsity S: ((aS + cS) / (aS (1-S)^bS + cS))^(1/bN). At S -> 1 it tends
@@ -102,6 +122,10 @@ def equivalent_dense_factor(law: Law, sparsity):
     return (1.0 / law.sparsity_factor(sparsity)) ** (1.0 / law.dense_view()["alpha"])
 
 
+# The Chinchilla line. At S = 0, L = A N^-alpha + (aD/D)^beta + E; along a
+# budget C = 6 N D, D = C / (6 N), and dL/dN = 0 gives
+#     alpha A N^-alpha = beta (aD / D)^beta,
+# i.e. D*(N) = aD (beta / (alpha A))^(1/beta) N^(alpha/beta).
 def chinchilla_data(law: Law, n_nonzero):
     """Compute-optimal D for a dense model of size N (the Chinchilla line):
     D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD), from dL/dN = 0 at C = 6 N D."""
@@ -162,11 +186,20 @@ class OptimalPoint:
         return asdict(self)
 
 
+# Along a fixed budget C, the data a run at (S, N) can afford is
+# D = C / (6 N c_mul(S)): sparsity buys fewer tokens under dense accounting
+# (c_mul grows as 1/(1-S)) and about the same under sparse accounting.
 def _loss_along_budget(law: Law, S, N, C, flops, start, end):
     D = C / (6.0 * N * c_mul(S, flops, start, end))
     return law.predict(S, N, D), D
 
 
+# Maps of S_opt (figures, contours) need it at thousands of (N, C) points at
+# once. A fine grid at every point costs resolution x points evaluations;
+# coarse-to-fine costs 4 sqrt(resolution) coarse values plus the fine grid
+# over two coarse cells, 2 resolution / (4 sqrt(resolution)) = sqrt(resolution) / 2
+# values, per point: about 200 instead of 2000 at the default, for the same
+# accuracy when the loss is unimodal within a coarse cell.
 def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "sparse",
                           start: float = 0.25, end: float = 0.75, resolution: int = 2000) -> np.ndarray:
     """S_opt on a grid of S (vectorised over any broadcast shape of N and C),
@@ -215,6 +248,11 @@ def _refined_argmin(loss_of, points: int = 4001, zoom_points: int = 21, xatol: f
     return s_best
 
 
+# S_opt(N, C): the loss along the budget is L(S, N, C / (6 N c_mul(S))), a
+# smooth function of one variable on [0, 1). It is not convex in general (the
+# sparsity term falls while the data term rises), so a global grid finds the
+# best cell and a zoom refines within it, rather than a local method from one
+# starting point.
 def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "sparse",
                      start: float = 0.25, end: float = 0.75) -> OptimalPoint:
     """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S))).
@@ -241,6 +279,11 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
     )
 
 
+# Intervals of a plan. The loss at S_opt carries the law's full prediction
+# interval (coefficient draws and the model error for the extrapolation
+# distance); S_opt, D and the equivalent size are re-planned under every
+# bootstrap draw of the coefficients, and their percentile interval reported
+# (the model error has no defined effect on an argmin).
 def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse",
                       start: float = 0.25, end: float = 0.75) -> dict[str, tuple[float, float]] | None:
     """Intervals for every number of an OptimalPoint (from `planning.optimal_sparsity`

@@ -52,6 +52,8 @@ class Points:
     pattern: tuple | None = None
     dense_prefix: Any = None
 
+    # The dataclass is frozen (points travel between fits and must not change
+    # under them), so the validated arrays are set with object.__setattr__.
     def __post_init__(self) -> None:
         y = _column("loss", self.loss, None)
         n = y.shape[0]

@@ -9,6 +9,10 @@ from sparsescale.laws.intervals import preset_uncertainty
 from sparsescale.laws.law import Law
 from sparsescale.userfile import read_json
 
+# The units matter for every use of these numbers: the T5 law's D is in
+# training steps of 128 x 512 tokens and the ViT law's in images, and N is the
+# non-zero parameters of the Transformer blocks' linear layers in both, so a
+# budget in FLOPs converts through tokens_per_unit (laws.planning).
 # Table 1 of arXiv 2309.08520, in raw units.
 PRESETS: dict[str, Law] = {
     "vit-jft": Law(
@@ -28,6 +32,8 @@ PRESETS: dict[str, Law] = {
 }
 
 
+# A preset is copied on every call: a caller may set its name, fit metadata or
+# tokens_per_unit without changing what the next caller gets.
 def preset(name: str) -> Law:
     """A fresh copy of a preset, with its shipped uncertainty."""
     if name not in PRESETS:

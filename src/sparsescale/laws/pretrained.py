@@ -58,6 +58,9 @@ def _series(points: list[dict[str, Any]], method: str, sparsity: float, n_nonzer
     return [p["flops"] for p in rows], [p["loss"] for p in rows]
 
 
+# Equal compute, read off measured runs: each method's (FLOPs, loss) series
+# over D is interpolated in log-log at the pruned run's compute, never
+# extrapolated, so every comparison in the table is between measurements.
 def equal_compute_table(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per pruned run: its loss against the loss of sparse-from-scratch
     (same S and N) and of dense (same N) at the SAME total compute, each read off
@@ -88,6 +91,10 @@ def frontier(points: list[dict[str, Any]], method: str) -> list[tuple[float, flo
     return out
 
 
+# Inverting the law in D: L(S, N, D) = L(S, N, inf) + (aD / D)^bD, so the D that
+# reaches `loss` solves (aD / D)^bD = loss - L(S, N, inf), i.e.
+# D = aD / (loss - L(S, N, inf))^(1/bD); no D reaches a loss at or below the
+# law's value at infinite data.
 def scratch_compute_for_loss(law: Law, sparsity: float, n_nonzero: float, loss: float,
                              flops: str = "sparse") -> float:
     """Compute (the law's unit) sparse training from scratch at (S, N) needs to
@@ -121,6 +128,8 @@ def fit_pruned_law(points: Points, options: FitOptions | None = None, *, n_boot:
         raise SparsescaleError("sparsity: a pruned-from-dense run must have S > 0")
     options = (options or FitOptions()).replace(form="sparse", space="log", delta=1e-3)
     result = assess(points, options, n_boot=n_boot, progress=progress, derived=derived)
+    # the law holds at the dense fractions D0 / D it saw: a plan far outside
+    # them (plan_from_dense marks it `extrapolated`) reaches beyond the data
     fractions = D0[pruned] / D[pruned]
     result.law.fit = dict(result.law.fit or {}) | {"from_dense": {
         "data": "total: dense prefix + pruned continuation",
@@ -177,6 +186,13 @@ class FromDensePlan:
         return out
 
 
+# The continuation's cost. The dense model of n_params weights is pruned while
+# it keeps training: over the continuation D1 the schedule ramps from S = 0 to
+# the final S, so a step multiplies n_params (1 - s(t)) weights under sparse
+# FLOPs. With N = n_params (1 - S) non-zeros at the end and f the schedule's
+# mean sparsity fraction,
+#     C = 6 n_params D1 (1 - f S) = 6 N D1 (1 - f S) / (1 - S) = 6 N D1 c_mul(S),
+# so D1 = C / (6 n_params (1 - S) c_mul(S)).
 def continuation_data(n_params, compute, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
     """D1 that `compute` buys when a dense model of n_params is pruned to S while
     it trains: the sparse phase costs 6 N (1 - S) D1 c_mul(S), i.e. 6 N D1 times
@@ -189,6 +205,8 @@ def _loss(law: Law, n_params, d0, compute, S, flops, start, end):
     return law.predict(S, n_params * (1.0 - S), d0 + continuation_data(n_params, compute, S, flops, start, end))
 
 
+# The pruned law's loss along the budget is a function of S alone (N, D0 and C
+# fixed): a global grid finds its basin, a bounded scalar search refines it.
 def best_sparsity(law: Law, n_params: float, d0: float, compute: float, flops: str = "sparse",
                   start: float = 0.25, end: float = 0.75) -> float:
     """argmin over S in [0, 1) of the pruned law's loss along the budget: a grid

@@ -26,6 +26,13 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.uncertainty import group_by_size
 
+# The test for a power law in D. If L(D) = E + B D^-b, the loss drop per
+# doubling of D, L(D) - L(2D) = B D^-b (1 - 2^-b), shrinks by exactly 2^-b from
+# one doubling to the next. So successive drops of a power law have ratios
+# 2^-b, in (0, 1) for any b > 0: a ratio above 1 (a later drop larger than an
+# earlier one) is a step out of a plateau, and a ratio below 2^-1.5 says a
+# local exponent above 1.5, a crash no law fitted here produces (the paper's
+# exponents on D are 0.2 to 0.9).
 CRASH_RATIO = 2 ** -1.5   # a local D exponent above 1.5 (module docstring)
 STEP_RATIO = 1.15         # 1 plus room for evaluation noise
 # A drop smaller than this fraction of the loss is within noise: its ratio says nothing.
@@ -71,6 +78,8 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
         raise SparsescaleError("check_series: sparsity, n_nonzero, data and loss must be equally long and non-empty")
     if np.any(D <= 0) or not np.all(np.isfinite(np.concatenate([S, N, D, L]))):
         raise SparsescaleError("check_series: data must be positive and every value finite")
+    # drops are per doubling of D (divided by log2 of the budget ratio), so
+    # budgets that are not powers of 2 apart compare on the same scale
     size = group_by_size(N)
     out = []
     # One sort groups the points by (S, size), in the order of S then size; each
@@ -91,6 +100,8 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
     return out
 
 
+# A report names one failing series: a step first, since a plateau that
+# ends between budgets is the likeliest way for a sweep to break the law.
 def regime_warning(series: list[Series]) -> str | None:
     """One sentence for a report when any series with three or more budgets is not a power law in D."""
     judged = [x for x in series if x.verdict != "too short"]

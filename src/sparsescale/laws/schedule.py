@@ -57,6 +57,8 @@ def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, en
     raise SparsescaleError(f"schedule: unknown kind {kind!r}; expected cubic, one-shot, constant or dense")
 
 
+# f is a fraction of the final S: 0 is a dense run until the end (N_avg = N / (1-S),
+# the full dense size), 1 a mask fixed from the first step (N_avg = N).
 def check_mean_sparsity_fraction(f, what: str = "mean_sparsity_fraction") -> float:
     """f as a float (None: the cubic default), or SparsescaleError unless it is in [0, 1]."""
     f = CUBIC_FRACTION if f is None else f
@@ -65,6 +67,7 @@ def check_mean_sparsity_fraction(f, what: str = "mean_sparsity_fraction") -> flo
     return float(f)
 
 
+# N_avg per point: the time average of the non-zeros, dense size x mean density.
 def n_avg(sparsity, n_nonzero, f):
     """The mean number of non-zeros over training: the dense size N / (1 - S)
     times the mean density 1 - f S."""

@@ -75,6 +75,9 @@ def bootstrap(
     if reference is None:
         reference = fit_law(points, options)
     # every distinct optimum of the full fit plus its best few starting points
+    # warm starts: a resample is a small perturbation of the full data, so its
+    # optimum lies near one of the full data's; starting there costs a few
+    # iterations instead of the full global search per resample
     if starts is None:
         starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
     rng = np.random.default_rng(seed)
@@ -96,6 +99,11 @@ def bootstrap(
     return BootstrapResult(level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed)
 
 
+# The bootstrap resamples runs, not residuals: each resample draws n rows of
+# the sweep with replacement, which keeps the design's pattern of sizes and
+# lengths but lets it be thinner or thicker in places, as another sweep of the
+# same plan would be. Percentile intervals of the refitted coefficients need
+# no Gaussian assumption, which matters for exponents with skewed draws.
 def _resample_rows(points: Points, options: FitOptions, n_boot, batch, rng, starts, reference, derived, progress):
     """Draw and refit the resamples batch by batch; one row of coefficients and
     derived values per fitted resample, and the number that could not be fitted."""
@@ -133,6 +141,9 @@ def _percentile_intervals(arr: np.ndarray, names: list[str], level: float):
     return intervals, samples
 
 
+# Sizers land near the requested N, not on it (a GPT of 12 layers and width
+# 768 is not exactly 85M non-zeros at every sparsity), so sizes within 2%
+# count as one: a holdout of "the largest N" holds out all its runs.
 def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
     """Label runs whose N agree within `rtol` with the same group id (0 = smallest)."""
     N = np.asarray(n_nonzero, dtype=float)
@@ -156,6 +167,8 @@ def holdout_largest_n(points: Points, options: FitOptions | None = None, rtol: f
     and the mask of held-out points, for plotting.
     """
     S, N, D, y = points.arrays
+    # the largest size is the extrapolation a user of a law makes: predict it
+    # from the smaller ones and compare
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
         raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")

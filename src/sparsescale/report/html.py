@@ -200,7 +200,11 @@ def _figures(f: dict[str, Path]) -> list[str]:
             _figure(f["loss_curves"], "validation loss curves", "Validation loss during training, every run.")]
 
 
-_FORM_NAMES = {"sparse": "the paper's sparse law", "avgparam": "the average-parameter law"}
+def _form_title(name: str) -> str:
+    """How the page names a law form: the form's own title (laws.forms)."""
+    from sparsescale.laws.forms import get_form
+
+    return get_form(name).title
 
 
 def _comparison(s) -> list[str]:
@@ -215,7 +219,7 @@ def _comparison(s) -> list[str]:
              "<table><tr><th>law</th><th>free coefficients</th><th>largest-N holdout (mean / max |error|)</th>"
              "<th>rolling holdouts (mean |error|, points)</th><th>AICc</th></tr>"]
     for sc in cmp["scores"]:
-        parts.append(f"<tr><td>{_FORM_NAMES.get(sc['form'], sc['form'])}</td><td class='num'>{sc['n_coefficients']}</td>"
+        parts.append(f"<tr><td>{_form_title(sc['form'])}</td><td class='num'>{sc['n_coefficients']}</td>"
                      f"<td class='num'>{pct(sc['holdout_mean_abs_rel_error'])} / {pct(sc['holdout_max_abs_rel_error'])}</td>"
                      f"<td class='num'>{pct(sc['rolling_mean_abs_rel_error'])} ({sc['rolling_points']})</td>"
                      f"<td class='num'>{sc['aicc']:.1f}</td></tr>")
@@ -234,7 +238,7 @@ def _disagreement(s) -> list[str]:
     i = gaps.index(max(gaps))  # the budget where the two plans differ most
     rec, a, b = s.recommendations[i], cmp["sopt"]["sparse"][i], cmp["sopt"]["avgparam"][i]
     strong = cmp["strength"] in ("strong", "very strong") and cmp["holdouts_agree"] is True
-    advice = (f"the comparison favours {_FORM_NAMES.get(cmp['favoured'], cmp['favoured'])} and the holdouts agree, "
+    advice = (f"the comparison favours {_form_title(cmp['favoured'])} and the holdouts agree, "
               "so follow its map" if strong else
               "the comparison does not settle which law holds, so treat any sparsity between the two maps as "
               "supported by these runs and train one run between them before committing a large budget")

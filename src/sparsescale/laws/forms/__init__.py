@@ -47,6 +47,10 @@ def register_form(spec: LawForm) -> LawForm:
     return spec
 
 
+# A name with a colon is a user's form, imported on first use; it is cached in
+# FORMS under the spelling used (so a law file that names it resolves without
+# importing again) and under its own name (so `get_form("saturating")` works
+# once it has been loaded).
 def get_form(name: str) -> LawForm:
     """The form called `name`: a registered one, or "package.module:attribute"
     naming a LawForm, imported on first use and registered under both its

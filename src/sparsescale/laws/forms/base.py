@@ -131,6 +131,10 @@ class LawForm:
                 bracket = "(" if open_low else "["
                 raise SparsescaleError(f"coefficient {name} is {value:g}, outside {bracket}{low:g}, {high:g}]")
 
+    # Draws as columns: k[name] is a (B, 1) column and the inputs (1, n) rows,
+    # so numpy broadcasting evaluates every draw at every point in one call of
+    # the same `predict` a single law uses. A draw far from the data can
+    # overflow (a large exponent on a small N); that is inf, not a warning.
     def predict_draws(self, draws: np.ndarray, sparsity, n_nonzero, data, f: float | None = None) -> np.ndarray:
         """Predictions of B coefficient rows (columns in `coefficients` order) at
         n points: (B, n). A wild draw gives inf or nan, never a warning."""
@@ -140,6 +144,8 @@ class LawForm:
         with np.errstate(all="ignore"):
             return np.array(np.broadcast_to(self.predict(k, S, N, D, f), (draws.shape[0], S.shape[1])))
 
+    # A refit keeps its base's coefficients, so the base must have them: a
+    # dense or avgparam law has no bN, aD, bD, c for an nm refit to keep.
     def check_base(self, base) -> None:
         """A form that refits on a base law needs one of `base_forms`."""
         if not self.base_forms:
