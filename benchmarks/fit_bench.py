@@ -23,7 +23,7 @@ import pandas as pd
 
 from sparsescale.laws.fit import _Problem, fit_law, huber
 from sparsescale.laws.forms import get_form
-from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.laws.points import FitOptions, Points
 
 

@@ -10,7 +10,7 @@ sparsescale/laws/paperdata):
   draw from another basin would describe a different law);
 - model error: floor = the published law's RMS log residual on the sweep;
   per_efold = the rate calibrated on the sweep's rolling holdouts
-  (sparsescale.laws.calibration.calibrate, 100 draws per fold, seed 0), whose
+  (sparsescale.laws.uncertainty.calibration.calibrate, 100 draws per fold, seed 0), whose
   coverage table is stored with it.
 Deterministic: the same numpy/scipy give the same file.
 """
@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.atomic import write_text
-from sparsescale.laws.calibration import calibrate, residual_floor
+from sparsescale.laws.uncertainty.calibration import calibrate, residual_floor
 from sparsescale.laws.fit import fit_law
 from sparsescale.laws.forms import get_form
 from sparsescale.laws.presets import PRESETS
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.paper import PAPER_SWEEPS, paper_points
-from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.laws.points import FitOptions, Points
 
 N_BOOT = 200

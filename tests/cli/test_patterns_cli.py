@@ -15,7 +15,7 @@ from sparsescale.report.patterns import write_law
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "laws"))
 from test_patterns import base_with_draws, synthetic  # noqa: E402
 
-from sparsescale.laws.patterns import fit_patterns  # noqa: E402
+from sparsescale.laws.nm_patterns import fit_patterns  # noqa: E402
 from sparsescale.laws.points import FitOptions
 
 

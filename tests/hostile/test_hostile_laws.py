@@ -190,7 +190,7 @@ def test_chunking_under_a_small_memory_budget_changes_no_result(monkeypatch):
     paper's T5 sweep (130 candidates, 9 starts, ~13 resamples per chunk)."""
     from sparsescale.laws import fit as fit_module
     from sparsescale.laws.paper import paper_points, paper_sweep
-    from sparsescale.laws.uncertainty import bootstrap
+    from sparsescale.laws.uncertainty.bootstrap import bootstrap
     from sparsescale.laws.points import FitOptions, Points
 
     S, N, D, y = paper_points("paper:t5")

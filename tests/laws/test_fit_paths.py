@@ -21,7 +21,7 @@ from sparsescale.laws.presets import preset
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.planning import MAX_SPARSITY, _loss_along_budget, optimal_sparsity
 from sparsescale.laws.regime import check_series
-from sparsescale.laws.uncertainty import group_by_size
+from sparsescale.laws.uncertainty.bootstrap import group_by_size
 from sparsescale.laws.points import FitOptions, Points
 
 PAPER = {"t5": ("paper:t5", "log", 1e-3), "vit": ("paper:vit", "linear", 1e-2)}

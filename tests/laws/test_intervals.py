@@ -7,10 +7,10 @@ import pytest
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws import load_law, preset
-from sparsescale.laws.assess import assess
-from sparsescale.laws.calibration import HoldoutFold, calibrate, coverage, estimate_per_efold, rolling_splits
+from sparsescale.laws.uncertainty.assess import assess
+from sparsescale.laws.uncertainty.calibration import HoldoutFold, calibrate, coverage, estimate_per_efold, rolling_splits
 from sparsescale.laws.law import Law
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, z_score
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
 from sparsescale.laws.planning import optimal_intervals
 from sparsescale.laws.planning import law_compute, optimal_sparsity
 from sparsescale.laws.points import FitOptions, Points

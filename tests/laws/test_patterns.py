@@ -1,4 +1,4 @@
-"""n:m pattern refits on a fixed dense base (laws.patterns) and the pattern
+"""n:m pattern refits on a fixed dense base (laws.nm_patterns) and the pattern
 choice (laws.pattern_choice), on synthetic runs made from known laws."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import get_form
 from sparsescale.laws.law import Law
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
-from sparsescale.laws.patterns import (families_of, fit_family, fit_factor, fit_patterns, group_patterns, load_pattern_laws,
+from sparsescale.laws.nm_patterns import (families_of, fit_family, fit_factor, fit_patterns, group_patterns, load_pattern_laws,
                                        pattern_sparsity)
 from sparsescale.units import parse_pattern
 from sparsescale.laws.points import FitOptions, Points
@@ -205,7 +205,7 @@ def fitted_base(n_boot: int = 40, noise: float = 0.003, seed: int = 5) -> Law:
     """The base law as a report has it: fitted to noisy unstructured runs of BASE,
     carrying its bootstrap draws (draws that each fit those runs)."""
     from sparsescale.laws.fit import fit_law
-    from sparsescale.laws.uncertainty import bootstrap
+    from sparsescale.laws.uncertainty.bootstrap import bootstrap
 
     rng = np.random.default_rng(seed)
     S, N, D = (a.ravel() for a in np.meshgrid([0.0, 0.5, 0.75], N_GRID, D_GRID))

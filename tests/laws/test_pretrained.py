@@ -1,4 +1,4 @@
-"""laws.pretrained: the equal-compute comparison, the pruned law and the
+"""laws.from_dense: the equal-compute comparison, the pruned law and the
 from-dense plan, against closed forms and brute force."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws import pretrained as pre
+from sparsescale.laws import from_dense as pre
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
 

@@ -5,7 +5,7 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import fit_law
 from sparsescale.laws.law import Law
 from sparsescale.laws.planning import equivalent_dense_factor
-from sparsescale.laws.uncertainty import bootstrap, group_by_size, holdout_largest_n
+from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size, holdout_largest_n
 from sparsescale.laws.points import FitOptions, Points
 
 TRUTH = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweep"))
 from toy_runner import toy_loss  # noqa: E402
 
-from sparsescale.laws.patterns import load_pattern_laws  # noqa: E402
+from sparsescale.laws.nm_patterns import load_pattern_laws  # noqa: E402
 from sparsescale.laws.presets import load_law  # noqa: E402
 from sparsescale.report.build import build_report  # noqa: E402
 from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402

@@ -36,7 +36,7 @@ def run_from_dense(law_spec: str, from_dense: str, compute: str | None, flops: s
     given too ({flag: value}); they do not combine with --from-dense."""
     from sparsescale.cli.laws import parse_budget
     from sparsescale.laws.presets import load_law
-    from sparsescale.laws.pretrained import from_dense_info, plan_from_dense
+    from sparsescale.laws.from_dense import from_dense_info, plan_from_dense
 
     given = [flag for flag, value in others.items() if value]
     if given:

@@ -132,7 +132,7 @@ def fit(
       sparsescale fit paper:t5 --bootstrap 200 --holdout largest-n --out t5-law.json
       sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
     """
-    from sparsescale.laws.assess import assess
+    from sparsescale.laws.uncertainty.assess import assess
     from sparsescale.laws.fit import resolve_form
     from sparsescale.laws.points import FitOptions, Points
     from sparsescale.laws.presets import load_law
@@ -243,7 +243,7 @@ def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot:
 
 def _check_holdout(holdout, N, data_file: str) -> None:
     """--holdout's own precondition, before any fitting."""
-    from sparsescale.laws.uncertainty import group_by_size
+    from sparsescale.laws.uncertainty.bootstrap import group_by_size
 
     if holdout is not None and group_by_size(N).max() < 1:
         raise SparsescaleError(f"--holdout: all runs have the same N in {data_file}; need at least two sizes")

@@ -40,7 +40,7 @@ def optimal_patterns(law: str, patterns: Path, params: str, compute: str, speedu
     from sparsescale.cli.laws import _as_flags, _budget, _print_json
     from sparsescale.laws.presets import load_law
     from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
-    from sparsescale.laws.patterns import check_base, load_pattern_laws
+    from sparsescale.laws.nm_patterns import check_base, load_pattern_laws
     from sparsescale.units import parse_quantity
 
     base = load_law(law)

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.calibration import rolling_splits
+from sparsescale.laws.uncertainty.calibration import rolling_splits
 from sparsescale.laws.fit import fit_law, resolve_form
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.uncertainty import holdout_largest_n
+from sparsescale.laws.uncertainty.bootstrap import holdout_largest_n
 
 COMPARED_FORMS = ("sparse", "avgparam")
 

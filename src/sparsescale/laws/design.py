@@ -43,7 +43,7 @@ from sparsescale.laws.forms import get_form
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.planning import c_mul, equivalent_dense_factor, law_compute, optimal_sparsity
-from sparsescale.laws.uncertainty import bootstrap
+from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.units import parse_quantity
 
 TARGET_KEYS = {"sopt": ("N", "C"), "equivalent-size": ("S",), "loss": ("S", "N", "D")}

@@ -19,7 +19,7 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import get_form
 from sparsescale.laws.forms.base import LawForm
-from sparsescale.laws.intervals import Uncertainty
+from sparsescale.laws.uncertainty.intervals import Uncertainty
 from sparsescale.laws.schedule import check_mean_sparsity_fraction, n_avg
 
 MAX_COEFFICIENT = 1e100   # the bound on a law file's coefficients (Law.from_dict)
@@ -51,7 +51,7 @@ class Law:
     # Training FLOPs are 6 N D tokens_per_unit c_mul(S); None = unknown, and
     # then only budgets relative to the dense compute-optimal one make sense.
     tokens_per_unit: float | None = None
-    # Calibrated uncertainty (sparsescale.laws.intervals.Uncertainty) or None.
+    # Calibrated uncertainty (sparsescale.laws.uncertainty.intervals.Uncertainty) or None.
     uncertainty: Any = None
     # Forms that read the schedule (avgparam): its mean sparsity as a fraction of S.
     mean_sparsity_fraction: float | None = None

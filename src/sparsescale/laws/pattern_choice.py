@@ -24,7 +24,7 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.costs import UNSTRUCTURED, Speedups, canonical_pattern
 from sparsescale.laws.law import Law
-from sparsescale.laws.patterns import pattern_sparsity
+from sparsescale.laws.nm_patterns import pattern_sparsity
 
 ACCOUNTINGS = ("flops", "time")
 
@@ -110,7 +110,7 @@ def paired_difference(choice: Choice, ref: Choice, n: float, d_choice: float, d_
     base's uncertainty that both share (the draws of a pattern law were refitted
     on the base draws its fit records), so the difference is far tighter than
     the two loss intervals suggest; coefficient uncertainty only."""
-    from sparsescale.laws.intervals import z_score
+    from sparsescale.laws.uncertainty.intervals import z_score
 
     uc, ur = choice.law.uncertainty, ref.law.uncertainty
     if uc is None or ur is None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.intervals import z_score
+from sparsescale.laws.uncertainty.intervals import z_score
 from sparsescale.laws.law import Law
 from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
 

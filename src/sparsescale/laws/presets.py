@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.intervals import preset_uncertainty
+from sparsescale.laws.uncertainty.intervals import preset_uncertainty
 from sparsescale.laws.law import Law
 from sparsescale.userfile import read_json
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.uncertainty import group_by_size
+from sparsescale.laws.uncertainty.bootstrap import group_by_size
 
 # The test for a power law in D. If L(D) = E + B D^-b, the loss drop per
 # doubling of D, L(D) - L(2D) = B D^-b (1 - 2^-b), shrinks by exactly 2^-b from

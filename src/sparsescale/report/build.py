@@ -2,7 +2,7 @@
 and one self-contained report.html.
 
 Steps: read the finished runs (diverged ones are left out with a warning),
-then `laws.assess` (fit the sparse law, refit without the largest N to
+then `laws.uncertainty.assess` (fit the sparse law, refit without the largest N to
 measure extrapolation error, bootstrap the coefficients and the recommended
 sparsity, calibrate the prediction intervals), draw the figures and write
 the page.
@@ -218,10 +218,10 @@ def _build(store_path, out_dir: Path, n_boot: int, seed: int, show_progress: boo
 
 
 def _assess(pts: SweepPoints, n_boot: int, seed: int, show_progress: bool, fit_kwargs: dict[str, Any]):
-    """laws.assess on the sweep's points, with S_opt at the report's main budget
+    """laws.uncertainty.assess on the sweep's points, with S_opt at the report's main budget
     (the largest run's, fixed by the sweep before any fit) and the equivalent
     dense sizes as bootstrap-derived quantities, under a progress bar."""
-    from sparsescale.laws.assess import assess
+    from sparsescale.laws.uncertainty.assess import assess
     from sparsescale.laws.planning import optimal_sparsity
     from sparsescale.laws.points import FitOptions, Points
 

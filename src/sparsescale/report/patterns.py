@@ -1,5 +1,5 @@
 """The report's n:m section: every pattern refitted on the sweep's unstructured
-law (laws.patterns), a table of its coefficients and of what its runs
+law (laws.nm_patterns), a table of its coefficients and of what its runs
 determine, a figure of loss against N per pattern beside unstructured pruning
 at the same sparsity, and the pattern laws written into law.json."""
 
@@ -16,7 +16,7 @@ from sparsescale.atomic import write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
+from sparsescale.laws.nm_patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
                                        fit_patterns, group_patterns, pattern_sparsity)
 from sparsescale.sweep.export import budget_column
 from sparsescale.sweep.lrscan import best_of_lr_scan

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws import pretrained as pre
+from sparsescale.laws import from_dense as pre
 from sparsescale.laws.jsonsafe import finite_json
 from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
 from sparsescale.sweep.spec import prefix_of_fraction

@@ -33,10 +33,10 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import DEFAULT_DELTA, check_seed, huber
 from sparsescale.laws.forms.nm import NM
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.uncertainty import _percentile_intervals
+from sparsescale.laws.uncertainty.bootstrap import _percentile_intervals
 from sparsescale.units import is_transposable, parse_pattern, pattern_name
 
 BASE_KEYS = ("bN", "aD", "bD", "c")

@@ -13,12 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.calibration import Calibration, calibrate, residual_floor
+from sparsescale.laws.uncertainty.calibration import Calibration, calibrate, residual_floor
 from sparsescale.laws.fit import FitResult, fit_law
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty
-from sparsescale.laws.uncertainty import BootstrapResult, bootstrap, holdout_largest_n
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty.bootstrap import BootstrapResult, bootstrap, holdout_largest_n
 
 
 @dataclass

@@ -41,8 +41,8 @@ from sparsescale.laws.fit import fit_law
 from sparsescale.laws.fit import resolve_form
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, z_score
-from sparsescale.laws.uncertainty import bootstrap, group_by_size
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
+from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size
 
 LEVELS = (0.8, 0.95)
 _RATE_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)])

@@ -11,7 +11,7 @@ Two sources of error, added in quadrature on the log-loss scale:
   range, summed over N, D and 1 - S):
       sigma_model(d) = sqrt(floor^2 + (per_efold * d)^2)
   floor is the fit's own residual scale; per_efold is estimated from rolling
-  holdouts (sparsescale.laws.calibration), so that intervals describe the
+  holdouts (sparsescale.laws.uncertainty.calibration), so that intervals describe the
   error of reaching beyond the data, which a bootstrap alone does not.
 
 A loss interval is point * exp(+-z sqrt(sd_coef^2 + sigma_model^2)). Derived
@@ -88,7 +88,7 @@ class ModelError:
 
     # The two terms add in quadrature: inside the data (d = 0) the error is the
     # fit's own residual scale; far outside it grows linearly in d, at the rate
-    # the rolling holdouts measured (laws.calibration).
+    # the rolling holdouts measured (laws.uncertainty.calibration).
     def sigma(self, distance) -> np.ndarray:
         d = np.asarray(distance, dtype=float)
         return np.sqrt(self.floor**2 + (self.per_efold * d) ** 2)

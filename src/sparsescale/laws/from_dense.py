@@ -111,12 +111,12 @@ def scratch_compute_for_loss(law: Law, sparsity: float, n_nonzero: float, loss: 
 # ---- the pruned law ------------------------------------------------------------------
 def fit_pruned_law(points: Points, options: FitOptions | None = None, *, n_boot: int = 200, progress=None,
                    derived=None):
-    """laws.assess on dense runs (dense_prefix 0) and pruned-from-dense runs
+    """laws.uncertainty.assess on dense runs (dense_prefix 0) and pruned-from-dense runs
     (S > 0, D the total data): the sparse law in log space (Huber delta 1e-3)
     with a largest-N holdout and bootstrap intervals; `options` gives the seed,
     units and tokens_per_unit. The law's fit metadata records the dense prefixes
     and dense fractions D0 / D it was fitted on (what `plan_from_dense` checks)."""
-    from sparsescale.laws.assess import assess
+    from sparsescale.laws.uncertainty.assess import assess
 
     if points.dense_prefix is None:
         raise SparsescaleError("dense_prefix: the points carry no dense prefix column")
