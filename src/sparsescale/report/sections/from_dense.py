@@ -151,11 +151,10 @@ def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnin
     cols = {k: np.array([p[k] for p in use], dtype=float) for k in ("sparsity", "n_nonzero", "data", "loss",
                                                                    "dense_prefix")}
     try:
-        points = Points(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"],
-                        dense_prefix=cols["dense_prefix"])
+        runs = Points(cols["sparsity"], cols["n_nonzero"], cols["data"], cols["loss"], dense_prefix=cols["dense_prefix"])
         options = FitOptions(seed=seed, units={"N": "non-zero parameters", "D": unit},
                              tokens_per_unit=1.0 if unit == "tokens" else None)
-        res = pre.fit_pruned_law(points, options, n_boot=n_boot, derived=equivalent_dense_factors(cols["sparsity"]))
+        res = pre.fit_pruned_law(runs, options, n_boot=n_boot, derived=equivalent_dense_factors(cols["sparsity"]))
     except SparsescaleError as exc:
         warnings.append(f"pruned law not fitted: {exc}")
         return {}
