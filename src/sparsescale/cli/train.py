@@ -104,7 +104,7 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     if check:
         print(json.dumps(plan.summary(), indent=2))
         return
-    from sparsescale.train.lock import RunFolderLock
+    from sparsescale.locks import RunFolderLock
     # One process per run folder: the lock the sweep workers take (under
     # torchrun, rank 0 holds it for the job: the other ranks write nothing).
     with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():

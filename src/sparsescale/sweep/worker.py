@@ -22,7 +22,7 @@ from typing import Any, Callable
 from sparsescale.errors import SparsescaleError
 from sparsescale.storage import LOCAL_ONLY, RunMirror, is_uri, join, scratch_root
 from sparsescale.sweep.runner import call_runner, exit_with_parent, load_runner  # noqa: F401  (public here too)
-from sparsescale.train.lock import RunFolderLock
+from sparsescale.locks import RunFolderLock
 from sparsescale.train.result import RESULT, read_result
 
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
