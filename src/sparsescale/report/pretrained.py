@@ -23,7 +23,7 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws import pretrained as pre
 from sparsescale.laws.jsonsafe import finite_json
 from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
-from sparsescale.sweep.spec import prefix_of_fraction
+from sparsescale.sweep.spec import dense_tokens_of
 
 PRUNED_LAW = "pruned-law.json"
 FIGURE = "pretrained_compute.png"
@@ -32,7 +32,7 @@ FIGURE = "pretrained_compute.png"
 def _method(r: dict[str, Any]) -> str | None:
     if (r["pattern"] or "unstructured") != "unstructured":
         return None
-    if r["axes"].get("init_from_dense", 0) > 0:
+    if dense_tokens_of(r["axes"]) > 0:
         return pre.PRUNED
     return pre.DENSE if not r["sparsity"] else pre.SCRATCH
 
@@ -49,8 +49,7 @@ def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]
                 or r["final_loss"] is None or not math.isfinite(r["final_loss"]) or c["total_flops_sparse"] is None):
             continue
         budget = r["axes"].get(unit, r.get(unit))
-        frac = r["axes"].get("init_from_dense", 0)
-        d0 = r["axes"].get("dense_prefix", prefix_of_fraction(frac, budget))   # stores from before dense_prefix
+        d0 = dense_tokens_of(r["axes"])   # whichever names the store's version recorded
         out.append({"method": method, "sparsity": float(r["sparsity"]), "n_target": r["axes"]["n_nonzero"],
                     "n_nonzero": float(r["n_nonzero"]), "data": float(budget), "dense_prefix": float(d0),
                     "loss": float(r["final_loss"]), "flops": c["total_flops_sparse"],

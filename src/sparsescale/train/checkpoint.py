@@ -24,6 +24,7 @@ from sparsescale.atomic import atomic_path
 from sparsescale.errors import SparsescaleError
 from sparsescale.hashing import file_digest
 from sparsescale.train.config import RunConfig
+from sparsescale.train.state import RunState
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -72,15 +73,18 @@ def set_aside(path: Path, reason: str) -> Path:
     return dest
 
 
-def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: dict,
+def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: RunState,
          depends: str | None = None) -> None:
+    """Write the checkpoint atomically. The payload's keys are the on-disk
+    format (`_PARTS` must be present for `read` to accept a file); the state
+    goes as RunState.to_dict(), a plain dict, as it always has."""
     import torch
 
     payload = {
         "family": cfg.model, "model_config": dataclasses.asdict(model_config), "identity": cfg.identity(),
         "depends": depends,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict(),
-        "losses": losses.cpu(), "state": dict(state),
+        "losses": losses.cpu(), "state": state.to_dict(),
     }
     with atomic_path(path) as tmp:
         try:
@@ -120,13 +124,16 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     return ckpt
 
 
-def restore(ckpt: dict, model, optimizer, pruner, losses, state: dict) -> None:
-    """Load a checkpoint's state into the freshly built objects (in place)."""
+def restore(ckpt: dict, model, optimizer, pruner, losses) -> RunState:
+    """Load a checkpoint's tensors into the freshly built objects (in place) and
+    return its RunState. The optimizer state carries the pruner's masks'
+    effect on the moments, and the pruner state its masks and schedule
+    position, so the next step is the one the uninterrupted run would take."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     pruner.load_state_dict(ckpt["pruner"])
     losses.copy_(ckpt["losses"])
-    state.update(ckpt["state"])
+    return RunState.from_dict(ckpt["state"])
 
 
 def load_init_checkpoint(path: str) -> dict:

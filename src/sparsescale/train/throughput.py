@@ -115,7 +115,7 @@ def model_flops_per_example(family, model_config, batch: list) -> float | None:
 class SteadyClock:
     """Training time after each attempt's warm-up steps, evaluation excluded.
     `mark(step)` after every step; `add_eval(s)` for time spent evaluating;
-    `flush(state)` adds the steady steps and seconds so far to the run state
+    `flush(state)` adds the steady steps and seconds so far to the RunState
     (called at checkpoints, so a resumed run's figure spans all its attempts)."""
 
     def __init__(self, step: int, warmup: int, sync):
@@ -133,13 +133,13 @@ class SteadyClock:
         if self.t0 is not None:
             self.eval += seconds
 
-    def flush(self, state: dict[str, Any], step: int) -> None:
+    def flush(self, state, step: int) -> None:
         if self.t0 is None or step <= self.step0:
             return
         self.sync()
         now = time.perf_counter()
-        state["steady_steps"] = state.get("steady_steps", 0) + step - self.step0
-        state["steady_wall_s"] = state.get("steady_wall_s", 0.0) + (now - self.t0 - self.eval)
+        state.steady_steps += step - self.step0
+        state.steady_wall_s += now - self.t0 - self.eval
         self.t0, self.step0, self.eval = now, step, 0.0
 
 
@@ -169,3 +169,27 @@ def _cpu_name() -> str | None:
     except OSError:
         pass
     return None
+
+
+def speed_record(state, batch: int, seq_len: int | None, flops_per_example: float | None, device, world: int,
+                 compile: bool) -> dict[str, Any]:
+    """The result's speed fields from a RunState's steady time: the steady-state
+    rate (each attempt's first WARMUP_STEPS steps, or WARMUP_STEPS_COMPILE with
+    compile, and all evaluation left out), model FLOPs per token, MFU and the
+    devices the run used. `seq_len` is None for a family that counts examples."""
+    steady_steps, steady_s = state.steady_steps, state.steady_wall_s
+    # examples/s of the global batch: every rank trains batch/world of each step's batch
+    per_s = steady_steps * batch / steady_s if steady_steps and steady_s > 0 else None
+    peak, source = peak_flops(device)
+    per_token = flops_per_example / seq_len if seq_len and flops_per_example else None
+    # MFU = model FLOPs/s achieved over all ranks / the ranks' summed peak:
+    #     (FLOPs per example * examples/s) / (world * peak FLOP/s of one device)
+    mfu = flops_per_example * per_s / (world * peak) if per_s and peak and flops_per_example else None
+    return {
+        "steady_tokens_per_s": per_s * seq_len if per_s and seq_len else None,
+        "steady_examples_per_s": per_s, "steady_steps": steady_steps,
+        "warmup_steps_excluded": WARMUP_STEPS_COMPILE if compile else WARMUP_STEPS,
+        "model_flops_per_example": flops_per_example, "model_flops_per_token": per_token,
+        "peak_flops": peak, "peak_flops_source": source, "mfu": mfu,
+        **device_record(device, world),
+    }
