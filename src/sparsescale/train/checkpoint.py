@@ -80,6 +80,11 @@ def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, los
     goes as RunState.to_dict(), a plain dict, as it always has."""
     import torch
 
+    # The on-disk format (old files must keep loading): the family and
+    # model config (so an --init-from run can rebuild the shape without sizing),
+    # the identity (checked before anything loads), the tensors' state dicts
+    # and the RunState as a plain dict. The losses go to the CPU: a checkpoint
+    # written on a GPU must load on a CPU-only node of a sweep.
     payload = {
         "family": cfg.model, "model_config": dataclasses.asdict(model_config), "identity": cfg.identity(),
         "depends": depends,
@@ -105,6 +110,8 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     import torch
 
     try:
+        # weights_only: a checkpoint is data, never code to run (torch.load would
+        # otherwise unpickle arbitrary objects from a file in a shared folder)
         ckpt = torch.load(path, map_location=device, weights_only=True)
         if not isinstance(ckpt, dict) or any(k not in ckpt for k in _PARTS):
             raise ValueError("parts missing")
@@ -118,6 +125,8 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     if ckpt.get("depends") != depends:
         set_aside(path, "saved with other training data (the corpus changed since) or by an older version")
         return None
+    # Same identity but another step count: the budget resolved to other steps
+    # (a changed batch default, say); its schedule positions would not match.
     if tuple(ckpt["losses"].shape) != (n_steps,):
         set_aside(path, "its step count does not match this run")
         return None
@@ -146,6 +155,8 @@ def load_init_checkpoint(path: str) -> dict:
     if not p.is_file():
         raise SparsescaleError(f"--init-from {p}: no such checkpoint file")
     try:
+        # mmap: only the model's tensors are read from disk, not the optimizer
+        # state beside them (for AdamW twice the weights' size)
         return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # not a torch file / not ours
         raise SparsescaleError(f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})") from None

@@ -391,9 +391,13 @@ class RunConfig(BaseModel):
         if self.optimizer == "adamw" and (self.beta1 is not None or self.factored):
             raise ValueError(f"--{'beta1' if self.beta1 is not None else 'factored'}: only for --optimizer adafactor "
                              "(adamw takes --betas)")
+        # Gradient accumulation needs equal micro-batches: with unequal ones the
+        # mean of micro-batch means is not the batch mean (run.py's derivation).
         batch = self.resolved("batch")
         if self.micro_batch is not None and batch is not None and batch % self.micro_batch:
             raise ValueError(f"--micro-batch: {self.micro_batch} does not divide the batch {batch}")
+        # n:m keeps n of every m weights, so its sparsity is at least 1 - n/m; a
+        # higher S prunes further within the pattern, a lower one is impossible.
         if self.pattern is not None and self.sparsity is not None:
             n, m = parse_pattern(self.pattern)
             if self.sparsity < 1 - n / m - 1e-12:

@@ -111,18 +111,17 @@ def _check_pattern(cfg: RunConfig, meta_model) -> None:
 
 def _steps(cfg: RunConfig, family: Family, batch: int, seq_len: int | None, capacity: int, data) -> tuple[int, int]:
     """(steps of the budget, dense steps skipped first), checked against the
-    data available: the skipped data counts too, since it is never repeated.
-
-    The data-skip arithmetic of a from-dense run. One step consumes
-    u = batch * tokens_per_example units of the budget (batch * seq_len tokens
-    for text, batch examples for images), and a budget D trains floor(D / u)
-    steps. The dense run of D0 = dense_tokens units trained floor(D0 / u) steps
-    of the same seeded order (same seed, batch and seq_len), so the pruned
-    continuation skips exactly those: dense_steps = floor(D0 / u), and its
-    first batch is the dense run's next one. A sweep gives the continuation the
-    budget D - D0, so the two phases together read floor(D0 / u) +
-    floor((D - D0) / u) <= floor(D / u) batches, each once. With a steps budget
-    dense_tokens is already a number of steps."""
+    data available: the skipped data counts too, since it is never repeated."""
+    # The data-skip arithmetic of a from-dense run. One step consumes
+    # u = batch * tokens_per_example units of the budget (batch * seq_len tokens
+    # for text, batch examples for images), and a budget D trains floor(D / u)
+    # steps. The dense run of D0 = dense_tokens units trained floor(D0 / u)
+    # steps of the same seeded order (same seed, batch and seq_len), so the
+    # pruned continuation skips exactly those: dense_steps = floor(D0 / u), and
+    # its first batch is the one the dense run would have read next. A sweep
+    # gives the continuation the budget D - D0, so the two phases together read
+    # floor(D0 / u) + floor((D - D0) / u) <= floor(D / u) batches, each once.
+    # With a steps budget dense_tokens is already a number of steps.
     per_example = family.tokens_per_example(seq_len)
     if cfg.steps is not None:
         steps, skip = cfg.steps, cfg.dense_tokens
@@ -158,9 +157,21 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
     seq_len = cfg.resolved("seq_len") if family.data_unit == "tokens" else None
     steps, dense_steps = _steps(cfg, family, batch, seq_len, capacity, data)
     examples = steps * batch
+    # About 200 mask updates per run (each recomputes a top-k of every pruned
+    # tensor), at least every step and at most every 100 steps.
     prune_every = cfg.prune_every or min(100, max(1, steps // 200))
     density = mean_density("cubic", size.sparsity, steps, start=cfg.prune_start, end=cfg.prune_end,
                            every=prune_every) if size.sparsity > 0 else 1.0
+    # The law's compute, counted as the paper does: only the pruned block
+    # linears, C = 6 N D. One multiply-add is 2 FLOPs and training makes three
+    # passes of the same products (forward; backward to the activations;
+    # backward to the weights), so 6 FLOPs per dense weight per example-use:
+    #     train_flops_dense  = 6 * block MACs per example * examples
+    #     train_flops_sparse = train_flops_dense * mean density over training,
+    # the density 1 - S(t) of the cubic schedule averaged over the steps as it
+    # is applied (dense before the window, S from its end). The head and
+    # attention's T x T products are left out here (throughput.py counts them
+    # for MFU).
     macs = family.block_macs(select_prunable(meta_model), size.model_config, seq_len)
     flops_dense = 6.0 * macs * examples   # forward + backward: 3 passes of 2 FLOPs per multiply-add
     plan = RunPlan(size=size, steps=steps, batch=batch, seq_len=seq_len, examples=examples,

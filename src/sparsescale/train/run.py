@@ -10,20 +10,8 @@ At scale (docs/gpu.md) the forward/backward runs over micro-batches that
 accumulate the batch's gradient, the global gradient norm may be clipped
 before the update, and blocks may recompute their activations.
 
-Why a resume is bit-exact: everything a step reads is either a pure function
-of (seed, step) or saved in the checkpoint. The batch of step k is drawn from
-a permutation seeded by the run's seed (data/loaders.py), so the loader needs
-no saved position; the learning rate is a closed form of k (`_lr_at`); the
-pruning schedule is a closed form of k too (sparsity/schedules.py) and the
-masks themselves are saved with the pruner; the model, the optimizer's moments
-and the per-step losses are saved as tensors, and the bookkeeping as a
-RunState (train/state.py). No random numbers are drawn after the seeded
-initialisation (no dropout), so there is no RNG state to carry. On the CPU the
-same operations on the same tensors give the same bits, so a run killed at a
-checkpoint and resumed lands on the uninterrupted run's loss exactly
-(tests/train/test_run.py kills one with SIGKILL and SIGTERM).
-
-Per-step losses stay on the device and are checked for NaN/inf in bulk, so the
+A resumed run computes exactly what an uninterrupted one does (why: above
+`_resume`). Per-step losses stay on the device and are checked for NaN/inf in bulk, so the
 hot loop never waits on a host sync.
 """
 
@@ -59,27 +47,27 @@ Progress = Callable[[dict[str, Any]], None]
 
 # ---- setup -----------------------------------------------------------------------
 def _lr_at(step: int, steps: int, base: float, schedule: str, warmup: float) -> float:
-    """The learning rate of optimizer step `step` (0-based) of `steps`.
-
-    Warmup: n_w = floor(warmup * steps) steps rising linearly,
-        lr(k) = base * (k + 1) / n_w                      for k < n_w,
-    so the last warmup step reaches `base`. After it, with progress
-    p = (k - n_w) / (steps - n_w) in [0, 1):
-        constant: lr(k) = base
-        cosine:   lr(k) = base * (0.1 + 0.9 * (1 + cos(pi p)) / 2)
-                  from base at p = 0 down towards 10% of base at p = 1
-                  (the Chinchilla recipe's floor, not zero)
-        rsqrt:    lr(k) = base * sqrt(max(n_w, 1) / (k + 1)), capped at base
-                  (T5's 1/sqrt(max(k, n_w)), scaled to meet the warmup's peak).
-    """
+    """The learning rate of optimizer step `step` (0-based) of `steps`: linear
+    warmup over a `warmup` fraction of the steps, then constant, cosine to 10%
+    or inverse square root (`schedule`)."""
+    # Warmup: n_w = floor(warmup * steps) steps rising linearly,
+    #     lr(k) = base * (k + 1) / n_w        for k < n_w,
+    # so the last warmup step, k = n_w - 1, reaches base.
     n_warm = int(warmup * steps)
     if step < n_warm:
         return base * (step + 1) / n_warm
     if schedule == "constant":
         return base
     if schedule == "rsqrt":
-        # k + 1 <= max(n_w, 1) only at the warmup's end: the cap keeps lr <= base there
+        # lr(k) = base * sqrt(max(n_w, 1) / (k + 1)), capped at base: T5's
+        # 1/sqrt(max(k, n_w)), scaled so that it meets the warmup's peak at
+        # k + 1 = n_w and then decays as k^-1/2 (halving takes 4x the steps).
         return base * math.sqrt(max(n_warm, 1) / (step + 1)) if step + 1 > max(n_warm, 1) else base
+    # Cosine to 10%: with progress p = (k - n_w) / (steps - n_w) in [0, 1),
+    #     lr(k) = base * (0.1 + 0.9 * (1 + cos(pi p)) / 2),
+    # base at p = 0 and 0.1 * base at p -> 1 (the Chinchilla recipe's floor, not
+    # zero: the last steps still learn, and the final loss is less sensitive to
+    # exactly where the budget ends).
     progress = (step - n_warm) / max(1, steps - n_warm)
     return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
@@ -281,6 +269,21 @@ def _compile(s: Session) -> None:
         s.step_model = torch.compile(s.step_model)
 
 
+# Why a resume is bit-exact. Everything a step reads is either a pure function
+# of (seed, step) or saved in the checkpoint:
+# - the batch of step k comes from a permutation seeded by the run's seed
+#   (data/loaders.py): the loader needs no saved position, only k;
+# - the learning rate is a closed form of k (`_lr_at`), and so is the pruning
+#   schedule (sparsity/schedules.py); the masks themselves are pruner state;
+# - the weights, the optimizer's moments, the pruner's masks and the per-step
+#   losses are saved as tensors, the bookkeeping as a RunState (train/state.py);
+# - no random number is drawn after the seeded initialisation (no dropout), so
+#   there is no RNG state to carry.
+# On the CPU the same operations on the same tensors give the same bits, so a
+# run killed at a checkpoint and resumed lands on the uninterrupted run's loss
+# exactly (tests/train/test_run.py kills one with SIGKILL and with SIGTERM).
+# Steps after the last checkpoint are lost and recomputed, identically; only
+# the wall times differ (they count each attempt's steps that were saved).
 def _resume(s: Session) -> None:
     """Restore the checkpoint, or start over from fresh objects when it was set
     aside (unreadable, other data) or fails to load into this model."""
@@ -421,27 +424,27 @@ def _curve_point(s: Session, step: int, since: int) -> dict[str, Any]:
 
 
 def _forward_backward(s: Session, batch: list):
-    """The batch's mean loss, with its gradient accumulated over micro-batches.
-
-    Gradient accumulation: the batch of B examples is split into k = B / micro
-    micro-batches of equal size, each run forward and backward on its own, so
-    only one micro-batch's activations are held at a time. The loss is a mean
-    over the examples (their targets), so the batch loss is
-        L = (1/B) sum_i l_i = (1/k) sum_j L_j,   L_j the mean over micro-batch j,
-    and by linearity its gradient is (1/k) sum_j grad L_j. backward() adds
-    into .grad, so scaling each L_j by 1/k before its backward leaves .grad
-    equal to the full batch's gradient: the optimizer, the clipping norm and
-    the learning rate see the same numbers as without micro-batching (up to
-    fp32 rounding of the sum's order, tests/train/test_scale.py). Unscaled, the
-    gradient would be k times too large.
-
-    Under DDP only the last backward all-reduces (no_sync on the others): one
-    gradient exchange per step, of the sum that the others accumulated."""
+    """The batch's mean loss, its gradient accumulated in .grad over micro-batches
+    of s.micro examples (one forward and backward each)."""
+    # Gradient accumulation: the batch of B examples is split into k = B / micro
+    # micro-batches of equal size, each run forward and backward on its own, so
+    # only one micro-batch's activations are held at a time. The loss is a mean
+    # over the examples (their targets), so the batch loss is
+    #     L = (1/B) sum_i l_i = (1/k) sum_j L_j,    L_j the mean over micro-batch j,
+    # and by linearity its gradient is (1/k) sum_j grad L_j. backward() adds
+    # into .grad, so scaling each L_j by 1/k before its backward leaves .grad
+    # equal to the whole batch's gradient: the optimizer, the clipping norm and
+    # the learning rate see the same numbers as without micro-batching (up to
+    # fp32 rounding of the sum's order, tests/train/test_scale.py). Unscaled, the
+    # gradient and the reported loss would be k times the batch's, and
+    # --grad-clip would compare a norm k times too large with its threshold.
     chunks = list(zip(*(t.split(s.micro) for t in batch)))
     k = len(chunks)
     ddp = getattr(s.step_model, "_orig_mod", s.step_model)   # torch.compile wraps DDP
     total = None
     for j, chunk in enumerate(chunks):
+        # Under DDP only the last backward all-reduces (no_sync on the others):
+        # one gradient exchange per step, of the sum the others accumulated.
         quiet = ddp.no_sync() if s.world > 1 and j < k - 1 else contextlib.nullcontext()
         with quiet, s.autocast():
             loss = s.family.loss(s.step_model, list(chunk))
