@@ -266,6 +266,8 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    if msg.startswith(loc + "."):   # a check across a table's keys names the key itself
+        return msg
     return f"{loc}: {msg}"
 
 
