@@ -488,6 +488,9 @@ def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: di
     if d0 > 0:
         dense = _dense_pretrain(spec, source, axes, axis, d0)
         runs.setdefault(dense.config_hash, dense)   # one prefix, however many runs continue it
+        # The continuation trains D - D0 itself; with the dense run's D0 the run
+        # saw D in all, which its axes record (the law's D is the total), while
+        # its config holds only its own part and the D0 to skip.
         config[axis] = axes[axis] - d0
         config["init_from"] = f"@{dense.config_hash}"
         config["dense_tokens"] = d0   # same seed: read on from where the dense run stopped
