@@ -18,6 +18,7 @@ from typing import Any, Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import require_torch
 from sparsescale.train.config import FIELD_HELP, RunConfig
 
 _FIXED = {"config", "out", "check", "quiet", "set", "force"}
@@ -76,6 +77,7 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
 
     Example: sparsescale train --model gpt --params 200k --sparsity 0.75 --tokens 1M --out runs/x
     """
+    require_torch("train")
     import json
 
     from sparsescale.models.registry import get_family
