@@ -96,10 +96,6 @@ def console():
     return Console()
 
 
-def fmt(v: float) -> str:
-    return f"{v:.6g}"
-
-
 def fmt_loss(v: float, digits: int = 5) -> str:
     """A loss with fixed decimals; an absurd one (a law far outside its data)
     in scientific notation rather than a hundred digits wide."""
@@ -120,22 +116,6 @@ def print_json(obj) -> None:
     clean, bad = finite_json(obj)
     warn_non_finite(bad, "the JSON output")
     print(json.dumps(clean, allow_nan=False))
-
-
-def bootstrap_progress():
-    """A progress line on a terminal's stderr for long bootstraps (none when
-    stderr is a file or a pipe: logs and tests keep one line per message)."""
-    import time
-
-    if not sys.stderr.isatty():
-        return None
-    t0 = time.monotonic()
-
-    def show(done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        print(f"\rbootstrap: {done}/{total} resamples ({time.monotonic() - t0:.0f} s; Ctrl-C stops)",
-              end=end, file=sys.stderr, flush=True)
-    return show
 
 
 # --- flags several commands parse alike ---------------------------------------

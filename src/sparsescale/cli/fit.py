@@ -15,8 +15,7 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import (bootstrap_progress, check_plot_format, console, fmt, params_as_flags, print_json,
-                                    warn_non_finite)
+from sparsescale.cli.common import check_plot_format, console, params_as_flags, print_json, warn_non_finite
 from sparsescale.errors import SparsescaleError
 
 
@@ -34,6 +33,27 @@ class Space(str, Enum):
 
 class Holdout(str, Enum):
     largest_n = "largest-n"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _bootstrap_progress():
+    """A progress line on a terminal's stderr for long bootstraps (none when
+    stderr is a file or a pipe: logs and tests keep one line per message)."""
+    import sys
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    t0 = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\rbootstrap: {done}/{total} resamples ({time.monotonic() - t0:.0f} s; Ctrl-C stops)",
+              end=end, file=sys.stderr, flush=True)
+    return show
 
 
 def _derived_quantities(form: str, S, N, D):
@@ -102,7 +122,7 @@ def fit(
     _check_holdout(holdout, N, data_file)
     with params_as_flags(data_file):
         result = assess(s_arg, N, D, y, n_boot=bootstrap, holdout=holdout is not None, seed=seed,
-                        progress=bootstrap_progress(),
+                        progress=_bootstrap_progress(),
                         derived=_derived_quantities(form.value, S, N, D) if bootstrap else None, units=units,
                         tokens_per_unit=tpu, **kwargs)
     law = result.law
@@ -293,10 +313,10 @@ def _print_fit(report: dict, law) -> None:
     intervals = report.get("intervals", {}).get("intervals", {})
     t = Table("coefficient", "value", *(["95% interval"] if intervals else []))
     for k, v in law.coefficients.items():
-        row = [k, fmt(v)]
+        row = [k, _fmt(v)]
         if intervals:
             iv = intervals.get(k)
-            row.append(f"[{fmt(iv['low'])}, {fmt(iv['high'])}]" if iv else "")
+            row.append(f"[{_fmt(iv['low'])}, {_fmt(iv['high'])}]" if iv else "")
         t.add_row(*row)
     con.print(t)
     con.print(f"Huber objective ({d['space']} space, delta {d['delta']:g}): {report['objective']:.6g}")
@@ -308,7 +328,7 @@ def _print_fit(report: dict, law) -> None:
             t2 = Table("derived quantity", "median", "95% interval")
             for k in extra:
                 iv = intervals[k]
-                t2.add_row(k, fmt(iv["median"]), f"[{fmt(iv['low'])}, {fmt(iv['high'])}]")
+                t2.add_row(k, _fmt(iv["median"]), f"[{_fmt(iv['low'])}, {_fmt(iv['high'])}]")
             con.print(t2)
     if "holdout" in report:
         h = report["holdout"]
