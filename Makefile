@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sparsescale-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint wheel-check bench clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,19 @@ $(STAMP): pyproject.toml scripts/setup-data.sh
 demo: setup
 	$(VENV)/bin/sparsescale demo
 
-test: setup
+# The lint and the installed-wheel check run first: both take seconds to a few
+# minutes, and a failure there is cheaper to see than one at the end of pytest.
+test: setup lint wheel-check
 	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
+
+# pyflakes, import order and the 100-column line length (pyproject.toml [tool.ruff]).
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+# Build the sdist and wheel, install the wheel in a fresh venv without torch and
+# run `fit paper:t5` and `predict --law t5-c4` from it (scripts/wheel-check.sh).
+wheel-check: setup
+	bash scripts/wheel-check.sh $(PY)
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

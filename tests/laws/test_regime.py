@@ -68,7 +68,8 @@ def test_the_papers_sweeps_pass_and_our_byte_step_would_not():
         series = check_series(*paper_points(spec))
         assert all(x.verdict == "power law" for x in series), spec
         assert regime_warning(series) is None
-    # the byte-level GPT's dense N = 25k runs at 1-16M tokens (experiments/results/runs-past-step-gpu.csv)
+    # the byte-level GPT's dense N = 25k runs at 1-16M tokens
+    # (research/cpu-scale/results/runs-past-step-gpu.csv)
     d = np.array([1e6, 2e6, 4e6, 8e6, 1.6e7])
     x = one(np.array([2.6947, 2.6001, 2.2734, 1.9429, 1.7839]), data=d, n=25088)
     assert x.verdict == "step"

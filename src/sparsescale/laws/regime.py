@@ -3,7 +3,7 @@
 At fixed S and N every law here is L(D) = E + A D^-b, so the drop in loss per
 doubling of D shrinks by the same factor 2^-b from one doubling to the next,
 whatever E and A are. Small models on small budgets often do something else
-(issue 11, experiments/PROTOCOL.md):
+(research/cpu-scale/PROTOCOL.md, docs/cpu-scale-findings.md):
 - a *step*: the loss leaves a plateau and falls faster as D grows (a ratio of
   successive drops above 1.15; no b > 0 gives a ratio above 1), as byte-level
   GPTs do between 1M and 16M tokens;

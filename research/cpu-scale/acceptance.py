@@ -3,7 +3,7 @@
 relative width of each 95% bootstrap interval, the largest-N holdout error,
 S_opt with its interval, and the paper's qualitative findings cell by cell.
 
-    .venv/bin/python experiments/acceptance.py STORE.sqlite REPORT_DIR [SWEEP]
+    .venv/bin/python research/cpu-scale/acceptance.py STORE.sqlite REPORT_DIR [SWEEP]
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Issue 11, PROTOCOL.md section 13: the past-the-step sweep (experiments/past-step-gpu.toml)
+# Issue 11, PROTOCOL.md section 13: the past-the-step sweep (research/cpu-scale/past-step-gpu.toml)
 # in one call on a lent GPU machine, about 9 minutes. Carries, prepared here first:
 #   bash benchmarks/device_check.sh --prepare        # pydantic, typer, rich wheels -> .whl/
 #   mkdir -p .devdata && (cd / && tar czf $OLDPWD/.devdata/linuxdoc.tgz usr/share/doc/linux-doc-6.1/html/_sources)
 #   (cd ~/.cache/sparsescale/corpora && tar czf $OLDPWD/.devdata/cache.tgz <byte-corpus key> stat-*.json)
-# then: run(command="bash experiments/past_step_device.sh", carry=[".whl", ".devdata"], timeout_s=590)
+# then: run(command="bash research/cpu-scale/past_step_device.sh", carry=[".whl", ".devdata"], timeout_s=590)
 # The store comes back under $OUT whether or not every run finished (the sweep is resumable).
-# A plumbing check on a CPU: PY=.venv/bin/python SPEC=<a tiny spec> LIMIT=60 bash experiments/past_step_device.sh
+# A plumbing check on a CPU: PY=.venv/bin/python SPEC=<a tiny spec> LIMIT=60 bash research/cpu-scale/past_step_device.sh
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/past-step-out}; mkdir -p "$OUT"
-PY=${PY:-python3}; SPEC=${SPEC:-experiments/past-step-gpu.toml}
+PY=${PY:-python3}; SPEC=${SPEC:-research/cpu-scale/past-step-gpu.toml}
 LIMIT=${LIMIT:-500}; WORKERS=${WORKERS:-14}; WORK=${WORK:-/tmp/past-step}
 mkdir -p "$WORK"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1

@@ -1,4 +1,4 @@
-"""The decision rule of experiments/PROTOCOL.md section 3, applied to the
+"""The decision rule of research/cpu-scale/PROTOCOL.md section 3, applied to the
 design-small store: which 8x window of token budgets is smooth in D.
 
 For each window and each (N, S) series it lists the loss drop per doubling
@@ -6,7 +6,7 @@ of D and counts the doublings whose drop grows by more than 15% (a step no
 power law in D follows); then it fits the sparse law to the window's runs
 and lists the coefficients at a bound.
 
-    .venv/bin/python experiments/design_choice.py design-small.sqlite
+    .venv/bin/python research/cpu-scale/design_choice.py design-small.sqlite
 """
 
 from __future__ import annotations

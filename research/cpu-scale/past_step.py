@@ -15,7 +15,7 @@ before its runs came back.
    S = 0.75 over dense grows with D; S_opt at (N = 200k, C = 6 N D_top)
    with its bootstrap interval; equivalent dense sizes.
 
-    PYTHONPATH=experiments .venv/bin/python experiments/past_step.py STORE.sqlite [N_BOOT [SWEEP]]
+    PYTHONPATH=research/cpu-scale .venv/bin/python research/cpu-scale/past_step.py STORE.sqlite [N_BOOT [SWEEP]]
 """
 
 from __future__ import annotations

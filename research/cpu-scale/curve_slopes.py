@@ -6,9 +6,9 @@ training phase change), which no power law in D can follow. Prints each
 run's curve and its slopes between successive points, marking growth.
 Read the marks against the evaluation's noise: a 16k-token point has a
 standard error near 0.03 nats, a 65k-token point 0.013
-(experiments/noise_floor.py).
+(research/cpu-scale/noise_floor.py).
 
-    .venv/bin/python experiments/curve_slopes.py STORE.sqlite
+    .venv/bin/python research/cpu-scale/curve_slopes.py STORE.sqlite
 """
 
 from __future__ import annotations

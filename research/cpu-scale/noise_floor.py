@@ -8,7 +8,7 @@ the held-out split. From the per-window losses it reports:
 - the loss of the split's first 16k / 262k tokens (the old sampling);
 - the seed-to-seed spread and the S = 0.75 - S = 0 gap.
 
-    OMP_NUM_THREADS=1 .venv/bin/python experiments/noise_floor.py OUT_DIR
+    OMP_NUM_THREADS=1 .venv/bin/python research/cpu-scale/noise_floor.py OUT_DIR
 """
 
 from __future__ import annotations

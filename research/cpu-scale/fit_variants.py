@@ -4,7 +4,7 @@ failures come from which runs. Chosen after the demo's holdout was seen, so
 these holdout errors are not clean extrapolation tests; they say where the
 law's trouble lies, not what a new preset would score.
 
-    .venv/bin/python experiments/fit_variants.py DEMO_STORE.sqlite
+    .venv/bin/python research/cpu-scale/fit_variants.py DEMO_STORE.sqlite
 """
 
 from __future__ import annotations

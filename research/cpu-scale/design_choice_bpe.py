@@ -1,4 +1,4 @@
-"""The window rule of experiments/PROTOCOL.md section 8, applied to the
+"""The window rule of research/cpu-scale/PROTOCOL.md section 8, applied to the
 design-small-bpe store: which contiguous window of token budgets (at least
 three, so that two successive drops can be compared) behaves like a power
 law in D in every (N, S) cell.
@@ -10,7 +10,7 @@ crash, above 1.15 the loss is taking a step. It also fits the sparse law to
 each window's runs and lists the coefficients at a bound (information only:
 the rule does not use it).
 
-    .venv/bin/python experiments/design_choice_bpe.py design-small-bpe.sqlite
+    .venv/bin/python research/cpu-scale/design_choice_bpe.py design-small-bpe.sqlite
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from design_choice import nominal   # same folder: run from the repository root or experiments/
+from design_choice import nominal   # same folder: run from the repository root or research/cpu-scale/
 from sparsescale.laws.fit import fit_law
 from sparsescale.report.build import collect
 

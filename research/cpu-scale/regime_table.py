@@ -1,7 +1,7 @@
 """laws.regime on stores (and the paper's sweeps): how many (S, N) series fall
 with D like a power law, and each series' drops per doubling of D.
 
-    .venv/bin/python experiments/regime_table.py paper:t5 paper:vit runs/issue11/cpu-full.sqlite ...
+    .venv/bin/python research/cpu-scale/regime_table.py paper:t5 paper:vit runs/issue11/cpu-full.sqlite ...
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ written-down prediction for issue 11's extrapolation run: the law evaluated
 at about 10x the compute of the store's largest run (N and D each about
 3.16x larger). Run it, commit its output, and only then train the target.
 
-    .venv/bin/python experiments/predict_extrapolation.py STORE.sqlite [N_BOOT]
+    .venv/bin/python research/cpu-scale/predict_extrapolation.py STORE.sqlite [N_BOOT]
 """
 
 from __future__ import annotations

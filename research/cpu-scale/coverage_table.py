@@ -9,8 +9,8 @@ median relative half-width, the 95% half-width on the largest-N fold, and, for
 comparison, the folds trained on only two sizes or lengths that calibration
 leaves out (see sparsescale/laws/calibration.py for why).
 
-    python experiments/coverage_table.py                        # the paper's T5 and ViT sweeps
-    python experiments/coverage_table.py --sweep quick=quick.csv --sweep cpu-full=cpu-full.csv
+    python research/cpu-scale/coverage_table.py                        # the paper's T5 and ViT sweeps
+    python research/cpu-scale/coverage_table.py --sweep quick=quick.csv --sweep cpu-full=cpu-full.csv
         # CSVs from `sparsescale export STORE --csv FILE` (columns sparsity, n_nonzero, tokens, loss)
 """
 
