@@ -10,7 +10,6 @@ import json
 import re
 
 import pytest
-
 from hostile_helpers import cli, cli_batch, one_line, tree
 
 T5 = {"aS": 16.8, "bS": 0.722, "cS": 45.0, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651}

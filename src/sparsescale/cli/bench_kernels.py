@@ -91,7 +91,13 @@ def bench_kernels(
     import torch
 
     from sparsescale.atomic import write_json
-    from sparsescale.kernels.bench import CPU_SHAPES, CUDA_SHAPES, BenchSettings, memory_floor, run_bench
+    from sparsescale.kernels.bench import (
+        CPU_SHAPES,
+        CUDA_SHAPES,
+        BenchSettings,
+        memory_floor,
+        run_bench,
+    )
     from sparsescale.resources import check_fits
 
     dev = _device(device)

@@ -11,8 +11,15 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import (check_level, check_window, console, dense_optimal_budget, params_as_flags,
-                                    positive_quantity, print_json)
+from sparsescale.cli.common import (
+    check_level,
+    check_window,
+    console,
+    dense_optimal_budget,
+    params_as_flags,
+    positive_quantity,
+    print_json,
+)
 from sparsescale.errors import SparsescaleError
 
 

@@ -217,8 +217,15 @@ def propose_from(source: str, target, budget: str, *, sweep: str | None = None, 
                  tokens_per_unit: float | None = None, bootstrap: int = 200, seed: int = 0):
     """(finished runs, proposal, next spec dict or None) for a store or a table."""
     from sparsescale.laws.design import parse_axis
-    from sparsescale.sweep.adaptive import (budget_flops, default_candidates, design, from_store, from_table,
-                                            next_spec, spec_for_table)
+    from sparsescale.sweep.adaptive import (
+        budget_flops,
+        default_candidates,
+        design,
+        from_store,
+        from_table,
+        next_spec,
+        spec_for_table,
+    )
 
     if tokens_per_unit is not None and not tokens_per_unit > 0:
         raise SparsescaleError(f"--tokens-per-unit: must be positive, got {tokens_per_unit}")

@@ -15,7 +15,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import check_plot_format, console, params_as_flags, print_json, warn_non_finite
+from sparsescale.cli.common import (
+    check_plot_format,
+    console,
+    params_as_flags,
+    print_json,
+    warn_non_finite,
+)
 from sparsescale.errors import SparsescaleError
 
 

@@ -12,8 +12,14 @@ from enum import Enum
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import (check_level, check_window, console, params_as_flags, parse_budget,
-                                    print_json)
+from sparsescale.cli.common import (
+    check_level,
+    check_window,
+    console,
+    params_as_flags,
+    parse_budget,
+    print_json,
+)
 from sparsescale.errors import SparsescaleError
 
 

@@ -11,7 +11,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import check_design_flags, checked_toml, console, propose_from, written_by_next
+from sparsescale.cli.common import (
+    check_design_flags,
+    checked_toml,
+    console,
+    propose_from,
+    written_by_next,
+)
 from sparsescale.errors import SparsescaleError
 
 

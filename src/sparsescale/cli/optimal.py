@@ -17,9 +17,20 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import (NO_UNCERTAINTY, check_level, check_plot_format, check_window, console,
-                                    dense_optimal_budget, deprecated, fmt_loss, params_as_flags, positive_quantity,
-                                    print_json, run_command)
+from sparsescale.cli.common import (
+    NO_UNCERTAINTY,
+    check_level,
+    check_plot_format,
+    check_window,
+    console,
+    dense_optimal_budget,
+    deprecated,
+    fmt_loss,
+    params_as_flags,
+    positive_quantity,
+    print_json,
+    run_command,
+)
 from sparsescale.errors import SparsescaleError
 
 

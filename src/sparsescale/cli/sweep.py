@@ -12,7 +12,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.cli.common import check_design_flags, checked_toml, propose_from, require_torch, written_by_next
+from sparsescale.cli.common import (
+    check_design_flags,
+    checked_toml,
+    propose_from,
+    require_torch,
+    written_by_next,
+)
 
 
 def _fmt_count(x: float | None) -> str:
@@ -65,9 +71,8 @@ def sweep(
     Example: sparsescale sweep quick --store runs/quick.sqlite --workers 2
     """
     require_torch("sweep")   # planning builds the models; before anything is checked or written
-    from sparsescale.recipes.demo import spec_or_preset
-
     from sparsescale.errors import SparsescaleError
+    from sparsescale.recipes.demo import spec_or_preset
     from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
     from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.worker import DEFAULT_RUNNER
@@ -200,7 +205,13 @@ def _plan_with_bar(plan_sweep, spec: Path, check: bool, gpus_per_run: float | No
     """Plan the sweep; a bar on stderr follows the check of each run (a large
     grid takes seconds to minutes; Ctrl-C stops it with one line)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)

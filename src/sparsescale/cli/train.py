@@ -80,10 +80,10 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     require_torch("train")
     import json
 
+    from sparsescale.errors import SparsescaleError
     from sparsescale.models.registry import get_family
     from sparsescale.train.config import load_config
     from sparsescale.train.plan import check_memory, plan_run
-    from sparsescale.errors import SparsescaleError
     from sparsescale.train.result import RESULT
     from sparsescale.train.run import train as train_run
 
