@@ -71,7 +71,8 @@ def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = 
         try:
             out.holdout = holdout_largest_n(sparsity, n_nonzero, data, loss, seed=seed, **fit_kwargs)
         except SparsescaleError as exc:
-            out.warnings.append(f"largest-N holdout skipped: {str(exc).removeprefix('holdout: ')}")
+            reason = exc.detail if exc.param == "holdout" else str(exc)
+            out.warnings.append(f"largest-N holdout skipped: {reason}")
     if n_boot == 0:
         return out
     out.bootstrap = bootstrap(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, derived=derived,
