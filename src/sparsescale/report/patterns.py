@@ -135,8 +135,8 @@ def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
 
 def write_law(path: Path, law: Law, section: dict[str, Any] | None) -> None:
     """law.json: the base law as `Law.save` writes it, plus the pattern laws
-    (key "pattern_laws") when the sweep has them; `sparsescale optimal
-    --patterns` reads them from the same file."""
+    (key "pattern_laws") when the sweep has them; `sparsescale
+    choose-pattern --patterns` reads them from the same file."""
     if section is None:
         law.save(path)
         return
