@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from sparsescale.laws.forms import Law
-from sparsescale.report.patterns import write_law
+from sparsescale.report.lawfile import write_law
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "laws"))
 from test_patterns import base_with_draws, synthetic  # noqa: E402

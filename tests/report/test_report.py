@@ -154,7 +154,7 @@ def test_determination_and_equivalent_dense_factor():
     median and the fit did not stop at a bound; the equivalent dense size is
     f(S)^(-1/bN) (closed form for cS = 0: (1 - S)^(-bS/bN))."""
     from sparsescale.laws.forms import Law
-    from sparsescale.report.build import determination, equivalent_dense_factors
+    from sparsescale.report.determined import determination, equivalent_dense_factors
 
     intervals = {"bN": (0.2, 0.3, 0.45), "bS": (0.01, 0.2, 2.5), "cS": (0.0, 0.1, 0.12),
                  "equivalent dense size at S=0.75": (1.7, 2.16, 2.76)}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.atomic import save_figure
+from sparsescale.report.render import short
 
 
 def _budget_ticks(ax) -> None:
@@ -15,11 +16,9 @@ def _budget_ticks(ax) -> None:
     log range in scientific notation, and the labels run into each other."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    from sparsescale.report.figures import _short
-
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
     ax.xaxis.set_minor_locator(NullLocator())
 
 

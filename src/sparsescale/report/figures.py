@@ -13,6 +13,9 @@ import numpy as np
 from sparsescale.atomic import save_figure
 from sparsescale.laws.forms import Law
 
+# tick labels written as the tables write numbers
+from sparsescale.report.render import short as _short
+
 
 def _pyplot():
     import matplotlib
@@ -28,14 +31,6 @@ def _sparsity_colors(levels):
     cmap = plt.get_cmap("viridis")
     levels = sorted(set(float(s) for s in levels))
     return {s: cmap(i / max(len(levels) - 1, 1)) for i, s in enumerate(levels)}
-
-
-def _short(n: float) -> str:
-    """200000 -> '200k', 1.5e9 -> '1.5B'."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
 
 
 def nominal_sizes(n_nonzero, rtol: float = 0.05) -> list[float]:

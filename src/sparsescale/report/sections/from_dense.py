@@ -1,4 +1,4 @@
-"""The report's section on pruning a pretrained dense model (sweeps with
+"""The from-dense section: pruning a pretrained dense model (sweeps with
 `dense_prefix` or `init_from_dense` runs): sparse-from-scratch, pruned-from-
 dense and dense at equal total compute (a table and a figure), the sparse law
 fitted to the pruned runs with bootstrap intervals (written as
@@ -12,8 +12,8 @@ trained alone: a pruned run's dense prefix is charged in full at dense cost
 
 from __future__ import annotations
 
-import html
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,42 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws import pretrained as pre
 from sparsescale.laws.jsonsafe import finite_json
+from sparsescale.report.determined import determination, equivalent_dense_factors
+from sparsescale.report.points import MIN_POINTS
+from sparsescale.report.render import esc, figure, num
 from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
 from sparsescale.sweep.spec import prefix_of_fraction
 
 PRUNED_LAW = "pruned-law.json"
-FIGURE = "pretrained_compute.png"
+FIGURE = "pretrained_compute.png"   # the file names (and summary.json's key "pretrained") predate the section's name
+
+
+@dataclass
+class FromDenseLaw:
+    """The sparse law fitted to the dense and pruned runs (laws.pretrained.fit_pruned_law)."""
+    law_file: str
+    coefficients: dict[str, float]
+    intervals: dict[str, list[float]]        # bootstrap [low, median, high]; {} without a bootstrap
+    determined: list[str]
+    undetermined: list[str]
+    n_points: int
+    from_dense: dict[str, Any]               # the law's fit["from_dense"]: dense fractions, run counts
+    holdout: dict[str, Any] | None
+    example: dict[str, Any] | None           # `sparsescale from-dense` for the sweep's largest dense model
+
+
+@dataclass
+class FromDense:
+    budget_unit: str
+    accounting: str
+    # per pruned run: its loss against scratch and dense at the same total FLOPs, and the law's saving
+    table: list[dict[str, Any]]
+    warnings: list[str]
+    sweep_total_flops: dict[str, float]      # per accounting: what the sweep trained, each prefix once
+    alone_total_flops: float                 # its runs' FLOPs as if each trained alone (prefix charged)
+    frontiers: dict[str, list]               # per method: [(flops, loss)] of its lower envelope
+    figure: str                              # FIGURE, in the report folder
+    law: FromDenseLaw | None = None          # None when the pruned law could not be fitted (a warning says why)
 
 
 def _method(r: dict[str, Any]) -> str | None:
@@ -58,14 +89,12 @@ def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]
     return out
 
 
-def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law, n_boot: int,
-                       seed: int) -> dict[str, Any] | None:
-    """The section's content (JSON-ready), or None when the sweep has no
-    finished pruned-from-dense run. Writes the figure and pruned-law.json."""
+def compute(store_path, sweep: str | None, out_dir: Path, scratch_law, n_boot: int, seed: int) -> FromDense | None:
+    """The section, or None when the sweep has no finished pruned-from-dense
+    run. Writes the figure and pruned-law.json into out_dir."""
     from sparsescale.sweep.export import budget_column
-    from sparsescale.sweep.store import Store
-
     from sparsescale.sweep.lrscan import best_of_lr_scan
+    from sparsescale.sweep.store import Store
 
     with Store(store_path, readonly=True) as store:
         rows = store.runs(sweep_id=store.sweep_ids(sweep))
@@ -89,8 +118,20 @@ def pretrained_section(store_path, sweep: str | None, out_dir: Path, scratch_law
     out["frontiers"] = {m: pre.frontier(points, m) for m in pre.METHODS}
     _plot(points, out["frontiers"], out_dir / FIGURE, unit)
     out["figure"] = FIGURE
-    out.update(_pruned_law(points, unit, out_dir, n_boot, seed, out["warnings"]))
-    return finite_json(out)[0]   # summary.json stays valid JSON: an unreachable loss's inf FLOPs become null
+    law = _pruned_law(points, unit, out_dir, n_boot, seed, out["warnings"])
+    # summary.json stays valid JSON and every renderer reads the same values: an unreachable
+    # loss's inf FLOPs become None (shown as '-', left out of the terminal's medians)
+    clean = finite_json(out)[0]
+    return FromDense(**clean, law=None if not law else FromDenseLaw(**finite_json(law)[0]))
+
+
+def to_json(sec: FromDense | None) -> dict[str, Any] | None:
+    """summary.json's "pretrained": the section's fields, the law's flattened in (absent without a law)."""
+    if sec is None:
+        return None
+    out = asdict(sec)
+    law = out.pop("law")
+    return finite_json({**out, **(law or {})})[0]
 
 
 def _n_of(points, row) -> float:
@@ -102,8 +143,6 @@ def _n_of(points, row) -> float:
 def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnings: list[str]) -> dict[str, Any]:
     """Fit the sparse law to the dense and pruned runs, save it, and answer one
     practitioner's question with it; {} (and a warning) when it cannot be fitted."""
-    from sparsescale.report.build import MIN_POINTS, determination, equivalent_dense_factors
-
     use = [p for p in points if p["method"] in (pre.DENSE, pre.PRUNED)]
     if len(use) < MIN_POINTS:
         warnings.append(f"pruned law not fitted: {len(use)} dense and pruned runs, it needs {MIN_POINTS}")
@@ -175,40 +214,34 @@ def _plot(points, frontiers, path: Path, unit: str) -> None:
 
 
 # ---- rendering -----------------------------------------------------------------------
-def _num(v, fmt: str = ".4g") -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
-
-
-def render_html(section: dict[str, Any] | None, figure_dir: Path) -> list[str]:
-    """The section as HTML fragments ([] without one)."""
-    if not section:
+def to_html(sec: FromDense | None, out_dir: Path) -> list[str]:
+    """The section as HTML fragments ([] without one); out_dir holds its figure."""
+    if not sec:
         return []
-    from sparsescale.report.html import _figure
-
     parts = ["<h2>Pruning a pretrained dense model</h2>",
-             f"<p>Compute: {html.escape(section['accounting'])}. The sweep itself trained "
-             f"{section['sweep_total_flops']['sparse']:.3g} FLOPs (each shared prefix once); its runs trained "
-             f"alone would take {section['alone_total_flops']:.3g}.</p>",
-             _figure(figure_dir / section["figure"], "loss against total compute per method",
-                     "Every finished run at its total compute; lines: each method's frontier."), _table(section)]
-    if section.get("coefficients"):
-        parts.append(_law_html(section))
-    parts += [f'<div class="warning">{html.escape(w)}</div>' for w in section["warnings"]]
+             f"<p>Compute: {esc(sec.accounting)}. The sweep itself trained "
+             f"{sec.sweep_total_flops['sparse']:.3g} FLOPs (each shared prefix once); its runs trained "
+             f"alone would take {sec.alone_total_flops:.3g}.</p>",
+             figure(out_dir / sec.figure, "loss against total compute per method",
+                    "Every finished run at its total compute; lines: each method's frontier."), _table(sec)]
+    if sec.law is not None:
+        parts.append(_law_html(sec.law))
+    parts += [f'<div class="warning">{esc(w)}</div>' for w in sec.warnings]
     return parts
 
 
-def _table(section) -> str:
+def _table(sec: FromDense) -> str:
     head = ("<table><tr><th>S</th><th>N</th><th>D total</th><th>dense prefix</th><th>total FLOPs</th>"
             "<th>pruned loss</th><th>from scratch, same FLOPs</th><th>dense, same FLOPs</th>"
             "<th>from-scratch FLOPs for the pruned loss (law)</th><th>saving, prefix charged</th>"
             "<th>saving, prefix already paid</th></tr>")
     rows = [f"<tr><td>{r['sparsity']:g}</td><td class=num>{r['n_target']:,}</td><td class=num>{r['data']:.3g}</td>"
-            f"<td class=num>{_num(r['dense_prefix'], '.3g')}</td><td class=num>{r['flops']:.3g}</td>"
-            f"<td class=num>{r['loss']:.4f}</td><td class=num>{_num(r['scratch_loss'], '.4f')}</td>"
-            f"<td class=num>{_num(r['dense_loss'], '.4f')}</td>"
-            f"<td class=num>{_num(r['scratch_flops_for_same_loss'], '.3g')}</td>"
-            f"<td class=num>{_num(r['saving_prefix_charged'], '.2f')}x</td>"
-            f"<td class=num>{_num(r['saving_prefix_sunk'], '.2f')}x</td></tr>" for r in section["table"]]
+            f"<td class=num>{num(r['dense_prefix'], '.3g')}</td><td class=num>{r['flops']:.3g}</td>"
+            f"<td class=num>{r['loss']:.4f}</td><td class=num>{num(r['scratch_loss'], '.4f')}</td>"
+            f"<td class=num>{num(r['dense_loss'], '.4f')}</td>"
+            f"<td class=num>{num(r['scratch_flops_for_same_loss'], '.3g')}</td>"
+            f"<td class=num>{num(r['saving_prefix_charged'], '.2f')}x</td>"
+            f"<td class=num>{num(r['saving_prefix_sunk'], '.2f')}x</td></tr>" for r in sec.table]
     return head + "".join(rows) + ("</table><p>Same-FLOPs losses are read off each method's measured runs "
                                    "(log-log interpolation over D at the same S and N; '-': outside them). Saving: "
                                    "the FLOPs sparse training from scratch needs for the pruned run's loss under "
@@ -217,20 +250,20 @@ def _table(section) -> str:
                                    "was cheaper.</p>")
 
 
-def _law_html(section) -> str:
-    iv = section["intervals"]
+def _law_html(law: FromDenseLaw) -> str:
+    iv = law.intervals
     cells = "".join(f"<tr><td>{k}</td><td class=num>{v:.4g}</td><td class=num>"
                     + (f"[{iv[k][0]:.4g}, {iv[k][2]:.4g}]" if k in iv else "-") + "</td></tr>"
-                    for k, v in section["coefficients"].items())
+                    for k, v in law.coefficients.items())
     # bootstrap-derived quantities (equivalent dense sizes): their median, which the fit does not give
-    cells += "".join(f"<tr><td>{html.escape(k)}</td><td class=num>{v[1]:.4g}</td><td class=num>[{v[0]:.4g}, "
-                     f"{v[2]:.4g}]</td></tr>" for k, v in iv.items() if k not in section["coefficients"])
-    fd = section["from_dense"]
-    ex = section.get("example")
-    text = (f"<p>The sparse law fitted to {section['n_points']} dense and pruned runs (D: dense prefix + "
+    cells += "".join(f"<tr><td>{esc(k)}</td><td class=num>{v[1]:.4g}</td><td class=num>[{v[0]:.4g}, "
+                     f"{v[2]:.4g}]</td></tr>" for k, v in iv.items() if k not in law.coefficients)
+    fd = law.from_dense
+    ex = law.example
+    text = (f"<p>The sparse law fitted to {law.n_points} dense and pruned runs (D: dense prefix + "
             f"continuation; dense fractions {fd['dense_fraction'][0]:.2f}-{fd['dense_fraction'][1]:.2f}), saved as "
-            f"{html.escape(section['law_file'])}. Determined: <b>{html.escape(', '.join(section['determined']) or 'none')}"
-            f"</b>; not determined: {html.escape(', '.join(section['undetermined']) or 'none')}.</p>")
+            f"{esc(law.law_file)}. Determined: <b>{esc(', '.join(law.determined) or 'none')}"
+            f"</b>; not determined: {esc(', '.join(law.undetermined) or 'none')}.</p>")
     if ex:
         ivs = ex.get("intervals") or {}
         band = {k: f" [{ivs[k][0]:.{d}f}, {ivs[k][1]:.{d}f}]" if k in ivs else "" for k, d in
@@ -238,32 +271,36 @@ def _law_html(section) -> str:
         text += (f"<p class=summary>A dense model of {ex['n_params']:.3g} parameters trained on {ex['dense_data']:.3g} "
                  f"tokens, given as much compute again: prune to S = {ex['sparsity']:.2f}{band['sparsity']} while "
                  f"training {ex['continue_data']:.3g} more tokens, loss {ex['loss']:.4f}{band['loss']}; continuing "
-                 f"dense gives {ex['dense_loss']:.4f}{band['dense_loss']} (<code>{html.escape(ex['command'])}</code>; "
+                 f"dense gives {ex['dense_loss']:.4f}{band['dense_loss']} (<code>{esc(ex['command'])}</code>; "
                  "95% intervals).</p>")
     return "<table><tr><th>coefficient</th><th>value</th><th>95% interval</th></tr>" + cells + "</table>" + text
 
 
-def print_section(console, section: dict[str, Any]) -> None:
-    """The section's essentials on the terminal (`sparsescale report`)."""
-    wins = [r for r in section["table"] if r["scratch_loss"] is not None]
+def to_text(sec: FromDense | None) -> list:
+    """The section's essentials on the terminal; its warnings as yellow rich Texts."""
+    from rich.text import Text
+
+    if not sec:
+        return []
+    wins = [r for r in sec.table if r["scratch_loss"] is not None]
     better = sum(r["loss"] < r["scratch_loss"] for r in wins)
-    console.print(f"pruned from dense: {len(section['table'])} runs; at equal total compute (dense prefix included) "
-                  f"{better} of {len(wins)} comparable ones beat sparse from scratch "
-                  f"(sweep total {section['sweep_total_flops']['sparse']:.3g} FLOPs, each prefix once)", highlight=False)
+    out: list = [f"pruned from dense: {len(sec.table)} runs; at equal total compute (dense prefix included) "
+                 f"{better} of {len(wins)} comparable ones beat sparse from scratch "
+                 f"(sweep total {sec.sweep_total_flops['sparse']:.3g} FLOPs, each prefix once)"]
     for key, what in (("saving_prefix_charged", "dense prefix charged"), ("saving_prefix_sunk", "prefix already paid")):
-        vals = [r[key] for r in section["table"] if r.get(key) is not None]
+        vals = [r[key] for r in sec.table if r.get(key) is not None]
         if vals:
-            console.print(f"  from-scratch FLOPs for the same loss / pruned FLOPs ({what}): median "
-                          f"{float(np.median(vals)):.2f}x, range {min(vals):.2f}-{max(vals):.2f}x", highlight=False)
-    if section.get("coefficients"):
-        iv = section["intervals"]
+            out.append(f"  from-scratch FLOPs for the same loss / pruned FLOPs ({what}): median "
+                       f"{float(np.median(vals)):.2f}x, range {min(vals):.2f}-{max(vals):.2f}x")
+    law = sec.law
+    if law is not None:
+        iv = law.intervals
         coefs = ", ".join(f"{k}={v:.3g}" + (f" [{iv[k][0]:.3g}, {iv[k][2]:.3g}]" if k in iv else "")
-                          for k, v in section["coefficients"].items())
-        console.print(f"pruned law ({section['law_file']}): {coefs}; determined: "
-                      f"{', '.join(section['determined']) or 'none'}", highlight=False)
-    for w in section["warnings"]:
-        console.print(f"warning: {w}", style="yellow", highlight=False)
-    ex = section.get("example")
+                          for k, v in law.coefficients.items())
+        out.append(f"pruned law ({law.law_file}): {coefs}; determined: {', '.join(law.determined) or 'none'}")
+    out += [Text(f"warning: {w}", style="yellow") for w in sec.warnings]
+    ex = None if law is None else law.example
     if ex:
-        console.print(f"  e.g. {ex['command']}: S = {ex['sparsity']:.2f}, continue {ex['continue_data']:.3g}, "
-                      f"loss {ex['loss']:.4f} vs dense {ex['dense_loss']:.4f}", highlight=False)
+        out.append(f"  e.g. {ex['command']}: S = {ex['sparsity']:.2f}, continue {ex['continue_data']:.3g}, "
+                   f"loss {ex['loss']:.4f} vs dense {ex['dense_loss']:.4f}")
+    return out

@@ -1,26 +1,51 @@
-"""The report's n:m section: every pattern refitted on the sweep's unstructured
-law (laws.patterns), a table of its coefficients and of what its runs
-determine, a figure of loss against N per pattern beside unstructured pruning
-at the same sparsity, and the pattern laws written into law.json."""
+"""The n:m section: every pattern refitted on the sweep's unstructured law
+(laws.patterns), a table of its coefficients and of what its runs determine,
+the measured gaps to unstructured runs at the same S, N and D, and a figure
+of loss against N per pattern beside unstructured pruning at the same
+sparsity. n:m means n weights KEPT in every group of m consecutive weights
+along the input dimension (2:4 keeps 2 of 4). The pattern laws go into
+law.json (report.lawfile)."""
 
 from __future__ import annotations
 
-import html
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sparsescale.atomic import write_text
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import Law
-from sparsescale.laws.patterns import (QUANTITIES, SECTION, UNDETERMINED_ONE_S, PatternLaws, PatternRuns,
-                                       fit_patterns, group_patterns, pattern_sparsity)
+from sparsescale.laws.jsonsafe import finite_json
+from sparsescale.laws.patterns import (
+    QUANTITIES,
+    UNDETERMINED_ONE_S,
+    PatternLaws,
+    PatternRuns,
+    fit_patterns,
+    group_patterns,
+    pattern_sparsity,
+)
+from sparsescale.report.determined import determination
+from sparsescale.report.points import SweepPoints
+from sparsescale.report.render import esc, img, short
 from sparsescale.sweep.export import budget_column
 from sparsescale.sweep.lrscan import best_of_lr_scan
 from sparsescale.sweep.store import Store
 from sparsescale.units import parse_pattern, pattern_name
+
+FIGURE = "patterns_loss_vs_n.png"
+
+
+@dataclass
+class Patterns:
+    laws: dict[str, Any]         # laws.patterns.PatternLaws.to_dict(): per pattern its law, quantities, family
+    # per pattern: determined / undetermined names and whether a bootstrap assessed them
+    determined: dict[str, dict[str, Any]]
+    figure: Path
+    # per pattern, measured loss minus the unstructured run's at the same S, N, D (`measured_gaps`)
+    measured_gaps: dict[str, list[dict[str, Any]]]
 
 
 def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
@@ -63,10 +88,10 @@ def _shape_key(pattern: str, sparsity: float, n_nonzero: float, data: float) -> 
     return (pattern, round(float(sparsity), 9), int(round(float(n_nonzero))), float(data))
 
 
-def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path, n_boot: int,
-                    seed: int) -> dict[str, Any] | None:
-    """Fit the sweep's patterns on `law` and draw their figure; None without n:m runs.
-    Returns {"laws": PatternLaws.to_dict(), "determined": {pattern: {...}}, "figure": path}."""
+def compute(store_path, sweep: str | None, law: Law, pts: SweepPoints, out_dir: Path, n_boot: int,
+            seed: int) -> Patterns | None:
+    """Fit the sweep's patterns on `law` and draw their figure; None without n:m runs
+    (or, with a warning in pts.warnings, when the pattern fits fail)."""
     groups, shapes = collect_pattern_runs(store_path, sweep, pts.warnings)
     if not groups:
         return None
@@ -75,11 +100,16 @@ def pattern_section(store_path, sweep: str | None, law: Law, pts, out_dir: Path,
     except SparsescaleError as exc:
         pts.warnings.append(f"n:m pattern fits skipped: {exc}")
         return None
-    figure = out_dir / "patterns_loss_vs_n.png"
+    figure = out_dir / FIGURE
     plot_patterns(law, fitted, groups, pts, figure)
     pts.notes.append("the n:m runs are refitted per pattern on this law in the n:m section")
-    return {"laws": fitted.to_dict(), "determined": _determined(fitted), "figure": figure,
-            "measured_gaps": measured_gaps(groups, pts, shapes)}
+    return Patterns(laws=fitted.to_dict(), determined=_determined(fitted), figure=figure,
+                    measured_gaps=measured_gaps(groups, pts, shapes))
+
+
+def to_json(sec: Patterns | None) -> dict[str, Any] | None:
+    """summary.json's "patterns" (the figure as a file name in the report folder)."""
+    return None if sec is None else finite_json({**asdict(sec), "figure": sec.figure.name})[0]
 
 
 def measured_gaps(groups: dict[str, PatternRuns], pts, shapes: dict | None = None,
@@ -115,11 +145,9 @@ def _same_shape(mine: tuple, theirs: tuple, pattern: str) -> bool:
 
 
 def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
-    """Per pattern, report.build.determination over its intervals, with the
+    """Per pattern, report.determined.determination over its intervals, with the
     coefficients one sparsity cannot determine moved to undetermined whatever
     their (base-driven) intervals say."""
-    from sparsescale.report.build import determination
-
     # without a bootstrap only the structural verdict is known
     out = {p: {"determined": [], "undetermined": list(fitted.undetermined[p]), "assessed": False}
            for p in fitted.laws}
@@ -133,21 +161,6 @@ def _determined(fitted: PatternLaws) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def write_law(path: Path, law: Law, section: dict[str, Any] | None) -> None:
-    """law.json: the base law as `Law.save` writes it, plus the pattern laws
-    (key "pattern_laws") when the sweep has them; `sparsescale
-    choose-pattern --patterns` reads them from the same file."""
-    if section is None:
-        law.save(path)
-        return
-    import json
-
-    from sparsescale.laws.jsonsafe import finite_json
-
-    obj = finite_json({**law.to_dict(), SECTION: section["laws"]})[0]
-    write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
-
-
 _STYLES = ["--", ":", "-."]
 _MARKERS = ["^", "s", "D"]
 
@@ -157,7 +170,7 @@ def plot_patterns(law: Law, fitted: PatternLaws, groups: dict[str, PatternRuns],
     runs at that S (circles, the base law solid) and each pattern (its marker,
     its law dashed), coloured by data budget."""
     from sparsescale.atomic import save_figure
-    from sparsescale.report.figures import _pyplot, _short
+    from sparsescale.report.figures import _pyplot
 
     plt = _pyplot()
     levels = sorted({r.sparsity for r in groups.values()})
@@ -181,7 +194,7 @@ def plot_patterns(law: Law, fitted: PatternLaws, groups: dict[str, PatternRuns],
         handles = [plt.Line2D([], [], color="k", marker="o", ls="-", label=f"unstructured {s:.0%}")]
         handles += [plt.Line2D([], [], color="k", marker=_MARKERS[j % 3], ls=_STYLES[j % 3], label=r.pattern)
                     for j, r in enumerate(here)]
-        handles += [plt.Line2D([], [], color=c, lw=3, label=f"D = {_short(d)}") for d, c in colour.items()]
+        handles += [plt.Line2D([], [], color=c, lw=3, label=f"D = {short(d)}") for d, c in colour.items()]
         ax.legend(handles=handles, fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("non-zero parameters N")
@@ -202,17 +215,15 @@ def _gaps_html(gaps: dict[str, list[dict[str, float]]]) -> list[str]:
     """Measured loss of each pattern minus unstructured at the same S, N and D (no law)."""
     if not any(gaps.values()):
         return []
-    from sparsescale.report.figures import _short
-
     parts = ["<p>Measured: each pattern's final loss minus the unstructured run's at the same S, N and D "
              "(positive: the pattern is worse).</p><table><tr><th>pattern</th><th>mean gap (nats)</th>"
              "<th>per run (N, D: gap)</th></tr>"]
     for p, rows in gaps.items():
         if rows:
-            each = "; ".join(f"{_short(g['n_nonzero'])}, {_short(g['data'])}: {g['gap']:+.3f}"
+            each = "; ".join(f"{short(g['n_nonzero'])}, {short(g['data'])}: {g['gap']:+.3f}"
                              + ("*" if g.get("same_shape") is False else "") for g in rows)
-            parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{_mean_gap(rows)}</td>"
-                         f"<td>{html.escape(each)}</td></tr>")
+            parts.append(f"<tr><td>{esc(p)}</td><td class='num'>{_mean_gap(rows)}</td>"
+                         f"<td>{esc(each)}</td></tr>")
     return parts + ["</table><p>* the pattern run trained another shape (depth, width, MLP width) than the "
                     "unstructured one: the sizer makes input dimensions multiples of m, so at small N the gap "
                     "mixes the pattern's cost with the shape's; the mean leaves these pairs out.</p>"]
@@ -226,11 +237,11 @@ def _mean_gap(rows: list[dict[str, Any]]) -> str:
     return f"{np.mean(same):+.4f} ({len(same)} of {len(rows)} pairs)"
 
 
-def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
-    """The page's n:m section (img(path, alt) embeds a figure)."""
-    if not section:
+def to_html(sec: Patterns | None) -> list[str]:
+    """The page's n:m section."""
+    if not sec:
         return []
-    laws = section["laws"]
+    laws = sec.laws
     level = f"{laws['level']:.0%}" if laws.get("n_boot") else None
     parts = ["<h2>n:m patterns</h2>",
              "<p>Each pattern is refitted on the unstructured law above, keeping its dense base (bN, aD, bD, c "
@@ -244,25 +255,25 @@ def pattern_html(section: dict[str, Any] | None, img) -> list[str]:
              "<th>not determined</th></tr>"]
     for p, e in laws["patterns"].items():
         q = e["quantities"]
-        parts.append(f"<tr><td>{html.escape(p)}</td><td class='num'>{e['sparsity']:g}</td><td class='num'>{e['n_runs']}</td>"
+        parts.append(f"<tr><td>{esc(p)}</td><td class='num'>{e['sparsity']:g}</td><td class='num'>{e['n_runs']}</td>"
                      + _cell(q["k"]) + _cell(q["k_ratio"], ".3f") + _cell(q["equivalent_dense_size"], ".3f")
                      + _cell(q["unstructured_equivalent_dense_size"], ".3f")
                      + "".join(_cell(q[n]) for n in UNDETERMINED_ONE_S)
-                     + f"<td>{html.escape(_undetermined(section, p))}</td></tr>")
+                     + f"<td>{esc(_undetermined(sec, p))}</td></tr>")
     parts.append("</table>")
-    parts += _gaps_html(section.get("measured_gaps") or {})
+    parts += _gaps_html(sec.measured_gaps or {})
     reasons = sorted({why for e in laws["patterns"].values() for why in e["undetermined"].values()})
-    parts += [f"<p class='note'>{html.escape(r)}.</p>" for r in reasons]
-    parts.append("<p>" + html.escape("; ".join(f"{k}: {v}" for k, v in QUANTITIES.items())) + ".</p>")
-    parts.append(f"<figure>{img(section['figure'], 'loss against N per n:m pattern and unstructured at the same S')}"
+    parts += [f"<p class='note'>{esc(r)}.</p>" for r in reasons]
+    parts.append("<p>" + esc("; ".join(f"{k}: {v}" for k, v in QUANTITIES.items())) + ".</p>")
+    parts.append(f"<figure>{img(sec.figure, 'loss against N per n:m pattern and unstructured at the same S')}"
                  "<figcaption>Measured loss against N: unstructured runs at the pattern's sparsity (circles, the "
                  "sparse law solid) and each pattern (its marker, its refitted law broken), one colour per data "
                  "budget.</figcaption></figure>")
     return parts
 
 
-def _undetermined(section: dict[str, Any], pattern: str) -> str:
-    d = section["determined"][pattern]
+def _undetermined(sec: Patterns, pattern: str) -> str:
+    d = sec.determined[pattern]
     text = ", ".join(d["undetermined"]) or "none"
     return text if d["assessed"] else f"{text} (the rest not assessed: no bootstrap)"
 
@@ -271,8 +282,8 @@ def _text(q: dict[str, Any], fmt: str = ".4g") -> str:
     return format(q["value"], fmt) + (f" [{format(q['low'], fmt)}, {format(q['high'], fmt)}]" if "low" in q else "")
 
 
-def _gap_text(section: dict[str, Any], pattern: str) -> str:
-    rows = (section.get("measured_gaps") or {}).get(pattern) or []
+def _gap_text(sec: Patterns, pattern: str) -> str:
+    rows = (sec.measured_gaps or {}).get(pattern) or []
     if not rows:
         return ""
     gaps = [g["gap"] for g in rows if g.get("same_shape") is not False]
@@ -280,15 +291,19 @@ def _gap_text(section: dict[str, Any], pattern: str) -> str:
             + (f", range {min(gaps):+.4f} to {max(gaps):+.4f}" if gaps else ""))
 
 
-def print_patterns(console, section: dict[str, Any]) -> None:
+def to_text(sec: Patterns | None) -> list[str]:
     """The n:m results on the terminal, one paragraph per pattern (the page's table)."""
-    laws = section["laws"]
-    console.print("n:m patterns refitted on the unstructured law (base kept; brackets: "
-                  + (f"{laws['level']:.0%} intervals)" if laws.get("n_boot") else "no bootstrap)"), highlight=False)
+    if not sec:
+        return []
+    laws = sec.laws
+    out = ["n:m patterns refitted on the unstructured law (base kept; brackets: "
+           + (f"{laws['level']:.0%} intervals)" if laws.get("n_boot") else "no bootstrap)")]
     for p, e in laws["patterns"].items():
         q = e["quantities"]
-        console.print(f"  {p} (S = {e['sparsity']:g}, {e['n_runs']} runs, family {e['family']}): N-term factor "
-                      f"{_text(q['k_ratio'], '.3f')} x unstructured's; equivalent dense size "
-                      f"{_text(q['equivalent_dense_size'], '.2f')} (unstructured {_text(q['unstructured_equivalent_dense_size'], '.2f')}); "
-                      + ", ".join(f"{n} {_text(q[n])}" for n in UNDETERMINED_ONE_S)
-                      + f"; not determined: {_undetermined(section, p)}" + _gap_text(section, p), highlight=False)
+        out.append(f"  {p} (S = {e['sparsity']:g}, {e['n_runs']} runs, family {e['family']}): N-term factor "
+                   f"{_text(q['k_ratio'], '.3f')} x unstructured's; equivalent dense size "
+                   f"{_text(q['equivalent_dense_size'], '.2f')} (unstructured "
+                   f"{_text(q['unstructured_equivalent_dense_size'], '.2f')}); "
+                   + ", ".join(f"{n} {_text(q[n])}" for n in UNDETERMINED_ONE_S)
+                   + f"; not determined: {_undetermined(sec, p)}" + _gap_text(sec, p))
+    return out
