@@ -18,6 +18,7 @@ from typing import Any, Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import require_torch
 from sparsescale.train.config import FIELD_HELP, RunConfig
 
 _FIXED = {"config", "out", "check", "quiet", "set", "force"}
@@ -76,12 +77,13 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
 
     Example: sparsescale train --model gpt --params 200k --sparsity 0.75 --tokens 1M --out runs/x
     """
+    require_torch("train")
     import json
 
+    from sparsescale.errors import SparsescaleError
     from sparsescale.models.registry import get_family
     from sparsescale.train.config import load_config
     from sparsescale.train.plan import check_memory, plan_run
-    from sparsescale.errors import SparsescaleError
     from sparsescale.train.result import RESULT
     from sparsescale.train.run import train as train_run
 

@@ -63,15 +63,16 @@ def assess(sparsity, n_nonzero, data, loss, *, n_boot: int = 0, holdout: bool = 
     not an error: the fit itself still stands.
     """
     if not 0 <= n_boot <= MAX_BOOTSTRAP:
-        raise SparsescaleError(f"n_boot: must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
-                               f"resamples), got {n_boot}")
+        raise SparsescaleError(f"must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
+                               f"resamples), got {n_boot}", param="n_boot")
     fit = fit_law(sparsity, n_nonzero, data, loss, seed=seed, units=units, tokens_per_unit=tokens_per_unit, **fit_kwargs)
     out = Assessment(fit=fit, law=fit.law)
     if holdout:
         try:
             out.holdout = holdout_largest_n(sparsity, n_nonzero, data, loss, seed=seed, **fit_kwargs)
         except SparsescaleError as exc:
-            out.warnings.append(f"largest-N holdout skipped: {str(exc).removeprefix('holdout: ')}")
+            reason = exc.detail if exc.param == "holdout" else str(exc)
+            out.warnings.append(f"largest-N holdout skipped: {reason}")
     if n_boot == 0:
         return out
     out.bootstrap = bootstrap(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, derived=derived,

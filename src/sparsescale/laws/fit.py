@@ -301,23 +301,23 @@ class _Problem:
 def check_seed(seed) -> int:
     """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SparsescaleError(f"seed: must be an integer in 0..{MAX_SEED}, got {seed!r}")
+        raise SparsescaleError(f"must be an integer in 0..{MAX_SEED}, got {seed!r}", param="seed")
     return int(seed)
 
 
 def _validate(form, S, N, D, y, space, delta, base):
     if form not in COEFFICIENT_NAMES:
-        raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
+        raise SparsescaleError(f"unknown form {form!r}; expected sparse, dense, nm or avgparam", param="form")
     if space not in SPACES:
-        raise SparsescaleError(f"space: expected log or linear, got {space!r}")
+        raise SparsescaleError(f"expected log or linear, got {space!r}", param="space")
     if not (delta > 0 and math.isfinite(delta)):
-        raise SparsescaleError(f"delta: must be a positive number, got {delta}")
+        raise SparsescaleError(f"must be a positive number, got {delta}", param="delta")
     if form == "nm":
         if base is None:
-            raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
+            raise SparsescaleError("the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)", param="base")
         if base.form not in ("sparse", "nm"):   # dense and avgparam laws have no bN, aD, bD, c to keep
-            raise SparsescaleError(f"base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
-                                   f"got form {base.form!r}")
+            raise SparsescaleError(f"the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
+                                   f"got form {base.form!r}", param="base")
     n_free = len(FREE_COEFFICIENTS[form])
     if y.shape[0] < n_free:
         raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
@@ -331,7 +331,7 @@ def _validate(form, S, N, D, y, space, delta, base):
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]} (not finite)")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
     checks = [
         ("sparsity", (S < 0) | (S >= 1), "outside [0, 1)"),
         ("n_nonzero", N <= 0, "not positive"),
@@ -343,7 +343,7 @@ def _validate(form, S, N, D, y, space, delta, base):
         bad = np.flatnonzero(mask)
         if bad.size:
             arr = {"sparsity": S, "n_nonzero": N, "data": D, "loss": y}[name]
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]:g}, {why}")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]:g}, {why}", param=name)
 
 
 def _candidates(problem: _Problem, n_candidates: int, seed: int) -> np.ndarray:

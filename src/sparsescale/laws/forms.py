@@ -80,17 +80,17 @@ def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, en
     constant (a static mask from step 0): 1; dense: 0."""
     if kind == "cubic":
         if not (0.0 <= start < end <= 1.0):
-            raise SparsescaleError(f"schedule: cubic needs 0 <= start < end <= 1, got start={start}, end={end}")
+            raise SparsescaleError(f"cubic needs 0 <= start < end <= 1, got start={start}, end={end}", param="schedule")
         return 0.75 * (end - start) + (1.0 - end)
     if kind == "one-shot":
         if not 0.0 <= at < 1.0:
-            raise SparsescaleError(f"schedule: one-shot needs 0 <= at < 1, got {at}")
+            raise SparsescaleError(f"one-shot needs 0 <= at < 1, got {at}", param="schedule")
         return 1.0 - at
     if kind == "constant":
         return 1.0
     if kind == "dense":
         return 0.0
-    raise SparsescaleError(f"schedule: unknown kind {kind!r}; expected cubic, one-shot, constant or dense")
+    raise SparsescaleError(f"unknown kind {kind!r}; expected cubic, one-shot, constant or dense", param="schedule")
 
 
 @dataclass

@@ -95,11 +95,11 @@ def group_patterns(patterns, sparsity, n_nonzero, data, loss) -> dict[str, Patte
 def check_base(base: Law | None) -> Law:
     """The base law a pattern law refits on: a sparse-form law, required."""
     if base is None:
-        raise SparsescaleError("base: a pattern law is a refit on a dense base law (bN, aD, bD, c, A = aS + cS); "
-                               "give the unstructured sweep's law")
+        raise SparsescaleError("a pattern law is a refit on a dense base law (bN, aD, bD, c, A = aS + cS); "
+                               "give the unstructured sweep's law", param="base")
     if base.form not in ("sparse", "nm"):
-        raise SparsescaleError(f"base: a pattern law refits a sparse-form base law (it keeps bN, aD, bD, c and "
-                               f"A = aS + cS); got a {base.form} law")
+        raise SparsescaleError(f"a pattern law refits a sparse-form base law (it keeps bN, aD, bD, c and "
+                               f"A = aS + cS); got a {base.form} law", param="base")
     return base
 
 
@@ -351,7 +351,7 @@ def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed:
     from sparsescale.laws.forms import COEFFICIENT_NAMES
 
     if n_boot < 2:
-        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"need at least 2 resamples, got {n_boot}", param="n_boot")
     unc = base_law.uncertainty
     bases = ([dict(zip(COEFFICIENT_NAMES[unc.form], map(float, row))) for row in unc.draws] if unc is not None
              else [dict(base_law.coefficients)])

@@ -70,7 +70,7 @@ def bootstrap(
     """
     seed = check_seed(seed)
     if n_boot < 2:
-        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"need at least 2 resamples, got {n_boot}", param="n_boot")
     if not 0 < level < 1:
         raise SparsescaleError(f"bootstrap level must be in (0, 1), got {level}")
     S = None if sparsity is None else np.asarray(sparsity, dtype=float)
@@ -163,7 +163,7 @@ def holdout_largest_n(sparsity, n_nonzero, data, loss, rtol: float = 0.02, **fit
     N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
-        raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")
+        raise SparsescaleError("all runs have the same N; need at least two sizes", param="holdout")
     mask = labels == labels.max()
     keep = ~mask
     fit = fit_law(None if S is None else S[keep], N[keep], D[keep], y[keep], **fit_kwargs)

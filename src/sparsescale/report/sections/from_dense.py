@@ -2,7 +2,7 @@
 `dense_prefix` or `init_from_dense` runs): sparse-from-scratch, pruned-from-
 dense and dense at equal total compute (a table and a figure), the sparse law
 fitted to the pruned runs with bootstrap intervals (written as
-pruned-law.json, which `sparsescale optimal --from-dense` reads), and one
+pruned-law.json, which `sparsescale from-dense` reads), and one
 worked answer to "prune my dense model to what sparsity, for how long?".
 
 Compute is the sparse-FLOP accounting (the paper's main one) of each run
@@ -43,7 +43,7 @@ class FromDenseLaw:
     n_points: int
     from_dense: dict[str, Any]               # the law's fit["from_dense"]: dense fractions, run counts
     holdout: dict[str, Any] | None
-    example: dict[str, Any] | None           # `optimal --from-dense` for the sweep's largest dense model
+    example: dict[str, Any] | None           # `sparsescale from-dense` for the sweep's largest dense model
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnin
 
 
 def _example(law, points) -> dict[str, Any] | None:
-    """`optimal --from-dense` for the sweep's largest dense model at its largest
+    """`from-dense` for the sweep's largest dense model at its largest
     dense prefix, continued on as much compute as its pretraining took."""
     pruned = [p for p in points if p["method"] == pre.PRUNED]
     d0 = max(p["dense_prefix"] for p in pruned)
@@ -178,7 +178,7 @@ def _example(law, points) -> dict[str, Any] | None:
         plan = pre.plan_from_dense(law, n, d0, 6.0 * n * d0)
     except SparsescaleError:
         return None
-    return plan.to_dict() | {"command": f"sparsescale optimal --law {PRUNED_LAW} --from-dense {n:.4g},{d0:.4g} "
+    return plan.to_dict() | {"command": f"sparsescale from-dense --law {PRUNED_LAW} --dense {n:.4g},{d0:.4g} "
                                         "--compute 1x"}
 
 
