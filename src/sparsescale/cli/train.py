@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -19,7 +20,7 @@ import typer
 
 from sparsescale.cli.app import app
 from sparsescale.cli.common import require_torch
-from sparsescale.train.config import FIELD_HELP, RunConfig
+from sparsescale.train.config import FIELD_HELP, OLD_FIELD_NAMES, RunConfig
 
 _FIXED = {"config", "out", "check", "quiet", "set", "force"}
 
@@ -38,6 +39,11 @@ def _run_options() -> list[inspect.Parameter]:
             option = typer.Option(None, flag, help=help_text, metavar="<value>")
             kind = Optional[str]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    # Renamed settings keep their old flag for one release, hidden from --help.
+    for old, new in OLD_FIELD_NAMES.items():
+        option = typer.Option(None, "--" + old.replace("_", "-"), hidden=True, metavar="<value>")
+        params.append(inspect.Parameter(old, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[str]))
     return params
 
 
@@ -88,6 +94,13 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     from sparsescale.train.run import train as train_run
 
     sets = _parse_sets(set or [])
+    for old, new in OLD_FIELD_NAMES.items():
+        if fields.get(old) is not None:
+            print(f"note: --{old.replace('_', '-')} is now --{new.replace('_', '-')}; "
+                  "the old flag goes in the next release", file=sys.stderr)
+            if fields.get(new) is None:
+                fields[new] = fields[old]
+        fields.pop(old, None)
     try:
         cfg = load_config(config, **{**sets, **{k: v for k, v in fields.items() if v is not None}})
     except SparsescaleError as exc:
