@@ -1,5 +1,6 @@
-"""`sparsescale optimal --patterns` in subprocesses: the pattern choice and the
-bad combinations it refuses (one line on stderr, exit 2)."""
+"""`sparsescale choose-pattern` in subprocesses: the pattern choice and the
+bad combinations it refuses (one line on stderr, exit 2); the old spelling
+`optimal --patterns` runs it, with a deprecation note, for one release."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def law_file(tmp_path_factory):
 
 
 def test_choice_json_prices_every_option_with_intervals(law_file):
-    proc = run("optimal", "--law", law_file, "--patterns", law_file, "--params", "5e4", "--compute", "6e11",
+    proc = run("choose-pattern", "--law", law_file, "--patterns", law_file, "--params", "5e4", "--compute", "6e11",
                "--speedup", "2:4=1.3", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -58,7 +59,7 @@ def test_choice_json_prices_every_option_with_intervals(law_file):
         assert lo < r["flops"]["loss"] < hi
     best = min(out["choices"], key=lambda r: r["time"]["loss"])["choice"]
     assert out["best"]["time"] == best
-    text = run("optimal", "--law", law_file, "--patterns", law_file, "--params", "5e4", "--compute", "10x")
+    text = run("choose-pattern", "--law", law_file, "--patterns", law_file, "--params", "5e4", "--compute", "10x")
     assert text.returncode == 0 and "best at equal FLOPs" in text.stdout and "1:4" in text.stdout
 
 
@@ -92,13 +93,40 @@ def test_bad_pattern_combinations_exit_2_with_one_line(law_file, tmp_path):
         (["--law", law_file, "--patterns", law_file, "--speedup", "2:4"], ["--speedup", "PATTERN=FACTOR"]),
         (["--law", law_file, "--patterns", law_file, "--speedup", "3:2=1.5"], ["--speedup", "need 0 < n < m"]),
         (["--law", law_file, "--patterns", law_file, "--speedup", "4:8=1.5"], ["4:8 is not among the choices"]),
-        (["--law", law_file, "--speedup", "2:4=1.3"], ["--speedup is for the pattern choice"]),
-        (["--law", law_file, "--patterns", law_file, "--flops", "dense"], ["--patterns reports both"]),
+        (["--law", law_file, "--patterns", law_file, "--flops", "dense"], ["No such option: --flops"]),
+        (["--law", law_file, "--patterns", law_file, "--level", "0.2"], ["--level: must be in [0.5, 1)"]),
     ]
     for args, fragments in cases:
-        assert_one_line_error(run("optimal", *args, *common), *fragments)
-    assert_one_line_error(run("optimal", "--law", law_file, "--patterns", law_file, "--params", "5e4"),
-                          "--patterns needs --params N and --compute C")
+        assert_one_line_error(run("choose-pattern", *args, *common), *fragments)
+    assert_one_line_error(run("choose-pattern", "--law", law_file, "--patterns", law_file, "--params", "5e4"),
+                          "Missing option '--compute'")
+    assert_one_line_error(run("choose-pattern", "--law", law_file, "--patterns", law_file, "--params=-1",
+                              "--compute", "10x"), "--params: must be > 0")
+
+
+def test_the_old_spelling_refuses_what_it_always_did(law_file):
+    common = ["--params", "5e4", "--compute", "10x"]
+    cases = [
+        (["--law", law_file, "--speedup", "2:4=1.3", *common], ["--speedup is for the pattern choice"]),
+        (["--law", law_file, "--patterns", law_file, "--flops", "dense", *common], ["--patterns reports both"]),
+        (["--law", law_file, "--patterns", law_file, "--contours", *common], ["--contours", "does not combine"]),
+        (["--law", law_file, "--patterns", law_file, "--params", "5e4"],
+         ["--patterns needs --params N and --compute C"]),
+    ]
+    for args, fragments in cases:
+        assert_one_line_error(run("optimal", *args), *fragments)
+
+
+def test_the_old_spelling_runs_the_new_command_with_one_note(law_file):
+    """`optimal --patterns` gives the JSON of `choose-pattern`, and one note on
+    stderr naming the new command."""
+    args = ["--law", law_file, "--patterns", law_file, "--params", "5e4", "--compute", "10x",
+            "--speedup", "2:4=1.3", "--speedup", "1:4=1.1", "--start", "0.2", "--level", "0.9", "--json"]
+    old, new = run("optimal", *args), run("choose-pattern", *args)
+    assert old.returncode == new.returncode == 0, old.stderr + new.stderr
+    assert json.loads(old.stdout) == json.loads(new.stdout) and new.stderr == ""
+    note = old.stderr.strip().splitlines()
+    assert len(note) == 1 and "deprecated" in note[0] and "sparsescale choose-pattern" in note[0]
 
 
 def test_a_pattern_fit_without_a_base_exits_2(tmp_path):

@@ -10,7 +10,6 @@ import json
 import re
 
 import pytest
-
 from hostile_helpers import cli, cli_batch, one_line, tree
 
 T5 = {"aS": 16.8, "bS": 0.722, "cS": 45.0, "bN": 0.245, "aD": 1.05e4, "bD": 0.203, "c": 0.651}
@@ -64,7 +63,7 @@ def test_law_commands_refuse_what_they_cannot_use(tmp_path):
     cases = [
         (("fit", "runs.csv", *cols, "--form", "nm", "--base", "avg.json"), "--base", "avgparam"),
         (("fit", "runs.csv", *cols, "--tokens-per-unit", "1e-320"), "--tokens-per-unit", "1e-320"),
-        *[(("optimal", "--law", f"fd{i}.json", "--from-dense", "1e7,1e9", "--compute", "1x"),
+        *[(("from-dense", "--law", f"fd{i}.json", "--dense", "1e7,1e9", "--compute", "1x"),
            f"--law fd{i}.json", "dense_fraction") for i in range(6)],
         (("optimal", "--law", "t5-c4", *plan, "1e-300"), "--compute 1e-300", "less than one unit"),
         (("optimal", "--law", "t5-c4", *plan, "1e12"), "--compute 1e12", "less than one unit"),
@@ -75,7 +74,7 @@ def test_law_commands_refuse_what_they_cannot_use(tmp_path):
          "--params", "empty item"),
         (("predict", "--law", "huge.json", "--params", "1e7", "--data", "1e5"), "huge.json", "'aD'", "1e+100"),
         (("predict", "--law", "inf.json", "--params", "1e7", "--data", "1e5"), "inf.json", "'aD'"),
-        (("optimal", "--law", "patterns.json", "--patterns", "patterns.json", *plan, "10x"),
+        (("choose-pattern", "--law", "patterns.json", "--patterns", "patterns.json", *plan, "10x"),
          "patterns['02:04']", "same pattern as patterns['2:4']"),
     ]
     check_all(cases, tmp_path)

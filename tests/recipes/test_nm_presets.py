@@ -54,7 +54,7 @@ def test_nm_quick_end_to_end(tmp_path):
         assert entry["law"]["coefficients"]["bN"] == law["coefficients"]["bN"]   # the base is kept
     summary = json.loads((report / "summary.json").read_text())
     assert set(summary["patterns"]["determined"]) == {"2:4", "1:4"}
-    done = sparsescale("optimal", "--law", report / "law.json", "--patterns", report / "law.json",
+    done = sparsescale("choose-pattern", "--law", report / "law.json", "--patterns", report / "law.json",
                        "--params", "50k", "--compute", "10x", "--speedup", "2:4=1.5", "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

@@ -1,5 +1,5 @@
 """The pretrained-quick preset end to end, as a user runs it: sweep -> export
--> report -> `optimal --from-dense`, each a subprocess, with real training."""
+-> report -> `from-dense`, each a subprocess, with real training."""
 
 import csv
 import json
@@ -55,15 +55,15 @@ def test_pretrained_quick_sweep_report_and_from_dense_plan(tmp_path):
     law = json.loads((out / "pruned-law.json").read_text())
     assert law["fit"]["from_dense"]["n_pruned_runs"] == 12 and "uncertainty" in law
 
-    done = cli("optimal", "--law", out / "pruned-law.json", "--from-dense", "100k,200k", "--compute", "1x", "--json",
+    done = cli("from-dense", "--law", out / "pruned-law.json", "--dense", "100k,200k", "--compute", "1x", "--json",
                cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert 0 <= plan["sparsity"] < 1 and plan["loss"] <= plan["dense_loss"] + 1e-12
     assert plan["intervals"]["loss"][0] <= plan["loss"] <= plan["intervals"]["loss"][1]
     assert plan["continue_data"] * 6 * 1e5 * (1 - 0.625 * plan["sparsity"]) == pytest.approx(6 * 1e5 * 2e5)
-    text = cli("optimal", "--law", out / "pruned-law.json", "--from-dense", "100k,200k", "--compute", "1.2e11",
+    text = cli("from-dense", "--law", out / "pruned-law.json", "--dense", "100k,200k", "--compute", "1.2e11",
                cwd=tmp_path)
     assert text.returncode == 0 and "prune to sparsity S" in text.stdout and "or continue dense" in text.stdout
-    bad = cli("optimal", "--law", out / "law.json", "--from-dense", "100k,200k", "--compute", "1x", cwd=tmp_path)
+    bad = cli("from-dense", "--law", out / "law.json", "--dense", "100k,200k", "--compute", "1x", cwd=tmp_path)
     assert bad.returncode == 2 and "--law" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -46,8 +46,8 @@ def test_the_pretrained_preset_shares_its_prefixes():
     assert all(order.index(d) < order.index(r.config_hash) for r in pruned for d in r.depends_on)
     # the pruned phase continues after the prefix's data, to the same total budget
     for r in pruned:
-        d0 = r.axes["dense_prefix"]
-        assert r.config["data_skip"] == d0 == by_hash[r.depends_on[0]].config["tokens"]
+        d0 = r.axes["dense_tokens"]
+        assert r.config["dense_tokens"] == d0 == by_hash[r.depends_on[0]].config["tokens"]
         assert r.config["tokens"] + d0 == r.axes["tokens"]
 
 
@@ -82,11 +82,11 @@ def test_a_pruned_run_skips_the_data_its_prefix_read():
 
     cfg = RunConfig(params="8k", sparsity=0.5, tokens="16k", data_skip="16k", **TRAIN)
     plan, data = plan_run(cfg)
-    assert plan.skip_steps == plan.steps == 16_000 // (8 * 32)
-    inner = get_family("gpt").make_batches(data_for(cfg)[1], 32, 8, plan.skip_steps + plan.steps, 0, 0, 1)
-    first, _ = SkippedLoader(inner, plan.skip_steps).get(0)
-    assert first.equal(inner.get(plan.skip_steps)[0]) and not first.equal(inner.get(0)[0])
-    with pytest.raises(SparsescaleError, match="after the .* skipped by --data-skip"):
+    assert plan.dense_steps == plan.steps == 16_000 // (8 * 32)
+    inner = get_family("gpt").make_batches(data_for(cfg)[1], 32, 8, plan.dense_steps + plan.steps, 0, 0, 1)
+    first, _ = SkippedLoader(inner, plan.dense_steps).get(0)
+    assert first.equal(inner.get(plan.dense_steps)[0]) and not first.equal(inner.get(0)[0])
+    with pytest.raises(SparsescaleError, match="after the .* trained dense first \\(--dense-tokens\\)"):
         plan_run(RunConfig(params="8k", tokens="16k", data_skip=10**9, **TRAIN))
     # a run that skips nothing keeps the identity it had before data_skip existed
     assert "data_skip" not in RunConfig(params="8k", tokens="16k").identity()

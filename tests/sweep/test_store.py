@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.sweep.lock import StoreLock
+from sparsescale.locks import StoreLock
 from sparsescale.sweep.spec import expand, spec_from_dict
 from sparsescale.sweep.store import Store
 
@@ -61,7 +61,7 @@ def test_readonly_store_errors(tmp_path):
 def test_second_lock_refuses_and_kill_releases(tmp_path):
     store = tmp_path / "s.sqlite"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from sparsescale.sweep.lock import StoreLock\n"
+        "import sys, time; from sparsescale.locks import StoreLock\n"
         f"l = StoreLock({str(store)!r}).acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:

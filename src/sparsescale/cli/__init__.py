@@ -1,8 +1,10 @@
-"""Command-line entry point: `sparsescale fit|predict|optimal|train|sweep|export|report|demo`.
+"""Command-line entry point: `sparsescale COMMAND`, one module per command.
 
 Command modules stay thin: parse flags, call one library function, print.
-Heavy imports (torch, pandas, matplotlib) happen inside command bodies so that
-`sparsescale --help` and the numerics-only commands start fast.
+What two of them share is in common.py (and the parameter -> flag table in
+flags.py); a command module never imports another one. Heavy imports (torch,
+pandas, matplotlib) happen inside command bodies so that `sparsescale --help`
+and the law commands start fast, and the law commands run without torch.
 """
 
 from __future__ import annotations
@@ -14,21 +16,15 @@ from pathlib import Path
 import click
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import fail, is_torch_missing, torch_missing_line
 from sparsescale.errors import SparsescaleError
 
-# Registration by import: each module adds its commands to `app`.
-for _optional in ("laws", "design", "train", "sweep", "kernels"):
-    try:
-        __import__(f"sparsescale.cli.{_optional}")
-    except ModuleNotFoundError as exc:  # a module not written yet
-        if exc.name != f"sparsescale.cli.{_optional}":
-            raise
-
-
-def fail(message: str) -> "None":
-    """Print one line on stderr and exit with status 2."""
-    print(f"sparsescale: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+# Registration by import: each module adds its command to `app`, in this
+# order in `sparsescale --help`.
+_COMMANDS = ("fit", "predict", "optimal", "from_dense", "choose_pattern", "next_runs", "train", "sweep", "export",
+             "report", "preset", "demo", "bench_kernels")
+for _module in _COMMANDS:
+    __import__(f"sparsescale.cli.{_module}")
 
 
 def _click_exception_types():
@@ -95,6 +91,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("sparsescale: interrupted", file=sys.stderr)
         raise SystemExit(130)
+    except ModuleNotFoundError as exc:
+        # a command that needs torch checks for it first (common.require_torch);
+        # this catches a path deeper down that imports it without the check
+        if not is_torch_missing(exc):
+            _unexpected(argv, exc)
+        print(torch_missing_line(_command(argv) or "COMMAND"), file=sys.stderr)
+        raise SystemExit(2)
     except BrokenPipeError:   # `sparsescale export ... | head`: the reader left; not an error
         os._exit(0)
     except OSError as exc:

@@ -1,5 +1,6 @@
-"""Commands `sweep`, `export`, `report` and `demo`: thin wrappers over
-sparsescale.sweep, sparsescale.report and sparsescale.recipes."""
+"""`sparsescale sweep`: every run of a sweep spec trained into a store, its
+dry run (the plan, FLOPs and estimated time), and `--adaptive` rounds of
+`next` + sweep. Needs PyTorch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import (
+    check_design_flags,
+    checked_toml,
+    propose_from,
+    require_torch,
+    written_by_next,
+)
 
 
 def _fmt_count(x: float | None) -> str:
@@ -62,9 +70,9 @@ def sweep(
 
     Example: sparsescale sweep quick --store runs/quick.sqlite --workers 2
     """
-    from sparsescale.recipes.demo import spec_or_preset
-
+    require_torch("sweep")   # planning builds the models; before anything is checked or written
     from sparsescale.errors import SparsescaleError
+    from sparsescale.recipes.demo import spec_or_preset
     from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
     from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.worker import DEFAULT_RUNNER
@@ -116,7 +124,6 @@ def sweep(
 
 def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run: bool):
     """--adaptive's companions, checked before anything trains; the parsed target or None."""
-    from sparsescale.cli.design import check_design_flags
     from sparsescale.errors import SparsescaleError
 
     if not 0 <= adaptive <= 100:
@@ -143,14 +150,13 @@ def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run:
 def _adaptive_round(round_: int, rounds: int, store: Path, name: str, target, budget: str, n_boot: int) -> Path | None:
     """Propose the next batch from the store and write it as a spec beside it; None when nothing fits."""
     from sparsescale.atomic import check_output, write_text
-    from sparsescale.cli.design import _ours, checked_toml, propose_from
 
     _, proposal, nxt = propose_from(str(store), target, budget, sweep=name, bootstrap=n_boot, seed=round_)
     lo, _, hi = proposal.interval
     if nxt is None:
         print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; no run fits the budget, stopping")
         return None
-    path = check_output(store.with_name(f"{store.stem}-adaptive-{round_}.toml"), [store], what="--adaptive", ours=_ours)
+    path = check_output(store.with_name(f"{store.stem}-adaptive-{round_}.toml"), [store], what="--adaptive", ours=written_by_next)
     write_text(path, checked_toml(nxt, str(path)))
     print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; {len(proposal.runs)} runs "
           f"({proposal.spent_flops:.3g} FLOPs) expected to bring it to {proposal.expected_width:.3g} -> {path}")
@@ -199,7 +205,13 @@ def _plan_with_bar(plan_sweep, spec: Path, check: bool, gpus_per_run: float | No
     """Plan the sweep; a bar on stderr follows the check of each run (a large
     grid takes seconds to minutes; Ctrl-C stops it with one line)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)
@@ -283,94 +295,3 @@ def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -
                   f"{_fmt_seconds(sweep_seconds(times, workers))}, {hours:.3g} {unit} in total "
                   f"({'GUESS: ' if cost.guess else ''}{cost.source})")
     console.print(f"store: {store}")
-
-
-MAX_BOOTSTRAP = 100_000   # far beyond what stable 95% intervals need (a few hundred)
-
-
-@app.command()
-def export(
-    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
-    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
-) -> None:
-    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
-
-    Example: sparsescale export runs/quick.sqlite --csv quick.csv
-    then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.sweep.export import export as export_table
-    from sparsescale.sweep.export import is_export
-
-    if csv and parquet:
-        raise SparsescaleError("--csv, --parquet: give one, not both")
-    for out, flag in ((csv, "--csv"), (parquet, "--parquet")):
-        if out:
-            check_output(out, [store], what=flag, ours=is_export)
-    text, n = export_table(store, csv=csv, parquet=parquet, sweep=sweep)
-    if text:
-        sys.stdout.write(text)
-    else:
-        print(f"wrote {n} runs to {csv or parquet}", file=sys.stderr)
-
-
-@app.command()
-def report(
-    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>[-<sweep>]-report beside the store]."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help=f"Bootstrap resamples for the intervals (0 to {MAX_BOOTSTRAP:,})."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap (>= 0)."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
-) -> None:
-    """Fit the sparse scaling law to one sweep's finished runs and write report.html with figures.
-
-    Example: sparsescale report runs/quick.sqlite --out reports/quick
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.report.build import build_report, default_report_dir, is_report, print_summary
-
-    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
-        raise SparsescaleError(f"--bootstrap: must be between 0 and {MAX_BOOTSTRAP:,}, got {bootstrap}")
-    if not 0 <= seed < 2**32:
-        raise SparsescaleError(f"--seed: must be between 0 and 2**32-1, got {seed}")
-    out = out or default_report_dir(store, sweep)
-    check_output(out, [store], what="--out", folder=True, ours=is_report)
-    summary = build_report(store, out, n_boot=bootstrap, seed=seed, sweep=sweep)
-    print_summary(summary)
-
-
-@app.command()
-def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")) -> None:
-    """Print a built-in sweep spec, to copy and edit into your own.
-
-    Example: sparsescale preset quick > my-sweep.toml
-    """
-    from sparsescale.recipes.demo import preset_path
-
-    sys.stdout.write(preset_path(name, what="preset NAME").read_text(encoding="utf-8"))
-
-
-@app.command()
-def demo(
-    preset: str = typer.Option("quick", "--preset", help="quick (~10 min on 2 cores), cpu-full (~1 h) or vit-quick."),
-    out: Path = typer.Option(Path("demo"), "--out", help="Folder for the store and the report."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one per core]."),
-) -> None:
-    """Run a built-in sweep end to end: train, fit the law, check it, and write the report.
-
-    Example: sparsescale demo --preset quick --out demo
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.recipes.demo import run_demo
-
-    check_output(out, what="--out", folder=True)
-    try:
-        run_demo(preset, out, workers=workers)
-    except SparsescaleError as exc:   # the library names its argument; here it is a flag
-        raise SparsescaleError(str(exc).replace("out_dir ", "--out ", 1) if str(exc).startswith("out_dir ")
-                               else str(exc)) from None

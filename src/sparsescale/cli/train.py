@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +19,8 @@ from typing import Any, Optional
 import typer
 
 from sparsescale.cli.app import app
-from sparsescale.train.config import FIELD_HELP, RunConfig
+from sparsescale.cli.common import require_torch
+from sparsescale.train.config import FIELD_HELP, OLD_FIELD_NAMES, RunConfig
 
 _FIXED = {"config", "out", "check", "quiet", "set", "force"}
 
@@ -37,6 +39,11 @@ def _run_options() -> list[inspect.Parameter]:
             option = typer.Option(None, flag, help=help_text, metavar="<value>")
             kind = Optional[str]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+    # Renamed settings keep their old flag for one release, hidden from --help.
+    for old, new in OLD_FIELD_NAMES.items():
+        option = typer.Option(None, "--" + old.replace("_", "-"), hidden=True, metavar="<value>")
+        params.append(inspect.Parameter(old, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[str]))
     return params
 
 
@@ -76,16 +83,24 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
 
     Example: sparsescale train --model gpt --params 200k --sparsity 0.75 --tokens 1M --out runs/x
     """
+    require_torch("train")
     import json
 
+    from sparsescale.errors import SparsescaleError
     from sparsescale.models.registry import get_family
     from sparsescale.train.config import load_config
     from sparsescale.train.plan import check_memory, plan_run
-    from sparsescale.errors import SparsescaleError
     from sparsescale.train.result import RESULT
     from sparsescale.train.run import train as train_run
 
     sets = _parse_sets(set or [])
+    for old, new in OLD_FIELD_NAMES.items():
+        if fields.get(old) is not None:
+            print(f"note: --{old.replace('_', '-')} is now --{new.replace('_', '-')}; "
+                  "the old flag goes in the next release", file=sys.stderr)
+            if fields.get(new) is None:
+                fields[new] = fields[old]
+        fields.pop(old, None)
     try:
         cfg = load_config(config, **{**sets, **{k: v for k, v in fields.items() if v is not None}})
     except SparsescaleError as exc:
@@ -104,7 +119,7 @@ def train(config: Optional[Path], out: Path, check: bool, quiet: bool, set: list
     if check:
         print(json.dumps(plan.summary(), indent=2))
         return
-    from sparsescale.train.lock import RunFolderLock
+    from sparsescale.locks import RunFolderLock
     # One process per run folder: the lock the sweep workers take (under
     # torchrun, rank 0 holds it for the job: the other ranks write nothing).
     with RunFolderLock(out, what="--out") if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():

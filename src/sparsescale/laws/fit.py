@@ -293,7 +293,7 @@ class _Problem:
 def check_seed(seed) -> int:
     """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SparsescaleError(f"seed: must be an integer in 0..{MAX_SEED}, got {seed!r}")
+        raise SparsescaleError(f"must be an integer in 0..{MAX_SEED}, got {seed!r}", param="seed")
     return int(seed)
 
 
@@ -302,14 +302,14 @@ def resolve_form(form) -> LawForm:
     try:
         return get_form(form)
     except SparsescaleError as exc:
-        raise SparsescaleError(f"form: {exc}") from None
+        raise SparsescaleError(str(exc), param="form") from None
 
 
 def _validate(spec: LawForm, S, N, D, y, space, delta, base):
     if space not in SPACES:
-        raise SparsescaleError(f"space: expected log or linear, got {space!r}")
+        raise SparsescaleError(f"expected log or linear, got {space!r}", param="space")
     if not (delta > 0 and math.isfinite(delta)):
-        raise SparsescaleError(f"delta: must be a positive number, got {delta}")
+        raise SparsescaleError(f"must be a positive number, got {delta}", param="delta")
     spec.check_base(base)
     n_free = len(spec.free)
     if y.shape[0] < n_free:
@@ -324,7 +324,7 @@ def _validate(spec: LawForm, S, N, D, y, space, delta, base):
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]} (not finite)")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
     checks = [
         ("sparsity", (S < 0) | (S >= 1), "outside [0, 1)"),
         ("n_nonzero", N <= 0, "not positive"),
@@ -336,7 +336,7 @@ def _validate(spec: LawForm, S, N, D, y, space, delta, base):
         bad = np.flatnonzero(mask)
         if bad.size:
             arr = {"sparsity": S, "n_nonzero": N, "data": D, "loss": y}[name]
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]:g}, {why}")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]:g}, {why}", param=name)
 
 
 # Stage 1's candidates. The exponents live in a small box (bS in [0, 4], bN

@@ -125,7 +125,7 @@ def fit_pruned_law(points: Points, options: FitOptions | None = None, *, n_boot:
     if not pruned.any():
         raise SparsescaleError("dense_prefix: no pruned-from-dense runs (every dense prefix is 0)")
     if np.any(pruned & (S <= 0)):
-        raise SparsescaleError("sparsity: a pruned-from-dense run must have S > 0")
+        raise SparsescaleError("a pruned-from-dense run must have S > 0", param="sparsity")
     options = (options or FitOptions()).replace(form="sparse", space="log", delta=1e-3)
     result = assess(points, options, n_boot=n_boot, progress=progress, derived=derived)
     # the law holds at the dense fractions D0 / D it saw: a plan far outside
@@ -235,11 +235,11 @@ def plan_from_dense(law: Law, n_params: float, d0: float, compute: float, flops:
                                "use the pruned-law.json a report of a pretrained sweep writes")
     for name, value in (("n_params", n_params), ("dense_data", d0), ("compute", compute)):
         if not (value > 0 and math.isfinite(value)):
-            raise SparsescaleError(f"{name}: must be a positive number, got {value}")
+            raise SparsescaleError(f"must be a positive number, got {value}", param=name)
     d1_dense = float(continuation_data(n_params, compute, 0.0, flops, start, end))
     if d1_dense < MIN_CONTINUATION * d0:
-        raise SparsescaleError(f"compute: buys {d1_dense:.3g} of continuation data, under {MIN_CONTINUATION:g} x the "
-                               f"{d0:.3g} already trained: nothing to prune over")
+        raise SparsescaleError(f"buys {d1_dense:.3g} of continuation data, under {MIN_CONTINUATION:g} x the "
+                               f"{d0:.3g} already trained: nothing to prune over", param="compute")
     S = best_sparsity(law, n_params, d0, compute, flops, start, end)
     d1 = float(continuation_data(n_params, compute, S, flops, start, end))
     plan = FromDensePlan(

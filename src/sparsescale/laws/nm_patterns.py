@@ -102,11 +102,11 @@ def group_patterns(points: Points) -> dict[str, PatternRuns]:
 def check_base(base: Law | None) -> Law:
     """The base law a pattern law refits on: a sparse-form law, required."""
     if base is None:
-        raise SparsescaleError("base: a pattern law is a refit on a dense base law (bN, aD, bD, c, A = aS + cS); "
-                               "give the unstructured sweep's law")
+        raise SparsescaleError("a pattern law is a refit on a dense base law (bN, aD, bD, c, A = aS + cS); "
+                               "give the unstructured sweep's law", param="base")
     if base.form not in NM.base_forms:
-        raise SparsescaleError(f"base: a pattern law refits a sparse-form base law (it keeps bN, aD, bD, c and "
-                               f"A = aS + cS); got a {base.form} law")
+        raise SparsescaleError(f"a pattern law refits a sparse-form base law (it keeps bN, aD, bD, c and "
+                               f"A = aS + cS); got a {base.form} law", param="base")
     return base
 
 
@@ -372,7 +372,7 @@ def _bootstrap(base_law: Law, groups: dict[str, PatternRuns], n_boot: int, seed:
     index of its base draw under "base_draw"; a draw whose refit fails (a
     resample the base cannot fit) is left out."""
     if n_boot < 2:
-        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"need at least 2 resamples, got {n_boot}", param="n_boot")
     unc = base_law.uncertainty
     bases = ([dict(zip(base_law.spec.coefficients, map(float, row))) for row in unc.draws] if unc is not None
              else [dict(base_law.coefficients)])

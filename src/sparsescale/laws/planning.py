@@ -60,7 +60,7 @@ def c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.7
     if flops == "sparse":
         f = mean_sparsity_fraction(start, end)
         return (1.0 - f * S) / (1.0 - S)
-    raise SparsescaleError(f"flops: expected sparse or dense, got {flops!r}")
+    raise SparsescaleError(f"expected sparse or dense, got {flops!r}", param="flops")
 
 
 # d log c_mul / dS, used by the S_opt condition (optimal_data_ratio):
@@ -263,9 +263,9 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
     c_mul(0.0, flops, start, end)  # validates flops and the fractions
     N, C = float(n_nonzero), float(compute)
     if not (N > 0 and math.isfinite(N)):
-        raise SparsescaleError(f"n_nonzero: must be a positive number, got {n_nonzero}")
+        raise SparsescaleError(f"must be a positive number, got {n_nonzero}", param="n_nonzero")
     if not (C > 0 and math.isfinite(C)):
-        raise SparsescaleError(f"compute: must be a positive number, got {compute}")
+        raise SparsescaleError(f"must be a positive number, got {compute}", param="compute")
     s_best = _refined_argmin(lambda s: _loss_along_budget(law, s, N, C, flops, start, end)[0])
     loss, D = _loss_along_budget(law, s_best, N, C, flops, start, end)
     dense_loss, dense_D = _loss_along_budget(law, 0.0, N, C, flops, start, end)

@@ -24,12 +24,13 @@ def _column(name: str, values, n: int | None) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=float).reshape(-1)
     except (TypeError, ValueError):
-        raise SparsescaleError(f"{name}: expected numbers, got {values!r:.60}") from None
+        raise SparsescaleError(f"expected numbers, got {values!r:.60}", param=name) from None
     if n is not None and arr.shape[0] != n:
-        raise SparsescaleError(f"{name}: {arr.shape[0]} values, but loss has {n}; the columns must have the same length")
+        raise SparsescaleError(f"{arr.shape[0]} values, but loss has {n}; the columns must have the same length",
+                               param=name)
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]} (not finite)")
+        raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
     return arr
 
 
@@ -67,8 +68,8 @@ class Points:
         if self.pattern is not None:
             pattern = tuple(self.pattern)
             if len(pattern) != n:
-                raise SparsescaleError(f"pattern: {len(pattern)} values, but loss has {n}; the columns must have the "
-                                       "same length")
+                raise SparsescaleError(f"{len(pattern)} values, but loss has {n}; the columns must have the same length",
+                                       param="pattern")
             set_(self, "pattern", pattern)
 
     def __len__(self) -> int:

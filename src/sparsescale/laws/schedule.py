@@ -45,16 +45,16 @@ def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, en
         try:
             return cubic_mean_sparsity_fraction(start, end)
         except SparsescaleError as exc:
-            raise SparsescaleError(f"schedule: cubic {exc}") from None
+            raise SparsescaleError(f"cubic {exc}", param="schedule") from None
     if kind == "one-shot":
         if not 0.0 <= at < 1.0:
-            raise SparsescaleError(f"schedule: one-shot needs 0 <= at < 1, got {at}")
+            raise SparsescaleError(f"one-shot needs 0 <= at < 1, got {at}", param="schedule")
         return 1.0 - at
     if kind == "constant":
         return 1.0
     if kind == "dense":
         return 0.0
-    raise SparsescaleError(f"schedule: unknown kind {kind!r}; expected cubic, one-shot, constant or dense")
+    raise SparsescaleError(f"unknown kind {kind!r}; expected cubic, one-shot, constant or dense", param="schedule")
 
 
 # f is a fraction of the final S: 0 is a dense run until the end (N_avg = N / (1-S),

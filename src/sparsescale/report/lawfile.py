@@ -17,7 +17,7 @@ from sparsescale.laws.nm_patterns import SECTION
 def write_law(path: Path, law: Law, section: dict[str, Any] | None) -> None:
     """law.json: the base law, plus the pattern laws (`section["laws"]`, a
     PatternLaws.to_dict(), under the key "pattern_laws") when the sweep has
-    them; `sparsescale optimal --patterns` reads them from the same file."""
+    them; `sparsescale choose-pattern --patterns` reads them from the same file."""
     if section is None:
         law.save(path)
         return

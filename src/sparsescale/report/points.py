@@ -15,6 +15,7 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.sweep.export import budget_column
 from sparsescale.sweep.lrscan import best_of_lr_scan
+from sparsescale.sweep.spec import dense_tokens_of
 from sparsescale.sweep.store import Store
 
 MIN_POINTS = 8  # the sparse law has 7 free coefficients
@@ -72,7 +73,7 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
                             "status": r["status"], "curve": curves.get(r["config_hash"], [])})
         if r["status"] != "finished":
             continue
-        if (r["pattern"] or "unstructured") != "unstructured" or a.get("init_from_dense", 0) > 0:
+        if (r["pattern"] or "unstructured") != "unstructured" or dense_tokens_of(a) > 0:
             continue
         if r["final_loss"] is None or not math.isfinite(r["final_loss"]):
             warnings.append(f"run {label} has no final loss; it is excluded from the fit")
@@ -83,7 +84,7 @@ def collect(store_path: str | Path, sweep: str | None = None) -> SweepPoints:
         warnings.append(f"{len(not_done)} runs are not finished (pending, running or failed); "
                         "the fit uses the finished ones")
     others = [r for r in runs if r["status"] == "finished"
-              and ((r["pattern"] or "unstructured") != "unstructured" or r["axes"].get("init_from_dense", 0) > 0)]
+              and ((r["pattern"] or "unstructured") != "unstructured" or dense_tokens_of(r["axes"]) > 0)]
     if others:
         notes.append(f"{len(others)} finished n:m or pruned-from-dense runs are left out of this law (it is "
                      "for unstructured sparsity trained from scratch); their own sections below fit them")

@@ -167,9 +167,10 @@ def next_spec(finished: Finished, proposal: Proposal | None, runs: list[tuple[fl
     grid = {k: v for k, v in spec["grid"].items() if v is not None and k not in BUDGET_AXES}
     grid.update({"sparsity": sorted({s for s, _, _ in runs}), "n_nonzero": sorted({n for _, n, _ in runs}),
                  axis: sorted({d for _, _, d in runs}), "seeds": spec["grid"].get("seeds", [0])[:1],
-                 "patterns": ["unstructured"], "init_from_dense": [0.0],
+                 "patterns": ["unstructured"],
                  "points": [{"sparsity": s, "n_nonzero": n, axis: d} for s, n, d in runs]})
-    grid.pop("dense_prefix", None)
+    for key in ("from_dense", "dense_tokens", "init_from_dense", "dense_prefix"):   # old specs: the old names
+        grid.pop(key, None)   # the proposed runs train from scratch
     spec["grid"] = grid
     return spec
 

@@ -29,9 +29,10 @@ def _flops_per_step(run: PlannedRun) -> float:
 
 def _timing_config(run: PlannedRun, steps: int) -> dict[str, Any]:
     """The run's config, trained for `steps` steps with one small evaluation (not timed)."""
-    config = {k: v for k, v in run.config.items() if k not in BUDGET_AXES}
+    # (data_skip: dense_tokens' name in runs planned by older versions)
+    config = {k: v for k, v in run.config.items() if k not in (*BUDGET_AXES, "data_skip")}
     config.update(steps=steps, eval_every=steps, eval_tokens=1, eval_examples=1, final_eval_tokens=0,
-                  ckpt_every=steps, data_skip=0)
+                  ckpt_every=steps, dense_tokens=0)
     if str(config.get("init_from") or "").startswith("@"):
         config["init_from"] = None   # a continued run has its dense prefix's width, which sizing gives too
     return config

@@ -1,7 +1,8 @@
 """What each run of a sweep cost in training FLOPs, its dense prefix included.
 
-A run pruned from a dense model (`init_from_dense` / `dense_prefix`) trained
-only its sparse phase itself; its dense prefix is another run of the store,
+A run pruned from a dense model (a from-dense run, grid `dense_tokens` or
+`from_dense`) trained only its sparse phase itself; its dense prefix (the
+dense run it continues, axes role "dense-pretrain") is another run of the store,
 trained once however many runs continue it. Three ways to count:
 
 - own: what this run's training did (the sparse phase only, for a pruned run);

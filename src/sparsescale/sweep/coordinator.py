@@ -21,7 +21,7 @@ from typing import Any
 from sparsescale.models.registry import BUDGET_AXES
 from sparsescale.storage import check_location, is_run_storage, is_uri, join
 from sparsescale.sweep.executors import check_gpus_per_run, make_executor, world_size
-from sparsescale.sweep.lock import StoreLock
+from sparsescale.locks import StoreLock
 from sparsescale.sweep.spec import PlannedRun, Resources, SweepSpec, check_runs, expand, load_spec
 from sparsescale.sweep.store import Store, check_store
 from sparsescale.sweep.worker import DEFAULT_RUNNER, RunTask

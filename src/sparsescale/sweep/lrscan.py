@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparsescale.sweep.spec import dense_tokens_of
+
 LR_AXIS = "lr"
 
 
@@ -43,9 +45,9 @@ _SHORT = {"sparsity": "S", "n_nonzero": "N"}
 
 def _label(axes: dict[str, Any]) -> str:
     parts = []
-    for k in ("sparsity", "n_nonzero", "tokens", "examples", "steps", "pattern", "seed", "dense_prefix"):
-        v = axes.get(k)
-        if v is None or (k == "dense_prefix" and not v) or (k == "pattern" and v == "unstructured"):
+    for k in ("sparsity", "n_nonzero", "tokens", "examples", "steps", "pattern", "seed", "dense_tokens"):
+        v = dense_tokens_of(axes) if k == "dense_tokens" else axes.get(k)
+        if v is None or (k == "dense_tokens" and not v) or (k == "pattern" and v == "unstructured"):
             continue
         text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else v
         parts.append(f"{_SHORT.get(k, k)}={text}")

@@ -12,8 +12,8 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     tokens = ["0.5M", "1M"]         # or `examples = [...]` or `steps = [...]`
     seeds = [0]                     # optional
     patterns = ["unstructured"]     # optional; "n:m" keeps n of every m weights
-    init_from_dense = [0.0]         # optional; fraction of D trained dense first
-    dense_prefix = [0, "0.4M"]      # optional, instead: data trained dense first (0: from scratch)
+    dense_tokens = [0, "0.4M"]      # optional; data trained dense first (0: from scratch)
+    from_dense = [0.0, 0.25]        # optional, instead: that data as a fraction of D
     lr = [0.01, 0.02, 0.04]         # optional; a learning-rate scan: each lr is its own run
 
     [train]                         # shared settings for every run
@@ -35,14 +35,19 @@ not a cross product):
 
 An n:m pattern fixes the sparsity
 to 1 - n/m, so n:m entries are crossed with N, D and seeds only, never with
-the `sparsity` list. A non-zero `init_from_dense` fraction f trains a dense
-model of the same width on f*D first and prunes it over the remaining
-(1 - f)*D; the record's budget D is the total. `dense_prefix` gives that
-dense data D0 as an amount in the budget's unit instead of a fraction: every
-budget D > D0 then continues the same dense run (one per width and D0), which
-is what "I have a dense model trained on D0" means, and what lets many runs
-share one prefix. The pruned phase reads the data after the prefix's (same
-seed, `data_skip`), so no example is read twice.
+the `sparsity` list.
+
+From dense (pruning a dense model): `dense_tokens` D0 trains a dense model of
+the same width on D0 (in the budget's unit) first and prunes it over the
+remaining D - D0; the record's budget D is the total. Every budget D > D0
+continues the same dense run (one per width and D0), which is what "I have a
+dense model trained on D0" means, and what lets many runs share one dense
+run. `from_dense` gives D0 as a fraction f of each budget instead, converted
+once, where the grid is expanded, to D0 = round(f * D) (`prefix_of_fraction`).
+The pruned phase reads the data after the dense run's (same seed, the run's
+`dense_tokens`), so no example is read twice. Older specs' names still read:
+`init_from_dense` is `from_dense`, `dense_prefix` is `dense_tokens`; errors
+name a key as the spec spells it.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
@@ -66,6 +71,25 @@ UNSTRUCTURED = "unstructured"
 # RunConfig fields a spec's [train] table may not set: they are grid axes or
 # are decided per run by the sweep.
 _AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *BUDGET_AXES}
+# Grid and override keys renamed since specs were written: old name -> new name.
+OLD_GRID_KEYS = {"init_from_dense": "from_dense", "dense_prefix": "dense_tokens"}
+
+
+def _new_keys(data: Any, where: str) -> tuple[Any, dict[str, str]]:
+    """`data` with the old spellings of renamed keys (OLD_GRID_KEYS) read as the
+    new ones, and {new name: the name the spec used} for the messages."""
+    given = {new: new for new in OLD_GRID_KEYS.values()}
+    if not isinstance(data, dict) or not any(old in data for old in OLD_GRID_KEYS):
+        return data, given
+    data = dict(data)
+    for old, new in OLD_GRID_KEYS.items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"give {where}.{new} or {where}.{old} (its old name), not both")
+            data[new] = data.pop(old)
+            given[new] = old
+    return data, given
+
 
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -77,11 +101,35 @@ class Grid(BaseModel):
     steps: list[int | str] | None = None
     seeds: list[int] = [0]
     patterns: list[str] = [UNSTRUCTURED]
-    init_from_dense: list[float] = [0.0]
-    dense_prefix: list[int | str] | None = None
+    from_dense: list[float] = [0.0]                 # fractions of D trained dense first
+    dense_tokens: list[int | str] | None = None     # or: data trained dense first (0: from scratch)
     # only these (sparsity, n_nonzero, budget) combinations of the axes, if given
     points: list[dict[str, float | int | str]] | None = None
     lr: list[float] | None = None
+    _given_as: dict[str, str] = PrivateAttr(default_factory=dict)   # renamed key -> the spec's spelling
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_old_keys(cls, data: Any, handler) -> "Grid":
+        data, given = _new_keys(data, "grid")
+        grid = handler(data)
+        grid._given_as = given
+        fractions, counts = given["from_dense"], given["dense_tokens"]
+        for f in grid.from_dense:
+            if not (0.0 <= f < 1.0):
+                raise ValueError(f"grid.{fractions}: fraction {f} is outside [0, 1)")
+        if not grid.from_dense:
+            raise ValueError(f"grid.{fractions} is empty: give at least one value")
+        if grid.dense_tokens is not None:
+            if not grid.dense_tokens:
+                raise ValueError(f"grid.{counts} is empty: give at least one value (0: from scratch)")
+            if grid.from_dense != [0.0]:
+                raise ValueError(f"give grid.{counts} or grid.{fractions}, not both")
+        return grid
+
+    def given_as(self, key: str) -> str:
+        """How the spec spelled a renamed key (its old name in an older spec)."""
+        return self._given_as.get(key, key)
 
     @field_validator("lr")
     @classmethod
@@ -105,28 +153,15 @@ class Grid(BaseModel):
                 raise ValueError(f"sparsity {s} is outside [0, 1): S >= 1 leaves no weights")
         return values
 
-    @field_validator("init_from_dense")
-    @classmethod
-    def _fraction_in_range(cls, values: list[float]) -> list[float]:
-        for f in values:
-            if not (0.0 <= f < 1.0):
-                raise ValueError(f"fraction {f} is outside [0, 1)")
-        return values
-
     @model_validator(mode="after")
     def _one_budget_axis(self) -> "Grid":
         given = [a for a in BUDGET_AXES if getattr(self, a) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one data budget axis: tokens, examples or steps"
                              + (f" (got {', '.join(given)})" if given else ""))
-        for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns", "init_from_dense"):
+        for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns"):
             if not getattr(self, axis):
                 raise ValueError(f"grid.{axis} is empty: give at least one value")
-        if self.dense_prefix is not None:
-            if not self.dense_prefix:
-                raise ValueError("grid.dense_prefix is empty: give at least one value (0: from scratch)")
-            if self.init_from_dense != [0.0]:
-                raise ValueError("give grid.dense_prefix or grid.init_from_dense, not both")
         return self
 
     @property
@@ -145,10 +180,15 @@ class Override(BaseModel):
     steps: int | str | None = None
     seed: int | None = None
     pattern: str | None = None
-    init_from_dense: float | None = None
-    dense_prefix: int | str | None = None
+    from_dense: float | None = None           # matches the runs whose dense data is this fraction of D
+    dense_tokens: int | str | None = None     # matches the runs pruned after this much dense data
     lr: float | None = None
     set: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_keys(cls, data: Any) -> Any:
+        return _new_keys(data, "override")[0]
 
 
 class Resources(BaseModel):
@@ -226,6 +266,8 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    if msg.startswith(loc + "."):   # a check across a table's keys names the key itself
+        return msg
     return f"{loc}: {msg}"
 
 
@@ -249,7 +291,7 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_count(d, f"{source}: grid.{axis}[{i}]")
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
-    dense_prefixes(spec.grid, source)
+    dense_token_counts(spec.grid, source)
     point_keys(spec.grid, source)
     if spec.grid.lr is not None:
         if "lr" in spec.train:
@@ -297,8 +339,8 @@ def _check_size(spec: SweepSpec, source: str) -> None:
     sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
              + sum(p != UNSTRUCTURED for p in g.patterns),
              "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
-             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense),
-             "dense_prefix": len(g.dense_prefix or [0]), "lr": len(g.lr or [0])}
+             "seeds": len(g.seeds), g.given_as("from_dense"): len(g.from_dense),
+             g.given_as("dense_tokens"): len(g.dense_tokens or [0]), "lr": len(g.lr or [0])}
     total = 1
     for n in sizes.values():
         total *= n
@@ -325,13 +367,14 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
-    for key in ("sparsity", "seed", "pattern", "init_from_dense", "lr"):
+    for key in ("sparsity", "seed", "pattern", "lr"):
         want = getattr(ov, key)
         if want is not None and want != axes.get(key):
             return False
-    if ov.dense_prefix is not None:
-        want = parse_count_or_zero(ov.dense_prefix, f"{source}: override.dense_prefix")
-        if want != axes.get("dense_prefix", 0):
+    if ov.from_dense is not None and prefix_of_fraction(ov.from_dense, axes[budget_axis]) != dense_tokens_of(axes):
+        return False
+    if ov.dense_tokens is not None:
+        if parse_count_or_zero(ov.dense_tokens, f"{source}: override.dense_tokens") != dense_tokens_of(axes):
             return False
     if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
         return False
@@ -347,12 +390,12 @@ def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, sour
 def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     """The cross product of the grid as RunConfig keyword dicts, in a stable
     order (small runs first, so that a sweep's early results arrive fast).
-    Dense pretraining runs needed by `init_from_dense` come before their users."""
+    The dense runs that from-dense runs continue come before their users."""
     g = spec.grid
     axis = g.budget_axis
     budgets = [parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)]
     sizes = [parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero]
-    prefixes = dense_prefixes(g, source)
+    prefixes = dense_token_counts(g, source)
     only = point_keys(g, source)
     combos: list[tuple[float, str | None]] = []
     for pat in g.patterns:
@@ -369,14 +412,14 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
                 if only is not None and (sparsity, n_nonzero, budget) not in only:
                     continue
                 for seed in g.seeds:
-                    for extra, d0 in _prefix_choices(g, budget, prefixes):
+                    for d0 in _dense_choices(g, budget, prefixes):
                         if d0 > 0 and sparsity == 0:
                             continue  # pruning a dense model to S=0 is just the dense run
                         for lr in g.lr or [None]:
                             # no lr key without a scan: older stores' axes (and hashes) stay as they were
                             scan = {} if lr is None else {"lr": lr}
                             axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
-                                    "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra, **scan}
+                                    "seed": seed, "pattern": pattern or UNSTRUCTURED, "dense_tokens": d0, **scan}
                             _add_run(runs, spec, source, axes, axis, pattern, d0)
     for i, ov in enumerate(spec.override):   # a typo in a match key would otherwise change nothing, silently
         if not any(_override_matches(ov, r.axes, axis, source) for r in runs.values()):
@@ -386,17 +429,17 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     return list(runs.values())
 
 
-def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
-    """grid.dense_prefix as counts in the budget's unit (0: from scratch), or
+def dense_token_counts(g: Grid, source: str = "spec") -> list[int] | None:
+    """grid.dense_tokens as counts in the budget's unit (0: from scratch), or
     None when the grid has none. Each must be below some budget: a pruned run
     needs data after its dense prefix."""
-    if g.dense_prefix is None:
+    if g.dense_tokens is None:
         return None
     axis = g.budget_axis
     top = max(parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis))
     out = []
-    for i, value in enumerate(g.dense_prefix):
-        what = f"{source}: grid.dense_prefix[{i}]"
+    for i, value in enumerate(g.dense_tokens):
+        what = f"{source}: grid.{g.given_as('dense_tokens')}[{i}]"
         d0 = parse_count_or_zero(value, what)
         if d0 >= top:
             raise SparsescaleError(f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
@@ -406,19 +449,33 @@ def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
 
 
 def prefix_of_fraction(fraction: float, budget: int) -> int:
-    """The dense data an `init_from_dense` fraction trains first at this budget
-    (at least one unit when the fraction is positive; 0: from scratch)."""
+    """The dense data D0 = round(f * D) a `from_dense` fraction f trains first at
+    the budget D (at least one unit when f > 0; 0: from scratch). The one place
+    a fraction becomes dense tokens."""
     return max(1, int(round(fraction * budget))) if fraction > 0 else 0
 
 
-def _prefix_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[tuple[dict[str, Any], int]]:
-    """(axis values, dense data trained first) of each pretraining choice of the
-    grid at this budget; 0 dense data: from scratch. An absolute prefix at or
-    beyond this budget leaves nothing to prune over: that pair is not a run."""
+def dense_tokens_of(axes: dict[str, Any]) -> int:
+    """A stored run's dense data D0 in its budget's unit (0: trained from scratch),
+    from its axis values as any version recorded them: `dense_tokens` now;
+    `dense_prefix` (a count) before; only `init_from_dense` (a fraction of the
+    budget) before that."""
+    if "dense_tokens" in axes:
+        return int(axes["dense_tokens"])
+    if "dense_prefix" in axes:
+        return int(axes["dense_prefix"])
+    fraction = axes.get("init_from_dense") or 0.0
+    budget = next((axes[k] for k in BUDGET_AXES if k in axes), 0)
+    return prefix_of_fraction(fraction, budget)
+
+
+def _dense_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[int]:
+    """The dense data D0 of each from-dense choice of the grid at this budget
+    (0: from scratch). A D0 at or beyond this budget leaves nothing to prune
+    over: that pair is not a run."""
     if prefixes is None:
-        d0s = [prefix_of_fraction(f, budget) for f in g.init_from_dense]
-        return [({"init_from_dense": f, "dense_prefix": d0}, d0) for f, d0 in zip(g.init_from_dense, d0s)]
-    return [({"init_from_dense": d0 / budget, "dense_prefix": d0}, d0) for d0 in prefixes if d0 < budget]
+        return [prefix_of_fraction(f, budget) for f in g.from_dense]
+    return [d0 for d0 in prefixes if d0 < budget]
 
 
 def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: dict[str, Any], axis: str,
@@ -431,9 +488,12 @@ def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: di
     if d0 > 0:
         dense = _dense_pretrain(spec, source, axes, axis, d0)
         runs.setdefault(dense.config_hash, dense)   # one prefix, however many runs continue it
+        # The continuation trains D - D0 itself; with the dense run's D0 the run
+        # saw D in all, which its axes record (the law's D is the total), while
+        # its config holds only its own part and the D0 to skip.
         config[axis] = axes[axis] - d0
         config["init_from"] = f"@{dense.config_hash}"
-        config["data_skip"] = d0   # same seed: read on from where the prefix stopped
+        config["dense_tokens"] = d0   # same seed: read on from where the dense run stopped
         depends = (dense.config_hash,)
     h = config_hash(config)
     known = runs.get(h)
@@ -469,11 +529,9 @@ def _dense_pretrain(spec: SweepSpec, source: str, axes: dict[str, Any], axis: st
     # Same width as the sparse model: a dense model whose N equals the sparse
     # model's dense block size N/(1-S). Configured as the dense grid run of that
     # N and budget d0 would be, so the two share a hash and train once.
-    dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, init_from_dense=0.0,
+    dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, dense_tokens=0,
                       n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))))
     dense_axes[axis] = d0
-    if "dense_prefix" in dense_axes:
-        dense_axes["dense_prefix"] = 0
     config = _base_config(spec, source, dense_axes, axis)
     config.update({"params": dense_axes["n_nonzero"], "sparsity": 0.0, "pattern": None,
                    axis: d0, "seed": axes["seed"]})

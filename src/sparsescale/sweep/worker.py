@@ -22,7 +22,7 @@ from typing import Any, Callable
 from sparsescale.errors import SparsescaleError
 from sparsescale.storage import LOCAL_ONLY, RunMirror, is_uri, join, scratch_root
 from sparsescale.sweep.runner import call_runner, exit_with_parent, load_runner  # noqa: F401  (public here too)
-from sparsescale.train.lock import RunFolderLock
+from sparsescale.locks import RunFolderLock
 from sparsescale.train.result import RESULT, read_result
 
 DEFAULT_RUNNER = "sparsescale.sweep.worker:train_run"
@@ -68,7 +68,7 @@ def execute(task: RunTask, progress: Callable[[dict[str, Any]], None] | None = N
     yet). A result already in the durable folder is returned as is: the
     coordinator died after the run finished but before it was recorded."""
     attempt = {"node": node_name(), "pid": os.getpid()}
-    config = _resolve_dense_prefix(dict(task.config), task.out_dir)
+    config = _resolve_init_from(dict(task.config), task.out_dir)
     if not is_uri(task.out_dir):
         out_dir = Path(task.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,9 +101,9 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
     return call_runner(task.runner, config, out_dir, progress, task.data_fingerprint)
 
 
-def _resolve_dense_prefix(config: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """"@<hash>" in init_from: the final checkpoint of the dense run in the
-    sibling durable folder. A URI stays a URI (the checkpoint is read from
+def _resolve_init_from(config: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """"@<hash>" in init_from (a from-dense run planned by the sweep): the final
+    checkpoint of the dense run it continues, in the sibling durable folder. A URI stays a URI (the checkpoint is read from
     storage), so the run's identity is the same on every node."""
     from sparsescale.storage import exists
     from sparsescale.train.checkpoint import CHECKPOINT

@@ -24,6 +24,7 @@ from sparsescale.atomic import atomic_path
 from sparsescale.errors import SparsescaleError
 from sparsescale.hashing import file_digest
 from sparsescale.train.config import RunConfig
+from sparsescale.train.state import RunState
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -72,15 +73,23 @@ def set_aside(path: Path, reason: str) -> Path:
     return dest
 
 
-def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: dict,
+def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: RunState,
          depends: str | None = None) -> None:
+    """Write the checkpoint atomically. The payload's keys are the on-disk
+    format (`_PARTS` must be present for `read` to accept a file); the state
+    goes as RunState.to_dict(), a plain dict, as it always has."""
     import torch
 
+    # The on-disk format (old files must keep loading): the family and
+    # model config (so an --init-from run can rebuild the shape without sizing),
+    # the identity (checked before anything loads), the tensors' state dicts
+    # and the RunState as a plain dict. The losses go to the CPU: a checkpoint
+    # written on a GPU must load on a CPU-only node of a sweep.
     payload = {
         "family": cfg.model, "model_config": dataclasses.asdict(model_config), "identity": cfg.identity(),
         "depends": depends,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict(),
-        "losses": losses.cpu(), "state": dict(state),
+        "losses": losses.cpu(), "state": state.to_dict(),
     }
     with atomic_path(path) as tmp:
         try:
@@ -101,6 +110,8 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     import torch
 
     try:
+        # weights_only: a checkpoint is data, never code to run (torch.load would
+        # otherwise unpickle arbitrary objects from a file in a shared folder)
         ckpt = torch.load(path, map_location=device, weights_only=True)
         if not isinstance(ckpt, dict) or any(k not in ckpt for k in _PARTS):
             raise ValueError("parts missing")
@@ -114,19 +125,24 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     if ckpt.get("depends") != depends:
         set_aside(path, "saved with other training data (the corpus changed since) or by an older version")
         return None
+    # Same identity but another step count: the budget resolved to other steps
+    # (a changed batch default, say); its schedule positions would not match.
     if tuple(ckpt["losses"].shape) != (n_steps,):
         set_aside(path, "its step count does not match this run")
         return None
     return ckpt
 
 
-def restore(ckpt: dict, model, optimizer, pruner, losses, state: dict) -> None:
-    """Load a checkpoint's state into the freshly built objects (in place)."""
+def restore(ckpt: dict, model, optimizer, pruner, losses) -> RunState:
+    """Load a checkpoint's tensors into the freshly built objects (in place) and
+    return its RunState. The optimizer state carries the pruner's masks'
+    effect on the moments, and the pruner state its masks and schedule
+    position, so the next step is the one the uninterrupted run would take."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     pruner.load_state_dict(ckpt["pruner"])
     losses.copy_(ckpt["losses"])
-    state.update(ckpt["state"])
+    return RunState.from_dict(ckpt["state"])
 
 
 def load_init_checkpoint(path: str) -> dict:
@@ -139,6 +155,8 @@ def load_init_checkpoint(path: str) -> dict:
     if not p.is_file():
         raise SparsescaleError(f"--init-from {p}: no such checkpoint file")
     try:
+        # mmap: only the model's tensors are read from disk, not the optimizer
+        # state beside them (for AdamW twice the weights' size)
         return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # not a torch file / not ours
         raise SparsescaleError(f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})") from None

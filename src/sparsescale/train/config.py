@@ -43,11 +43,19 @@ EXECUTION_FIELDS = frozenset({"threads", "ckpt_every", "device", "compile", "sem
 # nothing (no clipping, AdamW's betas as they were hard-wired, no decay, no
 # momentum, unfactored), so they are left out of the identity and every
 # earlier run, checkpoint and sweep hash keeps its identity.
+# (Keyed by identity names: see IDENTITY_NAMES.)
 NEUTRAL: dict[str, tuple[Any, ...]] = {
     "data_skip": (0,), "grad_clip": (None,), "betas": (None, (0.9, 0.95)), "weight_decay": (0.0,),
     "beta1": (None,), "factored": (False,), "text_column": ("text",),
 }
 ADAMW_BETAS = (0.9, 0.95)
+# Fields renamed after runs were hashed, by their name in the identity. The
+# identity keeps the old name, so every earlier sweep hash, checkpoint and
+# result.json still matches: dense_tokens was data_skip.
+IDENTITY_NAMES = {"dense_tokens": "data_skip"}
+# Old spellings a config (TOML, a stored sweep run's config, a result's
+# config) may still use; RunConfig reads them as the new field.
+OLD_FIELD_NAMES = {"data_skip": "dense_tokens"}
 
 
 # Help for each field: `sparsescale train --help` shows these (cli/train.py
@@ -72,8 +80,9 @@ FIELD_HELP: dict[str, str] = {
     "tokenizer": "byte, bpe, or a tokenizer.json path [default: byte].",
     "vocab_size": "BPE vocabulary size [default: 4096].",
     "text_column": "The text field of JSONL / column of Parquet files [default: text].",
-    "init_from": "Dense checkpoint to prune (its width is kept).",
-    "data_skip": "Data (in the budget's unit) to skip at the start of the seeded order: what the --init-from run read.",
+    "init_from": "Checkpoint whose weights the run starts from, e.g. a dense run's to prune (its width is kept).",
+    "dense_tokens": "Data the --init-from dense run trained on (in the budget's unit): skipped at the start of the "
+                    "seeded order, so no example is read twice [default: 0].",
     "eval_every": "Steps between validation points [default: about 8 per run].",
     "eval_tokens": "Validation tokens (text) [default: 32768].",
     "final_eval_tokens": "Validation tokens of the final point, which a law is fitted to (text) [default: eval_tokens].",
@@ -103,9 +112,11 @@ FIELD_HELP: dict[str, str] = {
 def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
     """The identity part of RunConfig keyword fields (a full dump or a sweep's partial dict).
     Fields at a NEUTRAL value are left out so that runs and checkpoints from before
-    they existed keep their identity."""
+    they existed keep their identity; renamed fields keep their old name
+    (IDENTITY_NAMES), so the identity of every earlier run is computed as it was."""
+    named = {IDENTITY_NAMES.get(k, k): v for k, v in fields.items()}
     # tuples as lists: the identity is compared with the one read back from JSON
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(fields.items())
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(named.items())
             if k not in EXECUTION_FIELDS and not _neutral(k, v)}
 
 
@@ -156,11 +167,15 @@ class RunConfig(BaseModel):
     tokenizer: str = "byte"                 # byte | bpe | PATH/tokenizer.json (data/tokenizer.py)
     vocab_size: int = 4096                  # BPE only
     text_column: str = "text"               # JSONL field / Parquet column holding the text
+    # A checkpoint (path or storage URI) whose weights replace the seeded init;
+    # in a sweep "@<hash>", the final checkpoint of the sweep's run of that hash.
     init_from: str | None = None
-    # A pruned continuation of a dense run (same seed) skips the examples the
-    # dense run read: the seeded order is the same, so without it the sparse
-    # phase would train on the dense phase's data a second time.
-    data_skip: int = 0
+    # From dense: the data the --init-from dense run trained on, in the budget's
+    # unit (tokens; examples for image families; steps with a steps budget).
+    # The pruned continuation (same seed) skips it: the seeded order is the
+    # same, so without the skip the sparse phase would train on the dense
+    # phase's data a second time. (Old name: data_skip.)
+    dense_tokens: int = 0
     eval_every: int = 0                     # 0: about 8 curve points
     eval_tokens: int = 32768                # validation tokens (text)
     final_eval_tokens: int = 0              # the last point's validation tokens (text); 0: eval_tokens
@@ -200,6 +215,19 @@ class RunConfig(BaseModel):
         except ValidationError as exc:
             raise SparsescaleError(_one_line(exc)) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """Read the old spelling of a renamed field (OLD_FIELD_NAMES) as the new one."""
+        if isinstance(data, dict) and any(old in data for old in OLD_FIELD_NAMES):
+            data = dict(data)
+            for old, new in OLD_FIELD_NAMES.items():
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"give {new} or {old} (its old name), not both")
+                    data[new] = data.pop(old)
+        return data
+
     @field_validator("model")
     @classmethod
     def _family(cls, value: str) -> str:
@@ -209,12 +237,12 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("params", "tokens", "examples", "steps", "data_skip", mode="before")
+    @field_validator("params", "tokens", "examples", "steps", "dense_tokens", mode="before")
     @classmethod
     def _count(cls, value: Any, info) -> int | None:
         if value is None:
             return None
-        parse = parse_count_or_zero if info.field_name == "data_skip" else parse_count   # data_skip 0: skip nothing
+        parse = parse_count_or_zero if info.field_name == "dense_tokens" else parse_count   # 0: from scratch
         count = parse(value, f"--{info.field_name.replace('_', '-')}")
         if count > MAX_COUNT:   # 1e300 parameters would reach torch as an overflowing size
             raise ValueError(f"{value} is beyond any trainable size (at most {MAX_COUNT:.0e})")
@@ -363,9 +391,13 @@ class RunConfig(BaseModel):
         if self.optimizer == "adamw" and (self.beta1 is not None or self.factored):
             raise ValueError(f"--{'beta1' if self.beta1 is not None else 'factored'}: only for --optimizer adafactor "
                              "(adamw takes --betas)")
+        # Gradient accumulation needs equal micro-batches: with unequal ones the
+        # mean of micro-batch means is not the batch mean (run.py's derivation).
         batch = self.resolved("batch")
         if self.micro_batch is not None and batch is not None and batch % self.micro_batch:
             raise ValueError(f"--micro-batch: {self.micro_batch} does not divide the batch {batch}")
+        # n:m keeps n of every m weights, so its sparsity is at least 1 - n/m; a
+        # higher S prunes further within the pattern, a lower one is impossible.
         if self.pattern is not None and self.sparsity is not None:
             n, m = parse_pattern(self.pattern)
             if self.sparsity < 1 - n / m - 1e-12:

@@ -32,7 +32,7 @@ class RunPlan:
     prune_every: int
     train_flops_dense: float
     train_flops_sparse: float
-    skip_steps: int = 0           # batches of the seeded order an --init-from run already read (cfg.data_skip)
+    dense_steps: int = 0          # batches of the seeded order the dense run already read (cfg.dense_tokens)
 
     def summary(self) -> dict[str, Any]:
         s = self.size
@@ -110,21 +110,32 @@ def _check_pattern(cfg: RunConfig, meta_model) -> None:
 
 
 def _steps(cfg: RunConfig, family: Family, batch: int, seq_len: int | None, capacity: int, data) -> tuple[int, int]:
-    """(steps of the budget, steps of data skipped first), checked against the
+    """(steps of the budget, dense steps skipped first), checked against the
     data available: the skipped data counts too, since it is never repeated."""
+    # The data-skip arithmetic of a from-dense run. One step consumes
+    # u = batch * tokens_per_example units of the budget (batch * seq_len tokens
+    # for text, batch examples for images), and a budget D trains floor(D / u)
+    # steps. The dense run of D0 = dense_tokens units trained floor(D0 / u)
+    # steps of the same seeded order (same seed, batch and seq_len), so the
+    # pruned continuation skips exactly those: dense_steps = floor(D0 / u), and
+    # its first batch is the one the dense run would have read next. A sweep
+    # gives the continuation the budget D - D0, so the two phases together read
+    # floor(D0 / u) + floor((D - D0) / u) <= floor(D / u) batches, each once.
+    # With a steps budget dense_tokens is already a number of steps.
     per_example = family.tokens_per_example(seq_len)
     if cfg.steps is not None:
-        steps, skip = cfg.steps, cfg.data_skip
+        steps, skip = cfg.steps, cfg.dense_tokens
     else:
         requested = getattr(cfg, family.data_unit)
         steps = requested // (batch * per_example)
         # the dense run that read the skipped data rounded its budget to whole batches the same way
-        skip = cfg.data_skip // (batch * per_example)
+        skip = cfg.dense_tokens // (batch * per_example)
         if steps < 1:
             raise SparsescaleError(f"--{cfg.budget_axis} {requested} is less than one batch "
                                    f"({batch * per_example}); ask for more or lower --batch")
+    # data is never repeated: the dense steps and the run's own must fit in the corpus's examples
     if (steps + skip) * batch > capacity:
-        after = f" after the {skip * batch * per_example} skipped by --data-skip" if skip else ""
+        after = f" after the {skip * batch * per_example} trained dense first (--dense-tokens)" if skip else ""
         raise SparsescaleError(
             f"--{cfg.budget_axis}: the run needs {steps * batch * per_example} training {family.data_unit}{after} but "
             f"the corpus ({getattr(data, 'source', cfg.corpus)}) holds {capacity * per_example}; "
@@ -144,17 +155,29 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
         _check_pattern(cfg, meta_model)
     batch = cfg.resolved("batch")
     seq_len = cfg.resolved("seq_len") if family.data_unit == "tokens" else None
-    steps, skip_steps = _steps(cfg, family, batch, seq_len, capacity, data)
+    steps, dense_steps = _steps(cfg, family, batch, seq_len, capacity, data)
     examples = steps * batch
+    # About 200 mask updates per run (each recomputes a top-k of every pruned
+    # tensor), at least every step and at most every 100 steps.
     prune_every = cfg.prune_every or min(100, max(1, steps // 200))
     density = mean_density("cubic", size.sparsity, steps, start=cfg.prune_start, end=cfg.prune_end,
                            every=prune_every) if size.sparsity > 0 else 1.0
+    # The law's compute, counted as the paper does: only the pruned block
+    # linears, C = 6 N D. One multiply-add is 2 FLOPs and training makes three
+    # passes of the same products (forward; backward to the activations;
+    # backward to the weights), so 6 FLOPs per dense weight per example-use:
+    #     train_flops_dense  = 6 * block MACs per example * examples
+    #     train_flops_sparse = train_flops_dense * mean density over training,
+    # the density 1 - S(t) of the cubic schedule averaged over the steps as it
+    # is applied (dense before the window, S from its end). The head and
+    # attention's T x T products are left out here (throughput.py counts them
+    # for MFU).
     macs = family.block_macs(select_prunable(meta_model), size.model_config, seq_len)
     flops_dense = 6.0 * macs * examples   # forward + backward: 3 passes of 2 FLOPs per multiply-add
     plan = RunPlan(size=size, steps=steps, batch=batch, seq_len=seq_len, examples=examples,
                    tokens=examples * seq_len if seq_len is not None else None, block_macs_per_example=macs,
                    mean_density=density, prune_every=prune_every,
-                   train_flops_dense=flops_dense, train_flops_sparse=flops_dense * density, skip_steps=skip_steps)
+                   train_flops_dense=flops_dense, train_flops_sparse=flops_dense * density, dense_steps=dense_steps)
     return plan, data
 
 

@@ -152,8 +152,8 @@ class LawForm:
             return
         keeps = ", ".join(self.fixed)
         if base is None:
-            raise SparsescaleError(f"base: the {self.name} form needs a base law (a fitted {self.base_forms[0]} law "
-                                   f"that fixes {keeps})")
+            raise SparsescaleError(f"the {self.name} form needs a base law (a fitted {self.base_forms[0]} law "
+                                   f"that fixes {keeps})", param="base")
         if base.form not in self.base_forms:
-            raise SparsescaleError(f"base: the {self.name} form refits a {self.base_forms[0]}-form base law (it keeps "
-                                   f"{keeps}); got form {base.form!r}")
+            raise SparsescaleError(f"the {self.name} form refits a {self.base_forms[0]}-form base law (it keeps "
+                                   f"{keeps}); got form {base.form!r}", param="base")

@@ -63,8 +63,8 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
     """
     options = options or FitOptions()
     if not 0 <= n_boot <= MAX_BOOTSTRAP:
-        raise SparsescaleError(f"n_boot: must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
-                               f"resamples), got {n_boot}")
+        raise SparsescaleError(f"must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
+                               f"resamples), got {n_boot}", param="n_boot")
     fit = fit_law(points, options)
     out = Assessment(fit=fit, law=fit.law)
     # the checks refit on parts of the data: the fitted law's units travel with `fit`, not with them
@@ -73,7 +73,8 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
         try:
             out.holdout = holdout_largest_n(points, check)
         except SparsescaleError as exc:
-            out.warnings.append(f"largest-N holdout skipped: {str(exc).removeprefix('holdout: ')}")
+            reason = exc.detail if exc.param == "holdout" else str(exc)
+            out.warnings.append(f"largest-N holdout skipped: {reason}")
     if n_boot == 0:
         return out
     out.bootstrap = bootstrap(points, check, n_boot=n_boot, derived=derived, reference=fit, progress=progress)

@@ -69,7 +69,7 @@ def bootstrap(
     options = options or FitOptions()
     seed = check_seed(options.seed)
     if n_boot < 2:
-        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"need at least 2 resamples, got {n_boot}", param="n_boot")
     if not 0 < level < 1:
         raise SparsescaleError(f"bootstrap level must be in (0, 1), got {level}")
     if reference is None:
@@ -171,7 +171,7 @@ def holdout_largest_n(points: Points, options: FitOptions | None = None, rtol: f
     # from the smaller ones and compare
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
-        raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")
+        raise SparsescaleError("all runs have the same N; need at least two sizes", param="holdout")
     mask = labels == labels.max()
     keep = ~mask
     fit = fit_law(points.take(keep), options)

@@ -40,7 +40,7 @@ from sparsescale.laws.forms import get_form
 def z_score(level: float) -> float:
     """The two-sided standard-normal quantile for a central interval at `level`."""
     if not 0 < level < 1:
-        raise SparsescaleError(f"level: must be in (0, 1), got {level}")
+        raise SparsescaleError(f"must be in (0, 1), got {level}", param="level")
     return NormalDist().inv_cdf((1.0 + level) / 2.0)
 
 

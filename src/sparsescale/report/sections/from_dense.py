@@ -2,7 +2,7 @@
 `dense_prefix` or `init_from_dense` runs): sparse-from-scratch, pruned-from-
 dense and dense at equal total compute (a table and a figure), the sparse law
 fitted to the pruned runs with bootstrap intervals (written as
-pruned-law.json, which `sparsescale optimal --from-dense` reads), and one
+pruned-law.json, which `sparsescale from-dense` reads), and one
 worked answer to "prune my dense model to what sparsity, for how long?".
 
 Compute is the sparse-FLOP accounting (the paper's main one) of each run
@@ -27,7 +27,7 @@ from sparsescale.report.determined import determination, equivalent_dense_factor
 from sparsescale.report.points import MIN_POINTS
 from sparsescale.report.render import esc, figure, num
 from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
-from sparsescale.sweep.spec import prefix_of_fraction
+from sparsescale.sweep.spec import dense_tokens_of
 
 PRUNED_LAW = "pruned-law.json"
 FIGURE = "pretrained_compute.png"   # the file names (and summary.json's key "pretrained") predate the section's name
@@ -44,7 +44,7 @@ class FromDenseLaw:
     n_points: int
     from_dense: dict[str, Any]               # the law's fit["from_dense"]: dense fractions, run counts
     holdout: dict[str, Any] | None
-    example: dict[str, Any] | None           # `optimal --from-dense` for the sweep's largest dense model
+    example: dict[str, Any] | None           # `sparsescale from-dense` for the sweep's largest dense model
 
 
 @dataclass
@@ -64,7 +64,7 @@ class FromDense:
 def _method(r: dict[str, Any]) -> str | None:
     if (r["pattern"] or "unstructured") != "unstructured":
         return None
-    if r["axes"].get("init_from_dense", 0) > 0:
+    if dense_tokens_of(r["axes"]) > 0:
         return pre.PRUNED
     return pre.DENSE if not r["sparsity"] else pre.SCRATCH
 
@@ -81,8 +81,7 @@ def method_points(rows: list[dict[str, Any]], unit: str) -> list[dict[str, Any]]
                 or r["final_loss"] is None or not math.isfinite(r["final_loss"]) or c["total_flops_sparse"] is None):
             continue
         budget = r["axes"].get(unit, r.get(unit))
-        frac = r["axes"].get("init_from_dense", 0)
-        d0 = r["axes"].get("dense_prefix", prefix_of_fraction(frac, budget))   # stores from before dense_prefix
+        d0 = dense_tokens_of(r["axes"])   # whichever names the store's version recorded
         out.append({"method": method, "sparsity": float(r["sparsity"]), "n_target": r["axes"]["n_nonzero"],
                     "n_nonzero": float(r["n_nonzero"]), "data": float(budget), "dense_prefix": float(d0),
                     "loss": float(r["final_loss"]), "flops": c["total_flops_sparse"],
@@ -171,7 +170,7 @@ def _pruned_law(points, unit: str, out_dir: Path, n_boot: int, seed: int, warnin
 
 
 def _example(law, points) -> dict[str, Any] | None:
-    """`optimal --from-dense` for the sweep's largest dense model at its largest
+    """`from-dense` for the sweep's largest dense model at its largest
     dense prefix, continued on as much compute as its pretraining took."""
     pruned = [p for p in points if p["method"] == pre.PRUNED]
     d0 = max(p["dense_prefix"] for p in pruned)
@@ -180,7 +179,7 @@ def _example(law, points) -> dict[str, Any] | None:
         plan = pre.plan_from_dense(law, n, d0, 6.0 * n * d0)
     except SparsescaleError:
         return None
-    return plan.to_dict() | {"command": f"sparsescale optimal --law {PRUNED_LAW} --from-dense {n:.4g},{d0:.4g} "
+    return plan.to_dict() | {"command": f"sparsescale from-dense --law {PRUNED_LAW} --dense {n:.4g},{d0:.4g} "
                                         "--compute 1x"}
 
 

@@ -33,6 +33,7 @@ from sparsescale.report.points import SweepPoints
 from sparsescale.report.render import esc, img, short
 from sparsescale.sweep.export import budget_column
 from sparsescale.sweep.lrscan import best_of_lr_scan
+from sparsescale.sweep.spec import dense_tokens_of
 from sparsescale.sweep.store import Store
 from sparsescale.units import parse_pattern, pattern_name
 
@@ -70,7 +71,7 @@ def collect_pattern_runs(store_path, sweep: str | None, warnings: list[str]):
     rows = []
     for r in runs:
         key = pattern_name(r["pattern"] or "unstructured", "pattern")
-        if key is None or r["status"] != "finished" or r["axes"].get("init_from_dense", 0) > 0:
+        if key is None or r["status"] != "finished" or dense_tokens_of(r["axes"]) > 0:
             continue
         if r["final_loss"] is None or not math.isfinite(r["final_loss"]):
             continue

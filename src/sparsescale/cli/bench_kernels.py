@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import console, require_torch
 from sparsescale.errors import SparsescaleError
 
 
@@ -68,6 +69,7 @@ def bench_kernels(
 
     Example: sparsescale bench-kernels --out cpu-speedups.json --threads 1
     """
+    require_torch("bench-kernels")
     from sparsescale.atomic import check_output
     from sparsescale.laws.costs import is_speedups_file
 
@@ -89,7 +91,13 @@ def bench_kernels(
     import torch
 
     from sparsescale.atomic import write_json
-    from sparsescale.kernels.bench import CPU_SHAPES, CUDA_SHAPES, BenchSettings, memory_floor, run_bench
+    from sparsescale.kernels.bench import (
+        CPU_SHAPES,
+        CUDA_SHAPES,
+        BenchSettings,
+        memory_floor,
+        run_bench,
+    )
     from sparsescale.resources import check_fits
 
     dev = _device(device)
@@ -111,7 +119,6 @@ def bench_kernels(
 
 
 def _print(doc: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     m = doc["machine"]
@@ -119,7 +126,7 @@ def _print(doc: dict, out: Path) -> None:
     for pattern, entries in doc["speedups"].items():
         for s, v in entries.items():
             table.add_row(pattern, s, f"{v:.3f}x")
-    con = Console()
+    con = console()
     con.print(table)
     for pattern, why in doc["skipped"].items():
         con.print(f"skipped {pattern}: {why}")

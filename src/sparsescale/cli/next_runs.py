@@ -1,4 +1,6 @@
-"""`sparsescale next`: which runs to train next for one target number."""
+"""`sparsescale next`: which runs to train next for one target number (no
+torch). What it shares with `sweep --adaptive` (parsing the target, proposing
+the runs, the spec it writes) is in cli/common.py."""
 
 from __future__ import annotations
 
@@ -9,75 +11,14 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import (
+    check_design_flags,
+    checked_toml,
+    console,
+    propose_from,
+    written_by_next,
+)
 from sparsescale.errors import SparsescaleError
-
-MAX_NEXT_BOOTSTRAP = 5000
-MARK = "# written by sparsescale next"
-
-
-def _ours(path: Path) -> bool:
-    """An earlier spec written by `next` (it may be replaced; nobody else's file may)."""
-    with open(path, "rb") as f:
-        return f.read(len(MARK)) == MARK.encode()
-
-
-def check_design_flags(target: str, budget: str, bootstrap: int):
-    """Parse what `next` and `sweep --adaptive` share; errors name the flag."""
-    from sparsescale.laws.design import parse_target
-
-    parsed = parse_target(target, "--target")
-    if not 20 <= bootstrap <= MAX_NEXT_BOOTSTRAP:
-        raise SparsescaleError(f"--bootstrap: must be between 20 and {MAX_NEXT_BOOTSTRAP}, got {bootstrap}")
-    if not str(budget).strip():
-        raise SparsescaleError("--budget: give FLOPs (1e18) or a share of the compute spent (25%)")
-    return parsed
-
-
-def propose_from(source: str, target, budget: str, *, sweep: str | None = None, sparsity: str | None = None,
-                 params: str | None = None, data: str | None = None, spec: Path | None = None,
-                 tokens_per_unit: float | None = None, bootstrap: int = 200, seed: int = 0):
-    """(finished runs, proposal, next spec dict or None) for a store or a table."""
-    from sparsescale.laws.design import parse_axis
-    from sparsescale.sweep.adaptive import (budget_flops, default_candidates, design, from_store, from_table,
-                                            next_spec, spec_for_table)
-
-    if tokens_per_unit is not None and not tokens_per_unit > 0:
-        raise SparsescaleError(f"--tokens-per-unit: must be positive, got {tokens_per_unit}")
-    is_store = not source.startswith("paper:") and Path(source).suffix.lower() in (".sqlite", ".db", ".sqlite3")
-    if is_store:
-        finished = from_store(source, sweep)
-    else:
-        if sweep is not None:
-            raise SparsescaleError("--sweep: only meaningful for a store")
-        finished = from_table(source, tokens_per_unit)
-    if spec is not None:
-        from sparsescale.models.registry import BUDGET_AXES
-
-        finished.spec = spec_for_table(spec)
-        finished.budget_axis = next(a for a in BUDGET_AXES if finished.spec["grid"].get(a) is not None)
-    if tokens_per_unit is not None:
-        finished.tokens_per_unit = tokens_per_unit
-    axes = default_candidates(finished)
-    for flag, key, text in (("--sparsity", "sparsity", sparsity), ("--params", "n_nonzero", params),
-                            ("--data", "data", data)):
-        if text is not None:
-            axes[key] = parse_axis(text, flag, key)
-    flops = budget_flops(budget, finished)
-    proposal = design(finished, target, flops, axes, n_boot=bootstrap, seed=seed)
-    nxt = next_spec(finished, proposal) if finished.spec is not None and proposal.runs else None
-    return finished, proposal, nxt
-
-
-def checked_toml(spec: dict, where: str) -> str:
-    """The spec as TOML, read back and validated: what `next` writes, `sweep` can run."""
-    import tomllib
-
-    from sparsescale.sweep.adaptive import to_toml
-    from sparsescale.sweep.spec import spec_from_dict
-
-    text = f"{MARK}: the runs it proposed, for `sparsescale sweep`\n" + to_toml(spec)
-    spec_from_dict(tomllib.loads(text), source=where)
-    return text
 
 
 @app.command("next")
@@ -111,7 +52,7 @@ def next_runs(
     if out is None and is_store:
         out = Path(source).with_name(Path(source).stem + "-next.toml")
     if out is not None:
-        check_output(out, [source] + ([spec] if spec else []), what="--out", ours=_ours)
+        check_output(out, [source] + ([spec] if spec else []), what="--out", ours=written_by_next)
     _, proposal, nxt = propose_from(source, parsed, budget, sweep=sweep, sparsity=sparsity, params=params, data=data,
                                     spec=spec, tokens_per_unit=tokens_per_unit, bootstrap=bootstrap, seed=seed)
     if out is not None and nxt is None and proposal.runs:
@@ -126,10 +67,9 @@ def next_runs(
 
 
 def _print_proposal(proposal, spec_path: str | None, source: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = console()
     lo, med, hi = proposal.interval
     con.print(f"target {proposal.target.label}: {med:.4g}, 95% interval [{lo:.4g}, {hi:.4g}] (width {hi - lo:.3g}) "
               f"from {proposal.n_boot} bootstrap draws")

@@ -1,60 +1,66 @@
-"""`sparsescale optimal --patterns`: dense, n:m or unstructured for N non-zeros
+"""`sparsescale choose-pattern`: dense, n:m or unstructured for N non-zeros
 and a budget, from a base law and the pattern laws fitted on it (see
-laws.pattern_choice). `optimal` dispatches here when --patterns is given."""
+laws.pattern_choice). No torch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from sparsescale.cli.app import app
+from sparsescale.cli.common import (
+    check_level,
+    check_window,
+    console,
+    dense_optimal_budget,
+    params_as_flags,
+    positive_quantity,
+    print_json,
+)
 from sparsescale.errors import SparsescaleError
-from sparsescale.userfile import read_json
 
 
-def _read_json(path: Path, flag: str):
-    """The file's JSON; its one-line error led by the flag that named it."""
-    try:
-        return read_json(path)
-    except SparsescaleError as exc:
-        raise SparsescaleError(f"{flag}: {exc}") from None
+@app.command("choose-pattern")
+def choose_pattern(
+    law: str = typer.Option(..., "--law", help="The base law the pattern laws were fitted on (vit-jft, t5-c4 or a LAW.json; the report's law.json)."),
+    patterns: Path = typer.Option(..., "--patterns", help="A law JSON with pattern laws (the report's law.json of an n:m sweep)."),
+    params: str = typer.Option(..., "--params", help="Non-zero parameters N of the model you will train (e.g. 1e5)."),
+    compute: str = typer.Option(..., "--compute", help="Training budget: FLOPs (the law must carry tokens_per_unit), or a multiple of the dense compute-optimal budget C* (e.g. 10x)."),
+    speedup: Optional[list[str]] = typer.Option(None, "--speedup", help="PATTERN=FACTOR, a step-time speedup over dense (e.g. 2:4=1.3; repeatable) for the equal-time accounting."),
+    start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training."),
+    end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
+    level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the laws carry uncertainty)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Compare dense, n:m patterns and unstructured sparsity at N non-zeros and a
+    budget, at equal FLOPs and at equal wall time.
 
-
-def check_pattern_flags(patterns: Path | None, speedup: list[str], params, compute, contours: bool,
-                        speedups_file: Path | None, flops: str) -> None:
-    """The flag combinations the pattern choice refuses."""
-    if patterns is None:
-        if speedup:
-            raise SparsescaleError("--speedup is for the pattern choice: add --patterns LAW.json")
-        return
-    if contours:
-        raise SparsescaleError("--contours draws the unstructured S_opt map; it does not combine with --patterns")
-    if speedups_file is not None or flops != "sparse":
-        raise SparsescaleError("--patterns reports both equal-FLOPs and equal-time accountings; give per-pattern "
-                               "speedups with --speedup PATTERN=FACTOR instead of --flops/--speedups")
-    if params is None or compute is None:
-        raise SparsescaleError("--patterns needs --params N and --compute C")
-
-
-def optimal_patterns(law: str, patterns: Path, params: str, compute: str, speedup: list[str], start: float,
-                     end: float, level: float, as_json: bool) -> None:
-    """Load the laws, compare the choices, print them (or their JSON)."""
-    from sparsescale.cli.laws import _as_flags, _budget, _print_json
+    Example: sparsescale choose-pattern --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
+    """
     from sparsescale.laws.presets import load_law
     from sparsescale.laws.pattern_choice import compare_choices, parse_speedups
     from sparsescale.laws.nm_patterns import check_base, load_pattern_laws
-    from sparsescale.units import parse_quantity
+    from sparsescale.userfile import read_json
 
+    check_level(level)
+    check_window(start, end)
     base = load_law(law)
     try:
         check_base(base)
+    except SparsescaleError as exc:   # the base law is what --law names
+        raise SparsescaleError(f"--law {law}: {exc.detail if exc.param == 'base' else exc}") from None
+    try:
+        doc = read_json(patterns)
     except SparsescaleError as exc:
-        raise SparsescaleError(f"--law {law}: {str(exc).removeprefix('base: ')}") from None
-    pattern_laws = load_pattern_laws(_read_json(patterns, "--patterns"), base, f"--patterns {patterns}")
-    speeds = parse_speedups(speedup, "--speedup")
-    n = parse_quantity(params, "--params")
-    if n <= 0:
-        raise SparsescaleError(f"--params: must be > 0, got {params!r}")
-    with _as_flags():
-        budget = _budget(base, n, compute)
+        raise SparsescaleError(f"--patterns: {exc}") from None
+    pattern_laws = load_pattern_laws(doc, base, f"--patterns {patterns}")
+    speeds = parse_speedups(speedup or [], "--speedup")
+    n = positive_quantity(params, "--params")
+    with params_as_flags():
+        budget = dense_optimal_budget(base, n, compute)
         cmp = compare_choices(base, pattern_laws, n, budget, speeds, start, end, level)
     out = {"law": base.name or law, "patterns_file": str(patterns), "level": level, **cmp.to_dict(),
            "accountings": {"flops": "equal FLOPs: C = 6 N D c_mul(S), sparsity exploited (sparse FLOPs) by every choice",
@@ -63,7 +69,7 @@ def optimal_patterns(law: str, patterns: Path, params: str, compute: str, speedu
                            "vs": "each choice minus its reference (a pattern: unstructured at its S; unstructured: "
                                  "dense); the interval over paired coefficient draws (no model error)"}}
     if as_json:
-        _print_json(out)
+        print_json(out)
         return
     _print_choices(out, base)
 
@@ -74,10 +80,9 @@ def _signed(vs: dict) -> str:
 
 
 def _print_choices(out: dict, base) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = console()
     d_unit = base.units.get("D", "data")
     table = Table(title=f"N = {out['n_nonzero']:.4g} non-zeros, budget 6 N x {out['compute'] / (6 * out['n_nonzero']):.4g} "
                         f"{d_unit}; loss with {out['level']:.0%} interval")

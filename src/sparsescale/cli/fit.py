@@ -1,9 +1,13 @@
-"""`sparsescale fit`, `predict` and `optimal`: the law commands (no torch)."""
+"""`sparsescale fit`: a scaling law fitted to sweep results (no torch).
+
+The rows come from a table, a sweep store or the paper's sweeps; every value
+is checked with its flag and row named before the fit; the law, its
+bootstrap intervals, holdout errors and figures are written only once all of
+them have been computed.
+"""
 
 from __future__ import annotations
 
-import json
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -11,6 +15,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import (
+    check_plot_format,
+    console,
+    params_as_flags,
+    print_json,
+    warn_non_finite,
+)
 from sparsescale.errors import SparsescaleError
 
 
@@ -19,38 +30,12 @@ class Space(str, Enum):
     linear = "linear"
 
 
-class Flops(str, Enum):
-    sparse = "sparse"
-    dense = "dense"
-    measured = "measured"
-
-
 class Holdout(str, Enum):
     largest_n = "largest-n"
 
 
-# Library errors name arguments; these are the flags that set them.
-FLAG_OF = {
-    "form": "--form", "space": "--space", "delta": "--delta", "base": "--base", "n_boot": "--bootstrap",
-    "holdout": "--holdout", "flops": "--flops", "n_nonzero": "--params", "compute": "--compute",
-    "compute_flops": "--compute", "start": "--start", "end": "--end", "tokens_per_unit": "--tokens-per-unit",
-    "level": "--level", "sparsity": "--sparsity", "data": "--data", "schedule": "--schedule", "seed": "--seed",
-}
-
-
-@contextmanager
-def _as_flags(source: str | None = None):
-    """Re-word a library error that starts with an argument name ("form: ...") to name its flag;
-    any other error is about the data, so it names `source` (the data file) when given."""
-    try:
-        yield
-    except SparsescaleError as exc:
-        head, sep, rest = str(exc).partition(":")
-        if sep and head.strip() in FLAG_OF:
-            raise SparsescaleError(FLAG_OF[head.strip()] + ":" + rest) from None
-        if source is not None and not str(exc).startswith(source):
-            raise SparsescaleError(f"{source}: {exc}") from None
-        raise
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
 
 
 def _bootstrap_progress():
@@ -68,22 +53,6 @@ def _bootstrap_progress():
         print(f"\rbootstrap: {done}/{total} resamples ({time.monotonic() - t0:.0f} s; Ctrl-C stops)",
               end=end, file=sys.stderr, flush=True)
     return show
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.6g}"
-
-
-def _loss(v: float, digits: int = 5) -> str:
-    """A loss with fixed decimals; an absurd one (a law far outside its data)
-    in scientific notation rather than a hundred digits wide."""
-    return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.{digits}g}"
 
 
 def _derived_quantities(form: str, S, N, D):
@@ -132,12 +101,12 @@ def fit(
       sparsescale fit paper:t5 --bootstrap 200 --holdout largest-n --out t5-law.json
       sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
     """
-    from sparsescale.laws.uncertainty.assess import assess
     from sparsescale.laws.fit import resolve_form
     from sparsescale.laws.points import FitOptions, Points
     from sparsescale.laws.presets import load_law
+    from sparsescale.laws.uncertainty.assess import assess
 
-    with _as_flags():
+    with params_as_flags():
         spec = resolve_form(form)
     units = None
     if data_file.startswith("paper:"):
@@ -157,7 +126,7 @@ def fit(
                          mean_sparsity_fraction=f_sched if spec.needs_schedule else None, units=units,
                          tokens_per_unit=tpu)
     _check_holdout(holdout, N, data_file)
-    with _as_flags(data_file):
+    with params_as_flags(data_file):
         result = assess(points, options, n_boot=bootstrap, holdout=holdout is not None,
                         progress=_bootstrap_progress(),
                         derived=_derived_quantities(form, S, N, D) if bootstrap else None)
@@ -192,7 +161,7 @@ def _compare_report(points, space: str, delta, seed: int, f_sched) -> dict:
     from sparsescale.laws.compare import compare_forms
     from sparsescale.laws.points import FitOptions, Points
 
-    with _as_flags():
+    with params_as_flags():
         return compare_forms(Points(*points), FitOptions(space=space, delta=delta, seed=seed,
                                                          mean_sparsity_fraction=f_sched)).to_dict()
 
@@ -214,18 +183,6 @@ def _plot_paths(plot: Path) -> tuple[Path, Path]:
     return plot, plot.with_name(plot.stem + "-loss-vs-n" + (plot.suffix or ".png"))
 
 
-def _check_plot_format(plot: Path, flag: str = "--plot") -> None:
-    """An extension matplotlib can write (it would fail only after the whole fit)."""
-    if not plot.suffix:
-        return  # written as PNG
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    if plot.suffix.lower().lstrip(".") not in kinds:
-        raise SparsescaleError(f"{flag} {plot}: unsupported image format {plot.suffix!r}; use one of "
-                               f"{', '.join('.' + k for k in sorted(kinds))}")
-
-
 def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot: Path | None) -> None:
     """Before any work: the output rule (sparsescale.atomic) for --out (a law
     JSON) and --plot (two figures): not an input (data, --base law), not
@@ -236,7 +193,7 @@ def _check_fit_outputs(data_file: str, base: str | None, out: Path | None, plot:
     inputs = [Path(p) for p in (data_file, base) if p is not None and not p.startswith("paper:") and Path(p).exists()]
     outputs = [Output(out, "--out", Law.is_file)] if out is not None else []
     if plot is not None:
-        _check_plot_format(plot)
+        check_plot_format(plot)
         outputs += [Output(p, "--plot", is_figure) for p in _plot_paths(plot)]
     check_outputs(outputs, inputs)
 
@@ -268,11 +225,11 @@ def _write_fit_outputs(report: dict, law, held, points, form: str, plot, out, as
     if out is not None:
         from sparsescale.laws.jsonsafe import finite_json
 
-        _warn_non_finite(finite_json(law.to_dict())[1], str(out))
+        warn_non_finite(finite_json(law.to_dict())[1], str(out))
         law.save(out)
         report["law_file"] = str(out)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     _print_fit(report, law)
 
@@ -353,28 +310,10 @@ def _tokens_per_unit(given: float | None, data_expr: str) -> float | None:
     return 1.0 if data_expr.strip().lower() in ("tokens", "n_tokens", "tokens_seen", "train_tokens") else None
 
 
-def _warn_non_finite(paths: list[str], where: str) -> None:
-    """One stderr line: which numbers were not finite and became null."""
-    import sys
-
-    if paths:
-        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-        print(f"warning: non-finite numbers written as null in {where}: {shown}", file=sys.stderr)
-
-
-def _print_json(obj) -> None:
-    """Print obj as valid JSON (NaN/inf as null, with a warning on stderr)."""
-    from sparsescale.laws.jsonsafe import finite_json
-
-    clean, bad = finite_json(obj)
-    _warn_non_finite(bad, "the JSON output")
-    print(json.dumps(clean, allow_nan=False))
-
-
 def _print_fit(report: dict, law) -> None:
     from rich.table import Table
 
-    con = _console()
+    con = console()
     d = report["diagnostics"]
     con.print(f"[bold]{law.form} law[/bold] fitted on {report['n_points']} points: {law.to_dict()['formula']}")
     intervals = report.get("intervals", {}).get("intervals", {})
@@ -449,7 +388,7 @@ def _schedule_fraction(text: str) -> float:
     wanted = {"cubic": (0, 2), "one-shot": (0, 1), "constant": (0,), "dense": (0,)}.get(kind)
     if wanted is None or len(nums) not in wanted:
         raise SparsescaleError(f"--schedule: {text!r}: expected cubic:START:END, one-shot:AT, constant or dense")
-    with _as_flags():
+    with params_as_flags():
         if kind == "cubic":
             return schedule_mean_sparsity_fraction("cubic", *(nums or [0.25, 0.75]))
         return schedule_mean_sparsity_fraction(kind, at=nums[0] if nums else 0.0)
@@ -486,295 +425,3 @@ def _print_calibration(con, cal: dict) -> None:
                                                 for lv, v in table.items()))
 
 
-def _values(text: str, flag: str):
-    """A comma list of quantities; an empty item ("0,,0.5", "1e7,") is refused, not dropped."""
-    from sparsescale.units import parse_quantity
-
-    parts = str(text).split(",")
-    if len(parts) > 1 and any(not p.strip() for p in parts):
-        raise SparsescaleError(f"{flag}: {text!r} has an empty item; give values separated by single commas")
-    return [parse_quantity(part, flag) for part in parts]
-
-
-NO_UNCERTAINTY = ("this law carries no uncertainty, so the numbers are bare: refit with "
-                  "`sparsescale fit ... --bootstrap 200 --out LAW.json` for calibrated intervals")
-
-
-def _check_level(level: float) -> None:
-    if not 0.5 <= level < 1:
-        raise SparsescaleError(f"--level: must be in [0.5, 1), got {level:g}")
-
-
-@app.command()
-def predict(
-    law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json from `sparsescale fit --out`."),
-    sparsity: str = typer.Option("0", "--sparsity", help="Sparsity S in [0, 1); a comma list predicts several."),
-    params: str = typer.Option(..., "--params", help="Non-zero parameters N (e.g. 1e7, 200k); comma lists allowed."),
-    data: str = typer.Option(..., "--data", help="Data D in the law's units (see its 'units'); comma lists allowed."),
-    level: float = typer.Option(0.95, "--level", help="Level of the prediction intervals (when the law carries uncertainty)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Predict the loss of a model with N non-zeros at sparsity S trained on D,
-    with a prediction interval when the law carries one.
-
-    Example: sparsescale predict --law t5-c4 --sparsity 0.75 --params 2e7 --data 5e5
-    """
-    import numpy as np
-
-    from sparsescale.laws.presets import load_law
-
-    _check_level(level)
-    the_law = load_law(law)
-    S_, N_, D_ = _predict_inputs(sparsity, params, data)
-    # far outside any fitted range a power law overflows: that is reported as a
-    # non-finite prediction (null in JSON, with a warning), not as numpy noise
-    with np.errstate(all="ignore"):
-        L = the_law.predict(S_, N_, D_)
-        unc = the_law.uncertainty
-        if unc is not None:
-            low, high = unc.loss_interval(the_law, S_, N_, D_, level)
-            dist = unc.fit_range.distance(S_, N_, D_)
-    rows = [{"sparsity": float(s), "n_nonzero": float(n), "data": float(d), "loss": float(l)} for s, n, d, l in zip(S_, N_, D_, L)]
-    out: dict = {"law": the_law.name or law, "units": the_law.units, "predictions": rows}
-    if unc is not None:
-        for r, lo, hi, d in zip(rows, low, high, dist):
-            r.update(low=float(lo), high=float(hi), extrapolation_efolds=float(d))
-        out["level"] = level
-        out["interval"] = "coefficient draws + model error growing with extrapolation distance (see the law's 'uncertainty')"
-    else:
-        out["note"] = NO_UNCERTAINTY
-    if as_json:
-        _print_json(out)
-        return
-    _print_predictions(rows, the_law, the_law.name or law, level, unc is not None)
-
-
-def _predict_inputs(sparsity: str, params: str, data: str):
-    """The --sparsity, --params and --data lists, range-checked and broadcast to one length."""
-    import numpy as np
-
-    S, N, D = _values(sparsity, "--sparsity"), _values(params, "--params"), _values(data, "--data")
-    for s in S:
-        if not 0 <= s < 1:
-            raise SparsescaleError(f"--sparsity: {s:g} is outside [0, 1)")
-    for flag, vals in (("--params", N), ("--data", D)):
-        for v in vals:
-            if v <= 0:
-                raise SparsescaleError(f"{flag}: {v:g} must be > 0")
-    try:
-        return np.broadcast_arrays(np.array(S), np.array(N), np.array(D))
-    except ValueError:
-        raise SparsescaleError("--sparsity, --params and --data lists must have the same length (or one value)") from None
-
-
-def _print_predictions(rows: list, the_law, title: str, level: float, has_unc: bool) -> None:
-    """The table of `predict`, with interval columns when the law carries uncertainty."""
-    from rich.table import Table
-
-    extra = [f"{level:.0%} interval", "e-folds out"] if has_unc else []
-    t = Table(title=f"law: {title}")
-    for header in ("S", "N", "D", "predicted loss", *extra):
-        t.add_column(header, no_wrap=True)
-    for r in rows:
-        cells = [f"{r['sparsity']:g}", f"{r['n_nonzero']:.4g}", f"{r['data']:.4g}", _loss(r['loss'])]
-        if has_unc:
-            cells += [f"{_loss(r['low'], 4)}-{_loss(r['high'], 4)}", f"{r['extrapolation_efolds']:.2f}"]
-        t.add_row(*cells)
-    con = _console()
-    con.print(t)
-    con.print(f"N: non-zero parameters; D in {the_law.units.get('D', 'data')}"
-              + ("; e-folds out: how far beyond the fitted data (log-factors)" if has_unc else ""))
-    if not has_unc:
-        con.print(f"note: {NO_UNCERTAINTY}")
-
-
-def _budget(law, n_nonzero: float, text: str) -> float:
-    """--compute as FLOPs ("1e20") or as a multiple of the dense compute-optimal
-    budget C* ("10x"), returned in the law's compute unit."""
-    from sparsescale.laws.planning import dense_optimal_compute
-
-    return parse_budget(law, text, lambda: float(dense_optimal_compute(law, n_nonzero)),
-                        "the dense compute-optimal budget C*", "10x")
-
-
-def parse_budget(law, text: str, base, base_name: str, example: str) -> float:
-    """--compute in the law's compute unit: FLOPs ("1e20", converted by the
-    law's tokens_per_unit), or "Kx", K times `base()` (already in that unit;
-    only computed when asked for). `optimal` and `optimal --from-dense` differ
-    only in what the multiple is of."""
-    from sparsescale.laws.planning import law_compute
-    from sparsescale.units import parse_quantity
-
-    t = str(text).strip()
-    if t.lower().endswith("x"):
-        mult = parse_quantity(t[:-1], "--compute")
-        if mult <= 0:
-            raise SparsescaleError(f"--compute: the multiple of {base_name} must be > 0, got {text!r}")
-        return mult * base()
-    flops = parse_quantity(t, "--compute")
-    if flops <= 0:
-        raise SparsescaleError(f"--compute: must be a positive number of FLOPs, got {text!r}")
-    try:
-        return law_compute(law, flops)
-    except SparsescaleError:
-        raise SparsescaleError(f"--compute: law {law.name} does not say how many tokens one unit of D "
-                               f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
-                               f"give the budget as a multiple of {base_name}, e.g. --compute {example}") from None
-
-
-def _cost_model(flops: Flops, speedups: Optional[Path], start: float, end: float):
-    """"sparse"/"dense", or the measured cost model read from --speedups."""
-    if flops != Flops.measured:
-        if speedups is not None:
-            raise SparsescaleError("--speedups is for --flops measured")
-        return flops.value
-    if speedups is None:
-        raise SparsescaleError("--flops measured needs --speedups FILE (written by `sparsescale bench-kernels`)")
-    from sparsescale.laws.costs import load_speedups
-
-    return load_speedups(speedups).cost_model("unstructured", start, end)
-
-
-@app.command()
-def optimal(
-    law: str = typer.Option(..., "--law", help="vit-jft, t5-c4 or a LAW.json (a sparse-form law)."),
-    params: Optional[str] = typer.Option(None, "--params", help="Non-zero parameters N of the model you will train (e.g. 1e7)."),
-    compute: Optional[str] = typer.Option(None, "--compute", help="Training budget: FLOPs (e.g. 1e19; the law must carry tokens_per_unit), or a multiple of the dense compute-optimal budget C* = 6 N D* (e.g. 10x)."),
-    flops: Flops = typer.Option(Flops.sparse, "--flops", help="sparse: training exploits sparsity (cubic-schedule mean density); dense: it does not; measured: step times from --speedups."),
-    speedups: Optional[Path] = typer.Option(None, "--speedups", help="Speedups JSON from `sparsescale bench-kernels` (for --flops measured; its unstructured entries)."),
-    start: float = typer.Option(0.25, "--start", help="Pruning starts at this fraction of training (affects sparse FLOPs)."),
-    end: float = typer.Option(0.75, "--end", help="Pruning ends at this fraction of training."),
-    contours: bool = typer.Option(False, "--contours", help="Draw the S_opt map over (N, C) with the Chinchilla line (needs --plot)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG path for --contours."),
-    level: float = typer.Option(0.95, "--level", help="Level of the intervals (when the law carries uncertainty)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    from_dense: Optional[str] = typer.Option(None, "--from-dense", help="N,D0: prune a dense model of N parameters trained on D0 tokens (with a pruned-law.json from `report`); --compute is then the continuation's FLOPs or a multiple of 6 N D0 (e.g. 1x)."),
-    patterns: Optional[Path] = typer.Option(None, "--patterns", help="Compare dense, n:m patterns and unstructured at N and C: a law JSON with pattern laws (the report's law.json; --law is their base)."),
-    speedup: Optional[list[str]] = typer.Option(None, "--speedup", help="With --patterns: PATTERN=FACTOR, a step-time speedup over dense (e.g. 2:4=1.3; repeatable) for the equal-time accounting."),
-) -> None:
-    """The optimal sparsity for N non-zeros and a compute budget, the data it
-    buys, the loss against the dense baseline, and the equivalent dense size.
-
-    Example: sparsescale optimal --law vit-jft --params 1e7 --compute 1e18
-    With --patterns: sparsescale optimal --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
-    """
-    from sparsescale.cli.patterns import check_pattern_flags, optimal_patterns
-    from sparsescale.laws.presets import load_law
-    from sparsescale.laws.planning import optimal_data_ratio
-
-    _check_level(level)
-    if not 0 <= start < end <= 1:   # both flags named here (the schedule's own check names neither)
-        raise SparsescaleError(f"--start {start:g}, --end {end:g}: need 0 <= --start < --end <= 1 "
-                               "(fractions of training)")
-    if from_dense is not None:   # its own question: cli/from_dense.py
-        from sparsescale.cli.from_dense import run_from_dense
-
-        others = {"--params": params, "--contours": contours, "--plot": plot, "--speedups": speedups,
-                  "--patterns": patterns, "--speedup": speedup}
-        return run_from_dense(law, from_dense, compute, flops.value, start, end, level, as_json, others)
-    check_pattern_flags(patterns, speedup or [], params, compute, contours, speedups, flops.value)
-    if patterns is not None:
-        return optimal_patterns(law, patterns, params, compute, speedup or [], start, end, level, as_json)
-    the_law = load_law(law)
-    _check_optimal_flags(law, params, compute, contours, plot)
-    cost = _cost_model(flops, speedups, start, end)
-    out: dict = {"law": the_law.name or law, "units": the_law.units, "tokens_per_unit": the_law.tokens_per_unit,
-                 "flops": flops.value}
-    point = None
-    if params is not None and compute is not None:
-        point = _optimal_point(out, the_law, params, compute, cost, start, end, level)
-    elif params is not None or compute is not None:
-        raise SparsescaleError("--params and --compute go together")
-    with _as_flags():
-        out["optimal_data_ratio"] = {f"{s:g}": float(optimal_data_ratio(the_law, s, cost, start, end)) for s in (0.5, 0.75, 0.875)}
-    if contours:
-        from sparsescale.report.figures import plot_sopt_contours
-
-        n_range = None
-        if point is not None:
-            n_range = (point.n_nonzero / 100, point.n_nonzero * 100)
-        plot_sopt_contours(the_law, plot, flops=cost, n_range=n_range, start=start, end=end)
-        out["plot"] = str(plot)
-    if as_json:
-        _print_json(out)
-        return
-    _print_optimal(out, point, the_law, contours, plot)
-
-
-def _check_optimal_flags(law: str, params, compute, contours: bool, plot) -> None:
-    """The flag combinations `optimal` refuses, and a --plot path it could not write."""
-    if contours and plot is None:
-        raise SparsescaleError("--contours needs --plot PATH.png")
-    if plot is not None and not contours:
-        raise SparsescaleError("--plot is for --contours; add --contours")
-    if plot is not None:
-        from sparsescale.atomic import check_output, is_figure
-
-        _check_plot_format(plot)
-        check_output(plot, [Path(law)] if Path(law).exists() else [], "--plot", ours=is_figure)
-    if not contours and (params is None or compute is None):
-        raise SparsescaleError("give --params N and --compute C (or --contours --plot PATH)")
-
-
-def _optimal_point(out: dict, the_law, params: str, compute: str, cost, start: float, end: float, level: float):
-    """Plan the budget for --params at --compute; adds the plan and its intervals to `out`."""
-    from sparsescale.laws.planning import optimal_intervals
-    from sparsescale.laws.planning import optimal_sparsity
-    from sparsescale.units import parse_quantity
-
-    n = parse_quantity(params, "--params")
-    if n <= 0:
-        raise SparsescaleError(f"--params: must be > 0, got {params!r}")
-    budget = _budget(the_law, n, compute)
-    # Sparse or dense, a run of N non-zeros costs at least 6 N per unit of data
-    # (C = 6 N/(1-S) x mean density x D, and the mean density is >= 1-S).
-    if not budget / (6.0 * n) >= 1.0:
-        raise SparsescaleError(f"--compute {compute}: buys at most {budget / (6.0 * n):.3g} "
-                               f"{the_law.units.get('D', 'units of data')} for N = {n:.4g} (C / 6N), less than one unit")
-    with _as_flags():
-        point = optimal_sparsity(the_law, n, budget, flops=cost, start=start, end=end)
-    out.update(point.to_dict())
-    out["loss_gain_vs_dense"] = point.dense_loss - point.loss
-    with _as_flags():
-        ivs = optimal_intervals(the_law, point, level, cost, start, end)
-    if ivs is None:
-        out["note"] = NO_UNCERTAINTY
-    else:
-        out["level"] = level
-        out["intervals"] = {k: {"low": lo, "high": hi} for k, (lo, hi) in ivs.items()}
-        out["interval_note"] = ("loss, dense_loss: coefficient draws + model error; sparsity, data, "
-                                "equivalent_dense_size: the budget re-planned under every coefficient draw")
-    return point
-
-
-def _print_optimal(out: dict, point, the_law, contours: bool, plot) -> None:
-    con = _console()
-    if point is not None:
-        d_unit = the_law.units.get("D", "data")
-        ivs = out.get("intervals", {})
-
-        def iv(name: str, fmt: str) -> str:
-            if name not in ivs:
-                return ""
-            return f"  [{format(ivs[name]['low'], fmt)}, {format(ivs[name]['high'], fmt)}]"
-
-        flops_text = f"{point.compute_flops:.4g} FLOPs" if point.compute_flops is not None else "FLOPs unknown (the law lacks tokens_per_unit)"
-        con.print(f"law {out['law']}, N = {point.n_nonzero:.4g} non-zeros, {out['flops']} accounting"
-                  + (f"; {out['level']:.0%} intervals in brackets" if ivs else ""))
-        con.print(f"  budget                  = {flops_text} = 6 N x {point.compute / (6 * point.n_nonzero):.4g} {d_unit} "
-                  f"= {point.compute_vs_dense_optimal:.3g} x C* (dense compute-optimal)")
-        con.print(f"  optimal sparsity S_opt  = [bold]{point.sparsity:.4f}[/bold]{iv('sparsity', '.4f')}")
-        con.print(f"  data at S_opt           = {point.data:.4g} {d_unit}{iv('data', '.4g')}")
-        con.print(f"  loss at S_opt           = {_loss(point.loss)}{iv('loss', '.5f')}")
-        con.print(f"  dense baseline (S = 0)  = {_loss(point.dense_loss)}{iv('dense_loss', '.5f')} (D = {point.dense_data:.4g})")
-        con.print(f"  equivalent dense size   = {point.equivalent_dense_size:.4g} parameters{iv('equivalent_dense_size', '.4g')} "
-                  f"({point.equivalent_dense_size / point.n_nonzero:.2f}x N)")
-        con.print(f"  Chinchilla-optimal D for a dense N = {point.chinchilla_data:.4g} {d_unit}")
-        if ivs:
-            con.print(f"  ({out['interval_note']})")
-        else:
-            con.print(f"note: {NO_UNCERTAINTY}")
-    ratios = ", ".join(f"{s} at {r:.2f}x" for s, r in out["optimal_data_ratio"].items())
-    con.print(f"sparsity S becomes optimal at D_S/D* = {ratios}")
-    if contours:
-        con.print(f"wrote {plot}")
