@@ -28,7 +28,7 @@ from sparsescale.report.sections import (  # noqa: E402
     recommendation,
     regime,
 )
-from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
+from sparsescale.sweep.spec import dense_tokens_of, expand, spec_from_dict  # noqa: E402
 from sparsescale.sweep.store import Store  # noqa: E402
 
 A = 1e4 ** 0.3   # toy_loss's N-term is (2 (1-S)^0.7 + 1) A N^-0.3
@@ -269,13 +269,13 @@ def test_from_dense_charges_the_prefix_in_full(tmp_path):
         c = run.config
         S, n = c["sparsity"], c["params"]
         d_total = run.axes["tokens"]
-        y = toy_loss(S, n, d_total) - (0.02 if run.axes.get("dense_prefix") else 0.0)
+        y = toy_loss(S, n, d_total) - (0.02 if dense_tokens_of(run.axes) else 0.0)
         recorded.append(6.0 * n * c["tokens"])
         return exact(run, y) | {"train_flops_sparse": 6.0 * n * c["tokens"],
                                 "train_flops_dense": 6.0 * n / (1 - S) * c["tokens"]}
 
     store = write_store(tmp_path / "fd.sqlite", {"sparsity": [0.0, 0.5], "n_nonzero": ["25k", "50k"],
-                                                  "tokens": ["400k", "800k"], "dense_prefix": [0, "100k"]}, result)
+                                                  "tokens": ["400k", "800k"], "dense_tokens": [0, "100k"]}, result)
     sec = from_dense.compute(store, None, tmp_path, LAW, n_boot=0, seed=0)
     # the pruned runs: S = 0.5 x N x D (a dense prefix continued dense is a dense run)
     assert len(sec.table) == 4 and sec.budget_unit == "tokens"
