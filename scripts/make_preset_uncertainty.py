@@ -23,17 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.atomic import write_text
-from sparsescale.laws.uncertainty.calibration import calibrate, residual_floor
 from sparsescale.laws.fit import fit_law
 from sparsescale.laws.forms import get_form
-from sparsescale.laws.presets import PRESETS
-from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.paper import PAPER_SWEEPS, paper_points
-from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.presets import PRESETS
+from sparsescale.laws.uncertainty.bootstrap import bootstrap
+from sparsescale.laws.uncertainty.calibration import calibrate, residual_floor
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 
 N_BOOT = 200
-OUT = Path(__file__).resolve().parents[1] / "src" / "sparsescale" / "laws" / "paperdata" / "preset-uncertainty.json"
+OUT = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "sparsescale"
+    / "laws"
+    / "paperdata"
+    / "preset-uncertainty.json"
+)
 
 
 def preset_uncertainty(sweep) -> dict:
@@ -41,15 +48,28 @@ def preset_uncertainty(sweep) -> dict:
     law = PRESETS[sweep.preset]
     settings = {"space": sweep.space, "delta": sweep.delta}
     reference = fit_law(Points(S, N, D, y), FitOptions(seed=0, **settings))
-    boot = bootstrap(Points(S, N, D, y), FitOptions(seed=0, **settings), n_boot=N_BOOT, reference=reference, starts=[dict(law.coefficients)])
+    boot = bootstrap(
+        Points(S, N, D, y),
+        FitOptions(seed=0, **settings),
+        n_boot=N_BOOT,
+        reference=reference,
+        starts=[dict(law.coefficients)],
+    )
     draws = np.column_stack([boot.samples[k] for k in get_form("sparse").coefficients])
     cal = calibrate(Points(S, N, D, y), FitOptions(seed=0, **settings), n_boot=100)
     unc = Uncertainty(
-        form="sparse", draws=draws, fit_range=FitRange.of(S, N, D),
-        model_error=ModelError(residual_floor(law, S, N, D, y), cal.per_efold), calibration=cal.to_dict(),
-        source=(f"scripts/make_preset_uncertainty.py: {N_BOOT} bootstrap draws of the paper's {sweep.name} sweep "
-                f"({len(y)} runs) refined from the Table 1 coefficients; model error calibrated on "
-                f"{len(cal.folds)} rolling holdouts"))
+        form="sparse",
+        draws=draws,
+        fit_range=FitRange.of(S, N, D),
+        model_error=ModelError(residual_floor(law, S, N, D, y), cal.per_efold),
+        calibration=cal.to_dict(),
+        source=(
+            f"scripts/make_preset_uncertainty.py: {N_BOOT} bootstrap draws of the paper's "
+            f"{sweep.name} sweep "
+            f"({len(y)} runs) refined from the Table 1 coefficients; model error calibrated on "
+            f"{len(cal.folds)} rolling holdouts"
+        ),
+    )
     return unc.to_dict()
 
 

@@ -34,7 +34,12 @@ def t5_points(t5_file):
 
     df = pd.read_csv(t5_file)
     S = df["sparsity"].to_numpy(float)
-    return S, T5_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S), df["steps"].to_numpy(float), df["val-loss"].to_numpy(float)
+    return (
+        S,
+        T5_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S),
+        df["steps"].to_numpy(float),
+        df["val-loss"].to_numpy(float),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +48,12 @@ def vit_points(vit_file):
 
     df = pd.read_json(vit_file)
     S = df["sparsity"].to_numpy(float)
-    return S, VIT_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S), df["total_examples"].to_numpy(float), df["val-loss"].to_numpy(float)
+    return (
+        S,
+        VIT_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S),
+        df["total_examples"].to_numpy(float),
+        df["val-loss"].to_numpy(float),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,13 @@ class PidLock:
     `unwritable(strerror)`, when given, turns a lock file that cannot be created
     into one line instead of an OSError."""
 
-    def __init__(self, path: str | os.PathLike, busy: Callable[[str], str], wait: bool = False,
-                 unwritable: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        busy: Callable[[str], str],
+        wait: bool = False,
+        unwritable: Callable[[str], str] | None = None,
+    ):
         self.path, self.busy, self.wait, self.unwritable = Path(path), busy, wait, unwritable
         self._fd: int | None = None
 
@@ -74,8 +79,11 @@ class StoreLock(PidLock):
         store = Path(store_path)
         super().__init__(
             Path(str(store_path) + ".lock"),
-            busy=lambda pid: (f"{store}: another sweep coordinator (pid {pid}) is using this store;"
-                              " wait for it to finish or stop it, or pass a different --store"))
+            busy=lambda pid: (
+                f"{store}: another sweep coordinator (pid {pid}) is using this store;"
+                " wait for it to finish or stop it, or pass a different --store"
+            ),
+        )
 
 
 RUN_LOCK = ".run.lock"
@@ -89,7 +97,11 @@ class RunFolderLock(PidLock):
     def __init__(self, folder: str | os.PathLike, wait: bool = False, what: str = "out_dir"):
         self.folder, self.what = Path(folder), what
         super().__init__(
-            self.folder / RUN_LOCK, wait=wait,
-            busy=lambda pid: (f"{what} {folder}: another process (pid {pid}) is training in this folder;"
-                              " wait for it to finish or use another folder"),
-            unwritable=lambda err: f"{what} {folder}: cannot write there ({err})")
+            self.folder / RUN_LOCK,
+            wait=wait,
+            busy=lambda pid: (
+                f"{what} {folder}: another process (pid {pid}) is training in this folder;"
+                " wait for it to finish or use another folder"
+            ),
+            unwritable=lambda err: f"{what} {folder}: cannot write there ({err})",
+        )

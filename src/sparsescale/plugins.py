@@ -23,9 +23,16 @@ def load_attribute(name: str, what: str, kind: type, choices: str) -> Any:
     try:
         found = getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise SparsescaleError(f"{what} {name!r}: cannot import module {module!r} ({exc})") from None
+        raise SparsescaleError(
+            f"{what} {name!r}: cannot import module {module!r} ({exc})"
+        ) from None
     except AttributeError:
-        raise SparsescaleError(f"{what} {name!r}: module {module!r} has no attribute {attr!r}") from None
+        raise SparsescaleError(
+            f"{what} {name!r}: module {module!r} has no attribute {attr!r}"
+        ) from None
     if not isinstance(found, kind):
-        raise SparsescaleError(f"{what} {name!r}: {attr} is a {type(found).__name__}, not a sparsescale {kind.__name__}")
+        raise SparsescaleError(
+            f"{what} {name!r}: {attr} is a {type(found).__name__}, not a sparsescale "
+            f"{kind.__name__}"
+        )
     return found

@@ -24,12 +24,20 @@ def env(tmp_path_factory):
 
 
 def run(env, *args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sparsescale", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_the_blocker_blocks(env):
-    done = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", "import torch"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 1 and "No module named 'torch'" in done.stderr
 
 
@@ -55,29 +63,54 @@ for argv in (["fit", "paper:t5", "--json", "--out", {str(law)!r}],
     print(argv[0], code, file=sys.stderr)
 print("torch imported:", [m for m in sys.modules if m == "torch" or m.startswith("torch.")], file=sys.stderr)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    codes = dict(line.split()[:2] for line in lines if line.split()[0] in
-                 ("fit", "predict", "optimal", "from-dense", "choose-pattern", "next"))
-    assert codes == {"fit": "0", "predict": "0", "optimal": "0", "next": "0",
-                     # refusals of the law, not of a missing torch: one line each, exit 2
-                     "from-dense": "2", "choose-pattern": "2"}, done.stderr
-    assert "holds no pruned-from-dense law" in done.stderr and "holds no pattern laws" in done.stderr
+    codes = dict(
+        line.split()[:2]
+        for line in lines
+        if line.split()[0] in ("fit", "predict", "optimal", "from-dense", "choose-pattern", "next")
+    )
+    assert codes == {
+        "fit": "0",
+        "predict": "0",
+        "optimal": "0",
+        "next": "0",
+        # refusals of the law, not of a missing torch: one line each, exit 2
+        "from-dense": "2",
+        "choose-pattern": "2",
+    }, done.stderr
+    assert (
+        "holds no pruned-from-dense law" in done.stderr and "holds no pattern laws" in done.stderr
+    )
     assert "needs PyTorch" not in done.stderr and lines[-1] == "torch imported: []", done.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ("train", "--params", "10k", "--steps", "2", "--out", "run"),
-    ("sweep", "quick", "--dry-run"),
-    ("demo", "--out", "demo"),
-    ("bench-kernels", "--out", "speedups.json"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("train", "--params", "10k", "--steps", "2", "--out", "run"),
+        ("sweep", "quick", "--dry-run"),
+        ("demo", "--out", "demo"),
+        ("bench-kernels", "--out", "speedups.json"),
+    ],
+)
 def test_torch_commands_say_they_need_pytorch_in_one_line(env, tmp_path, argv):
     done = run(env, *argv, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
-    assert lines[0].startswith(f"sparsescale {argv[0]} needs PyTorch") and "pip install 'sparsescale[torch]'" in lines[0]
-    assert list(tmp_path.iterdir()) == []   # refused before anything is written
+    assert (
+        len(lines) == 1 and "Traceback" not in done.stderr and "internal error" not in done.stderr
+    ), done.stderr
+    assert (
+        lines[0].startswith(f"sparsescale {argv[0]} needs PyTorch")
+        and "pip install 'sparsescale[torch]'" in lines[0]
+    )
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written

@@ -5,8 +5,8 @@ from scipy.special import huber as scipy_huber
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import _Problem, fit_law, fit_resamples, huber, huber_objective
 from sparsescale.laws.law import Law
-from sparsescale.laws.presets import preset
 from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.presets import preset
 
 
 def test_huber_matches_scipy():
@@ -14,7 +14,9 @@ def test_huber_matches_scipy():
     assert np.allclose(huber(r, 0.01), scipy_huber(0.01, r), rtol=0, atol=1e-18)
 
 
-@pytest.mark.parametrize("form, space", [("sparse", "log"), ("sparse", "linear"), ("dense", "log"), ("nm", "log")])
+@pytest.mark.parametrize(
+    "form, space", [("sparse", "log"), ("sparse", "linear"), ("dense", "log"), ("nm", "log")]
+)
 def test_jacobian_matches_finite_differences(form, space):
     rng = np.random.default_rng(0)
     S = rng.choice([0, 0.5, 0.75], 20)
@@ -24,7 +26,9 @@ def test_jacobian_matches_finite_differences(form, space):
     y = base.predict(S, N, D) * (1 + 0.01 * rng.standard_normal(20))
     prob = _Problem(form, S, N, D, y, space, 1e-3, base)
     m = prob.n_amplitudes + len(prob.exponent_names)
-    P = np.concatenate([rng.normal(0, 0.3, prob.n_amplitudes), rng.uniform(0.2, 0.8, m - prob.n_amplitudes)])[None, :]
+    P = np.concatenate(
+        [rng.normal(0, 0.3, prob.n_amplitudes), rng.uniform(0.2, 0.8, m - prob.n_amplitudes)]
+    )[None, :]
     r, J = prob.residual_jacobian(P)
     for j in range(m):
         h = 1e-6
@@ -54,7 +58,7 @@ def test_t5_finds_the_lowest_optimum_for_every_seed(t5_points, t5_fit):
     # the same objective by hand from Table 1: the mean over the 48 runs of the Huber
     # loss (0.5 r^2 inside |r| <= 1e-3, 1e-3 (|r| - 5e-4) outside) of r = log pred - log y
     S, N, D, y = t5_points
-    pred = (16.8 * (1 - S) ** 0.722 + 45.0) * N ** -0.245 + (10500.0 / D) ** 0.203 + 0.651
+    pred = (16.8 * (1 - S) ** 0.722 + 45.0) * N**-0.245 + (10500.0 / D) ** 0.203 + 0.651
     r = np.abs(np.log(pred) - np.log(y))
     by_hand = np.mean([0.5 * x * x if x <= 1e-3 else 1e-3 * (x - 5e-4) for x in r])
     assert published == pytest.approx(by_hand, rel=1e-12)
@@ -67,21 +71,27 @@ def test_t5_finds_the_lowest_optimum_for_every_seed(t5_points, t5_fit):
     assert max(objectives) - min(objectives) <= 1e-9 * min(objectives)
     assert np.ptp(exponents) < 1e-4
     # and it is a real optimum: no published-coefficient start improves on it
-    warm = fit_law(Points(*t5_points), FitOptions(seed=0), extra_starts=[preset("t5-c4").coefficients])
+    warm = fit_law(
+        Points(*t5_points), FitOptions(seed=0), extra_starts=[preset("t5-c4").coefficients]
+    )
     assert warm.objective >= t5_fit.objective * (1 - 1e-9)
     assert t5_fit.diagnostics["grad_norm"] < 1e-6
 
 
 def _synthetic(truth: Law, noise: float, seed: int):
     rng = np.random.default_rng(seed)
-    S, N, D = np.meshgrid([0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 4), indexing="ij")
+    S, N, D = np.meshgrid(
+        [0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 4), indexing="ij"
+    )
     S, N, D = S.ravel(), N.ravel(), D.ravel()
     y = truth.predict(S, N, D) * np.exp(noise * rng.standard_normal(S.size))
     return S, N, D, y
 
 
 def test_synthetic_sparse_coefficients_are_recovered():
-    truth = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
+    truth = Law(
+        "sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8}
+    )
     S, N, D, y = _synthetic(truth, noise=1e-4, seed=1)
     fitted = fit_law(Points(S, N, D, y), FitOptions(seed=3)).law.coefficients
     # measured relative errors at this noise (1e-4) and seed: 1.9e-3 (cS), 1.8e-3 (aS),
@@ -107,7 +117,9 @@ def test_synthetic_dense_and_nm_forms():
         assert r.law.coefficients[name] == base.coefficients[name]
     # measured: 6.8e-5 (bS), 2.1e-5 (aS), 1.8e-5 (cS)
     for name in ("aS", "bS", "cS"):
-        assert r.law.coefficients[name] == pytest.approx(nm_truth.coefficients[name], rel=3e-4), name
+        assert r.law.coefficients[name] == pytest.approx(nm_truth.coefficients[name], rel=3e-4), (
+            name
+        )
 
 
 def test_fit_resamples_with_unit_weights_reproduces_the_fit(t5_points, t5_fit):
@@ -124,10 +136,22 @@ def test_fit_resamples_with_unit_weights_reproduces_the_fit(t5_points, t5_fit):
     "change, message",
     [
         (lambda S, N, D, y: (S, N, D, y[:5]), "same length"),
-        (lambda S, N, D, y: (np.where(np.arange(S.size) == 3, 1.0, S), N, D, y), "sparsity: row 4 is 1, outside"),
-        (lambda S, N, D, y: (S, np.where(np.arange(S.size) == 0, -1.0, N), D, y), "n_nonzero: row 1 is -1"),
-        (lambda S, N, D, y: (S, N, D, np.where(np.arange(S.size) == 2, np.nan, y)), "loss: row 3 is nan"),
-        (lambda S, N, D, y: (S, N, D, np.where(np.arange(S.size) == 2, 0.0, y)), "loss: row 3 is 0, not positive"),
+        (
+            lambda S, N, D, y: (np.where(np.arange(S.size) == 3, 1.0, S), N, D, y),
+            "sparsity: row 4 is 1, outside",
+        ),
+        (
+            lambda S, N, D, y: (S, np.where(np.arange(S.size) == 0, -1.0, N), D, y),
+            "n_nonzero: row 1 is -1",
+        ),
+        (
+            lambda S, N, D, y: (S, N, D, np.where(np.arange(S.size) == 2, np.nan, y)),
+            "loss: row 3 is nan",
+        ),
+        (
+            lambda S, N, D, y: (S, N, D, np.where(np.arange(S.size) == 2, 0.0, y)),
+            "loss: row 3 is 0, not positive",
+        ),
         (lambda S, N, D, y: (S[:6], N[:6], D[:6], y[:6]), "fewer than the 7 free coefficients"),
     ],
 )

@@ -17,12 +17,12 @@ from scipy.optimize import minimize, minimize_scalar
 import sparsescale.laws.fit as fitmod
 from sparsescale.laws.fit import fit_law, fit_resamples, huber_objective
 from sparsescale.laws.law import Law
-from sparsescale.laws.presets import preset
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.planning import MAX_SPARSITY, _loss_along_budget, optimal_sparsity
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.presets import preset
 from sparsescale.laws.regime import check_series
 from sparsescale.laws.uncertainty.bootstrap import group_by_size
-from sparsescale.laws.points import FitOptions, Points
 
 PAPER = {"t5": ("paper:t5", "log", 1e-3), "vit": ("paper:vit", "linear", 1e-2)}
 
@@ -41,7 +41,9 @@ def _scipy_polish(law: Law, points, space: str, delta: float) -> float:
         except Exception:
             return np.inf
 
-    res = minimize(objective, x0, method="Powell", options={"xtol": 1e-10, "ftol": 1e-15, "maxfev": 4000})
+    res = minimize(
+        objective, x0, method="Powell", options={"xtol": 1e-10, "ftol": 1e-15, "maxfev": 4000}
+    )
     return min(res.fun, objective(x0))
 
 
@@ -97,15 +99,22 @@ def test_sopt_zoom_search_matches_brent(name, multiple):
     law = preset(name)
     N = 1e8
     k = law.dense_view()
-    d_star = k["aD"] * (k["beta"] / (k["alpha"] * k["A"])) ** (1 / k["beta"]) * N ** (k["alpha"] / k["beta"])
+    d_star = (
+        k["aD"]
+        * (k["beta"] / (k["alpha"] * k["A"])) ** (1 / k["beta"])
+        * N ** (k["alpha"] / k["beta"])
+    )
     C = multiple * 6 * N * d_star
     ours = optimal_sparsity(law, N, C).sparsity
     grid = np.linspace(0.0, MAX_SPARSITY, 4001)
     L, _ = _loss_along_budget(law, grid, N, C, "sparse", 0.25, 0.75)
     i = int(np.argmin(L))
-    res = minimize_scalar(lambda s: float(_loss_along_budget(law, s, N, C, "sparse", 0.25, 0.75)[0]),
-                          bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 4000)]), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(
+        lambda s: float(_loss_along_budget(law, s, N, C, "sparse", 0.25, 0.75)[0]),
+        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 4000)]),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     brent = res.x if res.fun <= L[i] else grid[i]
     # near the minimum L(S) - L* ~ L'' dS^2 / 2 sinks below float resolution
     # (1e-16 L) once dS ~ 1e-8: both searches stop there, so compare the losses
@@ -120,7 +129,7 @@ def test_grouped_regime_check_matches_a_mask_per_group():
     S = rng.choice([0.0, 0.5, 0.75], n)
     N = rng.choice([1e6, 1.01e6, 4e6, 1.6e7], n)
     D = rng.choice([1e3, 2e3, 4e3, 8e3], n)
-    L = 3.0 + N ** -0.2 + (1e3 / D) ** 0.3 + rng.normal(0, 1e-3, n)
+    L = 3.0 + N**-0.2 + (1e3 / D) ** 0.3 + rng.normal(0, 1e-3, n)
     got = {(x.sparsity, round(x.n_nonzero)): x for x in check_series(S, N, D, L)}
     size = group_by_size(N)
     expected = 0

@@ -5,21 +5,30 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import fit_law
 from sparsescale.laws.law import Law
 from sparsescale.laws.planning import equivalent_dense_factor
-from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size, holdout_largest_n
 from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size, holdout_largest_n
 
-TRUTH = Law("sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8})
+TRUTH = Law(
+    "sparse", {"aS": 60.0, "bS": 0.9, "cS": 120.0, "bN": 0.35, "aD": 3e8, "bD": 0.6, "c": 1.8}
+)
 
 
 def _data(noise, seed=0):
     rng = np.random.default_rng(seed)
-    S, N, D = np.meshgrid([0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 3), indexing="ij")
+    S, N, D = np.meshgrid(
+        [0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 5), np.geomspace(1e8, 1e10, 3), indexing="ij"
+    )
     S, N, D = S.ravel(), N.ravel(), D.ravel()
     return S, N, D, TRUTH.predict(S, N, D) * np.exp(noise * rng.standard_normal(S.size))
 
 
 def test_bootstrap_intervals_cover_the_truth_and_shrink_with_noise():
-    wide = bootstrap(Points(*_data(3e-3)), FitOptions(seed=0), n_boot=120, derived={"eq75": lambda law: float(equivalent_dense_factor(law, 0.75))})
+    wide = bootstrap(
+        Points(*_data(3e-3)),
+        FitOptions(seed=0),
+        n_boot=120,
+        derived={"eq75": lambda law: float(equivalent_dense_factor(law, 0.75))},
+    )
     narrow = bootstrap(Points(*_data(3e-4)), FitOptions(seed=0), n_boot=120)
     point = fit_law(Points(*_data(3e-3))).law
     for name in ("bN", "bS", "c"):

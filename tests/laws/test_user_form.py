@@ -40,20 +40,32 @@ def user_form(monkeypatch):
 
 
 def _points() -> Points:
-    rows = np.array(list(itertools.product([0.0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 4), np.geomspace(1e7, 1e9, 4))))
+    rows = np.array(
+        list(
+            itertools.product(
+                [0.0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 4), np.geomspace(1e7, 1e9, 4)
+            )
+        )
+    )
     S, N, D = rows.T
     law = Law(SPEC, TRUE)
     return Points(S, N, D, law.predict(S, N, D))
 
 
 def test_named_form_is_loaded_registered_and_a_law_of_it_round_trips(user_form):
-    assert user_form.name == "saturating" and FORMS[SPEC] is user_form and FORMS["saturating"] is user_form
+    assert (
+        user_form.name == "saturating"
+        and FORMS[SPEC] is user_form
+        and FORMS["saturating"] is user_form
+    )
     law = Law(SPEC, TRUE)
     again = Law.from_dict(json.loads(law.to_json()))
     assert again.form == SPEC and again.coefficients == law.coefficients
     assert law.to_dict()["formula"] == user_form.formula
     draws = np.array([[TRUE[n] for n in user_form.coefficients]] * 3)
-    assert np.allclose(user_form.predict_draws(draws, [0.5], [1e7], [1e8])[:, 0], law.predict(0.5, 1e7, 1e8))
+    assert np.allclose(
+        user_form.predict_draws(draws, [0.5], [1e7], [1e8])[:, 0], law.predict(0.5, 1e7, 1e8)
+    )
 
 
 def test_fitter_recovers_the_coefficients(user_form):
@@ -67,12 +79,39 @@ def test_fitter_recovers_the_coefficients(user_form):
 def test_cli_fits_the_named_form(tmp_path):
     points = _points_without_registry()
     data = tmp_path / "runs.csv"
-    data.write_text("S,N,D,L\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in zip(*points)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    data.write_text(
+        "S,N,D,L\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in zip(*points))
+    )
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])
+    )
     out = tmp_path / "law.json"
-    proc = subprocess.run([sys.executable, "-m", "sparsescale", "fit", str(data), "--form", SPEC, "--sparsity", "S",
-                           "--params", "N", "--data", "D", "--loss", "L", "--out", str(out), "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparsescale",
+            "fit",
+            str(data),
+            "--form",
+            SPEC,
+            "--sparsity",
+            "S",
+            "--params",
+            "N",
+            "--data",
+            "D",
+            "--loss",
+            "L",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     law = json.loads(out.read_text())
     assert law["form"] == SPEC
@@ -82,18 +121,33 @@ def test_cli_fits_the_named_form(tmp_path):
 
 def _points_without_registry():
     # the same points, computed by hand: this test's process never imports the user's module
-    rows = np.array(list(itertools.product([0.0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 4), np.geomspace(1e7, 1e9, 4))))
+    rows = np.array(
+        list(
+            itertools.product(
+                [0.0, 0.5, 0.75, 0.875], np.geomspace(1e6, 1e8, 4), np.geomspace(1e7, 1e9, 4)
+            )
+        )
+    )
     S, N, D = rows.T
     k = TRUE
-    y = k["A"] * N ** -k["alpha"] + k["B"] * D ** -k["beta"] + k["K"] * (1 - S) ** k["kappa"] + k["E"]
+    y = (
+        k["A"] * N ** -k["alpha"]
+        + k["B"] * D ** -k["beta"]
+        + k["K"] * (1 - S) ** k["kappa"]
+        + k["E"]
+    )
     return S, N, D, y
 
 
 def test_unknown_and_malformed_names_are_one_line_errors(monkeypatch):
     monkeypatch.syspath_prepend(str(FIXTURES))
-    for name, fragment in (("cubic", "unknown law form 'cubic'"), ("no_such_module:X", "cannot import module"),
-                           ("user_law_form:MISSING", "has no attribute 'MISSING'"),
-                           ("user_law_form:NAMES", "not a sparsescale LawForm"), ("bad name:X", "expected package.module")):
+    for name, fragment in (
+        ("cubic", "unknown law form 'cubic'"),
+        ("no_such_module:X", "cannot import module"),
+        ("user_law_form:MISSING", "has no attribute 'MISSING'"),
+        ("user_law_form:NAMES", "not a sparsescale LawForm"),
+        ("bad name:X", "expected package.module"),
+    ):
         with pytest.raises(SparsescaleError, match=fragment) as info:
             get_form(name)
         assert "\n" not in str(info.value)

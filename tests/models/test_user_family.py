@@ -93,9 +93,23 @@ def _sweep(tmp_path, family):
     spec = tmp_path / "user.toml"
     spec.write_text(SPEC.format(family=family))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "mine"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "sweep", str(spec),
-                           "--store", str(tmp_path / "user.sqlite"), "--workers", "2"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sparsescale.cli import main; main()",
+            "sweep",
+            str(spec),
+            "--store",
+            str(tmp_path / "user.sqlite"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 @pytest.mark.slow
@@ -110,16 +124,19 @@ def test_a_user_family_runs_in_a_sweep(tmp_path):
     results = [json.loads(run["result_json"]) for run in runs]
     for result in results:
         assert result["family"] == "myfamilies:mean_lm"
-        assert abs(result["n_nonzero"] / 6000 - 1) < 0.05          # sized by N like the built-ins
-        assert result["curve"][-1]["val_loss"] < result["curve"][0]["val_loss"]   # it learns
+        assert abs(result["n_nonzero"] / 6000 - 1) < 0.05  # sized by N like the built-ins
+        assert result["curve"][-1]["val_loss"] < result["curve"][0]["val_loss"]  # it learns
     assert {round(r["measured_sparsity"], 2) for r in results} == {0.0, 0.5}
 
 
-@pytest.mark.parametrize("family, message", [
-    ("nosuchpkg.families:tiny", "cannot import module 'nosuchpkg.families'"),
-    ("myfamilies:nothing_here", "module 'myfamilies' has no attribute 'nothing_here'"),
-    ("myfamilies:MeanLM", "not a sparsescale Family"),
-])
+@pytest.mark.parametrize(
+    "family, message",
+    [
+        ("nosuchpkg.families:tiny", "cannot import module 'nosuchpkg.families'"),
+        ("myfamilies:nothing_here", "module 'myfamilies' has no attribute 'nothing_here'"),
+        ("myfamilies:MeanLM", "not a sparsescale Family"),
+    ],
+)
 def test_a_family_that_cannot_be_imported_is_one_line(tmp_path, family, message):
     done = _sweep(tmp_path, family)
     assert done.returncode == 2

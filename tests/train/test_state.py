@@ -7,11 +7,24 @@ from sparsescale.train.state import RunState
 
 
 def test_run_state_round_trips_and_reads_older_checkpoints():
-    state = RunState(step=7, curve=[{"step": 7, "tokens": 896, "val_loss": 5.1, "train_loss": 5.2}],
-                     train_wall_s=1.5, eval_wall_s=0.25, steady_steps=2, steady_wall_s=0.5)
+    state = RunState(
+        step=7,
+        curve=[{"step": 7, "tokens": 896, "val_loss": 5.1, "train_loss": 5.2}],
+        train_wall_s=1.5,
+        eval_wall_s=0.25,
+        steady_steps=2,
+        steady_wall_s=0.5,
+    )
     assert RunState.from_dict(state.to_dict()) == state
     # a checkpoint from before the throughput figures: no steady_* keys; unknown keys are ignored
-    old = {"step": 3, "curve": [], "train_wall_s": 1.0, "eval_wall_s": 0.0, "diverged_at_step": None, "extra": 1}
+    old = {
+        "step": 3,
+        "curve": [],
+        "train_wall_s": 1.0,
+        "eval_wall_s": 0.0,
+        "diverged_at_step": None,
+        "extra": 1,
+    }
     assert RunState.from_dict(old) == RunState(step=3, train_wall_s=1.0)
 
 
@@ -23,8 +36,12 @@ def test_dense_tokens_keeps_the_identity_data_skip_had():
 
 
 def _hashes(grid):
-    spec = {"name": "n", "family": "gpt", "train": {"batch": 8, "seq_len": 32},
-            "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["8k"], "tokens": ["16k", "32k"]} | grid}
+    spec = {
+        "name": "n",
+        "family": "gpt",
+        "train": {"batch": 8, "seq_len": 32},
+        "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["8k"], "tokens": ["16k", "32k"]} | grid,
+    }
     runs = expand(spec_from_dict(spec))
     return sorted((r.config_hash, r.depends_on, dense_tokens_of(r.axes)) for r in runs)
 
@@ -39,5 +56,7 @@ def test_old_grid_keys_plan_the_same_runs():
 def test_dense_tokens_of_reads_every_version_of_the_axes():
     assert dense_tokens_of({"tokens": 32000, "dense_tokens": 8000}) == 8000
     assert dense_tokens_of({"tokens": 32000, "init_from_dense": 0.25, "dense_prefix": 8000}) == 8000
-    assert dense_tokens_of({"tokens": 32000, "init_from_dense": 0.25}) == 8000   # before dense_prefix
+    assert (
+        dense_tokens_of({"tokens": 32000, "init_from_dense": 0.25}) == 8000
+    )  # before dense_prefix
     assert dense_tokens_of({"tokens": 32000}) == 0

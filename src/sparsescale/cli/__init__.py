@@ -21,8 +21,21 @@ from sparsescale.errors import SparsescaleError
 
 # Registration by import: each module adds its command to `app`, in this
 # order in `sparsescale --help`.
-_COMMANDS = ("fit", "predict", "optimal", "from_dense", "choose_pattern", "next_runs", "train", "sweep", "export",
-             "report", "preset", "demo", "bench_kernels")
+_COMMANDS = (
+    "fit",
+    "predict",
+    "optimal",
+    "from_dense",
+    "choose_pattern",
+    "next_runs",
+    "train",
+    "sweep",
+    "export",
+    "report",
+    "preset",
+    "demo",
+    "bench_kernels",
+)
 for _module in _COMMANDS:
     __import__(f"sparsescale.cli.{_module}")
 
@@ -51,7 +64,10 @@ def crash_log(command: str) -> Path:
     import time
     import traceback
 
-    folder = Path(os.environ.get("SPARSESCALE_CACHE") or Path.home() / ".cache" / "sparsescale") / "crashes"
+    folder = (
+        Path(os.environ.get("SPARSESCALE_CACHE") or Path.home() / ".cache" / "sparsescale")
+        / "crashes"
+    )
     text = f"sparsescale {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
     for where in (folder, Path(tempfile.gettempdir())):
         try:
@@ -72,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(args=argv, standalone_mode=False)
-        if code == 130:   # typer turns Ctrl-C into a silent return of 130
+        if code == 130:  # typer turns Ctrl-C into a silent return of 130
             print("sparsescale: interrupted", file=sys.stderr)
         if isinstance(code, int) and code != 0:
             raise SystemExit(code)
@@ -98,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             _unexpected(argv, exc)
         print(torch_missing_line(_command(argv) or "COMMAND"), file=sys.stderr)
         raise SystemExit(2)
-    except BrokenPipeError:   # `sparsescale export ... | head`: the reader left; not an error
+    except BrokenPipeError:  # `sparsescale export ... | head`: the reader left; not an error
         os._exit(0)
     except OSError as exc:
         if exc.filename is None:
@@ -110,8 +126,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _unexpected(argv: list[str] | None, exc: BaseException) -> None:
     log = crash_log(_command(argv))
-    exc = exc.__cause__ or exc   # typer wraps an EOFError in an empty Abort: name the real one
+    exc = exc.__cause__ or exc  # typer wraps an EOFError in an empty Abort: name the real one
     what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-    print(f"sparsescale {_command(argv)}: internal error ({what}); this is a bug in sparsescale, "
-          f"the full traceback is in {log}", file=sys.stderr)
+    print(
+        f"sparsescale {_command(argv)}: internal error ({what}); this is a bug in sparsescale, "
+        f"the full traceback is in {log}",
+        file=sys.stderr,
+    )
     raise SystemExit(1)

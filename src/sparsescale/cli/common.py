@@ -18,11 +18,14 @@ from pathlib import Path
 from sparsescale.cli.flags import FLAG_OF
 from sparsescale.errors import SparsescaleError
 
-NO_UNCERTAINTY = ("this law carries no uncertainty, so the numbers are bare: refit with "
-                  "`sparsescale fit ... --bootstrap 200 --out LAW.json` for calibrated intervals")
+NO_UNCERTAINTY = (
+    "this law carries no uncertainty, so the numbers are bare: refit with "
+    "`sparsescale fit ... --bootstrap 200 --out LAW.json` for calibrated intervals"
+)
 
 
 # --- failing and re-wording -------------------------------------------------
+
 
 def fail(message: str) -> "None":
     """Print one line on stderr and exit with status 2."""
@@ -48,8 +51,10 @@ def params_as_flags(source: str | None = None):
 
 def torch_missing_line(command: str) -> str:
     """The one line a command that trains or times kernels prints without PyTorch."""
-    return (f"sparsescale {command} needs PyTorch, which is not installed here: "
-            "pip install 'sparsescale[torch]' (or a torch build for your accelerator)")
+    return (
+        f"sparsescale {command} needs PyTorch, which is not installed here: "
+        "pip install 'sparsescale[torch]' (or a torch build for your accelerator)"
+    )
 
 
 def require_torch(command: str) -> None:
@@ -79,16 +84,22 @@ def run_command(name: str, args: list[str]):
 
     from sparsescale.cli.app import app
 
-    return typer.main.get_command(app).main(args=[name, *args], prog_name="sparsescale", standalone_mode=False)
+    return typer.main.get_command(app).main(
+        args=[name, *args], prog_name="sparsescale", standalone_mode=False
+    )
 
 
 def deprecated(old: str, new: str) -> None:
     """One note on stderr: the old spelling still works for this release."""
-    print(f"sparsescale: note: `{old}` is deprecated and will be removed in the next release; "
-          f"use `{new}`", file=sys.stderr)
+    print(
+        f"sparsescale: note: `{old}` is deprecated and will be removed in the next release; "
+        f"use `{new}`",
+        file=sys.stderr,
+    )
 
 
 # --- output -------------------------------------------------------------------
+
 
 def console():
     from rich.console import Console
@@ -120,6 +131,7 @@ def print_json(obj) -> None:
 
 # --- flags several commands parse alike ---------------------------------------
 
+
 def check_level(level: float) -> None:
     if not 0.5 <= level < 1:
         raise SparsescaleError(f"--level: must be in [0.5, 1), got {level:g}")
@@ -128,8 +140,10 @@ def check_level(level: float) -> None:
 def check_window(start: float, end: float) -> None:
     """--start and --end, both named (the schedule's own check names neither)."""
     if not 0 <= start < end <= 1:
-        raise SparsescaleError(f"--start {start:g}, --end {end:g}: need 0 <= --start < --end <= 1 "
-                               "(fractions of training)")
+        raise SparsescaleError(
+            f"--start {start:g}, --end {end:g}: need 0 <= --start < --end <= 1 "
+            "(fractions of training)"
+        )
 
 
 def positive_quantity(text: str, flag: str) -> float:
@@ -154,7 +168,9 @@ def parse_budget(law, text: str, base, base_name: str, example: str) -> float:
     if t.lower().endswith("x"):
         mult = parse_quantity(t[:-1], "--compute")
         if mult <= 0:
-            raise SparsescaleError(f"--compute: the multiple of {base_name} must be > 0, got {text!r}")
+            raise SparsescaleError(
+                f"--compute: the multiple of {base_name} must be > 0, got {text!r}"
+            )
         return mult * base()
     flops = parse_quantity(t, "--compute")
     if flops <= 0:
@@ -162,9 +178,11 @@ def parse_budget(law, text: str, base, base_name: str, example: str) -> float:
     try:
         return law_compute(law, flops)
     except SparsescaleError:
-        raise SparsescaleError(f"--compute: law {law.name} does not say how many tokens one unit of D "
-                               f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
-                               f"give the budget as a multiple of {base_name}, e.g. --compute {example}") from None
+        raise SparsescaleError(
+            f"--compute: law {law.name} does not say how many tokens one unit of D "
+            f"({law.units.get('D', 'data')}) is (tokens_per_unit), so FLOPs cannot be converted; "
+            f"give the budget as a multiple of {base_name}, e.g. --compute {example}"
+        ) from None
 
 
 def dense_optimal_budget(law, n_nonzero: float, text: str) -> float:
@@ -172,8 +190,13 @@ def dense_optimal_budget(law, n_nonzero: float, text: str) -> float:
     budget C* ("10x"), returned in the law's compute unit."""
     from sparsescale.laws.planning import dense_optimal_compute
 
-    return parse_budget(law, text, lambda: float(dense_optimal_compute(law, n_nonzero)),
-                        "the dense compute-optimal budget C*", "10x")
+    return parse_budget(
+        law,
+        text,
+        lambda: float(dense_optimal_compute(law, n_nonzero)),
+        "the dense compute-optimal budget C*",
+        "10x",
+    )
 
 
 def check_plot_format(plot: Path, flag: str = "--plot") -> None:
@@ -184,8 +207,10 @@ def check_plot_format(plot: Path, flag: str = "--plot") -> None:
 
     kinds = FigureCanvasBase.get_supported_filetypes()
     if plot.suffix.lower().lstrip(".") not in kinds:
-        raise SparsescaleError(f"{flag} {plot}: unsupported image format {plot.suffix!r}; use one of "
-                               f"{', '.join('.' + k for k in sorted(kinds))}")
+        raise SparsescaleError(
+            f"{flag} {plot}: unsupported image format {plot.suffix!r}; use one of "
+            f"{', '.join('.' + k for k in sorted(kinds))}"
+        )
 
 
 # --- `next` and `sweep --adaptive`: the design of the next runs ---------------
@@ -206,15 +231,28 @@ def check_design_flags(target: str, budget: str, bootstrap: int):
 
     parsed = parse_target(target, "--target")
     if not 20 <= bootstrap <= MAX_NEXT_BOOTSTRAP:
-        raise SparsescaleError(f"--bootstrap: must be between 20 and {MAX_NEXT_BOOTSTRAP}, got {bootstrap}")
+        raise SparsescaleError(
+            f"--bootstrap: must be between 20 and {MAX_NEXT_BOOTSTRAP}, got {bootstrap}"
+        )
     if not str(budget).strip():
         raise SparsescaleError("--budget: give FLOPs (1e18) or a share of the compute spent (25%)")
     return parsed
 
 
-def propose_from(source: str, target, budget: str, *, sweep: str | None = None, sparsity: str | None = None,
-                 params: str | None = None, data: str | None = None, spec: Path | None = None,
-                 tokens_per_unit: float | None = None, bootstrap: int = 200, seed: int = 0):
+def propose_from(
+    source: str,
+    target,
+    budget: str,
+    *,
+    sweep: str | None = None,
+    sparsity: str | None = None,
+    params: str | None = None,
+    data: str | None = None,
+    spec: Path | None = None,
+    tokens_per_unit: float | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+):
     """(finished runs, proposal, next spec dict or None) for a store or a table."""
     from sparsescale.laws.design import parse_axis
     from sparsescale.sweep.adaptive import (
@@ -229,7 +267,11 @@ def propose_from(source: str, target, budget: str, *, sweep: str | None = None, 
 
     if tokens_per_unit is not None and not tokens_per_unit > 0:
         raise SparsescaleError(f"--tokens-per-unit: must be positive, got {tokens_per_unit}")
-    is_store = not source.startswith("paper:") and Path(source).suffix.lower() in (".sqlite", ".db", ".sqlite3")
+    is_store = not source.startswith("paper:") and Path(source).suffix.lower() in (
+        ".sqlite",
+        ".db",
+        ".sqlite3",
+    )
     if is_store:
         finished = from_store(source, sweep)
     else:
@@ -240,12 +282,17 @@ def propose_from(source: str, target, budget: str, *, sweep: str | None = None, 
         from sparsescale.models.registry import BUDGET_AXES
 
         finished.spec = spec_for_table(spec)
-        finished.budget_axis = next(a for a in BUDGET_AXES if finished.spec["grid"].get(a) is not None)
+        finished.budget_axis = next(
+            a for a in BUDGET_AXES if finished.spec["grid"].get(a) is not None
+        )
     if tokens_per_unit is not None:
         finished.tokens_per_unit = tokens_per_unit
     axes = default_candidates(finished)
-    for flag, key, text in (("--sparsity", "sparsity", sparsity), ("--params", "n_nonzero", params),
-                            ("--data", "data", data)):
+    for flag, key, text in (
+        ("--sparsity", "sparsity", sparsity),
+        ("--params", "n_nonzero", params),
+        ("--data", "data", data),
+    ):
         if text is not None:
             axes[key] = parse_axis(text, flag, key)
     flops = budget_flops(budget, finished)

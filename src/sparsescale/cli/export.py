@@ -16,7 +16,9 @@ def export(
     store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
+    sweep: Optional[str] = typer.Option(
+        None, "--sweep", help="Sweep name [default: the store's only sweep]."
+    ),
 ) -> None:
     """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
 
@@ -38,4 +40,3 @@ def export(
         sys.stdout.write(text)
     else:
         print(f"wrote {n} runs to {csv or parquet}", file=sys.stderr)
-

@@ -18,4 +18,3 @@ def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")
     from sparsescale.recipes.demo import preset_path
 
     sys.stdout.write(preset_path(name, what="preset NAME").read_text(encoding="utf-8"))
-

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.uncertainty.calibration import rolling_splits
 from sparsescale.laws.fit import fit_law, resolve_form
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.uncertainty.bootstrap import holdout_largest_n
+from sparsescale.laws.uncertainty.calibration import rolling_splits
 
 COMPARED_FORMS = ("sparse", "avgparam")
 
@@ -45,10 +45,17 @@ class FormScore:
     rolling_points: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"form": self.form, "coefficients": dict(self.law.coefficients), "n_coefficients": self.n_coefficients,
-                "objective": self.objective, "aicc": self.aicc, "holdout_mean_abs_rel_error": self.holdout_mean,
-                "holdout_max_abs_rel_error": self.holdout_max, "rolling_mean_abs_rel_error": self.rolling_mean,
-                "rolling_points": self.rolling_points}
+        return {
+            "form": self.form,
+            "coefficients": dict(self.law.coefficients),
+            "n_coefficients": self.n_coefficients,
+            "objective": self.objective,
+            "aicc": self.aicc,
+            "holdout_mean_abs_rel_error": self.holdout_mean,
+            "holdout_max_abs_rel_error": self.holdout_max,
+            "rolling_mean_abs_rel_error": self.rolling_mean,
+            "rolling_points": self.rolling_points,
+        }
 
 
 @dataclass
@@ -61,8 +68,14 @@ class Comparison:
     verdict: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scores": [s.to_dict() for s in self.scores], "favoured": self.favoured, "strength": self.strength,
-                "akaike_weight": self.weight, "holdouts_agree": self.holdouts_agree, "verdict": self.verdict}
+        return {
+            "scores": [s.to_dict() for s in self.scores],
+            "favoured": self.favoured,
+            "strength": self.strength,
+            "akaike_weight": self.weight,
+            "holdouts_agree": self.holdouts_agree,
+            "verdict": self.verdict,
+        }
 
 
 # AICc. For Gaussian residuals with unknown variance the maximised
@@ -111,10 +124,14 @@ def score_form(points: Points, options: FitOptions) -> FormScore:
     except SparsescaleError:
         h_mean = h_max = None
     rolling, n_rolling = _rolling_error(points, options)
-    return FormScore(options.form, fit.law, k, fit.objective, aicc(r, k), h_mean, h_max, rolling, n_rolling)
+    return FormScore(
+        options.form, fit.law, k, fit.objective, aicc(r, k), h_mean, h_max, rolling, n_rolling
+    )
 
 
-def compare_forms(points: Points, options: FitOptions | None = None, forms=COMPARED_FORMS) -> Comparison:
+def compare_forms(
+    points: Points, options: FitOptions | None = None, forms=COMPARED_FORMS
+) -> Comparison:
     """Fit and score every form in `forms` on the same points, with the other
     settings of `options` (its own form is ignored; see the module docstring)."""
     options = options or FitOptions()
@@ -125,8 +142,17 @@ def compare_forms(points: Points, options: FitOptions | None = None, forms=COMPA
     weights = rel / rel.sum()
     best = int(np.argmin(a))
     gap = float(np.sort(a)[1] - a.min()) if len(a) > 1 else math.inf
-    # Burnham and Anderson's reading of an AICc difference: < 2 none, 2-6 positive, 6-10 strong, > 10 very strong
-    strength = ("not distinguishable" if gap < 2 else "positive" if gap < 6 else "strong" if gap < 10 else "very strong")
+    # Burnham and Anderson's reading of an AICc difference: < 2 none, 2-6 positive, 6-10 strong, >
+    # 10 very strong
+    strength = (
+        "not distinguishable"
+        if gap < 2
+        else "positive"
+        if gap < 6
+        else "strong"
+        if gap < 10
+        else "very strong"
+    )
     agree = _holdouts_agree(scores, best)
     cmp = Comparison(scores, scores[best].form, strength, float(weights[best]), agree)
     cmp.verdict = _verdict(cmp, gap)

@@ -54,13 +54,15 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.userfile import read_json
 from sparsescale.units import parse_pattern, pattern_name
+from sparsescale.userfile import read_json
 
 FORMAT = "sparsescale-speedups/1"
 SPEEDUP_DEFINITION = (
-    "speedup = time(dense step) / time(sparse step); a step is forward + backward + optimizer update "
-    "of the pruned linear layers at the listed shapes, summed over shapes; the dense step uses full "
+    "speedup = time(dense step) / time(sparse step); a step is forward + backward + optimizer "
+    "update "
+    "of the pruned linear layers at the listed shapes, summed over shapes; the dense step uses "
+    "full "
     "dense weights, the sparse step the pattern's sparse kernels at the given sparsity"
 )
 UNSTRUCTURED = "unstructured"
@@ -86,7 +88,9 @@ def canonical_pattern(pattern: str | None, what: str = "pattern") -> str:
 
 def _check_schedule(start: float, end: float) -> None:
     if not (0.0 <= start < end <= 1.0):
-        raise SparsescaleError(f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}")
+        raise SparsescaleError(
+            f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,16 @@ class CostModel:
         """R(S): r averaged over training under the cubic schedule to final S."""
         S = np.asarray(sparsity, dtype=float)
         if self.final_only:
-            return self.end * self.relative_step_time(0.0) + (1.0 - self.end) * self.relative_step_time(S)
+            return self.end * self.relative_step_time(0.0) + (
+                1.0 - self.end
+            ) * self.relative_step_time(S)
         before = self.relative_step_time(0.0)  # dense until the ramp starts
         ramp = self._ramp_mean(S)
-        return self.start * before + (self.end - self.start) * ramp + (1.0 - self.end) * self.relative_step_time(S)
+        return (
+            self.start * before
+            + (self.end - self.start) * ramp
+            + (1.0 - self.end) * self.relative_step_time(S)
+        )
 
     # Why Gauss-Legendre is exact here: on the ramp s(p) = S (1 - (1 - p)^3)
     # is a cubic in p, and r is linear in s between knots, so r(s(p)) is a
@@ -186,8 +196,13 @@ class Speedups:
     # The measured points become knots of r(s) = 1 / speedup, with r(0) = 1 (at
     # S = 0 the sparse step is the dense step); between knots r is linear, so
     # the schedule average in _ramp_mean stays exact.
-    def cost_model(self, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75,
-                   dense_fallback: bool = True) -> CostModel:
+    def cost_model(
+        self,
+        pattern: str = UNSTRUCTURED,
+        start: float = 0.25,
+        end: float = 0.75,
+        dense_fallback: bool = True,
+    ) -> CostModel:
         """c_mul for `pattern` under the cubic schedule (start, end).
 
         dense_fallback: where the sparse kernel is slower than dense (speedup
@@ -197,7 +212,9 @@ class Speedups:
         key = canonical_pattern(pattern)
         if key not in self.table:
             have = ", ".join(sorted(self.table)) or "none"
-            raise SparsescaleError(f"{self.source}: no speedups measured for pattern {key!r} (has: {have})")
+            raise SparsescaleError(
+                f"{self.source}: no speedups measured for pattern {key!r} (has: {have})"
+            )
         points = sorted(self.table[key].items())
         knots = [0.0] + [s for s, _ in points]
         times = [1.0] + [1.0 / v for _, v in points]
@@ -207,7 +224,9 @@ class Speedups:
         if dense_fallback:
             knots, times = _capped_at_dense(knots, times)
         name = f"measured:{key}" + ("" if dense_fallback else ":no-dense-fallback")
-        return CostModel(name, tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end)
+        return CostModel(
+            name, tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end
+        )
 
     def c_mul(self, sparsity, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75):
         return self.cost_model(pattern, start, end).c_mul(sparsity)
@@ -244,7 +263,9 @@ def _number(value: Any, where: str) -> float:
 
 def _pattern_table(key: str, entries: Any, where: str) -> dict[float, float]:
     if not isinstance(entries, dict) or not entries:
-        raise SparsescaleError(f"{where}: expected an object mapping sparsity to speedup, got {entries!r}")
+        raise SparsescaleError(
+            f"{where}: expected an object mapping sparsity to speedup, got {entries!r}"
+        )
     nm = parse_pattern(key)
     least = 0.0 if nm is None else 1.0 - nm[0] / nm[1]
     out: dict[float, float] = {}
@@ -253,7 +274,9 @@ def _pattern_table(key: str, entries: Any, where: str) -> dict[float, float]:
         if not (0.0 < s < 1.0):
             raise SparsescaleError(f"{where}: sparsity {s_text!r} is outside (0, 1)")
         if s < least - 1e-9:
-            raise SparsescaleError(f"{where}: sparsity {s_text!r} is below {least:g}, the least pattern {key} gives")
+            raise SparsescaleError(
+                f"{where}: sparsity {s_text!r} is below {least:g}, the least pattern {key} gives"
+            )
         speedup = _number(value, f"{where}[{s_text!r}]")
         if speedup <= 0:
             raise SparsescaleError(f"{where}[{s_text!r}]: speedup must be > 0, got {value!r}")
@@ -271,7 +294,9 @@ def speedups_from_dict(obj: Any, source: str = "speedups") -> Speedups:
         raise SparsescaleError(f"{source}: 'format' must be {FORMAT!r}, got {obj.get('format')!r}")
     table = obj.get("speedups")
     if not isinstance(table, dict) or not table:
-        raise SparsescaleError(f"{source}: 'speedups' must be a non-empty object of pattern -> {{sparsity: speedup}}")
+        raise SparsescaleError(
+            f"{source}: 'speedups' must be a non-empty object of pattern -> {{sparsity: speedup}}"
+        )
     out: dict[str, dict[float, float]] = {}
     for key, entries in table.items():
         canon = canonical_pattern(key, f"{source}: speedups key")

@@ -41,8 +41,8 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import FitResult, fit_law
 from sparsescale.laws.forms import get_form
 from sparsescale.laws.law import Law
-from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.planning import c_mul, equivalent_dense_factor, law_compute, optimal_sparsity
+from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.units import parse_quantity
 
@@ -64,7 +64,9 @@ class Target:
 
     def of(self, law: Law) -> float:
         v = self.values
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a wild draw gives inf/nan, dropped later
+        with np.errstate(
+            over="ignore", invalid="ignore", divide="ignore"
+        ):  # a wild draw gives inf/nan, dropped later
             return self._of(law, v)
 
     # The three targets a design can narrow: S_opt at (N, C FLOPs) re-planned
@@ -89,11 +91,16 @@ def parse_target(text: str, what: str = "target") -> Target:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or key not in TARGET_KEYS[kind]:
-            raise SparsescaleError(f"{what}: {item!r} in {text!r}: {kind} takes {', '.join(k + '=...' for k in TARGET_KEYS[kind])}")
+            raise SparsescaleError(
+                f"{what}: {item!r} in {text!r}: {kind} takes "
+                f"{', '.join(k + '=...' for k in TARGET_KEYS[kind])}"
+            )
         values[key] = parse_quantity(value.strip(), f"{what}: {key}")
     missing = [k for k in TARGET_KEYS[kind] if k not in values]
     if missing:
-        raise SparsescaleError(f"{what}: {text!r} lacks {', '.join(missing)} (e.g. {TARGET_EXAMPLE})")
+        raise SparsescaleError(
+            f"{what}: {text!r} lacks {', '.join(missing)} (e.g. {TARGET_EXAMPLE})"
+        )
     if "S" in values and not 0.0 <= values["S"] < 1.0:
         raise SparsescaleError(f"{what}: S={values['S']:g} is outside [0, 1)")
     for key in ("N", "C", "D"):
@@ -104,7 +111,13 @@ def parse_target(text: str, what: str = "target") -> Target:
 
 def run_flops(sparsity, n_nonzero, data, tokens_per_unit: float = 1.0):
     """Training FLOPs of runs: 6 N D tokens_per_unit c_mul(S), sparse accounting, cubic 25-75% schedule."""
-    return 6.0 * np.asarray(n_nonzero, float) * np.asarray(data, float) * tokens_per_unit * c_mul(sparsity, "sparse")
+    return (
+        6.0
+        * np.asarray(n_nonzero, float)
+        * np.asarray(data, float)
+        * tokens_per_unit
+        * c_mul(sparsity, "sparse")
+    )
 
 
 # -- candidate spaces --------------------------------------------------------
@@ -169,9 +182,11 @@ def candidate_grid(sparsity, n_nonzero, data, done=None) -> np.ndarray:
     grid = np.array(list(itertools.product(sparsity, n_nonzero, data)), dtype=float).reshape(-1, 3)
     if done is not None and len(done):
         done = np.asarray(done, dtype=float)
-        same = ((np.abs(grid[:, None, 0] - done[None, :, 0]) < 1e-9)
-                & (np.abs(np.log(grid[:, None, 1] / done[None, :, 1])) < 1e-3)
-                & (np.abs(np.log(grid[:, None, 2] / done[None, :, 2])) < 1e-3))
+        same = (
+            (np.abs(grid[:, None, 0] - done[None, :, 0]) < 1e-9)
+            & (np.abs(np.log(grid[:, None, 1] / done[None, :, 1])) < 1e-3)
+            & (np.abs(np.log(grid[:, None, 2] / done[None, :, 2])) < 1e-3)
+        )
         grid = grid[~same.any(axis=1)]
     return grid
 
@@ -182,12 +197,12 @@ class Proposal:
     """The chosen runs, best first, and what they are expected to do to the target's interval."""
 
     target: Target
-    runs: list[dict[str, float]]            # sparsity, n_nonzero, data, flops, variance_share
-    interval: tuple[float, float, float]    # current (low, median, high), 95%
-    expected_width: float                   # expected width of that interval after the runs
+    runs: list[dict[str, float]]  # sparsity, n_nonzero, data, flops, variance_share
+    interval: tuple[float, float, float]  # current (low, median, high), 95%
+    expected_width: float  # expected width of that interval after the runs
     budget_flops: float
     spent_flops: float
-    noise: float                            # residual scale the criterion assumes per run
+    noise: float  # residual scale the criterion assumes per run
     n_boot: int
     n_candidates: int
     fit: FitResult | None = field(default=None, repr=False)
@@ -197,17 +212,33 @@ class Proposal:
         return self.interval[2] - self.interval[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target.label, "interval": list(self.interval), "width": self.width,
-                "expected_width": self.expected_width, "budget_flops": self.budget_flops,
-                "spent_flops": self.spent_flops, "noise": self.noise, "n_boot": self.n_boot,
-                "n_candidates": self.n_candidates, "runs": self.runs}
+        return {
+            "target": self.target.label,
+            "interval": list(self.interval),
+            "width": self.width,
+            "expected_width": self.expected_width,
+            "budget_flops": self.budget_flops,
+            "spent_flops": self.spent_flops,
+            "noise": self.noise,
+            "n_boot": self.n_boot,
+            "n_candidates": self.n_candidates,
+            "runs": self.runs,
+        }
 
 
-def predict_draws(coefficients: np.ndarray, sparsity, n_nonzero, data, form: str = "sparse",
-                  mean_sparsity_fraction: float | None = None) -> np.ndarray:
+def predict_draws(
+    coefficients: np.ndarray,
+    sparsity,
+    n_nonzero,
+    data,
+    form: str = "sparse",
+    mean_sparsity_fraction: float | None = None,
+) -> np.ndarray:
     """Predictions of every draw (rows of the form's coefficients, in its order;
     the sparse form: aS, bS, cS, bN, aD, bD, c) at every point: (B, K)."""
-    return get_form(form).predict_draws(coefficients, sparsity, n_nonzero, data, mean_sparsity_fraction)
+    return get_form(form).predict_draws(
+        coefficients, sparsity, n_nonzero, data, mean_sparsity_fraction
+    )
 
 
 # Winsorising clips each column to its 2.5-97.5% range: one draw with an
@@ -218,7 +249,9 @@ def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
     return np.clip(X, lo, hi)
 
 
-MIN_SHARE = 0.005  # a run that would remove less than this share of the variance is not worth proposing
+MIN_SHARE = (
+    0.005  # a run that would remove less than this share of the variance is not worth proposing
+)
 
 
 # The greedy step. Read (t, l_1..l_K) as jointly Gaussian with covariance
@@ -229,8 +262,14 @@ MIN_SHARE = 0.005  # a run that would remove less than this share of the varianc
 # so after a run is chosen, runs that would teach the same thing lose their
 # gain. Each step picks the best gain per FLOP among the runs that fit what is
 # left of the budget.
-def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: float,
-                 max_runs: int | None = None, min_share: float = MIN_SHARE) -> tuple[list[int], list[float], float]:
+def greedy_batch(
+    cov: np.ndarray,
+    noise_var: float,
+    flops: np.ndarray,
+    budget: float,
+    max_runs: int | None = None,
+    min_share: float = MIN_SHARE,
+) -> tuple[list[int], list[float], float]:
     """Greedy variance reduction per FLOP. cov: the (1 + K) x (1 + K) covariance
     of (target, candidate predictions). Returns the chosen candidate indices,
     each one's share of the target's variance removed, and the variance left.
@@ -259,9 +298,19 @@ def greedy_batch(cov: np.ndarray, noise_var: float, flops: np.ndarray, budget: f
     return chosen, shares, float(max(cov[0, 0], 0.0))
 
 
-def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops: float,
-            options: FitOptions | None = None, *, n_boot: int = 200, max_runs: int | None = None,
-            fit: FitResult | None = None, level: float = 0.95, min_share: float = MIN_SHARE) -> Proposal:
+def propose(
+    points: Points,
+    target: Target,
+    candidates: np.ndarray,
+    budget_flops: float,
+    options: FitOptions | None = None,
+    *,
+    n_boot: int = 200,
+    max_runs: int | None = None,
+    fit: FitResult | None = None,
+    level: float = 0.95,
+    min_share: float = MIN_SHARE,
+) -> Proposal:
     """The batch of candidate runs (rows S, N, D) within `budget_flops` that most
     narrows the target's interval per FLOP (see the module docstring).
 
@@ -287,18 +336,31 @@ def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops
         law.tokens_per_unit = tokens_per_unit
         return target.of(law)
 
-    boot = bootstrap(points, options.replace(tokens_per_unit=None), n_boot=n_boot, level=level, reference=fit,
-                     derived={"target": value})
+    boot = bootstrap(
+        points,
+        options.replace(tokens_per_unit=None),
+        n_boot=n_boot,
+        level=level,
+        reference=fit,
+        derived={"target": value},
+    )
     names = list(fit.law.coefficients)
     draws = np.column_stack([boot.samples[k] for k in names])
     t = np.asarray(boot.samples["target"], dtype=float)
-    pred = predict_draws(draws, *candidates.T, form=fit.law.form, mean_sparsity_fraction=fit.law.mean_sparsity_fraction)
+    pred = predict_draws(
+        draws,
+        *candidates.T,
+        form=fit.law.form,
+        mean_sparsity_fraction=fit.law.mean_sparsity_fraction,
+    )
     if space == "log":
         with np.errstate(invalid="ignore", divide="ignore"):
             pred = np.log(pred)
     keep = np.isfinite(t) & np.all(np.isfinite(pred), axis=1)
     if keep.sum() < 10:
-        raise SparsescaleError("bootstrap: fewer than 10 draws give a finite target and predictions")
+        raise SparsescaleError(
+            "bootstrap: fewer than 10 draws give a finite target and predictions"
+        )
     X = _winsorise(np.column_stack([t[keep], pred[keep]]))
     cov = np.cov(X, rowvar=False)
     # the observation noise sigma: the fit's robust residual scale (1.4826 x the
@@ -312,9 +374,25 @@ def propose(points: Points, target: Target, candidates: np.ndarray, budget_flops
     lo, med, hi = boot.intervals["target"]
     # a Gaussian interval's width scales with the standard deviation
     ratio = math.sqrt(var_left / var0) if var0 > 0 else 1.0
-    runs = [{"sparsity": float(candidates[c, 0]), "n_nonzero": float(candidates[c, 1]), "data": float(candidates[c, 2]),
-             "flops": float(flops[c]), "variance_share": share} for c, share in zip(chosen, shares)]
-    return Proposal(target=target, runs=runs, interval=(lo, med, hi), expected_width=(hi - lo) * ratio,
-                    budget_flops=float(budget_flops), spent_flops=float(sum(r["flops"] for r in runs)),
-                    noise=noise, n_boot=n_boot, n_candidates=int(candidates.shape[0]), fit=fit)
-
+    runs = [
+        {
+            "sparsity": float(candidates[c, 0]),
+            "n_nonzero": float(candidates[c, 1]),
+            "data": float(candidates[c, 2]),
+            "flops": float(flops[c]),
+            "variance_share": share,
+        }
+        for c, share in zip(chosen, shares)
+    ]
+    return Proposal(
+        target=target,
+        runs=runs,
+        interval=(lo, med, hi),
+        expected_width=(hi - lo) * ratio,
+        budget_flops=float(budget_flops),
+        spent_flops=float(sum(r["flops"] for r in runs)),
+        noise=noise,
+        n_boot=n_boot,
+        n_candidates=int(candidates.shape[0]),
+        fit=fit,
+    )

@@ -114,7 +114,9 @@ def huber(residual: np.ndarray, delta: float) -> np.ndarray:
     return np.where(a <= delta, 0.5 * residual * residual, delta * (a - 0.5 * delta))
 
 
-def huber_objective(law: Law, sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None) -> float:
+def huber_objective(
+    law: Law, sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None
+) -> float:
     """Mean Huber loss of `law` on the points, in log or linear residuals."""
     delta = DEFAULT_DELTA[space] if delta is None else delta
     pred = law.predict(sparsity, n_nonzero, data)
@@ -137,7 +139,18 @@ class _Problem:
     is the same power law in N with its amplitude multiplied by n_scale^-b (each
     form's to_coefficients undoes that, see laws/forms/)."""
 
-    def __init__(self, form: LawForm | str, S, N, D, y, space, delta, base: Law | None = None, f: float | None = None):
+    def __init__(
+        self,
+        form: LawForm | str,
+        S,
+        N,
+        D,
+        y,
+        space,
+        delta,
+        base: Law | None = None,
+        f: float | None = None,
+    ):
         form = get_form(form)
         self.form, self.space, self.delta, self.base = form, space, delta, base
         # the form's own inputs: avgparam sees N_avg, nm an offset from its base
@@ -145,8 +158,12 @@ class _Problem:
         self.S, self.y = S, y
         self.n_scale = float(np.exp(np.median(np.log(prep.n_nonzero))))
         self.d_scale = float(np.exp(np.median(np.log(prep.data))))
-        self.design = Design(np.log1p(-prep.sparsity), np.log(prep.n_nonzero / self.n_scale),
-                             np.log(prep.data / self.d_scale), prep.fixed)
+        self.design = Design(
+            np.log1p(-prep.sparsity),
+            np.log(prep.n_nonzero / self.n_scale),
+            np.log(prep.data / self.d_scale),
+            prep.fixed,
+        )
         self.offset = prep.offset
         self.exponent_names = form.exponents
         self.n_amplitudes = len(form.amplitudes)
@@ -177,7 +194,7 @@ class _Problem:
         of a 250,000-row table would be 33 GB)."""
         n, k = self.y.shape[0], self.n_amplitudes
         step = chunk_size(n * k * 4)  # basis, weighted basis, prediction, residual
-        parts = [self._project_chunk(E[lo:lo + step]) for lo in range(0, E.shape[0], step)]
+        parts = [self._project_chunk(E[lo : lo + step]) for lo in range(0, E.shape[0], step)]
         return np.concatenate([a for a, _ in parts]), np.concatenate([o for _, o in parts])
 
     # Variable projection. For fixed exponents e the prediction is linear in
@@ -207,7 +224,10 @@ class _Problem:
         rhs = np.einsum("gni,n->gi", Pw, tw)
         del Pw
         tt = float(tw @ tw)
-        G, k = Phi.shape[0], self.n_amplitudes        # infeasible sets (any negative amplitude) score inf and never win
+        G, k = (
+            Phi.shape[0],
+            self.n_amplitudes,
+        )  # infeasible sets (any negative amplitude) score inf and never win
 
         best_sse = np.full(G, np.inf)
         best_amp = np.zeros((G, k))
@@ -233,7 +253,11 @@ class _Problem:
         del Phi
         with np.errstate(divide="ignore", invalid="ignore"):
             ok = np.all(pred > 0, axis=1)
-            r = np.log(np.where(pred > 0, pred, 1.0)) - self.log_y if self.space == "log" else pred - self.y
+            r = (
+                np.log(np.where(pred > 0, pred, 1.0)) - self.log_y
+                if self.space == "log"
+                else pred - self.y
+            )
         obj = np.where(ok, np.mean(huber(r, self.delta), axis=1), np.inf)
         return best_amp, obj
 
@@ -292,7 +316,11 @@ class _Problem:
 # and every consumer of it.
 def check_seed(seed) -> int:
     """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, (int, np.integer))
+        or not 0 <= seed <= MAX_SEED
+    ):
         raise SparsescaleError(f"must be an integer in 0..{MAX_SEED}, got {seed!r}", param="seed")
     return int(seed)
 
@@ -313,14 +341,19 @@ def _validate(spec: LawForm, S, N, D, y, space, delta, base):
     spec.check_base(base)
     n_free = len(spec.free)
     if y.shape[0] < n_free:
-        raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {spec.name} form")
+        raise SparsescaleError(
+            f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the "
+            f"{spec.name} form"
+        )
     # repeated runs of one configuration add no equation: count distinct inputs
     # (a form that ignores S sees runs at one (N, D) and different S as one)
     inputs, what = ((S, N, D), "(S, N, D)") if spec.uses_sparsity else ((N, D), "(N, D)")
     distinct = np.unique(np.column_stack(inputs), axis=0).shape[0]
     if distinct < n_free:
-        raise SparsescaleError(f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
-                               f"configuration(s), fewer than the {n_free} free coefficients of the {spec.name} form")
+        raise SparsescaleError(
+            f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
+            f"configuration(s), fewer than the {n_free} free coefficients of the {spec.name} form"
+        )
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
@@ -380,17 +413,33 @@ def _distinct_best(E: np.ndarray, obj: np.ndarray, k: int, min_dist: float) -> l
 # Every start is refined in one batch: the LM iteration's cost is a handful
 # of batched numpy calls whatever the number of starts, so 32 starts cost
 # little more than one; chunking only bounds the memory.
-def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-            weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
+def _refine(
+    problem: _Problem,
+    P0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_iter: int = 400,
+    rtol: float = 1e-13,
+):
     """_refine_batch over chunks of starts under MEMORY_BUDGET: the starts are
     independent, so chunking changes no result, only the peak memory."""
     G, m = P0.shape
     step = chunk_size(problem.y.shape[0] * 8 * m)  # r, J, trial J, J^T products, weights
     if G <= step:
         return _refine_batch(problem, P0, lower, upper, weights, max_iter, rtol)
-    parts = [_refine_batch(problem, P0[lo:lo + step], lower, upper,
-                           None if weights is None else weights[lo:lo + step], max_iter, rtol)
-             for lo in range(0, G, step)]
+    parts = [
+        _refine_batch(
+            problem,
+            P0[lo : lo + step],
+            lower,
+            upper,
+            None if weights is None else weights[lo : lo + step],
+            max_iter,
+            rtol,
+        )
+        for lo in range(0, G, step)
+    ]
     return np.concatenate([p for p, _ in parts]), np.concatenate([f for _, f in parts])
 
 
@@ -411,8 +460,16 @@ def _weighted_huber(r: np.ndarray, w: np.ndarray, delta: float) -> np.ndarray:
 # and shrinks after an accepted one (towards Gauss-Newton). A step is taken
 # only if the true objective falls, so the iteration is monotone whatever
 # curvature is used outside the Huber zone (see OUTLIER_CURVATURE).
-def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, lower: np.ndarray,
-             upper: np.ndarray, lam_a: np.ndarray, delta: float) -> np.ndarray:
+def _lm_step(
+    ra: np.ndarray,
+    Ja: np.ndarray,
+    wa: np.ndarray,
+    Pa: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    lam_a: np.ndarray,
+    delta: float,
+) -> np.ndarray:
     """One damped Gauss-Newton step per start on the IRLS majoriser of the Huber loss."""
     # per-point curvature: 1 inside the Huber zone, OUTLIER_CURVATURE delta/|r| outside
     eye = np.eye(Pa.shape[1])
@@ -439,8 +496,15 @@ def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, low
         return -g / (np.abs(diag) + 1e-12)
 
 
-def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
+def _refine_batch(
+    problem: _Problem,
+    P0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_iter: int = 400,
+    rtol: float = 1e-13,
+):
     """Minimise the (weighted) mean Huber objective from every row of P0 at once.
 
     A Levenberg-Marquardt iteration on the IRLS majoriser of the Huber loss
@@ -484,7 +548,15 @@ def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: n
         if done.any():
             P_out[idx[done]], f_out[idx[done]] = P[done], f[done]
             live = ~done
-            idx, P, r, J, W, f, lam = idx[live], P[live], r[live], J[live], W[live], f[live], lam[live]
+            idx, P, r, J, W, f, lam = (
+                idx[live],
+                P[live],
+                r[live],
+                J[live],
+                W[live],
+                f[live],
+                lam[live],
+            )
     P_out[idx], f_out[idx] = P, f
     return P_out, f_out
 
@@ -497,7 +569,10 @@ def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -
     order = [i for i in np.argsort(f) if np.isfinite(f[i])]
     chosen: list[int] = []
     for i in order:
-        if all(abs(f[i] - f[j]) > rtol * f[j] + 1e-15 or np.max(np.abs(P[i] - P[j])) > 1e-3 for j in chosen):
+        if all(
+            abs(f[i] - f[j]) > rtol * f[j] + 1e-15 or np.max(np.abs(P[i] - P[j])) > 1e-3
+            for j in chosen
+        ):
             chosen.append(int(i))
             if len(chosen) == k:
                 break
@@ -507,7 +582,9 @@ def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -
 # The diagnostic gradient: the mean Huber gradient J^T psi(r) / n with the
 # components that push against an active bound removed. At an interior optimum
 # it is ~0; a large value says the refinement stopped before converging.
-def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def _projected_gradient(
+    problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
     r, J = problem.residual_jacobian(p[None, :])
     g = np.einsum("nm,n->m", J[0], np.clip(r[0], -problem.delta, problem.delta)) / r.shape[1]
     at_lo = (p <= lower + 1e-9) & (g > 0)
@@ -527,8 +604,13 @@ def _problem_from_points(points: Points, options: FitOptions):
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
 
-def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: int,
-                     extra_starts: list[dict[str, float]] | None) -> list[np.ndarray]:
+def _starting_points(
+    problem: _Problem,
+    n_candidates: int,
+    n_starts: int,
+    seed: int,
+    extra_starts: list[dict[str, float]] | None,
+) -> list[np.ndarray]:
     """Stage 1: the best distinct projected candidates, then any warm starts."""
     E = _candidates(problem, n_candidates, seed)
     amps, proj_obj = problem.project(E)
@@ -536,21 +618,34 @@ def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: 
     starts = [np.concatenate([amps[i], E[i]]) for i in chosen]
     starts += [problem.from_coefficients(c) for c in extra_starts or []]
     if not starts:
-        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+        raise SparsescaleError(
+            "no admissible starting point: this form cannot fit the data with positive coefficients"
+        )
     return starts
 
 
-def _fit_diagnostics(problem: _Problem, P: np.ndarray, f: np.ndarray, lower: np.ndarray,
-                     upper: np.ndarray, n_started: int, n_candidates: int, seed: int):
+def _fit_diagnostics(
+    problem: _Problem,
+    P: np.ndarray,
+    f: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    n_started: int,
+    n_candidates: int,
+    seed: int,
+):
     """The best refined start and the diagnostics that say how well posed its optimum is."""
     best = int(np.nanargmin(f))
     best_f, best_p = float(f[best]), P[best]
     tol = 1e-6 * best_f + 1e-15
     names = list(problem.form.amplitudes) + list(problem.exponent_names)
-    at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
+    at_bound = [
+        n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6
+    ]
     worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
     diagnostics = {
-        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS Huber)",
+        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS "
+        "Huber)",
         "space": problem.space,
         "delta": problem.delta,
         "seed": seed,
@@ -569,12 +664,21 @@ def _fit_diagnostics(problem: _Problem, P: np.ndarray, f: np.ndarray, lower: np.
 # than 1024 rows has many evaluations per configuration (every eval step of
 # every run), so the subsample already holds every configuration several
 # times and pins the same basins; the full data then only finish the optima.
-def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n_starts: int, seed: int,
-                           extra_starts: list[dict[str, float]] | None):
+def _fit_through_subsample(
+    problem: _Problem,
+    lower,
+    upper,
+    n_candidates: int,
+    n_starts: int,
+    seed: int,
+    extra_starts: list[dict[str, float]] | None,
+):
     """Stages 1 and 2 on SCORE_ROWS seeded rows, then the distinct optima found
     there refined on every row (see SCORE_ROWS). Returns the full-data refined
     starts, their objectives and the subsample's starting points."""
-    rows = np.sort(np.random.default_rng(seed).choice(problem.y.shape[0], SCORE_ROWS, replace=False))
+    rows = np.sort(
+        np.random.default_rng(seed).choice(problem.y.shape[0], SCORE_ROWS, replace=False)
+    )
     sub = problem.subset(rows)
     starts = _starting_points(sub, n_candidates, n_starts, seed, None)
     # a loose tolerance: these only have to reach their basin, the full data finish them
@@ -582,13 +686,19 @@ def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n
     P0 = [Ps[i] for i in _distinct_optima(Ps, fs, FULL_DATA_STARTS, rtol=1e-4)]
     P0 += [problem.from_coefficients(c) for c in extra_starts or []]
     if not P0:
-        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+        raise SparsescaleError(
+            "no admissible starting point: this form cannot fit the data with positive coefficients"
+        )
     P, f = _refine(problem, np.array(P0), lower, upper)
     return P, f, starts
 
 
-def fit_law(points: Points, options: FitOptions | None = None, *,
-            extra_starts: list[dict[str, float]] | None = None) -> FitResult:
+def fit_law(
+    points: Points,
+    options: FitOptions | None = None,
+    *,
+    extra_starts: list[dict[str, float]] | None = None,
+) -> FitResult:
     """Fit `options.form` to the points with a mean Huber objective; return the best optimum.
 
     options (FitOptions; defaults: the sparse form, log residuals): space 'log'
@@ -608,10 +718,14 @@ def fit_law(points: Points, options: FitOptions | None = None, *,
         starts = _starting_points(problem, n_candidates, n_starts, seed, extra_starts)
         P, f = _refine(problem, np.array(starts), lower, upper)
     else:
-        P, f, starts = _fit_through_subsample(problem, lower, upper, n_candidates, n_starts, seed, extra_starts)
+        P, f, starts = _fit_through_subsample(
+            problem, lower, upper, n_candidates, n_starts, seed, extra_starts
+        )
     if not np.any(np.isfinite(f)):
         raise SparsescaleError("the optimiser found no finite optimum for this data")
-    best_f, best_p, diagnostics = _fit_diagnostics(problem, P, f, lower, upper, P.shape[0], n_candidates, seed)
+    best_f, best_p, diagnostics = _fit_diagnostics(
+        problem, P, f, lower, upper, P.shape[0], n_candidates, seed
+    )
     diagnostics["scored_rows"] = int(min(y.shape[0], SCORE_ROWS))
     fit_meta = {"objective": best_f, "n_points": int(y.shape[0]), "diagnostics": diagnostics}
     default_units = {"N": "non-zero parameters", "D": "data (as given)"}
@@ -621,13 +735,23 @@ def fit_law(points: Points, options: FitOptions | None = None, *,
         coefficients=problem.to_coefficients(best_p),
         units=units or (dict(base.units) if base is not None else default_units),
         fit=fit_meta,
-        tokens_per_unit=options.tokens_per_unit if options.tokens_per_unit is not None else _token_default(units),
-        mean_sparsity_fraction=options.mean_sparsity_fraction if problem.form.needs_schedule else None,
+        tokens_per_unit=options.tokens_per_unit
+        if options.tokens_per_unit is not None
+        else _token_default(units),
+        mean_sparsity_fraction=options.mean_sparsity_fraction
+        if problem.form.needs_schedule
+        else None,
     )
     optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
     diagnostics["n_distinct_optima"] = len(optima)
-    return FitResult(law=law, objective=best_f, n_points=int(y.shape[0]), diagnostics=diagnostics,
-                     local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
+    return FitResult(
+        law=law,
+        objective=best_f,
+        n_points=int(y.shape[0]),
+        diagnostics=diagnostics,
+        local_optima=optima,
+        start_points=[problem.to_coefficients(p) for p in starts],
+    )
 
 
 # A law's tokens_per_unit says what one unit of D costs in tokens, so that a
@@ -638,8 +762,13 @@ def _token_default(units: dict[str, str] | None) -> float | None:
     return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
 
 
-def fit_resamples(points: Points, weights: np.ndarray, starts: list[dict[str, float]],
-                  options: FitOptions | None = None, rtol: float = 1e-10) -> tuple[list[dict[str, float]], np.ndarray]:
+def fit_resamples(
+    points: Points,
+    weights: np.ndarray,
+    starts: list[dict[str, float]],
+    options: FitOptions | None = None,
+    rtol: float = 1e-10,
+) -> tuple[list[dict[str, float]], np.ndarray]:
     """Refit the law once per row of `weights` (point multiplicities, e.g. a
     bootstrap resample), each from every coefficient set in `starts`, all in one
     batched refinement. Returns the best coefficients and objective per row.
@@ -654,9 +783,15 @@ def fit_resamples(points: Points, weights: np.ndarray, starts: list[dict[str, fl
     step = resample_batch(problem.y.shape[0], n_starts)
     coefs, objs = [], []
     for lo in range(0, R, step):
-        Wc = W[lo:lo + step]
-        P, f = _refine(problem, np.tile(P1, (Wc.shape[0], 1)), lower, upper,
-                       weights=np.repeat(Wc, n_starts, axis=0), rtol=rtol)
+        Wc = W[lo : lo + step]
+        P, f = _refine(
+            problem,
+            np.tile(P1, (Wc.shape[0], 1)),
+            lower,
+            upper,
+            weights=np.repeat(Wc, n_starts, axis=0),
+            rtol=rtol,
+        )
         f = np.where(np.isfinite(f), f, np.inf).reshape(Wc.shape[0], n_starts)
         best = np.argmin(f, axis=1)
         P = P.reshape(Wc.shape[0], n_starts, -1)

@@ -19,10 +19,10 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.forms import get_form
 from sparsescale.laws.forms.base import LawForm
-from sparsescale.laws.uncertainty.intervals import Uncertainty
 from sparsescale.laws.schedule import check_mean_sparsity_fraction, n_avg
+from sparsescale.laws.uncertainty.intervals import Uncertainty
 
-MAX_COEFFICIENT = 1e100   # the bound on a law file's coefficients (Law.from_dict)
+MAX_COEFFICIENT = 1e100  # the bound on a law file's coefficients (Law.from_dict)
 # A unit of D from a character (a quarter of a token) to a whole corpus
 # (1e15 tokens) fits well inside; outside it a budget in FLOPs / tokens_per_unit
 # underflows or overflows (1e-320 is a denormal: 1 / it is inf).
@@ -32,8 +32,14 @@ TOKENS_PER_UNIT_RANGE = (1e-9, 1e18)
 def check_tokens_per_unit(t: Any, what: str = "tokens_per_unit") -> float:
     """`t` as a float, or SparsescaleError naming `what` unless it is a number in TOKENS_PER_UNIT_RANGE."""
     lo, hi = TOKENS_PER_UNIT_RANGE
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and lo <= t <= hi):
-        raise SparsescaleError(f"{what}: must be a number of tokens between {lo:g} and {hi:g}, got {t!r}")
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, (int, float))
+        or not (math.isfinite(t) and lo <= t <= hi)
+    ):
+        raise SparsescaleError(
+            f"{what}: must be a number of tokens between {lo:g} and {hi:g}, got {t!r}"
+        )
     return float(t)
 
 
@@ -43,7 +49,9 @@ class Law:
 
     form: str
     coefficients: dict[str, float]
-    units: dict[str, str] = field(default_factory=lambda: {"N": "non-zero parameters", "D": "tokens"})
+    units: dict[str, str] = field(
+        default_factory=lambda: {"N": "non-zero parameters", "D": "tokens"}
+    )
     name: str = ""
     fit: dict[str, Any] | None = None  # metadata when the law came from a fit
     # What one unit of D costs: tokens processed per unit (1 for token counts,
@@ -67,13 +75,18 @@ class Law:
             spec.check_coefficients(self.coefficients)
         except SparsescaleError as exc:
             raise SparsescaleError(f"{who}: {exc}") from None
-        if not isinstance(self.units, dict) or not all(isinstance(v, str) for v in self.units.values()):
+        if not isinstance(self.units, dict) or not all(
+            isinstance(v, str) for v in self.units.values()
+        ):
             raise SparsescaleError(f"{who}: units must be an object of strings, got {self.units!r}")
         if spec.needs_schedule:
-            self.mean_sparsity_fraction = check_mean_sparsity_fraction(self.mean_sparsity_fraction,
-                                                                       f"{who}: mean_sparsity_fraction")
+            self.mean_sparsity_fraction = check_mean_sparsity_fraction(
+                self.mean_sparsity_fraction, f"{who}: mean_sparsity_fraction"
+            )
         if self.tokens_per_unit is not None:
-            self.tokens_per_unit = check_tokens_per_unit(self.tokens_per_unit, f"{who}: tokens_per_unit")
+            self.tokens_per_unit = check_tokens_per_unit(
+                self.tokens_per_unit, f"{who}: tokens_per_unit"
+            )
 
     @property
     def spec(self) -> LawForm:
@@ -85,8 +98,13 @@ class Law:
 
     def with_coefficients(self, coefficients: dict[str, float]) -> "Law":
         """The same law (form, units, costs, schedule) with other coefficients: a bootstrap draw."""
-        return Law(form=self.form, coefficients=dict(coefficients), units=self.units,
-                   tokens_per_unit=self.tokens_per_unit, mean_sparsity_fraction=self.mean_sparsity_fraction)
+        return Law(
+            form=self.form,
+            coefficients=dict(coefficients),
+            units=self.units,
+            tokens_per_unit=self.tokens_per_unit,
+            mean_sparsity_fraction=self.mean_sparsity_fraction,
+        )
 
     # -- evaluation -----------------------------------------------------------
     # Everything a law computes comes from its form: the Law holds the numbers
@@ -114,15 +132,18 @@ class Law:
         spec = self.spec
         if spec.sparsity_factor is None:
             raise SparsescaleError(f"a {self.form} law has no sparsity term; fit the sparse form")
-        return spec.sparsity_factor(self.coefficients, np.asarray(sparsity, dtype=float), self.mean_sparsity_fraction)
+        return spec.sparsity_factor(
+            self.coefficients, np.asarray(sparsity, dtype=float), self.mean_sparsity_fraction
+        )
 
     def sparsity_factor_slope(self, sparsity) -> np.ndarray:
         """-dF/dS (see sparsity_factor)."""
         spec = self.spec
         if spec.sparsity_factor_slope is None:
             raise SparsescaleError(f"a {self.form} law has no sparsity term; fit the sparse form")
-        return spec.sparsity_factor_slope(self.coefficients, np.asarray(sparsity, dtype=float),
-                                          self.mean_sparsity_fraction)
+        return spec.sparsity_factor_slope(
+            self.coefficients, np.asarray(sparsity, dtype=float), self.mean_sparsity_fraction
+        )
 
     # -- persistence ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +170,9 @@ class Law:
     @classmethod
     def from_dict(cls, obj: Any, source: str = "law") -> "Law":
         if not isinstance(obj, dict):
-            raise SparsescaleError(f"{source}: expected a JSON object with 'form' and 'coefficients'")
+            raise SparsescaleError(
+                f"{source}: expected a JSON object with 'form' and 'coefficients'"
+            )
         form = obj.get("form")
         coefs = obj.get("coefficients")
         if form is None or not isinstance(coefs, dict):
@@ -160,11 +183,17 @@ class Law:
             # Far beyond any law in raw units (the paper's largest is 2.4e8): a loss
             # computed with it is overflow, not a prediction.
             if not math.isfinite(value) or abs(value) > MAX_COEFFICIENT:
-                raise SparsescaleError(f"{source}: coefficient {key!r} = {value:g} is not a finite number of "
-                                       f"magnitude at most {MAX_COEFFICIENT:g}")
+                raise SparsescaleError(
+                    f"{source}: coefficient {key!r} = {value:g} is not a finite number of "
+                    f"magnitude at most {MAX_COEFFICIENT:g}"
+                )
         units = obj.get("units", {})
-        if not isinstance(units, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in units.items()):
-            raise SparsescaleError(f"{source}: 'units' must be an object of strings (N, D, loss), got {units!r:.60}")
+        if not isinstance(units, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in units.items()
+        ):
+            raise SparsescaleError(
+                f"{source}: 'units' must be an object of strings (N, D, loss), got {units!r:.60}"
+            )
         if not isinstance(obj.get("fit") or {}, dict):
             raise SparsescaleError(f"{source}: 'fit' must be an object")
         try:

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.uncertainty.intervals import z_score
 from sparsescale.laws.law import Law
 from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
+from sparsescale.laws.uncertainty.intervals import z_score
 
 FLOP_ACCOUNTINGS = ("sparse", "dense")
 MAX_SPARSITY = 0.9995  # search limit; c_mul diverges at S = 1
@@ -77,9 +77,16 @@ def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float 
     return 1.0 / (1.0 - S) - f / (1.0 - f * S)
 
 
-def training_flops(n_nonzero, data, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+def training_flops(
+    n_nonzero, data, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75
+):
     """C = 6 N D c_mul(S)."""
-    return 6.0 * np.asarray(n_nonzero, dtype=float) * np.asarray(data, dtype=float) * c_mul(sparsity, flops, start, end)
+    return (
+        6.0
+        * np.asarray(n_nonzero, dtype=float)
+        * np.asarray(data, dtype=float)
+        * c_mul(sparsity, flops, start, end)
+    )
 
 
 # Units of a budget. The law's D counts steps, images or tokens; C = 6 N D
@@ -90,8 +97,11 @@ def law_compute(law: Law, compute_flops: float) -> float:
     """A budget in FLOPs -> the law's compute unit (6 N D c_mul with D in the law's unit)."""
     if law.tokens_per_unit is None:
         raise SparsescaleError(
-            f"compute_flops: law {law.name or law.form} does not say what one unit of D ({law.units.get('D', 'data')}) "
-            "costs (tokens_per_unit); give the budget as a multiple of the dense compute-optimal budget instead")
+            f"compute_flops: law {law.name or law.form} does not say what one unit of D "
+            f"({law.units.get('D', 'data')}) "
+            "costs (tokens_per_unit); give the budget as a multiple of the dense compute-optimal "
+            "budget instead"
+        )
     return float(compute_flops) / law.tokens_per_unit
 
 
@@ -108,7 +118,10 @@ def dense_optimal_compute(law: Law, n_nonzero):
 
 def _require_sparse(law: Law) -> None:
     if law.spec.sparsity_factor is None:
-        raise SparsescaleError(f"this needs a sparse-form law (it has aS, bS, cS); a {law.form} law has no sparsity term")
+        raise SparsescaleError(
+            f"this needs a sparse-form law (it has aS, bS, cS); a {law.form} law has no sparsity "
+            "term"
+        )
 
 
 # Equivalent dense size. At sparsity S the N-term is A F(S) N^-alpha; a dense
@@ -138,7 +151,9 @@ def chinchilla_data(law: Law, n_nonzero):
         return d["aD"] * (beta / (alpha * A)) ** (1.0 / beta) * N ** (alpha / beta)
 
 
-def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75):
+def optimal_data_ratio(
+    law: Law, sparsity, flops: str = "sparse", start: float = 0.25, end: float = 0.75
+):
     """D_S / D*: the data, relative to the Chinchilla-optimal D* for the same N,
     at which sparsity S is optimal. Independent of N, since both lines scale as
     N^(alpha/beta)."""
@@ -162,7 +177,9 @@ def optimal_data_ratio(law: Law, sparsity, flops: str = "sparse", start: float =
     d = law.dense_view()
     S = np.asarray(sparsity, dtype=float)
     # (D_S / D*)^beta = alpha (log c_mul)'(S) / (-F'(S)), see the derivation above
-    return (d["alpha"] * dlog_c_mul(S, flops, start, end) / law.sparsity_factor_slope(S)) ** (1.0 / d["beta"])
+    return (d["alpha"] * dlog_c_mul(S, flops, start, end) / law.sparsity_factor_slope(S)) ** (
+        1.0 / d["beta"]
+    )
 
 
 @dataclass
@@ -200,15 +217,24 @@ def _loss_along_budget(law: Law, S, N, C, flops, start, end):
 # over two coarse cells, 2 resolution / (4 sqrt(resolution)) = sqrt(resolution) / 2
 # values, per point: about 200 instead of 2000 at the default, for the same
 # accuracy when the loss is unimodal within a coarse cell.
-def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "sparse",
-                          start: float = 0.25, end: float = 0.75, resolution: int = 2000) -> np.ndarray:
+def optimal_sparsity_grid(
+    law: Law,
+    n_nonzero,
+    compute_flops,
+    flops: str = "sparse",
+    start: float = 0.25,
+    end: float = 0.75,
+    resolution: int = 2000,
+) -> np.ndarray:
     """S_opt on a grid of S (vectorised over any broadcast shape of N and C),
     accurate to MAX_SPARSITY/resolution. For maps; `optimal_sparsity` refines one
     point. Coarse-to-fine: a grid of about sqrt(resolution) * 4 values, then a
     fine grid around each point's coarse minimum, in chunks of points so that
     memory stays small."""
     _require_sparse(law)
-    N, C = np.broadcast_arrays(np.asarray(n_nonzero, dtype=float), np.asarray(compute_flops, dtype=float))
+    N, C = np.broadcast_arrays(
+        np.asarray(n_nonzero, dtype=float), np.asarray(compute_flops, dtype=float)
+    )
     n_flat, c_flat = N.ravel(), C.ravel()
     coarse_n = int(min(resolution, max(16, 4 * math.sqrt(resolution))))
     coarse = np.linspace(0.0, MAX_SPARSITY, coarse_n)
@@ -217,16 +243,20 @@ def optimal_sparsity_grid(law: Law, n_nonzero, compute_flops, flops: str = "spar
     offsets = np.linspace(-step, step, fine_n)
     out = np.empty(n_flat.size)
     for lo in range(0, n_flat.size, 4096):
-        n_c, c_c = n_flat[lo:lo + 4096], c_flat[lo:lo + 4096]
-        L, _ = _loss_along_budget(law, coarse[:, None], n_c[None, :], c_c[None, :], flops, start, end)
+        n_c, c_c = n_flat[lo : lo + 4096], c_flat[lo : lo + 4096]
+        L, _ = _loss_along_budget(
+            law, coarse[:, None], n_c[None, :], c_c[None, :], flops, start, end
+        )
         centre = coarse[np.argmin(L, axis=0)]
         S = np.clip(centre[None, :] + offsets[:, None], 0.0, MAX_SPARSITY)
         L, _ = _loss_along_budget(law, S, n_c[None, :], c_c[None, :], flops, start, end)
-        out[lo:lo + 4096] = S[np.argmin(L, axis=0), np.arange(S.shape[1])]
+        out[lo : lo + 4096] = S[np.argmin(L, axis=0), np.arange(S.shape[1])]
     return out.reshape(N.shape)
 
 
-def _refined_argmin(loss_of, points: int = 4001, zoom_points: int = 21, xatol: float = 1e-10) -> float:
+def _refined_argmin(
+    loss_of, points: int = 4001, zoom_points: int = 21, xatol: float = 1e-10
+) -> float:
     """argmin over S in [0, MAX_SPARSITY] of a vectorised loss_of(S): a grid of
     `points`, then grids of `zoom_points` over the two cells around the best point,
     each 10x finer than the last, until the bracket is under xatol. On a loss that
@@ -253,8 +283,14 @@ def _refined_argmin(loss_of, points: int = 4001, zoom_points: int = 21, xatol: f
 # sparsity term falls while the data term rises), so a global grid finds the
 # best cell and a zoom refines within it, rather than a local method from one
 # starting point.
-def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "sparse",
-                     start: float = 0.25, end: float = 0.75) -> OptimalPoint:
+def optimal_sparsity(
+    law: Law,
+    n_nonzero: float,
+    compute: float,
+    flops: str = "sparse",
+    start: float = 0.25,
+    end: float = 0.75,
+) -> OptimalPoint:
     """S_opt(N, C) = argmin over S in [0, 1) of L(S, N, C / (6 N c_mul(S))).
 
     compute: the budget in the law's unit (see the module docstring); for a
@@ -270,10 +306,16 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
     loss, D = _loss_along_budget(law, s_best, N, C, flops, start, end)
     dense_loss, dense_D = _loss_along_budget(law, 0.0, N, C, flops, start, end)
     return OptimalPoint(
-        n_nonzero=N, compute=C, compute_flops=compute_in_flops(law, C),
+        n_nonzero=N,
+        compute=C,
+        compute_flops=compute_in_flops(law, C),
         compute_vs_dense_optimal=float(C / dense_optimal_compute(law, N)),
-        flops=str(flops), sparsity=float(s_best), data=float(D), loss=float(loss),
-        dense_loss=float(dense_loss), dense_data=float(dense_D),
+        flops=str(flops),
+        sparsity=float(s_best),
+        data=float(D),
+        loss=float(loss),
+        dense_loss=float(dense_loss),
+        dense_data=float(dense_D),
         equivalent_dense_size=float(N * equivalent_dense_factor(law, s_best)),
         chinchilla_data=float(chinchilla_data(law, N)),
     )
@@ -284,8 +326,14 @@ def optimal_sparsity(law: Law, n_nonzero: float, compute: float, flops: str = "s
 # distance); S_opt, D and the equivalent size are re-planned under every
 # bootstrap draw of the coefficients, and their percentile interval reported
 # (the model error has no defined effect on an argmin).
-def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse",
-                      start: float = 0.25, end: float = 0.75) -> dict[str, tuple[float, float]] | None:
+def optimal_intervals(
+    law: Law,
+    point,
+    level: float = 0.95,
+    flops: str = "sparse",
+    start: float = 0.25,
+    end: float = 0.75,
+) -> dict[str, tuple[float, float]] | None:
     """Intervals for every number of an OptimalPoint (from `planning.optimal_sparsity`
     on this law), or None when the law carries no uncertainty.
 
@@ -299,7 +347,11 @@ def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse
     plans = []
     for d in unc.draw_laws(law):
         try:
-            plans.append(optimal_sparsity(d, point.n_nonzero, point.compute, flops=flops, start=start, end=end))
+            plans.append(
+                optimal_sparsity(
+                    d, point.n_nonzero, point.compute, flops=flops, start=start, end=end
+                )
+            )
         except SparsescaleError:
             continue
     out = {}
@@ -307,7 +359,11 @@ def optimal_intervals(law: Law, point, level: float = 0.95, flops: str = "sparse
         vals = np.array([getattr(p, name) for p in plans], dtype=float)
         vals = vals[np.isfinite(vals)]
         ref = float(getattr(point, name))
-        lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100]) if vals.size >= 2 else (ref, ref)
+        lo, hi = (
+            np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+            if vals.size >= 2
+            else (ref, ref)
+        )
         out[name] = (float(min(lo, ref)), float(max(hi, ref)))
     for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
         lo, hi = unc.loss_interval(law, S, point.n_nonzero, D, level)

@@ -26,8 +26,10 @@ def _column(name: str, values, n: int | None) -> np.ndarray:
     except (TypeError, ValueError):
         raise SparsescaleError(f"expected numbers, got {values!r:.60}", param=name) from None
     if n is not None and arr.shape[0] != n:
-        raise SparsescaleError(f"{arr.shape[0]} values, but loss has {n}; the columns must have the same length",
-                               param=name)
+        raise SparsescaleError(
+            f"{arr.shape[0]} values, but loss has {n}; the columns must have the same length",
+            param=name,
+        )
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
@@ -60,7 +62,11 @@ class Points:
         n = y.shape[0]
         set_ = object.__setattr__
         set_(self, "loss", y)
-        set_(self, "sparsity", np.zeros(n) if self.sparsity is None else _column("sparsity", self.sparsity, n))
+        set_(
+            self,
+            "sparsity",
+            np.zeros(n) if self.sparsity is None else _column("sparsity", self.sparsity, n),
+        )
         set_(self, "n_nonzero", _column("n_nonzero", self.n_nonzero, n))
         set_(self, "data", _column("data", self.data, n))
         if self.dense_prefix is not None:
@@ -68,8 +74,11 @@ class Points:
         if self.pattern is not None:
             pattern = tuple(self.pattern)
             if len(pattern) != n:
-                raise SparsescaleError(f"{len(pattern)} values, but loss has {n}; the columns must have the same length",
-                                       param="pattern")
+                raise SparsescaleError(
+                    f"{len(pattern)} values, but loss has {n}; the columns must have the same "
+                    "length",
+                    param="pattern",
+                )
             set_(self, "pattern", pattern)
 
     def __len__(self) -> int:
@@ -82,10 +91,17 @@ class Points:
 
     def take(self, rows) -> "Points":
         """The points at `rows` (a boolean mask or indices)."""
-        idx = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=int)
-        return Points(self.sparsity[idx], self.n_nonzero[idx], self.data[idx], self.loss[idx],
-                      None if self.pattern is None else tuple(self.pattern[i] for i in idx),
-                      None if self.dense_prefix is None else self.dense_prefix[idx])
+        idx = (
+            np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=int)
+        )
+        return Points(
+            self.sparsity[idx],
+            self.n_nonzero[idx],
+            self.data[idx],
+            self.loss[idx],
+            None if self.pattern is None else tuple(self.pattern[i] for i in idx),
+            None if self.dense_prefix is None else self.dense_prefix[idx],
+        )
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ def cubic_mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> floa
     return 0.75 * (end - start) + (1.0 - end)
 
 
-def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, end: float = 0.75, at: float = 0.0) -> float:
+def schedule_mean_sparsity_fraction(
+    kind: str = "cubic", start: float = 0.25, end: float = 0.75, at: float = 0.0
+) -> float:
     """Mean sparsity over training as a fraction of the final S, in the limit
     of many steps: cubic ramp from `start` to `end` (fractions of training):
     3/4 of the ramp plus everything after it; one-shot at fraction `at`: 1 - at
@@ -54,7 +56,9 @@ def schedule_mean_sparsity_fraction(kind: str = "cubic", start: float = 0.25, en
         return 1.0
     if kind == "dense":
         return 0.0
-    raise SparsescaleError(f"unknown kind {kind!r}; expected cubic, one-shot, constant or dense", param="schedule")
+    raise SparsescaleError(
+        f"unknown kind {kind!r}; expected cubic, one-shot, constant or dense", param="schedule"
+    )
 
 
 # f is a fraction of the final S: 0 is a dense run until the end (N_avg = N / (1-S),

@@ -24,16 +24,28 @@ tr.flag td { background: #fff6e0; }
 """
 
 
-def page(store_path, family: str, n_points: int, summary: list[str], notes: list[str], warnings: list[str],
-         after_warnings: list[str], body: list[str]) -> str:
+def page(
+    store_path,
+    family: str,
+    n_points: int,
+    summary: list[str],
+    notes: list[str],
+    warnings: list[str],
+    after_warnings: list[str],
+    body: list[str],
+) -> str:
     """The page: its head, the Summary (`summary` fragments, then the notes and
     warnings, then `after_warnings`), then the sections' `body` fragments."""
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>sparsescale report: {esc(str(store_path))}</title><style>{_CSS}</style></head><body>",
-             f"<h1>Sparse scaling law for {esc(family or 'this sweep')}</h1>",
-             f"<p>Store <code>{esc(str(store_path))}</code>, {n_points} finished runs fitted, "
-             f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
-             "<h2>Summary</h2>", *summary]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>sparsescale report: "
+        f"{esc(str(store_path))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Sparse scaling law for {esc(family or 'this sweep')}</h1>",
+        f"<p>Store <code>{esc(str(store_path))}</code>, {n_points} finished runs fitted, "
+        f"generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.</p>",
+        "<h2>Summary</h2>",
+        *summary,
+    ]
     parts += [f"<div class='note'>{esc(note)}</div>" for note in notes]
     parts += [f"<div class='warning'>Warning: {esc(w)}</div>" for w in warnings]
     return "\n".join(parts + after_warnings + body + ["</body></html>\n"])

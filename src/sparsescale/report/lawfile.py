@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.atomic import write_text
-from sparsescale.laws.law import Law
 from sparsescale.laws.jsonsafe import finite_json
+from sparsescale.laws.law import Law
 from sparsescale.laws.nm_patterns import SECTION
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
+
 # the closed form of a cubic ramp's mean sparsity has one home, below torch (laws.schedule)
 from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
 
@@ -28,7 +29,11 @@ def _check_sparsity(sparsity: float, name: str = "sparsity") -> None:
 
 
 def _check_total_steps(total_steps: int) -> None:
-    if not isinstance(total_steps, (int, np.integer)) or isinstance(total_steps, bool) or total_steps < 1:
+    if (
+        not isinstance(total_steps, (int, np.integer))
+        or isinstance(total_steps, bool)
+        or total_steps < 1
+    ):
         raise SparsescaleError(f"total_steps must be a positive integer, got {total_steps!r}")
 
 
@@ -53,13 +58,23 @@ class CubicSchedule:
         _check_sparsity(self.sparsity)
         _check_total_steps(self.total_steps)
         if not (0.0 <= self.start < 1.0):
-            raise SparsescaleError(f"start must be a fraction of training in [0, 1), got {self.start!r}")
+            raise SparsescaleError(
+                f"start must be a fraction of training in [0, 1), got {self.start!r}"
+            )
         if not (0.0 < self.end <= 1.0):
-            raise SparsescaleError(f"end must be a fraction of training in (0, 1], got {self.end!r}")
+            raise SparsescaleError(
+                f"end must be a fraction of training in (0, 1], got {self.end!r}"
+            )
         if self.start >= self.end:
             raise SparsescaleError(f"start ({self.start}) must be before end ({self.end})")
-        if not isinstance(self.every, (int, np.integer)) or isinstance(self.every, bool) or self.every < 1:
-            raise SparsescaleError(f"every must be a positive integer number of steps, got {self.every!r}")
+        if (
+            not isinstance(self.every, (int, np.integer))
+            or isinstance(self.every, bool)
+            or self.every < 1
+        ):
+            raise SparsescaleError(
+                f"every must be a positive integer number of steps, got {self.every!r}"
+            )
 
     @property
     def start_step(self) -> int:
@@ -222,7 +237,9 @@ def make_schedule(
         return ConstantSchedule(sparsity, total_steps)
     if kind == "dense":
         return DenseSchedule(total_steps)
-    raise SparsescaleError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+    raise SparsescaleError(
+        f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}"
+    )
 
 
 def mean_density(

@@ -59,7 +59,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
@@ -101,12 +108,14 @@ class Grid(BaseModel):
     steps: list[int | str] | None = None
     seeds: list[int] = [0]
     patterns: list[str] = [UNSTRUCTURED]
-    from_dense: list[float] = [0.0]                 # fractions of D trained dense first
-    dense_tokens: list[int | str] | None = None     # or: data trained dense first (0: from scratch)
+    from_dense: list[float] = [0.0]  # fractions of D trained dense first
+    dense_tokens: list[int | str] | None = None  # or: data trained dense first (0: from scratch)
     # only these (sparsity, n_nonzero, budget) combinations of the axes, if given
     points: list[dict[str, float | int | str]] | None = None
     lr: list[float] | None = None
-    _given_as: dict[str, str] = PrivateAttr(default_factory=dict)   # renamed key -> the spec's spelling
+    _given_as: dict[str, str] = PrivateAttr(
+        default_factory=dict
+    )  # renamed key -> the spec's spelling
 
     @model_validator(mode="wrap")
     @classmethod
@@ -122,7 +131,9 @@ class Grid(BaseModel):
             raise ValueError(f"grid.{fractions} is empty: give at least one value")
         if grid.dense_tokens is not None:
             if not grid.dense_tokens:
-                raise ValueError(f"grid.{counts} is empty: give at least one value (0: from scratch)")
+                raise ValueError(
+                    f"grid.{counts} is empty: give at least one value (0: from scratch)"
+                )
             if grid.from_dense != [0.0]:
                 raise ValueError(f"give grid.{counts} or grid.{fractions}, not both")
         return grid
@@ -157,8 +168,10 @@ class Grid(BaseModel):
     def _one_budget_axis(self) -> "Grid":
         given = [a for a in BUDGET_AXES if getattr(self, a) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one data budget axis: tokens, examples or steps"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                "give exactly one data budget axis: tokens, examples or steps"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns"):
             if not getattr(self, axis):
                 raise ValueError(f"grid.{axis} is empty: give at least one value")
@@ -171,6 +184,7 @@ class Grid(BaseModel):
 
 class Override(BaseModel):
     """Settings for the runs whose axis values match every key given here."""
+
     model_config = ConfigDict(extra="forbid")
 
     sparsity: float | None = None
@@ -180,8 +194,8 @@ class Override(BaseModel):
     steps: int | str | None = None
     seed: int | None = None
     pattern: str | None = None
-    from_dense: float | None = None           # matches the runs whose dense data is this fraction of D
-    dense_tokens: int | str | None = None     # matches the runs pruned after this much dense data
+    from_dense: float | None = None  # matches the runs whose dense data is this fraction of D
+    dense_tokens: int | str | None = None  # matches the runs pruned after this much dense data
     lr: float | None = None
     set: dict[str, Any]
 
@@ -194,6 +208,7 @@ class Override(BaseModel):
 class Resources(BaseModel):
     """What each run of the sweep gets. With GPUs the runs train on them
     (device = "cuda" unless [train] says otherwise)."""
+
     model_config = ConfigDict(extra="forbid")
 
     gpus_per_run: float = 0.0
@@ -213,13 +228,13 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "sweep"
-    family: str                  # gpt, t5, vit or "package.module:attribute"
+    family: str  # gpt, t5, vit or "package.module:attribute"
     corpus: str | None = None
     description: str = ""
     note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
     max_failures: int = 2  # a run that fails this many times is left as failed
     workers: int | None = None
-    storage: str | None = None   # durable run folders: a path or an fsspec URI (sparsescale.storage)
+    storage: str | None = None  # durable run folders: a path or an fsspec URI (sparsescale.storage)
     grid: Grid
     resources: Resources = Resources()
     train: dict[str, Any] = {}
@@ -244,7 +259,7 @@ class SweepSpec(BaseModel):
     @classmethod
     def _known_family(cls, value: str) -> str:
         try:
-            get_family(value)   # imports a user's module:attribute now, at plan time
+            get_family(value)  # imports a user's module:attribute now, at plan time
         except SparsescaleError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -266,7 +281,7 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
-    if msg.startswith(loc + "."):   # a check across a table's keys names the key itself
+    if msg.startswith(loc + "."):  # a check across a table's keys names the key itself
         return msg
     return f"{loc}: {msg}"
 
@@ -295,12 +310,16 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
     point_keys(spec.grid, source)
     if spec.grid.lr is not None:
         if "lr" in spec.train:
-            raise SparsescaleError(f"{source}: train.lr: the grid scans lr (grid.lr); set it in one place")
+            raise SparsescaleError(
+                f"{source}: train.lr: the grid scans lr (grid.lr); set it in one place"
+            )
         for i, ov in enumerate(spec.override):
             if "lr" in ov.set:
                 raise SparsescaleError(f"{source}: override[{i}].set: 'lr' is set by grid.lr")
     elif any(ov.lr is not None for ov in spec.override):
-        raise SparsescaleError(f"{source}: override.lr: matches the lr axis, but the grid has no grid.lr")
+        raise SparsescaleError(
+            f"{source}: override.lr: matches the lr axis, but the grid has no grid.lr"
+        )
     _check_size(spec, source)
     return spec
 
@@ -324,36 +343,46 @@ def point_keys(g: "Grid", source: str = "spec") -> set[tuple[float, int, int]] |
         n = parse_count(point["n_nonzero"], f"{what}.n_nonzero")
         d = parse_count(point[axis], f"{what}.{axis}")
         if n not in sizes or d not in budgets:
-            raise SparsescaleError(f"{what}: n_nonzero and {axis} must be values of grid.n_nonzero and grid.{axis}")
+            raise SparsescaleError(
+                f"{what}: n_nonzero and {axis} must be values of grid.n_nonzero and grid.{axis}"
+            )
         keys.add((float(s), n, d))
     return keys
 
 
-MAX_RUNS = 10_000   # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
+MAX_RUNS = 10_000  # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
 
 
 def _check_size(spec: SweepSpec, source: str) -> None:
     """Refuse a grid too large to plan, before expanding it (a 10^6-run grid
     took minutes and gigabytes to expand and check, printing nothing)."""
     g = spec.grid
-    sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
-             + sum(p != UNSTRUCTURED for p in g.patterns),
-             "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
-             "seeds": len(g.seeds), g.given_as("from_dense"): len(g.from_dense),
-             g.given_as("dense_tokens"): len(g.dense_tokens or [0]), "lr": len(g.lr or [0])}
+    sizes = {
+        "sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
+        + sum(p != UNSTRUCTURED for p in g.patterns),
+        "n_nonzero": len(g.n_nonzero),
+        g.budget_axis: len(getattr(g, g.budget_axis)),
+        "seeds": len(g.seeds),
+        g.given_as("from_dense"): len(g.from_dense),
+        g.given_as("dense_tokens"): len(g.dense_tokens or [0]),
+        "lr": len(g.lr or [0]),
+    }
     total = 1
     for n in sizes.values():
         total *= n
     if total > MAX_RUNS:
         shape = " x ".join(f"{n} {k}" for k, n in sizes.items() if n > 1)
-        raise SparsescaleError(f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
-                               "(split it into several specs)")
+        raise SparsescaleError(
+            f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
+            "(split it into several specs)"
+        )
 
 
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of a sweep: its RunConfig fields, its axis values and the hash
     that identifies it in the store."""
+
     config_hash: str
     config: dict[str, Any]
     axes: dict[str, Any]
@@ -363,7 +392,9 @@ class PlannedRun:
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a run: sha256 over the config fields that change its result."""
-    return hashlib.sha256(json.dumps(identity_of(config), sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(identity_of(config), sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
@@ -371,18 +402,28 @@ def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, sour
         want = getattr(ov, key)
         if want is not None and want != axes.get(key):
             return False
-    if ov.from_dense is not None and prefix_of_fraction(ov.from_dense, axes[budget_axis]) != dense_tokens_of(axes):
+    if ov.from_dense is not None and prefix_of_fraction(
+        ov.from_dense, axes[budget_axis]
+    ) != dense_tokens_of(axes):
         return False
     if ov.dense_tokens is not None:
-        if parse_count_or_zero(ov.dense_tokens, f"{source}: override.dense_tokens") != dense_tokens_of(axes):
+        if parse_count_or_zero(
+            ov.dense_tokens, f"{source}: override.dense_tokens"
+        ) != dense_tokens_of(axes):
             return False
-    if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
+    if (
+        ov.n_nonzero is not None
+        and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]
+    ):
         return False
     for key in BUDGET_AXES:
         want = getattr(ov, key)
         if want is None:
             continue
-        if key != budget_axis or parse_count(want, f"{source}: override.{key}") != axes[budget_axis]:
+        if (
+            key != budget_axis
+            or parse_count(want, f"{source}: override.{key}") != axes[budget_axis]
+        ):
             return False
     return True
 
@@ -416,16 +457,30 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
                         if d0 > 0 and sparsity == 0:
                             continue  # pruning a dense model to S=0 is just the dense run
                         for lr in g.lr or [None]:
-                            # no lr key without a scan: older stores' axes (and hashes) stay as they were
+                            # no lr key without a scan: older stores' axes (and hashes) stay as they
+                            # were
                             scan = {} if lr is None else {"lr": lr}
-                            axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
-                                    "seed": seed, "pattern": pattern or UNSTRUCTURED, "dense_tokens": d0, **scan}
+                            axes = {
+                                "sparsity": sparsity,
+                                "n_nonzero": n_nonzero,
+                                axis: budget,
+                                "seed": seed,
+                                "pattern": pattern or UNSTRUCTURED,
+                                "dense_tokens": d0,
+                                **scan,
+                            }
                             _add_run(runs, spec, source, axes, axis, pattern, d0)
-    for i, ov in enumerate(spec.override):   # a typo in a match key would otherwise change nothing, silently
+    for i, ov in enumerate(
+        spec.override
+    ):  # a typo in a match key would otherwise change nothing, silently
         if not any(_override_matches(ov, r.axes, axis, source) for r in runs.values()):
-            keys = ", ".join(f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None)
-            raise SparsescaleError(f"{source}: override[{i}] ({keys or 'no keys'}) matches no run of the grid; "
-                                   "check its values against grid.*")
+            keys = ", ".join(
+                f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None
+            )
+            raise SparsescaleError(
+                f"{source}: override[{i}] ({keys or 'no keys'}) matches no run of the grid; "
+                "check its values against grid.*"
+            )
     return list(runs.values())
 
 
@@ -442,8 +497,10 @@ def dense_token_counts(g: Grid, source: str = "spec") -> list[int] | None:
         what = f"{source}: grid.{g.given_as('dense_tokens')}[{i}]"
         d0 = parse_count_or_zero(value, what)
         if d0 >= top:
-            raise SparsescaleError(f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
-                                   f"{top:,}); a pruned run needs data after its dense prefix")
+            raise SparsescaleError(
+                f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
+                f"{top:,}); a pruned run needs data after its dense prefix"
+            )
         out.append(d0)
     return out
 
@@ -478,22 +535,36 @@ def _dense_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[int
     return [d0 for d0 in prefixes if d0 < budget]
 
 
-def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: dict[str, Any], axis: str,
-             pattern: str | None, d0: int) -> None:
+def _add_run(
+    runs: dict[str, PlannedRun],
+    spec: SweepSpec,
+    source: str,
+    axes: dict[str, Any],
+    axis: str,
+    pattern: str | None,
+    d0: int,
+) -> None:
     """Plan one grid point (and, for d0 > 0, the dense prefix it continues) into `runs`."""
     config = _base_config(spec, source, axes, axis)
-    config.update({"params": axes["n_nonzero"], "sparsity": axes["sparsity"], "pattern": pattern,
-                   axis: axes[axis], "seed": axes["seed"]})
+    config.update(
+        {
+            "params": axes["n_nonzero"],
+            "sparsity": axes["sparsity"],
+            "pattern": pattern,
+            axis: axes[axis],
+            "seed": axes["seed"],
+        }
+    )
     depends: tuple[str, ...] = ()
     if d0 > 0:
         dense = _dense_pretrain(spec, source, axes, axis, d0)
-        runs.setdefault(dense.config_hash, dense)   # one prefix, however many runs continue it
+        runs.setdefault(dense.config_hash, dense)  # one prefix, however many runs continue it
         # The continuation trains D - D0 itself; with the dense run's D0 the run
         # saw D in all, which its axes record (the law's D is the total), while
         # its config holds only its own part and the D0 to skip.
         config[axis] = axes[axis] - d0
         config["init_from"] = f"@{dense.config_hash}"
-        config["dense_tokens"] = d0   # same seed: read on from where the dense run stopped
+        config["dense_tokens"] = d0  # same seed: read on from where the dense run stopped
         depends = (dense.config_hash,)
     h = config_hash(config)
     known = runs.get(h)
@@ -525,16 +596,30 @@ def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) 
     return config
 
 
-def _dense_pretrain(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str, d0: int) -> PlannedRun:
+def _dense_pretrain(
+    spec: SweepSpec, source: str, axes: dict[str, Any], axis: str, d0: int
+) -> PlannedRun:
     # Same width as the sparse model: a dense model whose N equals the sparse
     # model's dense block size N/(1-S). Configured as the dense grid run of that
     # N and budget d0 would be, so the two share a hash and train once.
-    dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, dense_tokens=0,
-                      n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))))
+    dense_axes = dict(
+        axes,
+        sparsity=0.0,
+        pattern=UNSTRUCTURED,
+        dense_tokens=0,
+        n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))),
+    )
     dense_axes[axis] = d0
     config = _base_config(spec, source, dense_axes, axis)
-    config.update({"params": dense_axes["n_nonzero"], "sparsity": 0.0, "pattern": None,
-                   axis: d0, "seed": axes["seed"]})
+    config.update(
+        {
+            "params": dense_axes["n_nonzero"],
+            "sparsity": 0.0,
+            "pattern": None,
+            axis: d0,
+            "seed": axes["seed"],
+        }
+    )
     h = config_hash(config)
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 
@@ -548,8 +633,9 @@ def _fingerprint(cfg) -> dict[str, Any]:
     return {"data_fingerprint": fp} if fp else {}
 
 
-def check_runs(runs: list[PlannedRun], source: str = "spec",
-               progress: Callable[[int, int], None] | None = None) -> list[PlannedRun]:
+def check_runs(
+    runs: list[PlannedRun], source: str = "spec", progress: Callable[[int, int], None] | None = None
+) -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
     N, corpus size, n:m divisibility...) before anything trains, and attach
     each run's plan (width, steps, FLOPs). Errors name the run's axis values.
@@ -573,8 +659,15 @@ def check_runs(runs: list[PlannedRun], source: str = "spec",
             plan = check_config(cfg)
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
-        checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on,
-                                  dict(plan) | _fingerprint(cfg)))
+        checked.append(
+            PlannedRun(
+                run.config_hash,
+                run.config,
+                run.axes,
+                run.depends_on,
+                dict(plan) | _fingerprint(cfg),
+            )
+        )
         if progress is not None:
             progress(len(checked), len(runs))
     return checked

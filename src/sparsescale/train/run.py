@@ -39,8 +39,8 @@ from sparsescale.train.state import RunState
 from sparsescale.train.throughput import WARMUP_STEPS, WARMUP_STEPS_COMPILE, SteadyClock
 
 CHECKPOINT = checkpoint.CHECKPOINT
-NAN_CHECK_EVERY = 16     # steps between bulk NaN/inf checks of the loss
-CURVE_POINTS = 8         # default number of validation points on the curve
+NAN_CHECK_EVERY = 16  # steps between bulk NaN/inf checks of the loss
+CURVE_POINTS = 8  # default number of validation points on the curve
 CHECKPOINTS_PER_RUN = 10
 Progress = Callable[[dict[str, Any]], None]
 
@@ -90,7 +90,9 @@ def _device_and_ranks(cfg: RunConfig, batch: int):
     import torch.distributed as dist
 
     if batch % world:
-        raise SparsescaleError(f"--batch {batch} must be divisible by the {world} torchrun processes")
+        raise SparsescaleError(
+            f"--batch {batch} must be divisible by the {world} torchrun processes"
+        )
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
@@ -110,18 +112,20 @@ class Session:
     device: Any
     rank: int
     world: int
-    model: Any          # the raw module (evaluated and checkpointed)
-    step_model: Any     # what the loop calls: DDP- and/or compile-wrapped
+    model: Any  # the raw module (evaluated and checkpointed)
+    step_model: Any  # what the loop calls: DDP- and/or compile-wrapped
     optimizer: Any
     pruner: Any
     loader: Any
     val_batches: list
     final_batches: list  # the last point's, which the law is fitted to (= val_batches unless final_eval_tokens)
-    losses: Any         # per-step training losses, on the device
-    depends: str | None = None   # checkpoint.depends_hash: identity + data content
-    micro: int = 0               # examples per forward pass on this process (cfg.micro_batch)
-    flops_per_example: float | None = None   # model training FLOPs of one example (train/throughput.py)
-    swapped: bool = False        # pruned linears on semi-structured kernels (cfg.semi_structured)
+    losses: Any  # per-step training losses, on the device
+    depends: str | None = None  # checkpoint.depends_hash: identity + data content
+    micro: int = 0  # examples per forward pass on this process (cfg.micro_batch)
+    flops_per_example: float | None = (
+        None  # model training FLOPs of one example (train/throughput.py)
+    )
+    swapped: bool = False  # pruned linears on semi-structured kernels (cfg.semi_structured)
     state: RunState = field(default_factory=RunState)
 
     @property
@@ -165,8 +169,14 @@ def _build(cfg: RunConfig, plan: RunPlan, device):
     # while many weights are near zero, and slowly as S is approached, so the
     # last masks change little; the steps after t1 train the final mask.
     pruner = GradualPruner(
-        model, sparsity=sparsity, pattern=plan.size.pattern, total_steps=plan.steps, start=cfg.prune_start,
-        end=cfg.prune_end, every=plan.prune_every, schedule="cubic" if sparsity > 0 else "dense",
+        model,
+        sparsity=sparsity,
+        pattern=plan.size.pattern,
+        total_steps=plan.steps,
+        start=cfg.prune_start,
+        end=cfg.prune_end,
+        every=plan.prune_every,
+        schedule="cubic" if sparsity > 0 else "dense",
         optimizer=optimizer,
     )
     return model, optimizer, pruner
@@ -184,14 +194,23 @@ def _optimizer(cfg: RunConfig, model, device):
 
     params: list = list(model.parameters())
     if cfg.weight_decay > 0:
-        params = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        params = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
     lr = cfg.resolved("lr")
     if cfg.optimizer == "adafactor":
-        return SparseAdafactor(params, lr=lr, beta1=cfg.beta1, factored=cfg.factored, weight_decay=cfg.weight_decay)
+        return SparseAdafactor(
+            params, lr=lr, beta1=cfg.beta1, factored=cfg.factored, weight_decay=cfg.weight_decay
+        )
     kernel = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas or ADAMW_BETAS), weight_decay=cfg.weight_decay,
-                             **kernel)
+    return torch.optim.AdamW(
+        params,
+        lr=lr,
+        betas=tuple(cfg.betas or ADAMW_BETAS),
+        weight_decay=cfg.weight_decay,
+        **kernel,
+    )
 
 
 def _check_execution(cfg: RunConfig, plan: RunPlan, world: int, device) -> int:
@@ -202,14 +221,18 @@ def _check_execution(cfg: RunConfig, plan: RunPlan, world: int, device) -> int:
     per_rank = plan.batch // world
     micro = cfg.micro_batch or per_rank
     if per_rank % micro:
-        raise SparsescaleError(f"--micro-batch: {micro} does not divide the {per_rank} examples per process "
-                               f"(--batch {plan.batch} over {world} processes)")
+        raise SparsescaleError(
+            f"--micro-batch: {micro} does not divide the {per_rank} examples per process "
+            f"(--batch {plan.batch} over {world} processes)"
+        )
     if cfg.semi_structured:
         from sparsescale.sparsity.semi_structured import unavailable_reason
 
         if plan.size.pattern not in ("2:4", "2:4T"):
             raise SparsescaleError(
-                f"semi_structured: needs pattern 2:4 or 2:4T, got {plan.size.pattern or 'unstructured'}")
+                "semi_structured: needs pattern 2:4 or 2:4T, got "
+                f"{plan.size.pattern or 'unstructured'}"
+            )
         reason = unavailable_reason(device)
         if reason:
             raise SparsescaleError(f"semi_structured: {reason}")
@@ -232,7 +255,9 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     # A from-dense run continues the dense run's seeded order: the loader is
     # built for dense_steps + steps batches and its first dense_steps, which the
     # dense run trained on, are skipped (train/plan.py derives dense_steps).
-    loader = family.make_batches(data, plan.seq_len, plan.batch, plan.dense_steps + plan.steps, cfg.seed, rank, world)
+    loader = family.make_batches(
+        data, plan.seq_len, plan.batch, plan.dense_steps + plan.steps, cfg.seed, rank, world
+    )
     if plan.dense_steps:
         from sparsescale.data.loaders import SkippedLoader
 
@@ -241,16 +266,34 @@ def setup(cfg: RunConfig, out: Path) -> Session:
     val_batches = loader.validation(n_val, plan.batch)
     # The final loss is what a law is fitted to: it may use a larger sample
     # than the curve's cheap intermediate points.
-    final_batches = (loader.validation(cfg.final_eval_tokens, plan.batch)
-                     if cfg.final_eval_tokens and family.data_unit == "tokens" else val_batches)
+    final_batches = (
+        loader.validation(cfg.final_eval_tokens, plan.batch)
+        if cfg.final_eval_tokens and family.data_unit == "tokens"
+        else val_batches
+    )
     losses = torch.zeros(plan.steps, dtype=torch.float32, device=device)
     # The checkpoint depends on the training data's content: the corpus cache
     # key (a hash of the files' bytes) where the family has one, else its source.
     data_key = getattr(data, "key", None) or getattr(data, "source", None)
-    s = Session(cfg=cfg, plan=plan, family=family, out=out, device=device, rank=rank, world=world, model=model,
-                step_model=model, optimizer=optimizer, pruner=pruner, loader=loader,
-                val_batches=val_batches, final_batches=final_batches, losses=losses,
-                depends=checkpoint.depends_hash(cfg, data_key), micro=micro)
+    s = Session(
+        cfg=cfg,
+        plan=plan,
+        family=family,
+        out=out,
+        device=device,
+        rank=rank,
+        world=world,
+        model=model,
+        step_model=model,
+        optimizer=optimizer,
+        pruner=pruner,
+        loader=loader,
+        val_batches=val_batches,
+        final_batches=final_batches,
+        losses=losses,
+        depends=checkpoint.depends_hash(cfg, data_key),
+        micro=micro,
+    )
     s.flops_per_example = model_flops_per_example(family, plan.size.model_config, val_batches[0])
     if (out / CHECKPOINT).exists():
         _resume(s)
@@ -293,8 +336,15 @@ def _resume(s: Session) -> None:
     try:
         s.state = checkpoint.restore(ckpt, s.model, s.optimizer, s.pruner, s.losses)
         return
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # shapes or keys of another model
-        checkpoint.set_aside(s.out / CHECKPOINT, f"does not load into this model ({type(exc).__name__})")
+    except (
+        RuntimeError,
+        KeyError,
+        ValueError,
+        TypeError,
+    ) as exc:  # shapes or keys of another model
+        checkpoint.set_aside(
+            s.out / CHECKPOINT, f"does not load into this model ({type(exc).__name__})"
+        )
     # the objects may be half loaded: build them again
     s.model, s.optimizer, s.pruner = _build(s.cfg, s.plan, s.device)
     s.step_model = s.model
@@ -346,13 +396,26 @@ class _Reporter:
         self.t0, self.step0, self.s = time.perf_counter(), s.state.step, s
         if quiet or s.rank != 0:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-            TextColumn("{task.fields[rate]}"), TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeRemainingColumn(),
         )
-        self.task = self.bar.add_task("train", total=s.plan.steps, completed=self.step0, rate="", loss="-")
+        self.task = self.bar.add_task(
+            "train", total=s.plan.steps, completed=self.step0, rate="", loss="-"
+        )
         self.bar.start()
 
     def update(self, step: int) -> None:
@@ -365,8 +428,12 @@ class _Reporter:
             self.callback({"step": step, "steps": self.s.plan.steps, "loss": loss})
         if self.bar is not None:
             rate = (step - self.step0) / max(now - self.t0, 1e-9) * self.s.per_step
-            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}",
-                            rate=f"{rate:,.0f} {self.s.family.data_unit}/s")
+            self.bar.update(
+                self.task,
+                completed=step,
+                loss=f"{loss:.4f}",
+                rate=f"{rate:,.0f} {self.s.family.data_unit}/s",
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -419,8 +486,12 @@ def _curve_point(s: Session, step: int, since: int) -> dict[str, Any]:
         torch.distributed.all_reduce(train_loss)
         train_loss /= s.world
     batches = s.final_batches if step == s.plan.steps else s.val_batches
-    return {"step": step, s.family.data_unit: step * s.per_step, "val_loss": _evaluate(s, batches),
-            "train_loss": float(train_loss)}
+    return {
+        "step": step,
+        s.family.data_unit: step * s.per_step,
+        "val_loss": _evaluate(s, batches),
+        "train_loss": float(train_loss),
+    }
 
 
 def _forward_backward(s: Session, batch: list):
@@ -440,7 +511,7 @@ def _forward_backward(s: Session, batch: list):
     # --grad-clip would compare a norm k times too large with its threshold.
     chunks = list(zip(*(t.split(s.micro) for t in batch)))
     k = len(chunks)
-    ddp = getattr(s.step_model, "_orig_mod", s.step_model)   # torch.compile wraps DDP
+    ddp = getattr(s.step_model, "_orig_mod", s.step_model)  # torch.compile wraps DDP
     total = None
     for j, chunk in enumerate(chunks):
         # Under DDP only the last backward all-reduces (no_sync on the others):
@@ -485,16 +556,18 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
     # across a resume (the losses before it come back with the checkpoint).
     since = state.curve[-1]["step"] if state.curve else 0
     while step < plan.steps:
-        batch = [t.to(s.device, non_blocking=True) for t in s.loader.get(step)]   # a function of (seed, step)
+        batch = [
+            t.to(s.device, non_blocking=True) for t in s.loader.get(step)
+        ]  # a function of (seed, step)
         for group in s.optimizer.param_groups:
             group["lr"] = _lr_at(step, plan.steps, lr, cfg.lr_schedule, cfg.warmup)
         loss = _forward_backward(s, batch)
-        if cfg.grad_clip is not None:            # the global norm: DDP has all-reduced the gradients
+        if cfg.grad_clip is not None:  # the global norm: DDP has all-reduced the gradients
             torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
-        s.optimizer.step()                       # dense gradients, as in the paper
+        s.optimizer.step()  # dense gradients, as in the paper
         s.optimizer.zero_grad(set_to_none=True)
-        s.pruner.step()                          # then masks: weights *= mask (new masks on update steps)
-        s.losses[step] = loss.detach()           # stays on the device: no sync per step
+        s.pruner.step()  # then masks: weights *= mask (new masks on update steps)
+        s.losses[step] = loss.detach()  # stays on the device: no sync per step
         if cfg.semi_structured and not s.swapped:
             _swap_when_final(s)
         step += 1
@@ -504,7 +577,7 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
         if step - checked >= NAN_CHECK_EVERY or last or stop.requested:
             state.diverged_at_step = _first_bad_step(s, checked, step)
             if state.diverged_at_step is not None:
-                break                            # nothing after a NaN means anything
+                break  # nothing after a NaN means anything
             checked = step
         if step % eval_every == 0 or last:
             t0 = time.perf_counter()
@@ -515,9 +588,18 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
         if step % ckpt_every == 0 or last or stop.requested:
             clock.flush(state)
             steady.flush(state, step)
-            if s.rank == 0:                      # DDP ranks hold the same weights: one writer
-                checkpoint.save(s.out / CHECKPOINT, cfg, plan.size.model_config, s.model, s.optimizer, s.pruner,
-                                s.losses, state, depends=s.depends)
+            if s.rank == 0:  # DDP ranks hold the same weights: one writer
+                checkpoint.save(
+                    s.out / CHECKPOINT,
+                    cfg,
+                    plan.size.model_config,
+                    s.model,
+                    s.optimizer,
+                    s.pruner,
+                    s.losses,
+                    state,
+                    depends=s.depends,
+                )
             if stop.requested:
                 return
         report.update(step)
@@ -540,24 +622,51 @@ def _result(s: Session) -> RunResult:
     stats = s.pruner.stats()
     steps_done = state.diverged_at_step if diverged else plan.steps
     rate = steps_done * s.per_step / max(state.train_wall_s, 1e-9)
-    speed = speed_record(state, plan.batch, plan.seq_len, s.flops_per_example, s.device, s.world, s.cfg.compile)
-    versions = {"sparsescale": sparsescale.__version__, "torch": torch.__version__,
-                "numpy": numpy.__version__, "python": platform.python_version()}
+    speed = speed_record(
+        state, plan.batch, plan.seq_len, s.flops_per_example, s.device, s.world, s.cfg.compile
+    )
+    versions = {
+        "sparsescale": sparsescale.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
     return RunResult(
-        status="diverged" if diverged else "finished", config=s.cfg.model_dump(), identity=s.cfg.identity(),
-        family=s.cfg.model, n_nonzero=stats["n_nonzero"], target_n_nonzero=size.target_n_nonzero,
-        n_block_params=size.n_block_params, total_params=size.total_params,
-        embedding_params=size.embedding_params, width=size.width,
-        model_config=dataclasses.asdict(size.model_config), sparsity=size.sparsity,
-        measured_sparsity=stats["sparsity"], pattern=size.pattern, steps=plan.steps, batch=plan.batch,
-        seq_len=plan.seq_len, examples=plan.examples, tokens=plan.tokens,
-        train_flops_dense=plan.train_flops_dense, train_flops_sparse=plan.train_flops_sparse,
-        mean_density=plan.mean_density, prune_start=s.cfg.prune_start, prune_end=s.cfg.prune_end,
+        status="diverged" if diverged else "finished",
+        config=s.cfg.model_dump(),
+        identity=s.cfg.identity(),
+        family=s.cfg.model,
+        n_nonzero=stats["n_nonzero"],
+        target_n_nonzero=size.target_n_nonzero,
+        n_block_params=size.n_block_params,
+        total_params=size.total_params,
+        embedding_params=size.embedding_params,
+        width=size.width,
+        model_config=dataclasses.asdict(size.model_config),
+        sparsity=size.sparsity,
+        measured_sparsity=stats["sparsity"],
+        pattern=size.pattern,
+        steps=plan.steps,
+        batch=plan.batch,
+        seq_len=plan.seq_len,
+        examples=plan.examples,
+        tokens=plan.tokens,
+        train_flops_dense=plan.train_flops_dense,
+        train_flops_sparse=plan.train_flops_sparse,
+        mean_density=plan.mean_density,
+        prune_start=s.cfg.prune_start,
+        prune_end=s.cfg.prune_end,
         final_loss=state.curve[-1]["val_loss"] if state.curve and not diverged else None,
-        curve=state.curve, wall_s=state.train_wall_s + state.eval_wall_s,
-        train_wall_s=state.train_wall_s, tokens_per_s=rate if unit == "tokens" else None,
-        examples_per_s=rate if unit == "examples" else None, device=str(s.device), world_size=s.world,
-        versions=versions, diverged_at_step=state.diverged_at_step, **speed,
+        curve=state.curve,
+        wall_s=state.train_wall_s + state.eval_wall_s,
+        train_wall_s=state.train_wall_s,
+        tokens_per_s=rate if unit == "tokens" else None,
+        examples_per_s=rate if unit == "examples" else None,
+        device=str(s.device),
+        world_size=s.world,
+        versions=versions,
+        diverged_at_step=state.diverged_at_step,
+        **speed,
     )
 
 
@@ -578,8 +687,12 @@ def is_run_folder(folder: Path) -> bool:
     return not (folder / RESULT).exists() or read_result(folder / RESULT) is not None
 
 
-def train(cfg: RunConfig | dict, out_dir: str | os.PathLike, quiet: bool = False,
-          progress: Progress | None = None) -> RunResult:
+def train(
+    cfg: RunConfig | dict,
+    out_dir: str | os.PathLike,
+    quiet: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
     """Train one run into out_dir (resuming from its checkpoint), write
     out_dir/result.json atomically and return its RunResult. A run already
     finished with the same identity is returned as is. `progress` is called

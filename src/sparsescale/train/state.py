@@ -22,14 +22,14 @@ from typing import Any
 class RunState:
     """Where the run stands after `step` optimizer steps."""
 
-    step: int = 0                              # optimizer steps done
+    step: int = 0  # optimizer steps done
     # validation points so far: {"step", <data unit>: step * per_step, "val_loss", "train_loss"}
     curve: list[dict[str, Any]] = field(default_factory=list)
-    train_wall_s: float = 0.0                  # training time over all attempts (evaluation excluded)
-    eval_wall_s: float = 0.0                   # evaluation time over all attempts
-    diverged_at_step: int | None = None        # first step whose training loss was NaN/inf
-    steady_steps: int = 0                      # steps timed after each attempt's warm-up (throughput.py)
-    steady_wall_s: float = 0.0                 # their training time, evaluation excluded
+    train_wall_s: float = 0.0  # training time over all attempts (evaluation excluded)
+    eval_wall_s: float = 0.0  # evaluation time over all attempts
+    diverged_at_step: int | None = None  # first step whose training loss was NaN/inf
+    steady_steps: int = 0  # steps timed after each attempt's warm-up (throughput.py)
+    steady_wall_s: float = 0.0  # their training time, evaluation excluded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

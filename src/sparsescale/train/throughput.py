@@ -14,12 +14,12 @@ from typing import Any
 # against torch.cuda.get_device_name() in order: the first key found in the
 # name wins, so the more specific names come first.
 GPU_PEAK_BF16: tuple[tuple[str, float], ...] = (
-    ("H100 PCIe", 756e12),    # H100 PCIe: 756 TFLOPS bf16 dense (1513 with sparsity)
-    ("H100 NVL", 835e12),     # H100 NVL, per GPU: 835 TFLOPS dense (1671 with sparsity)
-    ("H100", 989.4e12),       # H100 SXM5: 989.4 TFLOPS dense (1979 with sparsity)
-    ("H200", 989.4e12),       # H200 SXM: same tensor cores as the H100 SXM
+    ("H100 PCIe", 756e12),  # H100 PCIe: 756 TFLOPS bf16 dense (1513 with sparsity)
+    ("H100 NVL", 835e12),  # H100 NVL, per GPU: 835 TFLOPS dense (1671 with sparsity)
+    ("H100", 989.4e12),  # H100 SXM5: 989.4 TFLOPS dense (1979 with sparsity)
+    ("H200", 989.4e12),  # H200 SXM: same tensor cores as the H100 SXM
     ("GH200", 989.4e12),
-    ("A100", 312e12),         # A100 SXM and PCIe: 312 TFLOPS dense (624 with sparsity)
+    ("A100", 312e12),  # A100 SXM and PCIe: 312 TFLOPS dense (624 with sparsity)
 )
 # Steps of each attempt left out of the steady-state rate: the first steps
 # allocate memory, fill caches and (with compile) trace and compile the graph.
@@ -62,8 +62,13 @@ def peak_flops(device) -> tuple[float | None, str]:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         peak = gpu_peak_flops(name)
-        return peak, (f"{name}: dense bf16 datasheet peak" if peak else f"{name}: not in the peak table")
-    return cpu_peak_flops(), f"measured: best 1024^3 fp32 matmul on {torch.get_num_threads()} CPU thread(s)"
+        return peak, (
+            f"{name}: dense bf16 datasheet peak" if peak else f"{name}: not in the peak table"
+        )
+    return (
+        cpu_peak_flops(),
+        f"measured: best 1024^3 fp32 matmul on {torch.get_num_threads()} CPU thread(s)",
+    )
 
 
 # Model FLOPs per token
@@ -102,7 +107,7 @@ def model_flops_per_example(family, model_config, batch: list) -> float | None:
 
     try:
         model = family.build(model_config, device="meta")
-        example = [t[:1].to("meta") for t in batch]   # one example: FLOPs are linear in the batch
+        example = [t[:1].to("meta") for t in batch]  # one example: FLOPs are linear in the batch
         with FlopCounterMode(display=False) as counter:
             family.loss(model, example).backward()
     except (RuntimeError, NotImplementedError, TypeError, ValueError):
@@ -132,7 +137,7 @@ class SteadyClock:
 
     def mark(self, step: int) -> None:
         if self.t0 is None and step >= self.warm_until:
-            self.sync()      # the warm-up's queued kernels are not steady time
+            self.sync()  # the warm-up's queued kernels are not steady time
             self.t0, self.step0, self.eval = time.perf_counter(), step, 0.0
 
     def add_eval(self, seconds: float) -> None:
@@ -158,8 +163,11 @@ def device_record(device, world: int) -> dict[str, Any]:
     import torch
 
     if device.type == "cuda":
-        names = [torch.cuda.get_device_name(i) for i in range(world)] if world > 1 else [
-            torch.cuda.get_device_name(device)]
+        names = (
+            [torch.cuda.get_device_name(i) for i in range(world)]
+            if world > 1
+            else [torch.cuda.get_device_name(device)]
+        )
     else:
         names = [_cpu_name() or platform.processor() or platform.machine() or "cpu"] * world
     return {"device_names": names, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -185,8 +193,15 @@ def _cpu_name() -> str | None:
 # speed-up), whatever precision the run used, so a bf16 run and an fp32 run are
 # measured against the same ceiling; a CPU's peak is measured once per process:
 # the best of a few 1024^3 fp32 matmuls on the run's threads.
-def speed_record(state, batch: int, seq_len: int | None, flops_per_example: float | None, device, world: int,
-                 compile: bool) -> dict[str, Any]:
+def speed_record(
+    state,
+    batch: int,
+    seq_len: int | None,
+    flops_per_example: float | None,
+    device,
+    world: int,
+    compile: bool,
+) -> dict[str, Any]:
     """The result's speed fields from a RunState's steady time: the steady-state
     rate (each attempt's first WARMUP_STEPS steps, or WARMUP_STEPS_COMPILE with
     compile, and all evaluation left out), model FLOPs per token, MFU and the
@@ -197,12 +212,18 @@ def speed_record(state, batch: int, seq_len: int | None, flops_per_example: floa
     peak, source = peak_flops(device)
     per_token = flops_per_example / seq_len if seq_len and flops_per_example else None
     # the achieved model FLOP/s of all ranks over their summed peak (see above)
-    mfu = flops_per_example * per_s / (world * peak) if per_s and peak and flops_per_example else None
+    mfu = (
+        flops_per_example * per_s / (world * peak) if per_s and peak and flops_per_example else None
+    )
     return {
         "steady_tokens_per_s": per_s * seq_len if per_s and seq_len else None,
-        "steady_examples_per_s": per_s, "steady_steps": steady_steps,
+        "steady_examples_per_s": per_s,
+        "steady_steps": steady_steps,
         "warmup_steps_excluded": WARMUP_STEPS_COMPILE if compile else WARMUP_STEPS,
-        "model_flops_per_example": flops_per_example, "model_flops_per_token": per_token,
-        "peak_flops": peak, "peak_flops_source": source, "mfu": mfu,
+        "model_flops_per_example": flops_per_example,
+        "model_flops_per_token": per_token,
+        "peak_flops": peak,
+        "peak_flops_source": source,
+        "mfu": mfu,
         **device_record(device, world),
     }

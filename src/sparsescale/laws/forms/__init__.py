@@ -60,7 +60,9 @@ def get_form(name: str) -> LawForm:
     if name in FORMS:
         return FORMS[name]
     if not isinstance(name, str) or ":" not in name:
-        raise SparsescaleError(f"unknown law form {name!r}; expected one of {form_names()} (or {_HINT})")
+        raise SparsescaleError(
+            f"unknown law form {name!r}; expected one of {form_names()} (or {_HINT})"
+        )
     found = load_attribute(name, "form", LawForm, f"choose {form_names()}, or {_HINT}")
     FORMS[name] = found
     FORMS.setdefault(found.name, found)

@@ -53,7 +53,8 @@ AVGPARAM = LawForm(
     exponents=("alpha", "beta"),
     exponent_bounds=((1e-3, 2.0), (1e-3, 3.0)),
     ranges=dense.RANGES,
-    formula="L = A*N_avg**(-alpha) + B*D**(-beta) + E,  N_avg = N/(1-S)*(1-f*S)  (f: the schedule's mean sparsity / S)",
+    formula="L = A*N_avg**(-alpha) + B*D**(-beta) + E,  N_avg = N/(1-S)*(1-f*S)  (f: the "
+    "schedule's mean sparsity / S)",
     predict=predict,
     dense_view=dense.dense_view,
     basis=dense.basis,

@@ -46,8 +46,8 @@ from sparsescale.errors import SparsescaleError
 # EXPONENT_MAX: beyond it a power law is a step function no sweep could have fitted.
 EXPONENT_MAX = 10.0
 AMPLITUDE = (0.0, math.inf, False)
-DECAY = (0.0, EXPONENT_MAX, True)            # low end exclusive
-SHAPE = (0.0, EXPONENT_MAX, False)           # an exponent that may be 0 (bS: flat in S)
+DECAY = (0.0, EXPONENT_MAX, True)  # low end exclusive
+SHAPE = (0.0, EXPONENT_MAX, False)  # an exponent that may be 0 (bS: flat in S)
 
 
 @dataclass
@@ -93,14 +93,14 @@ class LawForm:
     forms with needs_schedule read it)."""
 
     name: str
-    title: str                                  # how a verdict names it ("the paper's sparse law")
-    coefficients: tuple[str, ...]               # all names, in law-file order
-    free: tuple[str, ...]                       # what a fit changes; the rest come from a base law
-    amplitudes: tuple[str, ...]                 # the fitter's linear amplitudes, in basis-column order
-    exponents: tuple[str, ...]                  # the fitter's exponents, in `exponent_jacobian` order
-    exponent_bounds: tuple[tuple[float, float], ...]   # the search box of each exponent
-    ranges: Mapping[str, tuple[float, float, bool]]    # where each coefficient has a meaning
-    formula: str                                # written into law files, intervals, CLI and report
+    title: str  # how a verdict names it ("the paper's sparse law")
+    coefficients: tuple[str, ...]  # all names, in law-file order
+    free: tuple[str, ...]  # what a fit changes; the rest come from a base law
+    amplitudes: tuple[str, ...]  # the fitter's linear amplitudes, in basis-column order
+    exponents: tuple[str, ...]  # the fitter's exponents, in `exponent_jacobian` order
+    exponent_bounds: tuple[tuple[float, float], ...]  # the search box of each exponent
+    ranges: Mapping[str, tuple[float, float, bool]]  # where each coefficient has a meaning
+    formula: str  # written into law files, intervals, CLI and report
     predict: Callable[..., Any]
     dense_view: Callable[[Mapping[str, float]], dict[str, float]]
     basis: Callable[[Design, np.ndarray], np.ndarray]
@@ -112,9 +112,9 @@ class LawForm:
     sparsity_factor: Callable[..., Any] | None = None
     sparsity_factor_slope: Callable[..., Any] | None = None
     prepare: Callable[..., Prepared] = identity_prepare
-    uses_sparsity: bool = True                  # False: the law ignores S (distinct runs are (N, D))
-    needs_schedule: bool = False                # the law reads the schedule's mean sparsity fraction
-    base_forms: tuple[str, ...] = ()            # non-empty: a fit needs a base law of one of these forms
+    uses_sparsity: bool = True  # False: the law ignores S (distinct runs are (N, D))
+    needs_schedule: bool = False  # the law reads the schedule's mean sparsity fraction
+    base_forms: tuple[str, ...] = ()  # non-empty: a fit needs a base law of one of these forms
 
     @property
     def fixed(self) -> tuple[str, ...]:
@@ -129,20 +129,26 @@ class LawForm:
             low, high, open_low = self.ranges[name]
             if value < low or (open_low and value == low) or value > high:
                 bracket = "(" if open_low else "["
-                raise SparsescaleError(f"coefficient {name} is {value:g}, outside {bracket}{low:g}, {high:g}]")
+                raise SparsescaleError(
+                    f"coefficient {name} is {value:g}, outside {bracket}{low:g}, {high:g}]"
+                )
 
     # Draws as columns: k[name] is a (B, 1) column and the inputs (1, n) rows,
     # so numpy broadcasting evaluates every draw at every point in one call of
     # the same `predict` a single law uses. A draw far from the data can
     # overflow (a large exponent on a small N); that is inf, not a warning.
-    def predict_draws(self, draws: np.ndarray, sparsity, n_nonzero, data, f: float | None = None) -> np.ndarray:
+    def predict_draws(
+        self, draws: np.ndarray, sparsity, n_nonzero, data, f: float | None = None
+    ) -> np.ndarray:
         """Predictions of B coefficient rows (columns in `coefficients` order) at
         n points: (B, n). A wild draw gives inf or nan, never a warning."""
         draws = np.asarray(draws, dtype=float)
-        k = {name: draws[:, j:j + 1] for j, name in enumerate(self.coefficients)}
+        k = {name: draws[:, j : j + 1] for j, name in enumerate(self.coefficients)}
         S, N, D = (np.asarray(a, dtype=float).reshape(1, -1) for a in (sparsity, n_nonzero, data))
         with np.errstate(all="ignore"):
-            return np.array(np.broadcast_to(self.predict(k, S, N, D, f), (draws.shape[0], S.shape[1])))
+            return np.array(
+                np.broadcast_to(self.predict(k, S, N, D, f), (draws.shape[0], S.shape[1]))
+            )
 
     # A refit keeps its base's coefficients, so the base must have them: a
     # dense or avgparam law has no bN, aD, bD, c for an nm refit to keep.
@@ -152,8 +158,14 @@ class LawForm:
             return
         keeps = ", ".join(self.fixed)
         if base is None:
-            raise SparsescaleError(f"the {self.name} form needs a base law (a fitted {self.base_forms[0]} law "
-                                   f"that fixes {keeps})", param="base")
+            raise SparsescaleError(
+                f"the {self.name} form needs a base law (a fitted {self.base_forms[0]} law "
+                f"that fixes {keeps})",
+                param="base",
+            )
         if base.form not in self.base_forms:
-            raise SparsescaleError(f"the {self.name} form refits a {self.base_forms[0]}-form base law (it keeps "
-                                   f"{keeps}); got form {base.form!r}", param="base")
+            raise SparsescaleError(
+                f"the {self.name} form refits a {self.base_forms[0]}-form base law (it keeps "
+                f"{keeps}); got form {base.form!r}",
+                param="base",
+            )

@@ -22,7 +22,13 @@ def predict(k, S, N, D, f=None):
 
 def dense_view(k):
     # planning speaks the sparse law's data term (aD / D)^beta: B D^-beta = (B^(1/beta) / D)^beta
-    return {"A": k["A"], "alpha": k["alpha"], "aD": k["B"] ** (1.0 / k["beta"]), "beta": k["beta"], "E": k["E"]}
+    return {
+        "A": k["A"],
+        "alpha": k["alpha"],
+        "aD": k["B"] ** (1.0 / k["beta"]),
+        "beta": k["beta"],
+        "E": k["E"],
+    }
 
 
 # -- the fitter's view: pred = a0 N'^-alpha + a1 D'^-beta + a2 -------------------

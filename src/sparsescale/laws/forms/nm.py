@@ -38,8 +38,15 @@ def exponent_jacobian(x: Design, terms: np.ndarray, out: np.ndarray) -> None:
 # Units as for the sparse form (aS = a0 sN^bN, cS = a1 sN^bN), with bN the base's.
 def to_coefficients(a, e, sN, sD, base):
     k = base.coefficients
-    return {"aS": a[0] * sN ** k["bN"], "bS": e[0], "cS": a[1] * sN ** k["bN"],
-            "bN": k["bN"], "aD": k["aD"], "bD": k["bD"], "c": k["c"]}
+    return {
+        "aS": a[0] * sN ** k["bN"],
+        "bS": e[0],
+        "cS": a[1] * sN ** k["bN"],
+        "bN": k["bN"],
+        "aD": k["aD"],
+        "bD": k["bD"],
+        "c": k["c"],
+    }
 
 
 def from_coefficients(k, sN, sD):
@@ -55,7 +62,8 @@ NM = LawForm(
     exponents=("bS",),
     exponent_bounds=((0.0, 4.0),),
     ranges=sparse.SPARSE.ranges,
-    formula="L = (aS*(1-S)**bS + cS) * N**(-bN) + (aD/D)**bD + c  (bN, aD, bD, c fixed from a dense base)",
+    formula="L = (aS*(1-S)**bS + cS) * N**(-bN) + (aD/D)**bD + c  (bN, aD, bD, c fixed from a "
+    "dense base)",
     predict=sparse.predict,
     dense_view=sparse.dense_view,
     basis=basis,

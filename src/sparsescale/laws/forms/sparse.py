@@ -17,11 +17,16 @@ NAMES = ("aS", "bS", "cS", "bN", "aD", "bD", "c")
 
 
 def predict(k, S, N, D, f=None):
-    return (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"] + (k["aD"] / D) ** k["bD"] + k["c"]
+    return (
+        (k["aS"] * (1.0 - S) ** k["bS"] + k["cS"]) * N ** -k["bN"]
+        + (k["aD"] / D) ** k["bD"]
+        + k["c"]
+    )
 
 
 def dense_view(k):
-    # at S = 0 the N-term amplitude is aS + cS; (aD/D)^bD is already Chinchilla's B D^-beta with aD = B^(1/beta)
+    # at S = 0 the N-term amplitude is aS + cS; (aD/D)^bD is already Chinchilla's B D^-beta with aD
+    # = B^(1/beta)
     return {"A": k["aS"] + k["cS"], "alpha": k["bN"], "aD": k["aD"], "beta": k["bD"], "E": k["c"]}
 
 
@@ -42,7 +47,9 @@ def basis(x: Design, E: np.ndarray) -> np.ndarray:
     G, n = E.shape[0], x.logN.shape[0]
     bS, bN, bD = E[:, 0:1], E[:, 1:2], E[:, 2:3]
     nterm = np.exp(-bN * x.logN)
-    return np.stack([np.exp(bS * x.log1mS) * nterm, nterm, np.exp(-bD * x.logD), np.ones((G, n))], axis=2)
+    return np.stack(
+        [np.exp(bS * x.log1mS) * nterm, nterm, np.exp(-bD * x.logD), np.ones((G, n))], axis=2
+    )
 
 
 def exponent_jacobian(x: Design, terms: np.ndarray, out: np.ndarray) -> None:
@@ -58,8 +65,15 @@ def exponent_jacobian(x: Design, terms: np.ndarray, out: np.ndarray) -> None:
 # aD = a2^(1/bD) sD. The floor c has the loss's unit: a3 = c.
 def to_coefficients(a, e, sN, sD, base=None):
     bS, bN, bD = e
-    return {"aS": a[0] * sN**bN, "bS": bS, "cS": a[1] * sN**bN, "bN": bN,
-            "aD": a[2] ** (1.0 / bD) * sD, "bD": bD, "c": a[3]}
+    return {
+        "aS": a[0] * sN**bN,
+        "bS": bS,
+        "cS": a[1] * sN**bN,
+        "bN": bN,
+        "aD": a[2] ** (1.0 / bD) * sD,
+        "bD": bD,
+        "c": a[3],
+    }
 
 
 def from_coefficients(k, sN, sD):
@@ -75,7 +89,15 @@ SPARSE = LawForm(
     amplitudes=("aS", "cS", "aD", "c"),
     exponents=("bS", "bN", "bD"),
     exponent_bounds=((0.0, 4.0), (1e-3, 2.0), (1e-3, 3.0)),
-    ranges={"aS": AMPLITUDE, "bS": SHAPE, "cS": AMPLITUDE, "bN": DECAY, "aD": AMPLITUDE, "bD": DECAY, "c": AMPLITUDE},
+    ranges={
+        "aS": AMPLITUDE,
+        "bS": SHAPE,
+        "cS": AMPLITUDE,
+        "bN": DECAY,
+        "aD": AMPLITUDE,
+        "bD": DECAY,
+        "c": AMPLITUDE,
+    },
     formula="L = (aS*(1-S)**bS + cS) * N**(-bN) + (aD/D)**bD + c",
     predict=predict,
     dense_view=dense_view,

@@ -13,12 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.uncertainty.calibration import Calibration, calibrate, residual_floor
 from sparsescale.laws.fit import FitResult, fit_law
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.laws.uncertainty.bootstrap import BootstrapResult, bootstrap, holdout_largest_n
+from sparsescale.laws.uncertainty.calibration import Calibration, calibrate, residual_floor
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 
 
 @dataclass
@@ -51,9 +51,17 @@ class Assessment:
 MAX_BOOTSTRAP = 10_000
 
 
-def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0, holdout: bool = True,
-           calibrated: bool = True, derived: dict[str, Callable[[Law], float]] | None = None,
-           progress: Callable[[int, int], None] | None = None, calibration_boot: int = 100) -> Assessment:
+def assess(
+    points: Points,
+    options: FitOptions | None = None,
+    *,
+    n_boot: int = 0,
+    holdout: bool = True,
+    calibrated: bool = True,
+    derived: dict[str, Callable[[Law], float]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    calibration_boot: int = 100,
+) -> Assessment:
     """Fit the law; optionally hold out the largest N; bootstrap n_boot resamples;
     calibrate the model-error term on rolling holdouts; attach the uncertainty.
 
@@ -63,8 +71,11 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
     """
     options = options or FitOptions()
     if not 0 <= n_boot <= MAX_BOOTSTRAP:
-        raise SparsescaleError(f"must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
-                               f"resamples), got {n_boot}", param="n_boot")
+        raise SparsescaleError(
+            f"must be in 0..{MAX_BOOTSTRAP} (intervals settle by a few thousand "
+            f"resamples), got {n_boot}",
+            param="n_boot",
+        )
     fit = fit_law(points, options)
     out = Assessment(fit=fit, law=fit.law)
     # the checks refit on parts of the data: the fitted law's units travel with `fit`, not with them
@@ -77,15 +88,19 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
             out.warnings.append(f"largest-N holdout skipped: {reason}")
     if n_boot == 0:
         return out
-    out.bootstrap = bootstrap(points, check, n_boot=n_boot, derived=derived, reference=fit, progress=progress)
+    out.bootstrap = bootstrap(
+        points, check, n_boot=n_boot, derived=derived, reference=fit, progress=progress
+    )
     draws = np.column_stack([out.bootstrap.samples[k] for k in fit.law.spec.coefficients])
     rate, source = 0.0, f"bootstrap of {n_boot} resamples; no rolling-holdout calibration"
     if calibrated:
         try:
             out.calibration = calibrate(points, check, n_boot=min(n_boot, calibration_boot))
             rate = out.calibration.per_efold
-            source = (f"bootstrap of {n_boot} resamples; model error calibrated on "
-                      f"{len(out.calibration.folds)} rolling holdouts")
+            source = (
+                f"bootstrap of {n_boot} resamples; model error calibrated on "
+                f"{len(out.calibration.folds)} rolling holdouts"
+            )
         except SparsescaleError as exc:
             out.warnings.append(f"intervals not calibrated for extrapolation: {exc}")
     S, N, D, y = points.arrays
@@ -95,6 +110,11 @@ def assess(points: Points, options: FitOptions | None = None, *, n_boot: int = 0
     fit_range = FitRange.of(S, N, D)
     floor = residual_floor(fit.law, S, N, D, y)
     out.law.uncertainty = Uncertainty(
-        form=fit.law.form, draws=draws, fit_range=fit_range, model_error=ModelError(floor, rate),
-        calibration={} if out.calibration is None else out.calibration.to_dict(), source=source)
+        form=fit.law.form,
+        draws=draws,
+        fit_range=fit_range,
+        model_error=ModelError(floor, rate),
+        calibration={} if out.calibration is None else out.calibration.to_dict(),
+        source=source,
+    )
     return out

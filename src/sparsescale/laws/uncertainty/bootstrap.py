@@ -37,7 +37,9 @@ class BootstrapResult:
             "level": self.level,
             "n_boot": self.n_boot,
             "n_failed": self.n_failed,
-            "intervals": {k: {"low": v[0], "median": v[1], "high": v[2]} for k, v in self.intervals.items()},
+            "intervals": {
+                k: {"low": v[0], "median": v[1], "high": v[2]} for k, v in self.intervals.items()
+            },
         }
 
 
@@ -92,11 +94,15 @@ def bootstrap(
     batch = max(1, min(batch, resample_batch(n, len(starts))))
     derived = derived or {}
     coef_names = list(reference.law.coefficients)
-    rows, failed = _resample_rows(points, options, n_boot, batch, rng, starts, reference, derived, progress)
+    rows, failed = _resample_rows(
+        points, options, n_boot, batch, rng, starts, reference, derived, progress
+    )
     if len(rows) < 2:
         raise SparsescaleError("bootstrap: fewer than 2 resamples could be fitted")
     intervals, samples = _percentile_intervals(np.array(rows), coef_names + list(derived), level)
-    return BootstrapResult(level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed)
+    return BootstrapResult(
+        level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed
+    )
 
 
 # The bootstrap resamples runs, not residuals: each resample draws n rows of
@@ -104,7 +110,9 @@ def bootstrap(
 # lengths but lets it be thinner or thicker in places, as another sweep of the
 # same plan would be. Percentile intervals of the refitted coefficients need
 # no Gaussian assumption, which matters for exponents with skewed draws.
-def _resample_rows(points: Points, options: FitOptions, n_boot, batch, rng, starts, reference, derived, progress):
+def _resample_rows(
+    points: Points, options: FitOptions, n_boot, batch, rng, starts, reference, derived, progress
+):
     """Draw and refit the resamples batch by batch; one row of coefficients and
     derived values per fitted resample, and the number that could not be fitted."""
     n = len(points)
@@ -112,8 +120,12 @@ def _resample_rows(points: Points, options: FitOptions, n_boot, batch, rng, star
     rows: list[list[float]] = []
     failed = 0
     for lo in range(0, n_boot, batch):
-        counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n)
-                           for _ in range(min(batch, n_boot - lo))])
+        counts = np.stack(
+            [
+                np.bincount(rng.integers(0, n, size=n), minlength=n)
+                for _ in range(min(batch, n_boot - lo))
+            ]
+        )
         # a resample is a vector of multiplicities: row i counted counts[i] times
         # in the Huber objective is the same as row i drawn counts[i] times
         coefs, objs = fit_resamples(points, counts, starts, options)
@@ -121,8 +133,12 @@ def _resample_rows(points: Points, options: FitOptions, n_boot, batch, rng, star
             if not np.isfinite(f):
                 failed += 1
                 continue
-            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units,
-                      mean_sparsity_fraction=reference.law.mean_sparsity_fraction)
+            law = Law(
+                form=reference.law.form,
+                coefficients=c,
+                units=reference.law.units,
+                mean_sparsity_fraction=reference.law.mean_sparsity_fraction,
+            )
             rows.append([c[k] for k in coef_names] + [float(fn(law)) for fn in derived.values()])
         if progress is not None:
             progress(min(lo + batch, n_boot), n_boot)
@@ -160,7 +176,9 @@ def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
     return labels
 
 
-def holdout_largest_n(points: Points, options: FitOptions | None = None, rtol: float = 0.02) -> dict[str, Any]:
+def holdout_largest_n(
+    points: Points, options: FitOptions | None = None, rtol: float = 0.02
+) -> dict[str, Any]:
     """Fit without the largest-N group of runs, then predict that group.
 
     Returns the errors of the extrapolation (relative to the measured loss)

@@ -37,12 +37,11 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.fit import fit_law
-from sparsescale.laws.fit import resolve_form
+from sparsescale.laws.fit import fit_law, resolve_form
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
-from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
 from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
 
 LEVELS = (0.8, 0.95)
 _RATE_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)])
@@ -89,7 +88,10 @@ def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 
     (or training lengths) grouped within rtol, each group from the third on
     predicted from all smaller groups."""
     out = []
-    for axis, values in (("N", np.asarray(n_nonzero, dtype=float)), ("D", np.asarray(data, dtype=float))):
+    for axis, values in (
+        ("N", np.asarray(n_nonzero, dtype=float)),
+        ("D", np.asarray(data, dtype=float)),
+    ):
         labels = group_by_size(values, rtol)
         for g in range(min_train_groups, int(labels.max()) + 1):
             train, test = labels < g, labels == g
@@ -98,8 +100,13 @@ def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 
     return out
 
 
-def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: int = 100, rtol: float = 0.02,
-                     min_train_groups: int = 3) -> list[HoldoutFold]:
+def rolling_holdouts(
+    points: Points,
+    options: FitOptions | None = None,
+    n_boot: int = 100,
+    rtol: float = 0.02,
+    min_train_groups: int = 3,
+) -> list[HoldoutFold]:
     """Fit, bootstrap and predict every rolling holdout (see `rolling_splits`).
     Folds whose training part has too few points for the form are skipped."""
     options = options or FitOptions()
@@ -118,13 +125,18 @@ def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: 
         draws = np.column_stack([boot.samples[k] for k in spec.coefficients])
         fit_range = FitRange.of(S[train], N[train], D[train])
         unc = Uncertainty(fit.law.form, draws, fit_range, ModelError(0.0, 0.0))
-        folds.append(HoldoutFold(
-            axis=axis, label=label, test=test,
-            predicted=np.asarray(fit.law.predict(S[test], N[test], D[test]), dtype=float), measured=y[test],
-            coefficient_sd=unc.coefficient_sd(fit.law, S[test], N[test], D[test]),
-            distance=fit_range.distance(S[test], N[test], D[test]),
-            floor=residual_floor(fit.law, S[train], N[train], D[train], y[train]),
-        ))
+        folds.append(
+            HoldoutFold(
+                axis=axis,
+                label=label,
+                test=test,
+                predicted=np.asarray(fit.law.predict(S[test], N[test], D[test]), dtype=float),
+                measured=y[test],
+                coefficient_sd=unc.coefficient_sd(fit.law, S[test], N[test], D[test]),
+                distance=fit_range.distance(S[test], N[test], D[test]),
+                floor=residual_floor(fit.law, S[train], N[train], D[train], y[train]),
+            )
+        )
     return folds
 
 
@@ -136,7 +148,10 @@ def rolling_holdouts(points: Points, options: FitOptions | None = None, n_boot: 
 def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     """Maximum-likelihood growth rate of the model error, on a grid."""
     if not folds:
-        raise SparsescaleError("calibration: no rolling holdout could be fitted (need at least 3 sizes or 3 training lengths)")
+        raise SparsescaleError(
+            "calibration: no rolling holdout could be fitted (need at least 3 sizes or 3 training "
+            "lengths)"
+        )
     e = np.concatenate([f.log_error for f in folds])
     base = np.concatenate([f.coefficient_sd**2 + f.floor**2 for f in folds])
     d2 = np.concatenate([f.distance**2 for f in folds])
@@ -149,7 +164,9 @@ def estimate_per_efold(folds: list[HoldoutFold]) -> float:
 # the interval the fold's law predicted for it. A calibrated 95% interval
 # covers about 95%; the half-width sinh(z sd) is the interval's relative
 # half-width, (e^{z sd} - e^{-z sd}) / 2, the number a user reads as "+- x%".
-def coverage(folds: list[HoldoutFold], per_efold: float | list[float], levels=LEVELS) -> dict[str, dict[str, float]]:
+def coverage(
+    folds: list[HoldoutFold], per_efold: float | list[float], levels=LEVELS
+) -> dict[str, dict[str, float]]:
     """Per level: fraction of held-out points inside their interval, and the
     median relative half-width (high - low) / (2 * predicted).
     per_efold: one rate, or one per fold (leave-one-fold-out)."""
@@ -181,14 +198,23 @@ class Calibration:
             "min_train_groups": self.min_train_groups,
             "coverage": self.coverage,
             "coverage_leave_one_fold_out": self.coverage_cv,
-            "folds": [{"axis": f.axis, "label": f.label, "n_points": int(f.test.sum()),
-                       "mean_abs_rel_error": float(np.mean(np.abs(f.predicted / f.measured - 1))),
-                       "max_abs_rel_error": float(np.max(np.abs(f.predicted / f.measured - 1))),
-                       "median_distance": float(np.median(f.distance))} for f in self.folds],
+            "folds": [
+                {
+                    "axis": f.axis,
+                    "label": f.label,
+                    "n_points": int(f.test.sum()),
+                    "mean_abs_rel_error": float(np.mean(np.abs(f.predicted / f.measured - 1))),
+                    "max_abs_rel_error": float(np.max(np.abs(f.predicted / f.measured - 1))),
+                    "median_distance": float(np.median(f.distance)),
+                }
+                for f in self.folds
+            ],
         }
 
 
-def calibrate(points: Points, options: FitOptions | None = None, n_boot: int = 100, levels=LEVELS) -> Calibration:
+def calibrate(
+    points: Points, options: FitOptions | None = None, n_boot: int = 100, levels=LEVELS
+) -> Calibration:
     """Rolling holdouts -> the model-error rate and its coverage table."""
     min_groups = 3
     folds = rolling_holdouts(points, options, n_boot=n_boot)
@@ -200,7 +226,12 @@ def calibrate(points: Points, options: FitOptions | None = None, n_boot: int = 1
     # leave-one-fold-out: each fold is scored with the rate the other folds
     # estimated, so its coverage is an out-of-sample figure
     if len(folds) > 1:
-        rates = [estimate_per_efold(folds[:i] + folds[i + 1:]) for i in range(len(folds))]
+        rates = [estimate_per_efold(folds[:i] + folds[i + 1 :]) for i in range(len(folds))]
         cv = coverage(folds, rates, levels)
-    return Calibration(per_efold=rate, folds=folds, coverage=coverage(folds, rate, levels), coverage_cv=cv,
-                       min_train_groups=min_groups)
+    return Calibration(
+        per_efold=rate,
+        folds=folds,
+        coverage=coverage(folds, rate, levels),
+        coverage_cv=cv,
+        min_train_groups=min_groups,
+    )

@@ -58,7 +58,9 @@ class FitRange:
     def of(cls, sparsity, n_nonzero, data) -> "FitRange":
         S = np.zeros(1) if sparsity is None else np.asarray(sparsity, dtype=float)
         N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
-        return cls((float(N.min()), float(N.max())), (float(D.min()), float(D.max())), float(S.max()))
+        return cls(
+            (float(N.min()), float(N.max())), (float(D.min()), float(D.max())), float(S.max())
+        )
 
     # Distance in e-folds: how many factors of e a point lies beyond the fitted
     # box, summed over the axes. N and D count either side (a smaller model is
@@ -76,7 +78,11 @@ class FitRange:
         return outside(N, *self.n_nonzero) + outside(D, *self.data) + dS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_nonzero": list(self.n_nonzero), "data": list(self.data), "sparsity_max": self.sparsity_max}
+        return {
+            "n_nonzero": list(self.n_nonzero),
+            "data": list(self.data),
+            "sparsity_max": self.sparsity_max,
+        }
 
 
 @dataclass
@@ -115,11 +121,14 @@ class Uncertainty:
         """Robust standard deviation of the draws' log predictions at each point:
         half the 16-84% range, which is one sd for a Gaussian and ignores the
         few wild draws (an amplitude at its bound) that would inflate a plain sd."""
-        S, N, D = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (sparsity, n_nonzero, data)))
-        if S.size == 0:   # numpy's percentile of no columns has no rows to unpack
+        S, N, D = np.broadcast_arrays(
+            *(np.asarray(a, dtype=float) for a in (sparsity, n_nonzero, data))
+        )
+        if S.size == 0:  # numpy's percentile of no columns has no rows to unpack
             return np.zeros(S.shape)
-        pred = get_form(self.form).predict_draws(self.draws, S.ravel(), N.ravel(), D.ravel(),
-                                                 law.mean_sparsity_fraction)
+        pred = get_form(self.form).predict_draws(
+            self.draws, S.ravel(), N.ravel(), D.ravel(), law.mean_sparsity_fraction
+        )
         with np.errstate(all="ignore"):
             logs = np.log(pred)
         lo, hi = np.nanpercentile(logs, [15.865, 84.135], axis=0)
@@ -132,14 +141,18 @@ class Uncertainty:
         """(low, high) of the predicted loss at `level`, broadcast over the inputs."""
         z = z_score(level)
         point = np.asarray(law.predict(sparsity, n_nonzero, data), dtype=float)
-        sd = np.sqrt(self.coefficient_sd(law, sparsity, n_nonzero, data) ** 2
-                     + self.model_error.sigma(self.fit_range.distance(sparsity, n_nonzero, data)) ** 2)
+        sd = np.sqrt(
+            self.coefficient_sd(law, sparsity, n_nonzero, data) ** 2
+            + self.model_error.sigma(self.fit_range.distance(sparsity, n_nonzero, data)) ** 2
+        )
         return point * np.exp(-z * sd), point * np.exp(z * sd)
 
     # The point value may fall outside its own draws' percentile interval
     # (a skewed bootstrap distribution); the interval is stretched to hold it,
     # so the number shown is never outside the range shown with it.
-    def quantity_interval(self, law, fn: Callable[[Any], float], level: float = 0.95) -> tuple[float, float]:
+    def quantity_interval(
+        self, law, fn: Callable[[Any], float], level: float = 0.95
+    ) -> tuple[float, float]:
         """Percentile interval of fn over the draws, stretched to contain fn(law)."""
         z_score(level)
         vals = np.array([fn(d) for d in self.draw_laws(law)], dtype=float)
@@ -153,13 +166,17 @@ class Uncertainty:
     # -- persistence ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": "bootstrap coefficient draws + model error growing with extrapolation distance "
-                      "(sigma = sqrt(floor^2 + (per_efold * d)^2), d = e-folds beyond the fitted range)",
+            "method": "bootstrap coefficient draws + model error growing with extrapolation "
+            "distance "
+            "(sigma = sqrt(floor^2 + (per_efold * d)^2), d = e-folds beyond the fitted range)",
             "source": self.source,
             "coefficient_names": list(get_form(self.form).coefficients),
             "draws": [[float(x) for x in row] for row in self.draws],
             "fit_range": self.fit_range.to_dict(),
-            "model_error": {"floor": self.model_error.floor, "per_efold": self.model_error.per_efold},
+            "model_error": {
+                "floor": self.model_error.floor,
+                "per_efold": self.model_error.per_efold,
+            },
             "calibration": self.calibration,
         }
 
@@ -172,23 +189,49 @@ class Uncertainty:
             names = list(obj["coefficient_names"])
             draws = np.array(obj["draws"], dtype=float)
             fr, me = obj["fit_range"], obj["model_error"]
-            fit_range = FitRange(tuple(map(float, fr["n_nonzero"])), tuple(map(float, fr["data"])), float(fr["sparsity_max"]))
+            fit_range = FitRange(
+                tuple(map(float, fr["n_nonzero"])),
+                tuple(map(float, fr["data"])),
+                float(fr["sparsity_max"]),
+            )
             model_error = ModelError(float(me["floor"]), float(me["per_efold"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise SparsescaleError(f"uncertainty: malformed ({type(exc).__name__}: {exc})") from None
+            raise SparsescaleError(
+                f"uncertainty: malformed ({type(exc).__name__}: {exc})"
+            ) from None
         spec = get_form(form)
-        if names != list(spec.coefficients) or draws.ndim != 2 or draws.shape[1] != len(names) or draws.shape[0] < 2:
-            raise SparsescaleError(f"uncertainty: draws must be a list of at least 2 rows of {', '.join(spec.coefficients)}")
-        if not (np.all(np.isfinite(draws)) and np.all(np.isfinite([model_error.floor, model_error.per_efold]))
-                and model_error.floor >= 0 and model_error.per_efold >= 0):
-            raise SparsescaleError("uncertainty: draws and model_error must be finite and non-negative")
+        if (
+            names != list(spec.coefficients)
+            or draws.ndim != 2
+            or draws.shape[1] != len(names)
+            or draws.shape[0] < 2
+        ):
+            raise SparsescaleError(
+                "uncertainty: draws must be a list of at least 2 rows of "
+                f"{', '.join(spec.coefficients)}"
+            )
+        if not (
+            np.all(np.isfinite(draws))
+            and np.all(np.isfinite([model_error.floor, model_error.per_efold]))
+            and model_error.floor >= 0
+            and model_error.per_efold >= 0
+        ):
+            raise SparsescaleError(
+                "uncertainty: draws and model_error must be finite and non-negative"
+            )
         for i, row in enumerate(draws):  # every draw is a law of its own: same ranges
             try:
                 spec.check_coefficients(dict(zip(names, row)))
             except SparsescaleError as exc:
                 raise SparsescaleError(f"uncertainty: draw {i + 1}: {exc}") from None
-        return cls(form=form, draws=draws, fit_range=fit_range, model_error=model_error,
-                   calibration=dict(obj.get("calibration") or {}), source=str(obj.get("source") or ""))
+        return cls(
+            form=form,
+            draws=draws,
+            fit_range=fit_range,
+            model_error=model_error,
+            calibration=dict(obj.get("calibration") or {}),
+            source=str(obj.get("source") or ""),
+        )
 
 
 PRESET_FILE = "preset-uncertainty.json"
@@ -197,7 +240,11 @@ PRESET_FILE = "preset-uncertainty.json"
 @lru_cache(maxsize=None)
 def _preset_table() -> dict[str, Any]:
     try:
-        text = resources.files("sparsescale.laws.paperdata").joinpath(PRESET_FILE).read_text(encoding="utf-8")
+        text = (
+            resources.files("sparsescale.laws.paperdata")
+            .joinpath(PRESET_FILE)
+            .read_text(encoding="utf-8")
+        )
     except (FileNotFoundError, ModuleNotFoundError):
         return {}
     return json.loads(text)
@@ -210,4 +257,3 @@ def preset_uncertainty(name: str) -> Uncertainty | None:
     """The shipped uncertainty of a preset (made by scripts/make_preset_uncertainty.py), or None."""
     obj = _preset_table().get(name)
     return None if obj is None else Uncertainty.from_dict(obj, "sparse")
-
