@@ -20,17 +20,21 @@ import time
 import warnings
 
 import torch
+from llama_bytes import (
+    build_llama,
+    pruned_losses,
+    text_bytes,
+)  # beside this script; shared with tests/sparsity
 
 from sparsescale.sparsity import SparseAdafactor
-
-from llama_bytes import build_llama, pruned_losses, text_bytes  # beside this script; shared with tests/sparsity
-
 
 VARIANTS = {
     "AdamW lr=1e-3": lambda p: torch.optim.AdamW(p, lr=1e-3),
     "SparseAdafactor lr=1e-2 (old README)": lambda p: SparseAdafactor(p, lr=1e-2),
     "SparseAdafactor lr=5e-2 (1e-3 / 0.02)": lambda p: SparseAdafactor(p, lr=5e-2),
-    "SparseAdafactor relative_step=False lr=1e-3": lambda p: SparseAdafactor(p, lr=1e-3, relative_step=False),
+    "SparseAdafactor relative_step=False lr=1e-3": lambda p: SparseAdafactor(
+        p, lr=1e-3, relative_step=False
+    ),
 }
 
 
@@ -54,8 +58,11 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     data, source = text_bytes(1_000_000)
-    print(f"Llama hidden {args.hidden}, {args.layers} layers, byte vocab, init std 0.02; {source}; "
-          f"{args.steps} steps of {args.batch}x{args.length} tokens; GradualPruner 75% cubic on every variant")
+    print(
+        f"Llama hidden {args.hidden}, {args.layers} layers, byte vocab, init std 0.02; {source}; "
+        f"{args.steps} steps of {args.batch}x{args.length} tokens; GradualPruner 75% cubic on "
+        "every variant"
+    )
     print(f"{'optimizer':<46}{'loss first 5':>13}{'loss last 5':>13}{'seconds':>9}")
     for name in VARIANTS:
         first, last, seconds = run(name, data, args)

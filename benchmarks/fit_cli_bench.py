@@ -27,11 +27,15 @@ GLOBAL_FIT = """
 import time
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.fit import fit_law
+from sparsescale.laws.points import FitOptions, Points
 S, N, D, y = paper_points('paper:t5')
-fit_law(S, N, D, y, space='log', delta=1e-3)  # warm the imports and caches
+P = Points(S, N, D, y)
+fit_law(P, FitOptions(space='log', delta=1e-3))  # warm the imports and caches
 times = []
 for seed in range(7):
-    t0 = time.perf_counter(); r = fit_law(S, N, D, y, space='log', delta=1e-3, seed=seed); times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    r = fit_law(P, FitOptions(space='log', delta=1e-3, seed=seed))
+    times.append(time.perf_counter() - t0)
 times.sort(); print(times[3], repr(r.objective))
 """
 
@@ -53,13 +57,25 @@ def timed(cmd: list[str], src: Path) -> tuple[float, float, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--other", type=Path, help="another source tree (its src/ folder) to time as well")
+    ap.add_argument(
+        "--other", type=Path, help="another source tree (its src/ folder) to time as well"
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--boot", type=int, default=1000)
     args = ap.parse_args()
     trees = [("this checkout", HERE)] + ([("other", args.other)] if args.other else [])
-    cli = [sys.executable, "-c", "from sparsescale.cli import main; main()", "fit", "paper:t5", "--bootstrap", str(args.boot)]
-    res: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": [], "fit": []} for name, _ in trees}
+    cli = [
+        sys.executable,
+        "-c",
+        "from sparsescale.cli import main; main()",
+        "fit",
+        "paper:t5",
+        "--bootstrap",
+        str(args.boot),
+    ]
+    res: dict[str, dict[str, list[float]]] = {
+        name: {"wall": [], "cpu": [], "fit": []} for name, _ in trees
+    }
     for _ in range(args.repeats):
         for name, src in trees:
             wall, cpu, _ = timed(cli, src)
@@ -70,13 +86,20 @@ def main() -> None:
             objective = out.split()[1]
     for name, _ in trees:
         r = res[name]
-        print(f"{name:>14}: fit paper:t5 --bootstrap {args.boot}: wall median {statistics.median(r['wall']):.2f} s, "
-              f"CPU median {statistics.median(r['cpu']):.2f} s; T5 global fit median {statistics.median(r['fit']) * 1e3:.0f} ms")
+        print(
+            f"{name:>14}: fit paper:t5 --bootstrap {args.boot}: wall median "
+            f"{statistics.median(r['wall']):.2f} s, "
+            f"CPU median {statistics.median(r['cpu']):.2f} s; T5 global fit median "
+            f"{statistics.median(r['fit']) * 1e3:.0f} ms"
+        )
     if args.other:
         a, b = res["this checkout"], res["other"]
-        print(f"ratios other / this: CLI wall {statistics.median(b['wall']) / statistics.median(a['wall']):.2f}x, "
-              f"CLI CPU {statistics.median(b['cpu']) / statistics.median(a['cpu']):.2f}x, "
-              f"global fit {statistics.median(b['fit']) / statistics.median(a['fit']):.2f}x")
+        print(
+            "ratios other / this: CLI wall "
+            f"{statistics.median(b['wall']) / statistics.median(a['wall']):.2f}x, "
+            f"CLI CPU {statistics.median(b['cpu']) / statistics.median(a['cpu']):.2f}x, "
+            f"global fit {statistics.median(b['fit']) / statistics.median(a['fit']):.2f}x"
+        )
     print(f"last objective: {objective}")
 
 

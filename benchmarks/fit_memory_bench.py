@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 
 
 def write_sweep(path: Path, rows: int, seed: int = 0) -> None:
@@ -42,14 +42,20 @@ def write_sweep(path: Path, rows: int, seed: int = 0) -> None:
         np.savetxt(f, np.column_stack([S, N, D, y]), delimiter=",", fmt="%.10g")
 
 
-def run(rows: int, folder: Path, vmem_kb: int | None = None, src: str | None = None) -> tuple[float, float, int]:
+def run(
+    rows: int, folder: Path, vmem_kb: int | None = None, src: str | None = None
+) -> tuple[float, float, int]:
     data = folder / f"sweep-{rows}.csv"
     write_sweep(data, rows)
     limit = f"ulimit -v {vmem_kb}; " if vmem_kb else ""
-    # this checkout's src unless told otherwise: an installed copy elsewhere must not be what is timed
+    # this checkout's src unless told otherwise: an installed copy elsewhere must not be what is
+    # timed
     path = f"PYTHONPATH={src or Path(__file__).resolve().parents[1] / 'src'} "
-    cmd = (f"{limit}{path}exec {sys.executable} -c 'from sparsescale.cli import main; main()' fit {data} "
-           "--sparsity sparsity --params n --data d --loss loss --json > /dev/null")
+    cmd = (
+        f"{limit}{path}exec {sys.executable} -c 'from sparsescale.cli import main; main()' fit "
+        f"{data} "
+        "--sparsity sparsity --params n --data d --loss loss --json > /dev/null"
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
@@ -66,7 +72,9 @@ def main() -> None:
     if args[:1] == ["--src"]:
         src, args = args[1], args[2:]
     sizes = [int(float(a)) for a in args] or [1000, 10_000, 50_000, 100_000, 250_000]
-    print(f"{'rows':>10} {'seconds':>9} {'peak RSS MiB':>13} exit  (source: {src or 'this checkout'})")
+    print(
+        f"{'rows':>10} {'seconds':>9} {'peak RSS MiB':>13} exit  (source: {src or 'this checkout'})"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         # ascending sizes: ru_maxrss of children is a running maximum, so each line
         # is that size's peak as long as peaks grow with the size

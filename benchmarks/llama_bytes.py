@@ -25,7 +25,10 @@ def text_bytes(limit: int) -> tuple[torch.Tensor, str]:
     if LINUX_DOC.is_dir():
         files, source = sorted(LINUX_DOC.rglob("*.txt")), "linux-doc-6.1 reST sources"
     else:
-        files, source = sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py")), "python stdlib sources"
+        files, source = (
+            sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py")),
+            "python stdlib sources",
+        )
     data = bytearray()
     for path in files:
         data += path.read_bytes()
@@ -40,15 +43,26 @@ def build_llama(hidden: int, layers: int, context: int) -> torch.nn.Module:
     import transformers
 
     cfg = transformers.LlamaConfig(
-        vocab_size=256, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context,
+        vocab_size=256,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
     )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(cfg)
 
 
-def pruned_losses(model: torch.nn.Module, make_optimizer: Callable, data: torch.Tensor, steps: int, batch: int,
-                  length: int) -> list[float]:
+def pruned_losses(
+    model: torch.nn.Module,
+    make_optimizer: Callable,
+    data: torch.Tensor,
+    steps: int,
+    batch: int,
+    length: int,
+) -> list[float]:
     """The loss of every step of training `model` while a GradualPruner takes it
     to 75% sparsity (cubic ramp, masks every 5 steps). Step t's batch is
     `batch` windows of `length` bytes drawn with seed t, so every optimizer

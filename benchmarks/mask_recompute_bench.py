@@ -26,8 +26,13 @@ def build_llama(layers: int) -> torch.nn.Module:
     import transformers
 
     cfg = transformers.LlamaConfig(
-        vocab_size=1000, hidden_size=128, intermediate_size=352, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        vocab_size=1000,
+        hidden_size=128,
+        intermediate_size=352,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
     )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(cfg)
@@ -46,9 +51,13 @@ def torch_ao(model: torch.nn.Module, pattern: str | None, names: list[str]):
     from torch.ao.pruning import WeightNormSparsifier
 
     if pattern is None:
-        sparsifier = WeightNormSparsifier(sparsity_level=0.75, sparse_block_shape=(1, 1), zeros_per_block=1)
+        sparsifier = WeightNormSparsifier(
+            sparsity_level=0.75, sparse_block_shape=(1, 1), zeros_per_block=1
+        )
     else:  # every 1x4 block keeps 2: 2:4 along the input (last) dimension
-        sparsifier = WeightNormSparsifier(sparsity_level=1.0, sparse_block_shape=(1, 4), zeros_per_block=2)
+        sparsifier = WeightNormSparsifier(
+            sparsity_level=1.0, sparse_block_shape=(1, 4), zeros_per_block=2
+        )
     sparsifier.prepare(model, config=[{"tensor_fqn": n} for n in names])
     sparsifier.step()
     return sparsifier.step, sparsifier
@@ -71,7 +80,9 @@ def check_same_masks(pruner, sparsifier, pattern: str | None) -> str:
         other = ao[name.replace(".parametrizations.weight.original", "")]
         assert int(mask.sum()) == int(other.sum()), name
         if pattern is not None:
-            assert bool((mask.reshape(-1, 4).sum(1) == 2).all()) and bool((other.reshape(-1, 4).sum(1) == 2).all())
+            assert bool((mask.reshape(-1, 4).sum(1) == 2).all()) and bool(
+                (other.reshape(-1, 4).sum(1) == 2).all()
+            )
         agree += int((mask == other).sum())
     total = sum(m.numel() for m in pruner.masks.values())
     return f"masks agree on {agree / total:.4%} of entries"
@@ -85,8 +96,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    print(f"LlamaForCausalLM hidden 128, {args.layers} layers, GQA 4/2 heads; {args.threads} thread(s); "
-          f"median of {args.repeats} recomputes each, alternating")
+    print(
+        f"LlamaForCausalLM hidden 128, {args.layers} layers, GQA 4/2 heads; {args.threads} "
+        "thread(s); "
+        f"median of {args.repeats} recomputes each, alternating"
+    )
     print(f"{'pattern':<14}{'ours ms':>10}{'torch.ao ms':>13}{'ours/ao':>9}  check")
     for pattern in (None, "2:4"):
         model_ours, model_ao = build_llama(args.layers), build_llama(args.layers)
@@ -100,8 +114,11 @@ def main() -> None:
         note = check_same_masks(pruner, sparsifier, pattern)
         ms_ours, ms_ao = 1e3 * statistics.median(t_ours), 1e3 * statistics.median(t_ao)
         n = sum(p.numel() for p in pruner.prunable.values())
-        print(f"{pattern or 'unstructured':<14}{ms_ours:>10.2f}{ms_ao:>13.2f}{ms_ours / ms_ao:>9.2f}  "
-              f"{len(pruner.prunable)} tensors, {n:,} weights; {note}")
+        print(
+            f"{pattern or 'unstructured':<14}{ms_ours:>10.2f}{ms_ao:>13.2f}"
+            f"{ms_ours / ms_ao:>9.2f}  "
+            f"{len(pruner.prunable)} tensors, {n:,} weights; {note}"
+        )
 
 
 if __name__ == "__main__":

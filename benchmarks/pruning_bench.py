@@ -45,14 +45,18 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.norm1(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        )
         att = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.o(att.transpose(1, 2).reshape(batch, length, width))
         return x + self.mlp_out(nn.functional.gelu(self.mlp_in(self.norm2(x))))
 
 
 class GPT(nn.Module):
-    def __init__(self, width: int = 128, depth: int = 5, heads: int = 4, context: int = 64, vocab: int = 256):
+    def __init__(
+        self, width: int = 128, depth: int = 5, heads: int = 4, context: int = 64, vocab: int = 256
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
         self.pos = nn.Parameter(torch.randn(context, width) * 0.02)
@@ -76,7 +80,9 @@ def load_bytes(limit: int = 2_000_000) -> tuple[torch.Tensor, str]:
                 break
         return torch.tensor(list(data[:limit]), dtype=torch.long), "linux-doc-6.1 reST text"
     # Step time does not depend on the token values.
-    return torch.randint(0, 256, (limit,), generator=torch.Generator().manual_seed(0)), "random bytes"
+    return torch.randint(
+        0, 256, (limit,), generator=torch.Generator().manual_seed(0)
+    ), "random bytes"
 
 
 def batch_for(data: torch.Tensor, step: int, batch: int, length: int) -> torch.Tensor:
@@ -107,7 +113,9 @@ class Variant:
         t1 = int(round(0.75 * args.steps))
         prunable = list(select_prunable(self.model))
         if name == "ours":
-            self.pruner = GradualPruner(self.model, sparsity=args.sparsity, total_steps=args.steps, every=args.every)
+            self.pruner = GradualPruner(
+                self.model, sparsity=args.sparsity, total_steps=args.steps, every=args.every
+            )
             self.after_step = lambda step: self.pruner.step()
         elif name.startswith("torch.ao"):
             from torch.ao.pruning import CubicSL, WeightNormSparsifier
@@ -141,7 +149,9 @@ class Variant:
         sync(self.device)
         start = time.perf_counter()
         logits = self.model(tokens[:, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+        loss = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1)
+        )
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -176,7 +186,9 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="cpu", help="cpu (the target figure) or cuda")
-    parser.add_argument("--chunk", type=int, default=10, help="steps per turn before the next variant runs")
+    parser.add_argument(
+        "--chunk", type=int, default=10, help="steps per turn before the next variant runs"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -184,29 +196,41 @@ def main() -> None:
     data, source = load_bytes()
     torch.manual_seed(0)
     init_state = GPT(width=args.width, depth=args.depth, context=args.context).state_dict()
-    variants = [Variant(name, init_state, args) for name in ("dense", "ours", "torch.ao", "torch.ao (update steps)")]
+    variants = [
+        Variant(name, init_state, args)
+        for name in ("dense", "ours", "torch.ao", "torch.ao (update steps)")
+    ]
     model = variants[0].model
     n_params = sum(p.numel() for p in model.parameters())
     n_prunable = sum(p.numel() for p in select_prunable(model).values())
     print(f"model: {n_params:,} parameters, {n_prunable:,} in block linear layers; data: {source}")
-    print(f"steps {args.steps}, batch {args.batch} x {args.context} tokens, sparsity {args.sparsity}, "
-          f"cubic 25%-75%, masks every {args.every} steps; device {args.device}, 1 CPU thread")
+    print(
+        f"steps {args.steps}, batch {args.batch} x {args.context} tokens, sparsity "
+        f"{args.sparsity}, "
+        f"cubic 25%-75%, masks every {args.every} steps; device {args.device}, 1 CPU thread"
+    )
 
     for chunk_start in range(0, args.steps, args.chunk):
-        order = variants[chunk_start // args.chunk % len(variants):] + variants[: chunk_start // args.chunk % len(variants)]
+        order = (
+            variants[chunk_start // args.chunk % len(variants) :]
+            + variants[: chunk_start // args.chunk % len(variants)]
+        )
         for variant in order:
             for step in range(chunk_start, min(chunk_start + args.chunk, args.steps)):
                 variant.train_step(data, step, args)
 
     t1 = int(round(0.75 * args.steps))
     dense = variants[0]
-    print(f"\n{'variant':<26}{'ms/step (mean)':>15}{'ratio':>8}{'ms/step after ramp (median)':>30}{'ratio':>8}{'final loss':>12}")
+    print(
+        f"\n{'variant':<26}{'ms/step (mean)':>15}{'ratio':>8}"
+        f"{'ms/step after ramp (median)':>30}{'ratio':>8}{'final loss':>12}"
+    )
     for v in variants:
         mean_ms = 1e3 * statistics.fmean(v.seconds)
         tail_ms = 1e3 * statistics.median(v.seconds[t1 + 1 :])
         print(
             f"{v.name:<26}{mean_ms:>15.2f}{mean_ms / (1e3 * statistics.fmean(dense.seconds)):>8.3f}"
-            f"{tail_ms:>30.2f}{tail_ms / (1e3 * statistics.median(dense.seconds[t1 + 1:])):>8.3f}"
+            f"{tail_ms:>30.2f}{tail_ms / (1e3 * statistics.median(dense.seconds[t1 + 1 :])):>8.3f}"
             f"{statistics.fmean(v.losses[-20:]):>12.3f}"
         )
 
@@ -214,23 +238,35 @@ def main() -> None:
     hook_ms = 1e3 * statistics.fmean(ours.hook_seconds)
     hook_tail_ms = 1e3 * statistics.median(ours.hook_seconds[t1 + 1 :])
     dense_ms = 1e3 * statistics.fmean(dense.seconds)
-    print(f"\nours, time inside pruner.step(): {hook_ms:.3f} ms/step mean (mask updates included), "
-          f"{hook_tail_ms:.3f} ms median after the ramp")
-    print(f"ours, (dense + pruner.step()) / dense: {(dense_ms + hook_ms) / dense_ms:.4f} "
-          f"(low-noise estimate of the ratio above)")
+    print(
+        f"\nours, time inside pruner.step(): {hook_ms:.3f} ms/step mean (mask updates included), "
+        f"{hook_tail_ms:.3f} ms median after the ramp"
+    )
+    print(
+        f"ours, (dense + pruner.step()) / dense: {(dense_ms + hook_ms) / dense_ms:.4f} "
+        f"(low-noise estimate of the ratio above)"
+    )
     stats = ours.pruner.stats()
     pruned = stats["n_params_prunable"] - stats["n_nonzero"]
     mask_bytes = ours.pruner.mask_bytes()
     ao_bytes, ao_numel = mask_bytes_ao(variants[2])
     # The figures only count if the pruning is real: check what the pruner promises.
     for name, param in ours.pruner.params.items():
-        assert bool((param[~ours.pruner.masks[name]] == 0).all()), f"{name}: pruned weights are not 0"
+        assert bool((param[~ours.pruner.masks[name]] == 0).all()), (
+            f"{name}: pruned weights are not 0"
+        )
         assert int((param != 0).sum()) <= int(ours.pruner.masks[name].sum()), name
-    print(f"final sparsity (ours): {stats['sparsity']:.4f}; ours/dense mean step ratio target <= 1.03")
-    print(f"mask memory, ours:     {mask_bytes:,} B = {mask_bytes / pruned:.3f} B per pruned weight, "
-          f"{mask_bytes / stats['n_params_prunable']:.3f} B per masked weight (bool)")
-    print(f"mask memory, torch.ao: {ao_bytes:,} B = {ao_bytes / pruned:.3f} B per pruned weight, "
-          f"{ao_bytes / max(ao_numel, 1):.3f} B per masked weight")
+    print(
+        f"final sparsity (ours): {stats['sparsity']:.4f}; ours/dense mean step ratio target <= 1.03"
+    )
+    print(
+        f"mask memory, ours:     {mask_bytes:,} B = {mask_bytes / pruned:.3f} B per pruned weight, "
+        f"{mask_bytes / stats['n_params_prunable']:.3f} B per masked weight (bool)"
+    )
+    print(
+        f"mask memory, torch.ao: {ao_bytes:,} B = {ao_bytes / pruned:.3f} B per pruned weight, "
+        f"{ao_bytes / max(ao_numel, 1):.3f} B per masked weight"
+    )
 
 
 if __name__ == "__main__":

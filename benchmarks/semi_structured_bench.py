@@ -70,7 +70,10 @@ def ffn_section(steps: int, gen: torch.Generator) -> None:
         x = torch.randn(8192, width, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         variants = {}
         for kind in ("dense", "2:4", "2:4T"):
-            fc1, fc2 = nn.Linear(width, hidden, device="cuda"), nn.Linear(hidden, width, device="cuda")
+            fc1, fc2 = (
+                nn.Linear(width, hidden, device="cuda"),
+                nn.Linear(hidden, width, device="cuda"),
+            )
             if kind != "dense":
                 make = nm_mask if kind == "2:4" else transposable_mask
                 fc1 = semi.SemiStructuredLinear(fc1, make(hidden, width, gen).cuda())
@@ -90,8 +93,10 @@ def ffn_section(steps: int, gen: torch.Generator) -> None:
         line = ", ".join(f"{k} {t:.3f}" for k, t in times.items())
         speedups = {k: times["dense"] / times[k] for k in ("2:4", "2:4T")}
         FIGURES.setdefault("ffn", {})[label] = {"ms": times, "speedup": speedups}
-        print(f"{label} ({width}->{hidden}->{width}): {line}; speedup 2:4 {speedups['2:4']:.3f}x, "
-              f"2:4T {speedups['2:4T']:.3f}x (target >= 1.2x with 2:4T)")
+        print(
+            f"{label} ({width}->{hidden}->{width}): {line}; speedup 2:4 {speedups['2:4']:.3f}x, "
+            f"2:4T {speedups['2:4T']:.3f}x (target >= 1.2x with 2:4T)"
+        )
 
 
 def parity_section(gen: torch.Generator) -> None:
@@ -103,7 +108,10 @@ def parity_one(kind: str, make, gen: torch.Generator) -> None:
     torch.manual_seed(0)
     width, hidden = 1024, 4096
     dense = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width)).cuda()
-    masks = {"0.weight": make(hidden, width, gen).cuda(), "2.weight": make(width, hidden, gen).cuda()}
+    masks = {
+        "0.weight": make(hidden, width, gen).cuda(),
+        "2.weight": make(width, hidden, gen).cuda(),
+    }
     with torch.no_grad():
         for k, m in masks.items():
             dict(dense.named_parameters())[k].mul_(m)
@@ -120,18 +128,32 @@ def parity_one(kind: str, make, gen: torch.Generator) -> None:
     errs = {"output": rel(ys, yd)}
     for name, p in dense.named_parameters():
         errs[f"grad {name}"] = rel(dict(sparse.named_parameters())[name].grad, p.grad)
-    backend = type(semi._compress(torch.zeros(64, 64, device="cuda", dtype=torch.bfloat16))).__name__
+    backend = type(
+        semi._compress(torch.zeros(64, 64, device="cuda", dtype=torch.bfloat16))
+    ).__name__
     FIGURES.setdefault("parity", {})[kind] = errs
-    transposable = [getattr(m, "transposable", None) for m in sparse.modules() if isinstance(m, semi.SemiStructuredLinear)]
-    print(f"== parity {kind} (ViT-L FFN, bf16, backend {backend}); swapped {report.swapped}, sparse dx {transposable}")
-    print("max |sparse - masked dense| / max |masked dense|: " + ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
+    transposable = [
+        getattr(m, "transposable", None)
+        for m in sparse.modules()
+        if isinstance(m, semi.SemiStructuredLinear)
+    ]
+    print(
+        f"== parity {kind} (ViT-L FFN, bf16, backend {backend}); swapped {report.swapped}, sparse "
+        f"dx {transposable}"
+    )
+    print(
+        "max |sparse - masked dense| / max |masked dense|: "
+        + ", ".join(f"{k} {v:.2e}" for k, v in errs.items())
+    )
 
 
 def model_section(steps: int) -> None:
     from sparsescale.models.gpt import GPT, GPTConfig
     from sparsescale.sparsity import GradualPruner
 
-    cfg = GPTConfig(vocab_size=256, seq_len=1024, depth=12, width=768, head_dim=64, n_heads=12, mlp_hidden=3072)
+    cfg = GPTConfig(
+        vocab_size=256, seq_len=1024, depth=12, width=768, head_dim=64, n_heads=12, mlp_hidden=3072
+    )
     x = torch.randint(0, 256, (16, cfg.seq_len), device="cuda")
     times = {}
     for kind in ("masked dense", "2:4 swapped", "2:4T swapped"):
@@ -139,7 +161,9 @@ def model_section(steps: int) -> None:
         model = GPT(cfg).cuda()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
         pattern = "2:4T" if kind.startswith("2:4T") else "2:4"
-        pruner = GradualPruner(model, pattern=pattern, total_steps=1000, schedule="one-shot", optimizer=opt)
+        pruner = GradualPruner(
+            model, pattern=pattern, total_steps=1000, schedule="one-shot", optimizer=opt
+        )
         pruner.prune_now()
         if kind != "masked dense":
             report = semi.swap_to_semi_structured(model, pruner.masks)
@@ -158,10 +182,12 @@ def model_section(steps: int) -> None:
         torch.cuda.empty_cache()
     speedups = {k: times["masked dense"] / times[k] for k in ("2:4 swapped", "2:4T swapped")}
     FIGURES["whole_step"] = {"ms": times, "speedup": speedups}
-    print(f"== whole training step, 2:4 GPT 12x768, 16 x 1024 tokens, eager bf16: masked dense "
-          f"{times['masked dense']:.2f} ms, 2:4 swapped {times['2:4 swapped']:.2f} ms "
-          f"({speedups['2:4 swapped']:.3f}x), 2:4T swapped {times['2:4T swapped']:.2f} ms "
-          f"({speedups['2:4T swapped']:.3f}x) (target >= 1.06x)")
+    print(
+        f"== whole training step, 2:4 GPT 12x768, 16 x 1024 tokens, eager bf16: masked dense "
+        f"{times['masked dense']:.2f} ms, 2:4 swapped {times['2:4 swapped']:.2f} ms "
+        f"({speedups['2:4 swapped']:.3f}x), 2:4T swapped {times['2:4T swapped']:.2f} ms "
+        f"({speedups['2:4T swapped']:.3f}x) (target >= 1.06x)"
+    )
 
 
 def main() -> int:
@@ -185,6 +211,7 @@ def main() -> int:
     finally:
         if args.json:
             Path(args.json).write_text(json.dumps(FIGURES, indent=1) + "\n")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,11 +56,15 @@ def phases(tokens: int, in_f: int, out_f: int, s: float, device: torch.device, g
     wd.grad, vd.grad = torch.randn_like(wd), torch.randn_like(vd)
     opt_d, opt_s = torch.optim.AdamW([wd], lr=1e-4), torch.optim.AdamW([vd], lr=1e-4)
     fns = {
-        "fwd dense": lambda: x @ w.t(), "fwd CSR": lambda: torch.sparse.mm(csr, x.t()),
+        "fwd dense": lambda: x @ w.t(),
+        "fwd CSR": lambda: torch.sparse.mm(csr, x.t()),
         "fwd COO": lambda: torch.sparse.mm(coo, x.t()),
-        "dx dense": lambda: g @ w, "dx CSR": lambda: torch.sparse.mm(csr_t, g.t()),
-        "dW dense": lambda: gt @ x, "dW SDDMM": lambda: torch.sparse.sampled_addmm(pattern, gt, x, beta=0.0),
-        "adamw dense": opt_d.step, "adamw nnz": opt_s.step,
+        "dx dense": lambda: g @ w,
+        "dx CSR": lambda: torch.sparse.mm(csr_t, g.t()),
+        "dW dense": lambda: gt @ x,
+        "dW SDDMM": lambda: torch.sparse.sampled_addmm(pattern, gt, x, beta=0.0),
+        "adamw dense": opt_d.step,
+        "adamw nnz": opt_s.step,
     }
     return median_ms(fns, device)
 
@@ -68,7 +72,7 @@ def phases(tokens: int, in_f: int, out_f: int, s: float, device: torch.device, g
 def whole_steps(tokens: int, in_f: int, out_f: int, s: float, settings: BenchSettings, gen) -> dict:
     """Whole-step ms (forward, backward, AdamW) as bench-kernels times them."""
     device = torch.device(settings.device)
-    w0 = torch.randn(out_f, in_f, generator=gen).to(device) / in_f ** 0.5
+    w0 = torch.randn(out_f, in_f, generator=gen).to(device) / in_f**0.5
     x = torch.randn(tokens, in_f, generator=gen).to(device).requires_grad_(True)
     grad = torch.randn(tokens, out_f, generator=gen).to(device)
     w = w0.clone().requires_grad_(True)
@@ -88,19 +92,27 @@ def main() -> int:
     tokens, in_f, out_f = (int(v) for v in args.shape.split("x"))
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} thread(s), fp32, "
-          f"shape {tokens}x{in_f}x{out_f} (tokens x in x out); median ms, speedup = dense / sparse")
-    head = f"{'S':>5} | {'fwd dense':>9} {'CSR':>7} {'COO':>7} | {'dx dense':>8} {'CSR':>7} | {'dW dense':>8} {'SDDMM':>7} | {'adamw':>6} {'nnz':>6} | step speedup"
+    print(
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} thread(s), fp32, "
+        f"shape {tokens}x{in_f}x{out_f} (tokens x in x out); median ms, speedup = dense / sparse"
+    )
+    head = (
+        f"{'S':>5} | {'fwd dense':>9} {'CSR':>7} {'COO':>7} | {'dx dense':>8} {'CSR':>7} | "
+        f"{'dW dense':>8} {'SDDMM':>7} | {'adamw':>6} {'nnz':>6} | step speedup"
+    )
     print(head)
     settings = BenchSettings(shapes=((tokens, in_f, out_f),), device=args.device, repeats=5)
     for s in (float(v) for v in args.sparsities.split(",")):
         t = phases(tokens, in_f, out_f, s, device, gen)
         step_ms = whole_steps(tokens, in_f, out_f, s, settings, gen)
-        print(f"{s:5.2f} | {t['fwd dense']:9.2f} {t['fwd CSR']:7.2f} {t['fwd COO']:7.2f} | "
-              f"{t['dx dense']:8.2f} {t['dx CSR']:7.2f} | {t['dW dense']:8.2f} {t['dW SDDMM']:7.2f} | "
-              f"{t['adamw dense']:6.2f} {t['adamw nnz']:6.2f} | "
-              f"{step_ms['dense'] / step_ms[f'unstructured@{s:g}']:.3f}x "
-              f"(masked dense {step_ms['dense'] / step_ms[f'masked@{s:g}']:.3f}x)")
+        print(
+            f"{s:5.2f} | {t['fwd dense']:9.2f} {t['fwd CSR']:7.2f} {t['fwd COO']:7.2f} | "
+            f"{t['dx dense']:8.2f} {t['dx CSR']:7.2f} | {t['dW dense']:8.2f} {t['dW SDDMM']:7.2f} "
+            "| "
+            f"{t['adamw dense']:6.2f} {t['adamw nnz']:6.2f} | "
+            f"{step_ms['dense'] / step_ms[f'unstructured@{s:g}']:.3f}x "
+            f"(masked dense {step_ms['dense'] / step_ms[f'masked@{s:g}']:.3f}x)"
+        )
     return 0
 
 

@@ -67,9 +67,15 @@ def make_tokenizer(folder: Path) -> Path:
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=32000, special_tokens=["<|endoftext|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tok.train_from_iterator((p.read_text(errors="replace") for p in sorted(SOURCES.rglob("*.txt"))), trainer)
+        trainer = trainers.BpeTrainer(
+            vocab_size=32000,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(
+            (p.read_text(errors="replace") for p in sorted(SOURCES.rglob("*.txt"))), trainer
+        )
         tok.save(str(path))
     return path
 
@@ -86,8 +92,12 @@ print(time.perf_counter() - t, len(c.tokens), c.tokens.dtype)
 def measure(corpus: Path, tokenizer: str, workers: int, cache: Path) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     env = dict(os.environ, SPARSESCALE_CACHE=str(cache))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(corpus), tokenizer, str(workers)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(corpus), tokenizer, str(workers)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -101,7 +111,12 @@ def measure(corpus: Path, tokenizer: str, workers: int, cache: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"build failed (exit {proc.returncode})")
     shutil.rmtree(cache, ignore_errors=True)
-    return {"seconds": float(out[0]), "tokens": int(out[1]), "dtype": out[2], "peak_rss_mb": peak / 2**20}
+    return {
+        "seconds": float(out[0]),
+        "tokens": int(out[1]),
+        "dtype": out[2],
+        "peak_rss_mb": peak / 2**20,
+    }
 
 
 def encoder_alone(corpus: Path, tokenizer: str, mb: int = 32) -> float:
@@ -133,13 +148,22 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     size = make_corpus(args.work, args.gb)
     tokenizer = "byte" if args.tokenizer == "byte" else str(make_tokenizer(args.work))
-    print(f"corpus: {size / 2**20:.0f} MiB of JSONL (linux-doc-6.1 sources repeated); tokenizer: {args.tokenizer}; "
-          f"cores: {len(os.sched_getaffinity(0))}")
-    print(f"encoder alone, in memory: {encoder_alone(args.work / f'corpus-{args.gb}gb', tokenizer):.1f} MiB/s")
+    print(
+        f"corpus: {size / 2**20:.0f} MiB of JSONL (linux-doc-6.1 sources repeated); tokenizer: "
+        f"{args.tokenizer}; "
+        f"cores: {len(os.sched_getaffinity(0))}"
+    )
+    print(
+        "encoder alone, in memory: "
+        f"{encoder_alone(args.work / f'corpus-{args.gb}gb', tokenizer):.1f} MiB/s"
+    )
     for w in args.workers:
         r = measure(args.work / f"corpus-{args.gb}gb", tokenizer, w, args.work / "cache")
-        print(f"workers {w}: {r['seconds']:.1f} s, {size / 2**20 / r['seconds']:.1f} MiB/s, "
-              f"{r['tokens'] / 1e6:.0f}M {r['dtype']} tokens, peak RSS (process + workers) {r['peak_rss_mb']:.0f} MiB")
+        print(
+            f"workers {w}: {r['seconds']:.1f} s, {size / 2**20 / r['seconds']:.1f} MiB/s, "
+            f"{r['tokens'] / 1e6:.0f}M {r['dtype']} tokens, peak RSS (process + workers) "
+            f"{r['peak_rss_mb']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

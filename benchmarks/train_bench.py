@@ -34,7 +34,11 @@ LINUX_DOC = Path("/usr/share/doc/linux-doc-6.1/html/_sources")
 def small_corpus(folder: Path) -> str:
     """~3 MB of linux-doc (or this Python's stdlib sources) so the bench does
     not depend on the full corpus cache."""
-    files = sorted(LINUX_DOC.rglob("*.rst.txt")) if LINUX_DOC.is_dir() else sorted(Path(os.__file__).parent.glob("*.py"))
+    files = (
+        sorted(LINUX_DOC.rglob("*.rst.txt"))
+        if LINUX_DOC.is_dir()
+        else sorted(Path(os.__file__).parent.glob("*.py"))
+    )
     size = 0
     for i, f in enumerate(files):
         (folder / f"{i:05d}.txt").write_bytes(f.read_bytes())
@@ -49,8 +53,13 @@ def bare_loop_s_per_step(cfg: RunConfig, steps: int) -> float:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, plan.size.model_config)
     opt = SparseAdafactor(model.parameters(), lr=cfg.resolved("lr"))
-    pruner = GradualPruner(model, sparsity=plan.size.sparsity, total_steps=plan.steps, every=plan.prune_every,
-                           optimizer=opt)
+    pruner = GradualPruner(
+        model,
+        sparsity=plan.size.sparsity,
+        total_steps=plan.steps,
+        every=plan.prune_every,
+        optimizer=opt,
+    )
     x = torch.randint(0, 256, (plan.batch, plan.seq_len))
     y = torch.randint(0, 256, (plan.batch, plan.seq_len))
     t0 = None
@@ -79,12 +88,23 @@ def cpu_section(quick: bool) -> None:
         corpus = small_corpus(tmp / "corpus")
         steps = 40 if quick else 120
         print(f"== framework overhead (GPT ~200K non-zeros, S=0.75, {steps} steps, 1 thread)")
-        base = dict(model="gpt", params="200k", sparsity=0.75, steps=steps, corpus=corpus, threads=1,
-                    ckpt_every=steps, eval_every=steps, eval_tokens=1024)
+        base = dict(
+            model="gpt",
+            params="200k",
+            sparsity=0.75,
+            steps=steps,
+            corpus=corpus,
+            threads=1,
+            ckpt_every=steps,
+            eval_every=steps,
+            eval_tokens=1024,
+        )
         cfg = RunConfig(**base)
         bare = bare_loop_s_per_step(cfg, steps)
         ours = framework_s_per_step(cfg, tmp / "ovh")
-        bare2 = bare_loop_s_per_step(cfg, steps)   # again: machine noise shows as the bare-vs-bare spread
+        bare2 = bare_loop_s_per_step(
+            cfg, steps
+        )  # again: machine noise shows as the bare-vs-bare spread
         print(f"bare loop      {bare * 1e3:8.1f} ms/step  (second measurement {bare2 * 1e3:.1f})")
         bare = min(bare, bare2)
         print(f"train()        {ours * 1e3:8.1f} ms/step")
@@ -92,15 +112,33 @@ def cpu_section(quick: bool) -> None:
 
         print("== GPT throughput, S=0.5, 1 thread (batch 64 x seq 64)")
         for params in ("50k", "200k", "800k"):
-            cfg = RunConfig(model="gpt", params=params, sparsity=0.5, steps=20 if quick else 60, corpus=corpus,
-                            threads=1, ckpt_every=10_000, eval_every=10_000, eval_tokens=1024)
+            cfg = RunConfig(
+                model="gpt",
+                params=params,
+                sparsity=0.5,
+                steps=20 if quick else 60,
+                corpus=corpus,
+                threads=1,
+                ckpt_every=10_000,
+                eval_every=10_000,
+                eval_tokens=1024,
+            )
             size = plan_run(cfg)[0].size
             r = train(cfg, tmp / f"tp-{params}", quiet=True)
-            print(f"N={r.n_nonzero:>8,}  width {size.width:>4}  dense block {size.n_block_params:>9,}"
-                  f"  {r.tokens_per_s:>9,.0f} tokens/s")
+            print(
+                f"N={r.n_nonzero:>8,}  width {size.width:>4}  dense block {size.n_block_params:>9,}"
+                f"  {r.tokens_per_s:>9,.0f} tokens/s"
+            )
 
 
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
+PEAK_BF16 = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "A10": 125e12,
+    "4090": 165e12,
+}
 
 
 def cuda_section() -> None:
@@ -108,7 +146,9 @@ def cuda_section() -> None:
 
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
-    cfg = GPTConfig(vocab_size=256, seq_len=1024, depth=12, width=768, head_dim=64, n_heads=12, mlp_hidden=3072)
+    cfg = GPTConfig(
+        vocab_size=256, seq_len=1024, depth=12, width=768, head_dim=64, n_heads=12, mlp_hidden=3072
+    )
     device = torch.device("cuda")
     model = GPT(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -143,10 +183,21 @@ def cuda_section() -> None:
     dt = (time.perf_counter() - t0) / n
     tokens_per_s = batch * cfg.seq_len / dt
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    flops_per_token = 6 * linear + 12 * cfg.depth * cfg.seq_len * cfg.width   # matmuls + attention (PaLM)
-    print(f"== CUDA: {name}, GPT {n_params / 1e6:.0f}M params, bf16, batch {batch} x {cfg.seq_len}, {n} steps")
-    print(f"{tokens_per_s:,.0f} tokens/s, {flops_per_token * tokens_per_s / 1e12:.1f} TFLOP/s", end="")
-    print(f", MFU {flops_per_token * tokens_per_s / peak:.1%} of {peak / 1e12:.0f} TFLOP/s" if peak else " (peak unknown)")
+    flops_per_token = (
+        6 * linear + 12 * cfg.depth * cfg.seq_len * cfg.width
+    )  # matmuls + attention (PaLM)
+    print(
+        f"== CUDA: {name}, GPT {n_params / 1e6:.0f}M params, bf16, batch {batch} x {cfg.seq_len}, "
+        f"{n} steps"
+    )
+    print(
+        f"{tokens_per_s:,.0f} tokens/s, {flops_per_token * tokens_per_s / 1e12:.1f} TFLOP/s", end=""
+    )
+    print(
+        f", MFU {flops_per_token * tokens_per_s / peak:.1%} of {peak / 1e12:.0f} TFLOP/s"
+        if peak
+        else " (peak unknown)"
+    )
 
 
 def main() -> None:

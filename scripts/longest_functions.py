@@ -16,13 +16,18 @@ def functions(root: Path = SRC):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                yield node.end_lineno - node.lineno + 1, f"{path.relative_to(root)}:{node.lineno} {node.name}"
+                yield (
+                    node.end_lineno - node.lineno + 1,
+                    f"{path.relative_to(root)}:{node.lineno} {node.name}",
+                )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--top", type=int, default=15)
-    ap.add_argument("--max", type=int, default=None, help="exit 1 if a non-forward function is longer")
+    ap.add_argument(
+        "--max", type=int, default=None, help="exit 1 if a non-forward function is longer"
+    )
     args = ap.parse_args()
     found = sorted(functions(), reverse=True)
     for n, where in found[: args.top]:

@@ -34,7 +34,12 @@ def t5_points(t5_file):
 
     df = pd.read_csv(t5_file)
     S = df["sparsity"].to_numpy(float)
-    return S, T5_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S), df["steps"].to_numpy(float), df["val-loss"].to_numpy(float)
+    return (
+        S,
+        T5_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S),
+        df["steps"].to_numpy(float),
+        df["val-loss"].to_numpy(float),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,14 +48,20 @@ def vit_points(vit_file):
 
     df = pd.read_json(vit_file)
     S = df["sparsity"].to_numpy(float)
-    return S, VIT_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S), df["total_examples"].to_numpy(float), df["val-loss"].to_numpy(float)
+    return (
+        S,
+        VIT_BLOCK_PARAMS * df["scale"].to_numpy(float) * (1 - S),
+        df["total_examples"].to_numpy(float),
+        df["val-loss"].to_numpy(float),
+    )
 
 
 @pytest.fixture(scope="session")
 def t5_fit(t5_points):
     from sparsescale.laws.fit import fit_law
+    from sparsescale.laws.points import FitOptions, Points
 
-    return fit_law(*t5_points, space="log", delta=1e-3, seed=0)
+    return fit_law(Points(*t5_points), FitOptions(space="log", delta=1e-3, seed=0))
 
 
 @pytest.fixture

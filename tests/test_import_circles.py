@@ -125,4 +125,6 @@ def test_the_checker_finds_a_planted_circle(tmp_path):
 
 def test_no_import_circles_in_src():
     found = circles(import_graph(SRC))
-    assert not found, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in found)
+    assert not found, "modules that import each other:\n" + "\n".join(
+        " <-> ".join(c) for c in found
+    )

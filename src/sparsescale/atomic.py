@@ -19,8 +19,8 @@ import contextlib
 import json
 import os
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from sparsescale.errors import SparsescaleError
@@ -31,12 +31,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return True
     try:
         return os.path.samefile(a, b)
-    except OSError:   # one of them does not exist: not the same file
+    except OSError:  # one of them does not exist: not the same file
         return False
 
 
-def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "output",
-                 folder: bool = False, ours: Callable[[Path], bool] | None = None) -> Path:
+def check_output(
+    path: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike] = (),
+    what: str = "output",
+    folder: bool = False,
+    ours: Callable[[Path], bool] | None = None,
+) -> Path:
     """Refuse an output path that is one of `inputs` (or their SQLite -wal/-shm
     companions) or inside an input folder, that is a folder where a file is
     meant (or a file where a folder is meant, with `folder`), whose folder
@@ -47,13 +52,18 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     target = Path(path).expanduser()
     for src in inputs:
         src = Path(src).expanduser()
-        companions = [src] + [src.with_name(src.name + s) for s in ("-wal", "-shm", "-journal", ".lock")]
+        companions = [src] + [
+            src.with_name(src.name + s) for s in ("-wal", "-shm", "-journal", ".lock")
+        ]
         if any(_same_file(target, c) for c in companions):
-            raise SparsescaleError(f"{what} {target}: is an input of this command ({src}); "
-                                   "choose another output path")
+            raise SparsescaleError(
+                f"{what} {target}: is an input of this command ({src}); choose another output path"
+            )
         if src.is_dir() and target.resolve().is_relative_to(src.resolve()):
-            raise SparsescaleError(f"{what} {target}: is inside an input folder of this command ({src}); "
-                                   "choose another output path")
+            raise SparsescaleError(
+                f"{what} {target}: is inside an input folder of this command ({src}); "
+                "choose another output path"
+            )
     if folder:
         if target.exists() and not target.is_dir():
             raise SparsescaleError(f"{what} {target}: exists and is not a folder")
@@ -61,8 +71,10 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         raise SparsescaleError(f"{what} {target}: is a folder; give a file path")
     if ours is not None and _occupied(target) and not ours(target):
         kind = "folder" if target.is_dir() else "file"
-        raise SparsescaleError(f"{what} {target}: an existing {kind} that this command did not write; "
-                               "move it away or choose another path")
+        raise SparsescaleError(
+            f"{what} {target}: an existing {kind} that this command did not write; "
+            "move it away or choose another path"
+        )
     _check_writable(target if folder and target.is_dir() else target.parent, what, target)
     return target
 
@@ -79,7 +91,9 @@ class Output:
     folder: bool = False
 
 
-def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
+def check_outputs(
+    outputs: Iterable[Output], inputs: Iterable[str | os.PathLike] = ()
+) -> list[Path]:
     """`check_output` for each of a command's outputs, then refuse two outputs
     that are the same path (the second would replace the first). Returns the
     paths, in order."""
@@ -89,7 +103,9 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | os.PathLike]
         path = check_output(out.path, inputs, what=out.what, folder=out.folder, ours=out.ours)
         for what, other in seen:
             if path.resolve() == other.resolve():
-                raise SparsescaleError(f"{out.what} {path}: is also the output of {what}; give different paths")
+                raise SparsescaleError(
+                    f"{out.what} {path}: is also the output of {what}; give different paths"
+                )
         seen.append((out.what, path))
     return [p for _, p in seen]
 
@@ -97,14 +113,19 @@ def check_outputs(outputs: Iterable[Output], inputs: Iterable[str | os.PathLike]
 def json_with_keys(*keys: str, **values: Any) -> Callable[[Path], bool]:
     """A recogniser of a JSON document this project wrote: an object with all
     `keys`, and these `values` under theirs (e.g. format="...")."""
+
     def ours(path: Path) -> bool:
         try:
             with open(path, "rb") as f:
                 obj = json.loads(f.read(64 << 20))
         except (OSError, ValueError):
             return False
-        return (isinstance(obj, dict) and all(k in obj for k in keys)
-                and all(obj.get(k) == v for k, v in values.items()))
+        return (
+            isinstance(obj, dict)
+            and all(k in obj for k in keys)
+            and all(obj.get(k) == v for k, v in values.items())
+        )
+
     return ours
 
 
@@ -157,7 +178,9 @@ def _check_writable(folder: Path, what: str, target: Path) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise SparsescaleError(f"{what} {target}: cannot write in {probe} ({exc.strerror})") from None
+        raise SparsescaleError(
+            f"{what} {target}: cannot write in {probe} ({exc.strerror})"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -169,7 +192,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=suffix if suffix is not None else target.suffix + ".tmp",
+            prefix=f".{target.name}.",
+            suffix=suffix if suffix is not None else target.suffix + ".tmp",
             dir=target.parent,
         )
     except OSError as exc:
@@ -186,7 +210,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except OSError as exc:
         # Disk full, quota, a folder in the way: the old file is untouched; say so in one line.
         tmp_path.unlink(missing_ok=True)
-        raise SparsescaleError(f"{target}: cannot write ({exc.strerror or exc}); any previous file is unchanged") from None
+        raise SparsescaleError(
+            f"{target}: cannot write ({exc.strerror or exc}); any previous file is unchanged"
+        ) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

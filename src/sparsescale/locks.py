@@ -1,9 +1,13 @@
-"""An exclusive advisory lock on a file that names its holder's pid.
+"""Exclusive advisory locks on files that name their holder's pid.
 
 flock is released by the kernel when the holder exits for any reason, SIGKILL
-included, so a crashed process never leaves a stale lock behind. The store lock
-(one coordinator per store) and the run-folder lock (one trainer per folder)
-are both this lock with their own file and message.
+included, so a crashed process never leaves a stale lock behind. Two locks are
+this one PidLock with their own file and message:
+
+- `StoreLock`: one sweep coordinator per store (`<store>.lock`);
+- `RunFolderLock`: one trainer per run folder (`<folder>/.run.lock`), taken by
+  `sparsescale train` and by the sweep workers alike, so two processes never
+  train into the same folder at once (one result would silently replace the other).
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ class PidLock:
     `unwritable(strerror)`, when given, turns a lock file that cannot be created
     into one line instead of an OSError."""
 
-    def __init__(self, path: str | os.PathLike, busy: Callable[[str], str], wait: bool = False,
-                 unwritable: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        busy: Callable[[str], str],
+        wait: bool = False,
+        unwritable: Callable[[str], str] | None = None,
+    ):
         self.path, self.busy, self.wait, self.unwritable = Path(path), busy, wait, unwritable
         self._fd: int | None = None
 
@@ -61,3 +70,38 @@ class PidLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class StoreLock(PidLock):
+    """Hold `<store>.lock` exclusively for as long as the object is open."""
+
+    def __init__(self, store_path: str | os.PathLike):
+        store = Path(store_path)
+        super().__init__(
+            Path(str(store_path) + ".lock"),
+            busy=lambda pid: (
+                f"{store}: another sweep coordinator (pid {pid}) is using this store;"
+                " wait for it to finish or stop it, or pass a different --store"
+            ),
+        )
+
+
+RUN_LOCK = ".run.lock"
+
+
+class RunFolderLock(PidLock):
+    """Hold `<folder>/.run.lock` for as long as the object is open. `wait`: block
+    until the holder is done (a sweep worker re-dispatched while an orphan
+    finishes) instead of refusing at once (a user's second `train`)."""
+
+    def __init__(self, folder: str | os.PathLike, wait: bool = False, what: str = "out_dir"):
+        self.folder, self.what = Path(folder), what
+        super().__init__(
+            self.folder / RUN_LOCK,
+            wait=wait,
+            busy=lambda pid: (
+                f"{what} {folder}: another process (pid {pid}) is training in this folder;"
+                " wait for it to finish or use another folder"
+            ),
+            unwritable=lambda err: f"{what} {folder}: cannot write there ({err})",
+        )

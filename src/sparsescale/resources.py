@@ -14,7 +14,13 @@ from sparsescale.errors import SparsescaleError
 
 
 def fmt_bytes(n: float) -> str:
-    for div, unit in ((1 << 50, "PB"), (1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")):
+    for div, unit in (
+        (1 << 50, "PB"),
+        (1 << 40, "TB"),
+        (1 << 30, "GB"),
+        (1 << 20, "MB"),
+        (1 << 10, "KB"),
+    ):
         if n >= div:
             return f"{n / div:.3g} {unit}"
     return f"{n:.0f} B"
@@ -52,8 +58,13 @@ def available_memory(device: str = "cpu") -> tuple[int, str]:
     return int(avail), what
 
 
-def check_fits(need_bytes: float, what: str, device: str = "cpu", detail: str = "",
-               force_flag: str | None = "--force") -> None:
+def check_fits(
+    need_bytes: float,
+    what: str,
+    device: str = "cpu",
+    detail: str = "",
+    force_flag: str | None = "--force",
+) -> None:
     """Refuse `what` (a flag and its value, for the message) when its memory
     floor `need_bytes` exceeds what `device` has free; `detail` says what the
     floor counts, `force_flag` how to go ahead anyway (None: no way)."""
@@ -61,5 +72,8 @@ def check_fits(need_bytes: float, what: str, device: str = "cpu", detail: str = 
     if need_bytes <= avail:
         return
     hint = f"; {force_flag} runs it anyway" if force_flag else ""
-    raise SparsescaleError(f"{what}: needs at least {fmt_bytes(need_bytes)} of memory"
-                           + (f" ({detail})" if detail else "") + f", more than the {fmt_bytes(avail)} {where}{hint}")
+    raise SparsescaleError(
+        f"{what}: needs at least {fmt_bytes(need_bytes)} of memory"
+        + (f" ({detail})" if detail else "")
+        + f", more than the {fmt_bytes(avail)} {where}{hint}"
+    )

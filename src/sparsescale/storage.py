@@ -54,13 +54,17 @@ def filesystem(uri: str, what: str = "storage"):
     try:
         import fsspec
     except ImportError:
-        raise SparsescaleError(f"{what} {uri}: a URI needs the 'fsspec' package (pip install fsspec)") from None
+        raise SparsescaleError(
+            f"{what} {uri}: a URI needs the 'fsspec' package (pip install fsspec)"
+        ) from None
     try:
         return fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as exc:
         raise SparsescaleError(f"{what} {uri}: cannot open this URI ({_first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 -- backends that connect at once (ftp, sftp) raise their own errors
-        raise SparsescaleError(f"{what} {uri}: cannot reach it ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise SparsescaleError(
+            f"{what} {uri}: cannot reach it ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -71,9 +75,12 @@ def is_run_storage(folder: Path) -> bool:
     """Whether an existing local folder is a sweep's storage (only run folders,
     named by the first 16 hex digits of their hash, and dot files): a sweep puts
     its run folders only in a new folder or in one of these."""
+
     def ours(p: Path) -> bool:
-        return p.name.startswith(".") or (p.is_dir() and len(p.name) == 16
-                                          and all(c in "0123456789abcdef" for c in p.name))
+        return p.name.startswith(".") or (
+            p.is_dir() and len(p.name) == 16 and all(c in "0123456789abcdef" for c in p.name)
+        )
+
     return all(ours(p) for p in folder.iterdir())
 
 
@@ -87,16 +94,20 @@ def check_location(location: str | os.PathLike, what: str = "storage", create: b
         fs, path = filesystem(str(location), what)
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
         if "memory" in protocols:
-            raise SparsescaleError(f"{what} {location}: memory storage ends with this process and every checkpoint "
-                                   "and result with it; give a folder or a durable URI (s3://, gs://, file://...)")
+            raise SparsescaleError(
+                f"{what} {location}: memory storage ends with this process and every checkpoint "
+                "and result with it; give a folder or a durable URI (s3://, gs://, file://...)"
+            )
         try:
             if create:
                 fs.makedirs(path, exist_ok=True)
             else:
-                fs.exists(path)   # reachable at all (a host that does not resolve, a closed port)
+                fs.exists(path)  # reachable at all (a host that does not resolve, a closed port)
         except Exception as exc:  # noqa: BLE001 -- each backend has its own network errors
             verb = "create" if create else "reach"
-            raise SparsescaleError(f"{what} {location}: cannot {verb} it ({type(exc).__name__}: {_first_line(exc)})") from None
+            raise SparsescaleError(
+                f"{what} {location}: cannot {verb} it ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
         return
     if not create:
         from sparsescale.atomic import check_output
@@ -157,13 +168,13 @@ class RunMirror:
                 self.fs.get_file(info["name"], str(tmp))
                 os.replace(tmp, self.local / name)
                 names.append(name)
-        for name in names:   # what came from storage needs no push back
+        for name in names:  # what came from storage needs no push back
             st = (self.local / name).stat()
             self._pushed[name] = (st.st_mtime_ns, st.st_size)
         return names
 
     def push(self) -> None:
-        with self._lock:   # the background thread and stop() never upload at once
+        with self._lock:  # the background thread and stop() never upload at once
             self.fs.makedirs(self.path, exist_ok=True)
             for f in sorted(self.local.iterdir()):
                 # dot files are atomic writes in progress (atomic.py) or locks
@@ -183,7 +194,7 @@ class RunMirror:
                 try:
                     self.push()
                 except OSError:
-                    pass   # a storage hiccup: the next round or stop() tries again
+                    pass  # a storage hiccup: the next round or stop() tries again
 
         self._thread = threading.Thread(target=loop, daemon=True, name="run-mirror")
         self._thread.start()

@@ -17,8 +17,21 @@ import numpy as np
 from sparsescale.errors import SparsescaleError
 from sparsescale.userfile import read_json
 
-FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
-BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow}
+FUNCTIONS = {
+    "log": np.log,
+    "log10": np.log10,
+    "log2": np.log2,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
 UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 # Bounds on a column expression: a real one is a short product of a few columns.
 MAX_EXPRESSION = 2000  # characters
@@ -54,20 +67,32 @@ def read_table(path: str | Path):
             obj = read_json(p, "table")
             df = pd.DataFrame(obj) if isinstance(obj, (dict, list)) else None
             if df is None:
-                raise SparsescaleError(f"{p}: expected a JSON object of columns or a list of records")
+                raise SparsescaleError(
+                    f"{p}: expected a JSON object of columns or a list of records"
+                )
             if isinstance(obj, dict):  # orient=columns: keep the file's row order
                 try:
-                    df = df.loc[sorted(df.index, key=lambda k: int(k))] if all(str(k).lstrip("-").isdigit() for k in df.index) else df
+                    df = (
+                        df.loc[sorted(df.index, key=lambda k: int(k))]
+                        if all(str(k).lstrip("-").isdigit() for k in df.index)
+                        else df
+                    )
                 except (TypeError, ValueError):
                     pass
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         else:
-            raise SparsescaleError(f"{p}: unknown table format {suffix or '(none)'}; use .csv, .json or .parquet (or a sweep store for fit)")
+            raise SparsescaleError(
+                f"{p}: unknown table format {suffix or '(none)'}; use .csv, .json or .parquet (or "
+                "a sweep store for fit)"
+            )
     except SparsescaleError:
         raise
     except Exception as exc:  # parser errors from pandas/pyarrow
-        raise SparsescaleError(f"{p}: cannot read table ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise SparsescaleError(
+            f"{p}: cannot read table ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     _check_unique_columns(p, suffix, df)
     if df.shape[0] == 0:
         raise SparsescaleError(f"{p}: the table has no rows")
@@ -88,7 +113,9 @@ def _check_unique_columns(path: Path, suffix: str, df) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SparsescaleError(f"{path}: column {name!r} appears twice in the header; rename one of them")
+            raise SparsescaleError(
+                f"{path}: column {name!r} appears twice in the header; rename one of them"
+            )
         seen.add(name)
 
 
@@ -121,41 +148,65 @@ def evaluate(df, expr: str, flag: str, source: str = "data") -> np.ndarray:
     if expr in df.columns:
         return _numeric_column(df, expr, flag, source)
     if len(expr) > MAX_EXPRESSION:
-        raise SparsescaleError(f"{flag}: the expression is {len(expr)} characters long; at most {MAX_EXPRESSION} are allowed")
+        raise SparsescaleError(
+            f"{flag}: the expression is {len(expr)} characters long; at most {MAX_EXPRESSION} are "
+            "allowed"
+        )
     try:
         tree = ast.parse(expr, mode="eval")
     except (RecursionError, MemoryError):  # CPython's parser on very deep nesting
-        raise SparsescaleError(f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)") from None
+        raise SparsescaleError(
+            f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
     except SyntaxError:
         raise SparsescaleError(
-            f"{flag}: {expr!r} is neither a column of {source} nor a valid expression (columns: {', '.join(map(str, df.columns))})"
+            f"{flag}: {expr!r} is neither a column of {source} nor a valid expression (columns: "
+            f"{', '.join(map(str, df.columns))})"
         ) from None
 
     def ev(node, depth=0):
         if depth > MAX_DEPTH:
-            raise SparsescaleError(f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)")
+            raise SparsescaleError(
+                f"{flag}: the expression is nested too deeply (at most {MAX_DEPTH} levels)"
+            )
         if isinstance(node, ast.Expression):
             return ev(node.body, depth + 1)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool)
+        ):
             # numpy floats: 10**10**10 overflows to inf (reported per row below),
             # where Python floats would raise OverflowError and 1/0 ZeroDivisionError
             try:
                 return np.float64(node.value)
             except OverflowError:
-                raise SparsescaleError(f"{flag}: the number {str(node.value)[:20]}... in {expr[:60]!r} is too large") from None
+                raise SparsescaleError(
+                    f"{flag}: the number {str(node.value)[:20]}... in {expr[:60]!r} is too large"
+                ) from None
         if isinstance(node, ast.Name):
             if node.id not in df.columns:
                 raise SparsescaleError(
-                    f"{flag}: unknown column {node.id!r} in {expr!r} (columns of {source}: {', '.join(map(str, df.columns))})"
+                    f"{flag}: unknown column {node.id!r} in {expr!r} (columns of {source}: "
+                    f"{', '.join(map(str, df.columns))})"
                 )
             return _numeric_column(df, node.id, flag, source)
         if isinstance(node, ast.BinOp) and type(node.op) in BINARY:
             return BINARY[type(node.op)](ev(node.left, depth + 1), ev(node.right, depth + 1))
         if isinstance(node, ast.UnaryOp) and type(node.op) in UNARY:
             return UNARY[type(node.op)](ev(node.operand, depth + 1))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS and len(node.args) == 1 and not node.keywords:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in FUNCTIONS
+            and len(node.args) == 1
+            and not node.keywords
+        ):
             return FUNCTIONS[node.func.id](ev(node.args[0], depth + 1))
-        raise SparsescaleError(f"{flag}: {expr!r}: only numbers, column names, + - * / ** and {', '.join(FUNCTIONS)}() are allowed")
+        raise SparsescaleError(
+            f"{flag}: {expr!r}: only numbers, column names, + - * / ** and "
+            f"{', '.join(FUNCTIONS)}() are allowed"
+        )
 
     with np.errstate(all="ignore"):
         out = ev(tree)
@@ -171,16 +222,25 @@ def _numeric_column(df, name: str, flag: str, source: str) -> np.ndarray:
     bad = col.isna() & df[name].notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SparsescaleError(f"{source}: row {row + 1}, column {name!r} ({flag}): {df[name].iloc[row]!r} is not a number")
+        raise SparsescaleError(
+            f"{source}: row {row + 1}, column {name!r} ({flag}): {df[name].iloc[row]!r} is not a "
+            "number"
+        )
     return col.to_numpy(dtype=float)
 
 
-def check_values(values: np.ndarray, flag: str, source: str, column: str, *, positive=False, unit_interval=False) -> None:
+def check_values(
+    values: np.ndarray, flag: str, source: str, column: str, *, positive=False, unit_interval=False
+) -> None:
     """One clear error for the first bad value: NaN/inf, <= 0, or outside [0, 1)."""
     for i, v in enumerate(values):
         if not math.isfinite(v):
-            raise SparsescaleError(f"{source}: row {i + 1}, {column} ({flag}): {v} is not a finite number")
+            raise SparsescaleError(
+                f"{source}: row {i + 1}, {column} ({flag}): {v} is not a finite number"
+            )
         if positive and v <= 0:
             raise SparsescaleError(f"{source}: row {i + 1}, {column} ({flag}): {v:g} must be > 0")
         if unit_interval and not (0.0 <= v < 1.0):
-            raise SparsescaleError(f"{source}: row {i + 1}, {column} ({flag}): sparsity {v:g} is outside [0, 1)")
+            raise SparsescaleError(
+                f"{source}: row {i + 1}, {column} ({flag}): sparsity {v:g} is outside [0, 1)"
+            )

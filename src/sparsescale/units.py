@@ -10,7 +10,9 @@ from typing import Any
 from sparsescale.errors import SparsescaleError
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_NUMBER = re.compile(r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*")
+_NUMBER = re.compile(
+    r"\s*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*"
+)
 UNSTRUCTURED_NAMES = ("unstructured", "dense", "none")
 
 
@@ -24,7 +26,9 @@ def parse_quantity(value: Any, what: str) -> float:
     else:
         m = _NUMBER.fullmatch(str(value))
         if not m:
-            raise SparsescaleError(f"{what}: {value!r} is not a number (examples: 2e7, 200k, 1.5M, 3B)")
+            raise SparsescaleError(
+                f"{what}: {value!r} is not a number (examples: 2e7, 200k, 1.5M, 3B)"
+            )
         number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
     if not math.isfinite(number):
         raise SparsescaleError(f"{what}: {value!r} is not finite")
@@ -57,14 +61,18 @@ def _match_pattern(value: Any, what: str) -> tuple[int, int, bool] | None:
     m = _NM.fullmatch(value) if isinstance(value, str) else None
     if m is None:
         raise SparsescaleError(
-            f"{what}: unknown pattern {value!r}; expected 'unstructured', n:m such as '2:4', or n:mT such as '2:4T'"
+            f"{what}: unknown pattern {value!r}; expected 'unstructured', n:m such as '2:4', or "
+            "n:mT such as '2:4T'"
         )
     n, m_, transposable = int(m.group(1)), int(m.group(2)), bool(m.group(3))
     if not 0 < n < m_:
-        raise SparsescaleError(f"{what}: pattern {value!r}: need 0 < n < m (n weights kept in every m)")
+        raise SparsescaleError(
+            f"{what}: pattern {value!r}: need 0 < n < m (n weights kept in every m)"
+        )
     if transposable and m_ > MAX_TRANSPOSABLE_M:
         raise SparsescaleError(
-            f"{what}: pattern {value!r}: transposable masks are supported for m <= {MAX_TRANSPOSABLE_M} (such as 2:4T)"
+            f"{what}: pattern {value!r}: transposable masks are supported for m <= "
+            f"{MAX_TRANSPOSABLE_M} (such as 2:4T)"
         )
     return n, m_, transposable
 

@@ -29,16 +29,23 @@ def read_text(path: str | os.PathLike, what: str = "file", label: str | None = N
     except IsADirectoryError:
         raise SparsescaleError(f"{name}: is a folder, not a {what}") from None
     except OSError as exc:
-        raise SparsescaleError(f"{name}: cannot read {what} ({type(exc).__name__}: {exc.strerror or exc})") from None
+        raise SparsescaleError(
+            f"{name}: cannot read {what} ({type(exc).__name__}: {exc.strerror or exc})"
+        ) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise SparsescaleError(f"{name}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})") from None
+        raise SparsescaleError(
+            f"{name}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})"
+        ) from None
 
 
-def read_json(path: str | os.PathLike, what: str = "file",
-              object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
+def read_json(
+    path: str | os.PathLike,
+    what: str = "file",
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
     """The parsed JSON at `path` (errors as read_text's); `object_pairs_hook`
     goes to json.loads (to see keys a plain dict would merge)."""
     text = read_text(path, what)
@@ -46,7 +53,9 @@ def read_json(path: str | os.PathLike, what: str = "file",
     try:
         return json.loads(text, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as exc:
-        raise SparsescaleError(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise SparsescaleError(
+            f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     except RecursionError:  # json's decoder recurses once per nested [ or {
         raise SparsescaleError(f"{name}: not valid JSON (nested too deeply to read)") from None
     except ValueError as exc:  # e.g. an integer past Python's digit limit

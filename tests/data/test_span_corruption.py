@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsescale.data.span_corruption import (SpecialIds, corrupt, corrupt_batch, corrupted_lengths, noise_mask,
-                                              reconstruct, span_counts)
+from sparsescale.data.span_corruption import (
+    SpecialIds,
+    corrupt,
+    corrupt_batch,
+    corrupted_lengths,
+    noise_mask,
+    reconstruct,
+    span_counts,
+)
 
 
 @pytest.mark.parametrize("length", [10, 64, 128, 500])
@@ -33,7 +40,7 @@ def test_round_trip_and_counts(length):
 
 def test_paper_noise_and_mean_span():
     n_noise, n_spans = span_counts(1000)
-    assert n_noise == 150 and n_spans == 50   # 15% noise, mean span 3
+    assert n_noise == 150 and n_spans == 50  # 15% noise, mean span 3
 
 
 def test_hand_example():

@@ -30,26 +30,49 @@ See `the site <https://kernel.org>`_ for **bold** and *emphasis*. Example::
     code stays
 """
     out = text_lib.strip_rest(src)
-    assert "Title here" in out and "===" not in out and "toctree" not in out and ":maxdepth:" not in out
+    assert (
+        "Title here" in out
+        and "===" not in out
+        and "toctree" not in out
+        and ":maxdepth:" not in out
+    )
     assert "Use kmalloc and the guide with GFP_KERNEL." in out
     assert "See the site for bold and emphasis. Example:" in out
     assert "code stays" in out and "_label" not in out
 
 
 def test_strip_markdown():
-    src = "# Heading\n\nSome [link text](http://x.y) and ![alt](a.png), `code`, **strong**.\n\n```py\nx = 1\n```\n"
+    src = (
+        "# Heading\n\nSome [link text](http://x.y) and ![alt](a.png), `code`, **strong**.\n\n"
+        "```py\nx = 1\n```\n"
+    )
     out = text_lib.strip_markdown(src)
     assert out.startswith("Heading") and "link text" in out and "http" not in out
-    assert "alt" in out and "code" in out and "strong" in out and "**" not in out and "```" not in out
+    assert (
+        "alt" in out and "code" in out and "strong" in out and "**" not in out and "```" not in out
+    )
     assert "x = 1" in out
 
 
 def _write_corpus(folder, n_docs=30, words=400):
     rng = np.random.default_rng(0)
-    vocab = ["alpha", "beta", "gamma", "delta", "kernel", "memory", "page", "lock", "queue", "driver"]
+    vocab = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "kernel",
+        "memory",
+        "page",
+        "lock",
+        "queue",
+        "driver",
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n_docs):
-        (folder / f"doc{i:03d}.txt").write_text(f"Document {i}. " + " ".join(rng.choice(vocab, words)) + "\n")
+        (folder / f"doc{i:03d}.txt").write_text(
+            f"Document {i}. " + " ".join(rng.choice(vocab, words)) + "\n"
+        )
     return folder
 
 
@@ -57,7 +80,9 @@ def test_jsonl_and_parquet_and_ignored_files(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "first row"}) + "\n\n" + json.dumps({"text": "second"}) + "\n")
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"text": "first row"}) + "\n\n" + json.dumps({"text": "second"}) + "\n"
+    )
     pq.write_table(pa.table({"text": ["from parquet"], "id": [1]}), tmp_path / "b.parquet")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     files = text_lib.list_files(tmp_path)
@@ -73,11 +98,11 @@ def test_cache_is_keyed_by_content_and_reused(tmp_path):
     folder = _write_corpus(tmp_path / "corpus")
     a = load_corpus(folder)
     assert a.tokens.dtype == np.uint8 and a.vocab_size == 256
-    assert load_corpus(folder).key == a.key                      # reused
+    assert load_corpus(folder).key == a.key  # reused
     text = a.decode(a.tokens[:2000])
     assert "Document" in text
     (folder / "doc000.txt").write_text("changed content\n")
-    assert load_corpus(folder).key != a.key                      # content changed -> new cache
+    assert load_corpus(folder).key != a.key  # content changed -> new cache
 
 
 def test_validation_is_disjoint_and_training_never_repeats(tmp_path):
@@ -86,19 +111,21 @@ def test_validation_is_disjoint_and_training_never_repeats(tmp_path):
     steps = lm_capacity(corpus, seq_len) // batch
     loader = LMBatches(corpus, seq_len, batch, steps, seed=3)
     starts = np.sort(loader.order * seq_len)
-    assert len(np.unique(starts)) == len(starts)                  # no window twice
-    assert starts[-1] + seq_len + 1 <= corpus.n_train             # training never reaches validation
+    assert len(np.unique(starts)) == len(starts)  # no window twice
+    assert starts[-1] + seq_len + 1 <= corpus.n_train  # training never reaches validation
     x, y = loader.get(0)
     assert x.shape == (batch, seq_len) and np.array_equal(x[:, 1:].numpy(), y[:, :-1].numpy())
     # every target token of the training split appears exactly once as a target
     covered = np.zeros(corpus.n_train, dtype=int)
     for s in starts:
-        covered[s + 1:s + seq_len + 1] += 1
+        covered[s + 1 : s + seq_len + 1] += 1
     assert covered.max() == 1
     val = np.concatenate([x.numpy() for x, _ in loader.validation(10**9, batch)])
     n_windows = (corpus.n_val - 1) // seq_len
-    assert len(val) == n_windows                                   # asked for all: every window once
-    assert np.array_equal(val[0], np.asarray(corpus.tokens[corpus.n_train:corpus.n_train + seq_len]))
+    assert len(val) == n_windows  # asked for all: every window once
+    assert np.array_equal(
+        val[0], np.asarray(corpus.tokens[corpus.n_train : corpus.n_train + seq_len])
+    )
     with pytest.raises(SparsescaleError, match="data is never repeated"):
         LMBatches(corpus, seq_len, batch, steps + 1, seed=3)
 
@@ -118,9 +145,11 @@ def _topical_corpus(folder, n_docs=200, words=600):
 
 def _window_losses(corpus, loader, eval_tokens):
     """Per-window cross-entropy of a unigram model fitted on the training split."""
-    counts = np.bincount(corpus.tokens[:corpus.n_train], minlength=256) + 1.0
+    counts = np.bincount(corpus.tokens[: corpus.n_train], minlength=256) + 1.0
     nll = -np.log(counts / counts.sum())
-    return np.concatenate([nll[y.numpy()].mean(axis=1) for _, y in loader.validation(eval_tokens, 8)])
+    return np.concatenate(
+        [nll[y.numpy()].mean(axis=1) for _, y in loader.validation(eval_tokens, 8)]
+    )
 
 
 def test_small_validation_agrees_with_the_whole_split(tmp_path):
@@ -138,9 +167,9 @@ def test_small_validation_agrees_with_the_whole_split(tmp_path):
         # standard error of a sample of n from a finite population of len(full)
         se = full.std(ddof=1) / np.sqrt(n_windows) * np.sqrt(1 - n_windows / len(full))
         assert abs(small.mean() - full.mean()) <= 3 * se, (n_windows, small.mean(), full.mean(), se)
-    first = full[:32]                          # the split's first 32 windows: one document
+    first = full[:32]  # the split's first 32 windows: one document
     se32 = full.std(ddof=1) / np.sqrt(32)
-    assert abs(first.mean() - full.mean()) > 3 * se32             # what the old sampling measured
+    assert abs(first.mean() - full.mean()) > 3 * se32  # what the old sampling measured
 
 
 def test_spread_windows_is_even_and_exact():

@@ -21,8 +21,10 @@ from sparsescale.data import tokenize as tokenize_lib
 from sparsescale.data.corpus import cache_root, load_corpus
 from sparsescale.errors import SparsescaleError
 
-WORDS = ("the model prunes weights with a cubic schedule while the loss falls and the "
-         "sparse network keeps learning tokens from documents").split()
+WORDS = (
+    "the model prunes weights with a cubic schedule while the loss falls and the "
+    "sparse network keeps learning tokens from documents"
+).split()
 
 
 def _doc(rng, n) -> str:
@@ -37,8 +39,12 @@ def make_tokenizer(path: Path, vocab_size: int = 300, seed: int = 0) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator([_doc(rng, 40) for _ in range(200)], trainer=trainer)
     path.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(path))
@@ -56,7 +62,7 @@ def make_corpus(root: Path, seed: int = 0) -> Path:
         for i in range(120):
             f.write(json.dumps({"text": _doc(rng, 5 + i % 17), "id": i}) + "\n")
             if i % 30 == 0:
-                f.write("\n")   # blank lines are skipped
+                f.write("\n")  # blank lines are skipped
     return root
 
 
@@ -76,7 +82,7 @@ def test_streaming_on_two_workers_equals_the_in_memory_path(tmp_path, monkeypatc
     from tokenizers import Tokenizer
 
     root = make_corpus(tmp_path / "corpus")
-    monkeypatch.setattr(tokenize_lib, "PIECE_BYTES", 1500)       # the JSONL file becomes many pieces
+    monkeypatch.setattr(tokenize_lib, "PIECE_BYTES", 1500)  # the JSONL file becomes many pieces
     monkeypatch.setattr(tokenize_lib, "ENCODE_BATCH_BYTES", 300)  # and each piece several batches
     assert len(text_lib.split_file(root / "c.jsonl", 1500)) > 4
     if kind == "byte":
@@ -88,14 +94,18 @@ def test_streaming_on_two_workers_equals_the_in_memory_path(tmp_path, monkeypatc
         tok = Tokenizer.from_file(str(tok_file))
         eos = tok.token_to_id("<|endoftext|>")
         corpus = load_corpus(root, str(tok_file), workers=2)
-        want = reference_tokens(root, lambda d: tok.encode(d, add_special_tokens=False).ids, [eos], np.uint16)
+        want = reference_tokens(
+            root, lambda d: tok.encode(d, add_special_tokens=False).ids, [eos], np.uint16
+        )
         assert corpus.vocab_size == tok.get_vocab_size(with_added_tokens=True)
         assert corpus.decode(corpus.tokens[:20]) == tok.decode([int(i) for i in want[:20]])
     assert corpus.tokens.dtype == want.dtype
     np.testing.assert_array_equal(np.asarray(corpus.tokens), want)
     # one worker (in-process) writes the same bytes
     monkeypatch.setenv("SPARSESCALE_CACHE", str(tmp_path / "cache1"))
-    again = load_corpus(root, "byte" if kind == "byte" else str(tmp_path / "tok" / "tokenizer.json"), workers=1)
+    again = load_corpus(
+        root, "byte" if kind == "byte" else str(tmp_path / "tok" / "tokenizer.json"), workers=1
+    )
     np.testing.assert_array_equal(np.asarray(again.tokens), want)
 
 
@@ -109,7 +119,7 @@ def test_separator_without_an_eos_token_is_a_blank_line(tmp_path):
     root.mkdir()
     (root / "x.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
     corpus = load_corpus(root, str(tmp_path / "wl.json"))
-    assert sorted(np.asarray(corpus.tokens).tolist()) == [1, 2, 3, 3]   # a \n \n b (in either order)
+    assert sorted(np.asarray(corpus.tokens).tolist()) == [1, 2, 3, 3]  # a \n \n b (in either order)
 
 
 def test_cache_is_keyed_by_the_tokenizer_content_and_reused(tmp_path):
@@ -117,7 +127,7 @@ def test_cache_is_keyed_by_the_tokenizer_content_and_reused(tmp_path):
     tok_file = make_tokenizer(tmp_path / "tok.json", 270)
     a = load_corpus(root, str(tok_file))
     assert load_corpus(root, str(tok_file)).key == a.key
-    make_tokenizer(tok_file, 300)   # same path, other content
+    make_tokenizer(tok_file, 300)  # same path, other content
     b = load_corpus(root, str(tok_file))
     assert b.key != a.key and a.vocab_size == 270 and b.vocab_size == 300
 
@@ -133,7 +143,10 @@ def test_failed_build_leaves_no_cache_and_a_fixed_corpus_builds(tmp_path, monkey
     with pytest.raises(SparsescaleError, match=r"c\.jsonl: line 101 is not JSON"):
         load_corpus(root, "byte", workers=2)
     corpora = cache_root() / "corpora"
-    assert not corpora.exists() or [p.name for p in corpora.iterdir() if not p.name.startswith("stat-")] == []
+    assert (
+        not corpora.exists()
+        or [p.name for p in corpora.iterdir() if not p.name.startswith("stat-")] == []
+    )
     (root / "c.jsonl").write_text("\n".join(lines) + "\n")
     corpus = load_corpus(root, "byte", workers=2)
     assert (corpus.folder / "meta.json").exists() and not list(corpus.folder.glob("part-*"))
@@ -143,35 +156,61 @@ def test_text_column_for_jsonl_and_parquet(tmp_path):
     root = tmp_path / "c"
     root.mkdir()
     (root / "a.jsonl").write_text(json.dumps({"content": "first document"}) + "\n")
-    pq.write_table(pa.table({"content": ["second document", None, "third"], "n": [1, 2, 3]}), root / "b.parquet",
-                   row_group_size=1)
-    with pytest.raises(SparsescaleError, match=r"a\.jsonl: line 1 has no string 'text' field.*--text-column"):
+    pq.write_table(
+        pa.table({"content": ["second document", None, "third"], "n": [1, 2, 3]}),
+        root / "b.parquet",
+        row_group_size=1,
+    )
+    with pytest.raises(
+        SparsescaleError, match=r"a\.jsonl: line 1 has no string 'text' field.*--text-column"
+    ):
         load_corpus(root, "byte")
     corpus = load_corpus(root, "byte", text_column="content")
     text = bytes(np.asarray(corpus.tokens)).decode()
     assert sorted(text.split("\n\n")) == ["first document", "second document", "third"]
     (root / "a.jsonl").unlink()
-    with pytest.raises(SparsescaleError, match=r"b\.parquet: no 'text' column \(columns: content, n\)"):
+    with pytest.raises(
+        SparsescaleError, match=r"b\.parquet: no 'text' column \(columns: content, n\)"
+    ):
         load_corpus(root, "byte")
 
 
 def test_broken_tokenizer_file_is_named(tmp_path):
     (tmp_path / "broken.json").write_text('{"model": 3}')
-    with pytest.raises(SparsescaleError, match=r"^--tokenizer .*broken\.json: not a tokenizers tokenizer\.json"):
+    with pytest.raises(
+        SparsescaleError, match=r"^--tokenizer .*broken\.json: not a tokenizers tokenizer\.json"
+    ):
         load_corpus(make_corpus(tmp_path / "c"), str(tmp_path / "broken.json"))
 
 
 def _cli(*args, cache: Path, cwd: Path):
-    env = dict(os.environ, SPARSESCALE_CACHE=str(cache), PYTHONPATH=str(Path(__file__).parents[2] / "src"))
-    return subprocess.run([sys.executable, "-m", "sparsescale", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+    env = dict(
+        os.environ, SPARSESCALE_CACHE=str(cache), PYTHONPATH=str(Path(__file__).parents[2] / "src")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "sparsescale", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("flags, expect", [
-    (["--tokenizer", "gpt2"], "--tokenizer: expected byte, bpe or a path to a tokenizer.json file"),
-    (["--tokenizer", "missing/tokenizer.json"], "--tokenizer missing/tokenizer.json: no such file"),
-    (["--text-column", "body"], "no string 'body' field"),
-])
+@pytest.mark.parametrize(
+    "flags, expect",
+    [
+        (
+            ["--tokenizer", "gpt2"],
+            "--tokenizer: expected byte, bpe or a path to a tokenizer.json file",
+        ),
+        (
+            ["--tokenizer", "missing/tokenizer.json"],
+            "--tokenizer missing/tokenizer.json: no such file",
+        ),
+        (["--text-column", "body"], "no string 'body' field"),
+    ],
+)
 def test_bad_tokenizer_and_column_flags_are_one_line(tmp_path, flags, expect):
     root = tmp_path / "c"
     root.mkdir()
@@ -180,8 +219,25 @@ def test_bad_tokenizer_and_column_flags_are_one_line(tmp_path, flags, expect):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    r = _cli("train", "--corpus", str(root), "--params", "20k", "--tokens", "10k", "--out", str(out), "--check",
-             *flags, cache=tmp_path / "cache", cwd=tmp_path)
+    r = _cli(
+        "train",
+        "--corpus",
+        str(root),
+        "--params",
+        "20k",
+        "--tokens",
+        "10k",
+        "--out",
+        str(out),
+        "--check",
+        *flags,
+        cache=tmp_path / "cache",
+        cwd=tmp_path,
+    )
     assert r.returncode == 2, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and expect in r.stderr and "Traceback" not in r.stderr
+    assert (
+        len(r.stderr.strip().splitlines()) == 1
+        and expect in r.stderr
+        and "Traceback" not in r.stderr
+    )
     assert [p.name for p in out.iterdir()] == ["keep.txt"]

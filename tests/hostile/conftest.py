@@ -52,8 +52,10 @@ def two_sweeps(store) -> Path:
     """The store with a second sweep, 'other', holding two of its runs again."""
     conn = sqlite3.connect(store)
     with conn:
-        conn.execute("INSERT INTO sweeps (name, spec_json, spec_hash, note, created_at) "
-                      "VALUES ('other', '{}', 'h-other', '', 0)")
+        conn.execute(
+            "INSERT INTO sweeps (name, spec_json, spec_hash, note, created_at) "
+            "VALUES ('other', '{}', 'h-other', '', 0)"
+        )
         sid = conn.execute("SELECT id FROM sweeps WHERE name='other'").fetchone()[0]
         for (h,) in conn.execute("SELECT config_hash FROM runs ORDER BY rowid LIMIT 2").fetchall():
             conn.execute("INSERT INTO sweep_runs VALUES (?, ?)", (sid, h))

@@ -46,8 +46,21 @@ def digest(*paths: Path) -> dict[str, str | None]:
     return out
 
 
-TINY = ("--params", "10k", "--steps", "6", "--batch", "4", "--seq-len", "32", "--threads", "1",
-        "--eval-tokens", "256", "--quiet")
+TINY = (
+    "--params",
+    "10k",
+    "--steps",
+    "6",
+    "--batch",
+    "4",
+    "--seq-len",
+    "32",
+    "--threads",
+    "1",
+    "--eval-tokens",
+    "256",
+    "--quiet",
+)
 
 
 def train(corpus: Path, out: Path, *extra, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -77,15 +90,26 @@ def cli_batch(*argvs, timeout: float = 300, cwd=None) -> list[subprocess.Complet
     cases that stop before any work; a case that trains gets its own `cli`."""
     import json
 
-    done = subprocess.run([sys.executable, "-c", _BATCH, json.dumps([list(map(str, a)) for a in argvs])],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    done = subprocess.run(
+        [sys.executable, "-c", _BATCH, json.dumps([list(map(str, a)) for a in argvs])],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    return [subprocess.CompletedProcess(list(a), r["rc"], "", r["stderr"])
-            for a, r in zip(argvs, json.loads(done.stdout.strip().splitlines()[-1]))]
+    return [
+        subprocess.CompletedProcess(list(a), r["rc"], "", r["stderr"])
+        for a, r in zip(argvs, json.loads(done.stdout.strip().splitlines()[-1]))
+    ]
 
 
 def tree(folder: Path) -> dict[str, str | None]:
     """Every path under `folder` with its content hash (None for a folder): what
     a refused command must leave exactly as it was."""
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        )
+        for p in sorted(folder.rglob("*"))
+    }

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hostile_helpers import one_line
 
 BOOM = """
@@ -23,7 +22,9 @@ main(["boom"])
 
 @pytest.mark.parametrize("exc", ["ZeroDivisionError('sabotage')", "EOFError('sabotage')"])
 def test_unexpected_exception_is_one_line_with_a_log(exc):
-    done = subprocess.run([sys.executable, "-c", BOOM.format(exc=exc)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", BOOM.format(exc=exc)], capture_output=True, text=True, timeout=60
+    )
     line = one_line(done, 1, "sparsescale boom: internal error", "sabotage")
     log = Path(re.search(r"traceback is in (\S+)$", line).group(1))
     text = log.read_text()

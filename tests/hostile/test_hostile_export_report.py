@@ -11,7 +11,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from hostile_helpers import cli, cli_argv, default_sigint, digest, one_line
 
 
@@ -26,7 +25,7 @@ def test_export_over_its_own_store_is_refused(store, flag):
 
 def test_export_over_another_name_of_its_store_is_refused(store, tmp_path):
     alias = tmp_path / "alias.csv"
-    os.link(store, alias)   # same inode, another name
+    os.link(store, alias)  # same inode, another name
     before = digest(store)
     one_line(cli("export", store, "--csv", alias), 2, "--csv", "input")
     one_line(cli("export", store, "--csv", tmp_path / "." / "q.sqlite"), 2, "--csv")
@@ -53,25 +52,36 @@ def _fsize_limit(limit: int):
         # the same OSError path, without needing a small filesystem.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
 def test_export_when_the_disk_is_full_keeps_the_old_file(store, tmp_path):
     out = tmp_path / "old.csv"
-    out.write_text("sparsity,n_nonzero,tokens,loss\n0.5,1000,2000,3.0\n")   # an earlier export
+    out.write_text("sparsity,n_nonzero,tokens,loss\n0.5,1000,2000,3.0\n")  # an earlier export
     before = digest(store, out)
-    done = subprocess.run(cli_argv("export", store, "--csv", out), capture_output=True, text=True, timeout=120,
-                          preexec_fn=_fsize_limit(600))
+    done = subprocess.run(
+        cli_argv("export", store, "--csv", out),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_fsize_limit(600),
+    )
     one_line(done, 2, str(out), "cannot write", "unchanged")
     assert digest(store, out) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".old.csv")]   # no temp file left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".old.csv")]  # no temp file left
 
 
 def test_report_when_the_disk_is_full(store, tmp_path):
     out = tmp_path / "rep"
     before = digest(store)
-    done = subprocess.run(cli_argv("report", store, "--out", out, "--bootstrap", "0"), capture_output=True,
-                          text=True, timeout=300, preexec_fn=_fsize_limit(2000))
+    done = subprocess.run(
+        cli_argv("report", store, "--out", out, "--bootstrap", "0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_fsize_limit(2000),
+    )
     one_line(done, 2, "cannot write")
     assert digest(store) == before
 
@@ -92,7 +102,9 @@ def test_two_sweeps_need_a_name(two_sweeps, tmp_path):
 
 
 def test_report_success_prints_no_numpy_warnings(store, tmp_path):
-    done = cli("report", store, "--out", tmp_path / "r", "--bootstrap", "50")  # 5 showed none on 0.1
+    done = cli(
+        "report", store, "--out", tmp_path / "r", "--bootstrap", "50"
+    )  # 5 showed none on 0.1
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr and "warn" not in done.stderr, done.stderr
 
@@ -118,7 +130,7 @@ def test_corrupt_row_page_in_report(store, tmp_path):
     conn.close()
     data = bytearray(store.read_bytes())
     start = (root - 1) * page_size
-    data[start:start + page_size] = b"\xff" * page_size
+    data[start : start + page_size] = b"\xff" * page_size
     store.write_bytes(bytes(data))
     one_line(cli("report", store, "--out", tmp_path / "r", "--bootstrap", "0"), 2, str(store))
 
@@ -142,8 +154,15 @@ def test_export_and_report_never_replace_files_they_did_not_write(store, tmp_pat
     assert cli("report", store, "--out", rep, "--bootstrap", "0").returncode == 0
 
 
-@pytest.mark.parametrize("flag, value", [("--bootstrap", "1000000000"), ("--bootstrap", "-1"), ("--seed", "-5"),
-                                         ("--bootstrap", "1e9")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--bootstrap", "1000000000"),
+        ("--bootstrap", "-1"),
+        ("--seed", "-5"),
+        ("--bootstrap", "1e9"),
+    ],
+)
 def test_report_numbers_without_meaning(store, tmp_path, flag, value):
     before = digest(store)
     one_line(cli("report", store, "--out", tmp_path / "r", flag, value), 2, flag)
@@ -155,8 +174,13 @@ def test_report_numbers_without_meaning(store, tmp_path, flag, value):
 def test_ctrl_c_during_the_report_bootstrap(store, tmp_path):
     import time
 
-    p = subprocess.Popen(cli_argv("report", store, "--out", tmp_path / "r", "--bootstrap", "10000"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    p = subprocess.Popen(
+        cli_argv("report", store, "--out", tmp_path / "r", "--bootstrap", "10000"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     time.sleep(8)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from hostile_helpers import cli, digest, one_line
 
 
 def _spec(tmp_path, corpus):
     spec = tmp_path / "tiny.toml"
-    spec.write_text(f'name = "tiny2"\nfamily = "gpt"\n[grid]\nsparsity = [0.0]\nn_nonzero = ["10k"]\n'
-                    f'tokens = ["768"]\n[train]\nbatch = 4\nseq_len = 32\neval_tokens = 256\n'
-                    f'corpus = "{corpus}"\n')
+    spec.write_text(
+        f'name = "tiny2"\nfamily = "gpt"\n[grid]\nsparsity = [0.0]\nn_nonzero = ["10k"]\n'
+        f'tokens = ["768"]\n[train]\nbatch = 4\nseq_len = 32\neval_tokens = 256\n'
+        f'corpus = "{corpus}"\n'
+    )
     return spec
 
 
@@ -34,11 +35,21 @@ def _foreign(path, with_runs: bool):
 def test_foreign_sqlite_store_is_refused_untouched(tmp_path, corpus, with_runs):
     db = _foreign(tmp_path / "app.db", with_runs)
     before = digest(db)
-    one_line(cli("sweep", _spec(tmp_path, corpus), "--store", db), 2, str(db), "another program", "untouched")
+    one_line(
+        cli("sweep", _spec(tmp_path, corpus), "--store", db),
+        2,
+        str(db),
+        "another program",
+        "untouched",
+    )
     one_line(cli("export", db), 2, str(db))
     one_line(cli("report", db, "--out", tmp_path / "r"), 2, str(db))
     assert digest(db) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "corpus", "tiny.toml"]   # nothing beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "app.db",
+        "corpus",
+        "tiny.toml",
+    ]  # nothing beside it
 
 
 def test_store_of_a_newer_schema_is_refused_untouched(tmp_path, corpus, store):
@@ -61,8 +72,11 @@ def test_a_text_file_as_store_is_refused_untouched(tmp_path, corpus):
 
 
 def test_store_where_nothing_can_be_written(tmp_path, corpus):
-    one_line(cli("sweep", _spec(tmp_path, corpus), "--store", "/proc/sparsescale-test/s.sqlite"), 2,
-             "/proc/sparsescale-test")
+    one_line(
+        cli("sweep", _spec(tmp_path, corpus), "--store", "/proc/sparsescale-test/s.sqlite"),
+        2,
+        "/proc/sparsescale-test",
+    )
     f = tmp_path / "file"
     f.write_text("x")
     one_line(cli("sweep", _spec(tmp_path, corpus), "--store", f / "s.sqlite"), 2, str(f))

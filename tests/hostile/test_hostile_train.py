@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hostile_helpers import TINY, cli, cli_argv, default_sigint, digest, one_line, train
 
 
@@ -23,15 +22,18 @@ def _loss(out) -> float:
     return json.loads((out / "result.json").read_text())["final_loss"]
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (("--params", "1e300"), "--params"),
-    (("--eval-tokens", "0"), "--eval-tokens"),
-    (("--seed", str(10**30)), "--seed"),
-    (("--seed", "-5"), "--seed"),
-    (("--lr", "1e999"), "--lr"),
-    (("--threads", "100000000000"), "--threads"),
-    (("--steps", "1e300"), "--steps"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (("--params", "1e300"), "--params"),
+        (("--eval-tokens", "0"), "--eval-tokens"),
+        (("--seed", str(10**30)), "--seed"),
+        (("--seed", "-5"), "--seed"),
+        (("--lr", "1e999"), "--lr"),
+        (("--threads", "100000000000"), "--threads"),
+        (("--steps", "1e300"), "--steps"),
+    ],
+)
 def test_numbers_without_meaning_are_one_line(corpus, tmp_path, extra, needle):
     one_line(train(corpus, tmp_path / "r", *extra), 2, needle)
 
@@ -107,7 +109,7 @@ def test_corrupt_or_empty_checkpoint_is_set_aside_and_the_run_restarts(corpus, t
 def test_corpus_edited_between_kill_and_rerun_restarts(corpus, tmp_path):
     out = tmp_path / "r"
     assert train(corpus, out).returncode == 0
-    (out / "result.json").unlink()      # as if killed after its last checkpoint
+    (out / "result.json").unlink()  # as if killed after its last checkpoint
     for f in sorted(corpus.iterdir())[:3]:
         f.write_text("a different text entirely\n" * 2000)
     one_line(train(corpus, out), 0, "warning", "other training data", "starts over")
@@ -135,14 +137,16 @@ def _start_long(corpus, out):
     _grow(corpus)
     argv = cli_argv("train", *TINY, "--corpus", corpus, "--out", out)
     argv[argv.index("--steps") + 1] = "5000"
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    p = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     lock = out / ".run.lock"
     deadline = time.time() + 120
     while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
         if p.poll() is not None:
             raise AssertionError(p.communicate()[1])
         time.sleep(0.1)
-    time.sleep(1.0)   # into the loop
+    time.sleep(1.0)  # into the loop
     return p
 
 
@@ -178,15 +182,22 @@ def _limit_file_size(limit: int):
     import resource
 
     def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes then fail with EFBIG, as a full disk's ENOSPC
+        signal.signal(
+            signal.SIGXFSZ, signal.SIG_IGN
+        )  # writes then fail with EFBIG, as a full disk's ENOSPC
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
 def test_disk_full_at_a_checkpoint_is_one_line(corpus, tmp_path):
-    assert train(corpus, tmp_path / "warm").returncode == 0   # the corpus cache, written without a limit
+    assert (
+        train(corpus, tmp_path / "warm").returncode == 0
+    )  # the corpus cache, written without a limit
     out = tmp_path / "r"
     argv = cli_argv("train", *TINY, "--corpus", corpus, "--out", out)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(20_000))
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(20_000)
+    )
     one_line(done, 2, "checkpoint.pt", "cannot write")
     assert not (out / "checkpoint.pt").exists() and not list(out.glob(".checkpoint.pt.*"))

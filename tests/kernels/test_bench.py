@@ -14,17 +14,24 @@ TINY = "32x64x128,32x128x64"
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sparsescale", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_run_bench_measures_every_variant_and_aggregates_by_summed_time():
-    settings = BenchSettings(shapes=((16, 32, 64), (16, 64, 32)), sparsities=(0.5, 0.9), repeats=2,
-                             min_sample_s=0.001)
+    settings = BenchSettings(
+        shapes=((16, 32, 64), (16, 64, 32)), sparsities=(0.5, 0.9), repeats=2, min_sample_s=0.001
+    )
     doc = run_bench(settings)
     rows = doc["measurements"]
     assert {(r["pattern"], r["sparsity"]) for r in rows} == {
-        (p, s) for p in ("masked", "unstructured") for s in (0.5, 0.9)}
+        (p, s) for p in ("masked", "unstructured") for s in (0.5, 0.9)
+    }
     assert len(rows) == 2 * 2 * 2  # two shapes, two patterns, two sparsities
     for s in (0.5, 0.9):
         picked = [r for r in rows if r["pattern"] == "unstructured" and r["sparsity"] == s]
@@ -42,11 +49,26 @@ def test_nothing_measurable_is_an_error():
 
 def test_cli_writes_a_loadable_file_and_reports_the_skip(tmp_path):
     out = tmp_path / "speedups.json"
-    proc = cli("bench-kernels", "--out", out, "--device", "cpu", "--shapes", TINY, "--sparsities", "0.5,0.95",
-               "--repeats", "2", "--threads", "1")
+    proc = cli(
+        "bench-kernels",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--shapes",
+        TINY,
+        "--sparsities",
+        "0.5,0.95",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert doc["format"] == FORMAT and doc["definition"].startswith("speedup = time(dense step) / time(sparse step)")
+    assert doc["format"] == FORMAT and doc["definition"].startswith(
+        "speedup = time(dense step) / time(sparse step)"
+    )
     assert doc["machine"]["device"] == "cpu" and doc["machine"]["torch_threads"] == 1
     speedups = load_speedups(out)
     assert sorted(speedups.table["unstructured"]) == [0.5, 0.95]
@@ -56,17 +78,20 @@ def test_cli_writes_a_loadable_file_and_reports_the_skip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["speedups.json"]  # no temporary files left
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--shapes", "32x64"], "--shapes: '32x64' is not TOKENSxINxOUT"),
-    (["--shapes", "32x0x64"], "--shapes: '32x0x64'"),
-    (["--sparsities", "0.5,1"], "--sparsities: 1 is outside (0, 1)"),
-    (["--sparsities", "lots"], "--sparsities: 'lots' is not a number"),
-    (["--patterns", "3:2"], "--patterns: pattern '3:2': need 0 < n < m"),
-    (["--device", "tpu"], "--device: expected cpu, cuda or auto"),
-    (["--repeats", "0"], "--repeats: must be >= 1"),
-    (["--repeats", "many"], "Invalid value for '--repeats'"),
-    (["--bogus"], "No such option"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--shapes", "32x64"], "--shapes: '32x64' is not TOKENSxINxOUT"),
+        (["--shapes", "32x0x64"], "--shapes: '32x0x64'"),
+        (["--sparsities", "0.5,1"], "--sparsities: 1 is outside (0, 1)"),
+        (["--sparsities", "lots"], "--sparsities: 'lots' is not a number"),
+        (["--patterns", "3:2"], "--patterns: pattern '3:2': need 0 < n < m"),
+        (["--device", "tpu"], "--device: expected cpu, cuda or auto"),
+        (["--repeats", "0"], "--repeats: must be >= 1"),
+        (["--repeats", "many"], "Invalid value for '--repeats'"),
+        (["--bogus"], "No such option"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(tmp_path, args, match):
     out = tmp_path / "s.json"
     proc = cli("bench-kernels", "--out", out, "--shapes", TINY, *args)
@@ -101,7 +126,9 @@ def test_cuda_requested_without_cuda(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_only_unmeasurable_patterns_fail_before_timing(tmp_path):
-    proc = cli("bench-kernels", "--out", tmp_path / "s.json", "--patterns", "2:4,1:4", "--shapes", TINY)
+    proc = cli(
+        "bench-kernels", "--out", tmp_path / "s.json", "--patterns", "2:4,1:4", "--shapes", TINY
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "no pattern could be measured on cpu" in proc.stderr and "1:4 has none" in proc.stderr
     assert not (tmp_path / "s.json").exists()

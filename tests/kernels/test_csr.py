@@ -40,7 +40,9 @@ def test_gradcheck_and_batched_input():
     mask, weight, x = _case(out_f=12, in_f=8, tokens=6)
     layout = CsrLayout.from_mask(mask)
     values = layout.gather_values(weight).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, v: csr_linear(a, v, layout), (x.clone().requires_grad_(True), values))
+    assert torch.autograd.gradcheck(
+        lambda a, v: csr_linear(a, v, layout), (x.clone().requires_grad_(True), values)
+    )
     y3 = csr_linear(x.reshape(2, 3, 8), values, layout)
     torch.testing.assert_close(y3.reshape(6, 12), F.linear(x, weight))
 

@@ -9,7 +9,9 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import semi_structured as semi
 
 REASON = semi.unavailable_reason("cuda")
-needs_kernels = pytest.mark.skipif(REASON is not None, reason=f"semi-structured kernels unavailable: {REASON}")
+needs_kernels = pytest.mark.skipif(
+    REASON is not None, reason=f"semi-structured kernels unavailable: {REASON}"
+)
 
 
 def _nm_mask(rows, cols, n=2, m=4, seed=0):
@@ -48,7 +50,10 @@ class _Block(nn.Module):
 def _masked_pair():
     torch.manual_seed(0)
     dense = _Block().cuda()
-    masks = {"fc1.weight": _nm_mask(1024, 256, seed=1).cuda(), "fc2.weight": _nm_mask(256, 1024, seed=2).cuda()}
+    masks = {
+        "fc1.weight": _nm_mask(1024, 256, seed=1).cuda(),
+        "fc2.weight": _nm_mask(256, 1024, seed=2).cuda(),
+    }
     with torch.no_grad():
         dense.fc1.weight.mul_(masks["fc1.weight"])
         dense.fc2.weight.mul_(masks["fc2.weight"])
@@ -70,7 +75,10 @@ def test_forward_backward_parity_with_masked_dense_bf16():
     y_d.backward(g)
     y_s.backward(g)
     for name in ("fc1.weight", "fc2.weight", "fc1.bias"):
-        gd, gs = dict(dense.named_parameters())[name].grad, dict(sparse.named_parameters())[name].grad
+        gd, gs = (
+            dict(dense.named_parameters())[name].grad,
+            dict(sparse.named_parameters())[name].grad,
+        )
         torch.testing.assert_close(gs, gd, rtol=2e-2, atol=2e-2 * gd.abs().max().item())
 
 
@@ -125,7 +133,9 @@ def test_autograd_plumbing_on_cpu_with_the_kernel_replaced_by_dense(monkeypatch,
     dense = nn.Linear(64, 32)
     mask = _nm_mask(32, 64)
     if transposable:  # 2:4 along both dims: Latin-square tiles
-        tile = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.bool)
+        tile = torch.tensor(
+            [[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.bool
+        )
         mask = tile.repeat(8, 16)
     with torch.no_grad():
         dense.weight.mul_(mask)

@@ -17,7 +17,7 @@ from sparsescale.laws.costs import (
     sparse_cost,
     speedups_from_dict,
 )
-from sparsescale.laws.forms import preset
+from sparsescale.laws.presets import preset
 
 VIT, T5 = preset("vit-jft"), preset("t5-c4")
 GRID = np.linspace(0.0, planning.MAX_SPARSITY, 4001)
@@ -37,22 +37,34 @@ def _file(tmp_path, speedup_of_s, pattern="unstructured", knots=KNOTS):
 
 @pytest.mark.parametrize("start, end", [(0.25, 0.75), (0.0, 1.0), (0.1, 0.5), (0.5, 0.9)])
 def test_idealisations_equal_the_planners_closed_forms(start, end):
-    assert np.allclose(sparse_cost(start, end).c_mul(GRID), planning.c_mul(GRID, "sparse", start, end), rtol=1e-12)
-    assert np.allclose(dense_cost(start, end).c_mul(GRID), planning.c_mul(GRID, "dense", start, end), rtol=1e-12)
+    assert np.allclose(
+        sparse_cost(start, end).c_mul(GRID), planning.c_mul(GRID, "sparse", start, end), rtol=1e-12
+    )
+    assert np.allclose(
+        dense_cost(start, end).c_mul(GRID), planning.c_mul(GRID, "dense", start, end), rtol=1e-12
+    )
     inner = GRID[:-1]
-    assert np.allclose(sparse_cost(start, end).dlog_c_mul(inner), planning.dlog_c_mul(inner, "sparse", start, end), rtol=1e-5)
+    assert np.allclose(
+        sparse_cost(start, end).dlog_c_mul(inner),
+        planning.dlog_c_mul(inner, "sparse", start, end),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("start, end", [(0.25, 0.75), (0.1, 0.5)])
 def test_measured_file_on_the_ideal_curves_reproduces_both_accountings(tmp_path, start, end):
-    ideal = load_speedups(_file(tmp_path, lambda s: 1.0 / (1.0 - s))).cost_model("unstructured", start, end)
+    ideal = load_speedups(_file(tmp_path, lambda s: 1.0 / (1.0 - s))).cost_model(
+        "unstructured", start, end
+    )
     assert np.allclose(ideal.c_mul(GRID), planning.c_mul(GRID, "sparse", start, end), rtol=1e-10)
     flat = load_speedups(_file(tmp_path, lambda s: 1.0)).cost_model("unstructured", start, end)
     assert np.allclose(flat.c_mul(GRID), planning.c_mul(GRID, "dense", start, end), rtol=1e-12)
 
 
 @pytest.mark.parametrize("law", [VIT, T5], ids=["vit-jft", "t5-c4"])
-@pytest.mark.parametrize("speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")])
+@pytest.mark.parametrize(
+    "speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")]
+)
 def test_optimal_with_measured_speedups_matches_the_idealised_answer(tmp_path, law, speedup, flops):
     cost = load_speedups(_file(tmp_path, speedup)).cost_model("unstructured")
     N = 1e7
@@ -65,7 +77,11 @@ def test_optimal_with_measured_speedups_matches_the_idealised_answer(tmp_path, l
         assert got.loss == pytest.approx(want.loss, rel=1e-12)
         assert got.data == pytest.approx(want.data, rel=1e-6)
     S = np.array([0.5, 0.75, 0.875])
-    assert np.allclose(planning.optimal_data_ratio(law, S, cost), planning.optimal_data_ratio(law, S, flops), rtol=1e-5)
+    assert np.allclose(
+        planning.optimal_data_ratio(law, S, cost),
+        planning.optimal_data_ratio(law, S, flops),
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("fallback", [True, False])
@@ -76,7 +92,9 @@ def test_schedule_average_matches_brute_force_for_a_measured_curve(tmp_path, fal
     t = (np.arange(400_000) + 0.5) / 400_000
     p = np.clip((t - 0.2) / 0.6, 0, 1)
     for S in (0.3, 0.6, 0.8, 0.93, 0.99):
-        r = np.interp(S * (1 - (1 - p) ** 3), [0.0, *table], [1.0, *(1 / v for v in table.values())])
+        r = np.interp(
+            S * (1 - (1 - p) ** 3), [0.0, *table], [1.0, *(1 / v for v in table.values())]
+        )
         if fallback:  # the dense step wherever the kernel is slower
             r = np.minimum(r, 1.0)
         assert cost.mean_step_time(S) == pytest.approx(r.mean(), rel=1e-6)
@@ -108,27 +126,35 @@ def test_nm_kernel_counts_only_after_the_mask_is_final(tmp_path):
     cost = speedups.cost_model("2:4", start=0.25, end=0.75)
     assert cost.mean_step_time(0.5) == pytest.approx(0.75 + 0.25 / 1.25)
     assert speedups.c_mul(0.5, "2:4") == pytest.approx((0.75 + 0.25 / 1.25) / 0.5)
-    assert cost.mean_step_time(0.4) == pytest.approx(1.0)  # below 2:4's sparsity the step is masked-dense
+    assert cost.mean_step_time(0.4) == pytest.approx(
+        1.0
+    )  # below 2:4's sparsity the step is masked-dense
     with pytest.raises(SparsescaleError, match="no speedups measured for pattern 'unstructured'"):
         speedups.cost_model("unstructured")
 
 
-@pytest.mark.parametrize("doc, match", [
-    ([], "expected a JSON object"),
-    ({"speedups": {"unstructured": {"0.5": 1}}}, "'format' must be"),
-    (_doc({}), "non-empty object"),
-    (_doc({"3:2": {"0.5": 1}}), "need 0 < n < m"),
-    (_doc({"blocky": {"0.5": 1}}), "unknown pattern 'blocky'"),
-    (_doc({"unstructured": {"1.0": 2}}), r"speedups\['unstructured'\]: sparsity '1.0' is outside"),
-    (_doc({"unstructured": {"half": 2}}), "sparsity: expected a number, got 'half'"),
-    (_doc({"unstructured": {"0.5": 0}}), r"\['0.5'\]: speedup must be > 0"),
-    (_doc({"unstructured": {"0.5": "fast"}}), "expected a number, got 'fast'"),
-    (_doc({"unstructured": {"0.5": None}}), "expected a number, got None"),
-    (_doc({"unstructured": {"0.5": 1.0, "0.50": 2.0}}), "given twice"),
-    (_doc({"unstructured": {"0.5": 1.0}, "dense": {"0.5": 1.0}}), "'unstructured' given twice"),
-    (_doc({"2:4": {"0.25": 1.2}}), "below 0.5, the least pattern 2:4 gives"),
-    (_doc({"unstructured": []}), "mapping sparsity to speedup"),
-])
+@pytest.mark.parametrize(
+    "doc, match",
+    [
+        ([], "expected a JSON object"),
+        ({"speedups": {"unstructured": {"0.5": 1}}}, "'format' must be"),
+        (_doc({}), "non-empty object"),
+        (_doc({"3:2": {"0.5": 1}}), "need 0 < n < m"),
+        (_doc({"blocky": {"0.5": 1}}), "unknown pattern 'blocky'"),
+        (
+            _doc({"unstructured": {"1.0": 2}}),
+            r"speedups\['unstructured'\]: sparsity '1.0' is outside",
+        ),
+        (_doc({"unstructured": {"half": 2}}), "sparsity: expected a number, got 'half'"),
+        (_doc({"unstructured": {"0.5": 0}}), r"\['0.5'\]: speedup must be > 0"),
+        (_doc({"unstructured": {"0.5": "fast"}}), "expected a number, got 'fast'"),
+        (_doc({"unstructured": {"0.5": None}}), "expected a number, got None"),
+        (_doc({"unstructured": {"0.5": 1.0, "0.50": 2.0}}), "given twice"),
+        (_doc({"unstructured": {"0.5": 1.0}, "dense": {"0.5": 1.0}}), "'unstructured' given twice"),
+        (_doc({"2:4": {"0.25": 1.2}}), "below 0.5, the least pattern 2:4 gives"),
+        (_doc({"unstructured": []}), "mapping sparsity to speedup"),
+    ],
+)
 def test_bad_documents_name_the_source_and_key(doc, match):
     with pytest.raises(SparsescaleError, match=match) as info:
         speedups_from_dict(doc, "my.json")
@@ -151,10 +177,17 @@ def test_costs_import_without_torch():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "sparsescale", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sparsescale", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")])
+@pytest.mark.parametrize(
+    "speedup, flops", [(lambda s: 1.0 / (1.0 - s), "sparse"), (lambda s: 1.0, "dense")]
+)
 def test_cli_optimal_measured_reproduces_the_idealised_answer(tmp_path, speedup, flops):
     path = _file(tmp_path, speedup)
     common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18", "--json"]
@@ -172,12 +205,22 @@ def test_cli_optimal_measured_bad_input(tmp_path):
     common = ["optimal", "--law", "vit-jft", "--params", "1e7", "--compute", "1e18"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_doc({"unstructured": {"0.5": -1}})))
-    for args, match in ((["--flops", "measured"], "--flops measured needs --speedups"),
-                        (["--speedups", bad], "--speedups is for --flops measured"),
-                        (["--flops", "measured", "--speedups", bad], "bad.json: speedups['unstructured']['0.5']: speedup must be > 0"),
-                        (["--flops", "measured", "--speedups", tmp_path / "none.json"], "none.json: no such speedups file")):
+    for args, match in (
+        (["--flops", "measured"], "--flops measured needs --speedups"),
+        (["--speedups", bad], "--speedups is for --flops measured"),
+        (
+            ["--flops", "measured", "--speedups", bad],
+            "bad.json: speedups['unstructured']['0.5']: speedup must be > 0",
+        ),
+        (
+            ["--flops", "measured", "--speedups", tmp_path / "none.json"],
+            "none.json: no such speedups file",
+        ),
+    ):
         proc = _cli(*common, *args)
-        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and match in proc.stderr, (
+            proc.stderr
+        )
 
 
 def test_sopt_map_with_measured_ideal_speedups_matches_the_sparse_map(tmp_path):

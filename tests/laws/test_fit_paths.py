@@ -16,11 +16,13 @@ from scipy.optimize import minimize, minimize_scalar
 
 import sparsescale.laws.fit as fitmod
 from sparsescale.laws.fit import fit_law, fit_resamples, huber_objective
-from sparsescale.laws.forms import Law, preset
+from sparsescale.laws.law import Law
 from sparsescale.laws.paper import paper_points
 from sparsescale.laws.planning import MAX_SPARSITY, _loss_along_budget, optimal_sparsity
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.presets import preset
 from sparsescale.laws.regime import check_series
-from sparsescale.laws.uncertainty import group_by_size
+from sparsescale.laws.uncertainty.bootstrap import group_by_size
 
 PAPER = {"t5": ("paper:t5", "log", 1e-3), "vit": ("paper:vit", "linear", 1e-2)}
 
@@ -39,7 +41,9 @@ def _scipy_polish(law: Law, points, space: str, delta: float) -> float:
         except Exception:
             return np.inf
 
-    res = minimize(objective, x0, method="Powell", options={"xtol": 1e-10, "ftol": 1e-15, "maxfev": 4000})
+    res = minimize(
+        objective, x0, method="Powell", options={"xtol": 1e-10, "ftol": 1e-15, "maxfev": 4000}
+    )
     return min(res.fun, objective(x0))
 
 
@@ -47,9 +51,9 @@ def _scipy_polish(law: Law, points, space: str, delta: float) -> float:
 def test_paper_fits_match_the_irls_reference_and_scipy(which, monkeypatch):
     name, space, delta = PAPER[which]
     points = paper_points(name)
-    fast = fit_law(*points, space=space, delta=delta, seed=0)
+    fast = fit_law(Points(*points), FitOptions(space=space, delta=delta, seed=0))
     monkeypatch.setattr(fitmod, "OUTLIER_CURVATURE", 1.0)
-    reference = fit_law(*points, space=space, delta=delta, seed=0)
+    reference = fit_law(Points(*points), FitOptions(space=space, delta=delta, seed=0))
     assert abs(fast.objective - reference.objective) <= 1e-9 * reference.objective
     polished = _scipy_polish(fast.law, points, space, delta)
     assert polished >= fast.objective * (1 - 1e-9)
@@ -57,13 +61,13 @@ def test_paper_fits_match_the_irls_reference_and_scipy(which, monkeypatch):
 
 def test_bootstrap_resamples_are_no_worse_than_the_irls_reference(monkeypatch):
     points = paper_points("paper:t5")
-    fit = fit_law(*points, space="log", delta=1e-3, seed=0)
+    fit = fit_law(Points(*points), FitOptions(space="log", delta=1e-3, seed=0))
     starts = [c for _, c in fit.local_optima] + fit.start_points[:6]
     rng = np.random.default_rng(1)
     W = np.stack([np.bincount(rng.integers(0, 48, 48), minlength=48) for _ in range(60)])
-    _, fast = fit_resamples(*points, W, starts, space="log", delta=1e-3)
+    _, fast = fit_resamples(Points(*points), W, starts, FitOptions(space="log", delta=1e-3))
     monkeypatch.setattr(fitmod, "OUTLIER_CURVATURE", 1.0)
-    _, reference = fit_resamples(*points, W, starts, space="log", delta=1e-3)
+    _, reference = fit_resamples(Points(*points), W, starts, FitOptions(space="log", delta=1e-3))
     # every resample's optimum is as low as the reference's (the reference's
     # slower iteration stops a little above some of them: fast may be lower)
     assert np.all(fast <= reference * (1 + 1e-9))
@@ -79,10 +83,10 @@ def test_large_tables_fit_through_a_subsample_to_the_same_optimum(monkeypatch):
     D = np.exp(rng.uniform(np.log(1e3), np.log(1e6), rows))
     y = law.predict(S, N, D) * np.exp(rng.normal(0, 0.01, rows))
     monkeypatch.setattr(fitmod, "SCORE_ROWS", 300)
-    sub = fit_law(S, N, D, y, n_candidates=512)
+    sub = fit_law(Points(S, N, D, y), FitOptions(n_candidates=512))
     assert sub.diagnostics["scored_rows"] == 300
     monkeypatch.setattr(fitmod, "SCORE_ROWS", 10**9)
-    every = fit_law(S, N, D, y, n_candidates=512)
+    every = fit_law(Points(S, N, D, y), FitOptions(n_candidates=512))
     assert every.diagnostics["scored_rows"] == rows
     assert abs(sub.objective - every.objective) <= 1e-9 * every.objective
     for k, v in every.law.coefficients.items():
@@ -95,15 +99,22 @@ def test_sopt_zoom_search_matches_brent(name, multiple):
     law = preset(name)
     N = 1e8
     k = law.dense_view()
-    d_star = k["aD"] * (k["beta"] / (k["alpha"] * k["A"])) ** (1 / k["beta"]) * N ** (k["alpha"] / k["beta"])
+    d_star = (
+        k["aD"]
+        * (k["beta"] / (k["alpha"] * k["A"])) ** (1 / k["beta"])
+        * N ** (k["alpha"] / k["beta"])
+    )
     C = multiple * 6 * N * d_star
     ours = optimal_sparsity(law, N, C).sparsity
     grid = np.linspace(0.0, MAX_SPARSITY, 4001)
     L, _ = _loss_along_budget(law, grid, N, C, "sparse", 0.25, 0.75)
     i = int(np.argmin(L))
-    res = minimize_scalar(lambda s: float(_loss_along_budget(law, s, N, C, "sparse", 0.25, 0.75)[0]),
-                          bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 4000)]), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(
+        lambda s: float(_loss_along_budget(law, s, N, C, "sparse", 0.25, 0.75)[0]),
+        bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 4000)]),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     brent = res.x if res.fun <= L[i] else grid[i]
     # near the minimum L(S) - L* ~ L'' dS^2 / 2 sinks below float resolution
     # (1e-16 L) once dS ~ 1e-8: both searches stop there, so compare the losses
@@ -118,7 +129,7 @@ def test_grouped_regime_check_matches_a_mask_per_group():
     S = rng.choice([0.0, 0.5, 0.75], n)
     N = rng.choice([1e6, 1.01e6, 4e6, 1.6e7], n)
     D = rng.choice([1e3, 2e3, 4e3, 8e3], n)
-    L = 3.0 + N ** -0.2 + (1e3 / D) ** 0.3 + rng.normal(0, 1e-3, n)
+    L = 3.0 + N**-0.2 + (1e3 / D) ** 0.3 + rng.normal(0, 1e-3, n)
     got = {(x.sparsity, round(x.n_nonzero)): x for x in check_series(S, N, D, L)}
     size = group_by_size(N)
     expected = 0

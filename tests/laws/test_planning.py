@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import preset
 from sparsescale.laws.planning import (
     c_mul,
     chinchilla_data,
@@ -15,6 +14,7 @@ from sparsescale.laws.planning import (
     optimal_sparsity_grid,
     training_flops,
 )
+from sparsescale.laws.presets import preset
 
 VIT, T5 = preset("vit-jft"), preset("t5-c4")
 
@@ -39,13 +39,17 @@ def test_bad_schedule_fractions():
         c_mul(0.5, "both")
 
 
-@pytest.mark.parametrize("flops, expected", [("sparse", [1.22, 3.09, 6.99]), ("dense", [2.41, 4.56, 8.65])])
+@pytest.mark.parametrize(
+    "flops, expected", [("sparse", [1.22, 3.09, 6.99]), ("dense", [2.41, 4.56, 8.65])]
+)
 def test_optimal_data_ratios(flops, expected):
     ratios = optimal_data_ratio(VIT, np.array([0.5, 0.75, 0.875]), flops)
     assert np.allclose(ratios, expected, rtol=0.01)
 
 
-@pytest.mark.parametrize("flops, expected", [("sparse", [0.54, 0.71, 0.80, 0.86]), ("dense", [0.21, 0.51, 0.66, 0.76])])
+@pytest.mark.parametrize(
+    "flops, expected", [("sparse", [0.54, 0.71, 0.80, 0.86]), ("dense", [0.21, 0.51, 0.66, 0.76])]
+)
 def test_s_opt_at_n_1e7(flops, expected):
     N = 1e7
     d_star = chinchilla_data(VIT, N)
@@ -61,9 +65,13 @@ def test_s_opt_agrees_with_brute_force_and_closed_form_ratio():
     assert point.sparsity == pytest.approx(S[np.argmin(L)], abs=1e-4)
     assert point.loss <= L.min() + 1e-12
     # at the optimum, D/D* is exactly the closed-form ratio for that S
-    assert point.data / chinchilla_data(VIT, N) == pytest.approx(optimal_data_ratio(VIT, point.sparsity), rel=1e-4)
+    assert point.data / chinchilla_data(VIT, N) == pytest.approx(
+        optimal_data_ratio(VIT, point.sparsity), rel=1e-4
+    )
     # ratios do not depend on N
-    assert chinchilla_data(VIT, 1e9) / chinchilla_data(VIT, 1e7) == pytest.approx(100 ** (VIT["bN"] / VIT["bD"]))
+    assert chinchilla_data(VIT, 1e9) / chinchilla_data(VIT, 1e7) == pytest.approx(
+        100 ** (VIT["bN"] / VIT["bD"])
+    )
     assert training_flops(N, point.data, point.sparsity) == pytest.approx(C)
     grid = optimal_sparsity_grid(VIT, np.array([N]), np.array([C]), resolution=4001)
     assert grid[0] == pytest.approx(point.sparsity, abs=5e-4)
@@ -100,10 +108,12 @@ def test_a_law_without_an_n_term_has_no_finite_chinchilla_line():
     # A = aS + cS = 0 (a bootstrap draw of a flat sweep): a larger model never
     # pays, so D*(N) = aD (bD / (bN A))^(1/bD) N^(bN/bD) is infinite, and
     # planning says so instead of dividing by zero.
-    from sparsescale.laws.forms import Law
+    from sparsescale.laws.law import Law
 
-    flat = Law("sparse", {**{k: float(v) for k, v in VIT.coefficients.items()}, "aS": 0.0, "cS": 0.0})
+    flat = Law(
+        "sparse", {**{k: float(v) for k, v in VIT.coefficients.items()}, "aS": 0.0, "cS": 0.0}
+    )
     assert chinchilla_data(flat, 1e7) == np.inf
-    with np.errstate(invalid="ignore"):   # the sparsity factor is 0/0 for such a law
+    with np.errstate(invalid="ignore"):  # the sparsity factor is 0/0 for such a law
         point = optimal_sparsity(flat, 1e7, 1e18)
     assert point.compute_vs_dense_optimal == 0.0 and 0.0 <= point.sparsity < 1.0

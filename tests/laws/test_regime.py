@@ -20,14 +20,14 @@ def one(loss, data=D, s=0.0, n=1e4):
 def test_a_power_law_gives_ratios_two_to_the_minus_b(b):
     E, A = 1.7, 3.0
     x = one(E + A * (D / 1e5) ** -b)
-    want_drops = [A * (2.0 ** (-b * k)) * (1 - 2.0 ** -b) for k in range(4)]
+    want_drops = [A * (2.0 ** (-b * k)) * (1 - 2.0**-b) for k in range(4)]
     assert x.drops == pytest.approx(want_drops, rel=1e-12)
-    assert x.ratios == pytest.approx([2.0 ** -b] * 3, rel=1e-12)
+    assert x.ratios == pytest.approx([2.0**-b] * 3, rel=1e-12)
     assert x.verdict == "power law"
 
 
 def test_uneven_budgets_are_drops_per_doubling():
-    d = np.array([1e5, 4e5, 8e5])          # two doublings, then one
+    d = np.array([1e5, 4e5, 8e5])  # two doublings, then one
     y = 2.0 + (d / 1e5) ** -0.5
     x = one(y, data=d)
     # per doubling: (L(1e5) - L(4e5)) / 2 against L(4e5) - L(8e5)
@@ -37,10 +37,10 @@ def test_uneven_budgets_are_drops_per_doubling():
 
 def test_step_crash_rising_and_noise():
     base = 2.0 + (D / 1e5) ** -0.3
-    step = base - np.array([0, 0, 0, 0.2, 0.5])      # leaves a plateau: drops grow
+    step = base - np.array([0, 0, 0, 0.2, 0.5])  # leaves a plateau: drops grow
     assert one(step).verdict == "step"
     assert max(one(step).ratios) > STEP_RATIO
-    crash = 2.0 + 5.0 * (D / 1e5) ** -2.0             # a local exponent of 2: drops collapse by 4x
+    crash = 2.0 + 5.0 * (D / 1e5) ** -2.0  # a local exponent of 2: drops collapse by 4x
     assert one(crash).ratios[0] == pytest.approx(0.25) and 0.25 < CRASH_RATIO
     assert one(crash).verdict == "crash"
     rising = base.copy()
@@ -54,7 +54,7 @@ def test_step_crash_rising_and_noise():
 
 def test_seeds_are_averaged_and_nearby_sizes_are_one_series():
     S = np.zeros(6)
-    N = np.array([1e4, 1.01e4, 1e4, 1.01e4, 1e4, 1.01e4])    # a sizer lands within 2%
+    N = np.array([1e4, 1.01e4, 1e4, 1.01e4, 1e4, 1.01e4])  # a sizer lands within 2%
     d = np.array([1e5, 1e5, 2e5, 2e5, 4e5, 4e5])
     L = np.array([3.0, 3.2, 2.8, 2.8, 2.7, 2.7])
     (x,) = check_series(S, N, d, L)
@@ -74,7 +74,9 @@ def test_the_papers_sweeps_pass_and_our_byte_step_would_not():
     x = one(np.array([2.6947, 2.6001, 2.2734, 1.9429, 1.7839]), data=d, n=25088)
     assert x.verdict == "step"
     msg = regime_warning([x])
-    assert msg.startswith("1 of 1 (S, N) series do not fall with D like a power law (1 step; e.g. S = 0, N = 25,088")
+    assert msg.startswith(
+        "1 of 1 (S, N) series do not fall with D like a power law (1 step; e.g. S = 0, N = 25,088"
+    )
 
 
 def test_bad_input_is_one_clear_error():

@@ -14,7 +14,17 @@ from sparsescale.sparsity.pruner import select_prunable
 @pytest.mark.parametrize("mlp,pos", [("gelu", "learned"), ("geglu", "rope")])
 def test_gpt_shapes_backward_and_causality(mlp, pos):
     torch.manual_seed(0)
-    cfg = GPTConfig(vocab_size=50, seq_len=12, depth=2, width=32, head_dim=8, n_heads=4, mlp_hidden=48, mlp=mlp, pos=pos)
+    cfg = GPTConfig(
+        vocab_size=50,
+        seq_len=12,
+        depth=2,
+        width=32,
+        head_dim=8,
+        n_heads=4,
+        mlp_hidden=48,
+        mlp=mlp,
+        pos=pos,
+    )
     model = GPT(cfg)
     idx = torch.randint(0, 50, (3, 12))
     logits, loss = model(idx, idx)
@@ -31,12 +41,18 @@ def test_gpt_shapes_backward_and_causality(mlp, pos):
     assert not torch.allclose(a[:, -1], b[:, -1])
     # The pruned set is exactly the block linears.
     names = set(select_prunable(model))
-    assert names == {f"blocks.{i}.{m}.weight" for i in range(2) for m in ("attn.qkv", "attn.proj", "mlp.fc_in", "mlp.fc_out")}
+    assert names == {
+        f"blocks.{i}.{m}.weight"
+        for i in range(2)
+        for m in ("attn.qkv", "attn.proj", "mlp.fc_in", "mlp.fc_out")
+    }
 
 
 def test_t5_shapes_backward_and_decoder_causality():
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=60, enc_depth=2, dec_depth=1, width=32, head_dim=8, n_heads=4, mlp_hidden=40)
+    cfg = T5Config(
+        vocab_size=60, enc_depth=2, dec_depth=1, width=32, head_dim=8, n_heads=4, mlp_hidden=40
+    )
     model = T5(cfg)
     enc = torch.randint(0, 60, (2, 10))
     dec = torch.randint(0, 60, (2, 5))
@@ -51,7 +67,9 @@ def test_t5_shapes_backward_and_decoder_causality():
         b, _ = model(enc, changed)
     assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)
     names = set(select_prunable(model))
-    assert "decoder.blocks.0.cross.kv.weight" in names and "encoder.blocks.1.mlp.fc_in.weight" in names
+    assert (
+        "decoder.blocks.0.cross.kv.weight" in names and "encoder.blocks.1.mlp.fc_in.weight" in names
+    )
     assert not any("rel_bias" in n or n.startswith(("head", "tok_emb")) for n in names)
     assert len(names) == 2 * 4 + 1 * 7
 
@@ -72,8 +90,18 @@ def test_relative_buckets_exact_near_log_far():
 @pytest.mark.parametrize("pool", ["cls", "mean"])
 def test_vit_shapes_backward_and_patch_order(pool):
     torch.manual_seed(0)
-    cfg = ViTConfig(image_size=8, channels=2, patch=4, n_classes=5, depth=2, width=16, head_dim=8, n_heads=2,
-                    mlp_hidden=32, pool=pool)
+    cfg = ViTConfig(
+        image_size=8,
+        channels=2,
+        patch=4,
+        n_classes=5,
+        depth=2,
+        width=16,
+        head_dim=8,
+        n_heads=2,
+        mlp_hidden=32,
+        pool=pool,
+    )
     model = ViT(cfg)
     images = torch.randn(3, 2, 8, 8)
     logits, loss = model(images, torch.tensor([0, 1, 4]))

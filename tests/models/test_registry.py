@@ -9,13 +9,20 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, DATA_UNITS, FAMILIES, Family, get_family
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sparsescale"
-BRANCH = re.compile(r"""[!=]=\s*['"](%s)['"]|in\s*[(\[{]\s*['"](%s)['"]""" % (("|".join(map(re.escape, FAMILIES)),) * 2))
+BRANCH = re.compile(
+    r"""[!=]=\s*['"](%s)['"]|in\s*[(\[{]\s*['"](%s)['"]"""
+    % (("|".join(map(re.escape, FAMILIES)),) * 2)
+)
 
 
 def test_no_family_name_branches_outside_the_registry():
-    found = [f"{p.relative_to(SRC)}:{i}: {line.strip()}"
-             for p in SRC.rglob("*.py") if p.name != "registry.py"
-             for i, line in enumerate(p.read_text().splitlines(), 1) if BRANCH.search(line)]
+    found = [
+        f"{p.relative_to(SRC)}:{i}: {line.strip()}"
+        for p in SRC.rglob("*.py")
+        if p.name != "registry.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if BRANCH.search(line)
+    ]
     assert not found, "\n".join(found)
 
 
@@ -25,7 +32,9 @@ def test_the_branch_pattern_would_catch_one():
 
 def test_every_family_is_complete_and_its_unit_is_a_budget_axis():
     for name, fam in FAMILIES.items():
-        assert isinstance(fam, Family) and fam.data_unit in DATA_UNITS and fam.data_unit in BUDGET_AXES
+        assert (
+            isinstance(fam, Family) and fam.data_unit in DATA_UNITS and fam.data_unit in BUDGET_AXES
+        )
         assert get_family(name) is fam
 
 

@@ -15,8 +15,20 @@ from sparsescale.sparsity.pruner import select_prunable
 
 @pytest.mark.parametrize("family", ["gpt", "t5", "vit"])
 @pytest.mark.parametrize("n_nonzero", [30_000, 200_000, 2_000_000])
-@pytest.mark.parametrize("sparsity,pattern", [(0.0, None), (0.5, None), (0.75, None), (0.875, None),
-                                              (0.5, "2:4"), (0.75, "1:4"), (0.5, "4:8"), (0.75, "2:8"), (0.8, "2:4")])
+@pytest.mark.parametrize(
+    "sparsity,pattern",
+    [
+        (0.0, None),
+        (0.5, None),
+        (0.75, None),
+        (0.875, None),
+        (0.5, "2:4"),
+        (0.75, "1:4"),
+        (0.5, "4:8"),
+        (0.75, "2:8"),
+        (0.8, "2:4"),
+    ],
+)
 def test_n_within_5_percent_and_divisible(family, n_nonzero, sparsity, pattern):
     plan = plan_size(family, n_nonzero, sparsity, pattern)
     assert abs(plan.n_nonzero / n_nonzero - 1) <= 0.05
@@ -44,7 +56,9 @@ def test_gpt_counts_by_hand():
     c = plan.model_config
     d, h, L, V, T = c.width, c.mlp_hidden, c.depth, c.vocab_size, c.seq_len
     assert plan.n_block_params == L * (4 * d * d + 2 * d * h)
-    assert plan.embedding_params == V * d + T * d + d * V   # token + position embedding + untied head
+    assert (
+        plan.embedding_params == V * d + T * d + d * V
+    )  # token + position embedding + untied head
     norms = (2 * L + 1) * d
     assert plan.total_params == plan.n_block_params + plan.embedding_params + norms
 
@@ -54,10 +68,14 @@ def test_counts_match_pruner_after_pruning(sparsity, pattern):
     plan = plan_size("gpt", 40_000, sparsity, pattern)
     torch.manual_seed(0)
     model = build_model("gpt", plan.model_config)
-    pruner = GradualPruner(model, sparsity=sparsity, pattern=pattern, total_steps=1, schedule="constant")
+    pruner = GradualPruner(
+        model, sparsity=sparsity, pattern=pattern, total_steps=1, schedule="constant"
+    )
     pruner.prune_now()
     stats = pruner.stats()
-    assert stats["n_nonzero"] == plan.n_nonzero == count_params(model, sparsity, pattern)["n_nonzero"]
+    assert (
+        stats["n_nonzero"] == plan.n_nonzero == count_params(model, sparsity, pattern)["n_nonzero"]
+    )
     assert sum(int((p != 0).sum()) for p in select_prunable(model).values()) == plan.n_nonzero
     assert stats["n_params"] == plan.total_params
 
@@ -78,7 +96,9 @@ def test_width_is_multiple_of_large_m():
 
 
 @pytest.mark.parametrize("n_nonzero", [12_500, 25_000, 50_000, 100_000])
-@pytest.mark.parametrize("sparsity,pattern", [(0.5, "2:4"), (0.5, "4:8"), (0.75, "1:4"), (0.75, "2:8")])
+@pytest.mark.parametrize(
+    "sparsity,pattern", [(0.5, "2:4"), (0.5, "4:8"), (0.75, "1:4"), (0.75, "2:8")]
+)
 def test_pattern_keeps_the_unstructured_width(n_nonzero, sparsity, pattern):
     # An n:m run is compared with the unstructured run at the same S and N, so
     # only the mask may differ: same width and heads, hidden size rounded to m.

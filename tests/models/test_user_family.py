@@ -58,7 +58,9 @@ class MeanLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.head(x)
-        loss = None if targets is None else nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        if targets is None:
+            return logits, None
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
 
@@ -66,10 +68,13 @@ mean_lm = Family(
     name="mean_lm", data_unit="tokens",
     config_class=lambda: MeanLMConfig, model_class=lambda: MeanLM,
     default_arch={"depth": 1, "head_dim": 16, "vocab_size": 256, "seq_len": 32},
-    sizing_coeffs=lambda arch: (4.0, 1.0 * arch["depth"], 2.0 * arch["depth"]),   # d^2 + 2 d h per block
+    # d^2 + 2 d h per block
+    sizing_coeffs=lambda arch: (4.0, 1.0 * arch["depth"], 2.0 * arch["depth"]),
     load_data=GPT.load_data, data_arch=GPT.data_arch, make_batches=GPT.make_batches,
     block_macs=lambda prunable, mc, seq_len: seq_len * sum(p.numel() for p in prunable.values()),
-    arch_from_run=lambda cfg: {"depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")},
+    arch_from_run=lambda cfg: {
+        "depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")
+    },
     defaults={"batch": 8, "seq_len": 32},
 )
 '''
@@ -93,9 +98,23 @@ def _sweep(tmp_path, family):
     spec = tmp_path / "user.toml"
     spec.write_text(SPEC.format(family=family))
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "mine"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "sweep", str(spec),
-                           "--store", str(tmp_path / "user.sqlite"), "--workers", "2"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sparsescale.cli import main; main()",
+            "sweep",
+            str(spec),
+            "--store",
+            str(tmp_path / "user.sqlite"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 @pytest.mark.slow
@@ -110,16 +129,19 @@ def test_a_user_family_runs_in_a_sweep(tmp_path):
     results = [json.loads(run["result_json"]) for run in runs]
     for result in results:
         assert result["family"] == "myfamilies:mean_lm"
-        assert abs(result["n_nonzero"] / 6000 - 1) < 0.05          # sized by N like the built-ins
-        assert result["curve"][-1]["val_loss"] < result["curve"][0]["val_loss"]   # it learns
+        assert abs(result["n_nonzero"] / 6000 - 1) < 0.05  # sized by N like the built-ins
+        assert result["curve"][-1]["val_loss"] < result["curve"][0]["val_loss"]  # it learns
     assert {round(r["measured_sparsity"], 2) for r in results} == {0.0, 0.5}
 
 
-@pytest.mark.parametrize("family, message", [
-    ("nosuchpkg.families:tiny", "cannot import module 'nosuchpkg.families'"),
-    ("myfamilies:nothing_here", "module 'myfamilies' has no attribute 'nothing_here'"),
-    ("myfamilies:MeanLM", "not a sparsescale Family"),
-])
+@pytest.mark.parametrize(
+    "family, message",
+    [
+        ("nosuchpkg.families:tiny", "cannot import module 'nosuchpkg.families'"),
+        ("myfamilies:nothing_here", "module 'myfamilies' has no attribute 'nothing_here'"),
+        ("myfamilies:MeanLM", "not a sparsescale Family"),
+    ],
+)
 def test_a_family_that_cannot_be_imported_is_one_line(tmp_path, family, message):
     done = _sweep(tmp_path, family)
     assert done.returncode == 2

@@ -13,16 +13,33 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_presets_have_one_source_printed_by_the_cli(name):
-    assert not (EXAMPLES / f"{name}.toml").exists()   # no copies to drift apart
-    done = subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "preset", name],
-                          capture_output=True, text=True, timeout=60)
+    assert not (EXAMPLES / f"{name}.toml").exists()  # no copies to drift apart
+    done = subprocess.run(
+        [sys.executable, "-c", "from sparsescale.cli import main; main()", "preset", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout == preset_path(name).read_text()
 
 
 def test_sweep_runs_a_preset_by_name(tmp_path):
-    done = subprocess.run([sys.executable, "-c", "from sparsescale.cli import main; main()", "sweep", "quick",
-                           "--dry-run", "--store", str(tmp_path / "q.sqlite")], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sparsescale.cli import main; main()",
+            "sweep",
+            "quick",
+            "--dry-run",
+            "--store",
+            str(tmp_path / "q.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "36 runs" in done.stdout and not (tmp_path / "q.sqlite").exists()
 
@@ -43,7 +60,10 @@ def test_quick_preset_has_the_promised_grid():
 def test_cpu_full_and_vit_presets():
     full = expand(load_spec(preset_path("cpu-full")))
     assert {r.config["sparsity"] for r in full} == {0.0, 0.5, 0.75, 0.875}
-    assert len({r.config["params"] for r in full}) == 4 and len({r.config["tokens"] for r in full}) == 3
+    assert (
+        len({r.config["params"] for r in full}) == 4
+        and len({r.config["tokens"] for r in full}) == 3
+    )
     vit = load_spec(preset_path("vit-quick"))
     assert vit.family == "vit" and "repeat" in vit.note
 

@@ -44,7 +44,9 @@ class Block(nn.Module):
 class TinyTransformer(nn.Module):
     """Byte-level causal LM: embedding, blocks in a ModuleList, norm, untied head."""
 
-    def __init__(self, width: int = 32, depth: int = 2, heads: int = 4, context: int = 64, vocab: int = 256):
+    def __init__(
+        self, width: int = 32, depth: int = 2, heads: int = 4, context: int = 64, vocab: int = 256
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
         self.pos = nn.Parameter(torch.randn(context, width) * 0.02)
@@ -61,7 +63,9 @@ class TinyTransformer(nn.Module):
 
 def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     logits = model(tokens[:, :-1])
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1)
+    )
 
 
 def text_bytes(limit: int = 400_000) -> tuple[torch.Tensor, str]:

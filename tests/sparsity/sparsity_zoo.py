@@ -51,8 +51,14 @@ def _hf_lm_loss(model: nn.Module, step: int) -> torch.Tensor:
 def gpt2() -> Case:
     transformers = pytest.importorskip("transformers")
     cfg = transformers.GPT2Config(
-        vocab_size=VOCAB, n_positions=32, n_embd=WIDTH, n_layer=2, n_head=4,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=VOCAB,
+        n_positions=32,
+        n_embd=WIDTH,
+        n_layer=2,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     return Case(transformers.GPT2LMHeadModel(cfg), _hf_lm_loss, r"transformer\.h\.\d+\.")
 
@@ -60,8 +66,14 @@ def gpt2() -> Case:
 def bert() -> Case:
     transformers = pytest.importorskip("transformers")
     cfg = transformers.BertConfig(
-        vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=VOCAB,
+        hidden_size=WIDTH,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     return Case(transformers.BertForMaskedLM(cfg), _hf_lm_loss, r"bert\.encoder\.layer\.\d+\.")
 
@@ -69,22 +81,37 @@ def bert() -> Case:
 def t5() -> Case:
     transformers = pytest.importorskip("transformers")
     cfg = transformers.T5Config(
-        vocab_size=VOCAB, d_model=WIDTH, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, dropout_rate=0.0, decoder_start_token_id=0,
+        vocab_size=VOCAB,
+        d_model=WIDTH,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
     )
 
     def loss(model: nn.Module, step: int) -> torch.Tensor:
         ids = _tokens(step)
         return model(input_ids=ids, labels=_tokens(step + 1000, length=6)).loss
 
-    return Case(transformers.T5ForConditionalGeneration(cfg), loss, r"(encoder|decoder)\.block\.\d+\.")
+    return Case(
+        transformers.T5ForConditionalGeneration(cfg), loss, r"(encoder|decoder)\.block\.\d+\."
+    )
 
 
 def llama() -> Case:
     transformers = pytest.importorskip("transformers")
     cfg = transformers.LlamaConfig(
-        vocab_size=VOCAB, hidden_size=WIDTH, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=32,
+        vocab_size=VOCAB,
+        hidden_size=WIDTH,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
     )
     return Case(transformers.LlamaForCausalLM(cfg), _hf_lm_loss, r"model\.layers\.\d+\.")
 
@@ -143,7 +170,9 @@ class TimmPatchEmbed(nn.Module):
 
 
 class TimmViT(nn.Module):
-    def __init__(self, dim: int = WIDTH, depth: int = 2, heads: int = 4, patch: int = 4, image: int = 16) -> None:
+    def __init__(
+        self, dim: int = WIDTH, depth: int = 2, heads: int = 4, patch: int = 4, image: int = 16
+    ) -> None:
         super().__init__()
         self.patch_embed = TimmPatchEmbed(dim, patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -161,7 +190,13 @@ class TimmViT(nn.Module):
 # ---- torchvision's VisionTransformer structure --------------------------------
 class TvMLPBlock(nn.Sequential):
     def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0), nn.Linear(hidden, dim), nn.Dropout(0.0))
+        super().__init__(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Dropout(0.0),
+            nn.Linear(hidden, dim),
+            nn.Dropout(0.0),
+        )
 
 
 class TvEncoderBlock(nn.Module):
@@ -184,7 +219,9 @@ class TvEncoder(nn.Module):
         super().__init__()
         self.pos_embedding = nn.Parameter(torch.empty(1, length, dim).normal_(std=0.02))
         self.dropout = nn.Dropout(0.0)
-        self.layers = nn.Sequential(OrderedDict((f"encoder_layer_{i}", TvEncoderBlock(dim, heads)) for i in range(depth)))
+        self.layers = nn.Sequential(
+            OrderedDict((f"encoder_layer_{i}", TvEncoderBlock(dim, heads)) for i in range(depth))
+        )
         self.ln = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +229,9 @@ class TvEncoder(nn.Module):
 
 
 class TvViT(nn.Module):
-    def __init__(self, dim: int = WIDTH, depth: int = 2, heads: int = 4, patch: int = 4, image: int = 16) -> None:
+    def __init__(
+        self, dim: int = WIDTH, depth: int = 2, heads: int = 4, patch: int = 4, image: int = 16
+    ) -> None:
         super().__init__()
         self.conv_proj = nn.Conv2d(3, dim, patch, patch)
         self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -224,7 +263,9 @@ class EncoderLM(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Embedding(VOCAB, WIDTH)
-        layer = nn.TransformerEncoderLayer(WIDTH, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            WIDTH, 4, dim_feedforward=64, dropout=0.0, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
         self.head = nn.Linear(WIDTH, VOCAB)
 

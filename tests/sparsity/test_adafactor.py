@@ -45,8 +45,12 @@ def test_matches_direct_formula(kwargs):
     p0 = rng.normal(size=(6, 10)) * (rng.random((6, 10)) > 0.6)  # sparse parameter
     # Gradients zero where the parameter is zero in the first one, so the update
     # RMS has its own non-zero count to get right.
-    grads = [rng.normal(size=(6, 10)) * (rng.random((6, 10)) > 0.3) * 10 ** rng.uniform(-3, 1, size=(6, 10))
-             for _ in range(4)]
+    grads = [
+        rng.normal(size=(6, 10))
+        * (rng.random((6, 10)) > 0.3)
+        * 10 ** rng.uniform(-3, 1, size=(6, 10))
+        for _ in range(4)
+    ]
     p = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float32))
     opt_kwargs = {k: v for k, v in kwargs.items() if k != "clip"}
     opt = SparseAdafactor([p], lr=0.05, clip_threshold=kwargs.get("clip", 1.0), **opt_kwargs)
@@ -84,7 +88,9 @@ def test_update_rms_at_875_percent_sparsity_matches_dense():
     assert dense == pytest.approx(1e-2, rel=1e-5)
     assert kept_update_rms(signs * keep, True, 1) == pytest.approx(dense, rel=1e-5)
     # A dense-RMS AdaFactor shrinks the step by sqrt(1 - S).
-    assert kept_update_rms(signs * keep, False, 1) == pytest.approx(dense * np.sqrt(0.125), rel=1e-3)
+    assert kept_update_rms(signs * keep, False, 1) == pytest.approx(
+        dense * np.sqrt(0.125), rel=1e-3
+    )
     # Later steps: same within sampling noise, while dense RMS stays ~0.35x.
     dense5 = kept_update_rms(signs, True, 5)
     assert kept_update_rms(signs * keep, True, 5) == pytest.approx(dense5, rel=0.05)
@@ -98,7 +104,9 @@ def test_lr_is_a_param_group_value_for_schedulers():
     assert opt.param_groups[0]["beta1"] is None and opt.param_groups[0]["weight_decay"] == 0.0
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=0), dict(beta1=1.0), dict(clip_threshold=0), dict(weight_decay=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(lr=0), dict(beta1=1.0), dict(clip_threshold=0), dict(weight_decay=-1)]
+)
 def test_bad_arguments(kwargs):
     with pytest.raises(SparsescaleError):
         SparseAdafactor([torch.nn.Parameter(torch.ones(2))], **kwargs)

@@ -70,9 +70,13 @@ def test_gradual_nm_priority_then_magnitude():
     # largest of the rest by magnitude (7 and 6, both in group A).
     mask = magnitude_mask(w, 0.25, nm=(2, 4))
     assert mask.tolist() == [[True, True, True, True, True, True, False, False]]
-    assert magnitude_mask(w, 0.5, nm=(2, 4)).tolist() == [[True, True, False, False, True, True, False, False]]
+    assert magnitude_mask(w, 0.5, nm=(2, 4)).tolist() == [
+        [True, True, False, False, True, True, False, False]
+    ]
     # Beyond 1 - n/m: a subset of the n:m mask, by magnitude.
-    assert magnitude_mask(w, 0.75, nm=(2, 4)).tolist() == [[True, True, False, False, False, False, False, False]]
+    assert magnitude_mask(w, 0.75, nm=(2, 4)).tolist() == [
+        [True, True, False, False, False, False, False, False]
+    ]
 
 
 def test_global_magnitude_is_one_threshold():

@@ -8,12 +8,12 @@ import warnings
 
 import pytest
 import torch
+from sparsity_zoo import ZOO, build
 from torch import nn
 
 from sparsescale.sparsity import GradualPruner
 from sparsescale.sparsity.masks import n_kept
 from sparsescale.sparsity.selection import SelectionWarning
-from sparsity_zoo import ZOO, build
 
 MODELS = list(ZOO)
 STEPS = 10
@@ -24,7 +24,8 @@ def expected_block_weights(case) -> list[str]:
     """Oracle: every 2-D parameter under the blocks, as a user points at them.
     T5's relative-position table is an embedding lookup, not a block weight."""
     return [
-        n for n, p in case.model.named_parameters()
+        n
+        for n, p in case.model.named_parameters()
         if re.match(case.block_prefix, n) and p.ndim == 2 and "relative_attention_bias" not in n
     ]
 
@@ -91,8 +92,14 @@ def test_exact_sparsity_resume_and_flops(name):
     first = fresh(name, sparsity=0.75)
     train(*first, 5)  # stop inside the ramp
     buffer = io.BytesIO()
-    torch.save({"model": first[0].model.state_dict(), "opt": first[1].state_dict(), "pruner": first[2].state_dict()},
-               buffer)
+    torch.save(
+        {
+            "model": first[0].model.state_dict(),
+            "opt": first[1].state_dict(),
+            "pruner": first[2].state_dict(),
+        },
+        buffer,
+    )
     buffer.seek(0)
     saved = torch.load(buffer)
     resumed = fresh(name, sparsity=0.75)
@@ -125,7 +132,9 @@ def test_2_4_groups_run_along_the_input_dimension_of_the_math(name):
 def test_embeddings_auto_prunes_only_token_embedding_and_untied_head():
     expected = {
         "gpt2": ["transformer.wte.weight"],  # tied with lm_head; wpe stays dense
-        "bert": ["bert.embeddings.word_embeddings.weight"],  # tied decoder; positions, types, transform.dense stay
+        "bert": [
+            "bert.embeddings.word_embeddings.weight"
+        ],  # tied decoder; positions, types, transform.dense stay
         "t5": ["shared.weight"],  # relative_attention_bias stays
         "llama": ["model.embed_tokens.weight", "lm_head.weight"],
         "torchvision_vit": ["heads.head.weight"],  # out_proj is a block weight, not a head
@@ -133,7 +142,9 @@ def test_embeddings_auto_prunes_only_token_embedding_and_untied_head():
     }
     for name, tensors in expected.items():
         case = build(name)
-        pruner = GradualPruner(case.model, 0.75, total_steps=1, schedule="one-shot", embeddings="auto")
+        pruner = GradualPruner(
+            case.model, 0.75, total_steps=1, schedule="one-shot", embeddings="auto"
+        )
         assert list(pruner.embedding_params) == tensors, name
         pruner.step()
         for tensor in tensors:

@@ -121,7 +121,11 @@ def test_resume_longer_keeping_the_ramp_matches_the_saved_run_then_holds():
     _train(*straight, 40)
     first = fresh(40)
     _train(*first, 16)  # inside the ramp (steps 10-30)
-    state = {"model": first[0].state_dict(), "opt": first[1].state_dict(), "pruner": first[2].state_dict()}
+    state = {
+        "model": first[0].state_dict(),
+        "opt": first[1].state_dict(),
+        "pruner": first[2].state_dict(),
+    }
     longer = fresh(80)
     longer[0].load_state_dict(state["model"])
     longer[1].load_state_dict(state["opt"])

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from sparsity_helpers import TinyTransformer
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import GradualPruner
 from sparsescale.sparsity.masks import n_kept
-from sparsity_helpers import TinyTransformer
 
 RULES = {"blocks.0.*": 0.5, "blocks.*.mlp_*": 0.9, "*": 0.75}
 
@@ -45,7 +45,10 @@ def test_a_tensor_no_pattern_matches_is_named():
     "kwargs,message",
     [
         (dict(sparsity={"*": 1.5}), r"sparsity\['\*'\] must be in \[0, 1\)"),
-        (dict(sparsity={"*": 0.75, "blocks.0.*": 0.25}, pattern="2:4"), r"0.25 \(tensor blocks.0.q.weight\) is below 0.5"),
+        (
+            dict(sparsity={"*": 0.75, "blocks.0.*": 0.25}, pattern="2:4"),
+            r"0.25 \(tensor blocks.0.q.weight\) is below 0.5",
+        ),
         (dict(sparsity={"*": 0.75}, scope="global"), "per-tensor sparsity dict"),
         (dict(sparsity={}), "empty"),
     ],

@@ -3,13 +3,13 @@ import math
 
 import pytest
 import torch
+from sparsity_helpers import TinyTransformer, batches, lm_loss
 from torch import nn
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import GradualPruner, SparseAdafactor, one_shot_prune
 from sparsescale.sparsity.masks import n_kept
 from sparsescale.sparsity.pruner import select_embeddings, select_prunable
-from sparsity_helpers import TinyTransformer, batches, lm_loss
 
 
 class Uneven(nn.Module):
@@ -52,7 +52,9 @@ def test_exact_scheduled_sparsity_every_step_and_s_at_end(sparsity):
         assert zeros(p) == p.numel() - n_kept(p.numel(), sparsity)
     stats = pruner.stats()
     assert stats["n_nonzero"] == sum(int((p != 0).sum()) for p in weights.values())
-    assert stats["tensors"]["blocks.0.weight"] == pytest.approx(1 - n_kept(37 * 53, sparsity) / (37 * 53))
+    assert stats["tensors"]["blocks.0.weight"] == pytest.approx(
+        1 - n_kept(37 * 53, sparsity) / (37 * 53)
+    )
     # biases are never pruned
     assert all(zeros(m.bias) == 0 for m in model.blocks)
 
@@ -90,14 +92,25 @@ def test_nm_above_its_sparsity_prunes_inside_the_pattern():
 def test_select_prunable_on_a_transformer():
     model = TinyTransformer()
     names = list(select_prunable(model))
-    expected = [f"blocks.{b}.{k}.weight" for b in range(2) for k in ("q", "k", "v", "o", "mlp_in", "mlp_out")]
+    expected = [
+        f"blocks.{b}.{k}.weight"
+        for b in range(2)
+        for k in ("q", "k", "v", "o", "mlp_in", "mlp_out")
+    ]
     assert names == expected
-    assert select_prunable(model) is not select_prunable(model) and list(select_prunable(model)) == expected
+    assert (
+        select_prunable(model) is not select_prunable(model)
+        and list(select_prunable(model)) == expected
+    )
     with_head = select_prunable(model, include="head.weight", exclude="*.mlp_*")
     assert list(with_head) == [n for n in expected if "mlp" not in n] + ["head.weight"]
     # norms and biases are never pruned, even when a pattern names them; a
     # pattern naming only those is a mistake and is said so
-    assert list(select_prunable(model, include=["*.weight"])) == ["embed.weight", *expected, "head.weight"]
+    assert list(select_prunable(model, include=["*.weight"])) == [
+        "embed.weight",
+        *expected,
+        "head.weight",
+    ]
     with pytest.raises(SparsescaleError, match=r"include pattern '\*.bias' matches only biases"):
         select_prunable(model, include=["*.bias"])
     assert list(select_embeddings(model)) == ["embed.weight", "head.weight"]
@@ -108,7 +121,9 @@ def test_select_prunable_on_a_transformer():
 def test_embeddings_auto_and_stats():
     torch.manual_seed(0)
     model = TinyTransformer(width=32, vocab=256)
-    pruner = GradualPruner(model, sparsity=0.75, total_steps=10, schedule="one-shot", embeddings="auto")
+    pruner = GradualPruner(
+        model, sparsity=0.75, total_steps=10, schedule="one-shot", embeddings="auto"
+    )
     pruner.step()
     s_emb = 1 - math.sqrt(1 - 0.75)
     assert zeros(model.embed.weight) == 256 * 32 - n_kept(256 * 32, s_emb)
@@ -123,7 +138,9 @@ def test_embeddings_auto_and_stats():
     assert stats["n_params_embedding"] == 2 * 256 * 32
     assert stats["embedding_sparsity"] == pytest.approx(s_emb, abs=1e-3)
     assert stats["forward_flops_per_token_dense"] == 2 * (block_linear + 256 * 32)
-    assert stats["forward_flops_per_token_sparse"] == 2 * (stats["n_nonzero"] + n_kept(256 * 32, s_emb))
+    assert stats["forward_flops_per_token_sparse"] == 2 * (
+        stats["n_nonzero"] + n_kept(256 * 32, s_emb)
+    )
 
 
 def test_global_scope_and_erk_reach_the_overall_sparsity():
@@ -144,9 +161,14 @@ def test_optimizer_state_of_pruned_entries_is_zeroed():
         torch.manual_seed(0)
         model = Uneven()
         opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-        pruner = GradualPruner(model, sparsity=0.5, total_steps=10, schedule="one-shot",
-                               optimizer=opt if pass_optimizer else None)
-        loss = sum((m.weight ** 2).sum() + m.weight.sum() for m in model.blocks)
+        pruner = GradualPruner(
+            model,
+            sparsity=0.5,
+            total_steps=10,
+            schedule="one-shot",
+            optimizer=opt if pass_optimizer else None,
+        )
+        loss = sum((m.weight**2).sum() + m.weight.sum() for m in model.blocks)
         loss.backward()
         opt.step()
         pruner.step()
@@ -191,7 +213,9 @@ def test_checkpoint_round_trip_and_resume_equivalence(pattern):
         torch.manual_seed(7)
         model = TinyTransformer(width=16, heads=2, context=16)
         opt = SparseAdafactor(model.parameters(), lr=1e-2)
-        pruner = GradualPruner(model, sparsity=0.5, pattern=pattern, total_steps=40, every=3, optimizer=opt)
+        pruner = GradualPruner(
+            model, sparsity=0.5, pattern=pattern, total_steps=40, every=3, optimizer=opt
+        )
         return model, opt, pruner
 
     straight = fresh()
@@ -200,7 +224,14 @@ def test_checkpoint_round_trip_and_resume_equivalence(pattern):
     first = fresh()
     run(*first, data, 22)  # interrupted in the middle of the ramp
     buffer = io.BytesIO()
-    torch.save({"model": first[0].state_dict(), "opt": first[1].state_dict(), "pruner": first[2].state_dict()}, buffer)
+    torch.save(
+        {
+            "model": first[0].state_dict(),
+            "opt": first[1].state_dict(),
+            "pruner": first[2].state_dict(),
+        },
+        buffer,
+    )
     buffer.seek(0)
     saved = torch.load(buffer)
     assert all(m.dtype == torch.bool for m in saved["pruner"]["masks"].values())
@@ -250,7 +281,9 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_nm_on_indivisible_input_dimension_is_an_error_naming_the_tensor():
-    with pytest.raises(SparsescaleError, match=r"blocks.1.weight with shape \(7, 13\).*multiple of 4"):
+    with pytest.raises(
+        SparsescaleError, match=r"blocks.1.weight with shape \(7, 13\).*multiple of 4"
+    ):
         GradualPruner(Uneven(((24, 8), (13, 7))), pattern="2:4", total_steps=100)
 
 

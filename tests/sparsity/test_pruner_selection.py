@@ -6,7 +6,12 @@ from torch import nn
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import GradualPruner
-from sparsescale.sparsity.selection import block_paths, input_dims, select_prunable, select_token_embeddings
+from sparsescale.sparsity.selection import (
+    block_paths,
+    input_dims,
+    select_prunable,
+    select_token_embeddings,
+)
 
 
 class Conv1D(nn.Module):
@@ -48,10 +53,13 @@ def test_repeated_siblings_are_blocks_with_every_kind_of_weight():
     assert block_paths(model) >= {"first", "second"}
     names = list(select_prunable(model))
     assert names == [
-        f"{b}.{w}" for b in ("first", "second")
+        f"{b}.{w}"
+        for b in ("first", "second")
         for w in ("attn.in_proj_weight", "attn.out_proj.weight", "c_fc.weight", "proj.weight")
     ]
-    assert input_dims(model, names)["first.c_fc.weight"] == 0  # Conv1D: input runs along storage dim 0
+    assert (
+        input_dims(model, names)["first.c_fc.weight"] == 0
+    )  # Conv1D: input runs along storage dim 0
     assert input_dims(model, names)["first.proj.weight"] == 1  # (out, in)
     # the token embedding is the table with as many rows as the head has outputs; pos stays dense
     assert list(select_token_embeddings(model)) == ["embed.weight", "lm_head.weight"]
@@ -61,7 +69,10 @@ def test_separate_qkv_projections_of_multihead_attention():
     model = nn.Module()
     model.layers = nn.ModuleList([nn.MultiheadAttention(8, 2, kdim=4, vdim=4)])
     assert list(select_prunable(model)) == [
-        "layers.0.q_proj_weight", "layers.0.k_proj_weight", "layers.0.v_proj_weight", "layers.0.out_proj.weight"
+        "layers.0.q_proj_weight",
+        "layers.0.k_proj_weight",
+        "layers.0.v_proj_weight",
+        "layers.0.out_proj.weight",
     ]
 
 
@@ -82,7 +93,10 @@ def test_a_sequential_of_linears_is_still_a_block():
 
 
 def test_nothing_selectable_names_what_is_looked_for():
-    with pytest.raises(SparsescaleError, match="no nn.Linear, Conv1D or nn.MultiheadAttention weight inside its blocks"):
+    with pytest.raises(
+        SparsescaleError,
+        match="no nn.Linear, Conv1D or nn.MultiheadAttention weight inside its blocks",
+    ):
         GradualPruner(nn.Linear(4, 4), sparsity=0.5, total_steps=10)
     model = nn.Sequential(nn.Linear(4, 4))
     with pytest.raises(SparsescaleError, match=r"include pattern '0.bias' matches only biases"):

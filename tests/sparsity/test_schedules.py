@@ -64,11 +64,15 @@ def test_mean_density_is_the_mean_of_the_applied_values():
 def test_discrete_mean_density_converges_to_closed_form(start, end):
     from sparsescale.laws.planning import mean_sparsity_fraction
 
-    assert cubic_mean_sparsity_fraction(start, end) == pytest.approx(mean_sparsity_fraction(start, end))
+    assert cubic_mean_sparsity_fraction(start, end) == pytest.approx(
+        mean_sparsity_fraction(start, end)
+    )
     S = 0.8
     closed = 1 - S * mean_sparsity_fraction(start, end)
-    errors = [abs(mean_density("cubic", S, steps, start=start, end=end, every=100) - closed)
-              for steps in (10_000, 100_000, 1_000_000)]
+    errors = [
+        abs(mean_density("cubic", S, steps, start=start, end=end, every=100) - closed)
+        for steps in (10_000, 100_000, 1_000_000)
+    ]
     assert errors[-1] < 2e-4
     assert errors[0] > errors[1] > errors[2]
     assert cubic_mean_sparsity_fraction() == 0.625

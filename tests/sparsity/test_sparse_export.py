@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from sparsity_zoo import build
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.sparsity import GradualPruner, load_sparse, save_sparse, sparsify_for_inference
-from sparsity_zoo import build
 
 MODELS = ["gpt2", "llama", "torchvision_vit", "timm_vit"]
 
@@ -45,9 +45,9 @@ def test_finalize_save_load_and_csr_inference_match(name, tmp_path):
 
     done = sparsify_for_inference(other, list(pruner.prunable), layout="csr")
     assert any(v == "csr" for v in done.values())
-    assert other.get_submodule(next(k for k, v in done.items() if v == "csr").rsplit(".", 1)[0]).weight.layout == (
-        torch.sparse_csr
-    )
+    assert other.get_submodule(
+        next(k for k, v in done.items() if v == "csr").rsplit(".", 1)[0]
+    ).weight.layout == (torch.sparse_csr)
     torch.testing.assert_close(_out(other, inputs), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -77,12 +77,22 @@ def test_2_4_semi_structured_needs_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(SparsescaleError, match="needs a CUDA device"):
             sparsify_for_inference(case.model, list(pruner.prunable), layout="2:4")
-        pytest.skip("2:4 semi-structured kernels need CUDA (torch.sparse.to_sparse_semi_structured); CPU here")
+        pytest.skip(
+            "2:4 semi-structured kernels need CUDA (torch.sparse.to_sparse_semi_structured); CPU "
+            "here"
+        )
     # The semi-structured kernels want fp16 weights of at least 32 rows x 64 columns.
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=96, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    cfg = transformers.LlamaConfig(
+        vocab_size=96,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     model = transformers.LlamaForCausalLM(cfg)
     pruner = GradualPruner(model, pattern="2:4", total_steps=1, schedule="one-shot")
     pruner.step()

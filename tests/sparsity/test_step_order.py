@@ -38,10 +38,16 @@ def test_pending_mask_survives_a_checkpoint_round_trip():
     assert state["pending_masks"] is not None
 
     resumed_model = _model([1.0, 2.0, 3.0, 4.0])
-    resumed = GradualPruner(resumed_model, sparsity=0.5, total_steps=4, schedule="one-shot", at_step=1)
+    resumed = GradualPruner(
+        resumed_model, sparsity=0.5, total_steps=4, schedule="one-shot", at_step=1
+    )
     resumed.load_state_dict(state)
     for m in (model, resumed_model):
         _fake_update(m, [4.0, 3.0, 2.0, 1.0])
     pruner.step()
     resumed.step()
-    assert resumed_model.blocks[0].weight.tolist() == model.blocks[0].weight.tolist() == [[0.0, 0.0, 2.0, 1.0]]
+    assert (
+        resumed_model.blocks[0].weight.tolist()
+        == model.blocks[0].weight.tolist()
+        == [[0.0, 0.0, 2.0, 1.0]]
+    )

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from sparsity_helpers import TinyTransformer, batches, lm_loss, text_bytes
 
 from sparsescale.sparsity import GradualPruner, SparseAdafactor
 from sparsescale.sparsity.masks import n_kept
-from sparsity_helpers import TinyTransformer, batches, lm_loss, text_bytes
 
 
 @pytest.mark.slow

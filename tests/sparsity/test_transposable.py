@@ -24,7 +24,8 @@ from sparsescale.sparsity.semi_structured import is_nm
 
 @functools.lru_cache(maxsize=None)
 def all_block_masks(n: int, m: int) -> list[torch.Tensor]:
-    """Brute force: every m x m 0/1 matrix (all 2^(m*m) bit patterns) with n ones in each row and column."""
+    """Brute force: every m x m 0/1 matrix (all 2^(m*m) bit patterns) with n ones in each row
+    and column."""
     codes = torch.arange(2 ** (m * m))
     blocks = ((codes[:, None] >> torch.arange(m * m)) & 1).bool().reshape(-1, m, m)
     keep = (blocks.sum(1) == n).all(1) & (blocks.sum(2) == n).all(1)
@@ -55,9 +56,9 @@ def test_solver_keeps_the_brute_force_maximum_in_every_block(n, seed):
     assert is_transposable_nm(mask, n, 4)
     candidates = all_block_masks(n, 4) if n != 2 else BLOCKS_24
     for r, c in itertools.product(range(0, 8, 4), range(0, 12, 4)):
-        block = w[r:r + 4, c:c + 4].abs()
+        block = w[r : r + 4, c : c + 4].abs()
         best = max(float(block[b].sum()) for b in candidates)
-        assert float(block[mask[r:r + 4, c:c + 4]].sum()) == pytest.approx(best, rel=1e-6)
+        assert float(block[mask[r : r + 4, c : c + 4]].sum()) == pytest.approx(best, rel=1e-6)
 
 
 def test_ties_pick_a_valid_pattern_deterministically():
@@ -69,15 +70,17 @@ def test_ties_pick_a_valid_pattern_deterministically():
 def test_alive_prefers_live_entries_and_stays_inside_a_transposable_alive_mask():
     gen = torch.Generator().manual_seed(3)
     w = torch.randn(8, 8, generator=gen)
-    alive = transposable_priority(torch.randn(8, 8, generator=gen), 2, 4)  # an earlier, different 2:4T mask
+    alive = transposable_priority(
+        torch.randn(8, 8, generator=gen), 2, 4
+    )  # an earlier, different 2:4T mask
     alive |= torch.rand(8, 8, generator=gen) > 0.5  # plus some unstructured survivors
     mask = transposable_priority(w, 2, 4, alive)
     assert not (mask & ~alive).any()
     # brute force: among the patterns inside alive, the one with the most live |w|
     for r, c in itertools.product(range(0, 8, 4), range(0, 8, 4)):
-        block, live = w[r:r + 4, c:c + 4].abs(), alive[r:r + 4, c:c + 4]
+        block, live = w[r : r + 4, c : c + 4].abs(), alive[r : r + 4, c : c + 4]
         best = max(float(block[b].sum()) for b in BLOCKS_24 if not (b & ~live).any())
-        assert float(block[mask[r:r + 4, c:c + 4]].sum()) == pytest.approx(best, rel=1e-6)
+        assert float(block[mask[r : r + 4, c : c + 4]].sum()) == pytest.approx(best, rel=1e-6)
 
 
 def test_alive_without_a_full_live_pattern_keeps_the_most_live_entries():
@@ -106,7 +109,11 @@ def test_magnitude_mask_above_the_pattern_sparsity_prunes_inside_it():
 
 
 def test_spelling_and_bad_patterns():
-    assert pattern_name("2:4t") == "2:4T" and pattern_name(" 2 : 4 T ") == "2:4T" and pattern_name("2:4") == "2:4"
+    assert (
+        pattern_name("2:4t") == "2:4T"
+        and pattern_name(" 2 : 4 T ") == "2:4T"
+        and pattern_name("2:4") == "2:4"
+    )
     assert parse_pattern("2:4T") == (2, 4) and pattern_name("unstructured") is None
     with pytest.raises(SparsescaleError, match="m <= 4"):
         parse_pattern("4:8T")
@@ -125,7 +132,9 @@ def test_gradual_24t_never_grows_and_ends_exactly_24t(scope):
     torch.manual_seed(0)
     model = Blocks()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    pruner = GradualPruner(model, pattern="2:4T", total_steps=40, every=4, scope=scope, optimizer=opt)
+    pruner = GradualPruner(
+        model, pattern="2:4T", total_steps=40, every=4, scope=scope, optimizer=opt
+    )
     assert pruner.sparsity == 0.5 and pruner.config["pattern"] == "2:4T"
     before: dict[str, torch.Tensor] = {}
     gen = torch.Generator().manual_seed(1)
@@ -139,7 +148,9 @@ def test_gradual_24t_never_grows_and_ends_exactly_24t(scope):
         pruner.step()
         for name, mask in pruner.masks.items():
             if name in before:
-                assert not (mask & ~before[name]).any(), f"{name}: a pruned weight came back at step {step}"
+                assert not (mask & ~before[name]).any(), (
+                    f"{name}: a pruned weight came back at step {step}"
+                )
             assert (pruner.params[name][~mask] == 0).all()
             if 0 < pruner.schedule.sparsity_at(step) < 0.5 and scope == "tensor":
                 # during the ramp every block keeps at least a full 2:4T pattern
@@ -171,7 +182,9 @@ def test_conv1d_layout_gets_the_same_mask_as_its_linear_transpose():
 def test_output_dimension_not_a_multiple_of_4_is_an_error_naming_the_tensor():
     # input dim 8 is fine for plain 2:4; the output dim 6 is not for 2:4T
     GradualPruner(Blocks(((8, 6),)), pattern="2:4", total_steps=10)
-    with pytest.raises(SparsescaleError, match=r"blocks.0.weight with shape \(6, 8\).*2:4T.*multiples of 4"):
+    with pytest.raises(
+        SparsescaleError, match=r"blocks.0.weight with shape \(6, 8\).*2:4T.*multiples of 4"
+    ):
         GradualPruner(Blocks(((8, 6),)), pattern="2:4T", total_steps=10)
 
 

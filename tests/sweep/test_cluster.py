@@ -30,25 +30,45 @@ from sparsescale.sweep.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SPEC = {"name": "cluster", "family": "gpt",
-        "grid": {"sparsity": [0.5], "n_nonzero": ["8k"], "tokens": ["128k"], "init_from_dense": [0.0, 0.25]},
-        "train": {"batch": 8, "seq_len": 32, "eval_tokens": 1024, "lr": 0.01}}
-TOY_SPEC = {"name": "toy", "family": "gpt",
-            "grid": {"sparsity": [0.0, 0.5, 0.75], "n_nonzero": ["50k", "100k", "200k"], "tokens": ["1M"]}}
+SPEC = {
+    "name": "cluster",
+    "family": "gpt",
+    "grid": {
+        "sparsity": [0.5],
+        "n_nonzero": ["8k"],
+        "tokens": ["128k"],
+        "init_from_dense": [0.0, 0.25],
+    },
+    "train": {"batch": 8, "seq_len": 32, "eval_tokens": 1024, "lr": 0.01},
+}
+TOY_SPEC = {
+    "name": "toy",
+    "family": "gpt",
+    "grid": {"sparsity": [0.0, 0.5, 0.75], "n_nonzero": ["50k", "100k", "200k"], "tokens": ["1M"]},
+}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
-    saved = {k: os.environ.get(k) for k in ("SPARSESCALE_SCRATCH", "SPARSESCALE_CACHE", "TOY_STEP_SLEEP")}
+    saved = {
+        k: os.environ.get(k) for k in ("SPARSESCALE_SCRATCH", "SPARSESCALE_CACHE", "TOY_STEP_SLEEP")
+    }
     # The head (the coordinator, which plans the runs) has a scratch folder too.
     os.environ["SPARSESCALE_SCRATCH"] = str(root / "scratch-head")
     os.environ.pop("SPARSESCALE_CACHE", None)
     os.environ["TOY_STEP_SLEEP"] = "0.01"
-    c = Cluster(initialize_head=True, connect=True,
-                head_node_args={"num_cpus": 0, "include_dashboard": False})   # no run lands on the head
-    nodes = {name: c.add_node(num_cpus=1, env_vars={"SPARSESCALE_SCRATCH": str(root / f"scratch-{name}")})
-             for name in ("a", "b")}
+    c = Cluster(
+        initialize_head=True,
+        connect=True,
+        head_node_args={"num_cpus": 0, "include_dashboard": False},
+    )  # no run lands on the head
+    nodes = {
+        name: c.add_node(
+            num_cpus=1, env_vars={"SPARSESCALE_SCRATCH": str(root / f"scratch-{name}")}
+        )
+        for name in ("a", "b")
+    }
     c.wait_for_nodes()
     yield root, c, nodes
     ray.shutdown()
@@ -60,13 +80,15 @@ def cluster(tmp_path_factory):
             os.environ[k] = v
 
 
-def _finished_node(store: Path, config_hash: str, deadline: float, over: threading.Event) -> str | None:
+def _finished_node(
+    store: Path, config_hash: str, deadline: float, over: threading.Event
+) -> str | None:
     while time.time() < deadline and not over.is_set():
         if store.exists():
             try:
                 with Store(store, readonly=True) as s:
                     done = [a for a in s.attempt_log(config_hash) if a["outcome"] == "finished"]
-            except SparsescaleError:   # opened between the file's creation and its schema
+            except SparsescaleError:  # opened between the file's creation and its schema
                 done = []
             if done:
                 return done[-1]["node"]
@@ -88,7 +110,9 @@ def _remove_prefix_node_while_pruned_run_trains(root, c, nodes, store, dense, pr
     staged = root / f"scratch-{name}" / "runs" / pruned[:16]
     durable = root / "storage" / pruned[:16]
     while time.time() < deadline and not over.is_set():
-        if (durable / "result.json").exists() or (root / f"scratch-{other}" / "runs" / pruned[:16]).exists():
+        if (durable / "result.json").exists() or (
+            root / f"scratch-{other}" / "runs" / pruned[:16]
+        ).exists():
             seen["missed"] = "the pruned run finished first or started on the other node"
             return
         if staged.exists() and (durable / "checkpoint.pt").exists():
@@ -115,8 +139,10 @@ def test_sweep_survives_node_loss_and_matches_a_local_sweep(cluster):
     store = root / "cluster.sqlite"
     seen: dict = {}
     over = threading.Event()
-    monitor = threading.Thread(target=_remove_prefix_node_while_pruned_run_trains,
-                               args=(root, c, nodes, store, dense, pruned, seen, over))
+    monitor = threading.Thread(
+        target=_remove_prefix_node_while_pruned_run_trains,
+        args=(root, c, nodes, store, dense, pruned, seen, over),
+    )
     monitor.start()
     try:
         outcome = run_sweep(spec, runs, store, executor="ray", storage=f"file://{root}/storage")
@@ -145,33 +171,59 @@ def test_sweep_survives_node_loss_and_matches_a_local_sweep(cluster):
     # Bit-for-bit what a local sweep computes.
     for h, row in want.items():
         assert got[h]["final_loss"] == pytest.approx(row["final_loss"], abs=1e-6)
-        assert [p["val_loss"] for p in curves[h]] == pytest.approx([p["val_loss"] for p in ref_curves[h]], abs=1e-6)
-        assert [p["train_loss"] for p in curves[h]] == pytest.approx([p["train_loss"] for p in ref_curves[h]],
-                                                                      abs=1e-6)
+        assert [p["val_loss"] for p in curves[h]] == pytest.approx(
+            [p["val_loss"] for p in ref_curves[h]], abs=1e-6
+        )
+        assert [p["train_loss"] for p in curves[h]] == pytest.approx(
+            [p["train_loss"] for p in ref_curves[h]], abs=1e-6
+        )
 
     # Files: the store, storage and scratch folders only (ref/ is the local sweep's).
-    store_files = {"cluster.sqlite", "cluster.sqlite-wal", "cluster.sqlite-shm", "cluster.sqlite.lock"}
+    store_files = {
+        "cluster.sqlite",
+        "cluster.sqlite-wal",
+        "cluster.sqlite-shm",
+        "cluster.sqlite.lock",
+    }
     assert _tree(root) <= store_files | {"storage", "ref", "scratch-head", "scratch-a", "scratch-b"}
     assert {p.name for p in (root / "storage").iterdir()} == {h[:16] for h in got}
-    for name in ("a", "b"):   # each node tokenised the corpus itself, in its own scratch
+    for name in ("a", "b"):  # each node tokenised the corpus itself, in its own scratch
         assert list((root / f"scratch-{name}" / "cache" / "corpora").glob("*/tokens.bin"))
 
     # A second sweep (the toy runner, for enough points to fit) on the surviving node.
     toy = spec_from_dict(TOY_SPEC)
     toy_store = root / "toy.sqlite"
-    assert run_sweep(toy, expand(toy), toy_store, executor="ray", runner="toy_runner:run",
-                     storage=f"file://{root}/storage-toy").counts == {"finished": 9}
+    assert run_sweep(
+        toy,
+        expand(toy),
+        toy_store,
+        executor="ray",
+        runner="toy_runner:run",
+        storage=f"file://{root}/storage-toy",
+    ).counts == {"finished": 9}
 
     # Every node's scratch gone: export and report work from the stores and storage alone.
     for name in ("head", "a", "b"):
         shutil.rmtree(root / f"scratch-{name}")
     env = dict(os.environ, SPARSESCALE_SCRATCH=str(root / "scratch-cli"))
     cli = [sys.executable, "-m", "sparsescale"]
-    p = subprocess.run([*cli, "export", str(store), "--csv", str(root / "out" / "cluster.csv")],
-                       capture_output=True, text=True, env=env, timeout=120)
+    p = subprocess.run(
+        [*cli, "export", str(store), "--csv", str(root / "out" / "cluster.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
-    assert len((root / "out" / "cluster.csv").read_text().strip().splitlines()) == 1 + 2   # the prefix is not a result
-    p = subprocess.run([*cli, "report", str(toy_store), "--out", str(root / "out" / "report"), "--bootstrap", "5"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    assert (
+        len((root / "out" / "cluster.csv").read_text().strip().splitlines()) == 1 + 2
+    )  # the prefix is not a result
+    p = subprocess.run(
+        [*cli, "report", str(toy_store), "--out", str(root / "out" / "report"), "--bootstrap", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert (root / "out" / "report" / "report.html").exists()

@@ -33,13 +33,25 @@ def _kept_per_group(weight: torch.Tensor, m: int) -> int:
 
 
 def test_nm_sweep_on_ray_trains_exact_nm_masks(tmp_path, local_ray):
-    spec = spec_from_dict({"family": "gpt", "name": "nm-ray",
-                           "grid": {"sparsity": [0.0], "n_nonzero": ["12.5k"], "tokens": ["0.1M"],
-                                    "patterns": ["unstructured", "2:4", "1:4"]},
-                           "train": {"eval_every": 0, "final_eval_tokens": 16384}})
+    spec = spec_from_dict(
+        {
+            "family": "gpt",
+            "name": "nm-ray",
+            "grid": {
+                "sparsity": [0.0],
+                "n_nonzero": ["12.5k"],
+                "tokens": ["0.1M"],
+                "patterns": ["unstructured", "2:4", "1:4"],
+            },
+            "train": {"eval_every": 0, "final_eval_tokens": 16384},
+        }
+    )
     runs = expand(spec)
     assert sorted((r.config["pattern"] or "-", r.config["sparsity"]) for r in runs) == [
-        ("-", 0.0), ("1:4", 0.75), ("2:4", 0.5)]
+        ("-", 0.0),
+        ("1:4", 0.75),
+        ("2:4", 0.5),
+    ]
     store = tmp_path / "nm.sqlite"
     outcome = run_sweep(spec, runs, store, executor="ray")
     assert outcome.counts == {"finished": 3} and not outcome.failed
@@ -48,8 +60,14 @@ def test_nm_sweep_on_ray_trains_exact_nm_masks(tmp_path, local_ray):
     for pattern, n_kept in (("2:4", 2), ("1:4", 1)):
         r = rows[pattern]
         assert r["sparsity"] == pytest.approx(1 - n_kept / 4) and 2.0 < r["final_loss"] < 6.0
-        state = torch.load(Path(r["out_dir"]) / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
-        pruned = [w for k, w in state.items() if k.startswith("blocks.") and k.endswith(".weight") and w.ndim == 2]
+        state = torch.load(
+            Path(r["out_dir"]) / "checkpoint.pt", map_location="cpu", weights_only=False
+        )["model"]
+        pruned = [
+            w
+            for k, w in state.items()
+            if k.startswith("blocks.") and k.endswith(".weight") and w.ndim == 2
+        ]
         assert pruned and all(_kept_per_group(w, 4) <= n_kept for w in pruned)
         density = sum(int((w != 0).sum()) for w in pruned) / sum(w.numel() for w in pruned)
         assert density == pytest.approx(n_kept / 4, abs=1e-3)  # exactly n:m at the end of the ramp

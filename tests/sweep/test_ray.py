@@ -11,10 +11,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from toy_runner import toy_loss  # noqa: E402
+
 from sparsescale.sweep.coordinator import run_sweep  # noqa: E402
 from sparsescale.sweep.spec import expand, spec_from_dict  # noqa: E402
 from sparsescale.sweep.store import Store  # noqa: E402
-from toy_runner import toy_loss  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,12 @@ def local_ray():
 
 
 def test_ray_sweep_runs_every_run_and_survives_a_killed_worker(tmp_path, local_ray):
-    spec = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["50k", "100k"],
-                                                     "tokens": ["1M"]}})
+    spec = spec_from_dict(
+        {
+            "family": "gpt",
+            "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["50k", "100k"], "tokens": ["1M"]},
+        }
+    )
     runs = expand(spec)
     store = tmp_path / "ray.sqlite"
     killed = []

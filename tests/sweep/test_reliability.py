@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from sparsescale.sweep.store import Store
 
 SPEC = """
@@ -33,13 +32,28 @@ lr = 0.01
 
 def cli(*args, env_extra=None, **kw):
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.Popen([sys.executable, "-c", "from sparsescale.cli import main; main()", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from sparsescale.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def sweep(spec, store, sleep="0.02", workers="2"):
-    return cli("sweep", str(spec), "--store", str(store), "--workers", workers, "--runner", "toy_runner:run",
-               env_extra={"TOY_STEP_SLEEP": sleep})
+    return cli(
+        "sweep",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        workers,
+        "--runner",
+        "toy_runner:run",
+        env_extra={"TOY_STEP_SLEEP": sleep},
+    )
 
 
 def results(store):
@@ -68,7 +82,9 @@ def test_coordinator_sigkilled_three_times_completes_every_run_once(tmp_path):
         p.send_signal(signal.SIGKILL)
         p.wait()
     rows_mid, _ = results(store)
-    assert any(r["status"] != "finished" for r in rows_mid), "the kills came too late to interrupt anything"
+    assert any(r["status"] != "finished" for r in rows_mid), (
+        "the kills came too late to interrupt anything"
+    )
     final = sweep(spec, store, sleep="0.05")
     out, err = final.communicate(timeout=120)
     assert final.returncode == 0, err
@@ -78,7 +94,9 @@ def test_coordinator_sigkilled_three_times_completes_every_run_once(tmp_path):
     assert len(rows) == len(ref_rows) == 18
     assert len({r["config_hash"] for r in rows}) == 18
     assert all(r["status"] == "finished" for r in rows)
-    assert {r["config_hash"]: r["final_loss"] for r in rows} == {r["config_hash"]: r["final_loss"] for r in ref_rows}
+    assert {r["config_hash"]: r["final_loss"] for r in rows} == {
+        r["config_hash"]: r["final_loss"] for r in ref_rows
+    }
     assert curves == ref_curves
     for r in rows:  # trained to completion exactly once, however often it was dispatched
         assert len((Path(r["out_dir"]) / "completions.log").read_text().split()) == 1
@@ -97,8 +115,12 @@ def _alive(pid):
 
 
 def test_worker_killed_mid_run_is_retried_resumed_and_recorded_once(tmp_path):
-    spec = write_spec(tmp_path, SPEC.replace('sparsity = [0.0, 0.5, 0.75]', 'sparsity = [0.5]')
-                      .replace('n_nonzero = ["50k", "100k", "200k"]', 'n_nonzero = ["50k"]'))
+    spec = write_spec(
+        tmp_path,
+        SPEC.replace("sparsity = [0.0, 0.5, 0.75]", "sparsity = [0.5]").replace(
+            'n_nonzero = ["50k", "100k", "200k"]', 'n_nonzero = ["50k"]'
+        ),
+    )
     store = tmp_path / "s.sqlite"
     p = sweep(spec, store, sleep="0.3", workers="1")
     run_dir = victim = None
@@ -131,7 +153,9 @@ def test_two_sweeps_on_two_stores_do_not_interfere(tmp_path):
     rows_a, curves_a = results(tmp_path / "a" / "s.sqlite")
     rows_b, curves_b = results(tmp_path / "b" / "s.sqlite")
     assert len(rows_a) == len(rows_b) == 18
-    assert {r["config_hash"]: r["final_loss"] for r in rows_a} == {r["config_hash"]: r["final_loss"] for r in rows_b}
+    assert {r["config_hash"]: r["final_loss"] for r in rows_a} == {
+        r["config_hash"]: r["final_loss"] for r in rows_b
+    }
     assert curves_a == curves_b
     assert all(str(tmp_path / "a") in r["out_dir"] for r in rows_a)
 
@@ -154,9 +178,13 @@ def test_second_coordinator_on_the_same_store_refuses(tmp_path):
 
 
 def test_run_that_keeps_failing_stops_at_the_limit_with_its_reason(tmp_path):
-    spec = write_spec(tmp_path, SPEC.replace('n_nonzero = ["50k", "100k", "200k"]', 'n_nonzero = ["50k"]')
-                      .replace("sparsity = [0.0, 0.5, 0.75]", "sparsity = [0.5]")
-                      .replace('tokens = ["0.5M", "1M"]', 'tokens = ["1M"]') + "\n[[override]]\nsparsity = 0.5\nset = { lr = -1.0 }\n")
+    spec = write_spec(
+        tmp_path,
+        SPEC.replace('n_nonzero = ["50k", "100k", "200k"]', 'n_nonzero = ["50k"]')
+        .replace("sparsity = [0.0, 0.5, 0.75]", "sparsity = [0.5]")
+        .replace('tokens = ["0.5M", "1M"]', 'tokens = ["1M"]')
+        + "\n[[override]]\nsparsity = 0.5\nset = { lr = -1.0 }\n",
+    )
     store = tmp_path / "s.sqlite"
     p = cli("sweep", str(spec), "--store", str(store), "--runner", "toy_runner:fail")
     out, err = p.communicate(timeout=60)
@@ -173,12 +201,20 @@ def test_run_that_keeps_failing_stops_at_the_limit_with_its_reason(tmp_path):
 
 
 def test_diverged_run_is_recorded_as_diverged(tmp_path):
-    spec = write_spec(tmp_path, SPEC + "\n[[override]]\nsparsity = 0.75\nn_nonzero = \"200k\"\ntokens = \"1M\"\nset = { lr = 1000.0 }\n")
+    spec = write_spec(
+        tmp_path,
+        SPEC + '\n[[override]]\nsparsity = 0.75\nn_nonzero = "200k"\ntokens = "1M"\nset = { lr = '
+        "1000.0 }\n",
+    )
     store = tmp_path / "s.sqlite"
     p = sweep(spec, store)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     rows, _ = results(store)
     diverged = [r for r in rows if r["status"] == "diverged"]
-    assert len(diverged) == 1 and diverged[0]["sparsity"] == 0.75 and diverged[0]["diverged_at_step"] == 3
+    assert (
+        len(diverged) == 1
+        and diverged[0]["sparsity"] == 0.75
+        and diverged[0]["diverged_at_step"] == 3
+    )
     assert sum(r["status"] == "finished" for r in rows) == 17

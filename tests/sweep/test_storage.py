@@ -8,16 +8,16 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 fsspec = pytest.importorskip("fsspec")
 
+from toy_runner import STEPS, toy_loss  # noqa: E402
+
 from sparsescale.errors import SparsescaleError  # noqa: E402
 from sparsescale.storage import RunMirror, check_location, is_uri, join, read_bytes, scratch_root  # noqa: E402
 from sparsescale.sweep.worker import RunTask, execute  # noqa: E402
-from toy_runner import STEPS, toy_loss  # noqa: E402
 
 TOY = "toy_runner:run"
 CONFIG = {"model": "gpt", "sparsity": 0.5, "params": 50_000, "tokens": 1_000_000, "seed": 0}
@@ -42,7 +42,7 @@ def test_scratch_and_corpus_cache_follow_the_node_setting(tmp_path, monkeypatch)
     assert scratch_root() == tmp_path / "node-a"
     assert cache_root() == tmp_path / "node-a" / "cache"
     monkeypatch.setenv("SPARSESCALE_CACHE", str(tmp_path / "explicit"))
-    assert cache_root() == tmp_path / "explicit"   # an explicit cache wins
+    assert cache_root() == tmp_path / "explicit"  # an explicit cache wins
 
 
 def test_mirror_pushes_changed_files_only_and_pull_replaces_the_local_folder(tmp_path):
@@ -51,13 +51,13 @@ def test_mirror_pushes_changed_files_only_and_pull_replaces_the_local_folder(tmp
     a = RunMirror(uri, tmp_path / "a")
     a.pull()
     (tmp_path / "a" / "checkpoint.pt").write_bytes(b"v1")
-    (tmp_path / "a" / "worker.pid").write_text("1\n")           # bookkeeping: never durable
-    (tmp_path / "a" / ".checkpoint.pt.x.tmp").write_bytes(b"half")   # an atomic write in progress
+    (tmp_path / "a" / "worker.pid").write_text("1\n")  # bookkeeping: never durable
+    (tmp_path / "a" / ".checkpoint.pt.x.tmp").write_bytes(b"half")  # an atomic write in progress
     a.push()
     listed = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(uri.removeprefix("memory:/"), detail=False))
     assert listed == ["checkpoint.pt"]
     fs.rm(uri.removeprefix("memory:/") + "/checkpoint.pt")
-    a.push()   # unchanged since its last push: not uploaded again
+    a.push()  # unchanged since its last push: not uploaded again
     assert not fs.exists(uri.removeprefix("memory:/") + "/checkpoint.pt")
     (tmp_path / "a" / "checkpoint.pt").write_bytes(b"v22")
     a.push()
@@ -80,7 +80,9 @@ def test_a_staged_run_leaves_its_files_in_storage_and_nothing_in_scratch(tmp_pat
     stored = tmp_path / "storage" / "run1"
     assert json.loads((stored / "result.json").read_text())["final_loss"] == result["final_loss"]
     assert json.loads((stored / "ckpt.json").read_text()) == {"step": STEPS}
-    assert not list((tmp_path / "node-a" / "runs").glob("h*")), "scratch keeps nothing once storage has it"
+    assert not list((tmp_path / "node-a" / "runs").glob("h*")), (
+        "scratch keeps nothing once storage has it"
+    )
     # Another node: the result comes from storage; nothing is trained again.
     monkeypatch.setenv("SPARSESCALE_SCRATCH", str(tmp_path / "node-b"))
     again, attempt = execute(RunTask("h" * 64, CONFIG, uri, TOY))
@@ -95,7 +97,9 @@ def test_a_run_resumes_on_another_node_from_its_durable_checkpoint(tmp_path, mon
     fsspec.filesystem("memory").pipe(uri.removeprefix("memory:/") + "/ckpt.json", b'{"step": 6}')
     monkeypatch.setenv("SPARSESCALE_SCRATCH", str(tmp_path / "node-b"))
     (tmp_path / "node-b" / "runs" / ("h" * 16)).mkdir(parents=True)
-    (tmp_path / "node-b" / "runs" / ("h" * 16) / "ckpt.json").write_text('{"step": 9}')  # not durable: dropped
+    (tmp_path / "node-b" / "runs" / ("h" * 16) / "ckpt.json").write_text(
+        '{"step": 9}'
+    )  # not durable: dropped
     result, attempt = execute(RunTask("h" * 64, CONFIG, uri, TOY))
     assert result["resumed_from_step"] == 6 and attempt["resumed"] is True
 
@@ -116,7 +120,14 @@ def test_a_dense_prefix_is_read_from_storage(tmp_path):
 def test_a_node_with_other_tokens_refuses_to_train(tmp_path):
     from sparsescale.sweep.worker import train_run
 
-    config = {"model": "gpt", "params": 8000, "steps": 2, "batch": 4, "seq_len": 32, "eval_tokens": 256}
+    config = {
+        "model": "gpt",
+        "params": 8000,
+        "steps": 2,
+        "batch": 4,
+        "seq_len": 32,
+        "eval_tokens": 256,
+    }
     with pytest.raises(SparsescaleError, match="corpus default: this node's tokens .* differ"):
         train_run(config, str(tmp_path / "run"), data_fingerprint="0" * 32)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
@@ -127,8 +138,22 @@ def test_unknown_protocol_is_one_line_naming_the_flag(tmp_path):
         check_location("nosuchproto://x")
     spec = tmp_path / "s.toml"
     spec.write_text('family = "gpt"\n[grid]\nn_nonzero = ["50k"]\ntokens = ["1M"]\n')
-    p = subprocess.run([sys.executable, "-m", "sparsescale", "sweep", str(spec), "--store", str(tmp_path / "s.sqlite"),
-                        "--storage", "nosuchproto://bucket/x"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparsescale",
+            "sweep",
+            str(spec),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            "--storage",
+            "nosuchproto://bucket/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "--storage nosuchproto://bucket/x" in p.stderr
     assert "Traceback" not in p.stderr and not (tmp_path / "s.sqlite").exists()
@@ -138,15 +163,36 @@ def test_unknown_protocol_is_one_line_naming_the_flag(tmp_path):
 def test_storage_from_the_flag_or_the_spec_holds_every_run_folder(tmp_path, how):
     spec = tmp_path / "s.toml"
     storage = tmp_path / "shared" / "sweep"
-    spec.write_text(('' if how == "flag" else f'storage = "{storage}"\n')
-                    + 'family = "gpt"\n[grid]\nsparsity = [0.0, 0.5]\nn_nonzero = ["50k"]\ntokens = ["1M"]\n')
+    spec.write_text(
+        ("" if how == "flag" else f'storage = "{storage}"\n')
+        + 'family = "gpt"\n[grid]\nsparsity = [0.0, 0.5]\nn_nonzero = ["50k"]\ntokens = ["1M"]\n'
+    )
     extra = ["--storage", str(storage)] if how == "flag" else []
-    p = subprocess.run([sys.executable, "-m", "sparsescale", "sweep", str(spec), "--store", str(tmp_path / "s.sqlite"),
-                        "--runner", TOY, "--workers", "1", *extra], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "TOY_STEP_SLEEP": "0.001"})
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparsescale",
+            "sweep",
+            str(spec),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            "--runner",
+            TOY,
+            "--workers",
+            "1",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TOY_STEP_SLEEP": "0.001"},
+    )
     assert p.returncode == 0, p.stderr
     folders = sorted(storage.iterdir())
-    assert len(folders) == 2 and all((f / "result.json").exists() and (f / "ckpt.json").exists() for f in folders)
+    assert len(folders) == 2 and all(
+        (f / "result.json").exists() and (f / "ckpt.json").exists() for f in folders
+    )
     assert not (tmp_path / "s.runs").exists()
     from sparsescale.sweep.store import Store
 

@@ -4,17 +4,28 @@ import sys
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.sweep.lock import StoreLock
+from sparsescale.locks import StoreLock
 from sparsescale.sweep.spec import expand, spec_from_dict
 from sparsescale.sweep.store import Store
 
-SPEC = spec_from_dict({"family": "gpt", "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["50k"], "tokens": ["1M"]}})
+SPEC = spec_from_dict(
+    {"family": "gpt", "grid": {"sparsity": [0.0, 0.5], "n_nonzero": ["50k"], "tokens": ["1M"]}}
+)
 
 
 def result(status="finished", loss=3.0):
-    return {"status": status, "sparsity": 0.5, "pattern": None, "n_nonzero": 50_000, "tokens": 1_000_000,
-            "final_loss": loss, "curve": [{"step": 1, "tokens": 10, "val_loss": 5.0, "train_loss": 5.5},
-                                          {"step": 2, "tokens": 20, "val_loss": loss, "train_loss": float("nan")}]}
+    return {
+        "status": status,
+        "sparsity": 0.5,
+        "pattern": None,
+        "n_nonzero": 50_000,
+        "tokens": 1_000_000,
+        "final_loss": loss,
+        "curve": [
+            {"step": 1, "tokens": 10, "val_loss": 5.0, "train_loss": 5.5},
+            {"step": 2, "tokens": 20, "val_loss": loss, "train_loss": float("nan")},
+        ],
+    }
 
 
 def test_runs_are_added_once_and_results_replace_curves(tmp_path):
@@ -31,7 +42,11 @@ def test_runs_are_added_once_and_results_replace_curves(tmp_path):
         assert row["status"] == "finished" and row["final_loss"] == 2.5 and row["attempts"] == 1
         assert len(store.runs()) == 2
         curve = store.curves()[h]
-        assert [p["step"] for p in curve] == [1, 2] and curve[1]["val_loss"] == 2.5 and curve[1]["train_loss"] is None
+        assert (
+            [p["step"] for p in curve] == [1, 2]
+            and curve[1]["val_loss"] == 2.5
+            and curve[1]["train_loss"] is None
+        )
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -60,13 +75,24 @@ def test_readonly_store_errors(tmp_path):
 
 def test_second_lock_refuses_and_kill_releases(tmp_path):
     store = tmp_path / "s.sqlite"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from sparsescale.sweep.lock import StoreLock\n"
-        f"l = StoreLock({str(store)!r}).acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from sparsescale.locks import StoreLock\n"
+                f"l = StoreLock({str(store)!r}).acquire(); print('held', flush=True); "
+                "time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(SparsescaleError, match=rf"another sweep coordinator \(pid {holder.pid}\)"):
+        with pytest.raises(
+            SparsescaleError, match=rf"another sweep coordinator \(pid {holder.pid}\)"
+        ):
             StoreLock(store).acquire()
     finally:
         holder.kill()

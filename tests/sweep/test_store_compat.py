@@ -25,7 +25,9 @@ def _copy(tmp_path: Path) -> Path:
 def test_export_reads_an_old_store_unchanged(tmp_path):
     store = _copy(tmp_path)
     out = tmp_path / "old.csv"
-    proc = subprocess.run([*CLI, "export", str(store), "--csv", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [*CLI, "export", str(store), "--csv", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     import pandas as pd
 
@@ -33,17 +35,29 @@ def test_export_reads_an_old_store_unchanged(tmp_path):
     # add the compute of dense prefixes (none here: the totals are the runs' own).
     got, old = pd.read_csv(out), pd.read_csv(FIXTURES / "store-v0.1-tiny.csv")
     assert set(got["sweep"]) == {"tiny"}
-    assert (got["total_flops_sparse"] == got["train_flops_sparse"]).all() and (got["prefix_flops"] == 0).all()
-    new = ["sweep", "dense_prefix", "prefix_flops", "total_flops_dense", "total_flops_sparse", "amortised_flops_sparse",
-           "lr"]
+    assert (got["total_flops_sparse"] == got["train_flops_sparse"]).all() and (
+        got["prefix_flops"] == 0
+    ).all()
+    new = [
+        "sweep",
+        "dense_prefix",
+        "prefix_flops",
+        "total_flops_dense",
+        "total_flops_sparse",
+        "amortised_flops_sparse",
+        "lr",
+    ]
     assert got.drop(columns=new).to_csv(index=False) == old.to_csv(index=False)
 
 
 def test_report_reads_an_old_store(tmp_path):
     store = _copy(tmp_path)
     out = tmp_path / "report"
-    proc = subprocess.run([*CLI, "report", str(store), "--out", str(out), "--bootstrap", "3"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*CLI, "report", str(store), "--out", str(out), "--bootstrap", "3"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_points"] == 8
@@ -55,8 +69,18 @@ def test_a_sweep_worker_forwards_real_training_progress(tmp_path):
     from sparsescale.sweep.worker import RunTask, execute
 
     reports = []
-    config = {"model": "gpt", "params": 8000, "steps": 6, "batch": 4, "seq_len": 32, "eval_tokens": 512, "threads": 1}
+    config = {
+        "model": "gpt",
+        "params": 8000,
+        "steps": 6,
+        "batch": 4,
+        "seq_len": 32,
+        "eval_tokens": 512,
+        "threads": 1,
+    }
     result, attempt = execute(RunTask("h" * 64, config, str(tmp_path / "run")), reports.append)
     assert attempt["resumed"] is False and attempt["pid"] > 0
     assert result["status"] == "finished"
-    assert reports and all(r["steps"] == 6 and 1 <= r["step"] <= 6 and r["loss"] > 0 for r in reports)
+    assert reports and all(
+        r["steps"] == 6 and 1 <= r["step"] <= 6 and r["loss"] > 0 for r in reports
+    )

@@ -19,7 +19,9 @@ STEPS = 10
 
 
 def toy_loss(sparsity: float, n_nonzero: float, data: float) -> float:
-    return (2.0 * (1 - sparsity) ** 0.7 + 1.0) * (n_nonzero / 1e4) ** -0.3 + (2e4 / data) ** 0.4 + 0.5
+    return (
+        (2.0 * (1 - sparsity) ** 0.7 + 1.0) * (n_nonzero / 1e4) ** -0.3 + (2e4 / data) ** 0.4 + 0.5
+    )
 
 
 def run(config: dict, out_dir: str, progress=None) -> dict:
@@ -29,8 +31,15 @@ def run(config: dict, out_dir: str, progress=None) -> dict:
     step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
     resumed_from = step
     if config.get("lr", 0) > 100:  # a learning rate that blows up, as a real run would
-        result = {"config": config, "status": "diverged", "diverged_at_step": 3, "final_loss": float("nan"),
-                  "sparsity": config["sparsity"], "pattern": config.get("pattern"), "curve": []}
+        result = {
+            "config": config,
+            "status": "diverged",
+            "diverged_at_step": 3,
+            "final_loss": float("nan"),
+            "sparsity": config["sparsity"],
+            "pattern": config.get("pattern"),
+            "curve": [],
+        }
         write_json(out / "result.json", result)
         return result
     curve = []
@@ -42,14 +51,35 @@ def run(config: dict, out_dir: str, progress=None) -> dict:
             progress({"step": step, "loss": 10.0 / step})
     data = config.get("tokens") or config.get("examples") or config.get("steps")
     loss = toy_loss(config["sparsity"], config["params"], data)
-    curve = [{"step": s, "tokens": s * data // STEPS, "val_loss": loss + 1.0 / s, "train_loss": loss + 1.2 / s}
-             for s in range(1, STEPS + 1)]
-    result = {"config": config, "status": "finished", "n_nonzero": config["params"], "total_params": config["params"] * 2,
-              "embedding_params": 1000, "sparsity": config["sparsity"], "pattern": config.get("pattern"),
-              "tokens": data, "steps": STEPS, "train_flops_dense": 6.0 * config["params"] * data,
-              "train_flops_sparse": 6.0 * config["params"] * data, "final_loss": loss, "curve": curve,
-              "wall_s": STEPS * sleep_s, "tokens_per_s": data / (STEPS * sleep_s), "versions": {},
-              "diverged_at_step": None, "resumed_from_step": resumed_from}
+    curve = [
+        {
+            "step": s,
+            "tokens": s * data // STEPS,
+            "val_loss": loss + 1.0 / s,
+            "train_loss": loss + 1.2 / s,
+        }
+        for s in range(1, STEPS + 1)
+    ]
+    result = {
+        "config": config,
+        "status": "finished",
+        "n_nonzero": config["params"],
+        "total_params": config["params"] * 2,
+        "embedding_params": 1000,
+        "sparsity": config["sparsity"],
+        "pattern": config.get("pattern"),
+        "tokens": data,
+        "steps": STEPS,
+        "train_flops_dense": 6.0 * config["params"] * data,
+        "train_flops_sparse": 6.0 * config["params"] * data,
+        "final_loss": loss,
+        "curve": curve,
+        "wall_s": STEPS * sleep_s,
+        "tokens_per_s": data / (STEPS * sleep_s),
+        "versions": {},
+        "diverged_at_step": None,
+        "resumed_from_step": resumed_from,
+    }
     write_json(out / "result.json", result)
     with open(out / "completions.log", "a") as f:  # lets tests count how often a run completed
         f.write(f"{os.getpid()}\n")
@@ -68,10 +98,19 @@ def devices(config: dict, out_dir: str, progress=None) -> dict:
     t0 = time.time()
     time.sleep(float(os.environ.get("TOY_RUN_SLEEP", "1.0")))
     data = config.get("tokens") or config.get("examples") or config.get("steps")
-    result = {"config": config, "status": "finished", "n_nonzero": config["params"], "sparsity": config["sparsity"],
-              "tokens": data, "final_loss": toy_loss(config["sparsity"], config["params"], data), "curve": [],
-              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
-              "started": t0, "ended": time.time()}
+    result = {
+        "config": config,
+        "status": "finished",
+        "n_nonzero": config["params"],
+        "sparsity": config["sparsity"],
+        "tokens": data,
+        "final_loss": toy_loss(config["sparsity"], config["params"], data),
+        "curve": [],
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "pid": os.getpid(),
+        "started": t0,
+        "ended": time.time(),
+    }
     write_json(Path(out_dir) / "result.json", result)
     return result
 

@@ -25,7 +25,9 @@ def small_corpus(tmp_path_factory, cache_dir) -> Path:
     """About 1.5 MB of real text."""
     folder = tmp_path_factory.mktemp("corpus")
     if LINUX_DOC.is_dir():
-        files = sorted((LINUX_DOC / "admin-guide").rglob("*.rst.txt")) + sorted((LINUX_DOC / "process").rglob("*.rst.txt"))
+        files = sorted((LINUX_DOC / "admin-guide").rglob("*.rst.txt")) + sorted(
+            (LINUX_DOC / "process").rglob("*.rst.txt")
+        )
     else:
         files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
     size = 0

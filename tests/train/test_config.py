@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.train.config import RunConfig, load_config, parse_count
+from sparsescale.train.config import IDENTITY_NAMES, RunConfig, load_config, parse_count
 
 
 def test_counts():
@@ -21,7 +21,9 @@ def test_counts():
 
     assert parse_count_or_zero(0, "--x") == parse_count_or_zero("0", "--x") == 0
     assert parse_count_or_zero("0.4M", "--x") == 400_000
-    assert RunConfig(params="10k", tokens="1M", data_skip="0").data_skip == 0
+    assert (
+        RunConfig(params="10k", tokens="1M", data_skip="0").dense_tokens == 0
+    )  # data_skip: its old name
     for bad in ("-5", "1.5", "none"):
         with pytest.raises(SparsescaleError, match="--x"):
             parse_count_or_zero(bad, "--x")
@@ -38,20 +40,23 @@ def test_defaults_and_resolution():
     assert transposable.identity() != RunConfig(params=1000, steps=5, pattern="2:4").identity()
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"sparsity": 1.0}, "--sparsity"),
-    ({"sparsity": -0.1}, "--sparsity"),
-    ({"model": "bert"}, "--model"),
-    ({"pattern": "4:2"}, "--pattern"),
-    ({"pattern": "2-4"}, "--pattern"),
-    ({"params": "lots"}, "--params"),
-    ({"optimizer": "sgd"}, "--optimizer"),
-    ({"tokens": None}, "--tokens, --examples or --steps"),
-    ({"steps": 10}, "exactly one data budget"),
-    ({"pattern": "2:4", "sparsity": 0.25}, "below 0.5"),
-    ({"model": "vit"}, "--examples"),
-    ({"bogus": 1}, "--bogus"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"sparsity": 1.0}, "--sparsity"),
+        ({"sparsity": -0.1}, "--sparsity"),
+        ({"model": "bert"}, "--model"),
+        ({"pattern": "4:2"}, "--pattern"),
+        ({"pattern": "2-4"}, "--pattern"),
+        ({"params": "lots"}, "--params"),
+        ({"optimizer": "sgd"}, "--optimizer"),
+        ({"tokens": None}, "--tokens, --examples or --steps"),
+        ({"steps": 10}, "exactly one data budget"),
+        ({"pattern": "2:4", "sparsity": 0.25}, "below 0.5"),
+        ({"model": "vit"}, "--examples"),
+        ({"bogus": 1}, "--bogus"),
+    ],
+)
 def test_errors_name_the_field(kwargs, field):
     base = {"params": "100k", "tokens": "1M"}
     base.update(kwargs)
@@ -76,25 +81,80 @@ def test_toml_and_flag_overrides(tmp_path):
 # ---- run identity: one definition for the sweep hash and the checkpoint check ----
 # Every RunConfig field, classified by hand. A new field fails this test until it
 # is put on one side, so it cannot silently retrain sweeps or resume wrong runs.
-IDENTITY = {"model", "params", "sparsity", "pattern", "tokens", "examples", "steps", "seed", "batch", "seq_len",
-            "lr", "optimizer", "lr_schedule", "warmup", "corpus", "tokenizer", "vocab_size", "init_from",
-            "eval_every", "eval_tokens", "final_eval_tokens", "eval_examples", "prune_every", "prune_start",
-            "prune_end", "depth", "head_dim", "mlp", "pos", "data_skip", "grad_clip", "betas", "weight_decay",
-            "beta1", "factored", "text_column"}
-EXECUTION = {"threads", "ckpt_every", "device", "compile", "semi_structured", "precision", "micro_batch",
-             "activation_checkpointing"}
+IDENTITY = {
+    "model",
+    "params",
+    "sparsity",
+    "pattern",
+    "tokens",
+    "examples",
+    "steps",
+    "seed",
+    "batch",
+    "seq_len",
+    "lr",
+    "optimizer",
+    "lr_schedule",
+    "warmup",
+    "corpus",
+    "tokenizer",
+    "vocab_size",
+    "init_from",
+    "eval_every",
+    "eval_tokens",
+    "final_eval_tokens",
+    "eval_examples",
+    "prune_every",
+    "prune_start",
+    "prune_end",
+    "depth",
+    "head_dim",
+    "mlp",
+    "pos",
+    "data_skip",
+    "grad_clip",
+    "betas",
+    "weight_decay",
+    "beta1",
+    "factored",
+    "text_column",
+}
+EXECUTION = {
+    "threads",
+    "ckpt_every",
+    "device",
+    "compile",
+    "semi_structured",
+    "precision",
+    "micro_batch",
+    "activation_checkpointing",
+}
 # identity fields left out at their neutral defaults, so older identities still match
 NEUTRAL = {"data_skip", "grad_clip", "betas", "weight_decay", "beta1", "factored", "text_column"}
 
 
 def test_every_field_is_classified_as_identity_or_execution():
-    fields = set(RunConfig.model_fields)
+    # a renamed field is classified by its name in the identity (dense_tokens: data_skip)
+    fields = {IDENTITY_NAMES.get(f, f) for f in RunConfig.model_fields}
     assert IDENTITY | EXECUTION == fields, f"classify: {sorted(fields - IDENTITY - EXECUTION)}"
     assert not IDENTITY & EXECUTION
-    assert set(RunConfig(params="10k", steps=5, data_skip=3, grad_clip=1.0, weight_decay=0.1, beta1=0.9,
-                         factored=True, text_column="body").identity()) == IDENTITY - {"betas"}
-    assert "betas" in RunConfig(params="10k", steps=5, optimizer="adamw", betas="0.9,0.99").identity()
-    # at their defaults they are left out: identities (and checkpoints) from before they existed still match
+    assert set(
+        RunConfig(
+            params="10k",
+            steps=5,
+            data_skip=3,
+            grad_clip=1.0,
+            weight_decay=0.1,
+            beta1=0.9,
+            factored=True,
+            text_column="body",
+        ).identity()
+    ) == IDENTITY - {"betas"}
+    assert (
+        "betas" in RunConfig(params="10k", steps=5, optimizer="adamw", betas="0.9,0.99").identity()
+    )
+    # at their defaults they are left out: identities (and checkpoints) from before they existed
+    # still match
     assert set(RunConfig(params="10k", steps=5).identity()) == IDENTITY - NEUTRAL
 
 
@@ -103,6 +163,10 @@ def test_sweep_hash_follows_the_identity():
 
     base = {"model": "gpt", "params": 10_000, "steps": 5, "eval_every": 4, "threads": 1}
     assert config_hash({**base, "threads": 2}) == config_hash(base)
-    assert config_hash({**base, "device": "auto", "compile": True, "ckpt_every": 3}) == config_hash(base)
-    assert config_hash({**base, "eval_every": 8}) != config_hash(base)   # as the checkpoint check says
+    assert config_hash({**base, "device": "auto", "compile": True, "ckpt_every": 3}) == config_hash(
+        base
+    )
+    assert config_hash({**base, "eval_every": 8}) != config_hash(
+        base
+    )  # as the checkpoint check says
     assert config_hash({**base, "seed": 1}) != config_hash(base)

@@ -19,11 +19,22 @@ from sparsescale.train.config import RunConfig
 
 STEPS = 40
 BASE_LR = 0.01
-TINY = {"model": "gpt", "params": "10k", "sparsity": 0.5, "batch": 8, "seq_len": 16, "threads": 1,
-        "steps": STEPS, "lr": BASE_LR, "eval_tokens": 1024}
+TINY = {
+    "model": "gpt",
+    "params": "10k",
+    "sparsity": 0.5,
+    "batch": 8,
+    "seq_len": 16,
+    "threads": 1,
+    "steps": STEPS,
+    "lr": BASE_LR,
+    "eval_tokens": 1024,
+}
 
 
-def _observed_run(cfg: RunConfig, out, monkeypatch) -> tuple[list[float], list[int], list[int], object]:
+def _observed_run(
+    cfg: RunConfig, out, monkeypatch
+) -> tuple[list[float], list[int], list[int], object]:
     """Train `cfg`; return the lr of every optimizer step, the number of zeros
     in the pruned weights after every pruner step, the pruned tensors' sizes,
     and the result."""
@@ -73,9 +84,13 @@ def _lr_by_hand(k: int, schedule: str, warmup: float) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule,warmup", [("constant", 0.1), ("cosine", 0.1), ("rsqrt", 0.1),
-                                             ("cosine", 0.0), ("rsqrt", 0.0)])
-def test_learning_rate_of_every_step_is_the_closed_form(schedule, warmup, small_corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "schedule,warmup",
+    [("constant", 0.1), ("cosine", 0.1), ("rsqrt", 0.1), ("cosine", 0.0), ("rsqrt", 0.0)],
+)
+def test_learning_rate_of_every_step_is_the_closed_form(
+    schedule, warmup, small_corpus, tmp_path, monkeypatch
+):
     cfg = RunConfig(**TINY, corpus=str(small_corpus), lr_schedule=schedule, warmup=warmup)
     lrs, _, _, result = _observed_run(cfg, tmp_path / "run", monkeypatch)
     assert result.status == "finished"

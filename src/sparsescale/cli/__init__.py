@@ -1,8 +1,10 @@
-"""Command-line entry point: `sparsescale fit|predict|optimal|train|sweep|export|report|demo`.
+"""Command-line entry point: `sparsescale COMMAND`, one module per command.
 
 Command modules stay thin: parse flags, call one library function, print.
-Heavy imports (torch, pandas, matplotlib) happen inside command bodies so that
-`sparsescale --help` and the numerics-only commands start fast.
+What two of them share is in common.py (and the parameter -> flag table in
+flags.py); a command module never imports another one. Heavy imports (torch,
+pandas, matplotlib) happen inside command bodies so that `sparsescale --help`
+and the law commands start fast, and the law commands run without torch.
 """
 
 from __future__ import annotations
@@ -14,21 +16,28 @@ from pathlib import Path
 import click
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import fail, is_torch_missing, torch_missing_line
 from sparsescale.errors import SparsescaleError
 
-# Registration by import: each module adds its commands to `app`.
-for _optional in ("laws", "design", "train", "sweep", "kernels"):
-    try:
-        __import__(f"sparsescale.cli.{_optional}")
-    except ModuleNotFoundError as exc:  # a module not written yet
-        if exc.name != f"sparsescale.cli.{_optional}":
-            raise
-
-
-def fail(message: str) -> "None":
-    """Print one line on stderr and exit with status 2."""
-    print(f"sparsescale: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+# Registration by import: each module adds its command to `app`, in this
+# order in `sparsescale --help`.
+_COMMANDS = (
+    "fit",
+    "predict",
+    "optimal",
+    "from_dense",
+    "choose_pattern",
+    "next_runs",
+    "train",
+    "sweep",
+    "export",
+    "report",
+    "preset",
+    "demo",
+    "bench_kernels",
+)
+for _module in _COMMANDS:
+    __import__(f"sparsescale.cli.{_module}")
 
 
 def _click_exception_types():
@@ -55,7 +64,10 @@ def crash_log(command: str) -> Path:
     import time
     import traceback
 
-    folder = Path(os.environ.get("SPARSESCALE_CACHE") or Path.home() / ".cache" / "sparsescale") / "crashes"
+    folder = (
+        Path(os.environ.get("SPARSESCALE_CACHE") or Path.home() / ".cache" / "sparsescale")
+        / "crashes"
+    )
     text = f"sparsescale {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}"
     for where in (folder, Path(tempfile.gettempdir())):
         try:
@@ -76,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(args=argv, standalone_mode=False)
-        if code == 130:   # typer turns Ctrl-C into a silent return of 130
+        if code == 130:  # typer turns Ctrl-C into a silent return of 130
             print("sparsescale: interrupted", file=sys.stderr)
         if isinstance(code, int) and code != 0:
             raise SystemExit(code)
@@ -95,7 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("sparsescale: interrupted", file=sys.stderr)
         raise SystemExit(130)
-    except BrokenPipeError:   # `sparsescale export ... | head`: the reader left; not an error
+    except ModuleNotFoundError as exc:
+        # a command that needs torch checks for it first (common.require_torch);
+        # this catches a path deeper down that imports it without the check
+        if not is_torch_missing(exc):
+            _unexpected(argv, exc)
+        print(torch_missing_line(_command(argv) or "COMMAND"), file=sys.stderr)
+        raise SystemExit(2)
+    except BrokenPipeError:  # `sparsescale export ... | head`: the reader left; not an error
         os._exit(0)
     except OSError as exc:
         if exc.filename is None:
@@ -107,8 +126,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def _unexpected(argv: list[str] | None, exc: BaseException) -> None:
     log = crash_log(_command(argv))
-    exc = exc.__cause__ or exc   # typer wraps an EOFError in an empty Abort: name the real one
+    exc = exc.__cause__ or exc  # typer wraps an EOFError in an empty Abort: name the real one
     what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-    print(f"sparsescale {_command(argv)}: internal error ({what}); this is a bug in sparsescale, "
-          f"the full traceback is in {log}", file=sys.stderr)
+    print(
+        f"sparsescale {_command(argv)}: internal error ({what}); this is a bug in sparsescale, "
+        f"the full traceback is in {log}",
+        file=sys.stderr,
+    )
     raise SystemExit(1)

@@ -1,5 +1,6 @@
-"""Commands `sweep`, `export`, `report` and `demo`: thin wrappers over
-sparsescale.sweep, sparsescale.report and sparsescale.recipes."""
+"""`sparsescale sweep`: every run of a sweep spec trained into a store, its
+dry run (the plan, FLOPs and estimated time), and `--adaptive` rounds of
+`next` + sweep. Needs PyTorch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import (
+    check_design_flags,
+    checked_toml,
+    propose_from,
+    require_torch,
+    written_by_next,
+)
 
 
 def _fmt_count(x: float | None) -> str:
@@ -32,39 +40,86 @@ def _fmt_seconds(s: float) -> str:
 
 @app.command()
 def sweep(
-    spec: Path = typer.Argument(..., help="Sweep spec TOML, or a preset name (quick, cpu-full, vit-quick)."),
-    store: Optional[Path] = typer.Option(None, "--store", help="SQLite store [default: runs/<spec name>.sqlite]."),
+    spec: Path = typer.Argument(
+        ..., help="Sweep spec TOML, or a preset name (quick, cpu-full, vit-quick)."
+    ),
+    store: Optional[Path] = typer.Option(
+        None, "--store", help="SQLite store [default: runs/<spec name>.sqlite]."
+    ),
     executor: str = typer.Option("local", "--executor", help="local (worker processes) or ray."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one 1-thread run per core]."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (with --executor ray)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Runs at once [default: one 1-thread run per core]."
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster address (with --executor ray)."
+    ),
     storage: Optional[str] = typer.Option(
-        None, "--storage", help="Where run folders (checkpoints, results, dense prefixes) go: a path every node "
-                                "sees, or an fsspec URI such as s3://bucket/sweep [default: spec's storage, "
-                                "else <store stem>.runs beside the store]."),
+        None,
+        "--storage",
+        help="Where run folders (checkpoints, results, dense prefixes) go: a path every node "
+        "sees, or an fsspec URI such as s3://bucket/sweep [default: spec's storage, "
+        "else <store stem>.runs beside the store].",
+    ),
     gpus_per_run: Optional[float] = typer.Option(
-        None, "--gpus-per-run", help="GPUs per run: 0 (CPU), a fraction (runs share a GPU) or a whole number "
-                                     "(one DDP run over that many) [default: the spec's resources, else 0]."),
+        None,
+        "--gpus-per-run",
+        help="GPUs per run: 0 (CPU), a fraction (runs share a GPU) or a whole number "
+        "(one DDP run over that many) [default: the spec's resources, else 0].",
+    ),
     devices: Optional[str] = typer.Option(
-        None, "--devices", help="GPU ids the local executor uses, e.g. 0,1,2,3 [default: every visible GPU]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, their FLOPs and the estimated time; train nothing."),
+        None,
+        "--devices",
+        help="GPU ids the local executor uses, e.g. 0,1,2,3 [default: every visible GPU].",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the runs, their FLOPs and the estimated time; train nothing.",
+    ),
     calibrate: bool = typer.Option(
-        False, "--calibrate", help="With --dry-run: time a few steps of the smallest and largest runs on the "
-                                   "device the runs would use, and estimate device-hours from that."),
-    runner: Optional[str] = typer.Option(None, "--runner", hidden=True,
-                                         help="module:function that trains one run (default: sparsescale.train)."),
-    force: bool = typer.Option(False, "--force", help="Run even when a run's memory floor exceeds what this machine has free."),
-    adaptive: int = typer.Option(0, "--adaptive", help="After the spec's runs, this many rounds of `sparsescale next` + sweep (needs --target and --budget)."),
-    target: Optional[str] = typer.Option(None, "--target", help="With --adaptive: the number to pin down (as for `sparsescale next`)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="With --adaptive: compute per round, FLOPs or a share of the compute spent (25%)."),
-    next_bootstrap: int = typer.Option(200, "--next-bootstrap", help="With --adaptive: bootstrap draws behind each round's choice."),
+        False,
+        "--calibrate",
+        help="With --dry-run: time a few steps of the smallest and largest runs on the "
+        "device the runs would use, and estimate device-hours from that.",
+    ),
+    runner: Optional[str] = typer.Option(
+        None,
+        "--runner",
+        hidden=True,
+        help="module:function that trains one run (default: sparsescale.train).",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Run even when a run's memory floor exceeds what this machine has free.",
+    ),
+    adaptive: int = typer.Option(
+        0,
+        "--adaptive",
+        help="After the spec's runs, this many rounds of `sparsescale next` + sweep (needs "
+        "--target and --budget).",
+    ),
+    target: Optional[str] = typer.Option(
+        None,
+        "--target",
+        help="With --adaptive: the number to pin down (as for `sparsescale next`).",
+    ),
+    budget: Optional[str] = typer.Option(
+        None,
+        "--budget",
+        help="With --adaptive: compute per round, FLOPs or a share of the compute spent (25%).",
+    ),
+    next_bootstrap: int = typer.Option(
+        200, "--next-bootstrap", help="With --adaptive: bootstrap draws behind each round's choice."
+    ),
 ) -> None:
     """Train every (S, N, D) run of a sweep spec into a store; safe to stop and re-run.
 
     Example: sparsescale sweep quick --store runs/quick.sqlite --workers 2
     """
-    from sparsescale.recipes.demo import spec_or_preset
-
+    require_torch("sweep")  # planning builds the models; before anything is checked or written
     from sparsescale.errors import SparsescaleError
+    from sparsescale.recipes.demo import spec_or_preset
     from sparsescale.sweep.coordinator import check_outputs, default_store, plan_sweep, run_sweep
     from sparsescale.sweep.spec import load_spec
     from sparsescale.sweep.worker import DEFAULT_RUNNER
@@ -76,47 +131,77 @@ def sweep(
     if ray_address and executor != "ray":
         raise SparsescaleError("--ray-address: only meaningful with --executor ray")
     if calibrate and not dry_run:
-        raise SparsescaleError("--calibrate: only with --dry-run (it times runs instead of training them)")
+        raise SparsescaleError(
+            "--calibrate: only with --dry-run (it times runs instead of training them)"
+        )
     from sparsescale.sweep.executors import check_gpus_per_run, parse_devices
 
     if gpus_per_run is not None:
         check_gpus_per_run(gpus_per_run, "--gpus-per-run")
     device_ids = parse_devices(devices) if devices is not None else None
     if device_ids is not None and executor != "local":
-        raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
+        raise SparsescaleError(
+            "--devices: only for --executor local (Ray assigns each task its GPUs)"
+        )
     parsed_target = _check_adaptive(adaptive, target, budget, next_bootstrap, dry_run)
     spec = spec_or_preset(spec)
     _check_devices(spec, gpus_per_run, device_ids, executor, dry_run)
     store = store or default_store(spec)
-    # Before the grid is checked, and before the store, its lock or a run folder exists (dry runs too).
+    # Before the grid is checked, and before the store, its lock or a run folder exists (dry runs
+    # too).
     check_outputs(spec, store, storage, load_spec(spec), "--store", "--storage")
-    # A custom runner validates its own configs; the training layer's check is for sparsescale.train.
-    spec_obj, runs = _plan_with_bar(plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run)
+    # A custom runner validates its own configs; the training layer's check is for
+    # sparsescale.train.
+    spec_obj, runs = _plan_with_bar(
+        plan_sweep, spec, check=runner is None, gpus_per_run=gpus_per_run
+    )
     # Host memory is what a local CPU run needs; a GPU run checks the GPU's free memory where it
     # trains (the run's own check), since this host's RAM says nothing about it.
-    if runner is None and executor == "local" and not force and spec_obj.resources.gpus_per_run == 0:
+    if (
+        runner is None
+        and executor == "local"
+        and not force
+        and spec_obj.resources.gpus_per_run == 0
+    ):
         _check_memory(runs, spec)
     if dry_run:
-        print_plan(spec_obj, runs, store, _parallel_runs(spec_obj, workers, device_ids, executor),
-                   calibrate=calibrate)
+        print_plan(
+            spec_obj,
+            runs,
+            store,
+            _parallel_runs(spec_obj, workers, device_ids, executor),
+            calibrate=calibrate,
+        )
         return
-    go = dict(executor=executor, workers=workers, ray_address=ray_address, runner=runner or DEFAULT_RUNNER,
-              show_progress=True, storage=storage, devices=device_ids)
+    go = dict(
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
+        runner=runner or DEFAULT_RUNNER,
+        show_progress=True,
+        storage=storage,
+        devices=device_ids,
+    )
     _report_outcome(spec_obj, run_sweep(spec_obj, runs, store, **go), store)
     for round_ in range(1, adaptive + 1):
-        next_path = _adaptive_round(round_, adaptive, store, spec_obj.name, parsed_target, budget, next_bootstrap)
+        next_path = _adaptive_round(
+            round_, adaptive, store, spec_obj.name, parsed_target, budget, next_bootstrap
+        )
         if next_path is None:
             break
         # each round runs on the devices of the first (the written spec carries no resources)
-        spec_next, runs_next = _plan_with_bar(plan_sweep, next_path, check=runner is None,
-                                              gpus_per_run=spec_obj.resources.gpus_per_run)
+        spec_next, runs_next = _plan_with_bar(
+            plan_sweep,
+            next_path,
+            check=runner is None,
+            gpus_per_run=spec_obj.resources.gpus_per_run,
+        )
         _report_outcome(spec_next, run_sweep(spec_next, runs_next, store, **go), store)
     print(f"next: sparsescale report {store}")
 
 
 def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run: bool):
     """--adaptive's companions, checked before anything trains; the parsed target or None."""
-    from sparsescale.cli.design import check_design_flags
     from sparsescale.errors import SparsescaleError
 
     if not 0 <= adaptive <= 100:
@@ -127,33 +212,55 @@ def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run:
                 raise SparsescaleError(f"{flag}: only meaningful with --adaptive ROUNDS")
         return None
     if dry_run:
-        raise SparsescaleError("--adaptive: cannot be planned by --dry-run (each round depends on the last's results)")
+        raise SparsescaleError(
+            "--adaptive: cannot be planned by --dry-run (each round depends on the last's results)"
+        )
     if target is None or budget is None:
-        raise SparsescaleError("--adaptive: needs --target and --budget (see `sparsescale next --help`)")
+        raise SparsescaleError(
+            "--adaptive: needs --target and --budget (see `sparsescale next --help`)"
+        )
     parsed = check_design_flags(target, budget, next_bootstrap)
     from sparsescale.units import parse_quantity
 
     text = budget.strip()
     value = parse_quantity(text[:-1] if text.endswith("%") else text, "--budget")
     if not value > 0:
-        raise SparsescaleError(f"--budget: {budget!r} must be a positive number of FLOPs (or a share like 25%)")
+        raise SparsescaleError(
+            f"--budget: {budget!r} must be a positive number of FLOPs (or a share like 25%)"
+        )
     return parsed
 
 
-def _adaptive_round(round_: int, rounds: int, store: Path, name: str, target, budget: str, n_boot: int) -> Path | None:
-    """Propose the next batch from the store and write it as a spec beside it; None when nothing fits."""
+def _adaptive_round(
+    round_: int, rounds: int, store: Path, name: str, target, budget: str, n_boot: int
+) -> Path | None:
+    """Propose the next batch from the store and write it as a spec beside it; None when
+    nothing fits."""
     from sparsescale.atomic import check_output, write_text
-    from sparsescale.cli.design import _ours, checked_toml, propose_from
 
-    _, proposal, nxt = propose_from(str(store), target, budget, sweep=name, bootstrap=n_boot, seed=round_)
+    _, proposal, nxt = propose_from(
+        str(store), target, budget, sweep=name, bootstrap=n_boot, seed=round_
+    )
     lo, _, hi = proposal.interval
     if nxt is None:
-        print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; no run fits the budget, stopping")
+        print(
+            f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; no run fits "
+            "the budget, stopping"
+        )
         return None
-    path = check_output(store.with_name(f"{store.stem}-adaptive-{round_}.toml"), [store], what="--adaptive", ours=_ours)
+    path = check_output(
+        store.with_name(f"{store.stem}-adaptive-{round_}.toml"),
+        [store],
+        what="--adaptive",
+        ours=written_by_next,
+    )
     write_text(path, checked_toml(nxt, str(path)))
-    print(f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; {len(proposal.runs)} runs "
-          f"({proposal.spent_flops:.3g} FLOPs) expected to bring it to {proposal.expected_width:.3g} -> {path}")
+    print(
+        f"adaptive round {round_}/{rounds}: {target.label} width {hi - lo:.3g}; "
+        f"{len(proposal.runs)} runs "
+        f"({proposal.spent_flops:.3g} FLOPs) expected to bring it to "
+        f"{proposal.expected_width:.3g} -> {path}"
+    )
     return path
 
 
@@ -163,8 +270,12 @@ def _report_outcome(spec_obj, outcome, store: Path) -> None:
     for h, reason in outcome.failed:
         print(f"  failed {h[:12]}: {reason}", file=sys.stderr)
     if outcome.failed:
-        print(f"re-run the same command to retry them (up to {spec_obj.max_failures} attempts per run each time, "
-              f"max_failures in the spec); the reasons are kept in {store}", file=sys.stderr)
+        print(
+            f"re-run the same command to retry them (up to {spec_obj.max_failures} attempts per "
+            "run each time, "
+            f"max_failures in the spec); the reasons are kept in {store}",
+            file=sys.stderr,
+        )
         raise SystemExit(1)  # some runs failed: not a usage error (2)
 
 
@@ -180,8 +291,9 @@ def _check_memory(runs, spec: Path) -> None:
     check_memory(big.plan, big.config, f"{spec}: run ({where})")
 
 
-def _check_devices(spec: Path, gpus_per_run: float | None, devices: list[str] | None, executor: str,
-                   dry_run: bool) -> None:
+def _check_devices(
+    spec: Path, gpus_per_run: float | None, devices: list[str] | None, executor: str, dry_run: bool
+) -> None:
     """GPU requests this machine cannot meet, refused before the (slow) planning of the runs."""
     from sparsescale.errors import SparsescaleError
     from sparsescale.sweep.executors import device_slots
@@ -189,9 +301,11 @@ def _check_devices(spec: Path, gpus_per_run: float | None, devices: list[str] | 
 
     g = gpus_per_run if gpus_per_run is not None else load_spec(spec).resources.gpus_per_run
     if devices is not None and g <= 0:
-        raise SparsescaleError("--devices: the runs use no GPU; give --gpus-per-run (or the spec's "
-                               "resources.gpus_per_run) as well")
-    if executor == "local" and not dry_run:   # a dry run may plan a GPU sweep on a laptop
+        raise SparsescaleError(
+            "--devices: the runs use no GPU; give --gpus-per-run (or the spec's "
+            "resources.gpus_per_run) as well"
+        )
+    if executor == "local" and not dry_run:  # a dry run may plan a GPU sweep on a laptop
         device_slots(g, devices)
 
 
@@ -199,16 +313,32 @@ def _plan_with_bar(plan_sweep, spec: Path, check: bool, gpus_per_run: float | No
     """Plan the sweep; a bar on stderr follows the check of each run (a large
     grid takes seconds to minutes; Ctrl-C stops it with one line)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
-    if not console.is_terminal:   # a log or a pipe: no bar (rich would leave a blank line there)
+    if not console.is_terminal:  # a log or a pipe: no bar (rich would leave a blank line there)
         return plan_sweep(spec, check=check, gpus_per_run=gpus_per_run)
-    with Progress(TextColumn("checking runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("checking runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("check", total=None)
-        return plan_sweep(spec, check=check, progress=lambda i, n: bar.update(task, completed=i, total=n),
-                          gpus_per_run=gpus_per_run)
+        return plan_sweep(
+            spec,
+            check=check,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            gpus_per_run=gpus_per_run,
+        )
 
 
 def _parallel_runs(spec, workers: int | None, devices: list[str] | None, executor: str) -> int:
@@ -254,9 +384,23 @@ def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -
     per_run, unit = (gpus, "GPU-h") if gpus > 0 else (float(spec.train.get("threads", 1)), "core-h")
     axis = spec.grid.budget_axis
     table = Table(title=f"sweep {spec.name}: {len(runs)} runs of {spec.family}")
-    scan = any("lr" in r.axes for r in runs)   # grid.lr: each run's learning rate is a column
-    for col in ("#", "S", "pattern", "N target", "N", "width", axis, *(("lr",) if scan else ()), "steps",
-                "FLOPs sparse", "FLOPs dense", "est. time", unit, "status"):
+    scan = any("lr" in r.axes for r in runs)  # grid.lr: each run's learning rate is a column
+    for col in (
+        "#",
+        "S",
+        "pattern",
+        "N target",
+        "N",
+        "width",
+        axis,
+        *(("lr",) if scan else ()),
+        "steps",
+        "FLOPs sparse",
+        "FLOPs dense",
+        "est. time",
+        unit,
+        "status",
+    ):
         table.add_column(col, justify="right")
     times = []
     total_sparse = total_dense = 0.0
@@ -268,109 +412,31 @@ def print_plan(spec, runs, store: Path, workers: int, calibrate: bool = False) -
             times.append(t)
         total_sparse += p.get("train_flops_sparse") or 0.0
         total_dense += p.get("train_flops_dense") or 0.0
-        table.add_row(str(i), f"{run.config['sparsity']:.4g}", run.axes.get("pattern", "-"),
-                      _fmt_count(run.axes["n_nonzero"]), _fmt_count(p.get("n_nonzero")), str(p.get("width", "-")),
-                      _fmt_count(run.config[axis]), *((f"{run.axes['lr']:g}",) if scan else ()),
-                      _fmt_count(p.get("steps")),
-                      _fmt_count(p.get("train_flops_sparse")), _fmt_count(p.get("train_flops_dense")),
-                      _fmt_seconds(t), f"{t * per_run / 3600:.3g}",
-                      status + (" (dense pretraining)" if run.axes.get("role") else ""))
+        table.add_row(
+            str(i),
+            f"{run.config['sparsity']:.4g}",
+            run.axes.get("pattern", "-"),
+            _fmt_count(run.axes["n_nonzero"]),
+            _fmt_count(p.get("n_nonzero")),
+            str(p.get("width", "-")),
+            _fmt_count(run.config[axis]),
+            *((f"{run.axes['lr']:g}",) if scan else ()),
+            _fmt_count(p.get("steps")),
+            _fmt_count(p.get("train_flops_sparse")),
+            _fmt_count(p.get("train_flops_dense")),
+            _fmt_seconds(t),
+            f"{t * per_run / 3600:.3g}",
+            status + (" (dense pretraining)" if run.axes.get("role") else ""),
+        )
     console = Console()
     console.print(table)
-    console.print(f"total training FLOPs: {_fmt_count(total_sparse)} sparse, {_fmt_count(total_dense)} dense")
+    console.print(
+        f"total training FLOPs: {_fmt_count(total_sparse)} sparse, {_fmt_count(total_dense)} dense"
+    )
     hours = sum(times) * per_run / 3600
-    console.print(f"estimated time for the {len(times)} runs to do, {workers} at a time: "
-                  f"{_fmt_seconds(sweep_seconds(times, workers))}, {hours:.3g} {unit} in total "
-                  f"({'GUESS: ' if cost.guess else ''}{cost.source})")
+    console.print(
+        f"estimated time for the {len(times)} runs to do, {workers} at a time: "
+        f"{_fmt_seconds(sweep_seconds(times, workers))}, {hours:.3g} {unit} in total "
+        f"({'GUESS: ' if cost.guess else ''}{cost.source})"
+    )
     console.print(f"store: {store}")
-
-
-MAX_BOOTSTRAP = 100_000   # far beyond what stable 95% intervals need (a few hundred)
-
-
-@app.command()
-def export(
-    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
-    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write Parquet here."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
-) -> None:
-    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
-
-    Example: sparsescale export runs/quick.sqlite --csv quick.csv
-    then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.sweep.export import export as export_table
-    from sparsescale.sweep.export import is_export
-
-    if csv and parquet:
-        raise SparsescaleError("--csv, --parquet: give one, not both")
-    for out, flag in ((csv, "--csv"), (parquet, "--parquet")):
-        if out:
-            check_output(out, [store], what=flag, ours=is_export)
-    text, n = export_table(store, csv=csv, parquet=parquet, sweep=sweep)
-    if text:
-        sys.stdout.write(text)
-    else:
-        print(f"wrote {n} runs to {csv or parquet}", file=sys.stderr)
-
-
-@app.command()
-def report(
-    store: Path = typer.Argument(..., help="Sweep store (SQLite)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: <store stem>[-<sweep>]-report beside the store]."),
-    bootstrap: int = typer.Option(200, "--bootstrap", help=f"Bootstrap resamples for the intervals (0 to {MAX_BOOTSTRAP:,})."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap (>= 0)."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Sweep name [default: the store's only sweep]."),
-) -> None:
-    """Fit the sparse scaling law to one sweep's finished runs and write report.html with figures.
-
-    Example: sparsescale report runs/quick.sqlite --out reports/quick
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.report.build import build_report, default_report_dir, is_report, print_summary
-
-    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
-        raise SparsescaleError(f"--bootstrap: must be between 0 and {MAX_BOOTSTRAP:,}, got {bootstrap}")
-    if not 0 <= seed < 2**32:
-        raise SparsescaleError(f"--seed: must be between 0 and 2**32-1, got {seed}")
-    out = out or default_report_dir(store, sweep)
-    check_output(out, [store], what="--out", folder=True, ours=is_report)
-    summary = build_report(store, out, n_boot=bootstrap, seed=seed, sweep=sweep)
-    print_summary(summary)
-
-
-@app.command()
-def preset(name: str = typer.Argument(..., help="quick, cpu-full or vit-quick.")) -> None:
-    """Print a built-in sweep spec, to copy and edit into your own.
-
-    Example: sparsescale preset quick > my-sweep.toml
-    """
-    from sparsescale.recipes.demo import preset_path
-
-    sys.stdout.write(preset_path(name, what="preset NAME").read_text(encoding="utf-8"))
-
-
-@app.command()
-def demo(
-    preset: str = typer.Option("quick", "--preset", help="quick (~10 min on 2 cores), cpu-full (~1 h) or vit-quick."),
-    out: Path = typer.Option(Path("demo"), "--out", help="Folder for the store and the report."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Runs at once [default: one per core]."),
-) -> None:
-    """Run a built-in sweep end to end: train, fit the law, check it, and write the report.
-
-    Example: sparsescale demo --preset quick --out demo
-    """
-    from sparsescale.atomic import check_output
-    from sparsescale.errors import SparsescaleError
-    from sparsescale.recipes.demo import run_demo
-
-    check_output(out, what="--out", folder=True)
-    try:
-        run_demo(preset, out, workers=workers)
-    except SparsescaleError as exc:   # the library names its argument; here it is a flag
-        raise SparsescaleError(str(exc).replace("out_dir ", "--out ", 1) if str(exc).startswith("out_dir ")
-                               else str(exc)) from None

@@ -67,7 +67,7 @@ class TokenCorpus:
     source: str
     folder: Path
     tokenizer_file: Path | None = None
-    known_fingerprint: str | None = None   # shards: made of the per-shard hashes kept by their check
+    known_fingerprint: str | None = None  # shards: made of the per-shard hashes kept by their check
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -90,8 +90,10 @@ class TokenCorpus:
         if self.tokenizer == "byte":
             return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
         if self.tokenizer_file is None:
-            raise SparsescaleError(f"corpus {self.source}: no tokenizer file to decode with "
-                                   "(name one as \"tokenizer\" in manifest.json)")
+            raise SparsescaleError(
+                f"corpus {self.source}: no tokenizer file to decode with "
+                '(name one as "tokenizer" in manifest.json)'
+            )
         return load_file(self.tokenizer_file).decode(ids)
 
 
@@ -99,7 +101,9 @@ def _corpus_files(corpus: str | Path | None) -> tuple[list[tuple[Path, Path]], s
     """[(root, file)] and a description. None means the built-in default."""
     if corpus is None:
         roots = text_lib.default_corpus_roots()
-        files = [(r, f) for r in roots for f in text_lib.list_files(r, text_lib.DEFAULT_EXCLUDE_DIRS)]
+        files = [
+            (r, f) for r in roots for f in text_lib.list_files(r, text_lib.DEFAULT_EXCLUDE_DIRS)
+        ]
         return files, " + ".join(str(r) for r in roots)
     root = Path(corpus).expanduser()
     return [(root, f) for f in text_lib.list_files(root)], str(root)
@@ -130,8 +134,15 @@ def _content_key(files: list[tuple[Path, Path]], settings: str) -> str:
     return h.hexdigest()
 
 
-def _build(files, spec: TokenizerSpec, text_column: str, key: str, source: str, final: Path,
-           workers: int | None) -> None:
+def _build(
+    files,
+    spec: TokenizerSpec,
+    text_column: str,
+    key: str,
+    source: str,
+    final: Path,
+    workers: int | None,
+) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -140,10 +151,17 @@ def _build(files, spec: TokenizerSpec, text_column: str, key: str, source: str, 
             raise SparsescaleError(f"--corpus {source}: the files hold no text")
         n = meta["n_tokens"]
         n_val = min(max(int(n * VAL_FRACTION), 1), VAL_MAX_TOKENS)
-        write_json(tmp / "meta.json", {
-            "key": key, "source": source, "tokenizer": spec.name, **meta,
-            "n_train": int(n - n_val), "n_files": len(files),
-        })
+        write_json(
+            tmp / "meta.json",
+            {
+                "key": key,
+                "source": source,
+                "tokenizer": spec.name,
+                **meta,
+                "n_train": int(n - n_val),
+                "n_files": len(files),
+            },
+        )
         try:
             os.rename(tmp, final)
         except OSError:  # another process built the same cache first
@@ -154,8 +172,11 @@ def _build(files, spec: TokenizerSpec, text_column: str, key: str, source: str, 
 
 
 def load_corpus(
-    corpus: str | Path | None = None, tokenizer: str = "byte", vocab_size: int = 4096,
-    text_column: str = "text", workers: int | None = None,
+    corpus: str | Path | None = None,
+    tokenizer: str = "byte",
+    vocab_size: int = 4096,
+    text_column: str = "text",
+    workers: int | None = None,
 ) -> TokenCorpus:
     """The tokenised corpus (built and cached on first use). `corpus`: a file or
     folder of text, a folder of shards with a manifest.json, or None for the
@@ -182,11 +203,19 @@ def load_corpus(
         write_json(stat_file, {"key": key, "source": source})
     folder = root / key
     meta = json.loads((folder / "meta.json").read_text())
-    tokens = np.memmap(folder / "tokens.bin", dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["n_tokens"],))
+    tokens = np.memmap(
+        folder / "tokens.bin", dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["n_tokens"],)
+    )
     tok_file = folder / "tokenizer.json"
     return TokenCorpus(
-        tokens=tokens, n_train=meta["n_train"], vocab_size=meta["vocab_size"], tokenizer=meta["tokenizer"],
-        key=key, source=source, folder=folder, tokenizer_file=tok_file if tok_file.exists() else None,
+        tokens=tokens,
+        n_train=meta["n_train"],
+        vocab_size=meta["vocab_size"],
+        tokenizer=meta["tokenizer"],
+        key=key,
+        source=source,
+        folder=folder,
+        tokenizer_file=tok_file if tok_file.exists() else None,
     )
 
 
@@ -194,20 +223,30 @@ def _load_shards(folder: Path, tokenizer: str) -> TokenCorpus:
     """A shard folder as a TokenCorpus. The run's tokenizer setting is byte (the
     default: "not set") or a tokenizer.json whose vocabulary fits the manifest's."""
     if tokenizer == "bpe":
-        raise SparsescaleError(f"--tokenizer bpe: {folder} holds shards that are already tokenized; "
-                               "leave --tokenizer unset or name their tokenizer.json")
+        raise SparsescaleError(
+            f"--tokenizer bpe: {folder} holds shards that are already tokenized; "
+            "leave --tokenizer unset or name their tokenizer.json"
+        )
     got = shards_lib.load_shards(folder, cache_root() / "shards")
     tok_file = got["tokenizer_file"]
     if is_file_tokenizer(tokenizer):
         tok = load_file(tokenizer)
         n = tok.get_vocab_size(with_added_tokens=True)
         if n > got["vocab_size"]:
-            raise SparsescaleError(f"--tokenizer {tokenizer}: its vocabulary ({n}) is larger than the vocab_size "
-                                   f"{got['vocab_size']} of {folder / shards_lib.MANIFEST}")
+            raise SparsescaleError(
+                f"--tokenizer {tokenizer}: its vocabulary ({n}) is larger than the vocab_size "
+                f"{got['vocab_size']} of {folder / shards_lib.MANIFEST}"
+            )
         tok_file = Path(tokenizer).expanduser()
     name = f"shards-{got['tokens'].dtype}" + (f"-file-{file_digest(tok_file)}" if tok_file else "")
     return TokenCorpus(
-        tokens=got["tokens"], n_train=got["n_train"], vocab_size=got["vocab_size"], tokenizer=name,
-        key=got["fingerprint"], source=str(folder), folder=folder, tokenizer_file=tok_file,
+        tokens=got["tokens"],
+        n_train=got["n_train"],
+        vocab_size=got["vocab_size"],
+        tokenizer=name,
+        key=got["fingerprint"],
+        source=str(folder),
+        folder=folder,
+        tokenizer_file=tok_file,
         known_fingerprint=got["fingerprint"],
     )

@@ -22,8 +22,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 @dataclass
 class ImageData:
-    train_images: np.ndarray   # (N, H, W, C) uint8
-    train_labels: np.ndarray   # (N,) int64
+    train_images: np.ndarray  # (N, H, W, C) uint8
+    train_labels: np.ndarray  # (N,) int64
     test_images: np.ndarray
     test_labels: np.ndarray
     n_classes: int
@@ -42,10 +42,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise SparsescaleError(f"{path}: not an unsigned-byte IDX file")
     ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise SparsescaleError(f"{path}: IDX header says {shape} but the file holds {data.size} values")
+        raise SparsescaleError(
+            f"{path}: IDX header says {shape} but the file holds {data.size} values"
+        )
     return data.reshape(shape)
 
 
@@ -58,12 +60,21 @@ def _find(folder: Path, stem: str) -> Path:
 
 def load_idx_folder(folder: Path) -> ImageData:
     """MNIST-style folder: train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-*."""
-    parts = [read_idx(_find(folder, f"{split}-{kind}")) for split in ("train", "t10k")
-             for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    parts = [
+        read_idx(_find(folder, f"{split}-{kind}"))
+        for split in ("train", "t10k")
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    ]
     train_x, train_y, test_x, test_y = parts
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    return ImageData(train_x[..., None], train_y.astype(np.int64), test_x[..., None], test_y.astype(np.int64),
-                     n_classes, str(folder))
+    return ImageData(
+        train_x[..., None],
+        train_y.astype(np.int64),
+        test_x[..., None],
+        test_y.astype(np.int64),
+        n_classes,
+        str(folder),
+    )
 
 
 def load_npz(path: Path) -> ImageData:
@@ -71,7 +82,9 @@ def load_npz(path: Path) -> ImageData:
     with np.load(path) as z:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
         if missing:
-            raise SparsescaleError(f"--corpus {path}: NPZ lacks {', '.join(missing)} (has {', '.join(z.files)})")
+            raise SparsescaleError(
+                f"--corpus {path}: NPZ lacks {', '.join(missing)} (has {', '.join(z.files)})"
+            )
         arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
     xs = [x if x.ndim == 4 else x[..., None] for x in arrays[::2]]
     if xs[0].dtype != np.uint8:
@@ -89,7 +102,9 @@ def load_image_folder(folder: Path) -> ImageData:
     for split in ("train", "test"):
         root = folder / split
         if not root.is_dir():
-            raise SparsescaleError(f"--corpus {folder}: an image folder needs train/ and test/ subfolders")
+            raise SparsescaleError(
+                f"--corpus {folder}: an image folder needs train/ and test/ subfolders"
+            )
         classes = sorted(d.name for d in root.iterdir() if d.is_dir())
         images, labels = [], []
         for label, name in enumerate(classes):
@@ -116,7 +131,8 @@ def load_images(corpus: str | Path | None = None) -> ImageData:
         if not FASHION_MNIST_DIR.is_dir():
             raise SparsescaleError(
                 "no default image data: Debian's dataset-fashion-mnist is not installed "
-                "(apt-get install dataset-fashion-mnist); or point --corpus at an IDX folder, .npz file or image folder"
+                "(apt-get install dataset-fashion-mnist); or point --corpus at an IDX folder, "
+                ".npz file or image folder"
             )
         return load_idx_folder(FASHION_MNIST_DIR)
     path = Path(corpus).expanduser()
@@ -128,4 +144,6 @@ def load_images(corpus: str | Path | None = None) -> ImageData:
         return load_idx_folder(path)
     if path.is_dir():
         return load_image_folder(path)
-    raise SparsescaleError(f"--corpus {path}: expected an IDX folder, an .npz file or an image folder")
+    raise SparsescaleError(
+        f"--corpus {path}: expected an IDX folder, an .npz file or an image folder"
+    )

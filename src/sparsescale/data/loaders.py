@@ -25,13 +25,14 @@ from sparsescale.data.images import ImageData
 from sparsescale.data.span_corruption import SpecialIds, corrupt_batch
 from sparsescale.errors import SparsescaleError
 
-VAL_SPAN_SEED = 1_000_003   # fixed: validation spans do not depend on the run's seed
+VAL_SPAN_SEED = 1_000_003  # fixed: validation spans do not depend on the run's seed
 
 
 def _order(n_available: int, n_needed: int, seed: int, what: str, flag: str) -> np.ndarray:
     if n_needed > n_available:
         raise SparsescaleError(
-            f"{flag}: the run needs {n_needed} {what} but the training split holds only {n_available}; "
+            f"{flag}: the run needs {n_needed} {what} but the training split holds only "
+            f"{n_available}; "
             "ask for less data or use a larger --corpus (data is never repeated)"
         )
     return np.random.default_rng(seed).permutation(n_available)[:n_needed]
@@ -39,7 +40,7 @@ def _order(n_available: int, n_needed: int, seed: int, what: str, flag: str) -> 
 
 def _shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
     per = len(rows) // world
-    return rows[rank * per:(rank + 1) * per]
+    return rows[rank * per : (rank + 1) * per]
 
 
 def spread_windows(n_available: int, n_wanted: int) -> np.ndarray:
@@ -59,17 +60,37 @@ def lm_capacity(corpus: TokenCorpus, seq_len: int) -> int:
 class LMBatches:
     """Packed next-token windows for a decoder-only LM."""
 
-    def __init__(self, corpus: TokenCorpus, seq_len: int, batch: int, steps: int, seed: int,
-                 rank: int = 0, world: int = 1):
-        self.corpus, self.seq_len, self.batch, self.rank, self.world = corpus, seq_len, batch, rank, world
-        self.order = _order(lm_capacity(corpus, seq_len), steps * batch, seed, "windows", "--tokens")
+    def __init__(
+        self,
+        corpus: TokenCorpus,
+        seq_len: int,
+        batch: int,
+        steps: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.corpus, self.seq_len, self.batch, self.rank, self.world = (
+            corpus,
+            seq_len,
+            batch,
+            rank,
+            world,
+        )
+        self.order = _order(
+            lm_capacity(corpus, seq_len), steps * batch, seed, "windows", "--tokens"
+        )
         self._offsets = np.arange(seq_len + 1)
 
     def _windows(self, starts: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.corpus.tokens[starts[:, None] + self._offsets].astype(np.int64))
+        return torch.from_numpy(
+            self.corpus.tokens[starts[:, None] + self._offsets].astype(np.int64)
+        )
 
     def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = _shard(self.order[step * self.batch:(step + 1) * self.batch], self.rank, self.world)
+        rows = _shard(
+            self.order[step * self.batch : (step + 1) * self.batch], self.rank, self.world
+        )
         w = self._windows(rows * self.seq_len)
         return w[:, :-1], w[:, 1:]
 
@@ -77,12 +98,14 @@ class LMBatches:
         """The fixed validation windows: about eval_tokens tokens in windows
         spread evenly over the whole validation split (see spread_windows)."""
         if self.corpus.n_val - 1 < self.seq_len:
-            raise SparsescaleError(f"--corpus {self.corpus.source}: the validation split is shorter than --seq-len")
+            raise SparsescaleError(
+                f"--corpus {self.corpus.source}: the validation split is shorter than --seq-len"
+            )
         ids = spread_windows((self.corpus.n_val - 1) // self.seq_len, eval_tokens // self.seq_len)
         starts = self.corpus.n_train + ids * self.seq_len
         out = []
         for i in range(0, len(starts), batch):
-            w = self._windows(starts[i:i + batch])
+            w = self._windows(starts[i : i + batch])
             out.append((w[:, :-1], w[:, 1:]))
         return out
 
@@ -109,27 +132,53 @@ def t5_capacity(corpus: TokenCorpus, seq_len: int) -> int:
 class T5Batches:
     """Span-corrupted windows of seq_len raw tokens for an encoder-decoder."""
 
-    def __init__(self, corpus: TokenCorpus, seq_len: int, batch: int, steps: int, seed: int,
-                 rank: int = 0, world: int = 1):
-        self.corpus, self.seq_len, self.batch, self.seed, self.rank, self.world = corpus, seq_len, batch, seed, rank, world
+    def __init__(
+        self,
+        corpus: TokenCorpus,
+        seq_len: int,
+        batch: int,
+        steps: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.corpus, self.seq_len, self.batch, self.seed, self.rank, self.world = (
+            corpus,
+            seq_len,
+            batch,
+            seed,
+            rank,
+            world,
+        )
         self.ids = SpecialIds(corpus.vocab_size)
-        self.order = _order(t5_capacity(corpus, seq_len), steps * batch, seed, "windows", "--tokens")
+        self.order = _order(
+            t5_capacity(corpus, seq_len), steps * batch, seed, "windows", "--tokens"
+        )
         self._offsets = np.arange(seq_len)
 
     def _make(self, window_ids: np.ndarray, base: int, seed: int):
         windows = self.corpus.tokens[base + window_ids[:, None] * self.seq_len + self._offsets]
-        return tuple(torch.from_numpy(a) for a in corrupt_batch(windows, window_ids, seed, self.ids))
+        return tuple(
+            torch.from_numpy(a) for a in corrupt_batch(windows, window_ids, seed, self.ids)
+        )
 
     def get(self, step: int):
-        rows = _shard(self.order[step * self.batch:(step + 1) * self.batch], self.rank, self.world)
+        rows = _shard(
+            self.order[step * self.batch : (step + 1) * self.batch], self.rank, self.world
+        )
         return self._make(rows, 0, self.seed)
 
     def validation(self, eval_tokens: int, batch: int):
         """Span-corrupted validation windows spread over the whole split (see spread_windows)."""
         if self.corpus.n_val < self.seq_len:
-            raise SparsescaleError(f"--corpus {self.corpus.source}: the validation split is shorter than --seq-len")
+            raise SparsescaleError(
+                f"--corpus {self.corpus.source}: the validation split is shorter than --seq-len"
+            )
         ids = spread_windows(self.corpus.n_val // self.seq_len, eval_tokens // self.seq_len)
-        return [self._make(ids[i:i + batch], self.corpus.n_train, VAL_SPAN_SEED) for i in range(0, len(ids), batch)]
+        return [
+            self._make(ids[i : i + batch], self.corpus.n_train, VAL_SPAN_SEED)
+            for i in range(0, len(ids), batch)
+        ]
 
 
 def _to_float(images: np.ndarray) -> torch.Tensor:
@@ -140,15 +189,26 @@ def _to_float(images: np.ndarray) -> torch.Tensor:
 class ImageBatches:
     """Shuffled single-pass image batches; validation is the fixed test split."""
 
-    def __init__(self, data: ImageData, batch: int, steps: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self, data: ImageData, batch: int, steps: int, seed: int, rank: int = 0, world: int = 1
+    ):
         self.data, self.batch, self.rank, self.world = data, batch, rank, world
         self.order = _order(len(data.train_labels), steps * batch, seed, "examples", "--examples")
 
     def get(self, step: int):
-        rows = _shard(self.order[step * self.batch:(step + 1) * self.batch], self.rank, self.world)
-        return _to_float(self.data.train_images[rows]), torch.from_numpy(self.data.train_labels[rows])
+        rows = _shard(
+            self.order[step * self.batch : (step + 1) * self.batch], self.rank, self.world
+        )
+        return _to_float(self.data.train_images[rows]), torch.from_numpy(
+            self.data.train_labels[rows]
+        )
 
     def validation(self, eval_examples: int, batch: int):
         n = min(eval_examples, len(self.data.test_labels))
-        return [(_to_float(self.data.test_images[i:min(i + batch, n)]),
-                 torch.from_numpy(self.data.test_labels[i:min(i + batch, n)])) for i in range(0, n, batch)]
+        return [
+            (
+                _to_float(self.data.test_images[i : min(i + batch, n)]),
+                torch.from_numpy(self.data.test_labels[i : min(i + batch, n)]),
+            )
+            for i in range(0, n, batch)
+        ]

@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 DTYPES = ("uint16", "uint32")
 SHARD_SUFFIXES = (".bin", ".npy")
 _KEYS = {"dtype", "vocab_size", "val", "train", "header_bytes", "tokenizer", "description"}
-SCAN_TOKENS = 1 << 24   # tokens read per block while checking a shard
+SCAN_TOKENS = 1 << 24  # tokens read per block while checking a shard
 
 
 def is_shard_folder(path: str | Path | None) -> bool:
@@ -91,26 +91,42 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SparsescaleError(f"{where}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise SparsescaleError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise SparsescaleError(
+            f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
     if not isinstance(m, dict):
         raise SparsescaleError(f"{where}: expected a JSON object")
     unknown = sorted(set(m) - _KEYS)
     if unknown:
-        raise SparsescaleError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
+        raise SparsescaleError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})"
+        )
     if m.get("dtype") not in DTYPES:
-        raise SparsescaleError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {m.get('dtype')!r}")
+        raise SparsescaleError(
+            f"{where}: dtype must be one of {', '.join(DTYPES)}, got {m.get('dtype')!r}"
+        )
     vocab = m.get("vocab_size")
-    if not isinstance(vocab, int) or isinstance(vocab, bool) or not 1 < vocab <= np.iinfo(m["dtype"]).max + 1:
-        raise SparsescaleError(f"{where}: vocab_size must be an integer in 2..{np.iinfo(m['dtype']).max + 1} "
-                               f"for {m['dtype']}, got {vocab!r}")
+    if (
+        not isinstance(vocab, int)
+        or isinstance(vocab, bool)
+        or not 1 < vocab <= np.iinfo(m["dtype"]).max + 1
+    ):
+        raise SparsescaleError(
+            f"{where}: vocab_size must be an integer in 2..{np.iinfo(m['dtype']).max + 1} "
+            f"for {m['dtype']}, got {vocab!r}"
+        )
     header = m.get("header_bytes", 0)
     if not isinstance(header, int) or isinstance(header, bool) or header < 0:
         raise SparsescaleError(f"{where}: header_bytes must be an integer >= 0, got {header!r}")
     for key in ("val", "train"):
-        if key in m and (not isinstance(m[key], list) or not all(isinstance(x, str) for x in m[key])):
+        if key in m and (
+            not isinstance(m[key], list) or not all(isinstance(x, str) for x in m[key])
+        ):
             raise SparsescaleError(f"{where}: {key} must be a list of file names or globs")
     if not m.get("val"):
-        raise SparsescaleError(f"{where}: val is missing or empty: name at least one validation shard")
+        raise SparsescaleError(
+            f"{where}: val is missing or empty: name at least one validation shard"
+        )
     if "tokenizer" in m and not isinstance(m["tokenizer"], str):
         raise SparsescaleError(f"{where}: tokenizer must be a file name")
     return m
@@ -136,11 +152,15 @@ def shard_lists(folder: Path, m: dict[str, Any]) -> tuple[list[Path], list[Path]
     if "train" in m:
         train = _expand(folder, m["train"], where, "train")
     else:
-        train = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES))
+        train = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.name.endswith(SHARD_SUFFIXES)
+        )
         train = [p for p in train if p not in val]
     both = set(train) & set(val)
     if both:
-        raise SparsescaleError(f"{where}: {sorted(both)[0].name} is both a training and a validation shard")
+        raise SparsescaleError(
+            f"{where}: {sorted(both)[0].name} is both a training and a validation shard"
+        )
     if not train:
         raise SparsescaleError(f"{where}: no training shards (every .bin/.npy is listed under val)")
     return train, val
@@ -155,25 +175,34 @@ def open_shard(path: Path, dtype: str, header: int) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise SparsescaleError(f"{path}: not a readable .npy array ({exc})") from None
         if arr.dtype != dt or arr.ndim != 1:
-            raise SparsescaleError(f"{path}: holds a {arr.ndim}-D {arr.dtype} array; the manifest says 1-D {dtype}")
+            raise SparsescaleError(
+                f"{path}: holds a {arr.ndim}-D {arr.dtype} array; the manifest says 1-D {dtype}"
+            )
     else:
         size = path.stat().st_size - header
         if size < 0 or size % dt.itemsize:
-            raise SparsescaleError(f"{path}: {size + header} bytes after a {header}-byte header is not a whole "
-                                   f"number of {dtype} tokens ({dt.itemsize} bytes each); wrong dtype in the manifest?")
+            raise SparsescaleError(
+                f"{path}: {size + header} bytes after a {header}-byte header is not a whole "
+                f"number of {dtype} tokens ({dt.itemsize} bytes each); wrong dtype in the manifest?"
+            )
         if size == 0:
             raise SparsescaleError(f"{path}: holds no tokens")
-        arr = np.memmap(path, dtype=dt.newbyteorder("<"), mode="r", offset=header, shape=(size // dt.itemsize,))
+        arr = np.memmap(
+            path, dtype=dt.newbyteorder("<"), mode="r", offset=header, shape=(size // dt.itemsize,)
+        )
     if len(arr) == 0:
         raise SparsescaleError(f"{path}: holds no tokens")
     return arr
 
 
 def _check(path: Path, arr: np.ndarray, vocab: int, stamp_dir: Path) -> str:
-    """The shard's content hash, after checking every id is below vocab (cached by path, size, mtime)."""
+    """The shard's content hash, after checking every id is below vocab (cached by path, size,
+    mtime)."""
     st = path.stat()
-    key = hashlib.blake2b(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{arr.dtype}|{vocab}".encode(),
-                          digest_size=16).hexdigest()
+    key = hashlib.blake2b(
+        f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{arr.dtype}|{vocab}".encode(),
+        digest_size=16,
+    ).hexdigest()
     stamp = stamp_dir / f"{key}.json"
     if stamp.exists():
         try:
@@ -183,12 +212,14 @@ def _check(path: Path, arr: np.ndarray, vocab: int, stamp_dir: Path) -> str:
     h = hashlib.blake2b(digest_size=16)
     for start in range(0, len(arr), SCAN_TOKENS):
         # np.array copies one block: the scan's resident memory is one block, not the shard
-        block = np.array(arr[start:start + SCAN_TOKENS])
+        block = np.array(arr[start : start + SCAN_TOKENS])
         top = int(block.max())
         if top >= vocab:
             pos = start + int(np.argmax(block >= vocab))
-            raise SparsescaleError(f"{path}: token {top} at position {pos} is not below the manifest's "
-                                   f"vocab_size {vocab}")
+            raise SparsescaleError(
+                f"{path}: token {top} at position {pos} is not below the manifest's "
+                f"vocab_size {vocab}"
+            )
         h.update(memoryview(block).cast("B"))
     digest = h.hexdigest()
     write_json(stamp, {"path": str(path), "digest": digest})
@@ -196,7 +227,8 @@ def _check(path: Path, arr: np.ndarray, vocab: int, stamp_dir: Path) -> str:
 
 
 def load_shards(folder: Path, stamp_dir: Path) -> dict[str, Any]:
-    """The shard folder as TokenCorpus fields: tokens, n_train, vocab_size, fingerprint, tokenizer_file."""
+    """The shard folder as TokenCorpus fields: tokens, n_train, vocab_size, fingerprint,
+    tokenizer_file."""
     m = read_manifest(folder)
     train, val = shard_lists(folder, m)
     header = m.get("header_bytes", 0)
@@ -210,5 +242,10 @@ def load_shards(folder: Path, stamp_dir: Path) -> dict[str, Any]:
         tok_file = folder / m["tokenizer"]
         if not tok_file.is_file():
             raise SparsescaleError(f"{folder / MANIFEST}: tokenizer: no such file {tok_file}")
-    return {"tokens": ShardedTokens(arrays), "n_train": sum(len(a) for a in arrays[:len(train)]),
-            "vocab_size": m["vocab_size"], "fingerprint": h.hexdigest(), "tokenizer_file": tok_file}
+    return {
+        "tokens": ShardedTokens(arrays),
+        "n_train": sum(len(a) for a in arrays[: len(train)]),
+        "vocab_size": m["vocab_size"],
+        "fingerprint": h.hexdigest(),
+        "tokenizer_file": tok_file,
+    }

@@ -45,14 +45,18 @@ class SpecialIds:
         return self.base_vocab + 2 + self.n_sentinels
 
 
-def span_counts(length: int, noise_density: float = NOISE_DENSITY, mean_span: float = MEAN_SPAN) -> tuple[int, int]:
+def span_counts(
+    length: int, noise_density: float = NOISE_DENSITY, mean_span: float = MEAN_SPAN
+) -> tuple[int, int]:
     """(noise tokens, spans) for a window of `length` tokens."""
     n_noise = min(max(int(round(length * noise_density)), 1), length - 1)
     n_spans = max(int(round(n_noise / mean_span)), 1)
     return n_noise, n_spans
 
 
-def corrupted_lengths(length: int, noise_density: float = NOISE_DENSITY, mean_span: float = MEAN_SPAN) -> tuple[int, int]:
+def corrupted_lengths(
+    length: int, noise_density: float = NOISE_DENSITY, mean_span: float = MEAN_SPAN
+) -> tuple[int, int]:
     """(encoder input length, target length) for a window of `length` tokens."""
     n_noise, n_spans = span_counts(length, noise_density, mean_span)
     return length - n_noise + n_spans + 1, n_noise + n_spans + 1
@@ -60,12 +64,20 @@ def corrupted_lengths(length: int, noise_density: float = NOISE_DENSITY, mean_sp
 
 def _random_segments(total: int, n_segments: int, rng: np.random.Generator) -> np.ndarray:
     """Split `total` items into `n_segments` non-empty runs at random cut points."""
-    cuts = np.sort(rng.choice(total - 1, size=n_segments - 1, replace=False)) + 1 if n_segments > 1 else np.empty(0, int)
+    cuts = (
+        np.sort(rng.choice(total - 1, size=n_segments - 1, replace=False)) + 1
+        if n_segments > 1
+        else np.empty(0, int)
+    )
     return np.diff(np.concatenate(([0], cuts, [total])))
 
 
-def noise_mask(length: int, rng: np.random.Generator, noise_density: float = NOISE_DENSITY,
-               mean_span: float = MEAN_SPAN) -> np.ndarray:
+def noise_mask(
+    length: int,
+    rng: np.random.Generator,
+    noise_density: float = NOISE_DENSITY,
+    mean_span: float = MEAN_SPAN,
+) -> np.ndarray:
     """Bool mask of the hidden tokens: spans alternate with kept runs, starting
     with a kept run, so no two spans touch."""
     n_noise, n_spans = span_counts(length, noise_density, mean_span)
@@ -76,15 +88,15 @@ def noise_mask(length: int, rng: np.random.Generator, noise_density: float = NOI
     pos = 0
     for kept, noise in zip(kept_runs, noise_runs):
         pos += kept
-        mask[pos:pos + noise] = True
+        mask[pos : pos + noise] = True
         pos += noise
     return mask
 
 
 def corrupt(tokens: np.ndarray, mask: np.ndarray, ids: SpecialIds) -> tuple[np.ndarray, np.ndarray]:
     """(encoder input, target) of one window given its noise mask."""
-    starts = mask & ~np.concatenate(([False], mask[:-1]))   # first token of each span
-    span_index = np.cumsum(starts) - 1                     # which span a token belongs to
+    starts = mask & ~np.concatenate(([False], mask[:-1]))  # first token of each span
+    span_index = np.cumsum(starts) - 1  # which span a token belongs to
     n_spans = int(starts.sum())
     sentinels = np.array([ids.sentinel(i) for i in range(n_spans)], dtype=np.int64)
     tokens = tokens.astype(np.int64)

@@ -42,7 +42,8 @@ def default_corpus_roots() -> list[Path]:
     roots = [p for p in DEFAULT_CORPORA if p.is_dir()]
     if not roots:
         raise SparsescaleError(
-            "no default corpus: Debian's linux-doc-6.1 is not installed (apt-get install linux-doc-6.1); "
+            "no default corpus: Debian's linux-doc-6.1 is not installed (apt-get install "
+            "linux-doc-6.1); "
             "or point --corpus at any folder of .txt/.md/.rst/.jsonl/.parquet files"
         )
     return roots
@@ -82,7 +83,9 @@ def list_files(root: Path, exclude_dirs: tuple[str, ...] = ()) -> list[Path]:
     found.sort()
     found = [Path(f) for f in found]
     if not found:
-        raise SparsescaleError(f"--corpus {root}: no .txt/.md/.rst/.jsonl/.parquet files in this folder")
+        raise SparsescaleError(
+            f"--corpus {root}: no .txt/.md/.rst/.jsonl/.parquet files in this folder"
+        )
     return found
 
 
@@ -114,17 +117,17 @@ _REST_RULES = [
 ]
 
 _MARKDOWN_RULES = [
-    (re.compile(r"^```.*$", re.M), ""),                       # code fences (keep the code)
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),            # images -> alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),             # links -> text
-    (re.compile(r"^\[[^\]]+\]:\s*\S+.*$", re.M), ""),          # reference definitions
-    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),              # heading marks
-    (re.compile(r"^\s{0,3}>\s?", re.M), ""),                   # block quotes
-    (re.compile(r"<[^>\n]+>"), ""),                            # inline HTML tags
-    (re.compile(r"(\*\*|__)([^*_\n]+)\1"), r"\2"),             # strong
+    (re.compile(r"^```.*$", re.M), ""),  # code fences (keep the code)
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images -> alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links -> text
+    (re.compile(r"^\[[^\]]+\]:\s*\S+.*$", re.M), ""),  # reference definitions
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),  # heading marks
+    (re.compile(r"^\s{0,3}>\s?", re.M), ""),  # block quotes
+    (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
+    (re.compile(r"(\*\*|__)([^*_\n]+)\1"), r"\2"),  # strong
     (re.compile(r"(?<![\w*])\*([^*\s][^*\n]*)\*(?![\w*])"), r"\1"),
-    (re.compile(r"`([^`\n]+)`"), r"\1"),                       # inline code
-    (re.compile(r"^([=\-])\1{2,}\s*$", re.M), ""),             # setext underlines / rules
+    (re.compile(r"`([^`\n]+)`"), r"\1"),  # inline code
+    (re.compile(r"^([=\-])\1{2,}\s*$", re.M), ""),  # setext underlines / rules
 ]
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -169,7 +172,7 @@ def split_file(path: Path, piece_bytes: int) -> list[Piece]:
         with open(path, "rb") as f:
             while cuts[-1] + piece_bytes < size:
                 f.seek(cuts[-1] + piece_bytes)
-                f.readline()            # to the start of the next line
+                f.readline()  # to the start of the next line
                 if f.tell() >= size:
                     break
                 cuts.append(f.tell())
@@ -180,9 +183,11 @@ def split_file(path: Path, piece_bytes: int) -> list[Piece]:
 
         try:
             meta = pq.ParquetFile(path).metadata
-        except Exception as exc:   # pyarrow raises ArrowInvalid and OSError subclasses alike
+        except Exception as exc:  # pyarrow raises ArrowInvalid and OSError subclasses alike
             # a torn or foreign file: the user's to fix (pyarrow's message may span lines)
-            raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
+            raise SparsescaleError(
+                f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})"
+            ) from None
         pieces, start, acc = [], 0, 0
         for g in range(meta.num_row_groups):
             acc += meta.row_group(g).total_byte_size
@@ -223,10 +228,14 @@ def _jsonl_documents(path: Path, start: int, stop: int | None, text_column: str)
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise SparsescaleError(f"{path}: line {line_no} is not JSON ({exc.msg})") from None
+                    raise SparsescaleError(
+                        f"{path}: line {line_no} is not JSON ({exc.msg})"
+                    ) from None
                 if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
-                    raise SparsescaleError(f"{path}: line {line_no} has no string {text_column!r} field "
-                                           "(the text field is --text-column)")
+                    raise SparsescaleError(
+                        f"{path}: line {line_no} has no string {text_column!r} field "
+                        "(the text field is --text-column)"
+                    )
                 if row[text_column].strip():
                     yield row[text_column]
             line_no += 1
@@ -239,11 +248,15 @@ def _parquet_documents(path: Path, text_column: str, groups: range | None = None
         pf = pq.ParquetFile(path)
     except Exception as exc:
         # a torn or foreign file: the user's to fix (pyarrow's message may span lines)
-        raise SparsescaleError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})") from None
+        raise SparsescaleError(
+            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:160]})"
+        ) from None
     names = pf.schema_arrow.names
     if text_column not in names:
-        raise SparsescaleError(f"{path}: no {text_column!r} column (columns: {', '.join(names)}); "
-                               "name the text column with --text-column")
+        raise SparsescaleError(
+            f"{path}: no {text_column!r} column (columns: {', '.join(names)}); "
+            "name the text column with --text-column"
+        )
     groups = range(pf.metadata.num_row_groups) if groups is None else groups
     for batch in pf.iter_batches(batch_size=1024, row_groups=list(groups), columns=[text_column]):
         for value in batch.column(0).to_pylist():

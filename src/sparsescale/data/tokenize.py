@@ -44,11 +44,11 @@ from sparsescale.data.tokenizer import Encoder, TokenizerSpec
 from sparsescale.errors import SparsescaleError
 
 DOC_SHUFFLE_SEED = 0
-PIECE_BYTES = 16 << 20        # text per worker task: bounds each worker's memory
+PIECE_BYTES = 16 << 20  # text per worker task: bounds each worker's memory
 # text per encode_batch call: its Encodings (ids, offsets, token strings and
 # masks, ~100 bytes a token of ~4 characters) weigh ~25x the text they encode
 ENCODE_BATCH_BYTES = 1 << 20
-WRITE_BYTES = 16 << 20        # parent's output buffer in pass 2
+WRITE_BYTES = 16 << 20  # parent's output buffer in pass 2
 MAX_WORKERS = 16
 
 
@@ -56,10 +56,10 @@ MAX_WORKERS = 16
 class Options:
     """How to tokenize: the encoder, the text column and where parts go."""
 
-    kind: str                 # Encoder kind: byte | bpe | file
+    kind: str  # Encoder kind: byte | bpe | file
     tokenizer_file: Path | None
     text_column: str
-    folder: Path              # the temporary build folder
+    folder: Path  # the temporary build folder
 
 
 def default_workers() -> int:
@@ -70,7 +70,7 @@ def default_workers() -> int:
         return 1
     try:
         n = len(os.sched_getaffinity(0))
-    except AttributeError:   # macOS has no affinity mask
+    except AttributeError:  # macOS has no affinity mask
         n = os.cpu_count() or 1
     return max(1, min(n, MAX_WORKERS))
 
@@ -96,6 +96,7 @@ def _encode_piece(job: tuple[int, text_lib.Piece, Options]) -> tuple[int, np.nda
     batch: list[str] = []
     size = 0
     with open(opts.folder / f"part-{index:06d}.bin", "wb") as out:
+
         def flush() -> None:
             for ids in enc.encode(batch):
                 out.write(ids.tobytes())
@@ -117,22 +118,40 @@ def _progress():
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> list[np.ndarray]:
-    """Pass 1: every piece encoded to its part file; the document lengths per piece, in piece order."""
-    global _ENCODER   # the in-process path encodes with this process's own encoder
+    """Pass 1: every piece encoded to its part file; the document lengths per piece, in piece
+    order."""
+    global _ENCODER  # the in-process path encodes with this process's own encoder
     jobs = [(i, p, opts) for i, p in enumerate(pieces)]
     lengths: list[np.ndarray | None] = [None] * len(jobs)
     total = sum(p.n_bytes for p in pieces)
     bar = _progress()
     with bar if bar is not None else nullcontext():
-        task = bar.add_task(f"tokenizing {len(pieces)} pieces", total=total) if bar is not None else None
+        task = (
+            bar.add_task(f"tokenizing {len(pieces)} pieces", total=total)
+            if bar is not None
+            else None
+        )
         if workers <= 1 or len(jobs) == 1:
             # in this process: tokenizers' own threads use the cores for one piece
             _ENCODER = Encoder(opts.kind, opts.tokenizer_file)
@@ -142,7 +161,8 @@ def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> 
             # spawn, not fork: a forked child of a process whose tokenizers thread
             # pool has started can deadlock (tokenizers warns about exactly this)
             pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_init_worker, initargs=(opts.kind, opts.tokenizer_file))
+                workers, initializer=_init_worker, initargs=(opts.kind, opts.tokenizer_file)
+            )
             results = pool.imap_unordered(_encode_piece, jobs)
         try:
             for index, lens in results:
@@ -152,13 +172,15 @@ def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> 
         finally:
             _ENCODER = None
             if pool is not None:
-                pool.terminate()   # after an error, stop the other pieces at once
+                pool.terminate()  # after an error, stop the other pieces at once
                 pool.join()
     return lengths  # type: ignore[return-value]
 
 
 # ---- pass 2: part files -> tokens.bin in document-permutation order -----------
-def assemble(lengths: list[np.ndarray], separator: np.ndarray, dtype: np.dtype, folder: Path) -> int:
+def assemble(
+    lengths: list[np.ndarray], separator: np.ndarray, dtype: np.dtype, folder: Path
+) -> int:
     """Write tokens.bin: the documents in the seeded permutation, separator between
     them. Removes the part files; returns the number of tokens written."""
     counts = np.array([len(x) for x in lengths], dtype=np.int64)
@@ -196,36 +218,53 @@ def assemble(lengths: list[np.ndarray], separator: np.ndarray, dtype: np.dtype, 
 
 
 def train_bpe(files: list[Path], vocab_size: int, text_column: str, folder: Path) -> Path:
-    """A byte-level BPE trained on a stream of the corpus's documents; saved as folder/tokenizer.json."""
+    """A byte-level BPE trained on a stream of the corpus's documents; saved as
+    folder/tokenizer.json."""
     try:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     except ImportError:
-        raise SparsescaleError("--tokenizer bpe needs the 'tokenizers' package (pip install 'sparsescale[bpe]')") from None
+        raise SparsescaleError(
+            "--tokenizer bpe needs the 'tokenizers' package (pip install 'sparsescale[bpe]')"
+        ) from None
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
-    tok.train_from_iterator((doc for f in files for doc in text_lib.read_documents(f, text_column)), trainer=trainer)
+    tok.train_from_iterator(
+        (doc for f in files for doc in text_lib.read_documents(f, text_column)), trainer=trainer
+    )
     tok.save(str(folder / "tokenizer.json"))
     return folder / "tokenizer.json"
 
 
-def tokenize_files(files: list[Path], spec: TokenizerSpec, text_column: str, folder: Path,
-                   workers: int | None = None, piece_bytes: int = PIECE_BYTES) -> dict:
+def tokenize_files(
+    files: list[Path],
+    spec: TokenizerSpec,
+    text_column: str,
+    folder: Path,
+    workers: int | None = None,
+    piece_bytes: int = PIECE_BYTES,
+) -> dict:
     """Tokenize `files` into folder/tokens.bin (and folder/tokenizer.json for a
     BPE or a tokenizer file). Returns meta fields: dtype, vocab_size, n_tokens, n_documents."""
     file = spec.file
     if spec.kind == "bpe":
         file = train_bpe(files, spec.vocab_size, text_column, folder)
     elif spec.kind == "file":
-        (folder / "tokenizer.json").write_bytes(Path(spec.file).read_bytes())   # for decode()
+        (folder / "tokenizer.json").write_bytes(Path(spec.file).read_bytes())  # for decode()
     enc = Encoder(spec.kind, file)
     pieces = [p for f in files for p in text_lib.split_file(f, piece_bytes)]
     opts = Options(spec.kind, file, text_column, folder)
     lengths = encode_pieces(pieces, opts, default_workers() if workers is None else workers)
     n_tokens = assemble(lengths, enc.separator, enc.dtype, folder)
     vocab = 256 if enc.tok is None else enc.tok.get_vocab_size(with_added_tokens=True)
-    return {"dtype": str(enc.dtype), "vocab_size": int(vocab), "n_tokens": int(n_tokens),
-            "n_documents": int(sum(len(x) for x in lengths))}
+    return {
+        "dtype": str(enc.dtype),
+        "vocab_size": int(vocab),
+        "n_tokens": int(n_tokens),
+        "n_documents": int(sum(len(x) for x in lengths)),
+    }

@@ -55,13 +55,15 @@ def load_file(path: str | Path, label: str = "--tokenizer"):
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        raise SparsescaleError(f"{label} {path}: needs the 'tokenizers' package (pip install 'sparsescale[bpe]')") from None
+        raise SparsescaleError(
+            f"{label} {path}: needs the 'tokenizers' package (pip install 'sparsescale[bpe]')"
+        ) from None
     p = Path(path).expanduser()
     if not p.is_file():
         raise SparsescaleError(f"{label} {path}: no such file")
     try:
         return Tokenizer.from_file(str(p))
-    except Exception as exc:   # tokenizers raises a bare Exception on malformed files
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed files
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SparsescaleError(f"{label} {path}: not a tokenizers tokenizer.json ({msg})") from None
 
@@ -72,9 +74,9 @@ class TokenizerSpec:
     `file` is the tokenizer.json to encode with (None for bytes; for "bpe" it is
     trained first, see data/tokenize.py)."""
 
-    kind: str            # "byte" | "bpe" | "file"
-    name: str            # "byte", "bpe-4096", "file-<content hash>"
-    vocab_size: int      # bpe: the requested size; the trained one is in the cache's meta.json
+    kind: str  # "byte" | "bpe" | "file"
+    name: str  # "byte", "bpe-4096", "file-<content hash>"
+    vocab_size: int  # bpe: the requested size; the trained one is in the cache's meta.json
     file: Path | None = None
 
     @property
@@ -88,7 +90,9 @@ def resolve(tokenizer: str, vocab_size: int) -> TokenizerSpec:
         return TokenizerSpec("byte", "byte", 256)
     if tokenizer == "bpe":
         if not 256 < vocab_size <= 65535:
-            raise SparsescaleError(f"--vocab-size {vocab_size}: a BPE vocabulary must be in 257..65535")
+            raise SparsescaleError(
+                f"--vocab-size {vocab_size}: a BPE vocabulary must be in 257..65535"
+            )
         return TokenizerSpec("bpe", f"bpe-{vocab_size}", vocab_size)
     try:
         check_setting(tokenizer)
@@ -96,7 +100,9 @@ def resolve(tokenizer: str, vocab_size: int) -> TokenizerSpec:
         raise SparsescaleError(f"--tokenizer: {exc}") from None
     tok = load_file(tokenizer)
     path = Path(tokenizer).expanduser().resolve()
-    return TokenizerSpec("file", f"file-{file_digest(path)}", tok.get_vocab_size(with_added_tokens=True), path)
+    return TokenizerSpec(
+        "file", f"file-{file_digest(path)}", tok.get_vocab_size(with_added_tokens=True), path
+    )
 
 
 class Encoder:
@@ -114,9 +120,19 @@ class Encoder:
         self.tok = load_file(file)
         vocab = self.tok.get_vocab_size(with_added_tokens=True)
         self.dtype = token_dtype(vocab)
-        eos = next((self.tok.token_to_id(t) for t in EOS_CANDIDATES
-                    if kind == "file" and self.tok.token_to_id(t) is not None), None)
-        sep = [eos] if eos is not None else self.tok.encode(DOC_SEPARATOR, add_special_tokens=False).ids
+        eos = next(
+            (
+                self.tok.token_to_id(t)
+                for t in EOS_CANDIDATES
+                if kind == "file" and self.tok.token_to_id(t) is not None
+            ),
+            None,
+        )
+        sep = (
+            [eos]
+            if eos is not None
+            else self.tok.encode(DOC_SEPARATOR, add_special_tokens=False).ids
+        )
         self.separator = np.asarray(sep, dtype=self.dtype)
 
     def encode(self, documents: list[str]) -> list[np.ndarray]:

@@ -26,7 +26,9 @@ from sparsescale.sparsity.pruner import GradualPruner
 try:
     from transformers import TrainerCallback
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise SparsescaleError("sparsescale.integrations.hf needs transformers: pip install 'sparsescale[hf]'") from exc
+    raise SparsescaleError(
+        "sparsescale.integrations.hf needs transformers: pip install 'sparsescale[hf]'"
+    ) from exc
 
 STATE_FILE = "sparsescale_pruner.pt"
 
@@ -47,11 +49,19 @@ class PruningCallback(TrainerCallback):
             and optimizer, which come from the Trainer.
     """
 
-    def __init__(self, sparsity: Any = None, pattern: str | None = None, resume_from: str | None = None,
-                 keep_ramp: bool = False, **pruner_kwargs: Any) -> None:
+    def __init__(
+        self,
+        sparsity: Any = None,
+        pattern: str | None = None,
+        resume_from: str | None = None,
+        keep_ramp: bool = False,
+        **pruner_kwargs: Any,
+    ) -> None:
         for taken in ("total_steps", "optimizer", "model"):
             if taken in pruner_kwargs:
-                raise SparsescaleError(f"{taken} comes from the Trainer; do not pass it to PruningCallback")
+                raise SparsescaleError(
+                    f"{taken} comes from the Trainer; do not pass it to PruningCallback"
+                )
         self.kwargs = dict(sparsity=sparsity, pattern=pattern, **pruner_kwargs)
         self.resume_from = resume_from
         self.keep_ramp = keep_ramp
@@ -60,7 +70,9 @@ class PruningCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if self.pruner is None:
-            self.pruner = GradualPruner(model, total_steps=state.max_steps, optimizer=optimizer, **self.kwargs)
+            self.pruner = GradualPruner(
+                model, total_steps=state.max_steps, optimizer=optimizer, **self.kwargs
+            )
         return control
 
     def on_step_begin(self, args, state, control, **kwargs):
@@ -98,7 +110,9 @@ class PruningCallback(TrainerCallback):
             raise SparsescaleError(
                 f"{path}: no pruner state to resume from (pass resume_from= the checkpoint folder)"
             )
-        self.pruner.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), keep_ramp=self.keep_ramp)
+        self.pruner.load_state_dict(
+            torch.load(path, map_location="cpu", weights_only=True), keep_ramp=self.keep_ramp
+        )
 
 
 __all__ = ["PruningCallback", "STATE_FILE"]

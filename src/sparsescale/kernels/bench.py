@@ -36,7 +36,13 @@ import torch.nn.functional as F
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.kernels.csr import CsrLayout, csr_linear
-from sparsescale.laws.costs import FORMAT, SPEEDUP_DEFINITION, UNSTRUCTURED, canonical_pattern, speedups_from_dict
+from sparsescale.laws.costs import (
+    FORMAT,
+    SPEEDUP_DEFINITION,
+    UNSTRUCTURED,
+    canonical_pattern,
+    speedups_from_dict,
+)
 
 Step = Callable[[], None]
 CPU_SHAPES = ((512, 512, 2048), (512, 2048, 512))
@@ -63,13 +69,19 @@ class BenchSettings:
             raise SparsescaleError("shapes: give at least one (tokens, in, out)")
         for shape in self.shapes:
             if len(shape) != 3 or any(int(v) < 1 for v in shape):
-                raise SparsescaleError(f"shapes: {shape} is not three positive sizes (tokens, in, out)")
+                raise SparsescaleError(
+                    f"shapes: {shape} is not three positive sizes (tokens, in, out)"
+                )
         for s in self.sparsities:
             if not 0.0 < s < 1.0:
                 raise SparsescaleError(f"sparsities: {s:g} is outside (0, 1)")
         if self.repeats < 1 or self.warmup < 0:
-            raise SparsescaleError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats} and {self.warmup}")
-        self.patterns = tuple(dict.fromkeys(canonical_pattern(p, "patterns") for p in self.patterns))
+            raise SparsescaleError(
+                f"repeats must be >= 1 and warmup >= 0, got {self.repeats} and {self.warmup}"
+            )
+        self.patterns = tuple(
+            dict.fromkeys(canonical_pattern(p, "patterns") for p in self.patterns)
+        )
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -86,11 +98,15 @@ def _nm_mask(out_f: int, in_f: int, n: int, m: int, gen: torch.Generator, device
     if in_f % m:
         raise SparsescaleError(f"in_features {in_f} is not a multiple of m={m}")
     scores = torch.rand(out_f, in_f // m, m, generator=gen)
-    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, scores.topk(n, dim=-1).indices, True)
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(
+        -1, scores.topk(n, dim=-1).indices, True
+    )
     return keep.reshape(out_f, in_f).to(device)
 
 
-def _random_mask(out_f: int, in_f: int, sparsity: float, gen: torch.Generator, device) -> torch.Tensor:
+def _random_mask(
+    out_f: int, in_f: int, sparsity: float, gen: torch.Generator, device
+) -> torch.Tensor:
     kept = max(1, round((1.0 - sparsity) * out_f * in_f))
     idx = torch.randperm(out_f * in_f, generator=gen)[:kept]
     mask = torch.zeros(out_f * in_f, dtype=torch.bool)
@@ -98,8 +114,14 @@ def _random_mask(out_f: int, in_f: int, sparsity: float, gen: torch.Generator, d
     return mask.reshape(out_f, in_f).to(device)
 
 
-def _step(param: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-          grad: torch.Tensor, lr: float, after: Callable[[], None] | None = None) -> Step:
+def _step(
+    param: torch.Tensor,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    lr: float,
+    after: Callable[[], None] | None = None,
+) -> Step:
     opt = torch.optim.AdamW([param], lr=lr)
 
     def run() -> None:
@@ -113,7 +135,9 @@ def _step(param: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor], 
     return run
 
 
-def _variants(shape, settings: BenchSettings, gen: torch.Generator) -> tuple[dict[str, Step], dict[str, str]]:
+def _variants(
+    shape, settings: BenchSettings, gen: torch.Generator
+) -> tuple[dict[str, Step], dict[str, str]]:
     """Named steps for one shape (all share x and the upstream gradient), and
     skip reasons for the variants that cannot run here."""
     tokens, in_f, out_f = shape
@@ -142,7 +166,14 @@ def _unstructured(s: float, w0, x, grad, settings: BenchSettings, gen) -> dict[s
     mask = _random_mask(*w0.shape, s, gen, w0.device)
     wm = (w0 * mask).requires_grad_(True)
     maskf = mask.to(wm.dtype)
-    masked = _step(wm, lambda a: F.linear(a, wm.to(dt)), x, grad, settings.lr, after=lambda: wm.data.mul_(maskf))
+    masked = _step(
+        wm,
+        lambda a: F.linear(a, wm.to(dt)),
+        x,
+        grad,
+        settings.lr,
+        after=lambda: wm.data.mul_(maskf),
+    )
     layout = CsrLayout.from_mask(mask)
     values = layout.gather_values(w0).requires_grad_(True)
     sparse = _step(values, lambda a: csr_linear(a, values.to(dt), layout), x, grad, settings.lr)
@@ -156,11 +187,15 @@ def pattern_unavailable(pattern: str, device) -> str | None:
     if pattern == UNSTRUCTURED:
         return None
     if pattern not in ("2:4", "2:4T"):
-        return f"only 2:4 and 2:4T have a PyTorch sparse kernel (semi-structured); {pattern} has none"
+        return (
+            f"only 2:4 and 2:4T have a PyTorch sparse kernel (semi-structured); {pattern} has none"
+        )
     return semi.unavailable_reason(device)
 
 
-def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) -> tuple[dict[str, Step], str | None]:
+def _semi_structured(
+    pattern: str, w0, x, grad, settings: BenchSettings, gen
+) -> tuple[dict[str, Step], str | None]:
     from torch import nn
 
     from sparsescale.sparsity import semi_structured as semi
@@ -172,7 +207,11 @@ def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) ->
 
     n, m = parse_pattern(pattern)
     # 2:4T: the solver's mask of the weight itself (any valid one times the same)
-    mask = transposable_priority(w0, n, m) if pattern.endswith("T") else _nm_mask(*w0.shape, n, m, gen, w0.device)
+    mask = (
+        transposable_priority(w0, n, m)
+        if pattern.endswith("T")
+        else _nm_mask(*w0.shape, n, m, gen, w0.device)
+    )
     linear = nn.Linear(w0.shape[1], w0.shape[0], bias=False, device=w0.device)
     with torch.no_grad():
         linear.weight.copy_(w0 * mask)
@@ -181,7 +220,9 @@ def _semi_structured(pattern: str, w0, x, grad, settings: BenchSettings, gen) ->
         return {}, reason
     module = semi.SemiStructuredLinear(linear, mask)
     maskf = mask.to(linear.weight.dtype)
-    step = _step(module.weight, module, x, grad, settings.lr, after=lambda: module.weight.data.mul_(maskf))
+    step = _step(
+        module.weight, module, x, grad, settings.lr, after=lambda: module.weight.data.mul_(maskf)
+    )
     return {f"{pattern}@{1 - n / m:g}": step}, None
 
 
@@ -196,7 +237,9 @@ def _calibrate(step: Step, settings: BenchSettings, dev: torch.device) -> int:
     return max(1, math.ceil(settings.min_sample_s / max(time.perf_counter() - t0, 1e-9)))
 
 
-def time_steps(steps: dict[str, Step], settings: BenchSettings) -> tuple[dict[str, float], dict[str, str]]:
+def time_steps(
+    steps: dict[str, Step], settings: BenchSettings
+) -> tuple[dict[str, float], dict[str, str]]:
     """Median milliseconds per step of each variant, timed interleaved, and
     the variants whose kernels refused to run here (name -> error)."""
     dev = torch.device(settings.device)
@@ -205,7 +248,10 @@ def time_steps(steps: dict[str, Step], settings: BenchSettings) -> tuple[dict[st
     for name, step in list(steps.items()):
         try:
             inner[name] = _calibrate(step, settings, dev)
-        except (RuntimeError, NotImplementedError) as exc:  # e.g. a kernel missing for this dtype/device
+        except (
+            RuntimeError,
+            NotImplementedError,
+        ) as exc:  # e.g. a kernel missing for this dtype/device
             if name == "dense":
                 raise
             failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -273,6 +319,7 @@ def memory_floor(settings: BenchSettings) -> tuple[float, tuple[int, int, int]]:
     def need(shape) -> float:
         t, i, o = (float(v) for v in shape)
         return 4.0 * (2 * t * i + 2 * t * o + i * o * (1 + 2 + 4 * variants))
+
     shape = max(settings.shapes, key=need)
     return need(shape), shape
 
@@ -281,8 +328,11 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     """Time every variant at every shape; return the speedups document."""
     reasons = {p: pattern_unavailable(p, settings.device) for p in settings.patterns}
     if all(reasons.values()):  # say so before spending minutes on dense timings
-        raise SparsescaleError(f"no pattern could be measured on {settings.device} ("
-                               + "; ".join(f"{k}: {v}" for k, v in reasons.items()) + ")")
+        raise SparsescaleError(
+            f"no pattern could be measured on {settings.device} ("
+            + "; ".join(f"{k}: {v}" for k, v in reasons.items())
+            + ")"
+        )
     machine = machine_info(settings.device)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -294,21 +344,39 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
         steps, why = _variants(shape, settings, gen)
         skipped.update(why)
         times, failed = time_steps(steps, settings)
-        skipped.update({f"{name} at {'x'.join(map(str, shape))}": err for name, err in failed.items()})
+        skipped.update(
+            {f"{name} at {'x'.join(map(str, shape))}": err for name, err in failed.items()}
+        )
         for name, ms in times.items():
             if name == "dense":
                 continue
             pattern, s = name.split("@")
-            rows.append({"shape": list(shape), "pattern": pattern, "sparsity": float(s),
-                         "dense_ms": times["dense"], "step_ms": ms, "speedup": times["dense"] / ms})
+            rows.append(
+                {
+                    "shape": list(shape),
+                    "pattern": pattern,
+                    "sparsity": float(s),
+                    "dense_ms": times["dense"],
+                    "step_ms": ms,
+                    "speedup": times["dense"] / ms,
+                }
+            )
     doc = {
         "format": FORMAT,
         "definition": SPEEDUP_DEFINITION,
         "machine": machine,
-        "settings": {"shapes": [list(s) for s in settings.shapes], "sparsities": list(settings.sparsities),
-                     "patterns": list(settings.patterns), "compute_dtype": str(settings.compute_dtype).replace("torch.", ""),
-                     "weights_dtype": "float32", "optimizer": "AdamW", "repeats": settings.repeats,
-                     "warmup": settings.warmup, "seed": settings.seed, "timing": "median ms per step, interleaved"},
+        "settings": {
+            "shapes": [list(s) for s in settings.shapes],
+            "sparsities": list(settings.sparsities),
+            "patterns": list(settings.patterns),
+            "compute_dtype": str(settings.compute_dtype).replace("torch.", ""),
+            "weights_dtype": "float32",
+            "optimizer": "AdamW",
+            "repeats": settings.repeats,
+            "warmup": settings.warmup,
+            "seed": settings.seed,
+            "timing": "median ms per step, interleaved",
+        },
         "measurements": rows,
         "speedups": _aggregate(rows, settings),
         "skipped": skipped,

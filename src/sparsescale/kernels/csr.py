@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 @dataclass(frozen=True)
 class CsrLayout:
     """Index structure of a mask in CSR form, and of its transpose.
@@ -40,8 +39,9 @@ class CsrLayout:
         mask = mask.to(torch.bool)
         rows, cols = mask.nonzero(as_tuple=True)  # row-major: CSR order of W
         order = torch.arange(rows.numel(), device=mask.device)
-        idx = torch.sparse_coo_tensor(torch.stack([cols, rows]), order, (mask.shape[1], mask.shape[0]),
-                                      check_invariants=False).coalesce()
+        idx = torch.sparse_coo_tensor(
+            torch.stack([cols, rows]), order, (mask.shape[1], mask.shape[0]), check_invariants=False
+        ).coalesce()
         with warnings.catch_warnings():
             # torch warns once per process that CSR is "beta"; mm and sampled_addmm
             # are its documented kernels, and the line would land in every CLI run.
@@ -49,8 +49,14 @@ class CsrLayout:
             t_csr = idx.to_sparse_csr()
         crow = torch.zeros(mask.shape[0] + 1, dtype=torch.int64, device=mask.device)
         crow[1:] = torch.cumsum(mask.sum(dim=1), 0)
-        return cls((int(mask.shape[0]), int(mask.shape[1])), crow, cols, t_csr.crow_indices(),
-                   t_csr.col_indices(), t_csr.values())
+        return cls(
+            (int(mask.shape[0]), int(mask.shape[1])),
+            crow,
+            cols,
+            t_csr.crow_indices(),
+            t_csr.col_indices(),
+            t_csr.values(),
+        )
 
     @property
     def nnz(self) -> int:
@@ -58,15 +64,24 @@ class CsrLayout:
 
     def gather_values(self, weight: torch.Tensor) -> torch.Tensor:
         """The kept entries of a dense (out, in) weight, in CSR order."""
-        rows = torch.repeat_interleave(torch.arange(self.shape[0], device=weight.device), self.crow.diff())
+        rows = torch.repeat_interleave(
+            torch.arange(self.shape[0], device=weight.device), self.crow.diff()
+        )
         return weight[rows, self.col]
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+        return torch.sparse_csr_tensor(
+            self.crow, self.col, values, self.shape, check_invariants=False
+        )
 
     def matrix_t(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm], (self.shape[1], self.shape[0]),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(
+            self.crow_t,
+            self.col_t,
+            values[self.perm],
+            (self.shape[1], self.shape[0]),
+            check_invariants=False,
+        )
 
 
 class _CsrLinear(torch.autograd.Function):
@@ -86,7 +101,9 @@ class _CsrLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # SDDMM: (g^T x) sampled at the kept entries; beta=0 ignores the pattern's values.
             pattern = layout.matrix(torch.zeros_like(values))
-            grad_values = torch.sparse.sampled_addmm(pattern, grad_out.t().contiguous(), x, beta=0.0).values()
+            grad_values = torch.sparse.sampled_addmm(
+                pattern, grad_out.t().contiguous(), x, beta=0.0
+            ).values()
         return grad_x, grad_values, None
 
 

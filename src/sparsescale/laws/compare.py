@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.calibration import rolling_splits
-from sparsescale.laws.fit import fit_law
-from sparsescale.laws.forms import FREE_COEFFICIENTS, Law
-from sparsescale.laws.uncertainty import holdout_largest_n
+from sparsescale.laws.fit import fit_law, resolve_form
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.uncertainty.bootstrap import holdout_largest_n
+from sparsescale.laws.uncertainty.calibration import rolling_splits
 
 COMPARED_FORMS = ("sparse", "avgparam")
 
@@ -44,10 +45,17 @@ class FormScore:
     rolling_points: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"form": self.form, "coefficients": dict(self.law.coefficients), "n_coefficients": self.n_coefficients,
-                "objective": self.objective, "aicc": self.aicc, "holdout_mean_abs_rel_error": self.holdout_mean,
-                "holdout_max_abs_rel_error": self.holdout_max, "rolling_mean_abs_rel_error": self.rolling_mean,
-                "rolling_points": self.rolling_points}
+        return {
+            "form": self.form,
+            "coefficients": dict(self.law.coefficients),
+            "n_coefficients": self.n_coefficients,
+            "objective": self.objective,
+            "aicc": self.aicc,
+            "holdout_mean_abs_rel_error": self.holdout_mean,
+            "holdout_max_abs_rel_error": self.holdout_max,
+            "rolling_mean_abs_rel_error": self.rolling_mean,
+            "rolling_points": self.rolling_points,
+        }
 
 
 @dataclass
@@ -60,10 +68,21 @@ class Comparison:
     verdict: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scores": [s.to_dict() for s in self.scores], "favoured": self.favoured, "strength": self.strength,
-                "akaike_weight": self.weight, "holdouts_agree": self.holdouts_agree, "verdict": self.verdict}
+        return {
+            "scores": [s.to_dict() for s in self.scores],
+            "favoured": self.favoured,
+            "strength": self.strength,
+            "akaike_weight": self.weight,
+            "holdouts_agree": self.holdouts_agree,
+            "verdict": self.verdict,
+        }
 
 
+# AICc. For Gaussian residuals with unknown variance the maximised
+# log-likelihood is -n/2 log(RSS/n) + const, so AIC = n log(RSS/n) + 2k; the
+# small-sample correction 2k(k+1)/(n-k-1) (Hurvich and Tsai) matters here,
+# where sweeps have tens of points and the forms 5 or 7 coefficients. Only
+# differences between forms on the same points mean anything.
 def aicc(residuals: np.ndarray, k: int) -> float:
     """Small-sample Akaike criterion of Gaussian residuals with k coefficients."""
     n = residuals.size
@@ -73,12 +92,13 @@ def aicc(residuals: np.ndarray, k: int) -> float:
     return n * math.log(max(rss, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
 
-def _rolling_error(S, N, D, y, **fit_kwargs) -> tuple[float | None, int]:
+def _rolling_error(points: Points, options: FitOptions) -> tuple[float | None, int]:
+    S, N, D, y = points.arrays
     splits = rolling_splits(N, D, min_train_groups=3) or rolling_splits(N, D, min_train_groups=2)
     errors = []
     for _, _, train, test in splits:
         try:
-            law = fit_law(S[train], N[train], D[train], y[train], **fit_kwargs).law
+            law = fit_law(points.take(train), options).law
         except SparsescaleError:
             continue
         errors.append(np.abs(law.predict(S[test], N[test], D[test]) / y[test] - 1.0))
@@ -88,43 +108,60 @@ def _rolling_error(S, N, D, y, **fit_kwargs) -> tuple[float | None, int]:
     return float(allerr.mean()), int(allerr.size)
 
 
-def score_form(S, N, D, y, form: str, space: str = "log", delta: float | None = None, seed: int = 0,
-               mean_sparsity_fraction: float | None = None) -> FormScore:
-    kwargs = dict(form=form, space=space, delta=delta, seed=seed)
-    if form == "avgparam":
-        kwargs["mean_sparsity_fraction"] = mean_sparsity_fraction
-    fit = fit_law(S, N, D, y, **kwargs)
+# k counts only the FREE coefficients: a refit that keeps its base's
+# coefficients is penalised for what it fitted, not for what it inherited.
+def score_form(points: Points, options: FitOptions) -> FormScore:
+    """Fit `options.form` and score it (see the module docstring)."""
+    S, N, D, y = points.arrays
+    # the schedule's fraction matters only to forms that read it; the others ignore it
+    fit = fit_law(points, options)
     pred = fit.law.predict(S, N, D)
-    r = np.log(pred / y) if space == "log" else pred - y
-    k = len(FREE_COEFFICIENTS[form])
+    r = np.log(pred / y) if options.space == "log" else pred - y
+    k = len(resolve_form(options.form).free)
     try:
-        h = holdout_largest_n(S, N, D, y, **kwargs)
+        h = holdout_largest_n(points, options)
         h_mean, h_max = h["mean_abs_rel_error"], h["max_abs_rel_error"]
     except SparsescaleError:
         h_mean = h_max = None
-    rolling, n_rolling = _rolling_error(S, N, D, y, **kwargs)
-    return FormScore(form, fit.law, k, fit.objective, aicc(r, k), h_mean, h_max, rolling, n_rolling)
+    rolling, n_rolling = _rolling_error(points, options)
+    return FormScore(
+        options.form, fit.law, k, fit.objective, aicc(r, k), h_mean, h_max, rolling, n_rolling
+    )
 
 
-def compare_forms(sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None, seed: int = 0,
-                  mean_sparsity_fraction: float | None = None, forms=COMPARED_FORMS) -> Comparison:
-    """Fit and score every form in `forms` on the same points (see the module docstring)."""
-    y = np.asarray(loss, dtype=float)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float)
-    N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
-    scores = [score_form(S, N, D, y, f, space, delta, seed, mean_sparsity_fraction) for f in forms]
+def compare_forms(
+    points: Points, options: FitOptions | None = None, forms=COMPARED_FORMS
+) -> Comparison:
+    """Fit and score every form in `forms` on the same points, with the other
+    settings of `options` (its own form is ignored; see the module docstring)."""
+    options = options or FitOptions()
+    scores = [score_form(points, options.replace(form=f)) for f in forms]
     a = np.array([s.aicc for s in scores])
+    # Akaike weights: exp(-AICc / 2) normalised, the relative likelihood of each form
     rel = np.exp(-0.5 * (a - a.min()))
     weights = rel / rel.sum()
     best = int(np.argmin(a))
     gap = float(np.sort(a)[1] - a.min()) if len(a) > 1 else math.inf
-    strength = ("not distinguishable" if gap < 2 else "positive" if gap < 6 else "strong" if gap < 10 else "very strong")
+    # Burnham and Anderson's reading of an AICc difference: < 2 none, 2-6 positive, 6-10 strong, >
+    # 10 very strong
+    strength = (
+        "not distinguishable"
+        if gap < 2
+        else "positive"
+        if gap < 6
+        else "strong"
+        if gap < 10
+        else "very strong"
+    )
     agree = _holdouts_agree(scores, best)
     cmp = Comparison(scores, scores[best].form, strength, float(weights[best]), agree)
     cmp.verdict = _verdict(cmp, gap)
     return cmp
 
 
+# The holdouts vote separately from the criterion: AICc scores the fit inside
+# the data, the holdouts the extrapolation a user makes. A form that wins the
+# first and loses the second fits the sweep but does not predict beyond it.
 def _holdouts_agree(scores: list[FormScore], best: int) -> bool | None:
     votes = []
     for attr in ("holdout_mean", "rolling_mean"):
@@ -135,8 +172,7 @@ def _holdouts_agree(scores: list[FormScore], best: int) -> bool | None:
 
 
 def _verdict(cmp: Comparison, gap: float) -> str:
-    names = {"sparse": "the paper's sparse law", "avgparam": "the average-parameter law", "dense": "the dense law"}
-    who = names.get(cmp.favoured, cmp.favoured)
+    who = resolve_form(cmp.favoured).title
     if cmp.strength == "not distinguishable":
         text = f"the criterion does not separate the forms (delta AICc {gap:.1f})"
     else:

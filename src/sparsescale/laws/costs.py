@@ -54,13 +54,15 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.userfile import read_json
 from sparsescale.units import parse_pattern, pattern_name
+from sparsescale.userfile import read_json
 
 FORMAT = "sparsescale-speedups/1"
 SPEEDUP_DEFINITION = (
-    "speedup = time(dense step) / time(sparse step); a step is forward + backward + optimizer update "
-    "of the pruned linear layers at the listed shapes, summed over shapes; the dense step uses full "
+    "speedup = time(dense step) / time(sparse step); a step is forward + backward + optimizer "
+    "update "
+    "of the pruned linear layers at the listed shapes, summed over shapes; the dense step uses "
+    "full "
     "dense weights, the sparse step the pattern's sparse kernels at the given sparsity"
 )
 UNSTRUCTURED = "unstructured"
@@ -86,7 +88,9 @@ def canonical_pattern(pattern: str | None, what: str = "pattern") -> str:
 
 def _check_schedule(start: float, end: float) -> None:
     if not (0.0 <= start < end <= 1.0):
-        raise SparsescaleError(f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}")
+        raise SparsescaleError(
+            f"schedule fractions need 0 <= start < end <= 1, got start={start}, end={end}"
+        )
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,22 @@ class CostModel:
         """R(S): r averaged over training under the cubic schedule to final S."""
         S = np.asarray(sparsity, dtype=float)
         if self.final_only:
-            return self.end * self.relative_step_time(0.0) + (1.0 - self.end) * self.relative_step_time(S)
+            return self.end * self.relative_step_time(0.0) + (
+                1.0 - self.end
+            ) * self.relative_step_time(S)
         before = self.relative_step_time(0.0)  # dense until the ramp starts
         ramp = self._ramp_mean(S)
-        return self.start * before + (self.end - self.start) * ramp + (1.0 - self.end) * self.relative_step_time(S)
+        return (
+            self.start * before
+            + (self.end - self.start) * ramp
+            + (1.0 - self.end) * self.relative_step_time(S)
+        )
 
+    # Why Gauss-Legendre is exact here: on the ramp s(p) = S (1 - (1 - p)^3)
+    # is a cubic in p, and r is linear in s between knots, so r(s(p)) is a
+    # cubic in p on each piece between the p where s(p) crosses a knot
+    # (p = 1 - (1 - knot / S)^(1/3)). Two-point Gauss-Legendre integrates
+    # cubics exactly, so the ramp mean is exact, not a quadrature estimate.
     def _ramp_mean(self, S):
         """Integral over p in [0, 1] of r(S (1 - (1 - p)^3)), exact for
         piecewise-linear r: split p where s(p) crosses a knot, Gauss-Legendre
@@ -143,11 +158,16 @@ class CostModel:
         s = S[..., None, None] * (1.0 - (1.0 - p) ** 3)
         return np.sum(width[..., None] * _GL_WEIGHTS * self.relative_step_time(s), axis=(-2, -1))
 
+    # c_mul = R(S) / (1 - S): R is the step time relative to a dense step of
+    # the SAME layer width, which multiplies N / (1 - S) weights; dividing by
+    # the non-zeros N gives the dense-equivalent cost per non-zero.
     def c_mul(self, sparsity):
         """FLOP multiplier in C = 6 N D c_mul(S): dense-equivalent cost per non-zero."""
         S = np.asarray(sparsity, dtype=float)
         return self.mean_step_time(S) / (1.0 - S)
 
+    # r has kinks at the knots, so no closed form holds everywhere; a central
+    # difference of width 2e-6 is exact to O(h^2) between knots.
     def dlog_c_mul(self, sparsity, h: float = 1e-6):
         """d log c_mul / dS by central differences (r has kinks at the knots)."""
         S = np.asarray(sparsity, dtype=float)
@@ -173,8 +193,16 @@ class Speedups:
     machine: dict[str, Any] = field(default_factory=dict)
     source: str = "speedups"
 
-    def cost_model(self, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75,
-                   dense_fallback: bool = True) -> CostModel:
+    # The measured points become knots of r(s) = 1 / speedup, with r(0) = 1 (at
+    # S = 0 the sparse step is the dense step); between knots r is linear, so
+    # the schedule average in _ramp_mean stays exact.
+    def cost_model(
+        self,
+        pattern: str = UNSTRUCTURED,
+        start: float = 0.25,
+        end: float = 0.75,
+        dense_fallback: bool = True,
+    ) -> CostModel:
         """c_mul for `pattern` under the cubic schedule (start, end).
 
         dense_fallback: where the sparse kernel is slower than dense (speedup
@@ -184,7 +212,9 @@ class Speedups:
         key = canonical_pattern(pattern)
         if key not in self.table:
             have = ", ".join(sorted(self.table)) or "none"
-            raise SparsescaleError(f"{self.source}: no speedups measured for pattern {key!r} (has: {have})")
+            raise SparsescaleError(
+                f"{self.source}: no speedups measured for pattern {key!r} (has: {have})"
+            )
         points = sorted(self.table[key].items())
         knots = [0.0] + [s for s, _ in points]
         times = [1.0] + [1.0 / v for _, v in points]
@@ -194,12 +224,16 @@ class Speedups:
         if dense_fallback:
             knots, times = _capped_at_dense(knots, times)
         name = f"measured:{key}" + ("" if dense_fallback else ":no-dense-fallback")
-        return CostModel(name, tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end)
+        return CostModel(
+            name, tuple(knots), tuple(times), final_only=nm is not None, start=start, end=end
+        )
 
     def c_mul(self, sparsity, pattern: str = UNSTRUCTURED, start: float = 0.25, end: float = 0.75):
         return self.cost_model(pattern, start, end).c_mul(sparsity)
 
 
+# The dense fallback: a trainer whose sparse kernel is slower than the dense
+# masked step keeps the dense step, so the step time is min(r, 1).
 def _capped_at_dense(knots: list[float], times: list[float]) -> tuple[list[float], list[float]]:
     """min(r, 1) of a piecewise-linear r, still piecewise linear: a knot is
     added wherever a segment crosses 1, so the schedule average stays exact."""
@@ -229,7 +263,9 @@ def _number(value: Any, where: str) -> float:
 
 def _pattern_table(key: str, entries: Any, where: str) -> dict[float, float]:
     if not isinstance(entries, dict) or not entries:
-        raise SparsescaleError(f"{where}: expected an object mapping sparsity to speedup, got {entries!r}")
+        raise SparsescaleError(
+            f"{where}: expected an object mapping sparsity to speedup, got {entries!r}"
+        )
     nm = parse_pattern(key)
     least = 0.0 if nm is None else 1.0 - nm[0] / nm[1]
     out: dict[float, float] = {}
@@ -238,7 +274,9 @@ def _pattern_table(key: str, entries: Any, where: str) -> dict[float, float]:
         if not (0.0 < s < 1.0):
             raise SparsescaleError(f"{where}: sparsity {s_text!r} is outside (0, 1)")
         if s < least - 1e-9:
-            raise SparsescaleError(f"{where}: sparsity {s_text!r} is below {least:g}, the least pattern {key} gives")
+            raise SparsescaleError(
+                f"{where}: sparsity {s_text!r} is below {least:g}, the least pattern {key} gives"
+            )
         speedup = _number(value, f"{where}[{s_text!r}]")
         if speedup <= 0:
             raise SparsescaleError(f"{where}[{s_text!r}]: speedup must be > 0, got {value!r}")
@@ -256,7 +294,9 @@ def speedups_from_dict(obj: Any, source: str = "speedups") -> Speedups:
         raise SparsescaleError(f"{source}: 'format' must be {FORMAT!r}, got {obj.get('format')!r}")
     table = obj.get("speedups")
     if not isinstance(table, dict) or not table:
-        raise SparsescaleError(f"{source}: 'speedups' must be a non-empty object of pattern -> {{sparsity: speedup}}")
+        raise SparsescaleError(
+            f"{source}: 'speedups' must be a non-empty object of pattern -> {{sparsity: speedup}}"
+        )
     out: dict[str, dict[float, float]] = {}
     for key, entries in table.items():
         canon = canonical_pattern(key, f"{source}: speedups key")

@@ -32,18 +32,14 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import COEFFICIENT_NAMES, FREE_COEFFICIENTS, Law
+from sparsescale.laws.forms import get_form
+from sparsescale.laws.forms.base import Design, LawForm
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 
 SPACES = ("log", "linear")
 DEFAULT_DELTA = {"log": 1e-3, "linear": 1e-2}
 
-# Search boxes for the exponents (per form, in the order of `_Problem.exponent_names`).
-EXPONENT_BOUNDS = {
-    "sparse": [(0.0, 4.0), (1e-3, 2.0), (1e-3, 3.0)],  # bS, bN, bD
-    "dense": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta
-    "nm": [(0.0, 4.0)],  # bS
-    "avgparam": [(1e-3, 2.0), (1e-3, 3.0)],  # alpha, beta: the dense problem on N_avg
-}
 AMPLITUDE_BOUNDS = (0.0, 1e12)  # normalised units: amplitudes are O(loss)
 
 # Working memory of the batched stages (candidate scoring, refinement, bootstrap):
@@ -79,6 +75,9 @@ def chunk_size(floats_per_item: int, budget: int | None = None) -> int:
     return max(1, int(budget // (8 * max(1, floats_per_item))))
 
 
+# A fit's result: the law, and what says how much to trust the optimum (the
+# objective, how many starts ended there, the projected gradient, which
+# parameters sit on a bound, the distinct optima the refinement found).
 @dataclass
 class FitResult:
     law: Law
@@ -100,13 +99,24 @@ class FitResult:
         }
 
 
+# Huber on log loss. A law predicts the log of the loss better than the loss:
+# the residuals of a good fit are relative errors of a few tenths of a percent
+# at every scale, so r = log(pred) - log(y) weighs a 2.0-loss run and a
+# 4.0-loss run alike, where pred - y would let the larger losses dominate.
+# Huber's loss is quadratic for |r| <= delta and linear beyond: a run that
+# diverged or a mis-logged loss pulls on the fit with a bounded force (delta
+# times its sign) instead of its square. delta = 1e-3 in log space is a 0.1%
+# relative error, about the noise of a final validation loss (Hoffmann et al.
+# use the same value); vision losses are fitted on raw residuals with 1e-2.
 def huber(residual: np.ndarray, delta: float) -> np.ndarray:
     """0.5 r^2 inside |r| <= delta, delta (|r| - delta/2) outside (scipy's huber)."""
     a = np.abs(residual)
     return np.where(a <= delta, 0.5 * residual * residual, delta * (a - 0.5 * delta))
 
 
-def huber_objective(law: Law, sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None) -> float:
+def huber_objective(
+    law: Law, sparsity, n_nonzero, data, loss, space: str = "log", delta: float | None = None
+) -> float:
     """Mean Huber loss of `law` on the points, in log or linear residuals."""
     delta = DEFAULT_DELTA[space] if delta is None else delta
     pred = law.predict(sparsity, n_nonzero, data)
@@ -119,28 +129,44 @@ def huber_objective(law: Law, sparsity, n_nonzero, data, loss, space: str = "log
 # The separable problem: pred = Phi(e) @ a + offset
 # ---------------------------------------------------------------------------
 class _Problem:
-    """One form on one data set, in normalised units."""
+    """One form on one data set, in normalised units.
 
-    def __init__(self, form, S, N, D, y, space, delta, base: Law | None):
-        self.form, self.space, self.delta = form, space, delta
+    Units. The fitter works on N' = N / n_scale and D' = D / d_scale, with the
+    scales the geometric medians of the data: a power law N^-b over N from 1e6
+    to 1e9 spans nine orders of magnitude in its amplitude, while N'^-b stays
+    near 1, so the amplitudes are O(loss) and the normal equations are well
+    conditioned. The objective does not depend on the scaling: a power law in N'
+    is the same power law in N with its amplitude multiplied by n_scale^-b (each
+    form's to_coefficients undoes that, see laws/forms/)."""
+
+    def __init__(
+        self,
+        form: LawForm | str,
+        S,
+        N,
+        D,
+        y,
+        space,
+        delta,
+        base: Law | None = None,
+        f: float | None = None,
+    ):
+        form = get_form(form)
+        self.form, self.space, self.delta, self.base = form, space, delta, base
+        # the form's own inputs: avgparam sees N_avg, nm an offset from its base
+        prep = form.prepare(S, N, D, base, f)
         self.S, self.y = S, y
-        self.n_scale = float(np.exp(np.median(np.log(N))))
-        self.d_scale = float(np.exp(np.median(np.log(D))))
-        self.logN = np.log(N / self.n_scale)
-        self.logD = np.log(D / self.d_scale)
-        self.log1mS = np.log1p(-S)
-        self.offset = np.zeros_like(y)
-        if form == "sparse":
-            self.exponent_names = ("bS", "bN", "bD")
-        elif form == "dense":
-            self.exponent_names = ("alpha", "beta")
-        else:
-            self.exponent_names = ("bS",)
-            k = base.coefficients
-            self.bN = k["bN"]
-            self.base = base
-            self.offset = (k["aD"] / D) ** k["bD"] + k["c"]
-        self.n_amplitudes = {"sparse": 4, "dense": 3, "nm": 2}[form]
+        self.n_scale = float(np.exp(np.median(np.log(prep.n_nonzero))))
+        self.d_scale = float(np.exp(np.median(np.log(prep.data))))
+        self.design = Design(
+            np.log1p(-prep.sparsity),
+            np.log(prep.n_nonzero / self.n_scale),
+            np.log(prep.data / self.d_scale),
+            prep.fixed,
+        )
+        self.offset = prep.offset
+        self.exponent_names = form.exponents
+        self.n_amplitudes = len(form.amplitudes)
         self.log_y = np.log(y)
 
     def subset(self, rows: np.ndarray) -> "_Problem":
@@ -148,24 +174,14 @@ class _Problem:
         (scales are not recomputed), so that parameters carry over unchanged."""
         sub = object.__new__(_Problem)
         sub.__dict__.update(self.__dict__)
-        for name in ("S", "y", "logN", "logD", "log1mS", "offset", "log_y"):
+        for name in ("S", "y", "offset", "log_y"):
             setattr(sub, name, getattr(self, name)[rows])
+        sub.design = self.design.subset(rows)
         return sub
 
     # basis functions, batched over G exponent vectors: E (G, m) -> Phi (G, n, k)
     def basis(self, E: np.ndarray) -> np.ndarray:
-        G = E.shape[0]
-        n = self.y.shape[0]
-        if self.form == "sparse":
-            bS, bN, bD = E[:, 0:1], E[:, 1:2], E[:, 2:3]
-            nterm = np.exp(-bN * self.logN)
-            return np.stack([np.exp(bS * self.log1mS) * nterm, nterm, np.exp(-bD * self.logD), np.ones((G, n))], axis=2)
-        if self.form == "dense":
-            al, be = E[:, 0:1], E[:, 1:2]
-            return np.stack([np.exp(-al * self.logN), np.exp(-be * self.logD), np.ones((G, n))], axis=2)
-        bS = E[:, 0:1]
-        nterm = np.broadcast_to(np.exp(-self.bN * self.logN), (G, n))
-        return np.stack([np.exp(bS * self.log1mS) * nterm, nterm], axis=2)
+        return self.form.basis(self.design, E)
 
     def residual(self, pred):
         return np.log(pred) - self.log_y if self.space == "log" else pred - self.y
@@ -178,9 +194,26 @@ class _Problem:
         of a 250,000-row table would be 33 GB)."""
         n, k = self.y.shape[0], self.n_amplitudes
         step = chunk_size(n * k * 4)  # basis, weighted basis, prediction, residual
-        parts = [self._project_chunk(E[lo:lo + step]) for lo in range(0, E.shape[0], step)]
+        parts = [self._project_chunk(E[lo : lo + step]) for lo in range(0, E.shape[0], step)]
         return np.concatenate([a for a, _ in parts]), np.concatenate([o for _, o in parts])
 
+    # Variable projection. For fixed exponents e the prediction is linear in
+    # the amplitudes, pred = Phi(e) a + offset, so the best a is a least-squares
+    # problem with a closed-form answer, and the search needs to cover only e
+    # (2 or 3 dimensions instead of 5 or 7). The amplitudes must be >= 0 (a
+    # negative one is a term that grows with N or D), so the answer is a
+    # non-negative least squares (NNLS). With k <= 4 amplitudes there are at
+    # most 2^4 - 1 = 15 active sets; each is solved for every candidate at
+    # once from the k x k normal equations, and the best feasible one kept.
+    # That is exact NNLS (the optimum is the unconstrained LS solution of its
+    # own active set) at the cost of a few batched solves.
+    #
+    # Why weights 1/y in log space: the objective is on log(pred) - log(y), and
+    # to first order log(pred) - log(y) = (pred - y) / y. Least squares on
+    # (pred - y) / y is therefore the linearised log objective, and keeps the
+    # projection linear. The candidate is then scored by the TRUE Huber
+    # objective on its actual residuals, so the approximation only ranks
+    # starting points; stage 2 optimises the exact objective.
     def _project_chunk(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Phi = self.basis(E)  # (G, n, k)
         w = 1.0 / self.y if self.space == "log" else np.ones_like(self.y)
@@ -191,7 +224,11 @@ class _Problem:
         rhs = np.einsum("gni,n->gi", Pw, tw)
         del Pw
         tt = float(tw @ tw)
-        G, k = Phi.shape[0], self.n_amplitudes
+        G, k = (
+            Phi.shape[0],
+            self.n_amplitudes,
+        )  # infeasible sets (any negative amplitude) score inf and never win
+
         best_sse = np.full(G, np.inf)
         best_amp = np.zeros((G, k))
         for size in range(1, k + 1):
@@ -216,7 +253,11 @@ class _Problem:
         del Phi
         with np.errstate(divide="ignore", invalid="ignore"):
             ok = np.all(pred > 0, axis=1)
-            r = np.log(np.where(pred > 0, pred, 1.0)) - self.log_y if self.space == "log" else pred - self.y
+            r = (
+                np.log(np.where(pred > 0, pred, 1.0)) - self.log_y
+                if self.space == "log"
+                else pred - self.y
+            )
         obj = np.where(ok, np.mean(huber(r, self.delta), axis=1), np.inf)
         return best_amp, obj
 
@@ -238,6 +279,11 @@ class _Problem:
         """Residuals r (G, n) alone: a trial step that is rejected needs no Jacobian."""
         return self._residual_of(self._terms(P)[2])
 
+    # The Jacobian in (a, e). d pred / d a_j is the basis function phi_j itself;
+    # d pred / d e_i is the sum of the terms a_j phi_j that e_i acts on, times
+    # the log of the base it is the exponent of (d/de x^e = x^e log x), which
+    # the form computes from its terms (forms/*.exponent_jacobian). In log
+    # space r = log pred - log y, so dr = d pred / pred: one division by pred.
     def residual_jacobian(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals r (G, n) and their Jacobian dr/dp (G, n, k + m) at the
         parameter rows P = (amplitudes, exponents)."""
@@ -247,15 +293,7 @@ class _Problem:
         # d pred / d e = the terms times the log of the base the exponent acts on
         J = np.empty(Phi.shape[:2] + (k + len(self.exponent_names),))
         J[:, :, :k] = Phi
-        if self.form == "sparse":
-            np.multiply(terms[:, :, 0], self.log1mS, out=J[:, :, k])
-            np.multiply(terms[:, :, 0] + terms[:, :, 1], -self.logN, out=J[:, :, k + 1])
-            np.multiply(terms[:, :, 2], -self.logD, out=J[:, :, k + 2])
-        elif self.form == "dense":
-            np.multiply(terms[:, :, 0], -self.logN, out=J[:, :, k])
-            np.multiply(terms[:, :, 1], -self.logD, out=J[:, :, k + 1])
-        else:
-            np.multiply(terms[:, :, 0], self.log1mS, out=J[:, :, k])
+        self.form.exponent_jacobian(self.design, terms, J[:, :, k:])
         r = self._residual_of(pred)
         if self.space == "log":  # d log(pred) = d pred / pred
             J /= pred[:, :, None]
@@ -264,74 +302,62 @@ class _Problem:
     # -- back to raw-unit coefficients ---------------------------------------
     def to_coefficients(self, p: np.ndarray) -> dict[str, float]:
         k = self.n_amplitudes
-        a = p[:k]
-        e = dict(zip(self.exponent_names, p[k:]))
-        sN, sD = self.n_scale, self.d_scale
-        if self.form == "sparse":
-            bN, bD = e["bN"], e["bD"]
-            return {
-                "aS": a[0] * sN**bN, "bS": e["bS"], "cS": a[1] * sN**bN, "bN": bN,
-                "aD": a[2] ** (1.0 / bD) * sD, "bD": bD, "c": a[3],
-            }
-        if self.form == "dense":
-            return {"A": a[0] * sN ** e["alpha"], "alpha": e["alpha"], "B": a[1] * sD ** e["beta"], "beta": e["beta"], "E": a[2]}
-        base = self.base.coefficients
-        return {
-            "aS": a[0] * sN**self.bN, "bS": e["bS"], "cS": a[1] * sN**self.bN,
-            "bN": base["bN"], "aD": base["aD"], "bD": base["bD"], "c": base["c"],
-        }
+        return self.form.to_coefficients(p[:k], p[k:], self.n_scale, self.d_scale, self.base)
 
     def from_coefficients(self, coefs: dict[str, float]) -> np.ndarray:
         """Inverse of to_coefficients (for warm starts)."""
-        sN, sD = self.n_scale, self.d_scale
-        if self.form == "sparse":
-            bN, bD = coefs["bN"], coefs["bD"]
-            a = [coefs["aS"] / sN**bN, coefs["cS"] / sN**bN, (coefs["aD"] / sD) ** bD, coefs["c"]]
-            e = [coefs["bS"], bN, bD]
-        elif self.form == "dense":
-            a = [coefs["A"] / sN ** coefs["alpha"], coefs["B"] / sD ** coefs["beta"], coefs["E"]]
-            e = [coefs["alpha"], coefs["beta"]]
-        else:
-            a = [coefs["aS"] / sN**self.bN, coefs["cS"] / sN**self.bN]
-            e = [coefs["bS"]]
+        a, e = self.form.from_coefficients(coefs, self.n_scale, self.d_scale)
         return np.concatenate([np.clip(a, *AMPLITUDE_BOUNDS), e])
 
 
 # ---------------------------------------------------------------------------
+# numpy's default_rng takes any non-negative integer, but a seed is also
+# written into law files and specs: bounded to 32 bits so it survives JSON
+# and every consumer of it.
 def check_seed(seed) -> int:
     """A seed numpy's generators take: an integer in [0, MAX_SEED]."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise SparsescaleError(f"seed: must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, (int, np.integer))
+        or not 0 <= seed <= MAX_SEED
+    ):
+        raise SparsescaleError(f"must be an integer in 0..{MAX_SEED}, got {seed!r}", param="seed")
     return int(seed)
 
 
-def _validate(form, S, N, D, y, space, delta, base):
-    if form not in COEFFICIENT_NAMES:
-        raise SparsescaleError(f"form: unknown form {form!r}; expected sparse, dense, nm or avgparam")
+def resolve_form(form) -> LawForm:
+    """The LawForm of a form name, with an error that names the `form` argument."""
+    try:
+        return get_form(form)
+    except SparsescaleError as exc:
+        raise SparsescaleError(str(exc), param="form") from None
+
+
+def _validate(spec: LawForm, S, N, D, y, space, delta, base):
     if space not in SPACES:
-        raise SparsescaleError(f"space: expected log or linear, got {space!r}")
+        raise SparsescaleError(f"expected log or linear, got {space!r}", param="space")
     if not (delta > 0 and math.isfinite(delta)):
-        raise SparsescaleError(f"delta: must be a positive number, got {delta}")
-    if form == "nm":
-        if base is None:
-            raise SparsescaleError("base: the nm form needs a base law (a fitted sparse law that fixes bN, aD, bD, c)")
-        if base.form not in ("sparse", "nm"):   # dense and avgparam laws have no bN, aD, bD, c to keep
-            raise SparsescaleError(f"base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
-                                   f"got form {base.form!r}")
-    n_free = len(FREE_COEFFICIENTS[form])
+        raise SparsescaleError(f"must be a positive number, got {delta}", param="delta")
+    spec.check_base(base)
+    n_free = len(spec.free)
     if y.shape[0] < n_free:
-        raise SparsescaleError(f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the {form} form")
+        raise SparsescaleError(
+            f"{y.shape[0]} data points are fewer than the {n_free} free coefficients of the "
+            f"{spec.name} form"
+        )
     # repeated runs of one configuration add no equation: count distinct inputs
-    inputs = (N, D) if form == "dense" else (S, N, D)
+    # (a form that ignores S sees runs at one (N, D) and different S as one)
+    inputs, what = ((S, N, D), "(S, N, D)") if spec.uses_sparsity else ((N, D), "(N, D)")
     distinct = np.unique(np.column_stack(inputs), axis=0).shape[0]
     if distinct < n_free:
-        what = "(N, D)" if form == "dense" else "(S, N, D)"
-        raise SparsescaleError(f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
-                               f"configuration(s), fewer than the {n_free} free coefficients of the {form} form")
+        raise SparsescaleError(
+            f"the {y.shape[0]} data points hold only {distinct} distinct {what} "
+            f"configuration(s), fewer than the {n_free} free coefficients of the {spec.name} form"
+        )
     for name, arr in (("sparsity", S), ("n_nonzero", N), ("data", D), ("loss", y)):
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]} (not finite)")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
     checks = [
         ("sparsity", (S < 0) | (S >= 1), "outside [0, 1)"),
         ("n_nonzero", N <= 0, "not positive"),
@@ -343,16 +369,23 @@ def _validate(form, S, N, D, y, space, delta, base):
         bad = np.flatnonzero(mask)
         if bad.size:
             arr = {"sparsity": S, "n_nonzero": N, "data": D, "loss": y}[name]
-            raise SparsescaleError(f"{name}: row {bad[0] + 1} is {arr[bad[0]]:g}, {why}")
+            raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]:g}, {why}", param=name)
 
 
+# Stage 1's candidates. The exponents live in a small box (bS in [0, 4], bN
+# in (0, 2], bD in (0, 3] for the sparse form; each form declares its own), and
+# the objective over it has several basins on real sweeps (the paper's T5 data
+# have at least two). A space-filling set of 4096 exponent vectors, each
+# scored with its optimal amplitudes, finds the basins without a starting
+# point from the user; the best mutually distinct ones (max-norm distance
+# above 0.02) are refined.
 def _candidates(problem: _Problem, n_candidates: int, seed: int) -> np.ndarray:
     """A low-discrepancy set of exponent vectors in the search box.
 
     The additive recurrence of the generalised golden ratio (Roberts' R_d
     sequence) with a seeded random shift: as even as a Sobol set, and free of
     the scipy.stats import cost."""
-    bounds = np.array(EXPONENT_BOUNDS[problem.form])
+    bounds = np.array(problem.form.exponent_bounds)
     m = bounds.shape[0]
     phi = 2.0
     for _ in range(30):  # root of x^(m+1) = x + 1
@@ -377,17 +410,36 @@ def _distinct_best(E: np.ndarray, obj: np.ndarray, k: int, min_dist: float) -> l
     return chosen
 
 
-def _refine(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-            weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
+# Every start is refined in one batch: the LM iteration's cost is a handful
+# of batched numpy calls whatever the number of starts, so 32 starts cost
+# little more than one; chunking only bounds the memory.
+def _refine(
+    problem: _Problem,
+    P0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_iter: int = 400,
+    rtol: float = 1e-13,
+):
     """_refine_batch over chunks of starts under MEMORY_BUDGET: the starts are
     independent, so chunking changes no result, only the peak memory."""
     G, m = P0.shape
     step = chunk_size(problem.y.shape[0] * 8 * m)  # r, J, trial J, J^T products, weights
     if G <= step:
         return _refine_batch(problem, P0, lower, upper, weights, max_iter, rtol)
-    parts = [_refine_batch(problem, P0[lo:lo + step], lower, upper,
-                           None if weights is None else weights[lo:lo + step], max_iter, rtol)
-             for lo in range(0, G, step)]
+    parts = [
+        _refine_batch(
+            problem,
+            P0[lo : lo + step],
+            lower,
+            upper,
+            None if weights is None else weights[lo : lo + step],
+            max_iter,
+            rtol,
+        )
+        for lo in range(0, G, step)
+    ]
     return np.concatenate([p for p, _ in parts]), np.concatenate([f for _, f in parts])
 
 
@@ -398,15 +450,39 @@ def _weighted_huber(r: np.ndarray, w: np.ndarray, delta: float) -> np.ndarray:
     return np.where(np.all(np.isfinite(r), axis=1), f, np.inf)
 
 
-def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, lower: np.ndarray,
-             upper: np.ndarray, lam_a: np.ndarray, delta: float) -> np.ndarray:
+# Stage 2: Levenberg-Marquardt on the Huber objective by iteratively
+# reweighted least squares. At the current residuals r, Huber's loss is
+# majorised by a weighted square: rho(r') <= rho(r) + psi(r)(r' - r) + w/2 (r' - r)^2
+# with psi(r) = clip(r, -delta, delta) its derivative and w = min(1, delta/|r|).
+# Linearising r' = r + J dp gives the Gauss-Newton system
+#     (J^T W J + lambda diag(J^T W J)) dp = -J^T psi(r)
+# whose damping lambda grows after a rejected step (towards gradient descent)
+# and shrinks after an accepted one (towards Gauss-Newton). A step is taken
+# only if the true objective falls, so the iteration is monotone whatever
+# curvature is used outside the Huber zone (see OUTLIER_CURVATURE).
+def _lm_step(
+    ra: np.ndarray,
+    Ja: np.ndarray,
+    wa: np.ndarray,
+    Pa: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    lam_a: np.ndarray,
+    delta: float,
+) -> np.ndarray:
     """One damped Gauss-Newton step per start on the IRLS majoriser of the Huber loss."""
+    # per-point curvature: 1 inside the Huber zone, OUTLIER_CURVATURE delta/|r| outside
     eye = np.eye(Pa.shape[1])
     absr = np.abs(ra)
     irls = wa * np.where(absr <= delta, 1.0, OUTLIER_CURVATURE * delta / np.maximum(absr, 1e-300))
     JT = Ja.transpose(0, 2, 1)
     g = (JT @ (wa * np.clip(ra, -delta, delta))[:, :, None])[:, :, 0]
     H = JT @ (Ja * irls[:, :, None])
+    # Bounds. An amplitude at 0 whose gradient pushes it further down, or an
+    # exponent at the edge of its box pushing outwards, is held: its row and
+    # column are replaced by the identity and its gradient by 0, so the step
+    # moves the free coordinates only (a projected Newton step). Clipping the
+    # step afterwards keeps the others inside the box.
     # coordinates held at a bound by the gradient leave the system
     held = ((Pa <= lower) & (g > 0)) | ((Pa >= upper) & (g < 0))
     free = ~held
@@ -420,8 +496,15 @@ def _lm_step(ra: np.ndarray, Ja: np.ndarray, wa: np.ndarray, Pa: np.ndarray, low
         return -g / (np.abs(diag) + 1e-12)
 
 
-def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  weights: np.ndarray | None = None, max_iter: int = 400, rtol: float = 1e-13):
+def _refine_batch(
+    problem: _Problem,
+    P0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_iter: int = 400,
+    rtol: float = 1e-13,
+):
     """Minimise the (weighted) mean Huber objective from every row of P0 at once.
 
     A Levenberg-Marquardt iteration on the IRLS majoriser of the Huber loss
@@ -465,24 +548,43 @@ def _refine_batch(problem: _Problem, P0: np.ndarray, lower: np.ndarray, upper: n
         if done.any():
             P_out[idx[done]], f_out[idx[done]] = P[done], f[done]
             live = ~done
-            idx, P, r, J, W, f, lam = idx[live], P[live], r[live], J[live], W[live], f[live], lam[live]
+            idx, P, r, J, W, f, lam = (
+                idx[live],
+                P[live],
+                r[live],
+                J[live],
+                W[live],
+                f[live],
+                lam[live],
+            )
     P_out[idx], f_out[idx] = P, f
     return P_out, f_out
 
 
+# Two refined starts that end within rtol in objective and 1e-3 in every
+# parameter are the same optimum; the rest are reported as distinct optima (a
+# bootstrap starts from each, since a resample may prefer another basin).
 def _distinct_optima(P: np.ndarray, f: np.ndarray, k: int, rtol: float = 1e-6) -> list[int]:
     """Indices of the refined starts that ended in different optima, best first."""
     order = [i for i in np.argsort(f) if np.isfinite(f[i])]
     chosen: list[int] = []
     for i in order:
-        if all(abs(f[i] - f[j]) > rtol * f[j] + 1e-15 or np.max(np.abs(P[i] - P[j])) > 1e-3 for j in chosen):
+        if all(
+            abs(f[i] - f[j]) > rtol * f[j] + 1e-15 or np.max(np.abs(P[i] - P[j])) > 1e-3
+            for j in chosen
+        ):
             chosen.append(int(i))
             if len(chosen) == k:
                 break
     return chosen
 
 
-def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+# The diagnostic gradient: the mean Huber gradient J^T psi(r) / n with the
+# components that push against an active bound removed. At an interior optimum
+# it is ~0; a large value says the refinement stopped before converging.
+def _projected_gradient(
+    problem: _Problem, p: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
     r, J = problem.residual_jacobian(p[None, :])
     g = np.einsum("nm,n->m", J[0], np.clip(r[0], -problem.delta, problem.delta)) / r.shape[1]
     at_lo = (p <= lower + 1e-9) & (g > 0)
@@ -490,27 +592,25 @@ def _projected_gradient(problem: _Problem, p: np.ndarray, lower: np.ndarray, upp
     return np.where(at_lo | at_hi, 0.0, g)
 
 
-def _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base, mean_sparsity_fraction=None):
-    """Validated arrays -> the normalised problem and the bounds of its parameters.
-    The avgparam form is the dense problem on N_avg = N / (1 - S) (1 - f S)."""
-    delta = DEFAULT_DELTA.get(space, 1e-3) if delta is None else float(delta)
-    y = np.asarray(loss, dtype=float).reshape(-1)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float).reshape(-1)
-    N = np.asarray(n_nonzero, dtype=float).reshape(-1)
-    D = np.asarray(data, dtype=float).reshape(-1)
-    if not (S.shape == N.shape == D.shape == y.shape):
-        raise SparsescaleError("sparsity, n_nonzero, data and loss must have the same length")
-    _validate(form, S, N, D, y, space, delta, base)
-    if form == "avgparam":
-        N = Law("avgparam", dict.fromkeys(COEFFICIENT_NAMES["avgparam"], 1.0),
-                mean_sparsity_fraction=mean_sparsity_fraction).n_avg(S, N)
-    problem = _Problem("dense" if form == "avgparam" else form, S, N, D, y, space, delta, base)
-    bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(EXPONENT_BOUNDS[form])
+def _problem_from_points(points: Points, options: FitOptions):
+    """Validated points -> the normalised problem and the bounds of its parameters."""
+    spec = resolve_form(options.form)
+    space = options.space
+    delta = DEFAULT_DELTA.get(space, 1e-3) if options.delta is None else float(options.delta)
+    S, N, D, y = points.arrays
+    _validate(spec, S, N, D, y, space, delta, options.base)
+    problem = _Problem(spec, S, N, D, y, space, delta, options.base, options.mean_sparsity_fraction)
+    bounds = [AMPLITUDE_BOUNDS] * problem.n_amplitudes + list(spec.exponent_bounds)
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
 
-def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: int,
-                     extra_starts: list[dict[str, float]] | None) -> list[np.ndarray]:
+def _starting_points(
+    problem: _Problem,
+    n_candidates: int,
+    n_starts: int,
+    seed: int,
+    extra_starts: list[dict[str, float]] | None,
+) -> list[np.ndarray]:
     """Stage 1: the best distinct projected candidates, then any warm starts."""
     E = _candidates(problem, n_candidates, seed)
     amps, proj_obj = problem.project(E)
@@ -518,23 +618,34 @@ def _starting_points(problem: _Problem, n_candidates: int, n_starts: int, seed: 
     starts = [np.concatenate([amps[i], E[i]]) for i in chosen]
     starts += [problem.from_coefficients(c) for c in extra_starts or []]
     if not starts:
-        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+        raise SparsescaleError(
+            "no admissible starting point: this form cannot fit the data with positive coefficients"
+        )
     return starts
 
 
-def _fit_diagnostics(problem: _Problem, form: str, P: np.ndarray, f: np.ndarray, lower: np.ndarray,
-                     upper: np.ndarray, n_started: int, n_candidates: int, seed: int):
+def _fit_diagnostics(
+    problem: _Problem,
+    P: np.ndarray,
+    f: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    n_started: int,
+    n_candidates: int,
+    seed: int,
+):
     """The best refined start and the diagnostics that say how well posed its optimum is."""
     best = int(np.nanargmin(f))
     best_f, best_p = float(f[best]), P[best]
     tol = 1e-6 * best_f + 1e-15
-    amplitude_names = {"sparse": ["aS", "cS", "aD", "c"], "dense": ["A", "B", "E"], "nm": ["aS", "cS"],
-                       "avgparam": ["A", "B", "E"]}[form]
-    names = amplitude_names + list(problem.exponent_names)
-    at_bound = [n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6]
+    names = list(problem.form.amplitudes) + list(problem.exponent_names)
+    at_bound = [
+        n for n, v, lo, hi in zip(names, best_p, lower, upper) if v <= lo + 1e-6 or v >= hi - 1e-6
+    ]
     worse = np.sort(f[np.isfinite(f) & (f > best_f + tol)])
     diagnostics = {
-        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS Huber)",
+        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS "
+        "Huber)",
         "space": problem.space,
         "delta": problem.delta,
         "seed": seed,
@@ -548,12 +659,26 @@ def _fit_diagnostics(problem: _Problem, form: str, P: np.ndarray, f: np.ndarray,
     return best_f, best_p, diagnostics
 
 
-def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n_starts: int, seed: int,
-                           extra_starts: list[dict[str, float]] | None):
+# Large tables. Scoring 4096 candidates costs 4096 x n basis evaluations; on a
+# seeded subsample of SCORE_ROWS rows it is a fixed cost. A sweep with more
+# than 1024 rows has many evaluations per configuration (every eval step of
+# every run), so the subsample already holds every configuration several
+# times and pins the same basins; the full data then only finish the optima.
+def _fit_through_subsample(
+    problem: _Problem,
+    lower,
+    upper,
+    n_candidates: int,
+    n_starts: int,
+    seed: int,
+    extra_starts: list[dict[str, float]] | None,
+):
     """Stages 1 and 2 on SCORE_ROWS seeded rows, then the distinct optima found
     there refined on every row (see SCORE_ROWS). Returns the full-data refined
     starts, their objectives and the subsample's starting points."""
-    rows = np.sort(np.random.default_rng(seed).choice(problem.y.shape[0], SCORE_ROWS, replace=False))
+    rows = np.sort(
+        np.random.default_rng(seed).choice(problem.y.shape[0], SCORE_ROWS, replace=False)
+    )
     sub = problem.subset(rows)
     starts = _starting_points(sub, n_candidates, n_starts, seed, None)
     # a loose tolerance: these only have to reach their basin, the full data finish them
@@ -561,79 +686,88 @@ def _fit_through_subsample(problem: _Problem, lower, upper, n_candidates: int, n
     P0 = [Ps[i] for i in _distinct_optima(Ps, fs, FULL_DATA_STARTS, rtol=1e-4)]
     P0 += [problem.from_coefficients(c) for c in extra_starts or []]
     if not P0:
-        raise SparsescaleError("no admissible starting point: this form cannot fit the data with positive coefficients")
+        raise SparsescaleError(
+            "no admissible starting point: this form cannot fit the data with positive coefficients"
+        )
     P, f = _refine(problem, np.array(P0), lower, upper)
     return P, f, starts
 
 
 def fit_law(
-    sparsity,
-    n_nonzero,
-    data,
-    loss,
-    form: str = "sparse",
-    space: str = "log",
-    delta: float | None = None,
-    seed: int = 0,
-    base: Law | None = None,
-    n_candidates: int = 4096,
-    n_starts: int = 32,
+    points: Points,
+    options: FitOptions | None = None,
+    *,
     extra_starts: list[dict[str, float]] | None = None,
-    units: dict[str, str] | None = None,
-    tokens_per_unit: float | None = None,
-    mean_sparsity_fraction: float | None = None,
 ) -> FitResult:
-    """Fit `form` to the points with a mean Huber objective; return the best optimum.
+    """Fit `options.form` to the points with a mean Huber objective; return the best optimum.
 
-    sparsity, n_nonzero, data, loss: 1-D arrays of equal length (the dense form
-    ignores sparsity, which may be None). space: 'log' residuals
-    log(pred) - log(loss) (language; default delta 1e-3) or 'linear' residuals
+    options (FitOptions; defaults: the sparse form, log residuals): space 'log'
+    fits log(pred) - log(loss) (language; default delta 1e-3), 'linear' fits
     pred - loss (vision; default delta 1e-2). seed shifts the low-discrepancy
     set of exponent candidates; a well posed problem gives the same optimum for
-    every seed. extra_starts: coefficient dicts to start from as well (warm
-    starts, e.g. the full-data optimum inside a bootstrap). tokens_per_unit:
-    what one unit of D costs (see Law); 1 by default when units["D"] is "tokens".
-    mean_sparsity_fraction: avgparam only, the schedule's mean sparsity / S
-    (default 0.625, the cubic 25%-75% ramp; see schedule_mean_sparsity_fraction).
+    every seed. tokens_per_unit: what one unit of D costs (see Law); 1 by
+    default when units["D"] is "tokens". extra_starts: coefficient dicts to
+    start from as well (warm starts, e.g. the full-data optimum inside a bootstrap).
     """
-    seed = check_seed(seed)
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
-                                                 mean_sparsity_fraction)
+    options = options or FitOptions()
+    seed = check_seed(options.seed)
+    n_candidates, n_starts = options.n_candidates, options.n_starts
+    problem, lower, upper = _problem_from_points(points, options)
     y = problem.y
     if y.shape[0] <= SCORE_ROWS:
         starts = _starting_points(problem, n_candidates, n_starts, seed, extra_starts)
         P, f = _refine(problem, np.array(starts), lower, upper)
     else:
-        P, f, starts = _fit_through_subsample(problem, lower, upper, n_candidates, n_starts, seed, extra_starts)
+        P, f, starts = _fit_through_subsample(
+            problem, lower, upper, n_candidates, n_starts, seed, extra_starts
+        )
     if not np.any(np.isfinite(f)):
         raise SparsescaleError("the optimiser found no finite optimum for this data")
-    best_f, best_p, diagnostics = _fit_diagnostics(problem, form, P, f, lower, upper, P.shape[0], n_candidates, seed)
+    best_f, best_p, diagnostics = _fit_diagnostics(
+        problem, P, f, lower, upper, P.shape[0], n_candidates, seed
+    )
     diagnostics["scored_rows"] = int(min(y.shape[0], SCORE_ROWS))
     fit_meta = {"objective": best_f, "n_points": int(y.shape[0]), "diagnostics": diagnostics}
     default_units = {"N": "non-zero parameters", "D": "data (as given)"}
+    units, base = options.units, options.base
     law = Law(
-        form=form,
+        form=options.form,
         coefficients=problem.to_coefficients(best_p),
         units=units or (dict(base.units) if base is not None else default_units),
         fit=fit_meta,
-        tokens_per_unit=tokens_per_unit if tokens_per_unit is not None else _token_default(units),
-        mean_sparsity_fraction=mean_sparsity_fraction,
+        tokens_per_unit=options.tokens_per_unit
+        if options.tokens_per_unit is not None
+        else _token_default(units),
+        mean_sparsity_fraction=options.mean_sparsity_fraction
+        if problem.form.needs_schedule
+        else None,
     )
     optima = [(float(f[i]), problem.to_coefficients(P[i])) for i in _distinct_optima(P, f, 16)]
     diagnostics["n_distinct_optima"] = len(optima)
-    return FitResult(law=law, objective=best_f, n_points=int(y.shape[0]), diagnostics=diagnostics,
-                     local_optima=optima, start_points=[problem.to_coefficients(p) for p in starts])
+    return FitResult(
+        law=law,
+        objective=best_f,
+        n_points=int(y.shape[0]),
+        diagnostics=diagnostics,
+        local_optima=optima,
+        start_points=[problem.to_coefficients(p) for p in starts],
+    )
 
 
+# A law's tokens_per_unit says what one unit of D costs in tokens, so that a
+# budget in FLOPs can be converted (C = 6 N D tokens_per_unit c_mul(S)). Only a
+# D in tokens is known without being told.
 def _token_default(units: dict[str, str] | None) -> float | None:
     """A law whose D is a plain token count costs one token per unit."""
     return 1.0 if units and str(units.get("D", "")).strip().lower() == "tokens" else None
 
 
 def fit_resamples(
-    sparsity, n_nonzero, data, loss, weights: np.ndarray, starts: list[dict[str, float]],
-    form: str = "sparse", space: str = "log", delta: float | None = None, base: Law | None = None,
-    rtol: float = 1e-10, mean_sparsity_fraction: float | None = None,
+    points: Points,
+    weights: np.ndarray,
+    starts: list[dict[str, float]],
+    options: FitOptions | None = None,
+    rtol: float = 1e-10,
 ) -> tuple[list[dict[str, float]], np.ndarray]:
     """Refit the law once per row of `weights` (point multiplicities, e.g. a
     bootstrap resample), each from every coefficient set in `starts`, all in one
@@ -641,8 +775,7 @@ def fit_resamples(
     rtol is looser than a single fit's: along directions the data cannot
     resolve (an amplitude drifting to 0) the last digits cost hundreds of
     iterations and move no interval."""
-    problem, lower, upper = _problem_from_points(sparsity, n_nonzero, data, loss, form, space, delta, base,
-                                                 mean_sparsity_fraction)
+    problem, lower, upper = _problem_from_points(points, options or FitOptions())
     W = np.asarray(weights, dtype=float)
     R, n_starts = W.shape[0], len(starts)
     P1 = np.array([problem.from_coefficients(c) for c in starts])
@@ -650,9 +783,15 @@ def fit_resamples(
     step = resample_batch(problem.y.shape[0], n_starts)
     coefs, objs = [], []
     for lo in range(0, R, step):
-        Wc = W[lo:lo + step]
-        P, f = _refine(problem, np.tile(P1, (Wc.shape[0], 1)), lower, upper,
-                       weights=np.repeat(Wc, n_starts, axis=0), rtol=rtol)
+        Wc = W[lo : lo + step]
+        P, f = _refine(
+            problem,
+            np.tile(P1, (Wc.shape[0], 1)),
+            lower,
+            upper,
+            weights=np.repeat(Wc, n_starts, axis=0),
+            rtol=rtol,
+        )
         f = np.where(np.isfinite(f), f, np.inf).reshape(Wc.shape[0], n_starts)
         best = np.argmin(f, axis=1)
         P = P.reshape(Wc.shape[0], n_starts, -1)
@@ -661,6 +800,8 @@ def fit_resamples(
     return coefs, np.concatenate(objs)
 
 
+# Memory of a batch of resamples: each resample x start refines with an (n,)
+# weight vector, plus the refinement's own O(n m) arrays, chunked separately.
 def resample_batch(n_points: int, n_starts: int) -> int:
     """Resamples whose weights (one (n,) row per resample and start) fit in
     MEMORY_BUDGET, at least 1; the refinement chunks its starts by itself."""

@@ -21,6 +21,9 @@ def finite_json(obj: Any, path: str = "") -> tuple[Any, list[str]]:
         obj = obj.tolist()
     elif isinstance(obj, (np.floating, np.integer, np.bool_)):
         obj = obj.item()
+    # numpy values first become Python ones (json cannot write np.float64 in
+    # a list, nor any ndarray); then a non-finite float becomes null and its
+    # path is recorded, so the caller can warn about what was dropped
     if isinstance(obj, float) and not math.isfinite(obj):
         return None, [path or "(value)"]
     if isinstance(obj, dict):

@@ -18,6 +18,12 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 
+# N of the paper's sweeps: the pruned layers are the Transformer blocks'
+# linear weights. A block of width d has 4 d^2 attention weights (q, k, v, o)
+# and 8 d^2 MLP weights (d -> 4d -> d): 12 d^2. T5-base has 12 encoder and 12
+# decoder layers at d = 768 (the decoder's cross-attention is not counted, as
+# in the paper); the data files give `scale`, the width multiplier squared, and
+# N = blocks x 12 d^2 x scale x (1 - S) non-zeros.
 T5_BLOCK_PARAMS = 24 * 12 * 768**2  # T5-base: 12 + 12 layers of 12 d^2 block-linear weights
 VIT_BLOCK_PARAMS = 12 * 12 * 768**2  # ViT-B/16: 12 layers
 
@@ -35,18 +41,47 @@ class PaperSweep:
     tokens_per_unit: float
     units: dict
     preset: str  # the Table 1 law fitted on this sweep
-    budget_axis: str = "steps"  # the sweep-spec axis its D is counted in (steps | examples | tokens)
+    budget_axis: str = (
+        "steps"  # the sweep-spec axis its D is counted in (steps | examples | tokens)
+    )
 
 
 PAPER_SWEEPS = {
-    "t5": PaperSweep("t5", "t5-data.csv", "sparsity", "24*12*768**2*scale*(1-sparsity)", "steps", "val-loss",
-                     "log", 1e-3, 65536.0,
-                     {"N": "non-zero parameters", "D": "training steps (batch 128 x 512 tokens)", "loss": "validation cross-entropy (C4)"},
-                     "t5-c4"),
-    "vit": PaperSweep("vit", "vit-data.json", "sparsity", "12*12*768**2*scale*(1-sparsity)", "total_examples", "val-loss",
-                      "linear", 1e-2, 197.0,
-                      {"N": "non-zero parameters", "D": "images seen", "loss": "validation cross-entropy (JFT-4B)"},
-                      "vit-jft", budget_axis="examples"),
+    "t5": PaperSweep(
+        "t5",
+        "t5-data.csv",
+        "sparsity",
+        "24*12*768**2*scale*(1-sparsity)",
+        "steps",
+        "val-loss",
+        "log",
+        1e-3,
+        65536.0,
+        {
+            "N": "non-zero parameters",
+            "D": "training steps (batch 128 x 512 tokens)",
+            "loss": "validation cross-entropy (C4)",
+        },
+        "t5-c4",
+    ),
+    "vit": PaperSweep(
+        "vit",
+        "vit-data.json",
+        "sparsity",
+        "12*12*768**2*scale*(1-sparsity)",
+        "total_examples",
+        "val-loss",
+        "linear",
+        1e-2,
+        197.0,
+        {
+            "N": "non-zero parameters",
+            "D": "images seen",
+            "loss": "validation cross-entropy (JFT-4B)",
+        },
+        "vit-jft",
+        budget_axis="examples",
+    ),
 }
 
 
@@ -60,7 +95,11 @@ def paper_sweep(spec: str) -> PaperSweep:
 
 def paper_text(spec: str) -> str:
     sweep = paper_sweep(spec)
-    return resources.files("sparsescale.laws.paperdata").joinpath(sweep.file).read_text(encoding="utf-8")
+    return (
+        resources.files("sparsescale.laws.paperdata")
+        .joinpath(sweep.file)
+        .read_text(encoding="utf-8")
+    )
 
 
 def paper_columns(spec: str) -> dict[str, np.ndarray]:
@@ -80,12 +119,18 @@ def paper_points(spec: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     text = paper_text(spec)
     if sweep.file.endswith(".csv"):
         rows = list(csv.DictReader(io.StringIO(text)))
-        cols = {k: np.array([float(r[k]) for r in rows]) for k in ("sparsity", "scale", "steps", "val-loss")}
+        cols = {
+            k: np.array([float(r[k]) for r in rows])
+            for k in ("sparsity", "scale", "steps", "val-loss")
+        }
         block, data = T5_BLOCK_PARAMS, cols["steps"]
     else:
         obj = json.loads(text)
         keys = sorted(obj["val-loss"], key=int)
-        cols = {k: np.array([float(obj[k][i]) for i in keys]) for k in ("sparsity", "scale", "total_examples", "val-loss")}
+        cols = {
+            k: np.array([float(obj[k][i]) for i in keys])
+            for k in ("sparsity", "scale", "total_examples", "val-loss")
+        }
         block, data = VIT_BLOCK_PARAMS, cols["total_examples"]
     S = cols["sparsity"]
     return S, block * cols["scale"] * (1.0 - S), data, cols["val-loss"]

@@ -23,8 +23,8 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.costs import UNSTRUCTURED, Speedups, canonical_pattern
-from sparsescale.laws.forms import Law
-from sparsescale.laws.patterns import pattern_sparsity
+from sparsescale.laws.law import Law
+from sparsescale.laws.nm_patterns import pattern_sparsity
 
 ACCOUNTINGS = ("flops", "time")
 
@@ -70,7 +70,15 @@ def parse_speedups(items: list[str], where: str = "speedup") -> dict[str, float]
     return out
 
 
-def _c_mul(choice: Choice, accounting: str, speedups: dict[str, float], start: float, end: float) -> float:
+# What one unit of N D costs per choice. Dense: c_mul = 1 (N parameters, all
+# multiplied). Equal FLOPs: the sparse accounting (1 - f S) / (1 - S) for any
+# mask, the paper's idealisation that zeros cost nothing. Equal time: a dense
+# step is the unit, and a choice without a measured speedup costs what its
+# N / (1 - S) dense weights cost, 1 / (1 - S); with one, laws.costs averages
+# the relative step time over the schedule.
+def _c_mul(
+    choice: Choice, accounting: str, speedups: dict[str, float], start: float, end: float
+) -> float:
     from sparsescale.laws.planning import c_mul
 
     if choice.pattern == "dense":
@@ -93,38 +101,67 @@ def reference_of(choice: Choice, opts: list[Choice]) -> Choice | None:
     return next(c for c in opts if (c.pattern, c.sparsity) == want)
 
 
-def paired_difference(choice: Choice, ref: Choice, n: float, d_choice: float, d_ref: float,
-                      level: float) -> tuple[float, float] | None:
+# Why pairing: a pattern law's draw b was refitted on the base law's draw b,
+# so both predictions share that draw's bN, aD, bD and c. The difference of
+# the paired predictions cancels that shared uncertainty; differencing
+# unpaired draws would add it twice.
+def paired_difference(
+    choice: Choice, ref: Choice, n: float, d_choice: float, d_ref: float, level: float
+) -> tuple[float, float] | None:
     """Percentile interval of loss(choice) - loss(ref) over paired coefficient
     draws, or None when the two laws' draws are not paired. Pairing cancels the
     base's uncertainty that both share (the draws of a pattern law were refitted
     on the base draws its fit records), so the difference is far tighter than
     the two loss intervals suggest; coefficient uncertainty only."""
-    from sparsescale.laws.intervals import z_score
+    from sparsescale.laws.uncertainty.intervals import z_score
 
     uc, ur = choice.law.uncertainty, ref.law.uncertainty
     if uc is None or ur is None:
         return None
-    idx = np.arange(uc.draws.shape[0]) if choice.law is ref.law else (choice.law.fit or {}).get("base_draw_index")
+    idx = (
+        np.arange(uc.draws.shape[0])
+        if choice.law is ref.law
+        else (choice.law.fit or {}).get("base_draw_index")
+    )
     idx = None if idx is None else np.asarray(idx)
-    if (idx is None or idx.shape != (uc.draws.shape[0],) or idx.dtype.kind not in "iu"
-            or idx.min() < 0 or idx.max() >= ur.draws.shape[0]):
+    if (
+        idx is None
+        or idx.shape != (uc.draws.shape[0],)
+        or idx.dtype.kind not in "iu"
+        or idx.min() < 0
+        or idx.max() >= ur.draws.shape[0]
+    ):
         return None  # not recorded, or not the draws of this base: no pairing
     z_score(level)
-    mine = np.array([float(d.predict(choice.sparsity, n, d_choice)) for d in uc.draw_laws(choice.law)])
+    mine = np.array(
+        [float(d.predict(choice.sparsity, n, d_choice)) for d in uc.draw_laws(choice.law)]
+    )
     theirs = np.array([float(d.predict(ref.sparsity, n, d_ref)) for d in ur.draw_laws(ref.law)])
     diff = mine - theirs[np.asarray(idx, dtype=int)]
     lo, hi = np.percentile(diff[np.isfinite(diff)], [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
     return float(lo), float(hi)
 
 
-def _priced(c: Choice, acc: str, speedups, n_nonzero: float, compute: float, start: float, end: float,
-            level: float) -> dict[str, Any]:
+# Equal compute at equal N: D = C / (6 N c_mul(S)) per choice, so a choice
+# whose steps are cheaper trains on more data within the same budget.
+def _priced(
+    c: Choice,
+    acc: str,
+    speedups,
+    n_nonzero: float,
+    compute: float,
+    start: float,
+    end: float,
+    level: float,
+) -> dict[str, Any]:
     """The data the budget buys for one choice under one accounting, its loss and interval."""
     cm = _c_mul(c, acc, speedups, start, end)
     data = compute / (6.0 * n_nonzero * cm)
-    entry: dict[str, Any] = {"c_mul": cm, "data": data,
-                             "loss": float(np.asarray(c.law.predict(c.sparsity, n_nonzero, data)))}
+    entry: dict[str, Any] = {
+        "c_mul": cm,
+        "data": data,
+        "loss": float(np.asarray(c.law.predict(c.sparsity, n_nonzero, data))),
+    }
     if c.law.uncertainty is not None:
         lo, hi = c.law.uncertainty.loss_interval(c.law, c.sparsity, n_nonzero, data, level)
         entry["interval"] = [float(lo), float(hi)]
@@ -139,12 +176,24 @@ class Comparison:
     best: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_nonzero": self.n_nonzero, "compute": self.compute, "choices": self.rows, "best": self.best}
+        return {
+            "n_nonzero": self.n_nonzero,
+            "compute": self.compute,
+            "choices": self.rows,
+            "best": self.best,
+        }
 
 
-def compare_choices(base_law: Law, pattern_laws: dict[str, Law], n_nonzero: float, compute: float,
-                    speedups: dict[str, float] | None = None, start: float = 0.25, end: float = 0.75,
-                    level: float = 0.95) -> Comparison:
+def compare_choices(
+    base_law: Law,
+    pattern_laws: dict[str, Law],
+    n_nonzero: float,
+    compute: float,
+    speedups: dict[str, float] | None = None,
+    start: float = 0.25,
+    end: float = 0.75,
+    level: float = 0.95,
+) -> Comparison:
     """Every choice's data and predicted loss (with an interval when its law
     carries uncertainty) under both accountings, and the best under each."""
     speedups = dict(speedups or {})
@@ -152,11 +201,17 @@ def compare_choices(base_law: Law, pattern_laws: dict[str, Law], n_nonzero: floa
     known = {c.pattern for c in opts}
     for p in speedups:
         if p not in known:
-            raise SparsescaleError(f"speedup: {p} is not among the choices ({', '.join(sorted(known - {'dense'}))})")
+            raise SparsescaleError(
+                f"speedup: {p} is not among the choices ({', '.join(sorted(known - {'dense'}))})"
+            )
     out = Comparison(float(n_nonzero), float(compute))
     for c in opts:
-        row: dict[str, Any] = {"choice": c.name, "pattern": c.pattern, "sparsity": c.sparsity,
-                               "speedup": speedups.get(c.pattern)}
+        row: dict[str, Any] = {
+            "choice": c.name,
+            "pattern": c.pattern,
+            "sparsity": c.sparsity,
+            "speedup": speedups.get(c.pattern),
+        }
         for acc in ACCOUNTINGS:
             row[acc] = _priced(c, acc, speedups, n_nonzero, compute, start, end, level)
         out.rows.append(row)
@@ -165,7 +220,10 @@ def compare_choices(base_law: Law, pattern_laws: dict[str, Law], n_nonzero: floa
         ref = reference_of(c, opts)
         for acc in ACCOUNTINGS if ref is not None else ():
             mine, theirs = by_name[c.name][acc], by_name[ref.name][acc]
-            vs: dict[str, Any] = {"reference": ref.name, "difference": mine["loss"] - theirs["loss"]}
+            vs: dict[str, Any] = {
+                "reference": ref.name,
+                "difference": mine["loss"] - theirs["loss"],
+            }
             iv = paired_difference(c, ref, n_nonzero, mine["data"], theirs["data"], level)
             if iv is not None:
                 vs["interval"] = list(iv)

@@ -24,10 +24,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.uncertainty import group_by_size
+from sparsescale.laws.uncertainty.bootstrap import group_by_size
 
-CRASH_RATIO = 2 ** -1.5   # a local D exponent above 1.5 (module docstring)
-STEP_RATIO = 1.15         # 1 plus room for evaluation noise
+# The test for a power law in D. If L(D) = E + B D^-b, the loss drop per
+# doubling of D, L(D) - L(2D) = B D^-b (1 - 2^-b), shrinks by exactly 2^-b from
+# one doubling to the next. So successive drops of a power law have ratios
+# 2^-b, in (0, 1) for any b > 0: a ratio above 1 (a later drop larger than an
+# earlier one) is a step out of a plateau, and a ratio below 2^-1.5 says a
+# local exponent above 1.5, a crash no law fitted here produces (the paper's
+# exponents on D are 0.2 to 0.9).
+CRASH_RATIO = 2**-1.5  # a local D exponent above 1.5 (module docstring)
+STEP_RATIO = 1.15  # 1 plus room for evaluation noise
 # A drop smaller than this fraction of the loss is within noise: its ratio says nothing.
 MIN_DROP = 0.005
 
@@ -35,13 +42,14 @@ MIN_DROP = 0.005
 @dataclass
 class Series:
     """One (S, N) series of final losses against D, seeds averaged."""
+
     sparsity: float
     n_nonzero: float
     data: list[float]
     loss: list[float]
-    drops: list[float]       # loss drop per doubling of D between successive budgets
-    ratios: list[float]      # successive drops' ratios (a power law: 2^-b)
-    verdict: str             # "power law", "step", "crash", "rising" or "too short"
+    drops: list[float]  # loss drop per doubling of D between successive budgets
+    ratios: list[float]  # successive drops' ratios (a power law: 2^-b)
+    verdict: str  # "power law", "step", "crash", "rising" or "too short"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,9 +76,13 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
     repeated (S, N, D) points (seeds) are averaged first."""
     S, N, D, L = (np.asarray(a, dtype=float).ravel() for a in (sparsity, n_nonzero, data, loss))
     if not (S.shape == N.shape == D.shape == L.shape) or S.size == 0:
-        raise SparsescaleError("check_series: sparsity, n_nonzero, data and loss must be equally long and non-empty")
+        raise SparsescaleError(
+            "check_series: sparsity, n_nonzero, data and loss must be equally long and non-empty"
+        )
     if np.any(D <= 0) or not np.all(np.isfinite(np.concatenate([S, N, D, L]))):
         raise SparsescaleError("check_series: data must be positive and every value finite")
+    # drops are per doubling of D (divided by log2 of the budget ratio), so
+    # budgets that are not powers of 2 apart compare on the same scale
     size = group_by_size(N)
     out = []
     # One sort groups the points by (S, size), in the order of S then size; each
@@ -86,11 +98,22 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
         y = np.bincount(which.ravel(), weights=L[at]) / np.bincount(which.ravel())
         drops = [float((a - b) / np.log2(d1 / d0)) for a, b, d0, d1 in zip(y, y[1:], d, d[1:])]
         ratios = [float(b / a) if a > 0 else float("inf") for a, b in zip(drops, drops[1:])]
-        out.append(Series(float(s), float(np.median(N[at])), d.tolist(), y.tolist(), drops, ratios,
-                          _verdict(y, drops, ratios)))
+        out.append(
+            Series(
+                float(s),
+                float(np.median(N[at])),
+                d.tolist(),
+                y.tolist(),
+                drops,
+                ratios,
+                _verdict(y, drops, ratios),
+            )
+        )
     return out
 
 
+# A report names one failing series: a step first, since a plateau that
+# ends between budgets is the likeliest way for a sweep to break the law.
 def regime_warning(series: list[Series]) -> str | None:
     """One sentence for a report when any series with three or more budgets is not a power law in D."""
     judged = [x for x in series if x.verdict != "too short"]
@@ -99,8 +122,13 @@ def regime_warning(series: list[Series]) -> str | None:
         return None
     counts = {v: sum(x.verdict == v for x in bad) for v in ("step", "crash", "rising")}
     what = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    first = max(bad, key=lambda x: ("rising", "crash", "step").index(x.verdict))  # a step first: the likeliest cause
-    return (f"{len(bad)} of {len(judged)} (S, N) series do not fall with D like a power law ({what}; e.g. "
-            f"S = {first.sparsity:g}, N = {first.n_nonzero:,.0f}: drops per doubling of D "
-            f"{', '.join(f'{v:.3f}' for v in first.drops)}); the law's D term cannot "
-            "follow them, so its extrapolation in D is not to be trusted")
+    first = max(
+        bad, key=lambda x: ("rising", "crash", "step").index(x.verdict)
+    )  # a step first: the likeliest cause
+    return (
+        f"{len(bad)} of {len(judged)} (S, N) series do not fall with D like a power law ({what}; "
+        "e.g. "
+        f"S = {first.sparsity:g}, N = {first.n_nonzero:,.0f}: drops per doubling of D "
+        f"{', '.join(f'{v:.3f}' for v in first.drops)}); the law's D term cannot "
+        "follow them, so its extrapolation in D is not to be trusted"
+    )

@@ -27,12 +27,12 @@ class GPTConfig:
     vocab_size: int = 256
     seq_len: int = 128
     depth: int = 2
-    width: int = 128          # residual stream d_model
+    width: int = 128  # residual stream d_model
     head_dim: int = 32
-    n_heads: int = 4          # attention inner width is n_heads * head_dim
-    mlp_hidden: int = 512     # hidden units (per branch for GeGLU)
-    mlp: str = "gelu"         # "gelu" | "geglu"
-    pos: str = "learned"      # "learned" | "rope"
+    n_heads: int = 4  # attention inner width is n_heads * head_dim
+    mlp_hidden: int = 512  # hidden units (per branch for GeGLU)
+    mlp: str = "gelu"  # "gelu" | "geglu"
+    pos: str = "learned"  # "learned" | "rope"
 
 
 class RMSNorm(nn.Module):
@@ -45,7 +45,9 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
-def rope_tables(seq_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    seq_len: int, head_dim: int, base: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables of shape (seq_len, head_dim/2) for rotary positions."""
     inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
@@ -68,7 +70,9 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.width, 3 * inner, bias=False)
         self.proj = nn.Linear(inner, cfg.width, bias=False)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:

@@ -38,27 +38,42 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise SparsescaleError("family 'hf-llama' needs the transformers package: "
-                               "pip install 'sparsescale[hf]'") from None
+        raise SparsescaleError(
+            "family 'hf-llama' needs the transformers package: pip install 'sparsescale[hf]'"
+        ) from None
     return transformers
 
 
 class LlamaLM(nn.Module):
-    """LlamaForCausalLM with sparsescale's model contract: forward(idx, targets) -> (logits, loss)."""
+    """LlamaForCausalLM with sparsescale's model contract: forward(idx, targets)
+    -> (logits, loss)."""
 
     def __init__(self, cfg: LlamaLMConfig):
         super().__init__()
         tf = _transformers()
         hf_config = tf.LlamaConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.width, intermediate_size=cfg.mlp_hidden,
-            num_hidden_layers=cfg.depth, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads,
-            head_dim=cfg.head_dim, max_position_embeddings=cfg.seq_len, rope_theta=cfg.rope_theta,
-            tie_word_embeddings=False, attention_bias=False, mlp_bias=False, use_cache=False,
+            vocab_size=cfg.vocab_size,
+            hidden_size=cfg.width,
+            intermediate_size=cfg.mlp_hidden,
+            num_hidden_layers=cfg.depth,
+            num_attention_heads=cfg.n_heads,
+            num_key_value_heads=cfg.n_heads,
+            head_dim=cfg.head_dim,
+            max_position_embeddings=cfg.seq_len,
+            rope_theta=cfg.rope_theta,
+            tie_word_embeddings=False,
+            attention_bias=False,
+            mlp_bias=False,
+            use_cache=False,
         )
         hf_config._attn_implementation = "sdpa"
         self.lm = tf.LlamaForCausalLM(hf_config)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         logits = self.lm(input_ids=idx, use_cache=False).logits
-        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        loss = (
+            None
+            if targets is None
+            else F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        )
         return logits, loss

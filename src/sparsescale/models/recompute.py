@@ -25,7 +25,7 @@ def recompute_blocks(model: nn.Module) -> int:
         inner = block.forward
 
         def forward(*args, _inner=inner, **kwargs):
-            if not torch.is_grad_enabled():     # evaluation: nothing to save, nothing to recompute
+            if not torch.is_grad_enabled():  # evaluation: nothing to save, nothing to recompute
                 return _inner(*args, **kwargs)
             return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
 

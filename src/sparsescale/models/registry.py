@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sparsescale.errors import SparsescaleError
+from sparsescale.plugins import load_attribute
 
-DATA_UNITS = ("tokens", "examples")       # what a family counts its data in
-BUDGET_AXES = (*DATA_UNITS, "steps")      # a run's data budget: one of these
+DATA_UNITS = ("tokens", "examples")  # what a family counts its data in
+BUDGET_AXES = (*DATA_UNITS, "steps")  # a run's data budget: one of these
 
 
 def default_loss(model, batch) -> Any:
@@ -37,29 +38,35 @@ class Family:
     outside the package needs nothing but this dataclass."""
 
     name: str
-    data_unit: str                                   # "tokens" or "examples"
-    config_class: Callable[[], type]                 # -> the model config dataclass
-    model_class: Callable[[], type]                  # -> nn.Module taking (config)
-    default_arch: dict[str, Any]                     # the fixed shape; width is sized
+    data_unit: str  # "tokens" or "examples"
+    config_class: Callable[[], type]  # -> the model config dataclass
+    model_class: Callable[[], type]  # -> nn.Module taking (config)
+    default_arch: dict[str, Any]  # the fixed shape; width is sized
     # (nominal mlp_hidden/width, a, b): dense block params = a d^2 + b d h at width d, hidden h
     sizing_coeffs: Callable[[dict[str, Any]], tuple[float, float, float]]
     # (training examples available, data handle) for a run config
     load_data: Callable[[Any], tuple[int, Any]]
     # the shape settings the data decides (vocabulary, image size ...)
     data_arch: Callable[[Any], dict[str, Any]]
-    # loader(data, seq_len, batch, steps, seed, rank, world) with .get(step) and .validation(n, batch)
+    # loader(data, seq_len, batch, steps, seed, rank, world) with .get(step) and .validation(n,
+    # batch)
     make_batches: Callable[..., Any]
-    # dense multiply-adds of the pruned linears per example: (prunable tensors by name, config, seq_len)
+    # dense multiply-adds of the pruned linears per example: (prunable tensors by name, config,
+    # seq_len)
     block_macs: Callable[[dict[str, Any], Any, int | None], int]
     # the run settings (depth, head_dim ...) as this family's config fields
     arch_from_run: Callable[[Any], dict[str, Any]]
-    defaults: dict[str, Any] = field(default_factory=dict)   # batch, seq_len for unset RunConfig fields
+    defaults: dict[str, Any] = field(
+        default_factory=dict
+    )  # batch, seq_len for unset RunConfig fields
     loss: Callable[[Any, Any], Any] = default_loss
 
     def __post_init__(self) -> None:
         if self.data_unit not in DATA_UNITS:
-            raise SparsescaleError(f"family {self.name!r}: data_unit must be one of {', '.join(DATA_UNITS)}, "
-                                   f"got {self.data_unit!r}")
+            raise SparsescaleError(
+                f"family {self.name!r}: data_unit must be one of {', '.join(DATA_UNITS)}, "
+                f"got {self.data_unit!r}"
+            )
 
     def tokens_per_example(self, seq_len: int | None) -> int:
         """Budget units one example counts for: its tokens, or 1 for an image."""
@@ -104,7 +111,7 @@ def _vit_data(cfg) -> tuple[int, Any]:
 def _t5_vocab(data) -> dict[str, Any]:
     from sparsescale.data.span_corruption import SpecialIds
 
-    return {"vocab_size": SpecialIds(data.vocab_size).vocab_size}   # + sentinels and specials
+    return {"vocab_size": SpecialIds(data.vocab_size).vocab_size}  # + sentinels and specials
 
 
 def _vit_image(data) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def _gpt_sizing(arch) -> tuple[float, float, float]:
 
 def _t5_sizing(arch) -> tuple[float, float, float]:
     enc, dec = arch["enc_depth"], arch["dec_depth"]
-    return 8 / 3, 4.0 * enc + 8.0 * dec, 3.0 * (enc + dec)   # decoder layers add cross-attention
+    return 8 / 3, 4.0 * enc + 8.0 * dec, 3.0 * (enc + dec)  # decoder layers add cross-attention
 
 
 def _vit_sizing(arch) -> tuple[float, float, float]:
@@ -168,8 +175,13 @@ def _vit_sizing(arch) -> tuple[float, float, float]:
 
 
 def _gpt_arch(cfg) -> dict[str, Any]:
-    return {"depth": cfg.depth, "head_dim": cfg.head_dim, "mlp": cfg.mlp, "pos": cfg.pos,
-            "seq_len": cfg.resolved("seq_len")}
+    return {
+        "depth": cfg.depth,
+        "head_dim": cfg.head_dim,
+        "mlp": cfg.mlp,
+        "pos": cfg.pos,
+        "seq_len": cfg.resolved("seq_len"),
+    }
 
 
 def _t5_arch(cfg) -> dict[str, Any]:
@@ -186,41 +198,85 @@ def _lazy(module: str, attr: str) -> Callable[[], type]:
 
 FAMILIES: dict[str, Family] = {
     "gpt": Family(
-        name="gpt", data_unit="tokens",
-        config_class=_lazy("sparsescale.models.gpt", "GPTConfig"), model_class=_lazy("sparsescale.models.gpt", "GPT"),
-        default_arch={"depth": 2, "head_dim": 16, "mlp": "gelu", "pos": "learned", "seq_len": 64, "vocab_size": 256},
-        sizing_coeffs=_gpt_sizing, load_data=_gpt_data, data_arch=lambda data: {"vocab_size": data.vocab_size},
-        make_batches=_lm_batches, block_macs=lambda prunable, mc, seq_len: seq_len * _sum(prunable),
+        name="gpt",
+        data_unit="tokens",
+        config_class=_lazy("sparsescale.models.gpt", "GPTConfig"),
+        model_class=_lazy("sparsescale.models.gpt", "GPT"),
+        default_arch={
+            "depth": 2,
+            "head_dim": 16,
+            "mlp": "gelu",
+            "pos": "learned",
+            "seq_len": 64,
+            "vocab_size": 256,
+        },
+        sizing_coeffs=_gpt_sizing,
+        load_data=_gpt_data,
+        data_arch=lambda data: {"vocab_size": data.vocab_size},
+        make_batches=_lm_batches,
+        block_macs=lambda prunable, mc, seq_len: seq_len * _sum(prunable),
         arch_from_run=_gpt_arch,
         # 32 x 64: same tokens/s as 64 x 64 on CPU, twice the steps, lower loss per token
         defaults={"batch": 32, "seq_len": 64},
     ),
     "t5": Family(
-        name="t5", data_unit="tokens",
-        config_class=_lazy("sparsescale.models.t5", "T5Config"), model_class=_lazy("sparsescale.models.t5", "T5"),
+        name="t5",
+        data_unit="tokens",
+        config_class=_lazy("sparsescale.models.t5", "T5Config"),
+        model_class=_lazy("sparsescale.models.t5", "T5"),
         default_arch={"enc_depth": 2, "dec_depth": 2, "head_dim": 16, "vocab_size": 256 + 2 + 100},
-        sizing_coeffs=_t5_sizing, load_data=_t5_data, data_arch=_t5_vocab, make_batches=_t5_batches,
-        block_macs=_t5_macs, arch_from_run=_t5_arch, defaults={"batch": 32, "seq_len": 64},
+        sizing_coeffs=_t5_sizing,
+        load_data=_t5_data,
+        data_arch=_t5_vocab,
+        make_batches=_t5_batches,
+        block_macs=_t5_macs,
+        arch_from_run=_t5_arch,
+        defaults={"batch": 32, "seq_len": 64},
     ),
     "vit": Family(
-        name="vit", data_unit="examples",
-        config_class=_lazy("sparsescale.models.vit", "ViTConfig"), model_class=_lazy("sparsescale.models.vit", "ViT"),
-        default_arch={"depth": 4, "head_dim": 16, "image_size": 28, "channels": 1, "patch": 7, "n_classes": 10,
-                      "pool": "cls"},
-        sizing_coeffs=_vit_sizing, load_data=_vit_data, data_arch=_vit_image, make_batches=_image_batches,
-        block_macs=_vit_macs, arch_from_run=_vit_arch, defaults={"batch": 128, "seq_len": None},
+        name="vit",
+        data_unit="examples",
+        config_class=_lazy("sparsescale.models.vit", "ViTConfig"),
+        model_class=_lazy("sparsescale.models.vit", "ViT"),
+        default_arch={
+            "depth": 4,
+            "head_dim": 16,
+            "image_size": 28,
+            "channels": 1,
+            "patch": 7,
+            "n_classes": 10,
+            "pool": "cls",
+        },
+        sizing_coeffs=_vit_sizing,
+        load_data=_vit_data,
+        data_arch=_vit_image,
+        make_batches=_image_batches,
+        block_macs=_vit_macs,
+        arch_from_run=_vit_arch,
+        defaults={"batch": 128, "seq_len": None},
     ),
     # Proof that the registry is open: a Hugging Face transformers model, on the GPT data.
     # Needs the optional extra `hf`.
     "hf-llama": Family(
-        name="hf-llama", data_unit="tokens",
+        name="hf-llama",
+        data_unit="tokens",
         config_class=_lazy("sparsescale.models.hf", "LlamaLMConfig"),
         model_class=_lazy("sparsescale.models.hf", "LlamaLM"),
         default_arch={"depth": 2, "head_dim": 16, "seq_len": 64, "vocab_size": 256},
-        sizing_coeffs=lambda arch: (8 / 3, 4.0 * arch["depth"], 3.0 * arch["depth"]),   # q k v o + gate up down
-        load_data=_gpt_data, data_arch=lambda data: {"vocab_size": data.vocab_size},
-        make_batches=_lm_batches, block_macs=lambda prunable, mc, seq_len: seq_len * _sum(prunable),
-        arch_from_run=lambda cfg: {"depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")},
+        sizing_coeffs=lambda arch: (
+            8 / 3,
+            4.0 * arch["depth"],
+            3.0 * arch["depth"],
+        ),  # q k v o + gate up down
+        load_data=_gpt_data,
+        data_arch=lambda data: {"vocab_size": data.vocab_size},
+        make_batches=_lm_batches,
+        block_macs=lambda prunable, mc, seq_len: seq_len * _sum(prunable),
+        arch_from_run=lambda cfg: {
+            "depth": cfg.depth,
+            "head_dim": cfg.head_dim,
+            "seq_len": cfg.resolved("seq_len"),
+        },
         defaults={"batch": 32, "seq_len": 64},
     ),
 }
@@ -239,16 +295,6 @@ def get_family(name: str) -> Family:
         return FAMILIES[name]
     if not isinstance(name, str) or ":" not in name:
         raise SparsescaleError(f"unknown family {name!r} (choose {family_names()}, or {_HINT})")
-    module, _, attr = name.partition(":")
-    if not all(part.isidentifier() for part in module.split(".")) or not attr.isidentifier():
-        raise SparsescaleError(f"family {name!r}: expected package.module:attribute (choose {family_names()}, or {_HINT})")
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise SparsescaleError(f"family {name!r}: cannot import module {module!r} ({exc})") from None
-    except AttributeError:
-        raise SparsescaleError(f"family {name!r}: module {module!r} has no attribute {attr!r}") from None
-    if not isinstance(found, Family):
-        raise SparsescaleError(f"family {name!r}: {attr} is a {type(found).__name__}, not a sparsescale Family")
+    found = load_attribute(name, "family", Family, f"choose {family_names()}, or {_HINT}")
     FAMILIES[name] = found
     return found

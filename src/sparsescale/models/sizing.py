@@ -29,7 +29,7 @@ from typing import Any
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import get_family
 
-N_TOLERANCE = 0.05   # |N reached / N target - 1| must stay below this
+N_TOLERANCE = 0.05  # |N reached / N target - 1| must stay below this
 
 # width / depth of depth = "auto". Kaplan et al. 2020 (Fig. 5) find the loss at
 # fixed N within a few percent of its best for width / depth from about 20 to
@@ -38,7 +38,7 @@ N_TOLERANCE = 0.05   # |N reached / N target - 1| must stay below this
 # Small and Large at 64 (768 / 12, 1536 / 24). 64 is in the middle of
 # Kaplan's flat band, so rounding depth to an integer costs nothing measurable.
 ASPECT_RATIO = 64
-DEPTH_KEYS = ("depth", "enc_depth", "dec_depth")   # the families' depth settings (t5 has two stacks)
+DEPTH_KEYS = ("depth", "enc_depth", "dec_depth")  # the families' depth settings (t5 has two stacks)
 
 
 def auto_depth(family: str, arch: dict[str, Any], dense_block_params: float) -> int:
@@ -122,12 +122,18 @@ class SizePlan:
 
 def _resolve_arch(family: str, arch: dict[str, Any] | None) -> dict[str, Any]:
     resolved = dict(get_family(family).default_arch)
-    known = {f.name for f in dataclasses.fields(config_class(family))} - {"width", "n_heads", "mlp_hidden"}
+    known = {f.name for f in dataclasses.fields(config_class(family))} - {
+        "width",
+        "n_heads",
+        "mlp_hidden",
+    }
     for key, value in (arch or {}).items():
         if value is None:
             continue
         if key not in known:
-            raise SparsescaleError(f"model {family!r} has no setting {key!r}; known: {', '.join(sorted(known))}")
+            raise SparsescaleError(
+                f"model {family!r} has no setting {key!r}; known: {', '.join(sorted(known))}"
+            )
         resolved[key] = value
     return resolved
 
@@ -144,7 +150,9 @@ def _make_config(family: str, arch: dict[str, Any], width: int, hidden: int):
     return cls(**arch, width=width, n_heads=width // arch["head_dim"], mlp_hidden=hidden)
 
 
-def min_n_nonzero(family: str, sparsity: float, pattern: str | None = None, arch: dict[str, Any] | None = None) -> int:
+def min_n_nonzero(
+    family: str, sparsity: float, pattern: str | None = None, arch: dict[str, Any] | None = None
+) -> int:
     """The smallest N the family reaches: one attention head (width = head_dim,
     rounded up to a multiple of m) at the nominal MLP ratio."""
     arch = _resolve_arch(family, arch)
@@ -179,7 +187,8 @@ def plan_size(
     floor = min_n_nonzero(family, sparsity, pattern, arch)
     if n_nonzero < floor:
         raise SparsescaleError(
-            f"--params {n_nonzero} is below the {family} minimum of {floor} non-zeros at sparsity {sparsity:g} "
+            f"--params {n_nonzero} is below the {family} minimum of {floor} non-zeros at sparsity "
+            f"{sparsity:g} "
             f"(its narrowest shape: width {math.lcm(arch['head_dim'], _pattern_m(pattern))}, depth "
             f"{next((arch[k] for k in DEPTH_KEYS if k in arch), '?')})"
         )
@@ -192,7 +201,9 @@ def plan_size(
 
     # Candidate widths around the nominal one; the hidden size absorbs the rest.
     k0 = max(1, round(d0 / width_step))
-    candidates = _candidates(range(max(1, k0 - 2), k0 + 3), width_step, hidden_step, a, b, dense_target, d0)
+    candidates = _candidates(
+        range(max(1, k0 - 2), k0 + 3), width_step, hidden_step, a, b, dense_target, d0
+    )
     if m > 1:
         # An n:m run is compared with the unstructured run at the same S and N:
         # keep its width whenever m allows, so that only the mask differs.
@@ -202,23 +213,29 @@ def plan_size(
             candidates = same
     if not candidates:
         raise SparsescaleError(
-            f"--params {n_nonzero}: no width that is a multiple of {width_step} (head_dim {arch['head_dim']}"
-            f"{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) fits; ask for more non-zeros or a smaller m"
+            f"--params {n_nonzero}: no width that is a multiple of {width_step} (head_dim "
+            f"{arch['head_dim']}"
+            f"{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) fits; ask for more "
+            "non-zeros or a smaller m"
         )
     _, _, _, d, h = min(candidates)
     size = measure(family, _make_config(family, arch, d, h), n_nonzero, sparsity, pattern)
     if abs(size.n_nonzero / n_nonzero - 1.0) > N_TOLERANCE:
         raise SparsescaleError(
-            f"--params {n_nonzero}: the closest {family} width allowed (a multiple of {width_step}: head_dim "
-            f"{arch['head_dim']}{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) is {d}, which reaches "
+            f"--params {n_nonzero}: the closest {family} width allowed (a multiple of "
+            f"{width_step}: head_dim "
+            f"{arch['head_dim']}{f' and m={m} of --pattern {pattern}' if m > 1 else ''}) is {d}, "
+            "which reaches "
             f"{size.n_nonzero} non-zeros, more than 5% off"
         )
     return size
 
 
-def _candidates(ks, width_step: int, hidden_step: int, a: float, b: float, dense_target: float,
-                d0: float) -> list[tuple]:
-    """(over 1% off, distance from the nominal width, error, width, hidden) per width k * width_step."""
+def _candidates(
+    ks, width_step: int, hidden_step: int, a: float, b: float, dense_target: float, d0: float
+) -> list[tuple]:
+    """(over 1% off, distance from the nominal width, error, width, hidden) per width
+    k * width_step."""
     out = []
     for k in ks:
         d = k * width_step
@@ -231,9 +248,20 @@ def _candidates(ks, width_step: int, hidden_step: int, a: float, b: float, dense
     return out
 
 
-def measure(family: str, model_config: Any, target_n_nonzero: int, sparsity: float,
-            pattern: str | None = None) -> SizePlan:
+def measure(
+    family: str,
+    model_config: Any,
+    target_n_nonzero: int,
+    sparsity: float,
+    pattern: str | None = None,
+) -> SizePlan:
     """The counts a given shape reaches (a meta model: no memory)."""
     counts = count_params(build_model(family, model_config, device="meta"), sparsity, pattern)
-    return SizePlan(family=family, model_config=model_config, target_n_nonzero=int(target_n_nonzero),
-                    sparsity=float(sparsity), pattern=pattern, **counts)
+    return SizePlan(
+        family=family,
+        model_config=model_config,
+        target_n_nonzero=int(target_n_nonzero),
+        sparsity=float(sparsity),
+        pattern=pattern,
+        **counts,
+    )

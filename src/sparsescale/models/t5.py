@@ -24,18 +24,20 @@ from sparsescale.models.gpt import RMSNorm
 
 @dataclass
 class T5Config:
-    vocab_size: int = 256 + 2 + 100   # bytes + pad/eos + sentinels (data/span_corruption.py)
+    vocab_size: int = 256 + 2 + 100  # bytes + pad/eos + sentinels (data/span_corruption.py)
     enc_depth: int = 2
     dec_depth: int = 2
     width: int = 128
     head_dim: int = 16
     n_heads: int = 8
-    mlp_hidden: int = 344             # per GeGLU branch; ~8/3 width keeps 12 d^2 per encoder layer
+    mlp_hidden: int = 344  # per GeGLU branch; ~8/3 width keeps 12 d^2 per encoder layer
     rel_buckets: int = 32
     rel_max_distance: int = 128
 
 
-def relative_bucket(rel: torch.Tensor, bidirectional: bool, n_buckets: int, max_distance: int) -> torch.Tensor:
+def relative_bucket(
+    rel: torch.Tensor, bidirectional: bool, n_buckets: int, max_distance: int
+) -> torch.Tensor:
     """Map key_pos - query_pos to a bucket: exact for small distances, then
     logarithmically wider buckets up to max_distance (T5's scheme)."""
     bucket = torch.zeros_like(rel)
@@ -44,7 +46,7 @@ def relative_bucket(rel: torch.Tensor, bidirectional: bool, n_buckets: int, max_
         bucket = (rel > 0).long() * n_buckets
         dist = rel.abs()
     else:
-        dist = (-rel).clamp(min=0)   # a causal decoder only sees the past
+        dist = (-rel).clamp(min=0)  # a causal decoder only sees the past
     exact = n_buckets // 2
     log_ratio = torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
     far = (exact + (log_ratio * (n_buckets - exact)).long()).clamp(max=n_buckets - 1)
@@ -61,7 +63,10 @@ class RelativePositionBias(nn.Module):
     def forward(self, q_len: int, k_len: int) -> torch.Tensor:
         """Additive attention bias of shape (1, heads, q_len, k_len)."""
         device = self.table.weight.device
-        rel = torch.arange(k_len, device=device)[None, :] - torch.arange(q_len, device=device)[:, None]
+        rel = (
+            torch.arange(k_len, device=device)[None, :]
+            - torch.arange(q_len, device=device)[:, None]
+        )
         buckets = relative_bucket(rel, self.bidirectional, self.n_buckets, self.max_distance)
         bias = self.table(buckets).permute(2, 0, 1).unsqueeze(0)
         if not self.bidirectional:
@@ -181,10 +186,16 @@ class T5(nn.Module):
         # Nothing starts at exactly zero (AdaFactor's step scales with the parameter RMS).
         for name, p in self.named_parameters():
             if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * n_layers) if name.endswith("proj.weight") or name.endswith("fc_out.weight") else 0.02
+                std = (
+                    0.02 / math.sqrt(2 * n_layers)
+                    if name.endswith("proj.weight") or name.endswith("fc_out.weight")
+                    else 0.02
+                )
                 nn.init.normal_(p, mean=0.0, std=std)
 
-    def forward(self, enc_ids: torch.Tensor, dec_ids: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(
+        self, enc_ids: torch.Tensor, dec_ids: torch.Tensor, targets: torch.Tensor | None = None
+    ):
         """enc_ids: (B, S) corrupted input; dec_ids: (B, T) targets shifted right
         (first token PAD); targets: (B, T). Returns (logits, mean CE or None)."""
         memory = self.encoder(self.tok_emb(enc_ids))

@@ -32,7 +32,7 @@ class ViTConfig:
     head_dim: int = 16
     n_heads: int = 4
     mlp_hidden: int = 256
-    pool: str = "cls"   # "cls" | "mean"
+    pool: str = "cls"  # "cls" | "mean"
 
     @property
     def n_patches(self) -> int:
@@ -97,7 +97,11 @@ class ViT(nn.Module):
         # parameter's RMS (floored at 1e-3), so a zero tensor would barely move.
         for name, p in self.named_parameters():
             if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * self.cfg.depth) if name.endswith(("proj.weight", "fc_out.weight")) else 0.02
+                std = (
+                    0.02 / math.sqrt(2 * self.cfg.depth)
+                    if name.endswith(("proj.weight", "fc_out.weight"))
+                    else 0.02
+                )
                 nn.init.normal_(p, mean=0.0, std=std)
 
     def patchify(self, images: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,17 @@ from pathlib import Path
 
 from sparsescale.errors import SparsescaleError
 
-PRESETS = ("quick", "cpu-full", "vit-quick", "nm", "nm-quick", "pretrained", "pretrained-quick", "gpu-small", "gpu-law")
+PRESETS = (
+    "quick",
+    "cpu-full",
+    "vit-quick",
+    "nm",
+    "nm-quick",
+    "pretrained",
+    "pretrained-quick",
+    "gpu-small",
+    "gpu-law",
+)
 
 
 def preset_path(name: str, what: str = "--preset") -> Path:
@@ -49,15 +59,20 @@ def run_demo(preset: str, out_dir: str | Path, workers: int | None = None, n_boo
     console = Console(stderr=True)
     out_dir = Path(out_dir)
     store = out_dir / f"{preset}.sqlite"
-    # what the demo writes in out_dir (store, run folders, report) is new or its own, checked before any work
-    check_outputs(preset_path(preset), store, None, load_spec(preset_path(preset)), "out_dir", "out_dir")
+    # what the demo writes in out_dir (store, run folders, report) is new or its own, checked before
+    # any work
+    check_outputs(
+        preset_path(preset), store, None, load_spec(preset_path(preset)), "out_dir", "out_dir"
+    )
     check_output(out_dir / "report", what="out_dir", folder=True, ours=is_report)
     spec, runs = plan_sweep(preset_path(preset))
     k = workers or spec.workers or (os.cpu_count() or 1)
     cost = default_cost()
     estimate = sweep_seconds([run_seconds(r.plan, cost, r.config) for r in runs], k)
     console.print(f"demo {preset}: {spec.description}", highlight=False)
-    console.print(f"{len(runs)} runs, {k} at a time, roughly {estimate / 60:.0f} min", highlight=False)
+    console.print(
+        f"{len(runs)} runs, {k} at a time, roughly {estimate / 60:.0f} min", highlight=False
+    )
     if spec.note:
         console.print(f"NOTE: {spec.note}", style="bold yellow", highlight=False)
     t0 = time.time()

@@ -22,7 +22,9 @@ def _budget_ticks(ax) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_unit: str = "tokens") -> None:
+def plot_loss_curves(
+    records: list[dict[str, Any]], path: str | Path, budget_unit: str = "tokens"
+) -> None:
     """records: dicts with sparsity, n_nonzero, budget (D), status and curve
     (a list of {step, tokens, val_loss}). Writes a PNG atomically."""
     import matplotlib
@@ -41,20 +43,32 @@ def plot_loss_curves(records: list[dict[str, Any]], path: str | Path, budget_uni
     ncols = max(1, len(sizes))
     fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 3.8), sharey=True, squeeze=False)
     for ax, n in zip(axes[0], sizes):
-        for r in sorted((r for r in records if r["n_nonzero_target"] == n), key=lambda r: (r["sparsity"], r["budget"])):
+        for r in sorted(
+            (r for r in records if r["n_nonzero_target"] == n),
+            key=lambda r: (r["sparsity"], r["budget"]),
+        ):
             pts = [p for p in r["curve"] if p.get("val_loss") is not None]
             if not pts:
                 continue
             x = [p.get("tokens") or p.get("step") for p in pts]
-            ax.plot(x, [p["val_loss"] for p in pts], style[r["budget"]], color=colour[r["sparsity"]], lw=1.4,
-                    marker="x" if r["status"] == "diverged" else None)
+            ax.plot(
+                x,
+                [p["val_loss"] for p in pts],
+                style[r["budget"]],
+                color=colour[r["sparsity"]],
+                lw=1.4,
+                marker="x" if r["status"] == "diverged" else None,
+            )
         _budget_ticks(ax)
         ax.set_title(f"N = {n:,.0f} non-zeros")
         ax.set_xlabel(f"training {budget_unit} seen")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation loss (nats)")
     handles = [plt.Line2D([], [], color=colour[s], lw=2, label=f"S = {s:g}") for s in sparsities]
-    handles += [plt.Line2D([], [], color="grey", ls=style[d], label=f"D = {d:,.0f} {budget_unit}") for d in budgets]
+    handles += [
+        plt.Line2D([], [], color="grey", ls=style[d], label=f"D = {d:,.0f} {budget_unit}")
+        for d in budgets
+    ]
     axes[0][-1].legend(handles=handles, fontsize=8, loc="upper right")
     fig.suptitle("Loss curves (colour: sparsity, line style: data budget)")
     fig.tight_layout()

@@ -12,12 +12,18 @@ def equivalent_dense_factors(sparsities) -> dict[str, Any]:
     larger a dense model has the same N-term, f(S)^(-1/bN). They stay tight
     on sweeps that leave bN and bS themselves undetermined (the two move
     together along a valley of equal fit; their ratio does not)."""
-    return {f"equivalent dense size at S={s:g}":
-            (lambda lw, s=s: float(lw.sparsity_factor(s) ** (-1.0 / lw["bN"])))
-            for s in sorted({float(v) for v in sparsities}) if s > 0}
+    return {
+        f"equivalent dense size at S={s:g}": (
+            lambda lw, s=s: float(lw.sparsity_factor(s) ** (-1.0 / lw["bN"]))
+        )
+        for s in sorted({float(v) for v in sparsities})
+        if s > 0
+    }
 
 
-def determination(intervals: dict[str, tuple[float, float, float]], at_bound) -> tuple[list[str], list[str]]:
+def determination(
+    intervals: dict[str, tuple[float, float, float]], at_bound
+) -> tuple[list[str], list[str]]:
     """(determined, undetermined) names: a quantity is determined when its 95%
     interval is at most as wide as its median ((high - low) / median <= 1)
     and, for a coefficient, the fit did not stop at a bound."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsescale.atomic import save_figure
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
 
 # tick labels written as the tables write numbers
 from sparsescale.report.render import short as _short
@@ -59,7 +59,9 @@ def _d_label(law: Law | None) -> str:
     return (law.units.get("D") if law is not None else None) or "data"
 
 
-def plot_fit_quality(sparsity, predicted, measured, holdout_mask, path, title: str = "Fit quality") -> Path:
+def plot_fit_quality(
+    sparsity, predicted, measured, holdout_mask, path, title: str = "Fit quality"
+) -> Path:
     """Predicted against measured loss, coloured by sparsity, held-out points ringed.
 
     For held-out points pass the prediction of the fit that did not see them."""
@@ -67,7 +69,11 @@ def plot_fit_quality(sparsity, predicted, measured, holdout_mask, path, title: s
     S = np.asarray(sparsity, dtype=float)
     pred = np.asarray(predicted, dtype=float)
     meas = np.asarray(measured, dtype=float)
-    hold = np.zeros_like(S, dtype=bool) if holdout_mask is None else np.asarray(holdout_mask, dtype=bool)
+    hold = (
+        np.zeros_like(S, dtype=bool)
+        if holdout_mask is None
+        else np.asarray(holdout_mask, dtype=bool)
+    )
     colors = _sparsity_colors(S)
     fig, ax = plt.subplots(figsize=(6, 5.2))
     lo, hi = min(pred.min(), meas.min()), max(pred.max(), meas.max())
@@ -79,7 +85,9 @@ def plot_fit_quality(sparsity, predicted, measured, holdout_mask, path, title: s
         if np.any(m & hold):
             ax.scatter(meas[m & hold], pred[m & hold], facecolor="none", edgecolor=c, s=90, lw=1.8)
     if hold.any():
-        ax.scatter([], [], facecolor="none", edgecolor="k", s=90, lw=1.8, label="held out (largest N)")
+        ax.scatter(
+            [], [], facecolor="none", edgecolor="k", s=90, lw=1.8, label="held out (largest N)"
+        )
     rel = np.abs(pred - meas) / meas
     ax.set_xlabel("measured validation loss (nats/token)")
     ax.set_ylabel("predicted validation loss (nats/token)")
@@ -95,7 +103,9 @@ def plot_fit_quality(sparsity, predicted, measured, holdout_mask, path, title: s
     return Path(path)
 
 
-def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str = "Loss against non-zero parameters") -> Path:
+def plot_loss_vs_n(
+    law: Law, sparsity, n_nonzero, data, loss, path, title: str = "Loss against non-zero parameters"
+) -> Path:
     """Measured loss against N per sparsity (one panel per data budget, largest
     first when there are many), with the fitted law drawn through them."""
     plt = _pyplot()
@@ -106,7 +116,9 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
     budgets = sorted(set(np.round(D, 6)))
     shown = budgets if len(budgets) <= 4 else budgets[-4:]
     colors = _sparsity_colors(S)
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(shown), figsize=(4.2 * len(shown), 4.2), sharey=True, squeeze=False
+    )
     n_line = np.geomspace(N.min() / 1.5, N.max() * 1.5, 100)
     for ax, d in zip(axes[0], shown):
         at_d = np.isclose(D, d, rtol=1e-6)
@@ -114,7 +126,13 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
             m = at_d & np.isclose(S, s)
             if m.any():
                 ax.scatter(N[m], y[m], color=c, s=26, zorder=3)
-            ax.plot(n_line, law.predict(np.full_like(n_line, s), n_line, np.full_like(n_line, d)), color=c, lw=1.4, label=f"S = {s:g}")
+            ax.plot(
+                n_line,
+                law.predict(np.full_like(n_line, s), n_line, np.full_like(n_line, d)),
+                color=c,
+                lw=1.4,
+                label=f"S = {s:g}",
+            )
         ax.set_xscale("log")
         sizes = nominal_sizes(N)
         if len(sizes) <= 8:  # label the sizes that were run, not crowded minor ticks
@@ -132,8 +150,16 @@ def plot_loss_vs_n(law: Law, sparsity, n_nonzero, data, loss, path, title: str =
     return Path(path)
 
 
-def plot_sopt_contours(law: Law, path, flops: str = "sparse", n_range=None, c_range=None,
-                       start: float = 0.25, end: float = 0.75, title: str | None = None) -> Path:
+def plot_sopt_contours(
+    law: Law,
+    path,
+    flops: str = "sparse",
+    n_range=None,
+    c_range=None,
+    start: float = 0.25,
+    end: float = 0.75,
+    title: str | None = None,
+) -> Path:
     """Map of the optimal sparsity over (N, C), with equal-S_opt contours and the
     dense compute-optimal (Chinchilla) line C*(N) = 6 N D*(N)."""
     from sparsescale.laws.planning import chinchilla_data, optimal_sparsity_grid
@@ -151,7 +177,14 @@ def plot_sopt_contours(law: Law, path, flops: str = "sparse", n_range=None, c_ra
     levels = [0.5, 0.75, 0.875, 0.9375]
     cs = ax.contour(NN, CC, S_opt, levels=levels, colors="white", linewidths=1.1)
     ax.clabel(cs, fmt=lambda v: f"S={v:g}", fontsize=8)
-    ax.plot(N, c_star, color="tab:cyan", lw=2.2, ls="--", label="dense compute-optimal (Chinchilla) C*(N), dashed")
+    ax.plot(
+        N,
+        c_star,
+        color="tab:cyan",
+        lw=2.2,
+        ls="--",
+        label="dense compute-optimal (Chinchilla) C*(N), dashed",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(n_lo, n_hi)

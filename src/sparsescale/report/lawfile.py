@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from sparsescale.atomic import write_text
-from sparsescale.laws.forms import Law
 from sparsescale.laws.jsonsafe import finite_json
-from sparsescale.laws.patterns import SECTION
+from sparsescale.laws.law import Law
+from sparsescale.laws.nm_patterns import SECTION
 
 
 def write_law(path: Path, law: Law, section: dict[str, Any] | None) -> None:
     """law.json: the base law, plus the pattern laws (`section["laws"]`, a
     PatternLaws.to_dict(), under the key "pattern_laws") when the sweep has
-    them; `sparsescale optimal --patterns` reads them from the same file."""
+    them; `sparsescale choose-pattern --patterns` reads them from the same file."""
     if section is None:
         law.save(path)
         return

@@ -22,6 +22,7 @@ from sparsescale.report.sections.regime import Regime
 @dataclass
 class ReportSections:
     """Every section of one report, in page order (None: the sweep has no such runs)."""
+
     law_fit: LawFit
     recommendation: Recommendation
     calibration: Calibration
@@ -47,8 +48,8 @@ class ReportSummary:
     recommendations: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
-    fit_settings: dict[str, Any] = field(default_factory=dict)   # form, space, delta of the fit
-    determined: list[str] = field(default_factory=list)     # see report.determined.determination
+    fit_settings: dict[str, Any] = field(default_factory=dict)  # form, space, delta of the fit
+    determined: list[str] = field(default_factory=list)  # see report.determined.determination
     undetermined: list[str] = field(default_factory=list)
     # Calibration.to_dict() of the rolling holdouts, or None with the reason in calibration_note
     calibration: dict[str, Any] | None = None
@@ -59,9 +60,11 @@ class ReportSummary:
     # the from-dense section (pruned from dense vs from scratch vs dense) as summary.json's
     # "pretrained" holds it; None without pruned runs
     pretrained: dict[str, Any] | None = None
-    # the n:m section: the pattern laws, what they determine, their figure (a path); None without n:m runs
+    # the n:m section: the pattern laws, what they determine, their figure (a path); None without
+    # n:m runs
     patterns: dict[str, Any] | None = None
-    # laws.regime.check_series of the fitted runs: each (S, N) series' drops per doubling of D and verdict
+    # laws.regime.check_series of the fitted runs: each (S, N) series' drops per doubling of D and
+    # verdict
     regime: list[dict[str, Any]] = field(default_factory=list)
     # the learning-rate scan's winner per grid point (SweepPoints.lr_scan); empty without a scan
     lr_scan: list[dict[str, Any]] = field(default_factory=list)

@@ -36,7 +36,9 @@ def _worth_csr(tensor: torch.Tensor, min_sparsity: float) -> bool:
     return float((tensor == 0).float().mean()) >= min_sparsity
 
 
-def save_sparse(model: nn.Module, path: str | os.PathLike, min_sparsity: float = 0.5) -> dict[str, int]:
+def save_sparse(
+    model: nn.Module, path: str | os.PathLike, min_sparsity: float = 0.5
+) -> dict[str, int]:
     """Write the model's state dict with 2-D tensors of at least `min_sparsity`
     zeros in CSR form (atomically). Returns {"csr_tensors", "dense_tensors",
     "nonzeros"} counts."""
@@ -67,7 +69,9 @@ def load_sparse_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise SparsescaleError(f"{path}: not a readable sparse checkpoint ({str(exc).splitlines()[0]})") from None
+        raise SparsescaleError(
+            f"{path}: not a readable sparse checkpoint ({str(exc).splitlines()[0]})"
+        ) from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise SparsescaleError(f"{path}: not a sparse checkpoint written by save_sparse")
     state = dict(saved["dense"])
@@ -85,13 +89,17 @@ def load_sparse(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise SparsescaleError(f"{path}: does not fit this model ({first[1].strip() if len(first) > 1 else first[0]})") from None
+        raise SparsescaleError(
+            f"{path}: does not fit this model ({first[1].strip() if len(first) > 1 else first[0]})"
+        ) from None
     return model
 
 
 def _as_linear(module: nn.Module, weight: torch.Tensor) -> nn.Linear:
     """An nn.Linear computing what `module` computes, with `weight` (out, in)."""
-    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=module.bias is not None, device="meta")
+    linear = nn.Linear(
+        weight.shape[1], weight.shape[0], bias=module.bias is not None, device="meta"
+    )
     linear.weight = nn.Parameter(weight, requires_grad=False)
     if module.bias is not None:
         linear.bias = nn.Parameter(module.bias.detach().clone(), requires_grad=False)
@@ -103,12 +111,15 @@ def _sparse_weight(weight: torch.Tensor, layout: str) -> torch.Tensor:
         return weight.to_sparse_csr()
     if weight.device.type != "cuda" or weight.dtype not in (torch.float16, torch.bfloat16):
         raise SparsescaleError(
-            "layout '2:4' (torch.sparse.to_sparse_semi_structured) needs a CUDA device and fp16/bf16 weights; "
+            "layout '2:4' (torch.sparse.to_sparse_semi_structured) needs a CUDA device and "
+            "fp16/bf16 weights; "
             f"this weight is {weight.dtype} on {weight.device.type}"
         )
     groups = (weight != 0).reshape(-1, 4).sum(1)
     if bool((groups > 2).any()):
-        raise SparsescaleError("layout '2:4': the weight is not 2:4 (a group of 4 has more than 2 non-zeros)")
+        raise SparsescaleError(
+            "layout '2:4': the weight is not 2:4 (a group of 4 has more than 2 non-zeros)"
+        )
     return torch.sparse.to_sparse_semi_structured(weight)
 
 
@@ -129,9 +140,13 @@ def sparsify_for_inference(
             module = model.get_submodule(module_path)
         except AttributeError:
             raise SparsescaleError(f"names: the model has no tensor {name}") from None
-        parent = model.get_submodule(module_path.rpartition(".")[0]) if "." in module_path else model
+        parent = (
+            model.get_submodule(module_path.rpartition(".")[0]) if "." in module_path else model
+        )
         if isinstance(parent, nn.MultiheadAttention):
-            done[name] = "kept dense (nn.MultiheadAttention reads its out_proj weight in its fused kernel)"
+            done[name] = (
+                "kept dense (nn.MultiheadAttention reads its out_proj weight in its fused kernel)"
+            )
             continue
         if pname != "weight" or not (isinstance(module, nn.Linear) or is_conv1d(module)):
             done[name] = f"kept dense ({type(module).__name__}.{pname} has no sparse kernel here)"
@@ -145,4 +160,11 @@ def sparsify_for_inference(
     return done
 
 
-__all__ = ["save_sparse", "load_sparse", "load_sparse_state", "sparsify_for_inference", "FORMAT", "LAYOUTS"]
+__all__ = [
+    "save_sparse",
+    "load_sparse",
+    "load_sparse_state",
+    "sparsify_for_inference",
+    "FORMAT",
+    "LAYOUTS",
+]

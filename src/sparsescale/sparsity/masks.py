@@ -37,6 +37,7 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.units import is_transposable, pattern_name
 from sparsescale.units import parse_pattern as _parse_pattern
 
+
 def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
     """None / "unstructured" -> None; "n:m" or "n:mT" -> (n, m) with 0 < n < m:
     n weights kept in every group of m consecutive weights along the input
@@ -49,7 +50,8 @@ def check_transposable_shape(name: str, shape: tuple[int, ...], n: int, m: int) 
     (an n:mT mask tiles the weight with m x m blocks)."""
     if len(shape) != 2 or shape[0] % m or shape[1] % m:
         raise SparsescaleError(
-            f"tensor {name} with shape {tuple(shape)}: transposable pattern {n}:{m}T needs a 2-D weight whose "
+            f"tensor {name} with shape {tuple(shape)}: transposable pattern {n}:{m}T needs a 2-D "
+            "weight whose "
             f"output and input dimensions are both multiples of {m}"
         )
 
@@ -106,10 +108,14 @@ def _group_rank(keys: torch.Tensor) -> torch.Tensor:
             ranks.append(rank)
         return torch.stack(ranks, dim=-1)
     order = torch.argsort(keys, dim=-1, descending=True, stable=True)
-    return torch.empty_like(order).scatter_(-1, order, torch.arange(m, device=keys.device).expand_as(order))
+    return torch.empty_like(order).scatter_(
+        -1, order, torch.arange(m, device=keys.device).expand_as(order)
+    )
 
 
-def nm_priority(weight: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = None) -> torch.Tensor:
+def nm_priority(
+    weight: torch.Tensor, n: int, m: int, alive: torch.Tensor | None = None
+) -> torch.Tensor:
     """The exact n:m mask: the n largest |w| (alive first) in every group of m
     consecutive weights along the last dimension (the input dimension of a
     weight in (out, in) layout), kept = True."""
@@ -166,7 +172,9 @@ def transposable_priority(
         scores = keys @ patterns
     else:
         live = _to_blocks(alive, m).float()
-        counts = live @ patterns  # live entries each pattern keeps (exact small integers in float32)
+        counts = (
+            live @ patterns
+        )  # live entries each pattern keeps (exact small integers in float32)
         scores = (keys * live) @ patterns
         best_count = counts.max(dim=1, keepdim=True).values
         scores = torch.where(counts == best_count, scores, torch.full_like(scores, -1.0))
@@ -221,9 +229,13 @@ def magnitude_mask(
     it, a subset of the n:m mask. `transposable=True` (n:mT) ranks the exact
     n:mT mask first instead (n per row and column of every m x m block). A
     weight stored (in, out) is passed transposed."""
-    priority = None if nm is None else structured_priority(weight, nm, transposable, alive).flatten()
+    priority = (
+        None if nm is None else structured_priority(weight, nm, transposable, alive).flatten()
+    )
     flat_alive = None if alive is None else alive.flatten()
-    kept = _select(weight.detach().abs().flatten(), n_kept(weight.numel(), sparsity), flat_alive, priority)
+    kept = _select(
+        weight.detach().abs().flatten(), n_kept(weight.numel(), sparsity), flat_alive, priority
+    )
     return kept.reshape(weight.shape)
 
 
@@ -245,15 +257,22 @@ def global_magnitude_masks(
     alive = alive or {}
     flat_alive = None
     if alive:
-        flat_alive = torch.cat([
-            alive[k].flatten() if k in alive else torch.ones(weights[k].numel(), dtype=torch.bool, device=magnitude.device)
-            for k in names
-        ])
+        flat_alive = torch.cat(
+            [
+                alive[k].flatten()
+                if k in alive
+                else torch.ones(weights[k].numel(), dtype=torch.bool, device=magnitude.device)
+                for k in names
+            ]
+        )
     priority = None
     if nm is not None:
-        priority = torch.cat([
-            structured_priority(weights[k], nm, transposable, alive.get(k)).flatten() for k in names
-        ])
+        priority = torch.cat(
+            [
+                structured_priority(weights[k], nm, transposable, alive.get(k)).flatten()
+                for k in names
+            ]
+        )
     flat = _select(magnitude, n_kept(sum(sizes), sparsity), flat_alive, priority)
     return {k: chunk.reshape(weights[k].shape) for k, chunk in zip(names, flat.split(sizes))}
 

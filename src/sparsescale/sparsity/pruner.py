@@ -45,7 +45,9 @@ SCOPES = ("tensor", "global")
 DISTRIBUTIONS = ("uniform", "erk")
 
 
-def resolve_sparsity(sparsity: float | dict[str, float], names: list[str]) -> dict[str, tuple[float, str]]:
+def resolve_sparsity(
+    sparsity: float | dict[str, float], names: list[str]
+) -> dict[str, tuple[float, str]]:
     """Final sparsity of each named tensor and the glob that set it.
 
     A number applies to every tensor ("*"). A dict maps glob patterns on
@@ -71,7 +73,9 @@ def resolve_sparsity(sparsity: float | dict[str, float], names: list[str]) -> di
     return resolved
 
 
-def _forward_flops_per_token(model: nn.Module, pruned: dict[str, nn.Parameter], kept: dict[int, int]) -> tuple[int, int]:
+def _forward_flops_per_token(
+    model: nn.Module, pruned: dict[str, nn.Parameter], kept: dict[int, int]
+) -> tuple[int, int]:
     """2 FLOPs per multiply-add of every matrix-product weight (Linear, Conv1D,
     MultiheadAttention projections) and of every other pruned tensor that is not
     an embedding table (dense, sparse).
@@ -163,25 +167,42 @@ class GradualPruner:
         self.prunable = select_prunable(model, include, exclude)
         if not self.prunable:
             raise SparsescaleError(
-                "the model has no prunable tensors (no nn.Linear, Conv1D or nn.MultiheadAttention weight "
+                "the model has no prunable tensors (no nn.Linear, Conv1D or nn.MultiheadAttention "
+                "weight "
                 "inside its blocks); name the tensors with include="
             )
         self.coverage = coverage(model, self.prunable)
         warn_on_low_coverage(self.coverage)
         self.input_dim = input_dims(model, self.prunable)
         if self.nm is not None:
-            check = masks_lib.check_transposable_shape if self.transposable else masks_lib.check_nm_shape
+            check = (
+                masks_lib.check_transposable_shape
+                if self.transposable
+                else masks_lib.check_nm_shape
+            )
             for name, param in self.prunable.items():
                 check(name, self._math_shape(name, param), *self.nm)
         self.embedding_params = {
-            k: v for k, v in select_token_embeddings(model, exclude).items() if k not in self.prunable
+            k: v
+            for k, v in select_token_embeddings(model, exclude).items()
+            if k not in self.prunable
         }
         self._set_targets(sparsity, schedule, embeddings, distribution)
         self.config = {
-            "sparsity": 0.0 if schedule == "dense" else sparsity if isinstance(sparsity, dict) else float(sparsity),
+            "sparsity": 0.0
+            if schedule == "dense"
+            else sparsity
+            if isinstance(sparsity, dict)
+            else float(sparsity),
             "pattern": masks_lib.pattern_name(pattern),
-            "total_steps": int(total_steps), "start": float(start), "end": float(end), "every": int(every),
-            "schedule": schedule, "at_step": int(at_step), "embeddings": embeddings, "scope": scope,
+            "total_steps": int(total_steps),
+            "start": float(start),
+            "end": float(end),
+            "every": int(every),
+            "schedule": schedule,
+            "at_step": int(at_step),
+            "embeddings": embeddings,
+            "scope": scope,
             "distribution": distribution,
         }
         self._build_schedules()
@@ -197,30 +218,43 @@ class GradualPruner:
         """Final sparsity per tensor (and the pattern that set it)."""
         if schedule == "dense":
             sparsity = 0.0
-        names = list(self.prunable) + ([k for k in self.embedding_params] if embeddings != "off" else [])
+        names = list(self.prunable) + (
+            [k for k in self.embedding_params] if embeddings != "off" else []
+        )
         resolved = resolve_sparsity(sparsity, names)
         if self.nm is not None:
             n, m = self.nm
-            low = {k: s for k, (s, _) in resolved.items() if k in self.prunable and s < 1.0 - n / m - 1e-12}
+            low = {
+                k: s
+                for k, (s, _) in resolved.items()
+                if k in self.prunable and s < 1.0 - n / m - 1e-12
+            }
             if low and schedule != "dense":
                 name, value = next(iter(low.items()))
                 raise SparsescaleError(
-                    f"sparsity {value} (tensor {name}) is below {1 - n / m:g}, the least an n:m pattern {n}:{m} gives"
+                    f"sparsity {value} (tensor {name}) is below {1 - n / m:g}, the least an n:m "
+                    f"pattern {n}:{m} gives"
                 )
         final = {k: s for k, (s, _) in resolved.items() if k in self.prunable}
         numel = {k: p.numel() for k, p in self.prunable.items()}
         # One number for the block set: what stats()["sparsity"] reaches at the end.
-        self.sparsity = 1.0 - sum(masks_lib.n_kept(numel[k], final[k]) for k in final) / sum(numel.values())
+        self.sparsity = 1.0 - sum(masks_lib.n_kept(numel[k], final[k]) for k in final) / sum(
+            numel.values()
+        )
         if not isinstance(sparsity, dict):
             self.sparsity = float(sparsity)
         if distribution == "erk":
-            final = masks_lib.erk_sparsities({k: tuple(v.shape) for k, v in self.prunable.items()}, self.sparsity)
+            final = masks_lib.erk_sparsities(
+                {k: tuple(v.shape) for k, v in self.prunable.items()}, self.sparsity
+            )
         for name in self.embedding_params if embeddings != "off" else []:
             s = resolved[name][0]
             final[name] = s if embeddings == "on" else 1.0 - math.sqrt(1.0 - s)
-        self.embedding_sparsity = {"off": 0.0, "on": self.sparsity, "auto": 1.0 - math.sqrt(1.0 - self.sparsity)}[
-            embeddings
-        ]
+        self.embedding_sparsity = {
+            "off": 0.0,
+            "on": self.sparsity,
+            "auto": 1.0 - math.sqrt(1.0 - self.sparsity),
+        }[embeddings]
         self.final_sparsity = final
         self.sparsity_rule = {k: p for k, (_, p) in resolved.items()}
 
@@ -234,8 +268,13 @@ class GradualPruner:
         self._schedules: dict[float, Schedule] = {}
         for value in sorted(set(self.final_sparsity.values())) + [self.sparsity]:
             self._schedules[value] = make_schedule(
-                c["schedule"], value, ramp_total_steps or c["total_steps"], start=c["start"], end=c["end"],
-                every=c["every"], at_step=c["at_step"],
+                c["schedule"],
+                value,
+                ramp_total_steps or c["total_steps"],
+                start=c["start"],
+                end=c["end"],
+                every=c["every"],
+                at_step=c["at_step"],
             )
         self.schedule = self._schedules[self.sparsity]
 
@@ -264,8 +303,9 @@ class GradualPruner:
             if s > 0.0 or self.masks:
                 views = {k: self._math(k, p) for k, p in self.prunable.items()}
                 alive = {k: self._math(k, m) for k, m in self.masks.items() if k in self.prunable}
-                found = masks_lib.global_magnitude_masks(views, s, alive=alive, nm=self.nm,
-                                                         transposable=self.transposable)
+                found = masks_lib.global_magnitude_masks(
+                    views, s, alive=alive, nm=self.nm, transposable=self.transposable
+                )
                 new.update({k: self._math(k, m).contiguous() for k, m in found.items()})
             rest = [k for k in self.params if k not in self.prunable]
         for name in rest:
@@ -275,7 +315,10 @@ class GradualPruner:
             nm = self.nm if name in self.prunable else None
             alive = self.masks.get(name)
             mask = masks_lib.magnitude_mask(
-                self._math(name, self.params[name]), s, alive=None if alive is None else self._math(name, alive), nm=nm,
+                self._math(name, self.params[name]),
+                s,
+                alive=None if alive is None else self._math(name, alive),
+                nm=nm,
                 transposable=self.transposable,
             )
             new[name] = self._math(name, mask).contiguous()
@@ -322,7 +365,9 @@ class GradualPruner:
         and installed here; only a pruner that starts on an update step ranks
         that first mask on the updated weights."""
         if self.finalized:
-            raise SparsescaleError("the pruner was finalized (masks dropped); build a new one to keep training")
+            raise SparsescaleError(
+                "the pruner was finalized (masks dropped); build a new one to keep training"
+            )
         if self._pending is not None:
             self._install_masks(self._pending)
             self._pending = None
@@ -366,7 +411,10 @@ class GradualPruner:
         masks) the non-zeros; numel before anything was pruned."""
         if self.finalized:
             return {k: int((p != 0).sum()) for k, p in self.params.items()}
-        return {k: int(self.masks[k].sum()) if k in self.masks else p.numel() for k, p in self.params.items()}
+        return {
+            k: int(self.masks[k].sum()) if k in self.masks else p.numel()
+            for k, p in self.params.items()
+        }
 
     def stats(self) -> dict[str, Any]:
         """Sparsity and counts: "sparsity" and "n_nonzero" (N) of the pruned block
@@ -393,7 +441,8 @@ class GradualPruner:
             "n_params_embedding": sum(p.numel() for p in embeddings.values()),
             "coverage": self.coverage,
             "embedding_sparsity": (
-                1.0 - sum(kept[k] for k in emb_masked) / sum(self.params[k].numel() for k in emb_masked)
+                1.0
+                - sum(kept[k] for k in emb_masked) / sum(self.params[k].numel() for k in emb_masked)
                 if emb_masked
                 else 0.0
             ),
@@ -439,7 +488,8 @@ class GradualPruner:
         for key, value in self.config.items():
             if key != "total_steps" and state["config"].get(key) != value:
                 raise SparsescaleError(
-                    f"pruner state was saved with {key}={state['config'].get(key)!r}, this pruner has {value!r}"
+                    f"pruner state was saved with {key}={state['config'].get(key)!r}, this pruner "
+                    f"has {value!r}"
                 )
         if not isinstance(saved_total, int) or saved_total > self.config["total_steps"]:
             raise SparsescaleError(
@@ -447,10 +497,14 @@ class GradualPruner:
                 f"{self.config['total_steps']} (a resumed run may be longer, not shorter)"
             )
         if list(state["tensors"]) != list(self.params):
-            raise SparsescaleError("pruner state was saved for different tensors than this model's pruned set")
+            raise SparsescaleError(
+                "pruner state was saved for different tensors than this model's pruned set"
+            )
         saved_ramp = state.get("ramp_total_steps") or saved_total
         same_ramp = saved_total == self.config["total_steps"] or keep_ramp
-        self._build_schedules(saved_ramp if same_ramp and saved_ramp != self.config["total_steps"] else None)
+        self._build_schedules(
+            saved_ramp if same_ramp and saved_ramp != self.config["total_steps"] else None
+        )
         self.masks = self._checked_masks(state["masks"])
         self._pairs = [(self.params[k], m) for k, m in self.masks.items()]
         self.step_count = int(state["step"])
@@ -466,7 +520,9 @@ class GradualPruner:
         for name, mask in saved.items():
             param = self.params[name]
             if tuple(mask.shape) != tuple(param.shape) or mask.dtype != torch.bool:
-                raise SparsescaleError(f"pruner state: mask {name} has shape {tuple(mask.shape)} / {mask.dtype}")
+                raise SparsescaleError(
+                    f"pruner state: mask {name} has shape {tuple(mask.shape)} / {mask.dtype}"
+                )
             masks[name] = mask.to(param.device).clone()
         return masks
 
@@ -475,23 +531,37 @@ def _check_options(nm, sparsity, schedule, total_steps, embeddings, scope, distr
     if not isinstance(sparsity, dict):
         _check_sparsity(sparsity)
     if schedule not in SCHEDULE_KINDS:
-        raise SparsescaleError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+        raise SparsescaleError(
+            f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULE_KINDS)}"
+        )
     if total_steps is None:
         raise SparsescaleError("total_steps is required (the number of pruner.step() calls)")
     if embeddings not in EMBEDDING_MODES:
-        raise SparsescaleError(f"embeddings must be one of {', '.join(EMBEDDING_MODES)}, got {embeddings!r}")
+        raise SparsescaleError(
+            f"embeddings must be one of {', '.join(EMBEDDING_MODES)}, got {embeddings!r}"
+        )
     if scope not in SCOPES:
         raise SparsescaleError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if distribution not in DISTRIBUTIONS:
-        raise SparsescaleError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}")
+        raise SparsescaleError(
+            f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}"
+        )
     if distribution == "erk" and (scope == "global" or nm is not None):
-        raise SparsescaleError("distribution 'erk' works with scope 'tensor' and unstructured pattern only")
+        raise SparsescaleError(
+            "distribution 'erk' works with scope 'tensor' and unstructured pattern only"
+        )
     if isinstance(sparsity, dict) and (scope == "global" or distribution == "erk"):
-        raise SparsescaleError("a per-tensor sparsity dict works with scope 'tensor' and distribution 'uniform' only")
+        raise SparsescaleError(
+            "a per-tensor sparsity dict works with scope 'tensor' and distribution 'uniform' only"
+        )
 
 
 def one_shot_prune(
-    model: nn.Module, sparsity: float, pattern: str | None = None, total_steps: int = 1, **kwargs: Any
+    model: nn.Module,
+    sparsity: float,
+    pattern: str | None = None,
+    total_steps: int = 1,
+    **kwargs: Any,
 ) -> GradualPruner:
     """Prune a (dense, pretrained) model to `sparsity` now by magnitude and return
     a pruner that keeps that static mask applied while training continues.
@@ -501,4 +571,11 @@ def one_shot_prune(
     return pruner
 
 
-__all__ = ["GradualPruner", "resolve_sparsity", "select_prunable", "select_embeddings", "select_token_embeddings", "one_shot_prune"]
+__all__ = [
+    "GradualPruner",
+    "resolve_sparsity",
+    "select_prunable",
+    "select_embeddings",
+    "select_token_embeddings",
+    "one_shot_prune",
+]

@@ -17,6 +17,9 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 
+# the closed form of a cubic ramp's mean sparsity has one home, below torch (laws.schedule)
+from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
+
 SCHEDULE_KINDS = ("cubic", "one-shot", "constant", "dense")
 
 
@@ -26,7 +29,11 @@ def _check_sparsity(sparsity: float, name: str = "sparsity") -> None:
 
 
 def _check_total_steps(total_steps: int) -> None:
-    if not isinstance(total_steps, (int, np.integer)) or isinstance(total_steps, bool) or total_steps < 1:
+    if (
+        not isinstance(total_steps, (int, np.integer))
+        or isinstance(total_steps, bool)
+        or total_steps < 1
+    ):
         raise SparsescaleError(f"total_steps must be a positive integer, got {total_steps!r}")
 
 
@@ -51,13 +58,23 @@ class CubicSchedule:
         _check_sparsity(self.sparsity)
         _check_total_steps(self.total_steps)
         if not (0.0 <= self.start < 1.0):
-            raise SparsescaleError(f"start must be a fraction of training in [0, 1), got {self.start!r}")
+            raise SparsescaleError(
+                f"start must be a fraction of training in [0, 1), got {self.start!r}"
+            )
         if not (0.0 < self.end <= 1.0):
-            raise SparsescaleError(f"end must be a fraction of training in (0, 1], got {self.end!r}")
+            raise SparsescaleError(
+                f"end must be a fraction of training in (0, 1], got {self.end!r}"
+            )
         if self.start >= self.end:
             raise SparsescaleError(f"start ({self.start}) must be before end ({self.end})")
-        if not isinstance(self.every, (int, np.integer)) or isinstance(self.every, bool) or self.every < 1:
-            raise SparsescaleError(f"every must be a positive integer number of steps, got {self.every!r}")
+        if (
+            not isinstance(self.every, (int, np.integer))
+            or isinstance(self.every, bool)
+            or self.every < 1
+        ):
+            raise SparsescaleError(
+                f"every must be a positive integer number of steps, got {self.every!r}"
+            )
 
     @property
     def start_step(self) -> int:
@@ -220,7 +237,9 @@ def make_schedule(
         return ConstantSchedule(sparsity, total_steps)
     if kind == "dense":
         return DenseSchedule(total_steps)
-    raise SparsescaleError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+    raise SparsescaleError(
+        f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}"
+    )
 
 
 def mean_density(
@@ -237,14 +256,6 @@ def mean_density(
     return make_schedule(
         kind, sparsity, total_steps, start=start, end=end, every=every, at_step=at_step
     ).mean_density()
-
-
-def cubic_mean_sparsity_fraction(start: float = 0.25, end: float = 0.75) -> float:
-    """Closed-form mean sparsity of a cubic ramp, as a fraction of S, in the limit
-    of many steps: 3/4 of the ramp's length plus everything after it."""
-    if not (0.0 <= start < end <= 1.0):
-        raise SparsescaleError(f"need 0 <= start < end <= 1, got start={start}, end={end}")
-    return (end - start) * 0.75 + (1.0 - end)
 
 
 __all__ = [

@@ -149,7 +149,9 @@ def _as_patterns(patterns: str | Iterable[str] | None, argument: str) -> list[st
         return [patterns]
     patterns = list(patterns)
     if not all(isinstance(p, str) for p in patterns):
-        raise SparsescaleError(f"{argument} must be a glob pattern or a list of them, got {patterns!r}")
+        raise SparsescaleError(
+            f"{argument} must be a glob pattern or a list of them, got {patterns!r}"
+        )
     return patterns
 
 
@@ -157,19 +159,30 @@ def _filter(model, default_ids, include, exclude) -> dict:
     named = dict(model.named_parameters())  # deduplicates tied weights, first name wins
     include_patterns = _as_patterns(include, "include")
     exclude_patterns = _as_patterns(exclude, "exclude")
-    for argument, pattern in [("include", p) for p in include_patterns] + [("exclude", p) for p in exclude_patterns]:
+    for argument, pattern in [("include", p) for p in include_patterns] + [
+        ("exclude", p) for p in exclude_patterns
+    ]:
         if not any(fnmatch.fnmatchcase(name, pattern) for name in named):
-            raise SparsescaleError(f"{argument} pattern {pattern!r} matches no parameter of the model")
+            raise SparsescaleError(
+                f"{argument} pattern {pattern!r} matches no parameter of the model"
+            )
     never = _never_prunable(model)
     for pattern in include_patterns:
         if all(id(p) in never for n, p in named.items() if fnmatch.fnmatchcase(n, pattern)):
             raise SparsescaleError(
-                f"include pattern {pattern!r} matches only biases, norm or 1-D parameters, which are never pruned"
+                f"include pattern {pattern!r} matches only biases, norm or 1-D parameters, which "
+                "are never pruned"
             )
     chosen = {}
     for name, param in named.items():
-        wanted = id(param) in default_ids or any(fnmatch.fnmatchcase(name, p) for p in include_patterns)
-        if wanted and id(param) not in never and not any(fnmatch.fnmatchcase(name, p) for p in exclude_patterns):
+        wanted = id(param) in default_ids or any(
+            fnmatch.fnmatchcase(name, p) for p in include_patterns
+        )
+        if (
+            wanted
+            and id(param) not in never
+            and not any(fnmatch.fnmatchcase(name, p) for p in exclude_patterns)
+        ):
             chosen[name] = param
     return chosen
 
@@ -227,14 +240,17 @@ def coverage(model: nn.Module, prunable: dict[str, nn.Parameter]) -> float:
 def warn_on_low_coverage(fraction: float) -> None:
     if fraction < COVERAGE_WARNING:
         warnings.warn(
-            f"the pruned set covers only {fraction:.1%} of the model's 2-D block weights; the reported "
+            f"the pruned set covers only {fraction:.1%} of the model's 2-D block weights; the "
+            "reported "
             "sparsity is that of the pruned set, not of the model (add the rest with include=)",
             SelectionWarning,
             stacklevel=3,
         )
 
 
-def select_embeddings(model: nn.Module, exclude: str | Iterable[str] | None = None) -> dict[str, nn.Parameter]:
+def select_embeddings(
+    model: nn.Module, exclude: str | Iterable[str] | None = None
+) -> dict[str, nn.Parameter]:
     """Embedding and head parameters for the paper's parameter accounting: the
     weights of every nn.Embedding and of every matrix-product weight outside the
     blocks (minus `exclude` matches). `select_token_embeddings` is the subset
@@ -258,12 +274,20 @@ def _token_embedding(model: nn.Module, blocks: set[str], vocab_sizes: set[int]) 
             found = None
         if isinstance(found, nn.Embedding):
             return found
-    candidates = [(p, m) for p, m in model.named_modules() if isinstance(m, nn.Embedding) and not _in_block(p, blocks)]
+    candidates = [
+        (p, m)
+        for p, m in model.named_modules()
+        if isinstance(m, nn.Embedding) and not _in_block(p, blocks)
+    ]
     # The table the output head projects back onto is the token embedding.
     for _, module in candidates:
         if module.num_embeddings in vocab_sizes:
             return module
-    named = [(p, m) for p, m in candidates if not any(s in p.rsplit(".", 1)[-1].lower() for s in _NOT_TOKEN_EMBEDDING)]
+    named = [
+        (p, m)
+        for p, m in candidates
+        if not any(s in p.rsplit(".", 1)[-1].lower() for s in _NOT_TOKEN_EMBEDDING)
+    ]
     return max(named, key=lambda pm: pm[1].num_embeddings)[1] if named else None
 
 
@@ -276,7 +300,9 @@ def _output_head(model: nn.Module, blocks: set[str]) -> nn.Module | None:
             found = None
         if found is not None:
             return found
-    outside = [m for p, m in model.named_modules() if not _in_block(p, blocks) and _module_matmuls(m)]
+    outside = [
+        m for p, m in model.named_modules() if not _in_block(p, blocks) and _module_matmuls(m)
+    ]
     return outside[-1] if outside else None
 
 
@@ -291,9 +317,17 @@ def select_token_embeddings(
     embedding the table with as many rows as the head has outputs."""
     blocks = block_paths(model)
     head = _output_head(model, blocks)
-    vocab = {head.weight.shape[0] if not is_conv1d(head) else head.weight.shape[1]} if head is not None else set()
+    vocab = (
+        {head.weight.shape[0] if not is_conv1d(head) else head.weight.shape[1]}
+        if head is not None
+        else set()
+    )
     token = _token_embedding(model, blocks, vocab)
-    ids = {id(m.weight) for m in (token, head) if m is not None and isinstance(getattr(m, "weight", None), nn.Parameter)}
+    ids = {
+        id(m.weight)
+        for m in (token, head)
+        if m is not None and isinstance(getattr(m, "weight", None), nn.Parameter)
+    }
     return _filter(model, ids, None, exclude)
 
 

@@ -40,12 +40,18 @@ def unavailable_reason(device: torch.device | str | None = None) -> str | None:
     """Why semi-structured kernels cannot run here, or None if they can."""
     dev = torch.device(device) if device is not None else torch.device("cuda")
     if dev.type != "cuda":
-        return f"semi-structured 2:4 kernels need a CUDA device (got {dev.type}); PyTorch has no CPU implementation"
+        return (
+            f"semi-structured 2:4 kernels need a CUDA device (got {dev.type}); "
+            "PyTorch has no CPU implementation"
+        )
     if not torch.cuda.is_available():
         return "semi-structured 2:4 kernels need CUDA, and torch.cuda.is_available() is False"
     major, minor = torch.cuda.get_device_capability(dev)
     if major < 8:
-        return f"semi-structured 2:4 kernels need compute capability >= 8.0 (Ampere); this GPU has {major}.{minor}"
+        return (
+            "semi-structured 2:4 kernels need compute capability >= 8.0 (Ampere); "
+            f"this GPU has {major}.{minor}"
+        )
     try:
         from torch.sparse import to_sparse_semi_structured  # noqa: F401
     except ImportError as exc:  # pragma: no cover - very old torch
@@ -80,10 +86,13 @@ class _SemiSparseLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias, mask, transposable: bool):
         dtype = _compute_dtype(x)
         if dtype not in HALF_DTYPES:
-            raise SparsescaleError(f"semi-structured kernels need bf16 or fp16 activations, got {dtype}")
+            raise SparsescaleError(
+                f"semi-structured kernels need bf16 or fp16 activations, got {dtype}"
+            )
         ctx.dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
         ctx.transposable = transposable
-        # autocast off inside: the operands are cast here, and autocast must not touch the sparse subclass
+        # autocast off inside: the operands are cast here, and autocast must not touch the sparse
+        # subclass
         with torch.autocast(x.device.type, enabled=False):
             w = (weight * mask).to(dtype)
             x = x.to(dtype).contiguous()  # the sparse kernels take row-major dense operands
@@ -98,9 +107,13 @@ class _SemiSparseLinear(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             g = grad_out.to(w.dtype).contiguous()
             if ctx.needs_input_grad[0]:
-                grad_x = (F.linear(g, _compress(w.t().contiguous())) if ctx.transposable else g @ w).to(x_dtype)
+                grad_x = (
+                    F.linear(g, _compress(w.t().contiguous())) if ctx.transposable else g @ w
+                ).to(x_dtype)
             if ctx.needs_input_grad[1]:
-                grad_w = (g.t() @ x).to(w_dtype)  # the dense gradient, as masked-dense training uses
+                grad_w = (g.t() @ x).to(
+                    w_dtype
+                )  # the dense gradient, as masked-dense training uses
             if ctx.needs_input_grad[2]:
                 grad_b = g.sum(0).to(b_dtype)
         return grad_x, grad_w, grad_b, None, None
@@ -114,13 +127,18 @@ class SemiStructuredLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = linear.weight
         self.bias = linear.bias
-        self.register_buffer("mask", mask.to(device=linear.weight.device, dtype=linear.weight.dtype), persistent=False)
+        self.register_buffer(
+            "mask",
+            mask.to(device=linear.weight.device, dtype=linear.weight.dtype),
+            persistent=False,
+        )
         self.transposable = is_nm(mask.t())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        y = _SemiSparseLinear.apply(x.reshape(-1, self.in_features), self.weight, self.bias, self.mask,
-                                    self.transposable)
+        y = _SemiSparseLinear.apply(
+            x.reshape(-1, self.in_features), self.weight, self.bias, self.mask, self.transposable
+        )
         return y.reshape(*lead, self.out_features)
 
 
@@ -139,12 +157,16 @@ def unswappable_reason(module: nn.Module, mask: torch.Tensor, dtype: torch.dtype
     try:  # the kernels' own shape rules (minimum and multiple sizes per dtype)
         _compress(torch.zeros(tuple(mask.shape), dtype=dtype, device=module.weight.device))
     except (RuntimeError, ValueError) as exc:
-        return f"shape {tuple(mask.shape)} not supported by the 2:4 kernels: {str(exc).splitlines()[0]}"
+        return (
+            f"shape {tuple(mask.shape)} not supported by the 2:4 kernels: "
+            f"{str(exc).splitlines()[0]}"
+        )
     return None
 
 
-def swap_to_semi_structured(model: nn.Module, masks: dict[str, torch.Tensor],
-                            dtype: torch.dtype = torch.bfloat16) -> SwapReport:
+def swap_to_semi_structured(
+    model: nn.Module, masks: dict[str, torch.Tensor], dtype: torch.dtype = torch.bfloat16
+) -> SwapReport:
     """Replace every nn.Linear whose `<name>.weight` has a final 2:4 mask in
     `masks` (the pruner's `masks`) by a SemiStructuredLinear. Raises
     SparsescaleError where the kernels cannot run at all (CPU, old GPU)."""
@@ -176,7 +198,9 @@ def _last_update_step(schedule, total_steps: int) -> int:
     return next((t for t in range(total_steps - 1, -1, -1) if schedule.is_update_step(t)), -1)
 
 
-def swap_when_final(model: nn.Module, pruner, dtype: torch.dtype = torch.bfloat16) -> SwapReport | None:
+def swap_when_final(
+    model: nn.Module, pruner, dtype: torch.dtype = torch.bfloat16
+) -> SwapReport | None:
     """For a training loop: call after `pruner.step()`; once the pruner's 2:4
     (or 2:4T) masks are final (past the schedule's last update step) swap the
     pruned linears and return the report, else return None. Other patterns

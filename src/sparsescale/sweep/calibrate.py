@@ -29,11 +29,21 @@ def _flops_per_step(run: PlannedRun) -> float:
 
 def _timing_config(run: PlannedRun, steps: int) -> dict[str, Any]:
     """The run's config, trained for `steps` steps with one small evaluation (not timed)."""
-    config = {k: v for k, v in run.config.items() if k not in BUDGET_AXES}
-    config.update(steps=steps, eval_every=steps, eval_tokens=1, eval_examples=1, final_eval_tokens=0,
-                  ckpt_every=steps, data_skip=0)
+    # (data_skip: dense_tokens' name in runs planned by older versions)
+    config = {k: v for k, v in run.config.items() if k not in (*BUDGET_AXES, "data_skip")}
+    config.update(
+        steps=steps,
+        eval_every=steps,
+        eval_tokens=1,
+        eval_examples=1,
+        final_eval_tokens=0,
+        ckpt_every=steps,
+        dense_tokens=0,
+    )
     if str(config.get("init_from") or "").startswith("@"):
-        config["init_from"] = None   # a continued run has its dense prefix's width, which sizing gives too
+        config["init_from"] = (
+            None  # a continued run has its dense prefix's width, which sizing gives too
+        )
     return config
 
 
@@ -49,8 +59,10 @@ def step_seconds(run: PlannedRun, world: int = 1) -> float:
         with tempfile.TemporaryDirectory(prefix="sparsescale-calibrate-") as tmp:
             result = train(cfg, Path(tmp), quiet=True)
     except SparsescaleError as exc:
-        raise SparsescaleError(f"--calibrate: cannot train the runs here ({exc}); calibrate on the machine "
-                               "that will run them") from None
+        raise SparsescaleError(
+            f"--calibrate: cannot train the runs here ({exc}); calibrate on the machine "
+            "that will run them"
+        ) from None
     if not result.steady_examples_per_s:
         raise SparsescaleError("--calibrate: the timed steps recorded no steady-state rate")
     return result.batch / result.steady_examples_per_s / world
@@ -67,20 +79,28 @@ def calibrate(runs: list[PlannedRun], world: int = 1, progress=None) -> StepCost
         import torch
 
         if not torch.cuda.is_available():
-            raise SparsescaleError("--calibrate: the runs train on cuda but no GPU is visible here; calibrate on "
-                                   "the machine that will run them")
+            raise SparsescaleError(
+                "--calibrate: the runs train on cuda but no GPU is visible here; calibrate on "
+                "the machine that will run them"
+            )
     small = min(todo, key=_flops_per_step)
     large = max(todo, key=_flops_per_step)
     timed = []
     for run in (small, large) if large is not small else (small,):
         if progress:
-            progress(f"timing {TIMED_STEPS} steps of N={run.axes.get('n_nonzero')} S={run.config.get('sparsity')}")
+            progress(
+                f"timing {TIMED_STEPS} steps of N={run.axes.get('n_nonzero')} "
+                f"S={run.config.get('sparsity')}"
+            )
         timed.append((_flops_per_step(run), step_seconds(run, world)))
     device = small.config.get("device", "cpu")
     scaling = f", 1/{world} of one device's step time (ideal DDP scaling)" if world > 1 else ""
-    source = f"calibrated: {TIMED_STEPS} timed steps of the smallest and largest runs on {device}{scaling}"
+    source = (
+        f"calibrated: {TIMED_STEPS} timed steps of the smallest and largest runs on {device}"
+        f"{scaling}"
+    )
     if len(timed) == 1 or timed[1][0] <= timed[0][0]:
         return StepCost(timed[0][1], 0.0, source)
     (f0, t0), (f1, t1) = timed
-    slope = max(0.0, (t1 - t0) / (f1 - f0))    # timing noise must not make larger runs cheaper
+    slope = max(0.0, (t1 - t0) / (f1 - f0))  # timing noise must not make larger runs cheaper
     return StepCost(max(0.0, t0 - slope * f0), slope, source)

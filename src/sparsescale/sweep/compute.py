@@ -1,7 +1,8 @@
 """What each run of a sweep cost in training FLOPs, its dense prefix included.
 
-A run pruned from a dense model (`init_from_dense` / `dense_prefix`) trained
-only its sparse phase itself; its dense prefix is another run of the store,
+A run pruned from a dense model (a from-dense run, grid `dense_tokens` or
+`from_dense`) trained only its sparse phase itself; its dense prefix (the
+dense run it continues, axes role "dense-pretrain") is another run of the store,
 trained once however many runs continue it. Three ways to count:
 
 - own: what this run's training did (the sparse phase only, for a pruned run);
@@ -52,14 +53,19 @@ def compute_accounting(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         deps = [h for h in r.get("depends_on") or [] if h in by_hash]
         prefix = by_hash[deps[0]] if deps else None
         p_flops = own_flops(prefix, "dense") if prefix is not None else 0.0
-        entry: dict[str, Any] = {"prefix_hash": prefix["config_hash"] if prefix else None, "prefix_flops": p_flops,
-                                 "prefix_users": users.get(deps[0], 0) if deps else 0}
+        entry: dict[str, Any] = {
+            "prefix_hash": prefix["config_hash"] if prefix else None,
+            "prefix_flops": p_flops,
+            "prefix_users": users.get(deps[0], 0) if deps else 0,
+        }
         for acc in ACCOUNTINGS:
             own = own_flops(r, acc)
             ok = own is not None and p_flops is not None
             entry[f"own_flops_{acc}"] = own
             entry[f"total_flops_{acc}"] = own + p_flops if ok else None
-            entry[f"amortised_flops_{acc}"] = own + p_flops / max(1, entry["prefix_users"]) if ok else None
+            entry[f"amortised_flops_{acc}"] = (
+                own + p_flops / max(1, entry["prefix_users"]) if ok else None
+            )
         out[r["config_hash"]] = entry
     return out
 
@@ -67,4 +73,8 @@ def compute_accounting(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def sweep_total_flops(rows: list[dict[str, Any]], accounting: str = "sparse") -> float:
     """What the sweep actually trained: the own FLOPs of every run that ran to
     its end (finished or diverged), each once, so a shared prefix counts once."""
-    return float(sum(own_flops(r, accounting) or 0.0 for r in rows if r["status"] in ("finished", "diverged")))
+    return float(
+        sum(
+            own_flops(r, accounting) or 0.0 for r in rows if r["status"] in ("finished", "diverged")
+        )
+    )

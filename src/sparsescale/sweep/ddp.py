@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 PROGRESS = "sparsescale-progress "
-KILL_AFTER_S = 10.0   # a rank left waiting on a dead peer's collective never returns: kill it
+KILL_AFTER_S = 10.0  # a rank left waiting on a dead peer's collective never returns: kill it
 
 
 def _free_port() -> int:
@@ -41,36 +41,64 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ranks(runner: str, config: dict[str, Any], out_dir: Path, world: int,
-              progress: Callable[[dict[str, Any]], None] | None = None,
-              data_fingerprint: str | None = None) -> dict[str, Any]:
+def run_ranks(
+    runner: str,
+    config: dict[str, Any],
+    out_dir: Path,
+    world: int,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    data_fingerprint: str | None = None,
+) -> dict[str, Any]:
     """Train one run as `world` DDP processes; return rank 0's result dict.
     Raises RuntimeError naming the first rank that failed (the others are
     stopped). SIGTERM to this process reaches every rank, which checkpoints."""
     from sparsescale.train.result import RESULT, read_result
 
-    payload = json.dumps({"runner": runner, "config": config, "out_dir": str(out_dir),
-                          "data_fingerprint": data_fingerprint})
+    payload = json.dumps(
+        {
+            "runner": runner,
+            "config": config,
+            "out_dir": str(out_dir),
+            "data_fingerprint": data_fingerprint,
+        }
+    )
     port = _free_port()
     procs, logs = [], []
     for rank in range(world):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            LOCAL_WORLD_SIZE=str(world),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
         log = tempfile.TemporaryFile()
-        procs.append(subprocess.Popen([sys.executable, "-m", "sparsescale.sweep.ddp", payload], env=env,
-                                      stdout=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
-                                      stderr=log, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "sparsescale.sweep.ddp", payload],
+                env=env,
+                stdout=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
+        )
         logs.append(log)
-    reader = threading.Thread(target=_forward_progress, args=(procs[0].stdout, progress), daemon=True)
+    reader = threading.Thread(
+        target=_forward_progress, args=(procs[0].stdout, progress), daemon=True
+    )
     reader.start()
     stopped = []
     previous = None
     if threading.current_thread() is threading.main_thread():
+
         def forward(signum, frame):
             stopped.append(signum)
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
+
         previous = signal.signal(signal.SIGTERM, forward)
     try:
         failed = _wait(procs)
@@ -78,15 +106,19 @@ def run_ranks(runner: str, config: dict[str, Any], out_dir: Path, world: int,
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     reader.join(5.0)
-    if stopped:   # checkpointed on SIGTERM: end the way SIGTERM would have ended this process
+    if stopped:  # checkpointed on SIGTERM: end the way SIGTERM would have ended this process
         os.kill(os.getpid(), signal.SIGTERM)
         raise SystemExit(128 + signal.SIGTERM)
     if failed is not None:
         rank, code = failed
         logs[rank].seek(0)
-        lines = [ln for ln in logs[rank].read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        raise RuntimeError(f"DDP rank {rank} of {world} exited with code {code}: "
-                           f"{lines[-1][:500] if lines else 'no output'}")
+        lines = [
+            ln for ln in logs[rank].read().decode("utf-8", "replace").splitlines() if ln.strip()
+        ]
+        raise RuntimeError(
+            f"DDP rank {rank} of {world} exited with code {code}: "
+            f"{lines[-1][:500] if lines else 'no output'}"
+        )
     if read_result(Path(out_dir) / RESULT) is None:
         raise RuntimeError(f"DDP: the {world} ranks exited but rank 0 wrote no {RESULT}")
     # the file as written: a custom runner's own fields travel as they would without DDP
@@ -119,8 +151,8 @@ def _forward_progress(stream, progress) -> None:
     for line in stream:
         if progress is not None and line.startswith(PROGRESS):
             try:
-                progress(json.loads(line[len(PROGRESS):]))
-            except Exception:   # a progress bar never stops a run
+                progress(json.loads(line[len(PROGRESS) :]))
+            except Exception:  # a progress bar never stops a run
                 pass
 
 
@@ -135,8 +167,13 @@ def _rank_main(payload: str) -> None:
         print(PROGRESS + json.dumps(info), flush=True)
 
     rank0 = os.environ.get("RANK") == "0"
-    call_runner(task["runner"], task["config"], Path(task["out_dir"]), progress if rank0 else None,
-                task["data_fingerprint"])
+    call_runner(
+        task["runner"],
+        task["config"],
+        Path(task["out_dir"]),
+        progress if rank0 else None,
+        task["data_fingerprint"],
+    )
 
 
 if __name__ == "__main__":

@@ -41,27 +41,37 @@ DEFAULT_STEP_S = 0.0098
 # Per-run cost outside the training loop: worker start-up, data and model
 # set-up, writing the result (measured ~10 s on the quick preset).
 RUN_OVERHEAD_S = 10.0
-EVAL_COST = 1.0 / 3.0   # an evaluated example costs a forward pass: a third of a training step
+EVAL_COST = 1.0 / 3.0  # an evaluated example costs a forward pass: a third of a training step
 
 
 @dataclass(frozen=True)
 class StepCost:
     """t_step = step_s + s_per_flop * (dense block FLOPs per step); `source` says where from."""
+
     step_s: float
     s_per_flop: float
     source: str
-    guess: bool = False      # True: not measured on the runs' device
+    guess: bool = False  # True: not measured on the runs' device
 
 
 def default_cost(finished: list[dict[str, Any]] | None = None) -> StepCost:
     """The cost model without --calibrate: the store's finished runs, else the CPU guess."""
-    samples = [r["wall_s"] / r["train_flops_dense"] for r in finished or []
-               if r.get("wall_s") and r.get("train_flops_dense")]
+    samples = [
+        r["wall_s"] / r["train_flops_dense"]
+        for r in finished or []
+        if r.get("wall_s") and r.get("train_flops_dense")
+    ]
     if samples:
-        return StepCost(0.0, statistics.median(samples), f"median of {len(samples)} finished runs in the store")
-    return StepCost(DEFAULT_STEP_S, DEFAULT_S_PER_FLOP,
-                    "a CPU-derived guess from a 2-core laptop CPU, not measured on this sweep's device; "
-                    "--calibrate times its runs", guess=True)
+        return StepCost(
+            0.0, statistics.median(samples), f"median of {len(samples)} finished runs in the store"
+        )
+    return StepCost(
+        DEFAULT_STEP_S,
+        DEFAULT_S_PER_FLOP,
+        "a CPU-derived guess from a 2-core laptop CPU, not measured on this sweep's device; "
+        "--calibrate times its runs",
+        guess=True,
+    )
 
 
 def seconds_per_flop(finished: list[dict[str, Any]] | None = None) -> tuple[float, str]:
@@ -75,7 +85,7 @@ def _evaluated_examples(plan: dict[str, Any], config: dict[str, Any]) -> float:
     steps, seq_len = plan.get("steps") or 0, plan.get("seq_len") or 0
     every = config.get("eval_every") or max(1, steps // 8)
     points = max(1, steps // every)
-    if seq_len:   # text: eval_tokens per point, final_eval_tokens (else eval_tokens) at the end
+    if seq_len:  # text: eval_tokens per point, final_eval_tokens (else eval_tokens) at the end
         per_point = (config.get("eval_tokens") or 32768) / seq_len
         final = (config.get("final_eval_tokens") or config.get("eval_tokens") or 32768) / seq_len
     else:
@@ -83,9 +93,11 @@ def _evaluated_examples(plan: dict[str, Any], config: dict[str, Any]) -> float:
     return (points - 1) * per_point + final
 
 
-def run_seconds(plan: dict[str, Any], cost: StepCost | float, config: dict[str, Any] | None = None) -> float:
+def run_seconds(
+    plan: dict[str, Any], cost: StepCost | float, config: dict[str, Any] | None = None
+) -> float:
     """Estimated wall time of one run: start-up, its steps and its evaluation."""
-    if not isinstance(cost, StepCost):      # a bare seconds-per-FLOP figure
+    if not isinstance(cost, StepCost):  # a bare seconds-per-FLOP figure
         cost = StepCost(0.0, float(cost), "")
     steps = plan.get("steps") or 0
     flops = float(plan.get("train_flops_dense") or 0.0)

@@ -50,6 +50,7 @@ def _describe(exc: BaseException) -> str:
 
 # -- local ----------------------------------------------------------------------------
 
+
 def _local_worker_main(conn: Connection, threads: int, devices: list[str] | None = None) -> None:
     # Set before torch is imported in this process: one BLAS/OpenMP pool of
     # `threads` threads per run, and the GPUs this worker may see (torch reads
@@ -99,8 +100,10 @@ class _Worker:
 def check_gpus_per_run(g: float, what: str = "gpus_per_run") -> float:
     """0, a fraction in (0, 1) or a whole number of GPUs (at most 64: one node)."""
     if not (g == g and 0 <= g <= 64) or (g > 1 and g != int(g)):
-        raise SparsescaleError(f"{what}: must be 0, a fraction of one GPU such as 0.5, or a whole number of "
-                               f"GPUs up to 64, got {g:g}")
+        raise SparsescaleError(
+            f"{what}: must be 0, a fraction of one GPU such as 0.5, or a whole number of "
+            f"GPUs up to 64, got {g:g}"
+        )
     return float(g)
 
 
@@ -132,8 +135,9 @@ def parse_devices(text: str, what: str = "--devices") -> list[str]:
     return ids
 
 
-def device_slots(gpus_per_run: float, devices: list[str] | None, what: str = "--gpus-per-run"
-                 ) -> list[list[str]] | None:
+def device_slots(
+    gpus_per_run: float, devices: list[str] | None, what: str = "--gpus-per-run"
+) -> list[list[str]] | None:
     """The devices of each local worker (None: CPU runs, no pinning). `devices`
     None means every GPU visible here; none visible is an error, not a hang or
     a silent CPU run. Fractions: floor(1/g) workers per device, spread over the
@@ -143,17 +147,21 @@ def device_slots(gpus_per_run: float, devices: list[str] | None, what: str = "--
     if devices is None:
         devices = visible_gpus()
         if not devices:
-            raise SparsescaleError(f"{what} {gpus_per_run:g}: no GPU is visible to torch on this machine; "
-                                   "train on CPUs (gpus_per_run = 0), run where GPUs are, or name them "
-                                   "with --devices")
+            raise SparsescaleError(
+                f"{what} {gpus_per_run:g}: no GPU is visible to torch on this machine; "
+                "train on CPUs (gpus_per_run = 0), run where GPUs are, or name them "
+                "with --devices"
+            )
     if gpus_per_run < 1:
         per_device = int(1.0 / gpus_per_run + 1e-9)
         return [[devices[i % len(devices)]] for i in range(per_device * len(devices))]
     g = int(gpus_per_run)
     if g > len(devices):
-        raise SparsescaleError(f"{what} {g}: a run needs {g} GPUs but only {len(devices)} are available "
-                               f"({','.join(devices)})")
-    return [devices[i * g:(i + 1) * g] for i in range(len(devices) // g)]
+        raise SparsescaleError(
+            f"{what} {g}: a run needs {g} GPUs but only {len(devices)} are available "
+            f"({','.join(devices)})"
+        )
+    return [devices[i * g : (i + 1) * g] for i in range(len(devices) // g)]
 
 
 class LocalExecutor:
@@ -163,8 +171,13 @@ class LocalExecutor:
     through its process sentinel: its run is reported failed and a fresh worker
     takes its place, so the coordinator can retry the run from its checkpoint."""
 
-    def __init__(self, workers: int | None = None, threads_per_run: int = 1, gpus_per_run: float = 0,
-                 devices: list[str] | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        threads_per_run: int = 1,
+        gpus_per_run: float = 0,
+        devices: list[str] | None = None,
+    ):
         self.threads = threads_per_run
         # GPU runs: one worker per device slot (--workers may ask for fewer)
         self._devices = device_slots(gpus_per_run, devices)
@@ -180,8 +193,12 @@ class LocalExecutor:
 
     def _spawn(self, devices: list[str] | None) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_local_worker_main, args=(child, self.threads, devices), daemon=True,
-                                 name="sparsescale-worker")
+        proc = self._ctx.Process(
+            target=_local_worker_main,
+            args=(child, self.threads, devices),
+            daemon=True,
+            name="sparsescale-worker",
+        )
         proc.start()
         child.close()
         return _Worker(proc, parent, devices=devices)
@@ -232,10 +249,16 @@ class LocalExecutor:
         for w in dead:
             w.process.join(1.0)
             code = w.process.exitcode
-            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            why = (
+                f"killed by signal {-code}"
+                if code is not None and code < 0
+                else f"exit code {code}"
+            )
             events.append(Event("failed", w.task.config_hash, f"worker process died ({why})"))
             w.conn.close()
-            self._workers[self._workers.index(w)] = self._spawn(w.devices)   # same devices, fresh process
+            self._workers[self._workers.index(w)] = self._spawn(
+                w.devices
+            )  # same devices, fresh process
         return events
 
     def shutdown(self) -> None:
@@ -260,6 +283,7 @@ class LocalExecutor:
 
 # -- ray ------------------------------------------------------------------------------
 
+
 def _ray_task(task_dict: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     task = RunTask(**task_dict)
     return execute(task)
@@ -273,12 +297,20 @@ class RayExecutor:
     it resumes from its last durable checkpoint; the same retry limit applies
     as for local runs."""
 
-    def __init__(self, address: str | None = None, workers: int | None = None, cpus_per_run: float = 1,
-                 gpus_per_run: float = 0, max_retries: int = 0):
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_run: float = 1,
+        gpus_per_run: float = 0,
+        max_retries: int = 0,
+    ):
         try:
             import ray
         except ImportError:
-            raise SparsescaleError("--executor ray: Ray is not installed (pip install 'sparsescale[ray]')") from None
+            raise SparsescaleError(
+                "--executor ray: Ray is not installed (pip install 'sparsescale[ray]')"
+            ) from None
         self._ray = ray
         self._address = address
         self._num_cpus = workers
@@ -300,8 +332,10 @@ class RayExecutor:
         most = max(per_node, default=0.0)
         if most < self._gpus:
             where = f"the most on one node is {most:g}" if most else "it has no GPUs"
-            raise SparsescaleError(f"--gpus-per-run {self._gpus:g}: no node of the Ray cluster has "
-                                   f"{self._gpus:g} GPU(s) ({where})")
+            raise SparsescaleError(
+                f"--gpus-per-run {self._gpus:g}: no node of the Ray cluster has "
+                f"{self._gpus:g} GPU(s) ({where})"
+            )
 
     def _connect(self) -> None:
         ray = self._ray
@@ -311,10 +345,15 @@ class RayExecutor:
                 if self._address:
                     ray.init(address=self._address, log_to_driver=False)
                 else:
-                    ray.init(num_cpus=self._num_cpus or os.cpu_count(), include_dashboard=False,
-                             log_to_driver=False)
+                    ray.init(
+                        num_cpus=self._num_cpus or os.cpu_count(),
+                        include_dashboard=False,
+                        log_to_driver=False,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise SparsescaleError(f"--ray-address {self._address}: cannot connect to Ray ({exc})") from None
+                raise SparsescaleError(
+                    f"--ray-address {self._address}: cannot connect to Ray ({exc})"
+                ) from None
             self._started_ray = True
 
     def start(self, max_runs: int | None = None) -> None:
@@ -330,9 +369,12 @@ class RayExecutor:
 
     def submit(self, task: RunTask) -> None:
         # a DDP run's ranks each use the run's threads
-        ref = self._remote.options(num_cpus=self._cpus * world_size(self._gpus), num_gpus=self._gpus,
-                                   max_retries=self._max_retries,
-                                   retry_exceptions=False).remote(task.to_dict())
+        ref = self._remote.options(
+            num_cpus=self._cpus * world_size(self._gpus),
+            num_gpus=self._gpus,
+            max_retries=self._max_retries,
+            retry_exceptions=False,
+        ).remote(task.to_dict())
         self._refs[ref] = task.config_hash
 
     def poll(self, timeout_s: float) -> list[Event]:
@@ -345,12 +387,21 @@ class RayExecutor:
             h = self._refs.pop(ref)
             try:
                 events.append(Event("finished", h, *ray.get(ref)))
-            except Exception as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
+            except (
+                Exception
+            ) as exc:  # RayTaskError, WorkerCrashedError, NodeDiedError (a lost node) ...
                 text = str(exc)
-                node = re.search(r"node ID: ([0-9a-f]{16,})", text)   # Ray names a lost node only in prose
-                cause = getattr(exc, "cause", None)   # a RayTaskError's first line is Ray's frame: say the run's error
-                reason = (f"{type(cause).__name__}: {str(cause).splitlines()[0][:500]}" if cause is not None
-                          else f"{type(exc).__name__}: {text.splitlines()[0][:500]}")
+                node = re.search(
+                    r"node ID: ([0-9a-f]{16,})", text
+                )  # Ray names a lost node only in prose
+                cause = getattr(
+                    exc, "cause", None
+                )  # a RayTaskError's first line is Ray's frame: say the run's error
+                reason = (
+                    f"{type(cause).__name__}: {str(cause).splitlines()[0][:500]}"
+                    if cause is not None
+                    else f"{type(exc).__name__}: {text.splitlines()[0][:500]}"
+                )
                 events.append(Event("failed", h, reason, {"node": node.group(1)} if node else None))
         return events
 
@@ -362,16 +413,32 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def make_executor(kind: str, workers: int | None = None, ray_address: str | None = None,
-                  threads_per_run: int = 1, gpus_per_run: float = 0, devices: list[str] | None = None):
+def make_executor(
+    kind: str,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    threads_per_run: int = 1,
+    gpus_per_run: float = 0,
+    devices: list[str] | None = None,
+):
     """The executor named by `--executor`. `devices` (local only): the GPU ids to
     use [default: every visible GPU when gpus_per_run > 0]."""
     if kind == "local":
-        return LocalExecutor(workers=workers, threads_per_run=threads_per_run, gpus_per_run=gpus_per_run,
-                             devices=devices)
+        return LocalExecutor(
+            workers=workers,
+            threads_per_run=threads_per_run,
+            gpus_per_run=gpus_per_run,
+            devices=devices,
+        )
     if devices is not None:
-        raise SparsescaleError("--devices: only for --executor local (Ray assigns each task its GPUs)")
+        raise SparsescaleError(
+            "--devices: only for --executor local (Ray assigns each task its GPUs)"
+        )
     if kind == "ray":
-        return RayExecutor(address=ray_address, workers=workers, cpus_per_run=threads_per_run,
-                           gpus_per_run=gpus_per_run)
+        return RayExecutor(
+            address=ray_address,
+            workers=workers,
+            cpus_per_run=threads_per_run,
+            gpus_per_run=gpus_per_run,
+        )
     raise SparsescaleError(f"--executor: unknown executor {kind!r} (choose local or ray)")

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparsescale.sweep.spec import dense_tokens_of
+
 LR_AXIS = "lr"
 
 
@@ -43,11 +45,26 @@ _SHORT = {"sparsity": "S", "n_nonzero": "N"}
 
 def _label(axes: dict[str, Any]) -> str:
     parts = []
-    for k in ("sparsity", "n_nonzero", "tokens", "examples", "steps", "pattern", "seed", "dense_prefix"):
-        v = axes.get(k)
-        if v is None or (k == "dense_prefix" and not v) or (k == "pattern" and v == "unstructured"):
+    for k in (
+        "sparsity",
+        "n_nonzero",
+        "tokens",
+        "examples",
+        "steps",
+        "pattern",
+        "seed",
+        "dense_tokens",
+    ):
+        v = dense_tokens_of(axes) if k == "dense_tokens" else axes.get(k)
+        if v is None or (k == "dense_tokens" and not v) or (k == "pattern" and v == "unstructured"):
             continue
-        text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}" if isinstance(v, float) else v
+        text = (
+            f"{v:,}"
+            if isinstance(v, int) and not isinstance(v, bool)
+            else f"{v:g}"
+            if isinstance(v, float)
+            else v
+        )
         parts.append(f"{_SHORT.get(k, k)}={text}")
     return " ".join(parts)
 
@@ -64,8 +81,13 @@ def best_of_lr_scan(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], L
     losers: set[str] = set()
     for members in groups.values():
         scanned = sorted({float(r["axes"][LR_AXIS]) for r in members})
-        done = [r for r in members if r["status"] == "finished"
-                and r["final_loss"] is not None and math.isfinite(r["final_loss"])]
+        done = [
+            r
+            for r in members
+            if r["status"] == "finished"
+            and r["final_loss"] is not None
+            and math.isfinite(r["final_loss"])
+        ]
         if not done:
             continue
         best = min(done, key=lambda r: (r["final_loss"], r["axes"][LR_AXIS]))
@@ -73,18 +95,39 @@ def best_of_lr_scan(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], L
         lr = float(best["axes"][LR_AXIS])
         edge = len(scanned) > 1 and lr in (scanned[0], scanned[-1])
         axes = {k: v for k, v in best["axes"].items() if k != LR_AXIS}
-        scan.rows.append({"point": _label(axes), "axes": axes, "lr": lr, "loss": float(best["final_loss"]),
-                          "scanned": scanned, "finished": len(done), "edge": edge,
-                          "losses": {float(r["axes"][LR_AXIS]): float(r["final_loss"]) for r in done}})
+        scan.rows.append(
+            {
+                "point": _label(axes),
+                "axes": axes,
+                "lr": lr,
+                "loss": float(best["final_loss"]),
+                "scanned": scanned,
+                "finished": len(done),
+                "edge": edge,
+                "losses": {float(r["axes"][LR_AXIS]): float(r["final_loss"]) for r in done},
+            }
+        )
     for side in ("smallest", "largest"):
-        at = [row for row in scan.rows if row["edge"] and row["lr"] == row["scanned"][0 if side == "smallest" else -1]]
+        at = [
+            row
+            for row in scan.rows
+            if row["edge"] and row["lr"] == row["scanned"][0 if side == "smallest" else -1]
+        ]
         if not at:
             continue
-        shown = "; ".join(f"{row['point']}: {row['lr']:g}" for row in at[:3]) + ("; ..." if len(at) > 3 else "")
-        two = " (a scan of two lrs always ends at an edge: scan three or more)" if all(
-            len(row["scanned"]) == 2 for row in at) else ""
+        shown = "; ".join(f"{row['point']}: {row['lr']:g}" for row in at[:3]) + (
+            "; ..." if len(at) > 3 else ""
+        )
+        two = (
+            " (a scan of two lrs always ends at an edge: scan three or more)"
+            if all(len(row["scanned"]) == 2 for row in at)
+            else ""
+        )
         scan.warnings.append(
-            f"lr scan: at {len(at)} of {len(scan.rows)} points the best lr is the {side} scanned ({shown}); the "
-            f"best may lie beyond the range, so those points' losses are upper bounds: widen the scan{two}")
+            f"lr scan: at {len(at)} of {len(scan.rows)} points the best lr is the {side} scanned "
+            f"({shown}); the "
+            "best may lie beyond the range, so those points' losses are upper bounds: widen the "
+            f"scan{two}"
+        )
     kept = [r for r in runs if r["config_hash"] not in losers]
     return kept, scan

@@ -18,8 +18,9 @@ def load_runner(name: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), func)
 
 
-def call_runner(name: str, config: dict[str, Any], out_dir: Path, progress,
-                data_fingerprint: str | None) -> dict[str, Any]:
+def call_runner(
+    name: str, config: dict[str, Any], out_dir: Path, progress, data_fingerprint: str | None
+) -> dict[str, Any]:
     """The runner `name` on one run (in the worker, or in each DDP rank)."""
     runner = load_runner(name)
     if data_fingerprint is not None and "data_fingerprint" in inspect.signature(runner).parameters:

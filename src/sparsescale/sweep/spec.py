@@ -4,7 +4,8 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     name = "quick"
     family = "gpt"                  # gpt | t5 | vit | hf-llama | "package.module:attribute"
     corpus = "default"              # optional; a folder of text or "default"
-    storage = "s3://bucket/quick"   # optional; where run folders go (a path every node sees, or a URI)
+    storage = "s3://bucket/quick"   # optional; where run folders go (a path every node sees,
+                                    # or a URI)
 
     [grid]
     sparsity = [0.0, 0.5, 0.75]
@@ -12,8 +13,8 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     tokens = ["0.5M", "1M"]         # or `examples = [...]` or `steps = [...]`
     seeds = [0]                     # optional
     patterns = ["unstructured"]     # optional; "n:m" keeps n of every m weights
-    init_from_dense = [0.0]         # optional; fraction of D trained dense first
-    dense_prefix = [0, "0.4M"]      # optional, instead: data trained dense first (0: from scratch)
+    dense_tokens = [0, "0.4M"]      # optional; data trained dense first (0: from scratch)
+    from_dense = [0.0, 0.25]        # optional, instead: that data as a fraction of D
     lr = [0.01, 0.02, 0.04]         # optional; a learning-rate scan: each lr is its own run
 
     [train]                         # shared settings for every run
@@ -35,14 +36,19 @@ not a cross product):
 
 An n:m pattern fixes the sparsity
 to 1 - n/m, so n:m entries are crossed with N, D and seeds only, never with
-the `sparsity` list. A non-zero `init_from_dense` fraction f trains a dense
-model of the same width on f*D first and prunes it over the remaining
-(1 - f)*D; the record's budget D is the total. `dense_prefix` gives that
-dense data D0 as an amount in the budget's unit instead of a fraction: every
-budget D > D0 then continues the same dense run (one per width and D0), which
-is what "I have a dense model trained on D0" means, and what lets many runs
-share one prefix. The pruned phase reads the data after the prefix's (same
-seed, `data_skip`), so no example is read twice.
+the `sparsity` list.
+
+From dense (pruning a dense model): `dense_tokens` D0 trains a dense model of
+the same width on D0 (in the budget's unit) first and prunes it over the
+remaining D - D0; the record's budget D is the total. Every budget D > D0
+continues the same dense run (one per width and D0), which is what "I have a
+dense model trained on D0" means, and what lets many runs share one dense
+run. `from_dense` gives D0 as a fraction f of each budget instead, converted
+once, where the grid is expanded, to D0 = round(f * D) (`prefix_of_fraction`).
+The pruned phase reads the data after the dense run's (same seed, the run's
+`dense_tokens`), so no example is read twice. Older specs' names still read:
+`init_from_dense` is `from_dense`, `dense_prefix` is `dense_tokens`; errors
+name a key as the spec spells it.
 """
 
 from __future__ import annotations
@@ -54,7 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.models.registry import BUDGET_AXES, get_family
@@ -66,6 +79,25 @@ UNSTRUCTURED = "unstructured"
 # RunConfig fields a spec's [train] table may not set: they are grid axes or
 # are decided per run by the sweep.
 _AXIS_FIELDS = {"model", "params", "sparsity", "pattern", "seed", "init_from", *BUDGET_AXES}
+# Grid and override keys renamed since specs were written: old name -> new name.
+OLD_GRID_KEYS = {"init_from_dense": "from_dense", "dense_prefix": "dense_tokens"}
+
+
+def _new_keys(data: Any, where: str) -> tuple[Any, dict[str, str]]:
+    """`data` with the old spellings of renamed keys (OLD_GRID_KEYS) read as the
+    new ones, and {new name: the name the spec used} for the messages."""
+    given = {new: new for new in OLD_GRID_KEYS.values()}
+    if not isinstance(data, dict) or not any(old in data for old in OLD_GRID_KEYS):
+        return data, given
+    data = dict(data)
+    for old, new in OLD_GRID_KEYS.items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"give {where}.{new} or {where}.{old} (its old name), not both")
+            data[new] = data.pop(old)
+            given[new] = old
+    return data, given
+
 
 class Grid(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -77,11 +109,39 @@ class Grid(BaseModel):
     steps: list[int | str] | None = None
     seeds: list[int] = [0]
     patterns: list[str] = [UNSTRUCTURED]
-    init_from_dense: list[float] = [0.0]
-    dense_prefix: list[int | str] | None = None
+    from_dense: list[float] = [0.0]  # fractions of D trained dense first
+    dense_tokens: list[int | str] | None = None  # or: data trained dense first (0: from scratch)
     # only these (sparsity, n_nonzero, budget) combinations of the axes, if given
     points: list[dict[str, float | int | str]] | None = None
     lr: list[float] | None = None
+    _given_as: dict[str, str] = PrivateAttr(
+        default_factory=dict
+    )  # renamed key -> the spec's spelling
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_old_keys(cls, data: Any, handler) -> "Grid":
+        data, given = _new_keys(data, "grid")
+        grid = handler(data)
+        grid._given_as = given
+        fractions, counts = given["from_dense"], given["dense_tokens"]
+        for f in grid.from_dense:
+            if not (0.0 <= f < 1.0):
+                raise ValueError(f"grid.{fractions}: fraction {f} is outside [0, 1)")
+        if not grid.from_dense:
+            raise ValueError(f"grid.{fractions} is empty: give at least one value")
+        if grid.dense_tokens is not None:
+            if not grid.dense_tokens:
+                raise ValueError(
+                    f"grid.{counts} is empty: give at least one value (0: from scratch)"
+                )
+            if grid.from_dense != [0.0]:
+                raise ValueError(f"give grid.{counts} or grid.{fractions}, not both")
+        return grid
+
+    def given_as(self, key: str) -> str:
+        """How the spec spelled a renamed key (its old name in an older spec)."""
+        return self._given_as.get(key, key)
 
     @field_validator("lr")
     @classmethod
@@ -105,28 +165,17 @@ class Grid(BaseModel):
                 raise ValueError(f"sparsity {s} is outside [0, 1): S >= 1 leaves no weights")
         return values
 
-    @field_validator("init_from_dense")
-    @classmethod
-    def _fraction_in_range(cls, values: list[float]) -> list[float]:
-        for f in values:
-            if not (0.0 <= f < 1.0):
-                raise ValueError(f"fraction {f} is outside [0, 1)")
-        return values
-
     @model_validator(mode="after")
     def _one_budget_axis(self) -> "Grid":
         given = [a for a in BUDGET_AXES if getattr(self, a) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one data budget axis: tokens, examples or steps"
-                             + (f" (got {', '.join(given)})" if given else ""))
-        for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns", "init_from_dense"):
+            raise ValueError(
+                "give exactly one data budget axis: tokens, examples or steps"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        for axis in ("sparsity", "n_nonzero", given[0], "seeds", "patterns"):
             if not getattr(self, axis):
                 raise ValueError(f"grid.{axis} is empty: give at least one value")
-        if self.dense_prefix is not None:
-            if not self.dense_prefix:
-                raise ValueError("grid.dense_prefix is empty: give at least one value (0: from scratch)")
-            if self.init_from_dense != [0.0]:
-                raise ValueError("give grid.dense_prefix or grid.init_from_dense, not both")
         return self
 
     @property
@@ -136,6 +185,7 @@ class Grid(BaseModel):
 
 class Override(BaseModel):
     """Settings for the runs whose axis values match every key given here."""
+
     model_config = ConfigDict(extra="forbid")
 
     sparsity: float | None = None
@@ -145,15 +195,21 @@ class Override(BaseModel):
     steps: int | str | None = None
     seed: int | None = None
     pattern: str | None = None
-    init_from_dense: float | None = None
-    dense_prefix: int | str | None = None
+    from_dense: float | None = None  # matches the runs whose dense data is this fraction of D
+    dense_tokens: int | str | None = None  # matches the runs pruned after this much dense data
     lr: float | None = None
     set: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_keys(cls, data: Any) -> Any:
+        return _new_keys(data, "override")[0]
 
 
 class Resources(BaseModel):
     """What each run of the sweep gets. With GPUs the runs train on them
     (device = "cuda" unless [train] says otherwise)."""
+
     model_config = ConfigDict(extra="forbid")
 
     gpus_per_run: float = 0.0
@@ -173,13 +229,13 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "sweep"
-    family: str                  # gpt, t5, vit or "package.module:attribute"
+    family: str  # gpt, t5, vit or "package.module:attribute"
     corpus: str | None = None
     description: str = ""
     note: str = ""  # shown in the report, e.g. that Fashion-MNIST repeats data
     max_failures: int = 2  # a run that fails this many times is left as failed
     workers: int | None = None
-    storage: str | None = None   # durable run folders: a path or an fsspec URI (sparsescale.storage)
+    storage: str | None = None  # durable run folders: a path or an fsspec URI (sparsescale.storage)
     grid: Grid
     resources: Resources = Resources()
     train: dict[str, Any] = {}
@@ -204,7 +260,7 @@ class SweepSpec(BaseModel):
     @classmethod
     def _known_family(cls, value: str) -> str:
         try:
-            get_family(value)   # imports a user's module:attribute now, at plan time
+            get_family(value)  # imports a user's module:attribute now, at plan time
         except SparsescaleError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -226,6 +282,8 @@ def _one_line(exc: ValidationError) -> str:
         msg = "unknown key"
     elif err["type"] == "missing":
         msg = "required key is missing"
+    if msg.startswith(loc + "."):  # a check across a table's keys names the key itself
+        return msg
     return f"{loc}: {msg}"
 
 
@@ -249,16 +307,20 @@ def spec_from_dict(raw: dict[str, Any], source: str = "spec") -> SweepSpec:
         parse_count(d, f"{source}: grid.{axis}[{i}]")
     for i, p in enumerate(spec.grid.patterns):
         parse_pattern(p, f"{source}: grid.patterns[{i}]")
-    dense_prefixes(spec.grid, source)
+    dense_token_counts(spec.grid, source)
     point_keys(spec.grid, source)
     if spec.grid.lr is not None:
         if "lr" in spec.train:
-            raise SparsescaleError(f"{source}: train.lr: the grid scans lr (grid.lr); set it in one place")
+            raise SparsescaleError(
+                f"{source}: train.lr: the grid scans lr (grid.lr); set it in one place"
+            )
         for i, ov in enumerate(spec.override):
             if "lr" in ov.set:
                 raise SparsescaleError(f"{source}: override[{i}].set: 'lr' is set by grid.lr")
     elif any(ov.lr is not None for ov in spec.override):
-        raise SparsescaleError(f"{source}: override.lr: matches the lr axis, but the grid has no grid.lr")
+        raise SparsescaleError(
+            f"{source}: override.lr: matches the lr axis, but the grid has no grid.lr"
+        )
     _check_size(spec, source)
     return spec
 
@@ -282,36 +344,47 @@ def point_keys(g: "Grid", source: str = "spec") -> set[tuple[float, int, int]] |
         n = parse_count(point["n_nonzero"], f"{what}.n_nonzero")
         d = parse_count(point[axis], f"{what}.{axis}")
         if n not in sizes or d not in budgets:
-            raise SparsescaleError(f"{what}: n_nonzero and {axis} must be values of grid.n_nonzero and grid.{axis}")
+            raise SparsescaleError(
+                f"{what}: n_nonzero and {axis} must be values of grid.n_nonzero and grid.{axis}"
+            )
         keys.add((float(s), n, d))
     return keys
 
 
-MAX_RUNS = 10_000   # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
+# ~10x the paper's largest sweep; each run is planned (and listed) before anything starts.
+MAX_RUNS = 10_000
 
 
 def _check_size(spec: SweepSpec, source: str) -> None:
     """Refuse a grid too large to plan, before expanding it (a 10^6-run grid
     took minutes and gigabytes to expand and check, printing nothing)."""
     g = spec.grid
-    sizes = {"sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
-             + sum(p != UNSTRUCTURED for p in g.patterns),
-             "n_nonzero": len(g.n_nonzero), g.budget_axis: len(getattr(g, g.budget_axis)),
-             "seeds": len(g.seeds), "init_from_dense": len(g.init_from_dense),
-             "dense_prefix": len(g.dense_prefix or [0]), "lr": len(g.lr or [0])}
+    sizes = {
+        "sparsity": len(g.sparsity) * max(1, sum(p == UNSTRUCTURED for p in g.patterns))
+        + sum(p != UNSTRUCTURED for p in g.patterns),
+        "n_nonzero": len(g.n_nonzero),
+        g.budget_axis: len(getattr(g, g.budget_axis)),
+        "seeds": len(g.seeds),
+        g.given_as("from_dense"): len(g.from_dense),
+        g.given_as("dense_tokens"): len(g.dense_tokens or [0]),
+        "lr": len(g.lr or [0]),
+    }
     total = 1
     for n in sizes.values():
         total *= n
     if total > MAX_RUNS:
         shape = " x ".join(f"{n} {k}" for k, n in sizes.items() if n > 1)
-        raise SparsescaleError(f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
-                               "(split it into several specs)")
+        raise SparsescaleError(
+            f"{source}: grid: {shape} = {total:,} runs; a sweep holds at most {MAX_RUNS:,} "
+            "(split it into several specs)"
+        )
 
 
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of a sweep: its RunConfig fields, its axis values and the hash
     that identifies it in the store."""
+
     config_hash: str
     config: dict[str, Any]
     axes: dict[str, Any]
@@ -321,25 +394,38 @@ class PlannedRun:
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a run: sha256 over the config fields that change its result."""
-    return hashlib.sha256(json.dumps(identity_of(config), sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(identity_of(config), sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, source: str) -> bool:
-    for key in ("sparsity", "seed", "pattern", "init_from_dense", "lr"):
+    for key in ("sparsity", "seed", "pattern", "lr"):
         want = getattr(ov, key)
         if want is not None and want != axes.get(key):
             return False
-    if ov.dense_prefix is not None:
-        want = parse_count_or_zero(ov.dense_prefix, f"{source}: override.dense_prefix")
-        if want != axes.get("dense_prefix", 0):
+    if ov.from_dense is not None and prefix_of_fraction(
+        ov.from_dense, axes[budget_axis]
+    ) != dense_tokens_of(axes):
+        return False
+    if ov.dense_tokens is not None:
+        if parse_count_or_zero(
+            ov.dense_tokens, f"{source}: override.dense_tokens"
+        ) != dense_tokens_of(axes):
             return False
-    if ov.n_nonzero is not None and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]:
+    if (
+        ov.n_nonzero is not None
+        and parse_count(ov.n_nonzero, f"{source}: override.n_nonzero") != axes["n_nonzero"]
+    ):
         return False
     for key in BUDGET_AXES:
         want = getattr(ov, key)
         if want is None:
             continue
-        if key != budget_axis or parse_count(want, f"{source}: override.{key}") != axes[budget_axis]:
+        if (
+            key != budget_axis
+            or parse_count(want, f"{source}: override.{key}") != axes[budget_axis]
+        ):
             return False
     return True
 
@@ -347,12 +433,12 @@ def _override_matches(ov: Override, axes: dict[str, Any], budget_axis: str, sour
 def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
     """The cross product of the grid as RunConfig keyword dicts, in a stable
     order (small runs first, so that a sweep's early results arrive fast).
-    Dense pretraining runs needed by `init_from_dense` come before their users."""
+    The dense runs that from-dense runs continue come before their users."""
     g = spec.grid
     axis = g.budget_axis
     budgets = [parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis)]
     sizes = [parse_count(n, f"{source}: grid.n_nonzero") for n in g.n_nonzero]
-    prefixes = dense_prefixes(g, source)
+    prefixes = dense_token_counts(g, source)
     only = point_keys(g, source)
     combos: list[tuple[float, str | None]] = []
     for pat in g.patterns:
@@ -369,71 +455,118 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[PlannedRun]:
                 if only is not None and (sparsity, n_nonzero, budget) not in only:
                     continue
                 for seed in g.seeds:
-                    for extra, d0 in _prefix_choices(g, budget, prefixes):
+                    for d0 in _dense_choices(g, budget, prefixes):
                         if d0 > 0 and sparsity == 0:
                             continue  # pruning a dense model to S=0 is just the dense run
                         for lr in g.lr or [None]:
-                            # no lr key without a scan: older stores' axes (and hashes) stay as they were
+                            # no lr key without a scan: older stores' axes (and hashes) stay as they
+                            # were
                             scan = {} if lr is None else {"lr": lr}
-                            axes = {"sparsity": sparsity, "n_nonzero": n_nonzero, axis: budget,
-                                    "seed": seed, "pattern": pattern or UNSTRUCTURED, **extra, **scan}
+                            axes = {
+                                "sparsity": sparsity,
+                                "n_nonzero": n_nonzero,
+                                axis: budget,
+                                "seed": seed,
+                                "pattern": pattern or UNSTRUCTURED,
+                                "dense_tokens": d0,
+                                **scan,
+                            }
                             _add_run(runs, spec, source, axes, axis, pattern, d0)
-    for i, ov in enumerate(spec.override):   # a typo in a match key would otherwise change nothing, silently
+    for i, ov in enumerate(
+        spec.override
+    ):  # a typo in a match key would otherwise change nothing, silently
         if not any(_override_matches(ov, r.axes, axis, source) for r in runs.values()):
-            keys = ", ".join(f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None)
-            raise SparsescaleError(f"{source}: override[{i}] ({keys or 'no keys'}) matches no run of the grid; "
-                                   "check its values against grid.*")
+            keys = ", ".join(
+                f"{k} = {v!r}" for k, v in ov.model_dump(exclude={"set"}).items() if v is not None
+            )
+            raise SparsescaleError(
+                f"{source}: override[{i}] ({keys or 'no keys'}) matches no run of the grid; "
+                "check its values against grid.*"
+            )
     return list(runs.values())
 
 
-def dense_prefixes(g: Grid, source: str = "spec") -> list[int] | None:
-    """grid.dense_prefix as counts in the budget's unit (0: from scratch), or
+def dense_token_counts(g: Grid, source: str = "spec") -> list[int] | None:
+    """grid.dense_tokens as counts in the budget's unit (0: from scratch), or
     None when the grid has none. Each must be below some budget: a pruned run
     needs data after its dense prefix."""
-    if g.dense_prefix is None:
+    if g.dense_tokens is None:
         return None
     axis = g.budget_axis
     top = max(parse_count(d, f"{source}: grid.{axis}") for d in getattr(g, axis))
     out = []
-    for i, value in enumerate(g.dense_prefix):
-        what = f"{source}: grid.dense_prefix[{i}]"
+    for i, value in enumerate(g.dense_tokens):
+        what = f"{source}: grid.{g.given_as('dense_tokens')}[{i}]"
         d0 = parse_count_or_zero(value, what)
         if d0 >= top:
-            raise SparsescaleError(f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
-                                   f"{top:,}); a pruned run needs data after its dense prefix")
+            raise SparsescaleError(
+                f"{what}: {value} is not below any budget of grid.{axis} (the largest is "
+                f"{top:,}); a pruned run needs data after its dense prefix"
+            )
         out.append(d0)
     return out
 
 
 def prefix_of_fraction(fraction: float, budget: int) -> int:
-    """The dense data an `init_from_dense` fraction trains first at this budget
-    (at least one unit when the fraction is positive; 0: from scratch)."""
+    """The dense data D0 = round(f * D) a `from_dense` fraction f trains first at
+    the budget D (at least one unit when f > 0; 0: from scratch). The one place
+    a fraction becomes dense tokens."""
     return max(1, int(round(fraction * budget))) if fraction > 0 else 0
 
 
-def _prefix_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[tuple[dict[str, Any], int]]:
-    """(axis values, dense data trained first) of each pretraining choice of the
-    grid at this budget; 0 dense data: from scratch. An absolute prefix at or
-    beyond this budget leaves nothing to prune over: that pair is not a run."""
+def dense_tokens_of(axes: dict[str, Any]) -> int:
+    """A stored run's dense data D0 in its budget's unit (0: trained from scratch),
+    from its axis values as any version recorded them: `dense_tokens` now;
+    `dense_prefix` (a count) before; only `init_from_dense` (a fraction of the
+    budget) before that."""
+    if "dense_tokens" in axes:
+        return int(axes["dense_tokens"])
+    if "dense_prefix" in axes:
+        return int(axes["dense_prefix"])
+    fraction = axes.get("init_from_dense") or 0.0
+    budget = next((axes[k] for k in BUDGET_AXES if k in axes), 0)
+    return prefix_of_fraction(fraction, budget)
+
+
+def _dense_choices(g: Grid, budget: int, prefixes: list[int] | None) -> list[int]:
+    """The dense data D0 of each from-dense choice of the grid at this budget
+    (0: from scratch). A D0 at or beyond this budget leaves nothing to prune
+    over: that pair is not a run."""
     if prefixes is None:
-        d0s = [prefix_of_fraction(f, budget) for f in g.init_from_dense]
-        return [({"init_from_dense": f, "dense_prefix": d0}, d0) for f, d0 in zip(g.init_from_dense, d0s)]
-    return [({"init_from_dense": d0 / budget, "dense_prefix": d0}, d0) for d0 in prefixes if d0 < budget]
+        return [prefix_of_fraction(f, budget) for f in g.from_dense]
+    return [d0 for d0 in prefixes if d0 < budget]
 
 
-def _add_run(runs: dict[str, PlannedRun], spec: SweepSpec, source: str, axes: dict[str, Any], axis: str,
-             pattern: str | None, d0: int) -> None:
+def _add_run(
+    runs: dict[str, PlannedRun],
+    spec: SweepSpec,
+    source: str,
+    axes: dict[str, Any],
+    axis: str,
+    pattern: str | None,
+    d0: int,
+) -> None:
     """Plan one grid point (and, for d0 > 0, the dense prefix it continues) into `runs`."""
     config = _base_config(spec, source, axes, axis)
-    config.update({"params": axes["n_nonzero"], "sparsity": axes["sparsity"], "pattern": pattern,
-                   axis: axes[axis], "seed": axes["seed"]})
+    config.update(
+        {
+            "params": axes["n_nonzero"],
+            "sparsity": axes["sparsity"],
+            "pattern": pattern,
+            axis: axes[axis],
+            "seed": axes["seed"],
+        }
+    )
     depends: tuple[str, ...] = ()
     if d0 > 0:
         dense = _dense_pretrain(spec, source, axes, axis, d0)
-        runs.setdefault(dense.config_hash, dense)   # one prefix, however many runs continue it
+        runs.setdefault(dense.config_hash, dense)  # one prefix, however many runs continue it
+        # The continuation trains D - D0 itself; with the dense run's D0 the run
+        # saw D in all, which its axes record (the law's D is the total), while
+        # its config holds only its own part and the D0 to skip.
         config[axis] = axes[axis] - d0
         config["init_from"] = f"@{dense.config_hash}"
-        config["data_skip"] = d0   # same seed: read on from where the prefix stopped
+        config["dense_tokens"] = d0  # same seed: read on from where the dense run stopped
         depends = (dense.config_hash,)
     h = config_hash(config)
     known = runs.get(h)
@@ -465,18 +598,30 @@ def _base_config(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str) 
     return config
 
 
-def _dense_pretrain(spec: SweepSpec, source: str, axes: dict[str, Any], axis: str, d0: int) -> PlannedRun:
+def _dense_pretrain(
+    spec: SweepSpec, source: str, axes: dict[str, Any], axis: str, d0: int
+) -> PlannedRun:
     # Same width as the sparse model: a dense model whose N equals the sparse
     # model's dense block size N/(1-S). Configured as the dense grid run of that
     # N and budget d0 would be, so the two share a hash and train once.
-    dense_axes = dict(axes, sparsity=0.0, pattern=UNSTRUCTURED, init_from_dense=0.0,
-                      n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))))
+    dense_axes = dict(
+        axes,
+        sparsity=0.0,
+        pattern=UNSTRUCTURED,
+        dense_tokens=0,
+        n_nonzero=int(round(axes["n_nonzero"] / (1.0 - axes["sparsity"]))),
+    )
     dense_axes[axis] = d0
-    if "dense_prefix" in dense_axes:
-        dense_axes["dense_prefix"] = 0
     config = _base_config(spec, source, dense_axes, axis)
-    config.update({"params": dense_axes["n_nonzero"], "sparsity": 0.0, "pattern": None,
-                   axis: d0, "seed": axes["seed"]})
+    config.update(
+        {
+            "params": dense_axes["n_nonzero"],
+            "sparsity": 0.0,
+            "pattern": None,
+            axis: d0,
+            "seed": axes["seed"],
+        }
+    )
     h = config_hash(config)
     return PlannedRun(h, config, dense_axes | {"role": "dense-pretrain"})
 
@@ -490,8 +635,9 @@ def _fingerprint(cfg) -> dict[str, Any]:
     return {"data_fingerprint": fp} if fp else {}
 
 
-def check_runs(runs: list[PlannedRun], source: str = "spec",
-               progress: Callable[[int, int], None] | None = None) -> list[PlannedRun]:
+def check_runs(
+    runs: list[PlannedRun], source: str = "spec", progress: Callable[[int, int], None] | None = None
+) -> list[PlannedRun]:
     """Validate every run with the training layer's fast check (family minimum
     N, corpus size, n:m divisibility...) before anything trains, and attach
     each run's plan (width, steps, FLOPs). Errors name the run's axis values.
@@ -515,8 +661,15 @@ def check_runs(runs: list[PlannedRun], source: str = "spec",
             plan = check_config(cfg)
         except SparsescaleError as exc:
             raise SparsescaleError(f"{source}: run ({where}): {exc}") from None
-        checked.append(PlannedRun(run.config_hash, run.config, run.axes, run.depends_on,
-                                  dict(plan) | _fingerprint(cfg)))
+        checked.append(
+            PlannedRun(
+                run.config_hash,
+                run.config,
+                run.axes,
+                run.depends_on,
+                dict(plan) | _fingerprint(cfg),
+            )
+        )
         if progress is not None:
             progress(len(checked), len(runs))
     return checked

@@ -78,9 +78,20 @@ CREATE TABLE IF NOT EXISTS attempt_log (
 );
 """
 
-_RESULT_COLUMNS = ("n_nonzero", "total_params", "embedding_params", "tokens", "examples", "steps",
-                   "train_flops_dense", "train_flops_sparse", "final_loss", "wall_s", "tokens_per_s",
-                   "diverged_at_step")
+_RESULT_COLUMNS = (
+    "n_nonzero",
+    "total_params",
+    "embedding_params",
+    "tokens",
+    "examples",
+    "steps",
+    "train_flops_dense",
+    "train_flops_sparse",
+    "final_loss",
+    "wall_s",
+    "tokens_per_s",
+    "diverged_at_step",
+)
 
 
 def _join(root: Any, name: str) -> str:
@@ -113,11 +124,15 @@ def check_store(path: Path) -> None:
     (or an empty SQLite file). Opens it read-only; never writes."""
     with open(path, "rb") as f:
         if f.read(16) != _SQLITE_MAGIC:
-            raise SparsescaleError(f"{path}: not a sparsescale sweep store (not an SQLite file); it was left untouched")
+            raise SparsescaleError(
+                f"{path}: not a sparsescale sweep store (not an SQLite file); it was left untouched"
+            )
     try:
         conn = sqlite3.connect(_readonly_uri(path), uri=True, timeout=30.0)
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             version = None
             if "meta" in tables:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -125,19 +140,25 @@ def check_store(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise SparsescaleError(f"{path}: not a readable sweep store ({exc}); it was left untouched") from None
+        raise SparsescaleError(
+            f"{path}: not a readable sweep store ({exc}); it was left untouched"
+        ) from None
     if not tables:
-        return   # an empty database: becomes a store
+        return  # an empty database: becomes a store
     if version is None:
-        raise SparsescaleError(f"{path}: an SQLite file of another program (tables: {', '.join(sorted(tables))});"
-                               " it was left untouched; give a different --store")
+        raise SparsescaleError(
+            f"{path}: an SQLite file of another program (tables: {', '.join(sorted(tables))});"
+            " it was left untouched; give a different --store"
+        )
     try:
         newer = int(version) > SCHEMA_VERSION
     except ValueError:
         newer = True
     if newer:
-        raise SparsescaleError(f"{path}: a store of a newer sparsescale (schema {version}, this version reads "
-                               f"up to {SCHEMA_VERSION}); it was left untouched; upgrade sparsescale")
+        raise SparsescaleError(
+            f"{path}: a store of a newer sparsescale (schema {version}, this version reads "
+            f"up to {SCHEMA_VERSION}); it was left untouched; upgrade sparsescale"
+        )
 
 
 class Store:
@@ -157,11 +178,14 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SparsescaleError(f"{self.path}: cannot create the store's folder ({exc.strerror})") from None
+                raise SparsescaleError(
+                    f"{self.path}: cannot create the store's folder ({exc.strerror})"
+                ) from None
         try:
             if readonly:
-                self.conn = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0,
-                                            isolation_level=None)
+                self.conn = sqlite3.connect(
+                    _readonly_uri(self.path), uri=True, timeout=30.0, isolation_level=None
+                )
             else:
                 self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
                 self.conn.execute("PRAGMA journal_mode=WAL")
@@ -171,8 +195,10 @@ class Store:
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             self.conn.execute(stmt)
-                    self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                      (str(SCHEMA_VERSION),))
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("SELECT count(*) FROM runs").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -183,7 +209,9 @@ class Store:
         try:
             return self.conn.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise SparsescaleError(f"{self.path}: the store is damaged and cannot be read ({exc})") from None
+            raise SparsescaleError(
+                f"{self.path}: the store is damaged and cannot be read ({exc})"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -212,13 +240,17 @@ class Store:
                     exc_type = type(exc)
                 if exc_type is not None and issubclass(exc_type, sqlite3.DatabaseError):
                     # disk full, read-only file, damaged page: the transaction is rolled back
-                    raise SparsescaleError(f"{store.path}: cannot write the store ({exc}); "
-                                           "its committed contents are unchanged") from None
+                    raise SparsescaleError(
+                        f"{store.path}: cannot write the store ({exc}); "
+                        "its committed contents are unchanged"
+                    ) from None
                 return False
 
         return _Tx()
 
-    def add_sweep(self, name: str, spec: dict[str, Any], runs: Iterable, out_root: Path, note: str = "") -> int:
+    def add_sweep(
+        self, name: str, spec: dict[str, Any], runs: Iterable, out_root: Path, note: str = ""
+    ) -> int:
         """Record a sweep and its runs; runs already present are kept as they are."""
         import hashlib
 
@@ -226,31 +258,58 @@ class Store:
         spec_hash = hashlib.sha256(spec_json.encode()).hexdigest()
         now = time.time()
         with self.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO sweeps (name, spec_json, spec_hash, note, created_at) VALUES (?,?,?,?,?)",
-                      (name, spec_json, spec_hash, note, now))
-            sweep_id = c.execute("SELECT id FROM sweeps WHERE spec_hash = ?", (spec_hash,)).fetchone()[0]
+            c.execute(
+                "INSERT OR IGNORE INTO sweeps (name, spec_json, spec_hash, note, created_at) "
+                "VALUES (?,?,?,?,?)",
+                (name, spec_json, spec_hash, note, now),
+            )
+            sweep_id = c.execute(
+                "SELECT id FROM sweeps WHERE spec_hash = ?", (spec_hash,)
+            ).fetchone()[0]
             for run in runs:
                 c.execute(
-                    "INSERT OR IGNORE INTO runs (config_hash, config_json, axes_json, plan_json, depends_on, out_dir,"
+                    "INSERT OR IGNORE INTO runs (config_hash, config_json, axes_json, plan_json, "
+                    "depends_on, out_dir,"
                     " created_at, model, sparsity, pattern, seed) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (run.config_hash, json.dumps(run.config, sort_keys=True), json.dumps(run.axes, sort_keys=True),
-                     json.dumps(run.plan, sort_keys=True), json.dumps(list(run.depends_on)),
-                     _join(out_root, run.config_hash[:16]), now, run.config.get("model"),
-                     run.config.get("sparsity"), run.config.get("pattern"), run.config.get("seed")))
-                c.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (sweep_id, run.config_hash))
+                    (
+                        run.config_hash,
+                        json.dumps(run.config, sort_keys=True),
+                        json.dumps(run.axes, sort_keys=True),
+                        json.dumps(run.plan, sort_keys=True),
+                        json.dumps(list(run.depends_on)),
+                        _join(out_root, run.config_hash[:16]),
+                        now,
+                        run.config.get("model"),
+                        run.config.get("sparsity"),
+                        run.config.get("pattern"),
+                        run.config.get("seed"),
+                    ),
+                )
+                c.execute(
+                    "INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (sweep_id, run.config_hash)
+                )
         return sweep_id
 
     def mark_running(self, config_hash: str) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE config_hash=?",
-                      (time.time(), config_hash))
+            c.execute(
+                "UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE "
+                "config_hash=?",
+                (time.time(), config_hash),
+            )
 
     def record_failure(self, config_hash: str, reason: str) -> int:
         """Count a failed attempt and keep its reason; returns the failure count."""
         with self.transaction() as c:
-            c.execute("UPDATE runs SET status='failed', failures=failures+1, failure_reason=?, finished_at=?"
-                      " WHERE config_hash=?", (reason[:4000], time.time(), config_hash))
-            return c.execute("SELECT failures FROM runs WHERE config_hash=?", (config_hash,)).fetchone()[0]
+            c.execute(
+                "UPDATE runs SET status='failed', failures=failures+1, failure_reason=?, "
+                "finished_at=?"
+                " WHERE config_hash=?",
+                (reason[:4000], time.time(), config_hash),
+            )
+            return c.execute(
+                "SELECT failures FROM runs WHERE config_hash=?", (config_hash,)
+            ).fetchone()[0]
 
     def record_result(self, config_hash: str, result: RunResult | dict[str, Any]) -> None:
         """Save a finished or diverged run and its curve in one transaction. A dict
@@ -259,32 +318,54 @@ class Store:
         raw = result.to_dict() if isinstance(result, RunResult) else dict(result)
         r = result if isinstance(result, RunResult) else RunResult.from_dict(raw)
         if not r.done:
-            raise ValueError(f"run {config_hash[:12]}: result status {r.status!r} is not one of {TERMINAL}")
+            raise ValueError(
+                f"run {config_hash[:12]}: result status {r.status!r} is not one of {TERMINAL}"
+            )
         values = [_finite_or_none(getattr(r, k)) for k in _RESULT_COLUMNS]
         with self.transaction() as c:
             c.execute(
                 "UPDATE runs SET status=?, finished_at=?, pattern=?, sparsity=?, "
                 + ", ".join(f"{k}=?" for k in _RESULT_COLUMNS)
                 + ", result_json=? WHERE config_hash=?",
-                (r.status, time.time(), r.pattern, r.sparsity, *values,
-                 json.dumps(raw, default=str, allow_nan=True), config_hash))
+                (
+                    r.status,
+                    time.time(),
+                    r.pattern,
+                    r.sparsity,
+                    *values,
+                    json.dumps(raw, default=str, allow_nan=True),
+                    config_hash,
+                ),
+            )
             c.execute("DELETE FROM curves WHERE config_hash=?", (config_hash,))
             c.executemany(
                 "INSERT OR REPLACE INTO curves VALUES (?,?,?,?,?)",
-                [(config_hash, p.get("step"), p.get("tokens"), _finite_or_none(p.get("val_loss")),
-                  _finite_or_none(p.get("train_loss"))) for p in r.curve or []])
+                [
+                    (
+                        config_hash,
+                        p.get("step"),
+                        p.get("tokens"),
+                        _finite_or_none(p.get("val_loss")),
+                        _finite_or_none(p.get("train_loss")),
+                    )
+                    for p in r.curve or []
+                ],
+            )
 
     # -- reading --------------------------------------------------------------------
-    def runs(self, sweep_id: int | Iterable[int] | None = None,
-             status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def runs(
+        self, sweep_id: int | Iterable[int] | None = None, status: str | Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Runs as dicts (config, axes and plan decoded), oldest first; `sweep_id`:
         one sweep's id or several (each run once)."""
         sql, args = "SELECT r.* FROM runs r", []
         where = []
         if sweep_id is not None:
             ids = [sweep_id] if isinstance(sweep_id, int) else list(sweep_id)
-            where.append(f"r.config_hash IN (SELECT config_hash FROM sweep_runs WHERE sweep_id IN "
-                         f"({','.join('?' * len(ids))}))")
+            where.append(
+                f"r.config_hash IN (SELECT config_hash FROM sweep_runs WHERE sweep_id IN "
+                f"({','.join('?' * len(ids))}))"
+            )
             args += ids
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
@@ -301,7 +382,9 @@ class Store:
             d["plan"] = json.loads(d.pop("plan_json"))
             d["depends_on"] = json.loads(d["depends_on"])
             # The typed record (None until the run ends); result_json stays as written.
-            d["result"] = RunResult.from_dict(json.loads(d["result_json"])) if d.get("result_json") else None
+            d["result"] = (
+                RunResult.from_dict(json.loads(d["result_json"])) if d.get("result_json") else None
+            )
             out.append(d)
         return out
 
@@ -313,8 +396,13 @@ class Store:
         out: dict[str, list[dict[str, Any]]] = {}
         for row in self._read("SELECT * FROM curves ORDER BY config_hash, step"):
             out.setdefault(row["config_hash"], []).append(
-                {"step": row["step"], "tokens": row["tokens"], "val_loss": row["val_loss"],
-                 "train_loss": row["train_loss"]})
+                {
+                    "step": row["step"],
+                    "tokens": row["tokens"],
+                    "val_loss": row["val_loss"],
+                    "train_loss": row["train_loss"],
+                }
+            )
         return out
 
     def sweeps(self) -> list[dict[str, Any]]:
@@ -328,22 +416,41 @@ class Store:
         names = sorted({s["name"] for s in sweeps})
         if name is None:
             if len(names) > 1:
-                raise SparsescaleError(f"{self.path}: holds {len(names)} sweeps ({', '.join(names)}); "
-                                       f"choose one with {what} NAME")
+                raise SparsescaleError(
+                    f"{self.path}: holds {len(names)} sweeps ({', '.join(names)}); "
+                    f"choose one with {what} NAME"
+                )
             return [s["id"] for s in sweeps]
         ids = [s["id"] for s in sweeps if s["name"] == name]
         if not ids:
-            raise SparsescaleError(f"{what} {name}: no such sweep in {self.path} (it holds: {', '.join(names) or 'none'})")
+            raise SparsescaleError(
+                f"{what} {name}: no such sweep in {self.path} (it holds: "
+                f"{', '.join(names) or 'none'})"
+            )
         return ids
 
     # -- attempts (where each dispatch of a run ran and how it ended) ------------------
-    def record_attempt(self, config_hash: str, outcome: str, attempt: dict[str, Any] | None = None,
-                       reason: str | None = None) -> None:
+    def record_attempt(
+        self,
+        config_hash: str,
+        outcome: str,
+        attempt: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> None:
         a = attempt or {}
         resumed = None if a.get("resumed") is None else int(bool(a["resumed"]))
         with self.transaction() as c:
-            c.execute("INSERT INTO attempt_log VALUES (?,?,?,?,?,?)",
-                      (config_hash, outcome, a.get("node"), resumed, (reason or "")[:4000] or None, time.time()))
+            c.execute(
+                "INSERT INTO attempt_log VALUES (?,?,?,?,?,?)",
+                (
+                    config_hash,
+                    outcome,
+                    a.get("node"),
+                    resumed,
+                    (reason or "")[:4000] or None,
+                    time.time(),
+                ),
+            )
 
     def attempt_log(self, config_hash: str | None = None) -> list[dict[str, Any]]:
         """Every recorded attempt, oldest first ([] for a store older than the log)."""

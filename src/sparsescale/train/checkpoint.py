@@ -24,6 +24,7 @@ from sparsescale.atomic import atomic_path
 from sparsescale.errors import SparsescaleError
 from sparsescale.hashing import file_digest
 from sparsescale.train.config import RunConfig
+from sparsescale.train.state import RunState
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -44,12 +45,18 @@ def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
     its training data (the corpus cache key hashes the files' bytes) and of the
     --init-from weights it started from."""
     init = _init_digest(cfg.init_from) if cfg.init_from else None
-    blob = json.dumps({"identity": cfg.identity(), "data": data_key, "init_from": init}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"identity": cfg.identity(), "data": data_key, "init_from": init},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _init_digest(location: str) -> str:
-    if "://" in location:   # a storage URI (a sweep's dense prefix): the same digest of the same bytes
+    if (
+        "://" in location
+    ):  # a storage URI (a sweep's dense prefix): the same digest of the same bytes
         from sparsescale.storage import read_bytes
 
         return hashlib.blake2b(read_bytes(location, "--init-from"), digest_size=16).hexdigest()
@@ -66,21 +73,46 @@ def set_aside(path: Path, reason: str) -> Path:
         n += 1
     try:
         path.rename(dest)
-    except FileNotFoundError:   # another rank of the same torchrun job moved it first
+    except FileNotFoundError:  # another rank of the same torchrun job moved it first
         return dest
-    print(f"sparsescale: warning: {path}: {reason}; moved to {dest.name}, the run starts over", file=sys.stderr)
+    print(
+        f"sparsescale: warning: {path}: {reason}; moved to {dest.name}, the run starts over",
+        file=sys.stderr,
+    )
     return dest
 
 
-def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, losses, state: dict,
-         depends: str | None = None) -> None:
+def save(
+    path: Path,
+    cfg: RunConfig,
+    model_config,
+    model,
+    optimizer,
+    pruner,
+    losses,
+    state: RunState,
+    depends: str | None = None,
+) -> None:
+    """Write the checkpoint atomically. The payload's keys are the on-disk
+    format (`_PARTS` must be present for `read` to accept a file); the state
+    goes as RunState.to_dict(), a plain dict, as it always has."""
     import torch
 
+    # The on-disk format (old files must keep loading): the family and
+    # model config (so an --init-from run can rebuild the shape without sizing),
+    # the identity (checked before anything loads), the tensors' state dicts
+    # and the RunState as a plain dict. The losses go to the CPU: a checkpoint
+    # written on a GPU must load on a CPU-only node of a sweep.
     payload = {
-        "family": cfg.model, "model_config": dataclasses.asdict(model_config), "identity": cfg.identity(),
+        "family": cfg.model,
+        "model_config": dataclasses.asdict(model_config),
+        "identity": cfg.identity(),
         "depends": depends,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "pruner": pruner.state_dict(),
-        "losses": losses.cpu(), "state": dict(state),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "pruner": pruner.state_dict(),
+        "losses": losses.cpu(),
+        "state": state.to_dict(),
     }
     with atomic_path(path) as tmp:
         try:
@@ -88,7 +120,9 @@ def save(path: Path, cfg: RunConfig, model_config, model, optimizer, pruner, los
         except RuntimeError as exc:
             # torch reports a failed write (disk full, quota) as a RuntimeError of its zip writer;
             # as an OSError, atomic_path turns it into one line and keeps the last good checkpoint.
-            raise OSError(f"the write failed, is the disk full? ({' '.join(str(exc).split())[:120]})") from None
+            raise OSError(
+                f"the write failed, is the disk full? ({' '.join(str(exc).split())[:120]})"
+            ) from None
 
 
 _PARTS = ("model", "optimizer", "pruner", "losses", "state")
@@ -101,6 +135,8 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     import torch
 
     try:
+        # weights_only: a checkpoint is data, never code to run (torch.load would
+        # otherwise unpickle arbitrary objects from a file in a shared folder)
         ckpt = torch.load(path, map_location=device, weights_only=True)
         if not isinstance(ckpt, dict) or any(k not in ckpt for k in _PARTS):
             raise ValueError("parts missing")
@@ -109,39 +145,51 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
         return None
     if not same_run(ckpt.get("identity"), cfg):
         raise SparsescaleError(
-            f"--out {path.parent}: holds a checkpoint of a different run; use a new --out folder or delete {path}"
+            f"--out {path.parent}: holds a checkpoint of a different run; use a new --out folder "
+            f"or delete {path}"
         )
     if ckpt.get("depends") != depends:
-        set_aside(path, "saved with other training data (the corpus changed since) or by an older version")
+        set_aside(
+            path, "saved with other training data (the corpus changed since) or by an older version"
+        )
         return None
+    # Same identity but another step count: the budget resolved to other steps
+    # (a changed batch default, say); its schedule positions would not match.
     if tuple(ckpt["losses"].shape) != (n_steps,):
         set_aside(path, "its step count does not match this run")
         return None
     return ckpt
 
 
-def restore(ckpt: dict, model, optimizer, pruner, losses, state: dict) -> None:
-    """Load a checkpoint's state into the freshly built objects (in place)."""
+def restore(ckpt: dict, model, optimizer, pruner, losses) -> RunState:
+    """Load a checkpoint's tensors into the freshly built objects (in place) and
+    return its RunState. The optimizer state carries the pruner's masks'
+    effect on the moments, and the pruner state its masks and schedule
+    position, so the next step is the one the uninterrupted run would take."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     pruner.load_state_dict(ckpt["pruner"])
     losses.copy_(ckpt["losses"])
-    state.update(ckpt["state"])
+    return RunState.from_dict(ckpt["state"])
 
 
 def load_init_checkpoint(path: str) -> dict:
     """The checkpoint a run is initialised from (memory-mapped: only the weights are read)."""
     import torch
 
-    if "://" in str(path):   # a storage URI (a sweep's dense prefix on another node's storage)
+    if "://" in str(path):  # a storage URI (a sweep's dense prefix on another node's storage)
         return _load_init_uri(str(path))
     p = Path(path).expanduser()
     if not p.is_file():
         raise SparsescaleError(f"--init-from {p}: no such checkpoint file")
     try:
+        # mmap: only the model's tensors are read from disk, not the optimizer
+        # state beside them (for AdamW twice the weights' size)
         return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # not a torch file / not ours
-        raise SparsescaleError(f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})") from None
+        raise SparsescaleError(
+            f"--init-from {p}: not a sparsescale checkpoint ({type(exc).__name__})"
+        ) from None
 
 
 def _load_init_uri(uri: str) -> dict:
@@ -155,7 +203,9 @@ def _load_init_uri(uri: str) -> dict:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # not a torch file / not ours
-        raise SparsescaleError(f"--init-from {uri}: not a sparsescale checkpoint ({type(exc).__name__})") from None
+        raise SparsescaleError(
+            f"--init-from {uri}: not a sparsescale checkpoint ({type(exc).__name__})"
+        ) from None
 
 
 def model_config_from_checkpoint(cfg: RunConfig, ckpt: dict):
@@ -163,6 +213,7 @@ def model_config_from_checkpoint(cfg: RunConfig, ckpt: dict):
 
     if ckpt.get("family") != cfg.model or "model_config" not in ckpt:
         raise SparsescaleError(
-            f"--init-from {cfg.init_from}: holds a {ckpt.get('family')!r} model, this run is {cfg.model!r}"
+            f"--init-from {cfg.init_from}: holds a {ckpt.get('family')!r} model, this run is "
+            f"{cfg.model!r}"
         )
     return config_class(cfg.model)(**ckpt["model_config"])

@@ -22,18 +22,18 @@ _OMIT_IF_NONE = ("tokens", "diverged_at_step", "examples_per_s")
 
 @dataclass
 class RunResult:
-    status: str                                   # "finished" or "diverged"
-    config: dict[str, Any] = field(default_factory=dict)    # the RunConfig fields
+    status: str  # "finished" or "diverged"
+    config: dict[str, Any] = field(default_factory=dict)  # the RunConfig fields
     identity: dict[str, Any] = field(default_factory=dict)  # RunConfig.identity()
     family: str | None = None
-    n_nonzero: int | None = None                  # N: non-zeros of the pruned set, measured at the end
+    n_nonzero: int | None = None  # N: non-zeros of the pruned set, measured at the end
     target_n_nonzero: int | None = None
     n_block_params: int | None = None
     total_params: int | None = None
     embedding_params: int | None = None
     width: int | None = None
     model_config: dict[str, Any] | None = None
-    sparsity: float | None = None                 # S asked for
+    sparsity: float | None = None  # S asked for
     measured_sparsity: float | None = None
     pattern: str | None = None
     steps: int | None = None
@@ -44,9 +44,9 @@ class RunResult:
     train_flops_dense: float | None = None
     train_flops_sparse: float | None = None
     mean_density: float | None = None
-    prune_start: float | None = None              # the pruning window, as fractions of the steps
+    prune_start: float | None = None  # the pruning window, as fractions of the steps
     prune_end: float | None = None
-    final_loss: float | None = None               # last validation loss; None when diverged
+    final_loss: float | None = None  # last validation loss; None when diverged
     curve: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float | None = None
     train_wall_s: float | None = None
@@ -64,11 +64,11 @@ class RunResult:
     warmup_steps_excluded: int | None = None
     model_flops_per_example: float | None = None
     model_flops_per_token: float | None = None
-    peak_flops: float | None = None              # of one device, FLOP/s
+    peak_flops: float | None = None  # of one device, FLOP/s
     peak_flops_source: str | None = None
-    mfu: float | None = None                     # model FLOPs/s over world_size * peak_flops
-    device_names: list[str] | None = None        # one per rank
-    cuda_visible_devices: str | None = None      # as the run's process saw it
+    mfu: float | None = None  # model FLOPs/s over world_size * peak_flops
+    device_names: list[str] | None = None  # one per rank
+    cuda_visible_devices: str | None = None  # as the run's process saw it
 
     @property
     def done(self) -> bool:
@@ -85,7 +85,7 @@ class RunResult:
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
         known = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in data.items() if k in known}
-        return cls(**{"status": None, **kept})   # status None: not a result; callers check .done
+        return cls(**{"status": None, **kept})  # status None: not a result; callers check .done
 
 
 def read_result(path: Path) -> RunResult | None:

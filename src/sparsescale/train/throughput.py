@@ -1,37 +1,8 @@
 """How fast a run trains: steady-state throughput, model FLOPs per token and MFU.
 
-Model FLOPs per token
----------------------
-The law's compute is C = 6 N D: N counts the non-zero weights of the pruned
-block linears only (the paper's convention, plan.train_flops_*). What a device
-actually multiplies per token is more: the output head, and attention's two
-sequence-length products, which no parameter count sees. For a decoder of L
-blocks, context T, attention inner width d_attn, dense block weights P_block
-and a head of d x V weights (PaLM, appendix B):
-
-    forward MACs/token  = P_block + d V + L * (T d_attn  [q k^T]  + T d_attn  [a v])
-    training FLOPs/token = 3 passes (forward, 2x backward) * 2 FLOPs per MAC * that
-                         = 6 (P_block + d V) + 12 L T d_attn
-
-Attention is counted over the full T x T square, not the causal half, as PaLM
-and nanoGPT count it, so MFUs compare across codebases. The embedding lookup
-is a gather (no FLOPs); norms, activations and the softmax are O(d) per token
-and left out. The figure is dense (masked weights are still multiplied:
-training here runs dense kernels) and does not count the forward recomputed by
-activation checkpointing: model FLOPs, not hardware FLOPs.
-
-Rather than one closed form per family, `model_flops_per_example` runs one
-forward and backward of the real model on the meta device (shapes only, no
-memory, ~0.1 s) under torch's FlopCounterMode, which counts every matmul,
-attention included; for the GPT it equals the closed form above exactly
-(tests/train/test_scale.py), and a user's family needs nothing new.
-
-MFU
----
-MFU = model FLOPs/token * steady tokens/s / (world size * peak FLOPs/s of one
-device). GPU peaks are the vendors' dense bf16 tensor-core figures (no 2:4
-sparsity speed-up), whatever precision the run used; a CPU's peak is measured
-once per process: the best of a few 1024^3 fp32 matmuls on the run's threads.
+The derivations sit beside the code that uses them: the model FLOPs per token
+(6N plus attention) above `model_flops_per_example`, MFU above `speed_record`,
+and what the steady-state rate leaves out above `SteadyClock`.
 """
 
 from __future__ import annotations
@@ -43,12 +14,12 @@ from typing import Any
 # against torch.cuda.get_device_name() in order: the first key found in the
 # name wins, so the more specific names come first.
 GPU_PEAK_BF16: tuple[tuple[str, float], ...] = (
-    ("H100 PCIe", 756e12),    # H100 PCIe: 756 TFLOPS bf16 dense (1513 with sparsity)
-    ("H100 NVL", 835e12),     # H100 NVL, per GPU: 835 TFLOPS dense (1671 with sparsity)
-    ("H100", 989.4e12),       # H100 SXM5: 989.4 TFLOPS dense (1979 with sparsity)
-    ("H200", 989.4e12),       # H200 SXM: same tensor cores as the H100 SXM
+    ("H100 PCIe", 756e12),  # H100 PCIe: 756 TFLOPS bf16 dense (1513 with sparsity)
+    ("H100 NVL", 835e12),  # H100 NVL, per GPU: 835 TFLOPS dense (1671 with sparsity)
+    ("H100", 989.4e12),  # H100 SXM5: 989.4 TFLOPS dense (1979 with sparsity)
+    ("H200", 989.4e12),  # H200 SXM: same tensor cores as the H100 SXM
     ("GH200", 989.4e12),
-    ("A100", 312e12),         # A100 SXM and PCIe: 312 TFLOPS dense (624 with sparsity)
+    ("A100", 312e12),  # A100 SXM and PCIe: 312 TFLOPS dense (624 with sparsity)
 )
 # Steps of each attempt left out of the steady-state rate: the first steps
 # allocate memory, fill caches and (with compile) trace and compile the graph.
@@ -91,10 +62,42 @@ def peak_flops(device) -> tuple[float | None, str]:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         peak = gpu_peak_flops(name)
-        return peak, (f"{name}: dense bf16 datasheet peak" if peak else f"{name}: not in the peak table")
-    return cpu_peak_flops(), f"measured: best 1024^3 fp32 matmul on {torch.get_num_threads()} CPU thread(s)"
+        return peak, (
+            f"{name}: dense bf16 datasheet peak" if peak else f"{name}: not in the peak table"
+        )
+    return (
+        cpu_peak_flops(),
+        f"measured: best 1024^3 fp32 matmul on {torch.get_num_threads()} CPU thread(s)",
+    )
 
 
+# Model FLOPs per token
+# ---------------------
+# The law's compute is C = 6 N D: N counts the non-zero weights of the pruned
+# block linears only (the paper's convention, plan.train_flops_*). What a device
+# actually multiplies per token is more: the output head, and attention's two
+# sequence-length products, which no parameter count sees. For a decoder of L
+# blocks, context T, attention inner width d_attn, dense block weights P_block
+# and a head of d x V weights (PaLM, appendix B):
+#
+#     forward MACs/token   = P_block + d V + L * (T d_attn [q k^T] + T d_attn [a v])
+#     training FLOPs/token = 3 passes (forward, 2x backward) * 2 FLOPs per MAC * that
+#                          = 6 (P_block + d V) + 12 L T d_attn
+#
+# The backward pass costs two forwards: one product for the gradient of the
+# activations, one for the gradient of the weights. Attention is counted over
+# the full T x T square, not the causal half, as PaLM and nanoGPT count it, so
+# MFUs compare across codebases. The embedding lookup is a gather (no FLOPs);
+# norms, activations and the softmax are O(d) per token and left out. The
+# figure is dense (masked weights are still multiplied: training here runs
+# dense kernels) and does not count the forward recomputed by activation
+# checkpointing: model FLOPs, not hardware FLOPs.
+#
+# Rather than one closed form per family, the count runs one forward and
+# backward of the real model on the meta device (shapes only, no memory,
+# ~0.1 s) under torch's FlopCounterMode, which counts every matmul, attention
+# included; for the GPT it equals the closed form above exactly
+# (tests/train/test_scale.py), and a user's family needs nothing new.
 def model_flops_per_example(family, model_config, batch: list) -> float | None:
     """Training FLOPs (forward + backward) of one example through the dense
     model, counted on the meta device (see the module docstring); None for a
@@ -104,7 +107,7 @@ def model_flops_per_example(family, model_config, batch: list) -> float | None:
 
     try:
         model = family.build(model_config, device="meta")
-        example = [t[:1].to("meta") for t in batch]   # one example: FLOPs are linear in the batch
+        example = [t[:1].to("meta") for t in batch]  # one example: FLOPs are linear in the batch
         with FlopCounterMode(display=False) as counter:
             family.loss(model, example).backward()
     except (RuntimeError, NotImplementedError, TypeError, ValueError):
@@ -112,10 +115,18 @@ def model_flops_per_example(family, model_config, batch: list) -> float | None:
     return float(counter.get_total_flops())
 
 
+# The steady-state rate. An attempt's first steps are slower than the rest:
+# the allocator grows its pools, caches fill and, with compile, the graph is
+# traced and compiled (tens of seconds). Averaging them in would make a short
+# run look slower than the same model trained longer, so each attempt (a
+# resumed run has several) starts its clock after its own warm-up, and the
+# time spent evaluating is subtracted. On CUDA the clock synchronises before
+# reading the time: kernels are queued asynchronously, and without the sync the
+# warm-up's queued work would be billed to the steady steps.
 class SteadyClock:
     """Training time after each attempt's warm-up steps, evaluation excluded.
     `mark(step)` after every step; `add_eval(s)` for time spent evaluating;
-    `flush(state)` adds the steady steps and seconds so far to the run state
+    `flush(state)` adds the steady steps and seconds so far to the RunState
     (called at checkpoints, so a resumed run's figure spans all its attempts)."""
 
     def __init__(self, step: int, warmup: int, sync):
@@ -126,20 +137,20 @@ class SteadyClock:
 
     def mark(self, step: int) -> None:
         if self.t0 is None and step >= self.warm_until:
-            self.sync()      # the warm-up's queued kernels are not steady time
+            self.sync()  # the warm-up's queued kernels are not steady time
             self.t0, self.step0, self.eval = time.perf_counter(), step, 0.0
 
     def add_eval(self, seconds: float) -> None:
         if self.t0 is not None:
             self.eval += seconds
 
-    def flush(self, state: dict[str, Any], step: int) -> None:
+    def flush(self, state, step: int) -> None:
         if self.t0 is None or step <= self.step0:
             return
         self.sync()
         now = time.perf_counter()
-        state["steady_steps"] = state.get("steady_steps", 0) + step - self.step0
-        state["steady_wall_s"] = state.get("steady_wall_s", 0.0) + (now - self.t0 - self.eval)
+        state.steady_steps += step - self.step0
+        state.steady_wall_s += now - self.t0 - self.eval
         self.t0, self.step0, self.eval = now, step, 0.0
 
 
@@ -152,8 +163,11 @@ def device_record(device, world: int) -> dict[str, Any]:
     import torch
 
     if device.type == "cuda":
-        names = [torch.cuda.get_device_name(i) for i in range(world)] if world > 1 else [
-            torch.cuda.get_device_name(device)]
+        names = (
+            [torch.cuda.get_device_name(i) for i in range(world)]
+            if world > 1
+            else [torch.cuda.get_device_name(device)]
+        )
     else:
         names = [_cpu_name() or platform.processor() or platform.machine() or "cpu"] * world
     return {"device_names": names, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -169,3 +183,47 @@ def _cpu_name() -> str | None:
     except OSError:
         pass
     return None
+
+
+# MFU (model FLOPs utilisation)
+# ------------------------------
+#     MFU = model FLOPs/example * steady examples/s / (world size * peak FLOP/s of one device)
+#         = model FLOPs/token * steady tokens/s / (world * peak)      (text: examples * seq_len)
+# GPU peaks are the vendors' dense bf16 tensor-core figures (no 2:4 sparsity
+# speed-up), whatever precision the run used, so a bf16 run and an fp32 run are
+# measured against the same ceiling; a CPU's peak is measured once per process:
+# the best of a few 1024^3 fp32 matmuls on the run's threads.
+def speed_record(
+    state,
+    batch: int,
+    seq_len: int | None,
+    flops_per_example: float | None,
+    device,
+    world: int,
+    compile: bool,
+) -> dict[str, Any]:
+    """The result's speed fields from a RunState's steady time: the steady-state
+    rate (each attempt's first WARMUP_STEPS steps, or WARMUP_STEPS_COMPILE with
+    compile, and all evaluation left out), model FLOPs per token, MFU and the
+    devices the run used. `seq_len` is None for a family that counts examples."""
+    steady_steps, steady_s = state.steady_steps, state.steady_wall_s
+    # examples/s of the global batch: every rank trains batch/world of each step's batch
+    per_s = steady_steps * batch / steady_s if steady_steps and steady_s > 0 else None
+    peak, source = peak_flops(device)
+    per_token = flops_per_example / seq_len if seq_len and flops_per_example else None
+    # the achieved model FLOP/s of all ranks over their summed peak (see above)
+    mfu = (
+        flops_per_example * per_s / (world * peak) if per_s and peak and flops_per_example else None
+    )
+    return {
+        "steady_tokens_per_s": per_s * seq_len if per_s and seq_len else None,
+        "steady_examples_per_s": per_s,
+        "steady_steps": steady_steps,
+        "warmup_steps_excluded": WARMUP_STEPS_COMPILE if compile else WARMUP_STEPS,
+        "model_flops_per_example": flops_per_example,
+        "model_flops_per_token": per_token,
+        "peak_flops": peak,
+        "peak_flops_source": source,
+        "mfu": mfu,
+        **device_record(device, world),
+    }

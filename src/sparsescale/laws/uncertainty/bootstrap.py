@@ -9,7 +9,8 @@ import numpy as np
 
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import FitResult, check_seed, fit_law, fit_resamples, resample_batch
-from sparsescale.laws.forms import Law
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
 
 
 @dataclass
@@ -36,24 +37,23 @@ class BootstrapResult:
             "level": self.level,
             "n_boot": self.n_boot,
             "n_failed": self.n_failed,
-            "intervals": {k: {"low": v[0], "median": v[1], "high": v[2]} for k, v in self.intervals.items()},
+            "intervals": {
+                k: {"low": v[0], "median": v[1], "high": v[2]} for k, v in self.intervals.items()
+            },
         }
 
 
 def bootstrap(
-    sparsity,
-    n_nonzero,
-    data,
-    loss,
+    points: Points,
+    options: FitOptions | None = None,
+    *,
     n_boot: int = 200,
-    seed: int = 0,
     level: float = 0.95,
     derived: dict[str, Callable[[Law], float]] | None = None,
     reference: FitResult | None = None,
     batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     starts: list[dict[str, float]] | None = None,
-    **fit_kwargs,
 ) -> BootstrapResult:
     """Refit on `n_boot` resamples of the runs (rows drawn with replacement).
 
@@ -68,21 +68,22 @@ def bootstrap(
     starts: coefficient sets to start every resample from instead of the
     reference's optima: draws that stay in one basin (around a published law).
     """
-    seed = check_seed(seed)
+    options = options or FitOptions()
+    seed = check_seed(options.seed)
     if n_boot < 2:
-        raise SparsescaleError(f"n_boot: need at least 2 resamples, got {n_boot}")
+        raise SparsescaleError(f"need at least 2 resamples, got {n_boot}", param="n_boot")
     if not 0 < level < 1:
         raise SparsescaleError(f"bootstrap level must be in (0, 1), got {level}")
-    S = None if sparsity is None else np.asarray(sparsity, dtype=float)
-    N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
     if reference is None:
-        reference = fit_law(S, N, D, y, seed=seed, **fit_kwargs)
-    form_kwargs = {k: v for k, v in fit_kwargs.items() if k in ("form", "space", "delta", "base", "mean_sparsity_fraction")}
+        reference = fit_law(points, options)
     # every distinct optimum of the full fit plus its best few starting points
+    # warm starts: a resample is a small perturbation of the full data, so its
+    # optimum lies near one of the full data's; starting there costs a few
+    # iterations instead of the full global search per resample
     if starts is None:
         starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
     rng = np.random.default_rng(seed)
-    n = y.shape[0]
+    n = len(points)
     # resamples are drawn batch by batch (same draws, in the same order, as all at
     # once) so that memory holds one batch of (n,) count vectors, not n_boot of them.
     # By default a batch is as large as the memory budget allows: the refinement's
@@ -93,32 +94,51 @@ def bootstrap(
     batch = max(1, min(batch, resample_batch(n, len(starts))))
     derived = derived or {}
     coef_names = list(reference.law.coefficients)
-    rows, failed = _resample_rows((S, N, D, y), n_boot, batch, rng, starts, form_kwargs, reference, derived,
-                                  progress)
+    rows, failed = _resample_rows(
+        points, options, n_boot, batch, rng, starts, reference, derived, progress
+    )
     if len(rows) < 2:
         raise SparsescaleError("bootstrap: fewer than 2 resamples could be fitted")
     intervals, samples = _percentile_intervals(np.array(rows), coef_names + list(derived), level)
-    return BootstrapResult(level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed)
+    return BootstrapResult(
+        level=level, n_boot=n_boot, intervals=intervals, samples=samples, n_failed=failed
+    )
 
 
-def _resample_rows(points, n_boot, batch, rng, starts, form_kwargs, reference, derived, progress):
+# The bootstrap resamples runs, not residuals: each resample draws n rows of
+# the sweep with replacement, which keeps the design's pattern of sizes and
+# lengths but lets it be thinner or thicker in places, as another sweep of the
+# same plan would be. Percentile intervals of the refitted coefficients need
+# no Gaussian assumption, which matters for exponents with skewed draws.
+def _resample_rows(
+    points: Points, options: FitOptions, n_boot, batch, rng, starts, reference, derived, progress
+):
     """Draw and refit the resamples batch by batch; one row of coefficients and
     derived values per fitted resample, and the number that could not be fitted."""
-    S, N, D, y = points
-    n = y.shape[0]
+    n = len(points)
     coef_names = list(reference.law.coefficients)
     rows: list[list[float]] = []
     failed = 0
     for lo in range(0, n_boot, batch):
-        counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n)
-                           for _ in range(min(batch, n_boot - lo))])
-        coefs, objs = fit_resamples(S, N, D, y, counts, starts, **form_kwargs)
+        counts = np.stack(
+            [
+                np.bincount(rng.integers(0, n, size=n), minlength=n)
+                for _ in range(min(batch, n_boot - lo))
+            ]
+        )
+        # a resample is a vector of multiplicities: row i counted counts[i] times
+        # in the Huber objective is the same as row i drawn counts[i] times
+        coefs, objs = fit_resamples(points, counts, starts, options)
         for c, f in zip(coefs, objs):
             if not np.isfinite(f):
                 failed += 1
                 continue
-            law = Law(form=reference.law.form, coefficients=c, units=reference.law.units,
-                      mean_sparsity_fraction=reference.law.mean_sparsity_fraction)
+            law = Law(
+                form=reference.law.form,
+                coefficients=c,
+                units=reference.law.units,
+                mean_sparsity_fraction=reference.law.mean_sparsity_fraction,
+            )
             rows.append([c[k] for k in coef_names] + [float(fn(law)) for fn in derived.values()])
         if progress is not None:
             progress(min(lo + batch, n_boot), n_boot)
@@ -137,6 +157,9 @@ def _percentile_intervals(arr: np.ndarray, names: list[str], level: float):
     return intervals, samples
 
 
+# Sizers land near the requested N, not on it (a GPT of 12 layers and width
+# 768 is not exactly 85M non-zeros at every sparsity), so sizes within 2%
+# count as one: a holdout of "the largest N" holds out all its runs.
 def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
     """Label runs whose N agree within `rtol` with the same group id (0 = smallest)."""
     N = np.asarray(n_nonzero, dtype=float)
@@ -153,21 +176,24 @@ def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
     return labels
 
 
-def holdout_largest_n(sparsity, n_nonzero, data, loss, rtol: float = 0.02, **fit_kwargs) -> dict[str, Any]:
+def holdout_largest_n(
+    points: Points, options: FitOptions | None = None, rtol: float = 0.02
+) -> dict[str, Any]:
     """Fit without the largest-N group of runs, then predict that group.
 
     Returns the errors of the extrapolation (relative to the measured loss)
     and the mask of held-out points, for plotting.
     """
-    S = None if sparsity is None else np.asarray(sparsity, dtype=float)
-    N, D, y = (np.asarray(a, dtype=float) for a in (n_nonzero, data, loss))
+    S, N, D, y = points.arrays
+    # the largest size is the extrapolation a user of a law makes: predict it
+    # from the smaller ones and compare
     labels = group_by_size(N, rtol)
     if labels.max() < 1:
-        raise SparsescaleError("holdout: all runs have the same N; need at least two sizes")
+        raise SparsescaleError("all runs have the same N; need at least two sizes", param="holdout")
     mask = labels == labels.max()
     keep = ~mask
-    fit = fit_law(None if S is None else S[keep], N[keep], D[keep], y[keep], **fit_kwargs)
-    pred = fit.law.predict(np.zeros(mask.sum()) if S is None else S[mask], N[mask], D[mask])
+    fit = fit_law(points.take(keep), options)
+    pred = fit.law.predict(S[mask], N[mask], D[mask])
     rel = (pred - y[mask]) / y[mask]
     return {
         "n_heldout": int(mask.sum()),

@@ -37,15 +37,19 @@ from typing import Any
 import numpy as np
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.fit import fit_law
-from sparsescale.laws.forms import COEFFICIENT_NAMES, FREE_COEFFICIENTS, Law
-from sparsescale.laws.intervals import FitRange, ModelError, Uncertainty, z_score
-from sparsescale.laws.uncertainty import bootstrap, group_by_size
+from sparsescale.laws.fit import fit_law, resolve_form
+from sparsescale.laws.law import Law
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.uncertainty.bootstrap import bootstrap, group_by_size
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
 
 LEVELS = (0.8, 0.95)
 _RATE_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1.0, 600)])
 
 
+# A fold keeps what the model-error estimate needs per held-out point: its
+# log error, the spread of the fold's own bootstrap there (what coefficient
+# uncertainty alone would allow), and its extrapolation distance.
 @dataclass
 class HoldoutFold:
     """One rolling holdout: fitted on `train`, predicting `test`."""
@@ -68,18 +72,26 @@ class HoldoutFold:
         return np.sqrt(self.coefficient_sd**2 + model**2)
 
 
+# The floor of the model error: the root-mean-square log residual of the fit
+# on its own points, i.e. the scatter the law leaves unexplained inside its data.
 def residual_floor(law: Law, sparsity, n_nonzero, data, loss) -> float:
     """Root-mean-square log residual of a law on its own points."""
     r = np.log(np.asarray(loss, dtype=float) / law.predict(sparsity, n_nonzero, data))
     return float(np.sqrt(np.mean(r * r)))
 
 
+# Rolling holdouts along both axes: the next size from the smaller ones (what
+# a user planning a larger model does) and the next training length from the
+# shorter ones (what a user planning a longer run does).
 def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 2):
     """(axis, label, train mask, test mask) for every rolling holdout: sizes
     (or training lengths) grouped within rtol, each group from the third on
     predicted from all smaller groups."""
     out = []
-    for axis, values in (("N", np.asarray(n_nonzero, dtype=float)), ("D", np.asarray(data, dtype=float))):
+    for axis, values in (
+        ("N", np.asarray(n_nonzero, dtype=float)),
+        ("D", np.asarray(data, dtype=float)),
+    ):
         labels = group_by_size(values, rtol)
         for g in range(min_train_groups, int(labels.max()) + 1):
             train, test = labels < g, labels == g
@@ -88,40 +100,58 @@ def rolling_splits(n_nonzero, data, rtol: float = 0.02, min_train_groups: int = 
     return out
 
 
-def rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, rtol: float = 0.02,
-                     min_train_groups: int = 3, **fit_kwargs) -> list[HoldoutFold]:
+def rolling_holdouts(
+    points: Points,
+    options: FitOptions | None = None,
+    n_boot: int = 100,
+    rtol: float = 0.02,
+    min_train_groups: int = 3,
+) -> list[HoldoutFold]:
     """Fit, bootstrap and predict every rolling holdout (see `rolling_splits`).
-    fit_kwargs: form, space, delta, base, as for fit_law. Folds whose training
-    part has too few points for the form are skipped."""
-    y = np.asarray(loss, dtype=float)
-    S = np.zeros_like(y) if sparsity is None else np.asarray(sparsity, dtype=float)
-    N, D = np.asarray(n_nonzero, dtype=float), np.asarray(data, dtype=float)
-    form = fit_kwargs.get("form", "sparse")
-    n_free = len(FREE_COEFFICIENTS[form])
-    s_arg = (lambda m: None) if sparsity is None else (lambda m: S[m])
+    Folds whose training part has too few points for the form are skipped."""
+    options = options or FitOptions()
+    S, N, D, y = points.arrays
+    spec = resolve_form(options.form)
+    n_free = len(spec.free)
     folds = []
     for axis, label, train, test in rolling_splits(N, D, rtol, min_train_groups):
+        # a fold with barely more points than free coefficients fits them
+        # exactly and its bootstrap collapses: it would say nothing about error
         if train.sum() < n_free + 2:
             continue
-        fit = fit_law(s_arg(train), N[train], D[train], y[train], seed=seed, **fit_kwargs)
-        boot = bootstrap(s_arg(train), N[train], D[train], y[train], n_boot=n_boot, seed=seed, reference=fit, **fit_kwargs)
-        draws = np.column_stack([boot.samples[k] for k in COEFFICIENT_NAMES[form]])
+        part = points.take(train)
+        fit = fit_law(part, options)
+        boot = bootstrap(part, options, n_boot=n_boot, reference=fit)
+        draws = np.column_stack([boot.samples[k] for k in spec.coefficients])
         fit_range = FitRange.of(S[train], N[train], D[train])
-        unc = Uncertainty(form, draws, fit_range, ModelError(0.0, 0.0))
-        folds.append(HoldoutFold(
-            axis=axis, label=label, test=test,
-            predicted=np.asarray(fit.law.predict(S[test], N[test], D[test]), dtype=float), measured=y[test],
-            coefficient_sd=unc.coefficient_sd(fit.law, S[test], N[test], D[test]),
-            distance=fit_range.distance(S[test], N[test], D[test]),
-            floor=residual_floor(fit.law, S[train], N[train], D[train], y[train]),
-        ))
+        unc = Uncertainty(fit.law.form, draws, fit_range, ModelError(0.0, 0.0))
+        folds.append(
+            HoldoutFold(
+                axis=axis,
+                label=label,
+                test=test,
+                predicted=np.asarray(fit.law.predict(S[test], N[test], D[test]), dtype=float),
+                measured=y[test],
+                coefficient_sd=unc.coefficient_sd(fit.law, S[test], N[test], D[test]),
+                distance=fit_range.distance(S[test], N[test], D[test]),
+                floor=residual_floor(fit.law, S[train], N[train], D[train], y[train]),
+            )
+        )
     return folds
 
 
+# The likelihood of the held-out log errors e_i under the model error rate q:
+# e_i ~ N(0, v_i(q)), v_i(q) = sd_coef_i^2 + floor^2 + q^2 d_i^2, so
+#     -2 log L(q) = sum_i log v_i(q) + e_i^2 / v_i(q) + const.
+# One parameter on a log-spaced grid from 1e-5 to 1 (and 0): robust to the
+# flat or multi-modal likelihoods a few folds give, and no starting point.
 def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     """Maximum-likelihood growth rate of the model error, on a grid."""
     if not folds:
-        raise SparsescaleError("calibration: no rolling holdout could be fitted (need at least 3 sizes or 3 training lengths)")
+        raise SparsescaleError(
+            "calibration: no rolling holdout could be fitted (need at least 3 sizes or 3 training "
+            "lengths)"
+        )
     e = np.concatenate([f.log_error for f in folds])
     base = np.concatenate([f.coefficient_sd**2 + f.floor**2 for f in folds])
     d2 = np.concatenate([f.distance**2 for f in folds])
@@ -130,7 +160,13 @@ def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     return float(_RATE_GRID[int(np.argmin(nll))])
 
 
-def coverage(folds: list[HoldoutFold], per_efold: float | list[float], levels=LEVELS) -> dict[str, dict[str, float]]:
+# Coverage: the fraction of held-out points whose measured loss lies inside
+# the interval the fold's law predicted for it. A calibrated 95% interval
+# covers about 95%; the half-width sinh(z sd) is the interval's relative
+# half-width, (e^{z sd} - e^{-z sd}) / 2, the number a user reads as "+- x%".
+def coverage(
+    folds: list[HoldoutFold], per_efold: float | list[float], levels=LEVELS
+) -> dict[str, dict[str, float]]:
     """Per level: fraction of held-out points inside their interval, and the
     median relative half-width (high - low) / (2 * predicted).
     per_efold: one rate, or one per fold (leave-one-fold-out)."""
@@ -162,25 +198,40 @@ class Calibration:
             "min_train_groups": self.min_train_groups,
             "coverage": self.coverage,
             "coverage_leave_one_fold_out": self.coverage_cv,
-            "folds": [{"axis": f.axis, "label": f.label, "n_points": int(f.test.sum()),
-                       "mean_abs_rel_error": float(np.mean(np.abs(f.predicted / f.measured - 1))),
-                       "max_abs_rel_error": float(np.max(np.abs(f.predicted / f.measured - 1))),
-                       "median_distance": float(np.median(f.distance))} for f in self.folds],
+            "folds": [
+                {
+                    "axis": f.axis,
+                    "label": f.label,
+                    "n_points": int(f.test.sum()),
+                    "mean_abs_rel_error": float(np.mean(np.abs(f.predicted / f.measured - 1))),
+                    "max_abs_rel_error": float(np.max(np.abs(f.predicted / f.measured - 1))),
+                    "median_distance": float(np.median(f.distance)),
+                }
+                for f in self.folds
+            ],
         }
 
 
-def calibrate(sparsity, n_nonzero, data, loss, n_boot: int = 100, seed: int = 0, levels=LEVELS,
-              **fit_kwargs) -> Calibration:
+def calibrate(
+    points: Points, options: FitOptions | None = None, n_boot: int = 100, levels=LEVELS
+) -> Calibration:
     """Rolling holdouts -> the model-error rate and its coverage table."""
     min_groups = 3
-    folds = rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, **fit_kwargs)
+    folds = rolling_holdouts(points, options, n_boot=n_boot)
     if not folds:  # too few sizes and lengths: two-group folds are all there is
         min_groups = 2
-        folds = rolling_holdouts(sparsity, n_nonzero, data, loss, n_boot=n_boot, seed=seed, min_train_groups=2, **fit_kwargs)
+        folds = rolling_holdouts(points, options, n_boot=n_boot, min_train_groups=2)
     rate = estimate_per_efold(folds)
     cv = None
+    # leave-one-fold-out: each fold is scored with the rate the other folds
+    # estimated, so its coverage is an out-of-sample figure
     if len(folds) > 1:
-        rates = [estimate_per_efold(folds[:i] + folds[i + 1:]) for i in range(len(folds))]
+        rates = [estimate_per_efold(folds[:i] + folds[i + 1 :]) for i in range(len(folds))]
         cv = coverage(folds, rates, levels)
-    return Calibration(per_efold=rate, folds=folds, coverage=coverage(folds, rate, levels), coverage_cv=cv,
-                       min_train_groups=min_groups)
+    return Calibration(
+        per_efold=rate,
+        folds=folds,
+        coverage=coverage(folds, rate, levels),
+        coverage_cv=cv,
+        min_train_groups=min_groups,
+    )

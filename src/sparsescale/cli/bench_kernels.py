@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from sparsescale.cli.app import app
+from sparsescale.cli.common import console, require_torch
 from sparsescale.errors import SparsescaleError
 
 
@@ -19,7 +20,10 @@ def _shapes(text: str) -> tuple[tuple[int, int, int], ...]:
             continue
         dims = part.lower().split("x")
         if len(dims) != 3 or not all(d.strip().isdigit() and int(d) > 0 for d in dims):
-            raise SparsescaleError(f"--shapes: {part.strip()!r} is not TOKENSxINxOUT with positive whole sizes (e.g. 512x512x2048)")
+            raise SparsescaleError(
+                f"--shapes: {part.strip()!r} is not TOKENSxINxOUT with positive whole sizes (e.g. "
+                "512x512x2048)"
+            )
         out.append(tuple(int(d) for d in dims))
     if not out:
         raise SparsescaleError("--shapes: give at least one TOKENSxINxOUT")
@@ -52,13 +56,31 @@ def _device(name: str) -> str:
 
 @app.command("bench-kernels")
 def bench_kernels(
-    out: Path = typer.Option(..., "--out", help="Speedups JSON to write (for `optimal --flops measured --speedups`)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Speedups JSON to write (for `optimal --flops measured --speedups`)."
+    ),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
-    shapes: Optional[str] = typer.Option(None, "--shapes", help="TOKENSxINxOUT list [cpu: 512x512x2048,512x2048x512; cuda: GPT-2 and ViT-L MLP shapes at 8192 tokens]."),
-    sparsities: str = typer.Option("0.5,0.75,0.9,0.95,0.99", "--sparsities", help="Unstructured sparsities to time."),
-    patterns: str = typer.Option("unstructured,2:4", "--patterns", help="unstructured and/or n:m (n kept in every m along the input dim; 2:4T also along the output dim); 2:4 and 2:4T need CUDA."),
-    repeats: int = typer.Option(5, "--repeats", help="Timed samples per variant (median reported)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads [torch's default]."),
+    shapes: Optional[str] = typer.Option(
+        None,
+        "--shapes",
+        help="TOKENSxINxOUT list [cpu: 512x512x2048,512x2048x512; cuda: GPT-2 and ViT-L MLP "
+        "shapes at 8192 tokens].",
+    ),
+    sparsities: str = typer.Option(
+        "0.5,0.75,0.9,0.95,0.99", "--sparsities", help="Unstructured sparsities to time."
+    ),
+    patterns: str = typer.Option(
+        "unstructured,2:4",
+        "--patterns",
+        help="unstructured and/or n:m (n kept in every m along the input dim; 2:4T also along the "
+        "output dim); 2:4 and 2:4T need CUDA.",
+    ),
+    repeats: int = typer.Option(
+        5, "--repeats", help="Timed samples per variant (median reported)."
+    ),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="torch CPU threads [torch's default]."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, masks and inputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the written document."),
 ) -> None:
@@ -68,6 +90,7 @@ def bench_kernels(
 
     Example: sparsescale bench-kernels --out cpu-speedups.json --threads 1
     """
+    require_torch("bench-kernels")
     from sparsescale.atomic import check_output
     from sparsescale.laws.costs import is_speedups_file
 
@@ -89,20 +112,38 @@ def bench_kernels(
     import torch
 
     from sparsescale.atomic import write_json
-    from sparsescale.kernels.bench import CPU_SHAPES, CUDA_SHAPES, BenchSettings, memory_floor, run_bench
+    from sparsescale.kernels.bench import (
+        CPU_SHAPES,
+        CUDA_SHAPES,
+        BenchSettings,
+        memory_floor,
+        run_bench,
+    )
     from sparsescale.resources import check_fits
 
     dev = _device(device)
     if threads is not None:
         torch.set_num_threads(threads)
-    settings = BenchSettings(shapes=parsed_shapes or (CUDA_SHAPES if dev == "cuda" else CPU_SHAPES),
-                             sparsities=parsed_sparsities, patterns=pattern_list, device=dev,
-                             repeats=repeats, seed=seed)
-    need, shape = memory_floor(settings)   # refused before anything is allocated
-    check_fits(need, f"--shapes {'x'.join(map(str, shape))}", dev, "inputs, weights, gradients and AdamW "
-               "moments of the dense and sparse variants", force_flag=None)
+    settings = BenchSettings(
+        shapes=parsed_shapes or (CUDA_SHAPES if dev == "cuda" else CPU_SHAPES),
+        sparsities=parsed_sparsities,
+        patterns=pattern_list,
+        device=dev,
+        repeats=repeats,
+        seed=seed,
+    )
+    need, shape = memory_floor(settings)  # refused before anything is allocated
+    check_fits(
+        need,
+        f"--shapes {'x'.join(map(str, shape))}",
+        dev,
+        "inputs, weights, gradients and AdamW moments of the dense and sparse variants",
+        force_flag=None,
+    )
     quiet = as_json
-    doc = run_bench(settings, progress=None if quiet else (lambda msg: typer.echo(f"timing {msg}", err=True)))
+    doc = run_bench(
+        settings, progress=None if quiet else (lambda msg: typer.echo(f"timing {msg}", err=True))
+    )
     write_json(out, doc)
     if as_json:
         print(json.dumps(doc))
@@ -111,15 +152,19 @@ def bench_kernels(
 
 
 def _print(doc: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     m = doc["machine"]
-    table = Table("pattern", "sparsity", "speedup (dense/sparse step)", title=f"{m.get('device_name', m['processor'])}, torch {m['torch']}")
+    table = Table(
+        "pattern",
+        "sparsity",
+        "speedup (dense/sparse step)",
+        title=f"{m.get('device_name', m['processor'])}, torch {m['torch']}",
+    )
     for pattern, entries in doc["speedups"].items():
         for s, v in entries.items():
             table.add_row(pattern, s, f"{v:.3f}x")
-    con = Console()
+    con = console()
     con.print(table)
     for pattern, why in doc["skipped"].items():
         con.print(f"skipped {pattern}: {why}")
