@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from sparsescale.errors import SparsescaleError
-from sparsescale.laws.forms import Law, load_law, preset, schedule_mean_sparsity_fraction
+from sparsescale.laws import FitOptions, Law, Points, load_law, preset
+from sparsescale.laws.schedule import schedule_mean_sparsity_fraction
 
 # Round coefficients: every power below is exact.
 SPARSE = {"aS": 2.0, "bS": 0.5, "cS": 1.0, "bN": 1.0, "aD": 10.0, "bD": 2.0, "c": 0.5}
@@ -142,7 +143,7 @@ def test_coefficient_refusals_word_for_word():
     assert str(err.value) == "law dense: missing coefficient(s) alpha, B, beta, E"
     with pytest.raises(SparsescaleError) as err:
         Law("cubic", {})
-    assert str(err.value) == "unknown law form 'cubic'; expected one of sparse, dense, nm, avgparam"
+    assert str(err.value) == "unknown law form 'cubic'; expected one of sparse, dense, nm, avgparam (or name your own as package.module:attribute)"
 
 
 def test_coefficients_become_floats_in_the_forms_order():
@@ -203,7 +204,7 @@ def test_schedule_refusals_word_for_word():
             schedule_mean_sparsity_fraction(*args, **kw)
         assert str(err.value) == message
 
-    refused("schedule: cubic needs 0 <= start < end <= 1, got start=0.5, end=0.5", "cubic", 0.5, 0.5)
+    refused("schedule: cubic need 0 <= start < end <= 1, got start=0.5, end=0.5", "cubic", 0.5, 0.5)
     refused("schedule: one-shot needs 0 <= at < 1, got 1.0", "one-shot", at=1.0)
     refused("schedule: unknown kind 'linear'; expected cubic, one-shot, constant or dense", "linear")
 
@@ -226,7 +227,7 @@ def test_schedule_mean_sparsity_fraction_defaults_and_refusals():
     assert schedule_mean_sparsity_fraction() == pytest.approx(0.625, rel=1e-14)
     assert schedule_mean_sparsity_fraction("one-shot") == 1.0    # at = 0 by default
     for args in [("cubic", 0.5, 0.5), ("cubic", -0.1, 0.5), ("cubic", 0.5, 1.01), ("cubic", 0.6, 0.5)]:
-        with pytest.raises(SparsescaleError, match="schedule: cubic needs 0 <= start < end <= 1"):
+        with pytest.raises(SparsescaleError, match="schedule: cubic need 0 <= start < end <= 1"):
             schedule_mean_sparsity_fraction(*args)
     for at in (1.0, -0.1):
         with pytest.raises(SparsescaleError, match="schedule: one-shot needs 0 <= at < 1"):
@@ -341,7 +342,7 @@ def test_mean_sparsity_fraction_of_the_planner_by_hand():
     assert planning.mean_sparsity_fraction(0.0, 1.0) == pytest.approx(0.75, rel=1e-14)
     assert planning.mean_sparsity_fraction(0.5, 1.0) == pytest.approx(0.375, rel=1e-14)
     for start, end in [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.1)]:
-        with pytest.raises(SparsescaleError, match="schedule fractions need 0 <= start < end <= 1"):
+        with pytest.raises(SparsescaleError, match="need 0 <= start < end <= 1"):
             planning.mean_sparsity_fraction(start, end)
 
 
@@ -424,7 +425,7 @@ def test_optimal_sparsity_refusals():
 # ---------------------------------------------------------------------------
 # intervals
 # ---------------------------------------------------------------------------
-from sparsescale.laws import intervals  # noqa: E402
+from sparsescale.laws.uncertainty import intervals  # noqa: E402
 
 Z95 = 1.959963984540054   # the 97.5% standard-normal quantile
 # 101 evenly spaced values v_i = i / 100: numpy's (linear) percentile q of them is q / 100 exactly,
@@ -577,12 +578,12 @@ def test_uncertainty_round_trip_and_refusals():
 def test_optimal_intervals_by_hand():
     law = Law("sparse", SPARSE)
     point = planning.optimal_sparsity(law, 4.0, 1e3, "dense")
-    assert intervals.optimal_intervals(law, point) is None
+    assert planning.optimal_intervals(law, point) is None
     # every draw is the law itself: the re-planned quantities do not move, and the loss intervals
     # are the model error alone, point * exp(-+z sigma(d)) with d = the distance of each point
     fr = intervals.FitRange((1.0, 2.0), (1.0, 1e6), 0.0)
     law.uncertainty = _unc("sparse", [list(SPARSE.values())] * 3, 0.05, 0.1, fr)
-    out = intervals.optimal_intervals(law, point, flops="dense")
+    out = planning.optimal_intervals(law, point, flops="dense")
     for name in ("sparsity", "data", "equivalent_dense_size"):
         assert out[name] == (pytest.approx(getattr(point, name), rel=1e-9), pytest.approx(getattr(point, name), rel=1e-9))
     for name, S, D in (("loss", point.sparsity, point.data), ("dense_loss", 0.0, point.dense_data)):
@@ -602,7 +603,20 @@ def test_presets_ship_their_uncertainty():
 # fitting
 # ---------------------------------------------------------------------------
 from sparsescale.laws import fit as fitmod  # noqa: E402
-from sparsescale.laws.fit import fit_law, fit_resamples, huber, huber_objective  # noqa: E402
+from sparsescale.laws.fit import huber, huber_objective  # noqa: E402
+
+_OPTION_NAMES = ("form", "space", "delta", "seed", "base", "mean_sparsity_fraction", "n_candidates", "n_starts",
+                 "units", "tokens_per_unit")
+
+
+def fit_law(S, N, D, y, extra_starts=None, **options):
+    """The fit through the public API (Points, FitOptions), from plain arrays."""
+    sparsity = np.zeros(np.shape(N)) if S is None else S
+    return fitmod.fit_law(Points(sparsity, N, D, y), FitOptions(**options), extra_starts=extra_starts)
+
+
+def fit_resamples(S, N, D, y, weights, starts, **options):
+    return fitmod.fit_resamples(Points(S, N, D, y), weights, starts, FitOptions(**options))
 
 
 def test_huber_by_hand():
@@ -710,7 +724,7 @@ def test_nm_refit_keeps_the_base_and_its_units():
     # a dense-form base has no bN, aD, bD, c to keep
     with pytest.raises(SparsescaleError) as err:
         fit_law(S, N, D, y, form="nm", base=Law("dense", DENSE))
-    assert str(err.value) == ("base: the n:m refit needs a sparse-form base law (it keeps bN, aD, bD, c); "
+    assert str(err.value) == ("base: the nm form refits a sparse-form base law (it keeps bN, aD, bD, c); "
                               "got form 'dense'")
     # an nm law is a valid base too
     fit_law(S, N, D, y, form="nm", base=result.law, n_candidates=64, n_starts=2)
@@ -735,7 +749,7 @@ def test_a_warm_start_is_refined_too():
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(form="cubic"), "form: unknown form 'cubic'; expected sparse, dense, nm or avgparam"),
+    (dict(form="cubic"), "form: unknown law form 'cubic'; expected one of sparse, dense, nm, avgparam (or name your own as package.module:attribute)"),
     (dict(space="log2"), "space: expected log or linear, got 'log2'"),
     (dict(delta=0.0), "delta: must be a positive number, got 0.0"),
     (dict(delta=-1.0), "delta: must be a positive number, got -1.0"),
@@ -758,7 +772,7 @@ def test_bad_points_word_for_word():
             fit_law(*points, **kw)
         assert str(err.value) == message
 
-    refused("sparsity, n_nonzero, data and loss must have the same length", S, N, D[:-1], y)
+    refused("data: 47 values, but loss has 48; the columns must have the same length", S, N, D[:-1], y)
     refused("6 data points are fewer than the 7 free coefficients of the sparse form", S[:6], N[:6], D[:6], y[:6])
     refused("4 data points are fewer than the 5 free coefficients of the dense form", None, N[:4], D[:4], y[:4], form="dense")
     # 8 rows but 4 distinct configurations: repeats add no equation
@@ -963,7 +977,7 @@ def test_speedup_documents_accepted_at_the_edges(tmp_path):
 # forms: law files and presets, word for word
 # ---------------------------------------------------------------------------
 def test_law_file_fields_word_for_word(tmp_path):
-    from sparsescale.laws.forms import check_tokens_per_unit
+    from sparsescale.laws.law import check_tokens_per_unit
 
     with pytest.raises(SparsescaleError) as err:
         Law("dense", DENSE).sparsity_factor(0.5)
