@@ -50,7 +50,12 @@ tests_ref=${TESTS_REF:-$ref}
 # (fast, targeted files first: pytest runs -x, so the first failure ends a mutant)
 declare -A TESTS=(
   [laws]="tests/laws"
-  [laws/forms.py]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"
+  [laws/forms.py]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"   # before the laws/ split
+  [laws/law.py]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"
+  [laws/forms]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"
+  [laws/schedule.py]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"
+  [laws/presets.py]="tests/laws/test_mutation_kills.py tests/laws/test_forms.py"
+  [laws/uncertainty/intervals.py]="tests/laws/test_mutation_kills.py tests/laws/test_intervals.py"
   [laws/fit.py]="tests/laws/test_mutation_kills.py tests/laws/test_fit.py"
   [laws/planning.py]="tests/laws/test_mutation_kills.py tests/laws/test_planning.py"
   [laws/intervals.py]="tests/laws/test_mutation_kills.py tests/laws/test_intervals.py"
