@@ -8,7 +8,8 @@ Prints, from one run on this machine:
   3. the wall time of a B=1000 bootstrap.
 Targets (issue 2): (1) <= 2 s, ratio >= 5x, (3) <= 60 s.
 
-Usage: python benchmarks/fit_bench.py [--data T5.csv (default: the copy shipped in sparsescale/laws/paperdata)] [--repeats 5]
+Usage: python benchmarks/fit_bench.py [--repeats 5]
+         [--data T5.csv (default: the copy shipped in sparsescale/laws/paperdata)]
 """
 
 from __future__ import annotations

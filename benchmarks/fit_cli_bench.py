@@ -33,7 +33,9 @@ P = Points(S, N, D, y)
 fit_law(P, FitOptions(space='log', delta=1e-3))  # warm the imports and caches
 times = []
 for seed in range(7):
-    t0 = time.perf_counter(); r = fit_law(P, FitOptions(space='log', delta=1e-3, seed=seed)); times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    r = fit_law(P, FitOptions(space='log', delta=1e-3, seed=seed))
+    times.append(time.perf_counter() - t0)
 times.sort(); print(times[3], repr(r.objective))
 """
 

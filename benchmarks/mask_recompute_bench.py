@@ -115,7 +115,8 @@ def main() -> None:
         ms_ours, ms_ao = 1e3 * statistics.median(t_ours), 1e3 * statistics.median(t_ao)
         n = sum(p.numel() for p in pruner.prunable.values())
         print(
-            f"{pattern or 'unstructured':<14}{ms_ours:>10.2f}{ms_ao:>13.2f}{ms_ours / ms_ao:>9.2f}  "
+            f"{pattern or 'unstructured':<14}{ms_ours:>10.2f}{ms_ao:>13.2f}"
+            f"{ms_ours / ms_ao:>9.2f}  "
             f"{len(pruner.prunable)} tensors, {n:,} weights; {note}"
         )
 

@@ -222,7 +222,8 @@ def main() -> None:
     t1 = int(round(0.75 * args.steps))
     dense = variants[0]
     print(
-        f"\n{'variant':<26}{'ms/step (mean)':>15}{'ratio':>8}{'ms/step after ramp (median)':>30}{'ratio':>8}{'final loss':>12}"
+        f"\n{'variant':<26}{'ms/step (mean)':>15}{'ratio':>8}"
+        f"{'ms/step after ramp (median)':>30}{'ratio':>8}{'final loss':>12}"
     )
     for v in variants:
         mean_ms = 1e3 * statistics.fmean(v.seconds)

@@ -96,7 +96,10 @@ def main() -> int:
         f"torch {torch.__version__}, {device}, {torch.get_num_threads()} thread(s), fp32, "
         f"shape {tokens}x{in_f}x{out_f} (tokens x in x out); median ms, speedup = dense / sparse"
     )
-    head = f"{'S':>5} | {'fwd dense':>9} {'CSR':>7} {'COO':>7} | {'dx dense':>8} {'CSR':>7} | {'dW dense':>8} {'SDDMM':>7} | {'adamw':>6} {'nnz':>6} | step speedup"
+    head = (
+        f"{'S':>5} | {'fwd dense':>9} {'CSR':>7} {'COO':>7} | {'dx dense':>8} {'CSR':>7} | "
+        f"{'dW dense':>8} {'SDDMM':>7} | {'adamw':>6} {'nnz':>6} | step speedup"
+    )
     print(head)
     settings = BenchSettings(shapes=((tokens, in_f, out_f),), device=args.device, repeats=5)
     for s in (float(v) for v in args.sparsities.split(",")):

@@ -1,6 +1,7 @@
 """Make the intervals the presets t5-c4 and vit-jft carry, from the paper's data.
 
-    python scripts/make_preset_uncertainty.py   # writes src/sparsescale/laws/paperdata/preset-uncertainty.json
+    python scripts/make_preset_uncertainty.py
+    # writes src/sparsescale/laws/paperdata/preset-uncertainty.json
 
 For each preset (Table 1 of arXiv 2309.08520) and its sweep (shipped in
 sparsescale/laws/paperdata):

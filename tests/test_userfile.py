@@ -1,4 +1,5 @@
-"""The one reader of user files (text, JSON): every failure is one line naming the file and the fault."""
+"""The one reader of user files (text, JSON): every failure is one line naming the file and the
+fault."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_object_pairs_hook_sees_repeated_keys(tmp_path):
 
 
 def test_toml_files_share_the_reader_and_its_messages(tmp_path):
-    """Run configs and sweep specs are read by the same read_text: the same faults, led by their label."""
+    """Run configs and sweep specs are read by the same read_text: the same faults, led by their
+    label."""
     from sparsescale.train.config import read_toml
 
     bad = tmp_path / "bad.toml"

@@ -182,7 +182,8 @@ def _brute_force_optimum(k: dict, n: float, flops: float, per_unit: float) -> tu
     [("t5-c4", "1e8", "1e20", 0.724, 1.28e6), ("vit-jft", "1e8", "1e21", 0.764, None)],
 )
 def test_optimal_converts_flops_with_the_laws_tokens_per_unit(law, n, c, s_opt, data):
-    """A T5 step is 65,536 tokens and a ViT image 197: a budget in FLOPs buys that many fewer units of D."""
+    """A T5 step is 65,536 tokens and a ViT image 197: a budget in FLOPs buys that many fewer
+    units of D."""
     rep = json.loads(run("optimal", "--law", law, "--params", n, "--compute", c, "--json").stdout)
     assert rep["sparsity"] == pytest.approx(s_opt, abs=1e-3)
     s_grid, d_grid = _brute_force_optimum(

@@ -49,19 +49,22 @@ def test_the_law_commands_run_and_import_no_torch(env, tmp_path):
 import sys
 from sparsescale.cli import main
 for argv in (["fit", "paper:t5", "--json", "--out", {str(law)!r}],
-             ["predict", "--law", {str(law)!r}, "--sparsity", "0.5", "--params", "2e7", "--data", "5e5", "--json"],
+             ["predict", "--law", {str(law)!r}, "--sparsity", "0.5", "--params", "2e7",
+              "--data", "5e5", "--json"],
              ["optimal", "--law", "t5-c4", "--params", "1e7", "--compute", "10x", "--json"],
              ["from-dense", "--law", "t5-c4", "--dense", "1e5,8e5", "--compute", "1x"],
-             ["choose-pattern", "--law", "t5-c4", "--patterns", {str(law)!r}, "--params", "1e7", "--compute", "10x"],
-             ["next", "paper:t5", "--target", "equivalent-size:S=0.75", "--budget", "1e18", "--bootstrap", "20",
-              "--json"]):
+             ["choose-pattern", "--law", "t5-c4", "--patterns", {str(law)!r}, "--params", "1e7",
+              "--compute", "10x"],
+             ["next", "paper:t5", "--target", "equivalent-size:S=0.75", "--budget", "1e18",
+              "--bootstrap", "20", "--json"]):
     try:
         main(argv)
         code = 0
     except SystemExit as exc:
         code = exc.code
     print(argv[0], code, file=sys.stderr)
-print("torch imported:", [m for m in sys.modules if m == "torch" or m.startswith("torch.")], file=sys.stderr)
+print("torch imported:", [m for m in sys.modules if m == "torch" or m.startswith("torch.")],
+      file=sys.stderr)
 """
     done = subprocess.run(
         [sys.executable, "-c", script],

@@ -42,7 +42,10 @@ See `the site <https://kernel.org>`_ for **bold** and *emphasis*. Example::
 
 
 def test_strip_markdown():
-    src = "# Heading\n\nSome [link text](http://x.y) and ![alt](a.png), `code`, **strong**.\n\n```py\nx = 1\n```\n"
+    src = (
+        "# Heading\n\nSome [link text](http://x.y) and ![alt](a.png), `code`, **strong**.\n\n"
+        "```py\nx = 1\n```\n"
+    )
     out = text_lib.strip_markdown(src)
     assert out.startswith("Heading") and "link text" in out and "http" not in out
     assert (

@@ -35,7 +35,8 @@ def _data(noise, seed=0):
 
 
 def test_coverage_matches_a_direct_count():
-    """Two hand-made folds: the code's coverage equals counting |log error| <= z sd point by point."""
+    """Two hand-made folds: the code's coverage equals counting |log error| <= z sd point by
+    point."""
     pred = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     meas = pred * np.exp([0.001, -0.02, 0.05, 0.0, -0.011])
     fold = HoldoutFold(

@@ -58,7 +58,9 @@ class MeanLM(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.head(x)
-        loss = None if targets is None else nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        if targets is None:
+            return logits, None
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
 
@@ -66,10 +68,13 @@ mean_lm = Family(
     name="mean_lm", data_unit="tokens",
     config_class=lambda: MeanLMConfig, model_class=lambda: MeanLM,
     default_arch={"depth": 1, "head_dim": 16, "vocab_size": 256, "seq_len": 32},
-    sizing_coeffs=lambda arch: (4.0, 1.0 * arch["depth"], 2.0 * arch["depth"]),   # d^2 + 2 d h per block
+    # d^2 + 2 d h per block
+    sizing_coeffs=lambda arch: (4.0, 1.0 * arch["depth"], 2.0 * arch["depth"]),
     load_data=GPT.load_data, data_arch=GPT.data_arch, make_batches=GPT.make_batches,
     block_macs=lambda prunable, mc, seq_len: seq_len * sum(p.numel() for p in prunable.values()),
-    arch_from_run=lambda cfg: {"depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")},
+    arch_from_run=lambda cfg: {
+        "depth": cfg.depth, "head_dim": cfg.head_dim, "seq_len": cfg.resolved("seq_len")
+    },
     defaults={"batch": 8, "seq_len": 32},
 )
 '''

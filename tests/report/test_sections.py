@@ -72,7 +72,8 @@ def exact(run, loss=None):
 
 
 def text_of(lines) -> str:
-    """The terminal's rendering of a to_text (strings, rich Tables and Texts), wide enough not to wrap."""
+    """The terminal's rendering of a to_text (strings, rich Tables and Texts), wide enough not
+    to wrap."""
     from rich.console import Console
 
     buf = io.StringIO()

@@ -24,7 +24,8 @@ from sparsescale.sparsity.semi_structured import is_nm
 
 @functools.lru_cache(maxsize=None)
 def all_block_masks(n: int, m: int) -> list[torch.Tensor]:
-    """Brute force: every m x m 0/1 matrix (all 2^(m*m) bit patterns) with n ones in each row and column."""
+    """Brute force: every m x m 0/1 matrix (all 2^(m*m) bit patterns) with n ones in each row
+    and column."""
     codes = torch.arange(2 ** (m * m))
     blocks = ((codes[:, None] >> torch.arange(m * m)) & 1).bool().reshape(-1, m, m)
     keep = (blocks.sum(1) == n).all(1) & (blocks.sum(2) == n).all(1)

@@ -63,7 +63,8 @@ def choose_pattern(
     """Compare dense, n:m patterns and unstructured sparsity at N non-zeros and a
     budget, at equal FLOPs and at equal wall time.
 
-    Example: sparsescale choose-pattern --law report/law.json --patterns report/law.json --params 1e5 --compute 10x --speedup 2:4=1.3
+    Example: sparsescale choose-pattern --law report/law.json --patterns report/law.json
+    --params 1e5 --compute 10x --speedup 2:4=1.3
     """
     from sparsescale.laws.nm_patterns import check_base, load_pattern_laws
     from sparsescale.laws.pattern_choice import compare_choices, parse_speedups

@@ -20,10 +20,12 @@ def export(
         None, "--sweep", help="Sweep name [default: the store's only sweep]."
     ),
 ) -> None:
-    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on stdout by default).
+    """Write one sweep's finished runs as a table that `sparsescale fit` reads (CSV on
+    stdout by default).
 
     Example: sparsescale export runs/quick.sqlite --csv quick.csv
-    then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens --loss loss
+    then:    sparsescale fit quick.csv --sparsity sparsity --params n_nonzero --data tokens
+    --loss loss
     """
     from sparsescale.atomic import check_output
     from sparsescale.errors import SparsescaleError

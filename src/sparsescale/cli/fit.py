@@ -179,7 +179,8 @@ def fit(
 
     Examples:
       sparsescale fit paper:t5 --bootstrap 200 --holdout largest-n --out t5-law.json
-      sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)" --data steps --loss val-loss
+      sparsescale fit t5-data.csv --sparsity sparsity --params "24*12*768**2*scale*(1-sparsity)"
+    --data steps --loss val-loss
     """
     from sparsescale.laws.fit import resolve_form
     from sparsescale.laws.points import FitOptions, Points

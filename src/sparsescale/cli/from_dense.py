@@ -68,7 +68,8 @@ def from_dense(
     """Prune a trained dense model: the sparsity to prune to, the data to continue
     for, and the loss against continuing dense.
 
-    Example: sparsescale from-dense --law runs/pretrained-report/pruned-law.json --dense 100k,0.8M --compute 1x
+    Example: sparsescale from-dense --law runs/pretrained-report/pruned-law.json
+    --dense 100k,0.8M --compute 1x
     """
     from sparsescale.laws.from_dense import from_dense_info, plan_from_dense
     from sparsescale.laws.presets import load_law

@@ -85,9 +85,11 @@ def next_runs(
     seed: int = typer.Option(0, "--seed", help="Seed of the fit and the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print the proposal as JSON."),
 ) -> None:
-    """Propose the runs that most narrow the target's 95% interval per FLOP, and write them as a sweep spec.
+    """Propose the runs that most narrow the target's 95% interval per FLOP, and write
+    them as a sweep spec.
 
-    Example: sparsescale next runs/quick.sqlite --target equivalent-size:S=0.75 --budget 50% && sparsescale sweep runs/quick-next.toml --store runs/quick.sqlite
+    Example: sparsescale next runs/quick.sqlite --target equivalent-size:S=0.75 --budget 50%
+    && sparsescale sweep runs/quick-next.toml --store runs/quick.sqlite
     """
     from sparsescale.atomic import check_output, write_text
 

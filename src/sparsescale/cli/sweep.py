@@ -234,7 +234,8 @@ def _check_adaptive(adaptive: int, target, budget, next_bootstrap: int, dry_run:
 def _adaptive_round(
     round_: int, rounds: int, store: Path, name: str, target, budget: str, n_boot: int
 ) -> Path | None:
-    """Propose the next batch from the store and write it as a spec beside it; None when nothing fits."""
+    """Propose the next batch from the store and write it as a spec beside it; None when
+    nothing fits."""
     from sparsescale.atomic import check_output, write_text
 
     _, proposal, nxt = propose_from(

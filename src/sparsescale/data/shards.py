@@ -196,7 +196,8 @@ def open_shard(path: Path, dtype: str, header: int) -> np.ndarray:
 
 
 def _check(path: Path, arr: np.ndarray, vocab: int, stamp_dir: Path) -> str:
-    """The shard's content hash, after checking every id is below vocab (cached by path, size, mtime)."""
+    """The shard's content hash, after checking every id is below vocab (cached by path, size,
+    mtime)."""
     st = path.stat()
     key = hashlib.blake2b(
         f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{arr.dtype}|{vocab}".encode(),
@@ -226,7 +227,8 @@ def _check(path: Path, arr: np.ndarray, vocab: int, stamp_dir: Path) -> str:
 
 
 def load_shards(folder: Path, stamp_dir: Path) -> dict[str, Any]:
-    """The shard folder as TokenCorpus fields: tokens, n_train, vocab_size, fingerprint, tokenizer_file."""
+    """The shard folder as TokenCorpus fields: tokens, n_train, vocab_size, fingerprint,
+    tokenizer_file."""
     m = read_manifest(folder)
     train, val = shard_lists(folder, m)
     header = m.get("header_bytes", 0)

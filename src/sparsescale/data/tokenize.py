@@ -139,7 +139,8 @@ def _progress():
 
 
 def encode_pieces(pieces: list[text_lib.Piece], opts: Options, workers: int) -> list[np.ndarray]:
-    """Pass 1: every piece encoded to its part file; the document lengths per piece, in piece order."""
+    """Pass 1: every piece encoded to its part file; the document lengths per piece, in piece
+    order."""
     global _ENCODER  # the in-process path encodes with this process's own encoder
     jobs = [(i, p, opts) for i, p in enumerate(pieces)]
     lengths: list[np.ndarray | None] = [None] * len(jobs)
@@ -217,7 +218,8 @@ def assemble(
 
 
 def train_bpe(files: list[Path], vocab_size: int, text_column: str, folder: Path) -> Path:
-    """A byte-level BPE trained on a stream of the corpus's documents; saved as folder/tokenizer.json."""
+    """A byte-level BPE trained on a stream of the corpus's documents; saved as
+    folder/tokenizer.json."""
     try:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     except ImportError:

@@ -45,7 +45,8 @@ def _transformers():
 
 
 class LlamaLM(nn.Module):
-    """LlamaForCausalLM with sparsescale's model contract: forward(idx, targets) -> (logits, loss)."""
+    """LlamaForCausalLM with sparsescale's model contract: forward(idx, targets)
+    -> (logits, loss)."""
 
     def __init__(self, cfg: LlamaLMConfig):
         super().__init__()

@@ -234,7 +234,8 @@ def plan_size(
 def _candidates(
     ks, width_step: int, hidden_step: int, a: float, b: float, dense_target: float, d0: float
 ) -> list[tuple]:
-    """(over 1% off, distance from the nominal width, error, width, hidden) per width k * width_step."""
+    """(over 1% off, distance from the nominal width, error, width, hidden) per width
+    k * width_step."""
     out = []
     for k in ks:
         d = k * width_step

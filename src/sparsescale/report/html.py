@@ -9,13 +9,18 @@ import datetime
 
 from sparsescale.report.render import esc
 
+# A backslash at a line's end continues the line: short source lines, the page's CSS unchanged.
 _CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1100px; margin: 2em auto;
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif;\
+ max-width: 1100px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.8em 0; } td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
-th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.summary { background: #eef6ee; border-left: 4px solid #3a3; padding: 0.8em 1em; font-size: 1.05em; }
+table { border-collapse: collapse; margin: 0.8em 0; }\
+ td, th { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
+th { text-align: left; background: #f6f6f6; }\
+ td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.summary { background: #eef6ee; border-left: 4px solid #3a3; padding: 0.8em 1em;\
+ font-size: 1.05em; }
 .warning { background: #fff6e0; border-left: 4px solid #e90; padding: 0.5em 1em; margin: 0.3em 0; }
 .note { background: #eef2fa; border-left: 4px solid #47c; padding: 0.5em 1em; margin: 0.3em 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }

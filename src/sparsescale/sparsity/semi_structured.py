@@ -40,12 +40,18 @@ def unavailable_reason(device: torch.device | str | None = None) -> str | None:
     """Why semi-structured kernels cannot run here, or None if they can."""
     dev = torch.device(device) if device is not None else torch.device("cuda")
     if dev.type != "cuda":
-        return f"semi-structured 2:4 kernels need a CUDA device (got {dev.type}); PyTorch has no CPU implementation"
+        return (
+            f"semi-structured 2:4 kernels need a CUDA device (got {dev.type}); "
+            "PyTorch has no CPU implementation"
+        )
     if not torch.cuda.is_available():
         return "semi-structured 2:4 kernels need CUDA, and torch.cuda.is_available() is False"
     major, minor = torch.cuda.get_device_capability(dev)
     if major < 8:
-        return f"semi-structured 2:4 kernels need compute capability >= 8.0 (Ampere); this GPU has {major}.{minor}"
+        return (
+            "semi-structured 2:4 kernels need compute capability >= 8.0 (Ampere); "
+            f"this GPU has {major}.{minor}"
+        )
     try:
         from torch.sparse import to_sparse_semi_structured  # noqa: F401
     except ImportError as exc:  # pragma: no cover - very old torch
@@ -151,7 +157,10 @@ def unswappable_reason(module: nn.Module, mask: torch.Tensor, dtype: torch.dtype
     try:  # the kernels' own shape rules (minimum and multiple sizes per dtype)
         _compress(torch.zeros(tuple(mask.shape), dtype=dtype, device=module.weight.device))
     except (RuntimeError, ValueError) as exc:
-        return f"shape {tuple(mask.shape)} not supported by the 2:4 kernels: {str(exc).splitlines()[0]}"
+        return (
+            f"shape {tuple(mask.shape)} not supported by the 2:4 kernels: "
+            f"{str(exc).splitlines()[0]}"
+        )
     return None
 
 

@@ -95,7 +95,10 @@ def calibrate(runs: list[PlannedRun], world: int = 1, progress=None) -> StepCost
         timed.append((_flops_per_step(run), step_seconds(run, world)))
     device = small.config.get("device", "cpu")
     scaling = f", 1/{world} of one device's step time (ideal DDP scaling)" if world > 1 else ""
-    source = f"calibrated: {TIMED_STEPS} timed steps of the smallest and largest runs on {device}{scaling}"
+    source = (
+        f"calibrated: {TIMED_STEPS} timed steps of the smallest and largest runs on {device}"
+        f"{scaling}"
+    )
     if len(timed) == 1 or timed[1][0] <= timed[0][0]:
         return StepCost(timed[0][1], 0.0, source)
     (f0, t0), (f1, t1) = timed

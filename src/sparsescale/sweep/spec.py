@@ -4,7 +4,8 @@ sparsity S, non-zero size N and data budget D that one experiment trains.
     name = "quick"
     family = "gpt"                  # gpt | t5 | vit | hf-llama | "package.module:attribute"
     corpus = "default"              # optional; a folder of text or "default"
-    storage = "s3://bucket/quick"   # optional; where run folders go (a path every node sees, or a URI)
+    storage = "s3://bucket/quick"   # optional; where run folders go (a path every node sees,
+                                    # or a URI)
 
     [grid]
     sparsity = [0.0, 0.5, 0.75]
@@ -350,7 +351,8 @@ def point_keys(g: "Grid", source: str = "spec") -> set[tuple[float, int, int]] |
     return keys
 
 
-MAX_RUNS = 10_000  # ~10x the paper's largest sweep; each run is planned (and listed) before anything starts
+# ~10x the paper's largest sweep; each run is planned (and listed) before anything starts.
+MAX_RUNS = 10_000
 
 
 def _check_size(spec: SweepSpec, source: str) -> None:

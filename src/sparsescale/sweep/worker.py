@@ -106,8 +106,9 @@ def _run(task: RunTask, config: dict[str, Any], out_dir: Path, progress) -> dict
 
 def _resolve_init_from(config: dict[str, Any], out_dir: str) -> dict[str, Any]:
     """ "@<hash>" in init_from (a from-dense run planned by the sweep): the final
-    checkpoint of the dense run it continues, in the sibling durable folder. A URI stays a URI (the checkpoint is read from
-    storage), so the run's identity is the same on every node."""
+    checkpoint of the dense run it continues, in the sibling durable folder. A URI stays a
+    URI (the checkpoint is read from storage), so the run's identity is the same on every
+    node."""
     from sparsescale.storage import exists
     from sparsescale.train.checkpoint import CHECKPOINT
 

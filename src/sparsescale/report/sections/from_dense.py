@@ -30,7 +30,8 @@ from sparsescale.sweep.compute import compute_accounting, sweep_total_flops
 from sparsescale.sweep.spec import dense_tokens_of
 
 PRUNED_LAW = "pruned-law.json"
-FIGURE = "pretrained_compute.png"  # the file names (and summary.json's key "pretrained") predate the section's name
+# The file names (and summary.json's key "pretrained") predate the section's name.
+FIGURE = "pretrained_compute.png"
 
 
 @dataclass
@@ -161,7 +162,8 @@ def compute(
 
 
 def to_json(sec: FromDense | None) -> dict[str, Any] | None:
-    """summary.json's "pretrained": the section's fields, the law's flattened in (absent without a law)."""
+    """summary.json's "pretrained": the section's fields, the law's flattened in (absent
+    without a law)."""
     if sec is None:
         return None
     out = asdict(sec)

@@ -359,13 +359,12 @@ def to_html(sec: Patterns | None) -> list[str]:
     reasons = sorted({why for e in laws["patterns"].values() for why in e["undetermined"].values()})
     parts += [f"<p class='note'>{esc(r)}.</p>" for r in reasons]
     parts.append("<p>" + esc("; ".join(f"{k}: {v}" for k, v in QUANTITIES.items())) + ".</p>")
+    alt = "loss against N per n:m pattern and unstructured at the same S"
     parts.append(
-        f"<figure>{img(sec.figure, 'loss against N per n:m pattern and unstructured at the same S')}"
+        f"<figure>{img(sec.figure, alt)}"
         "<figcaption>Measured loss against N: unstructured runs at the pattern's sparsity "
-        "(circles, the "
-        "sparse law solid) and each pattern (its marker, its refitted law broken), one colour per "
-        "data "
-        "budget.</figcaption></figure>"
+        "(circles, the sparse law solid) and each pattern (its marker, its refitted law broken), "
+        "one colour per data budget.</figcaption></figure>"
     )
     return parts
 
