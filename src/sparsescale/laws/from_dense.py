@@ -149,19 +149,21 @@ def fit_pruned_law(
     progress=None,
     derived=None,
 ):
-    """laws.uncertainty.assess on dense runs (dense_prefix 0) and pruned-from-dense runs
+    """laws.uncertainty.assess on dense runs (dense_tokens 0) and pruned-from-dense runs
     (S > 0, D the total data): the sparse law in log space (Huber delta 1e-3)
     with a largest-N holdout and bootstrap intervals; `options` gives the seed,
     units and tokens_per_unit. The law's fit metadata records the dense prefixes
     and dense fractions D0 / D it was fitted on (what `plan_from_dense` checks)."""
     from sparsescale.laws.uncertainty.assess import assess
 
-    if points.dense_prefix is None:
-        raise SparsescaleError("dense_prefix: the points carry no dense prefix column")
-    S, D, D0 = points.sparsity, points.data, points.dense_prefix
+    if points.dense_tokens is None:
+        raise SparsescaleError("dense_tokens: the points carry no dense tokens column")
+    S, D, D0 = points.sparsity, points.data, points.dense_tokens
     pruned = D0 > 0
     if not pruned.any():
-        raise SparsescaleError("dense_prefix: no pruned-from-dense runs (every dense prefix is 0)")
+        raise SparsescaleError(
+            "dense_tokens: no pruned-from-dense runs (every run has 0 dense tokens)"
+        )
     if np.any(pruned & (S <= 0)):
         raise SparsescaleError("a pruned-from-dense run must have S > 0", param="sparsity")
     # form, space and delta are fixed: the sparse law in log space with delta

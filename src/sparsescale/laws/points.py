@@ -57,7 +57,7 @@ class Points:
     data: Any
     loss: Any
     pattern: tuple | None = None
-    dense_prefix: Any = None
+    dense_tokens: Any = None
 
     # The dataclass is frozen (points travel between fits and must not change
     # under them), so the validated arrays are set with object.__setattr__.
@@ -75,8 +75,8 @@ class Points:
         )
         set_(self, "n_nonzero", _column("n_nonzero", self.n_nonzero, n))
         set_(self, "data", _column("data", self.data, n))
-        if self.dense_prefix is not None:
-            set_(self, "dense_prefix", _column("dense_prefix", self.dense_prefix, n))
+        if self.dense_tokens is not None:
+            set_(self, "dense_tokens", _column("dense_tokens", self.dense_tokens, n))
         # patterns stay a tuple of names (None per unstructured row), not an array:
         # laws.nm_patterns parses them where it needs n and m
         if self.pattern is not None:
@@ -110,7 +110,7 @@ class Points:
             self.data[idx],
             self.loss[idx],
             None if self.pattern is None else tuple(self.pattern[i] for i in idx),
-            None if self.dense_prefix is None else self.dense_prefix[idx],
+            None if self.dense_tokens is None else self.dense_tokens[idx],
         )
 
 
