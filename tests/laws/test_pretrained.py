@@ -129,7 +129,7 @@ def test_fit_pruned_law_recovers_a_known_law_and_records_the_fractions():
     S, N, D, D0 = (np.array(c) for c in zip(*rows))
     L = Law(form="sparse", coefficients=TRUE).predict(S, N, D) * np.exp(rng.normal(0, 1e-3, len(S)))
     res = pre.fit_pruned_law(
-        Points(S, N, D, L, dense_prefix=D0), FitOptions(seed=0, tokens_per_unit=1.0), n_boot=12
+        Points(S, N, D, L, dense_tokens=D0), FitOptions(seed=0, tokens_per_unit=1.0), n_boot=12
     )
     info = pre.from_dense_info(res.law)
     assert info["dense_fraction"] == [0.25, 0.5] and info["n_dense_runs"] == 12
@@ -142,5 +142,5 @@ def test_fit_pruned_law_recovers_a_known_law_and_records_the_fractions():
         lo <= plan.loss <= hi
         and plan.intervals["sparsity"][0] <= plan.sparsity <= plan.intervals["sparsity"][1]
     )
-    with pytest.raises(SparsescaleError, match="^dense_prefix: no pruned"):
-        pre.fit_pruned_law(Points(S, N, D, L, dense_prefix=np.zeros_like(D0)))
+    with pytest.raises(SparsescaleError, match="^dense_tokens: no pruned"):
+        pre.fit_pruned_law(Points(S, N, D, L, dense_tokens=np.zeros_like(D0)))

@@ -87,6 +87,9 @@ def aicc(residuals: np.ndarray, k: int) -> float:
     """Small-sample Akaike criterion of Gaussian residuals with k coefficients."""
     n = residuals.size
     rss = float(np.sum(residuals**2))
+    # with n <= k + 1 points the correction's denominator is not positive and the
+    # criterion is undefined: inf ranks such a form last instead of raising.
+    # max(rss, 1e-300) below: an exact fit (rss = 0) would take log 0.
     if n - k - 1 <= 0:
         return math.inf
     return n * math.log(max(rss, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
@@ -94,6 +97,8 @@ def aicc(residuals: np.ndarray, k: int) -> float:
 
 def _rolling_error(points: Points, options: FitOptions) -> tuple[float | None, int]:
     S, N, D, y = points.arrays
+    # three training groups when the sweep has them (calibration's rule: a fold
+    # on two groups fits an under-determined curve); two only as a fallback
     splits = rolling_splits(N, D, min_train_groups=3) or rolling_splits(N, D, min_train_groups=2)
     errors = []
     for _, _, train, test in splits:
@@ -116,6 +121,8 @@ def score_form(points: Points, options: FitOptions) -> FormScore:
     # the schedule's fraction matters only to forms that read it; the others ignore it
     fit = fit_law(points, options)
     pred = fit.law.predict(S, N, D)
+    # residuals in the space the form was fitted in, so the RSS in AICc is the
+    # quantity the fit minimised (up to the Huber loss's robust tails)
     r = np.log(pred / y) if options.space == "log" else pred - y
     k = len(resolve_form(options.form).free)
     try:
@@ -141,9 +148,11 @@ def compare_forms(
     rel = np.exp(-0.5 * (a - a.min()))
     weights = rel / rel.sum()
     best = int(np.argmin(a))
+    # the gap to the runner-up, not to the worst: with more than two forms the
+    # evidence for the favoured one is only as strong as its closest rival
     gap = float(np.sort(a)[1] - a.min()) if len(a) > 1 else math.inf
-    # Burnham and Anderson's reading of an AICc difference: < 2 none, 2-6 positive, 6-10 strong, >
-    # 10 very strong
+    # Burnham and Anderson's reading of an AICc difference: < 2 none, 2-6 positive,
+    # 6-10 strong, > 10 very strong
     strength = (
         "not distinguishable"
         if gap < 2
@@ -176,7 +185,10 @@ def _verdict(cmp: Comparison, gap: float) -> str:
     if cmp.strength == "not distinguishable":
         text = f"the criterion does not separate the forms (delta AICc {gap:.1f})"
     else:
-        text = f"the data favour {who}: {cmp.strength} evidence (delta AICc {gap:.1f}, Akaike weight {cmp.weight:.3f})"
+        text = (
+            f"the data favour {who}: {cmp.strength} evidence "
+            f"(delta AICc {gap:.1f}, Akaike weight {cmp.weight:.3f})"
+        )
     if cmp.holdouts_agree is True:
         text += "; the holdouts agree"
     elif cmp.holdouts_agree is False:

@@ -125,6 +125,10 @@ class CostModel:
     def mean_step_time(self, sparsity):
         """R(S): r averaged over training under the cubic schedule to final S."""
         S = np.asarray(sparsity, dtype=float)
+        # n:m: the mask is exactly n:m only once the ramp ends, so the kernel runs for
+        # the last (1 - end) of training and every earlier step is dense, r(0).
+        # Otherwise three phases by fraction of training: dense before `start`, the
+        # cubic ramp from start to end, the final S after `end`.
         if self.final_only:
             return self.end * self.relative_step_time(0.0) + (
                 1.0 - self.end
@@ -149,11 +153,15 @@ class CostModel:
         knots = np.asarray(self.knots, dtype=float)
         Sx = S[..., None]
         with np.errstate(divide="ignore", invalid="ignore"):
+            # the p where s(p) reaches a knot solves (1 - p)^3 = 1 - knot / S; knots at
+            # or above S clip to p = 1 (never reached), and at S = 0 all breaks sit at 1
             frac = np.where(Sx > 0, np.clip(knots / np.where(Sx > 0, Sx, 1.0), 0.0, 1.0), 1.0)
         breaks = np.sort(1.0 - np.cbrt(1.0 - frac), axis=-1)
         zeros, ones = np.zeros(S.shape + (1,)), np.ones(S.shape + (1,))
         edges = np.concatenate([zeros, breaks, ones], axis=-1)
         lo, width = edges[..., :-1], np.diff(edges, axis=-1)
+        # shapes: K knots give K + 1 pieces per S, so p and s are (..., K + 1, 2),
+        # two Gauss-Legendre nodes per piece
         p = lo[..., None] + width[..., None] * _GL_NODES
         s = S[..., None, None] * (1.0 - (1.0 - p) ** 3)
         return np.sum(width[..., None] * _GL_WEIGHTS * self.relative_step_time(s), axis=(-2, -1))
@@ -171,6 +179,8 @@ class CostModel:
     def dlog_c_mul(self, sparsity, h: float = 1e-6):
         """d log c_mul / dS by central differences (r has kinks at the knots)."""
         S = np.asarray(sparsity, dtype=float)
+        # clipped to [0, 1): c_mul has a pole at S = 1; dividing by the clipped width
+        # keeps a one-sided difference at the ends a true slope
         lo, hi = np.maximum(S - h, 0.0), np.minimum(S + h, 1.0 - 1e-9)
         return (np.log(self.c_mul(hi)) - np.log(self.c_mul(lo))) / (hi - lo)
 
@@ -220,6 +230,8 @@ class Speedups:
         times = [1.0] + [1.0 / v for _, v in points]
         nm = parse_pattern(key)
         if nm is not None:  # below the pattern's own sparsity the step is a masked-dense one
+            # the extra knot 1e-12 below the first measured S makes r jump there
+            # instead of interpolating linearly from r(0) = 1
             knots, times = [0.0, points[0][0] - 1e-12] + knots[1:], [1.0, 1.0] + times[1:]
         if dense_fallback:
             knots, times = _capped_at_dense(knots, times)
@@ -239,6 +251,8 @@ def _capped_at_dense(knots: list[float], times: list[float]) -> tuple[list[float
     added wherever a segment crosses 1, so the schedule average stays exact."""
     out_k, out_t = [knots[0]], [min(times[0], 1.0)]
     for k0, t0, k1, t1 in zip(knots, times, knots[1:], times[1:]):
+        # the segment crosses r = 1 strictly inside: the crossing, by linear
+        # interpolation, becomes a knot so min(r, 1) keeps its kink on a knot
         if (t0 - 1.0) * (t1 - 1.0) < 0:
             cross = k0 + (1.0 - t0) * (k1 - k0) / (t1 - t0)
             if out_k[-1] < cross < k1:
@@ -267,6 +281,8 @@ def _pattern_table(key: str, entries: Any, where: str) -> dict[float, float]:
             f"{where}: expected an object mapping sparsity to speedup, got {entries!r}"
         )
     nm = parse_pattern(key)
+    # an n:m mask zeroes at least 1 - n/m of the weights, so no speedup can be
+    # measured below that; unstructured masks start anywhere above 0
     least = 0.0 if nm is None else 1.0 - nm[0] / nm[1]
     out: dict[float, float] = {}
     for s_text, value in entries.items():

@@ -64,9 +64,8 @@ class Target:
 
     def of(self, law: Law) -> float:
         v = self.values
-        with np.errstate(
-            over="ignore", invalid="ignore", divide="ignore"
-        ):  # a wild draw gives inf/nan, dropped later
+        # a wild draw gives inf/nan, dropped later
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._of(law, v)
 
     # The three targets a design can narrow: S_opt at (N, C FLOPs) re-planned
@@ -110,7 +109,8 @@ def parse_target(text: str, what: str = "target") -> Target:
 
 
 def run_flops(sparsity, n_nonzero, data, tokens_per_unit: float = 1.0):
-    """Training FLOPs of runs: 6 N D tokens_per_unit c_mul(S), sparse accounting, cubic 25-75% schedule."""
+    """Training FLOPs of runs: 6 N D tokens_per_unit c_mul(S), sparse accounting,
+    cubic 25-75% schedule."""
     return (
         6.0
         * np.asarray(n_nonzero, float)
@@ -135,6 +135,8 @@ def parse_axis(text: str, what: str, kind: str) -> list[float]:
             raise SparsescaleError(f"{what}: range {text!r} needs LOW <= HIGH and 1..1000 values")
         if kind == "sparsity":
             _check_axis([lo, hi], what, kind)
+            # evenly spaced in log(1 - S): 0.5, 0.75, 0.875 are equal steps, each
+            # halving the density that the law's (1-S)^bS term sees
             values = 1.0 - np.exp(np.linspace(math.log1p(-lo), math.log1p(-hi), count))
         else:
             _check_axis([lo, hi], what, kind)
@@ -249,9 +251,8 @@ def _winsorise(X: np.ndarray, q: float = 2.5) -> np.ndarray:
     return np.clip(X, lo, hi)
 
 
-MIN_SHARE = (
-    0.005  # a run that would remove less than this share of the variance is not worth proposing
-)
+# a run that would remove less than this share of the variance is not worth proposing
+MIN_SHARE = 0.005
 
 
 # The greedy step. Read (t, l_1..l_K) as jointly Gaussian with covariance
@@ -284,11 +285,16 @@ def greedy_batch(
     while max_runs is None or len(chosen) < max_runs:
         denom = np.diag(cov)[1:] + noise_var
         gain = cov[0, 1:] ** 2 / denom
+        # a candidate qualifies if not yet chosen, affordable with what is left, and
+        # still worth min_share of the ORIGINAL variance var0, so the stopping rule
+        # does not loosen as the variance shrinks
         ok = available & (flops <= left) & (gain > min_share * max(var0, 1e-300))
         if not ok.any():
             break
         score = np.where(ok, gain / flops, -np.inf)
         c = int(np.argmax(score))
+        # the rank-one conditioning; the column is copied first because the update
+        # overwrites the very column it is computed from
         col = cov[:, 1 + c].copy()
         cov -= np.outer(col, col) / (col[1 + c] + noise_var)
         chosen.append(c)
@@ -336,6 +342,9 @@ def propose(
         law.tokens_per_unit = tokens_per_unit
         return target.of(law)
 
+    # the bootstrap refits without tokens_per_unit; `value` sets it on each draw
+    # before evaluating the target, so a budget C in FLOPs converts to the law's
+    # unit the same way for every draw
     boot = bootstrap(
         points,
         options.replace(tokens_per_unit=None),
@@ -353,6 +362,9 @@ def propose(
         form=fit.law.form,
         mean_sparsity_fraction=fit.law.mean_sparsity_fraction,
     )
+    # predictions in the fit's residual space, the space the noise sigma below
+    # is measured in; column 0 of X is the target, columns 1..K the candidates,
+    # the layout greedy_batch expects
     if space == "log":
         with np.errstate(invalid="ignore", divide="ignore"):
             pred = np.log(pred)

@@ -41,11 +41,15 @@ MIN_CONTINUATION = 1e-3
 def loss_at_compute(flops, loss, at: float) -> float | None:
     """A series' loss at compute `at`, interpolated linearly in log-log between
     its measured runs; None outside their range (no extrapolation)."""
+    # log-log: between runs loss against compute is close to a power law, which
+    # linear interpolation in the logs follows and in raw values would bow under
     c = np.log(np.asarray(flops, dtype=float))
     y = np.log(np.asarray(loss, dtype=float))
     order = np.argsort(c)
     c, y = c[order], y[order]
     x = math.log(at)
+    # 1e-9 in log compute: a run at exactly an end of the series, its compute
+    # recomputed along another float path, still counts as inside
     if c.size == 0 or x < c[0] - 1e-9 or x > c[-1] + 1e-9:
         return None
     return float(math.exp(np.interp(x, c, y)))
@@ -145,21 +149,26 @@ def fit_pruned_law(
     progress=None,
     derived=None,
 ):
-    """laws.uncertainty.assess on dense runs (dense_prefix 0) and pruned-from-dense runs
+    """laws.uncertainty.assess on dense runs (dense_tokens 0) and pruned-from-dense runs
     (S > 0, D the total data): the sparse law in log space (Huber delta 1e-3)
     with a largest-N holdout and bootstrap intervals; `options` gives the seed,
     units and tokens_per_unit. The law's fit metadata records the dense prefixes
     and dense fractions D0 / D it was fitted on (what `plan_from_dense` checks)."""
     from sparsescale.laws.uncertainty.assess import assess
 
-    if points.dense_prefix is None:
-        raise SparsescaleError("dense_prefix: the points carry no dense prefix column")
-    S, D, D0 = points.sparsity, points.data, points.dense_prefix
+    if points.dense_tokens is None:
+        raise SparsescaleError("dense_tokens: the points carry no dense tokens column")
+    S, D, D0 = points.sparsity, points.data, points.dense_tokens
     pruned = D0 > 0
     if not pruned.any():
-        raise SparsescaleError("dense_prefix: no pruned-from-dense runs (every dense prefix is 0)")
+        raise SparsescaleError(
+            "dense_tokens: no pruned-from-dense runs (every run has 0 dense tokens)"
+        )
     if np.any(pruned & (S <= 0)):
         raise SparsescaleError("a pruned-from-dense run must have S > 0", param="sparsity")
+    # form, space and delta are fixed: the sparse law in log space with delta
+    # 1e-3, as the paper fits language; plan_from_dense reads that form's D term.
+    # Only the seed, units and tokens_per_unit come from `options`.
     options = (options or FitOptions()).replace(form="sparse", space="log", delta=1e-3)
     result = assess(points, options, n_boot=n_boot, progress=progress, derived=derived)
     # the law holds at the dense fractions D0 / D it saw: a plan far outside
@@ -223,6 +232,8 @@ class FromDensePlan:
     @property
     def extrapolated(self) -> bool:
         lo, hi = self.fitted_dense_fraction
+        # slack of a factor 1.25 either side (0.8 = 1 / 1.25): a plan just outside
+        # the fitted fractions is not yet called an extrapolation
         return not (lo * 0.8 <= self.dense_fraction <= hi * 1.25)
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,6 +260,8 @@ def continuation_data(
 
 
 def _loss(law: Law, n_params, d0, compute, S, flops, start, end):
+    # the law sees N = n_params (1 - S) non-zeros and the TOTAL data D0 + D1,
+    # as it was fitted: the dense prefix counts toward D
     return law.predict(
         S, n_params * (1.0 - S), d0 + continuation_data(n_params, compute, S, flops, start, end)
     )
@@ -272,6 +285,8 @@ def best_sparsity(
     grid = np.linspace(0.0, MAX_SPARSITY, 4001)
     losses = _loss(law, n_params, d0, compute, grid, flops, start, end)
     i = int(np.nanargmin(losses))
+    # the bracket is one grid cell either side of the best grid point, so the
+    # scalar search cannot leave that basin; its answer is kept only if better
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     res = minimize_scalar(
         lambda s: float(_loss(law, n_params, d0, compute, s, flops, start, end)),
@@ -306,6 +321,8 @@ def plan_from_dense(
     for name, value in (("n_params", n_params), ("dense_data", d0), ("compute", compute)):
         if not (value > 0 and math.isfinite(value)):
             raise SparsescaleError(f"must be a positive number, got {value}", param=name)
+    # the continuation the budget buys at S = 0 both prices the dense alternative
+    # and tests the budget: under MIN_CONTINUATION x D0 there is nothing to prune over
     d1_dense = float(continuation_data(n_params, compute, 0.0, flops, start, end))
     if d1_dense < MIN_CONTINUATION * d0:
         raise SparsescaleError(
@@ -342,6 +359,10 @@ def _plan_intervals(law: Law, plan: FromDensePlan, start: float, end: float, lev
         law, 0.0, plan.n_params, plan.dense_data + plan.dense_continue_data, level
     )
     args = (plan.n_params, plan.dense_data, plan.compute, plan.flops, start, end)
+    # S re-planned under every draw; D1 then at the two ends of S's interval:
+    # D1 = C / (6 n_params (1 - S) c_mul(S)) is C / (6 n_params (1 - f S)) under
+    # sparse FLOPs (rising in S) and C / (6 n_params) under dense (flat), so its
+    # extremes are at the ends
     s_lo, s_hi = unc.quantity_interval(law, lambda lw: best_sparsity(lw, *args), level)
     d1 = [
         float(continuation_data(plan.n_params, plan.compute, s, plan.flops, start, end))

@@ -30,7 +30,8 @@ TOKENS_PER_UNIT_RANGE = (1e-9, 1e18)
 
 
 def check_tokens_per_unit(t: Any, what: str = "tokens_per_unit") -> float:
-    """`t` as a float, or SparsescaleError naming `what` unless it is a number in TOKENS_PER_UNIT_RANGE."""
+    """`t` as a float, or SparsescaleError naming `what` unless it is a number in
+    TOKENS_PER_UNIT_RANGE."""
     lo, hi = TOKENS_PER_UNIT_RANGE
     if (
         isinstance(t, bool)

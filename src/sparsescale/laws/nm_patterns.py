@@ -39,6 +39,10 @@ from sparsescale.laws.uncertainty.bootstrap import _percentile_intervals
 from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
 from sparsescale.units import is_transposable, parse_pattern, pattern_name
 
+# What a pattern law inherits. The dense law is the sparse law at S = 0, where
+# (1-S)^bS = 1 and the N-term factor is aS + cS = A: bN, aD, bD, c and A fix it
+# entirely. A refit that keeps those five numbers leaves every pattern law equal
+# to the base's dense law at S = 0; only the dependence on S (aS, bS, cS) is new.
 BASE_KEYS = ("bN", "aD", "bD", "c")
 UNDETERMINED_ONE_S = ("aS", "bS", "cS")
 ONE_S_REASON = (
@@ -125,12 +129,18 @@ def check_base(base: Law | None) -> Law:
 
 
 def base_quantities(k: dict[str, float]) -> dict[str, float]:
-    """The dense base a pattern law keeps, from sparse-law coefficients: bN, aD, bD, c and A = aS + cS."""
+    """The dense base a pattern law keeps, from sparse-law coefficients: bN, aD,
+    bD, c and A = aS + cS."""
+    # A = aS + cS is what the dense runs measure; aS and cS apart are known only
+    # through the sparse runs, so the refit keeps their sum and nothing else of them.
     return {**{n: float(k[n]) for n in BASE_KEYS}, "A": float(k["aS"] + k["cS"])}
 
 
 def unstructured_factor(k: dict[str, float], sparsity: float) -> float:
-    """k_u(S) = aS (1-S)^bS + cS of sparse-law coefficients: unstructured pruning's N-term factor."""
+    """k_u(S) = aS (1-S)^bS + cS of sparse-law coefficients: unstructured
+    pruning's N-term factor."""
+    # The reference a pattern is judged against: the same S reached without
+    # structure, read off the base law itself (no refit).
     return float(k["aS"] * (1.0 - sparsity) ** k["bS"] + k["cS"])
 
 
@@ -146,12 +156,17 @@ def _rows(counts, *arrays):
     """The arrays with row i repeated counts[i] times (all once when counts is None)."""
     if counts is None:
         return arrays
+    # Repeating rows rather than weighting them leaves _residuals and the mean
+    # Huber loss as they are: a row drawn twice is two equal residuals.
     idx = np.repeat(np.arange(arrays[0].shape[0]), np.asarray(counts, dtype=int))
     return tuple(a[idx] for a in arrays)
 
 
 def _residuals(base: dict[str, float], N, D, y):
     """k (G, n) N-term factors per point -> log residuals (G, n) on the fixed base."""
+    # On a fixed base the prediction is affine in k: pred = k x + offset, with
+    # x = N^-bN and offset = (aD/D)^bD + c computed once, so a grid of G factors
+    # costs one broadcast of (G, n), not G evaluations of the law.
     x = N ** -base["bN"]
     offset = (base["aD"] / D) ** base["bD"] + base["c"]
     log_y = np.log(y)
@@ -159,6 +174,8 @@ def _residuals(base: dict[str, float], N, D, y):
     def r(k: np.ndarray) -> np.ndarray:
         pred = k * x + offset
         with np.errstate(divide="ignore", invalid="ignore"):
+            # a non-positive prediction has no log: NaN, which the grid scores as inf
+            # and the polish replaces by a large residual (nan_to_num, 1e3)
             return np.log(np.where(pred > 0, pred, np.nan)) - log_y
 
     return r
@@ -167,9 +184,12 @@ def _residuals(base: dict[str, float], N, D, y):
 def _grid_polish(
     resid_of, grids: list[np.ndarray], bounds: list[tuple[float, float]], delta: float
 ) -> np.ndarray:
-    """argmin of the mean Huber loss over the product grid, then least_squares within `bounds` from it."""
+    """argmin of the mean Huber loss over the product grid, then least_squares
+    within `bounds` from it."""
     from scipy.optimize import least_squares
 
+    # mesh: every combination of the grid values, one parameter vector per row
+    # (G, P); resid_of maps all of them to residuals (G, n) in one call
     mesh = np.stack([g.ravel() for g in np.meshgrid(*grids, indexing="ij")], axis=1)
     with np.errstate(invalid="ignore"):
         vals = np.mean(huber(resid_of(mesh), delta), axis=1)
@@ -208,6 +228,10 @@ def fit_factor(
     Searched in log k over 12 e-folds below A to 5 above (k > A: worse than dense)."""
     N, D, y = _rows(counts, runs.n_nonzero, runs.data, runs.loss)
     r = _residuals(base, N, D, y)
+    # The box: k = A is a pattern exactly as good as dense at its non-zeros;
+    # A e^-12 (a factor 1.6e5 below) is far beyond any structure that helps and
+    # A e^5 (150 times above) far beyond any that hurts. 171 grid points are steps
+    # of 0.1 in log k; P[:, :1] keeps a (G, 1) shape that broadcasts over the runs.
     lo, hi = math.log(base["A"]) - 12.0, math.log(base["A"]) + 5.0
     p = _grid_polish(
         lambda P: r(np.exp(P[:, :1])),
@@ -245,11 +269,16 @@ def fit_family(
         )
         for r, c in zip(members, counts or [None] * len(members))
     ]
+    # Every member's rows carry its own S (one value per pattern), so after the
+    # stacking family_factor gives each run the k of its sparsity.
     S, N, D, y = (np.concatenate([p[j] for p in parts]) for j in range(4))
     r = _residuals(base, N, D, y)
     A = base["A"]
     b_lo, b_hi = NM.exponent_bounds[0]
     p = _grid_polish(
+        # Searched as (aS / A, bS): the fraction in [0, 1] keeps cS = A - aS >= 0
+        # without a constraint; the 41 x 81 grid steps aS / A by 0.025 and covers
+        # the nm form's whole box for bS.
         lambda P: r(family_factor(A, A * P[:, :1], P[:, 1:2], S[None, :])),
         [np.linspace(0.0, 1.0, 41), np.linspace(b_lo, b_hi, 81)],
         [(0.0, 1.0), (b_lo, b_hi)],
@@ -271,6 +300,8 @@ def one_sparsity_coefficients(
     exact at S and flat in S. Only k is determined either way."""
     bS = float(base["bS"])
     A = base_quantities(base)["A"]
+    # gap = 1 - (1-S)^bS is how much aS moves k at this S; it is 0 only at S = 0
+    # (or bS = 0), where k = A whatever aS is, and no aS can be solved for.
     gap = 1.0 - (1.0 - sparsity) ** bS
     aS = (A - k) / gap if gap > 0 else -1.0
     if not 0.0 <= aS <= A:
@@ -317,6 +348,9 @@ def _point(
     w = weights or {}
     q = base_quantities(base)
     out: dict[str, dict[str, float]] = {}
+    # k is fitted per pattern even inside an identified family: the family's
+    # (aS, bS) smooth k across its sparsities, while each pattern's own k is the
+    # measurement its runs make, and both are reported.
     for members in families_of(groups).values():
         ks = {r.pattern: fit_factor(q, r, w.get(r.pattern), delta) for r in members}
         family = None
@@ -326,6 +360,9 @@ def _point(
         for r in members:
             k, ku = ks[r.pattern], unstructured_factor(base, r.sparsity)
             coefs = family or one_sparsity_coefficients(base, k, r.sparsity)
+            # A dense model of n parameters has the N-term A n^-bN; it equals the
+            # pattern's k N^-bN at n = N (A / k)^(1/bN), hence the equivalent dense
+            # size as a factor on N (dense parameters per non-zero).
             out[r.pattern] = {
                 **coefs,
                 **{n: base[n] for n in BASE_KEYS},
@@ -405,6 +442,8 @@ def fit_patterns(
     points = _point(base, groups, delta=delta)
     fams = families_of(groups)
     family = {r.pattern: name for name, members in fams.items() for r in members}
+    # An identified family can still leave a coefficient undetermined: one that
+    # stopped on a bound of its search holds the box's value, not the data's.
     undetermined = {
         p: (
             _at_bounds(points[p], base_quantities(base)["A"])
@@ -475,9 +514,13 @@ def _bootstrap(
         if unc is not None
         else [dict(base_law.coefficients)]
     )
+    # Draw b refits on base draw b mod B: with n_boot <= B every refit has a base
+    # draw of its own, and the index travels along so pattern_choice can pair them.
     rng = np.random.default_rng(seed)
     out = []
     for b in range(n_boot):
+        # one multinomial draw per pattern, sized to its own runs: a pattern's
+        # resample never borrows another pattern's runs
         weights = {
             p: np.bincount(
                 rng.integers(0, r.loss.shape[0], r.loss.shape[0]), minlength=r.loss.shape[0]
@@ -556,6 +599,8 @@ def load_pattern_laws(
             "refit on a dense base law and cannot be used without it"
         )
     given = base_quantities(base_law.coefficients)
+    # a relative tolerance, not equality: a law file whose base was rounded to
+    # about seven digits still names that base, and another fit differs far more
     for name, value in given.items():
         if not math.isclose(float(saved[name]), value, rel_tol=1e-6):
             raise SparsescaleError(
@@ -567,9 +612,8 @@ def load_pattern_laws(
     for p, entry in obj["patterns"].items():
         where = f"{source}: patterns[{p!r}]"
         key = _key(p, entry, where)
-        if (
-            key in laws
-        ):  # "02:04" and "2:4" are one pattern: which law holds would be an accident of order
+        # "02:04" and "2:4" are one pattern: which law holds would be an accident of order
+        if key in laws:
             raise SparsescaleError(
                 f"{where}: the same pattern as patterns[{spelled[key]!r}]; keep one"
             )

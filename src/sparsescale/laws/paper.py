@@ -36,14 +36,15 @@ class PaperSweep:
     params: str  # expression over the file's columns for N (non-zeros)
     data: str
     loss: str
+    # the paper's fit settings: log residuals with Huber delta 1e-3 for T5
+    # (language), linear residuals with delta 1e-2 for ViT (vision)
     space: str
     delta: float
     tokens_per_unit: float
     units: dict
     preset: str  # the Table 1 law fitted on this sweep
-    budget_axis: str = (
-        "steps"  # the sweep-spec axis its D is counted in (steps | examples | tokens)
-    )
+    # the sweep-spec axis its D is counted in (steps | examples | tokens)
+    budget_axis: str = "steps"
 
 
 PAPER_SWEEPS = {
@@ -110,6 +111,8 @@ def paper_columns(spec: str) -> dict[str, np.ndarray]:
         rows = list(csv.DictReader(io.StringIO(text)))
         return {(k or "Unnamed: 0"): np.array([float(r[k]) for r in rows]) for k in rows[0]}
     obj = json.loads(text)
+    # the JSON is column -> {row index: value} (pandas' default to_json layout)
+    # with the indices as strings: sorted as integers to keep the row order
     return {c: np.array([float(v[i]) for i in sorted(v, key=int)]) for c, v in obj.items()}
 
 
@@ -132,5 +135,7 @@ def paper_points(spec: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
             for k in ("sparsity", "scale", "total_examples", "val-loss")
         }
         block, data = VIT_BLOCK_PARAMS, cols["total_examples"]
+    # N = block parameters x scale x (1 - S): scale is the width multiplier
+    # squared, and 1 - S the kept fraction of the pruned block weights
     S = cols["sparsity"]
     return S, block * cols["scale"] * (1.0 - S), data, cols["val-loss"]

@@ -51,12 +51,15 @@ def choices(base_law: Law, pattern_laws: dict[str, Law]) -> list[Choice]:
 
 
 def parse_speedups(items: list[str], where: str = "speedup") -> dict[str, float]:
-    """["2:4=1.3", "unstructured=1.1"] -> {"2:4": 1.3, ...}: step-time speedups over dense, each > 0."""
+    """["2:4=1.3", "unstructured=1.1"] -> {"2:4": 1.3, ...}: step-time speedups
+    over dense, each > 0."""
     out: dict[str, float] = {}
     for item in items:
         key, sep, value = str(item).partition("=")
         if not sep:
             raise SparsescaleError(f"{where}: expected PATTERN=FACTOR (e.g. 2:4=1.3), got {item!r}")
+        # keyed by the canonical spelling, the one Choice.pattern uses, so that
+        # compare_choices finds it and two spellings of one pattern clash below
         pattern = canonical_pattern(key.strip(), where)
         try:
             factor = float(value)
@@ -83,11 +86,16 @@ def _c_mul(
 
     if choice.pattern == "dense":
         return 1.0
+    # equal FLOPs: zeros cost nothing for every mask alike, so the structure's
+    # price shows up only in the loss, never in the data the budget buys
     if accounting == "flops":
         return float(c_mul(choice.sparsity, "sparse", start, end))
     factor = speedups.get(choice.pattern)
     if factor is None:
         return float(c_mul(choice.sparsity, "dense", start, end))
+    # one measured point makes a one-row table: r(s) runs from r(0) = 1 to
+    # 1 / factor at S, and laws.costs averages it over the schedule (for an n:m
+    # pattern only after the ramp, when the mask is exactly n:m)
     table = Speedups({choice.pattern: {choice.sparsity: factor}}, source="speedup")
     return float(table.cost_model(choice.pattern, start, end).c_mul(choice.sparsity))
 
@@ -118,6 +126,9 @@ def paired_difference(
     uc, ur = choice.law.uncertainty, ref.law.uncertainty
     if uc is None or ur is None:
         return None
+    # which draw of the reference each of the choice's draws pairs with: draw i
+    # with itself when both use one law (unstructured against dense: the base law
+    # for both), otherwise the base draw each of the pattern's refits recorded
     idx = (
         np.arange(uc.draws.shape[0])
         if choice.law is ref.law
@@ -132,6 +143,7 @@ def paired_difference(
         or idx.max() >= ur.draws.shape[0]
     ):
         return None  # not recorded, or not the draws of this base: no pairing
+    # z_score only validates the level: the interval below is a percentile one
     z_score(level)
     mine = np.array(
         [float(d.predict(choice.sparsity, n, d_choice)) for d in uc.draw_laws(choice.law)]
@@ -199,6 +211,7 @@ def compare_choices(
     speedups = dict(speedups or {})
     opts = choices(base_law, pattern_laws)
     known = {c.pattern for c in opts}
+    # a speedup for a pattern with no law would silently price nothing: refused
     for p in speedups:
         if p not in known:
             raise SparsescaleError(
@@ -229,5 +242,7 @@ def compare_choices(
                 vs["interval"] = list(iv)
             mine["vs"] = vs
     for acc in ACCOUNTINGS:
+        # best by the point loss; each row's "vs" interval says whether the margin
+        # over its reference is larger than the coefficients' uncertainty
         out.best[acc] = min(out.rows, key=lambda r: r[acc]["loss"])["choice"]
     return out

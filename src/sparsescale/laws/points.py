@@ -22,6 +22,8 @@ COLUMNS = ("sparsity", "n_nonzero", "data", "loss")
 def _column(name: str, values, n: int | None) -> np.ndarray:
     """`values` as a flat float array, or SparsescaleError naming the column."""
     try:
+        # reshape(-1): an (n, 1) column flattens to n values and a scalar to one;
+        # the repr in the message is cut at 60 characters so a bad column stays readable
         arr = np.asarray(values, dtype=float).reshape(-1)
     except (TypeError, ValueError):
         raise SparsescaleError(f"expected numbers, got {values!r:.60}", param=name) from None
@@ -30,6 +32,8 @@ def _column(name: str, values, n: int | None) -> np.ndarray:
             f"{arr.shape[0]} values, but loss has {n}; the columns must have the same length",
             param=name,
         )
+    # NaN and inf are refused here, at the column and row that hold them, rather
+    # than surfacing later as a fit that fails without saying where
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         raise SparsescaleError(f"row {bad[0] + 1} is {arr[bad[0]]} (not finite)", param=name)
@@ -53,11 +57,13 @@ class Points:
     data: Any
     loss: Any
     pattern: tuple | None = None
-    dense_prefix: Any = None
+    dense_tokens: Any = None
 
     # The dataclass is frozen (points travel between fits and must not change
     # under them), so the validated arrays are set with object.__setattr__.
     def __post_init__(self) -> None:
+        # loss first: its length n is the one every other column is checked against
+        # (the messages say "but loss has n")
         y = _column("loss", self.loss, None)
         n = y.shape[0]
         set_ = object.__setattr__
@@ -69,8 +75,10 @@ class Points:
         )
         set_(self, "n_nonzero", _column("n_nonzero", self.n_nonzero, n))
         set_(self, "data", _column("data", self.data, n))
-        if self.dense_prefix is not None:
-            set_(self, "dense_prefix", _column("dense_prefix", self.dense_prefix, n))
+        if self.dense_tokens is not None:
+            set_(self, "dense_tokens", _column("dense_tokens", self.dense_tokens, n))
+        # patterns stay a tuple of names (None per unstructured row), not an array:
+        # laws.nm_patterns parses them where it needs n and m
         if self.pattern is not None:
             pattern = tuple(self.pattern)
             if len(pattern) != n:
@@ -92,6 +100,8 @@ class Points:
     def take(self, rows) -> "Points":
         """The points at `rows` (a boolean mask or indices)."""
         idx = (
+            # a boolean mask becomes indices, so one path serves both and the pattern
+            # tuple, which numpy cannot mask, is indexed row by row
             np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=int)
         )
         return Points(
@@ -100,7 +110,7 @@ class Points:
             self.data[idx],
             self.loss[idx],
             None if self.pattern is None else tuple(self.pattern[i] for i in idx),
-            None if self.dense_prefix is None else self.dense_prefix[idx],
+            None if self.dense_tokens is None else self.dense_tokens[idx],
         )
 
 
@@ -121,6 +131,7 @@ class FitOptions:
 
     form: str = "sparse"
     space: str = "log"
+    # None: the space's default Huber delta (laws.fit.DEFAULT_DELTA)
     delta: float | None = None
     seed: int = 0
     base: Any = None

@@ -14,6 +14,9 @@ from sparsescale.userfile import read_json
 # non-zero parameters of the Transformer blocks' linear layers in both, so a
 # budget in FLOPs converts through tokens_per_unit (laws.planning).
 # Table 1 of arXiv 2309.08520, in raw units.
+# The coefficients are Table 1's as printed (three significant digits), not a
+# refit of the shipped sweeps: the refits reproduce them (tests/laws), but a
+# preset is what the paper published.
 PRESETS: dict[str, Law] = {
     "vit-jft": Law(
         form="sparse",
@@ -83,6 +86,8 @@ def load_law(spec: str | Path) -> Law:
     if spec in PRESETS:
         return preset(spec)
     path = Path(spec)
+    # a bare word that is no file and no .json path is most likely a mistyped
+    # preset: say so, rather than "file not found" for a file nobody meant
     if not path.exists() and path.suffix.lower() != ".json" and "/" not in spec:
         raise SparsescaleError(
             f"unknown law preset {spec!r}; presets are {', '.join(PRESETS)} (or give a LAW.json "

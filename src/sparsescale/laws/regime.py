@@ -34,6 +34,9 @@ from sparsescale.laws.uncertainty.bootstrap import group_by_size
 # local exponent above 1.5, a crash no law fitted here produces (the paper's
 # exponents on D are 0.2 to 0.9).
 CRASH_RATIO = 2**-1.5  # a local D exponent above 1.5 (module docstring)
+# Any power law has ratios below 1; the 0.15 of slack keeps two nearly equal
+# drops, whose ratio evaluation noise can push just above 1, from being called
+# a step.
 STEP_RATIO = 1.15  # 1 plus room for evaluation noise
 # A drop smaller than this fraction of the loss is within noise: its ratio says nothing.
 MIN_DROP = 0.005
@@ -58,10 +61,15 @@ class Series:
 def _verdict(loss: np.ndarray, drops: list[float], ratios: list[float]) -> str:
     if len(drops) < 2:
         return "too short"
+    # noise in loss units: MIN_DROP of the series' mean loss, so a flat tail
+    # (drops near 0, ratios of noise over noise) is read as neither step nor crash.
+    # The first verdict that holds wins, in the order rising, step, crash.
     noise = MIN_DROP * float(np.mean(loss))
     if any(d < -noise for d in drops):
         return "rising"
     for (d0, d1), r in zip(zip(drops, drops[1:]), ratios):
+        # a step needs its later drop above noise and a crash its earlier one: a
+        # large ratio of two tiny drops is noise
         if r > STEP_RATIO and d1 > noise:
             return "step"
     for (d0, d1), r in zip(zip(drops, drops[1:]), ratios):
@@ -95,8 +103,12 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
     for (s, _), lo, hi in zip(keys, bounds[:-1], bounds[1:]):
         at = order[lo:hi]
         d, which = np.unique(D[at], return_inverse=True)
+        # mean loss per distinct D: the weighted bincount sums each D's losses (its
+        # seeds), the plain one counts them
         y = np.bincount(which.ravel(), weights=L[at]) / np.bincount(which.ravel())
         drops = [float((a - b) / np.log2(d1 / d0)) for a, b, d0, d1 in zip(y, y[1:], d, d[1:])]
+        # a non-positive earlier drop has no meaningful ratio: inf, which _verdict
+        # calls a step only when the later drop clears the noise
         ratios = [float(b / a) if a > 0 else float("inf") for a, b in zip(drops, drops[1:])]
         out.append(
             Series(
@@ -115,16 +127,16 @@ def check_series(sparsity, n_nonzero, data, loss) -> list[Series]:
 # A report names one failing series: a step first, since a plateau that
 # ends between budgets is the likeliest way for a sweep to break the law.
 def regime_warning(series: list[Series]) -> str | None:
-    """One sentence for a report when any series with three or more budgets is not a power law in D."""
+    """One sentence for a report when any series with three or more budgets is
+    not a power law in D."""
     judged = [x for x in series if x.verdict != "too short"]
     bad = [x for x in judged if x.verdict != "power law"]
     if not bad:
         return None
     counts = {v: sum(x.verdict == v for x in bad) for v in ("step", "crash", "rising")}
     what = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    first = max(
-        bad, key=lambda x: ("rising", "crash", "step").index(x.verdict)
-    )  # a step first: the likeliest cause
+    # the max of the index in ("rising", "crash", "step"): a step first, the likeliest cause
+    first = max(bad, key=lambda x: ("rising", "crash", "step").index(x.verdict))
     return (
         f"{len(bad)} of {len(judged)} (S, N) series do not fall with D like a power law ({what}; "
         "e.g. "

@@ -45,6 +45,8 @@ def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
     its training data (the corpus cache key hashes the files' bytes) and of the
     --init-from weights it started from."""
     init = _init_digest(cfg.init_from) if cfg.init_from else None
+    # sort_keys: one identity always serialises to the same bytes, hence the
+    # same hash; default=str writes values JSON cannot hold (a Path) as text
     blob = json.dumps(
         {"identity": cfg.identity(), "data": data_key, "init_from": init},
         sort_keys=True,
@@ -54,9 +56,8 @@ def depends_hash(cfg: RunConfig, data_key: str | None) -> str:
 
 
 def _init_digest(location: str) -> str:
-    if (
-        "://" in location
-    ):  # a storage URI (a sweep's dense prefix): the same digest of the same bytes
+    # a storage URI (a sweep's dense prefix): the same digest of the same bytes
+    if "://" in location:
         from sparsescale.storage import read_bytes
 
         return hashlib.blake2b(read_bytes(location, "--init-from"), digest_size=16).hexdigest()
@@ -68,6 +69,8 @@ def set_aside(path: Path, reason: str) -> Path:
     (kept for inspection, never deleted) and say so in one line on stderr."""
     dest = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
     n = 1
+    # two set-asides within one second (a retried resume) get -1, -2, ...: an
+    # earlier bad checkpoint is never overwritten
     while dest.exists():
         dest = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
         n += 1
@@ -114,6 +117,10 @@ def save(
         "losses": losses.cpu(),
         "state": state.to_dict(),
     }
+    # Atomicity: torch.save writes a temporary file in the same folder, and only
+    # a complete write is renamed over checkpoint.pt (os.replace, atomic within
+    # one file system). A kill mid-save leaves the previous checkpoint intact and
+    # a stray temporary, never a torn checkpoint.pt.
     with atomic_path(path) as tmp:
         try:
             torch.save(payload, tmp)
@@ -143,6 +150,8 @@ def read(path: Path, cfg: RunConfig, device, depends: str | None, n_steps: int) 
     except Exception as exc:  # noqa: BLE001 -- truncated, empty, not a torch file: all unreadable
         set_aside(path, f"unreadable checkpoint ({type(exc).__name__})")
         return None
+    # identity before data: another run's checkpoint is an error (the folder is
+    # taken), while changed data only makes this run's own checkpoint stale
     if not same_run(ckpt.get("identity"), cfg):
         raise SparsescaleError(
             f"--out {path.parent}: holds a checkpoint of a different run; use a new --out folder "
@@ -169,6 +178,8 @@ def restore(ckpt: dict, model, optimizer, pruner, losses) -> RunState:
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     pruner.load_state_dict(ckpt["pruner"])
+    # copy_ into the existing tensor: the loop writes each step's loss into this
+    # very tensor (on the device), so it must hold the restored values in place
     losses.copy_(ckpt["losses"])
     return RunState.from_dict(ckpt["state"])
 

@@ -135,6 +135,8 @@ def identity_of(fields: dict[str, Any]) -> dict[str, Any]:
     Fields at a NEUTRAL value are left out so that runs and checkpoints from before
     they existed keep their identity; renamed fields keep their old name
     (IDENTITY_NAMES), so the identity of every earlier run is computed as it was."""
+    # renamed first: NEUTRAL is keyed by identity names, so dense_tokens=0 is
+    # recognised as data_skip=0 and left out, as it was before the rename
     named = {IDENTITY_NAMES.get(k, k): v for k, v in fields.items()}
     # tuples as lists: the identity is compared with the one read back from JSON
     return {
@@ -157,9 +159,8 @@ def _one_line(exc: ValidationError) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     fields = [".".join(str(p) for p in err.get("loc", ()))]
-    if not fields[
-        0
-    ]:  # a check across fields: name the ones its message is about, unless it names its flags
+    # a check across fields: name the ones its message is about, unless it names its flags
+    if not fields[0]:
         if "--" in msg:
             return msg
         fields = [f for f in RunConfig.model_fields if re.search(rf"\b{f}\b", msg)] or ["config"]
@@ -462,11 +463,13 @@ class RunConfig(BaseModel):
             return self.sparsity
         if self.pattern is not None:
             n, m = parse_pattern(self.pattern)
+            # a pattern alone fixes S = 1 - n/m: 2:4 without --sparsity is 50%
             return 1.0 - n / m
         return 0.0
 
     @property
     def budget_axis(self) -> str:
+        # _budget_and_ramp has checked that exactly one budget is set: next() finds it
         return next(k for k in BUDGET_AXES if getattr(self, k) is not None)
 
     def resolved(self, field: str) -> Any:
@@ -474,6 +477,8 @@ class RunConfig(BaseModel):
         value = getattr(self, field)
         if value is not None:
             return value
+        # lr is the one default keyed by the optimizer (DEFAULT_LR), not the family:
+        # Adafactor and AdamW want step sizes almost an order of magnitude apart
         if field == "lr":
             return DEFAULT_LR[self.optimizer]
         return get_family(self.model).defaults.get(field)

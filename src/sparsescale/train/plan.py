@@ -32,9 +32,8 @@ class RunPlan:
     prune_every: int
     train_flops_dense: float
     train_flops_sparse: float
-    dense_steps: int = (
-        0  # batches of the seeded order the dense run already read (cfg.dense_tokens)
-    )
+    # batches of the seeded order the dense run already read (cfg.dense_tokens)
+    dense_steps: int = 0
 
     def summary(self) -> dict[str, Any]:
         s = self.size
@@ -69,6 +68,8 @@ _DATA_MEMO: dict[tuple, Any] = {}
 def data_for(cfg: RunConfig) -> tuple[int, Any]:
     """(training examples available, data handle) without building batches.
     Data handles are memoised per process: a sweep checks many runs at once."""
+    # the key is what decides the data (family, corpus, tokenizer, vocabulary,
+    # text column, context); runs differing in lr, seed, S or N share one handle
     key = (
         cfg.model,
         cfg.corpus,
@@ -92,6 +93,8 @@ def _shape(cfg: RunConfig, family: Family, data) -> tuple[SizePlan, Any]:
     key = None
     if not cfg.init_from:
         arch = dict(cfg.arch_overrides(), **family.data_arch(data))
+        # runs from --init-from are not memoised: their shape is the checkpoint's,
+        # which this key would not capture
         key = (cfg.model, cfg.params, cfg.final_sparsity, cfg.pattern, tuple(sorted(arch.items())))
         if key in _SHAPE_MEMO:
             return _SHAPE_MEMO[key]
@@ -152,6 +155,8 @@ def _steps(
     # gives the continuation the budget D - D0, so the two phases together read
     # floor(D0 / u) + floor((D - D0) / u) <= floor(D / u) batches, each once.
     # With a steps budget dense_tokens is already a number of steps.
+    # tokens_per_example: the budget units one example consumes (seq_len tokens
+    # for a text window, 1 for an image), so batch * per_example is u above
     per_example = family.tokens_per_example(seq_len)
     if cfg.steps is not None:
         steps, skip = cfg.steps, cfg.dense_tokens
@@ -192,8 +197,12 @@ def plan_run(cfg: RunConfig) -> tuple[RunPlan, Any]:
     if cfg.pattern is not None:
         _check_pattern(cfg, meta_model)
     batch = cfg.resolved("batch")
+    # seq_len only for text: an image family has no context length, and its
+    # budget and FLOPs count examples
     seq_len = cfg.resolved("seq_len") if family.data_unit == "tokens" else None
     steps, dense_steps = _steps(cfg, family, batch, seq_len, capacity, data)
+    # steps x batch examples, and for text examples x seq_len tokens: a tokens
+    # budget is met to within one batch, rounded down, never exceeded
     examples = steps * batch
     # About 200 mask updates per run (each recomputes a top-k of every pruned
     # tensor), at least every step and at most every 100 steps.

@@ -33,6 +33,8 @@ class RunResult:
     embedding_params: int | None = None
     width: int | None = None
     model_config: dict[str, Any] | None = None
+    # S asked for beside S measured over the pruned set from the final masks:
+    # each tensor keeps a whole number of weights, so the two can differ slightly
     sparsity: float | None = None  # S asked for
     measured_sparsity: float | None = None
     pattern: str | None = None
@@ -41,6 +43,8 @@ class RunResult:
     seq_len: int | None = None
     examples: int | None = None
     tokens: int | None = None
+    # the plan's compute (train/plan.py): 6 x block multiply-adds per example x
+    # examples, and that times the schedule's mean density for the sparse count
     train_flops_dense: float | None = None
     train_flops_sparse: float | None = None
     mean_density: float | None = None
@@ -48,6 +52,8 @@ class RunResult:
     prune_end: float | None = None
     final_loss: float | None = None  # last validation loss; None when diverged
     curve: list[dict[str, Any]] = field(default_factory=list)
+    # wall times add up every attempt of a resumed run (RunState keeps them), so
+    # tokens_per_s is the steps done over all training time, not the last attempt's
     wall_s: float | None = None
     train_wall_s: float | None = None
     tokens_per_s: float | None = None
@@ -94,6 +100,8 @@ def read_result(path: Path) -> RunResult | None:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    # only a terminal status counts, so no unfinished or foreign record in
+    # result.json is ever taken for a run's result
     if not isinstance(data, dict) or data.get("status") not in TERMINAL:
         return None
     return RunResult.from_dict(data)

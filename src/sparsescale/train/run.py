@@ -118,13 +118,14 @@ class Session:
     pruner: Any
     loader: Any
     val_batches: list
-    final_batches: list  # the last point's, which the law is fitted to (= val_batches unless final_eval_tokens)
+    # the last point's batches, which the law is fitted to (= val_batches unless
+    # final_eval_tokens)
+    final_batches: list
     losses: Any  # per-step training losses, on the device
     depends: str | None = None  # checkpoint.depends_hash: identity + data content
     micro: int = 0  # examples per forward pass on this process (cfg.micro_batch)
-    flops_per_example: float | None = (
-        None  # model training FLOPs of one example (train/throughput.py)
-    )
+    # model training FLOPs of one example (train/throughput.py)
+    flops_per_example: float | None = None
     swapped: bool = False  # pruned linears on semi-structured kernels (cfg.semi_structured)
     state: RunState = field(default_factory=RunState)
 
@@ -556,9 +557,8 @@ def _loop(s: Session, stop: _Stop, report: _Reporter) -> None:
     # across a resume (the losses before it come back with the checkpoint).
     since = state.curve[-1]["step"] if state.curve else 0
     while step < plan.steps:
-        batch = [
-            t.to(s.device, non_blocking=True) for t in s.loader.get(step)
-        ]  # a function of (seed, step)
+        # a function of (seed, step)
+        batch = [t.to(s.device, non_blocking=True) for t in s.loader.get(step)]
         for group in s.optimizer.param_groups:
             group["lr"] = _lr_at(step, plan.steps, lr, cfg.lr_schedule, cfg.warmup)
         loss = _forward_backward(s, batch)

@@ -91,10 +91,14 @@ def assess(
     out.bootstrap = bootstrap(
         points, check, n_boot=n_boot, derived=derived, reference=fit, progress=progress
     )
+    # the draws in the form's coefficient order: the layout Uncertainty stores
+    # and its readers (draw_laws, predict_draws) expect
     draws = np.column_stack([out.bootstrap.samples[k] for k in fit.law.spec.coefficients])
     rate, source = 0.0, f"bootstrap of {n_boot} resamples; no rolling-holdout calibration"
     if calibrated:
         try:
+            # each fold runs a bootstrap of its own; capped at calibration_boot since a
+            # fold's spread is one term of a variance, not an interval to report
             out.calibration = calibrate(points, check, n_boot=min(n_boot, calibration_boot))
             rate = out.calibration.per_efold
             source = (

@@ -82,6 +82,8 @@ def bootstrap(
     # iterations instead of the full global search per resample
     if starts is None:
         starts = [c for _, c in reference.local_optima] + reference.start_points[:6]
+    # one generator for all resamples, seeded by options.seed: the same seed
+    # gives the same draws whatever the batch size (see below)
     rng = np.random.default_rng(seed)
     n = len(points)
     # resamples are drawn batch by batch (same draws, in the same order, as all at
@@ -150,6 +152,8 @@ def _percentile_intervals(arr: np.ndarray, names: list[str], level: float):
     q = [(1 - level) / 2 * 100, 50.0, (1 + level) / 2 * 100]
     intervals, samples = {}, {}
     for j, name in enumerate(names):
+        # finite values only: a resample whose derived quantity is inf or NaN (a
+        # wild draw) drops out of that column alone, not out of every interval
         col = arr[:, j][np.isfinite(arr[:, j])]
         lo_, med, hi = np.percentile(col, q) if col.size else (np.nan,) * 3
         intervals[name] = (float(lo_), float(med), float(hi))
@@ -166,6 +170,9 @@ def group_by_size(n_nonzero, rtol: float = 0.02) -> np.ndarray:
     order = np.argsort(N)
     labels = np.empty(N.shape[0], dtype=int)
     group, anchor = 0, None
+    # a group is anchored at its smallest N and takes every N within rtol of that
+    # anchor; chaining (each N within rtol of the previous one) could merge a
+    # sweep of finely spaced sizes into a single group
     for i in order:
         if anchor is not None and N[i] > anchor * (1 + rtol):
             group += 1
@@ -194,6 +201,8 @@ def holdout_largest_n(
     keep = ~mask
     fit = fit_law(points.take(keep), options)
     pred = fit.law.predict(S[mask], N[mask], D[mask])
+    # signed: mean_rel_error says whether the law over- or under-predicts the
+    # larger size, which the absolute errors cannot
     rel = (pred - y[mask]) / y[mask]
     return {
         "n_heldout": int(mask.sum()),

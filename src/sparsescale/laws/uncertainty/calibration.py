@@ -124,6 +124,8 @@ def rolling_holdouts(
         boot = bootstrap(part, options, n_boot=n_boot, reference=fit)
         draws = np.column_stack([boot.samples[k] for k in spec.coefficients])
         fit_range = FitRange.of(S[train], N[train], D[train])
+        # model error 0: the fold's coefficient spread alone, since the model error
+        # is the very quantity these folds are about to estimate
         unc = Uncertainty(fit.law.form, draws, fit_range, ModelError(0.0, 0.0))
         folds.append(
             HoldoutFold(
@@ -155,6 +157,7 @@ def estimate_per_efold(folds: list[HoldoutFold]) -> float:
     e = np.concatenate([f.log_error for f in folds])
     base = np.concatenate([f.coefficient_sd**2 + f.floor**2 for f in folds])
     d2 = np.concatenate([f.distance**2 for f in folds])
+    # v is (rates, points): every candidate rate scored on every point at once
     v = np.maximum(base[None, :] + _RATE_GRID[:, None] ** 2 * d2[None, :], 1e-300)
     nll = np.sum(np.log(v) + e[None, :] ** 2 / v, axis=1)
     return float(_RATE_GRID[int(np.argmin(nll))])

@@ -131,6 +131,8 @@ class Uncertainty:
         )
         with np.errstate(all="ignore"):
             logs = np.log(pred)
+        # 15.865 and 84.135: the standard normal's quantiles at -1 and +1 sd, so
+        # half the range is one sd for Gaussian draws
         lo, hi = np.nanpercentile(logs, [15.865, 84.135], axis=0)
         return ((hi - lo) / 2.0).reshape(S.shape)
 
@@ -141,6 +143,8 @@ class Uncertainty:
         """(low, high) of the predicted loss at `level`, broadcast over the inputs."""
         z = z_score(level)
         point = np.asarray(law.predict(sparsity, n_nonzero, data), dtype=float)
+        # the two sources are independent and add in quadrature: the draws' spread
+        # at the point and the model error at its extrapolation distance
         sd = np.sqrt(
             self.coefficient_sd(law, sparsity, n_nonzero, data) ** 2
             + self.model_error.sigma(self.fit_range.distance(sparsity, n_nonzero, data)) ** 2

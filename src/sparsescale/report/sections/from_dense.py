@@ -204,7 +204,7 @@ def _pruned_law(
             cols["n_nonzero"],
             cols["data"],
             cols["loss"],
-            dense_prefix=cols["dense_prefix"],
+            dense_tokens=cols["dense_prefix"],
         )
         options = FitOptions(
             seed=seed,
