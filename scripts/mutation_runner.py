@@ -11,7 +11,8 @@ that breaks its module's import) and a hang count as failures: mutmut 2
 counts a mutant killed only on exit status 1 (see _for_mutmut).
 
     python scripts/mutation_runner.py serve SOCKET [PYTEST ARGS...]   (cwd: the scratch tree)
-    python -S scripts/mutation_runner.py ask SOCKET                   (the runner: exit status = pytest's)
+    python -S scripts/mutation_runner.py ask SOCKET
+        (the runner: exit status = pytest's)
 
 No bytecode is written (see mutation.sh). A child that runs longer than
 CHILD_LIMIT seconds is killed (mutmut's own timeout kills only the client).
@@ -63,7 +64,7 @@ def serve(path: str, args: list[str]) -> None:
             code = _wait(pid, conn)
             try:
                 conn.sendall(str(_for_mutmut(code)).encode())
-            except OSError:   # the client was killed (mutmut's timeout): nobody to tell
+            except OSError:  # the client was killed (mutmut's timeout): nobody to tell
                 pass
     server.close()
     os.unlink(path)

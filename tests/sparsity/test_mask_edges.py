@@ -100,7 +100,7 @@ def test_nm_priority_ties_go_to_the_lower_index(n, m):
     # small integers: most groups hold ties, and one group is all equal
     w = torch.randint(0, 3, (5, 2 * m), generator=torch.Generator().manual_seed(m + n)).float()
     w[0, :m] = 1.0
-    w[1] = -w[1]   # |w| ranks, not w
+    w[1] = -w[1]  # |w| ranks, not w
     assert torch.equal(nm_priority(w, n, m), nm_by_hand(w, n, m))
     # an all-equal group keeps its first n
     assert nm_priority(w, n, m)[0, :m].tolist() == [True] * n + [False] * (m - n)
@@ -117,32 +117,48 @@ def test_nm_priority_with_alive_ranks_dead_entries_last(n, m):
 def test_priority_functions_name_the_weight_in_their_refusals():
     from sparsescale.sparsity.masks import transposable_priority
 
-    with pytest.raises(SparsescaleError, match=re.escape("tensor weight with shape (3, 6): n:m pattern 2:4 needs")):
+    with pytest.raises(
+        SparsescaleError, match=re.escape("tensor weight with shape (3, 6): n:m pattern 2:4 needs")
+    ):
         nm_priority(torch.ones(3, 6), 2, 4)
-    with pytest.raises(SparsescaleError, match=re.escape("tensor weight with shape (6, 8): transposable pattern 2:4T")):
+    with pytest.raises(
+        SparsescaleError,
+        match=re.escape("tensor weight with shape (6, 8): transposable pattern 2:4T"),
+    ):
         transposable_priority(torch.ones(6, 8), 2, 4)
 
 
-def magnitude_by_hand(weights: list[torch.Tensor], sparsity: float, alive: list[torch.Tensor | None],
-                      nm: tuple[int, int] | None) -> list[torch.Tensor]:
+def magnitude_by_hand(
+    weights: list[torch.Tensor],
+    sparsity: float,
+    alive: list[torch.Tensor | None],
+    nm: tuple[int, int] | None,
+) -> list[torch.Tensor]:
     """Brute force over the union of tensors: keep k = round(total (1 - s)) (halves up),
     never more than the live entries, ranked by (live first, n:m priority entries first,
     larger |w|, lower flat index)."""
     flat_w = torch.cat([w.abs().flatten() for w in weights]).tolist()
-    flat_alive = torch.cat([torch.ones(w.numel(), dtype=torch.bool) if a is None else a.flatten()
-                            for w, a in zip(weights, alive)]).tolist()
+    flat_alive = torch.cat(
+        [
+            torch.ones(w.numel(), dtype=torch.bool) if a is None else a.flatten()
+            for w, a in zip(weights, alive)
+        ]
+    ).tolist()
     if nm is None:
         prio = [False] * len(flat_w)
     else:
         prio = torch.cat([nm_by_hand(w, *nm, a).flatten() for w, a in zip(weights, alive)]).tolist()
     total = len(flat_w)
     k = min(int(math.floor(total * (1 - sparsity) + 0.5 + 1e-9)), sum(flat_alive))
-    order = sorted(range(total), key=lambda i: (not flat_alive[i], not (prio[i] and flat_alive[i]), -flat_w[i], i))
+    order = sorted(
+        range(total),
+        key=lambda i: (not flat_alive[i], not (prio[i] and flat_alive[i]), -flat_w[i], i),
+    )
     keep = torch.zeros(total, dtype=torch.bool)
     keep[order[:k]] = True
     out, at = [], 0
     for w in weights:
-        out.append(keep[at:at + w.numel()].reshape(w.shape))
+        out.append(keep[at : at + w.numel()].reshape(w.shape))
         at += w.numel()
     return out
 
@@ -152,10 +168,10 @@ def magnitude_by_hand(weights: list[torch.Tensor], sparsity: float, alive: list[
 @pytest.mark.parametrize("with_alive", [False, True])
 def test_magnitude_mask_matches_brute_force(sparsity, nm, with_alive):
     gen = torch.Generator().manual_seed(int(sparsity * 100) + 7 * with_alive)
-    w = torch.randint(-4, 5, (6, 16), generator=gen).float()    # many ties, zeros included
+    w = torch.randint(-4, 5, (6, 16), generator=gen).float()  # many ties, zeros included
     alive = (torch.rand(6, 16, generator=gen) > 0.35) if with_alive else None
     if nm is not None and sparsity < 1 - nm[0] / nm[1] - 1e-9:
-        sparsity = 1 - nm[0] / nm[1]    # below the pattern's own sparsity: not asked of gradual n:m
+        sparsity = 1 - nm[0] / nm[1]  # below the pattern's own sparsity: not asked of gradual n:m
     expected = magnitude_by_hand([w], sparsity, [alive], nm)[0]
     assert torch.equal(magnitude_mask(w, sparsity, alive=alive, nm=nm), expected)
 
@@ -164,17 +180,27 @@ def test_magnitude_mask_matches_brute_force(sparsity, nm, with_alive):
 @pytest.mark.parametrize("nm", [None, (2, 4)])
 def test_global_masks_match_brute_force_with_a_partial_alive(sparsity, nm):
     gen = torch.Generator().manual_seed(11)
-    weights = {"a": torch.randint(-5, 6, (4, 8), generator=gen).float(),
-               "b": torch.randn(3, 8, generator=gen) * 3, "c": torch.randint(-2, 3, (2, 4), generator=gen).float()}
-    alive = {"a": torch.rand(4, 8, generator=gen) > 0.3}      # b and c: everything alive
+    weights = {
+        "a": torch.randint(-5, 6, (4, 8), generator=gen).float(),
+        "b": torch.randn(3, 8, generator=gen) * 3,
+        "c": torch.randint(-2, 3, (2, 4), generator=gen).float(),
+    }
+    alive = {"a": torch.rand(4, 8, generator=gen) > 0.3}  # b and c: everything alive
     got = global_magnitude_masks(weights, sparsity, alive=alive, nm=nm)
-    expected = magnitude_by_hand(list(weights.values()), sparsity, [alive.get(k) for k in weights], nm)
+    expected = magnitude_by_hand(
+        list(weights.values()), sparsity, [alive.get(k) for k in weights], nm
+    )
     assert list(got) == ["a", "b", "c"]
     for (name, mask), exp in zip(got.items(), expected):
         assert torch.equal(mask, exp), name
     # without alive: the same as alive everywhere
     plain = global_magnitude_masks(weights, sparsity, nm=nm)
-    everywhere = global_magnitude_masks(weights, sparsity, alive={k: torch.ones_like(v, dtype=torch.bool) for k, v in weights.items()}, nm=nm)
+    everywhere = global_magnitude_masks(
+        weights,
+        sparsity,
+        alive={k: torch.ones_like(v, dtype=torch.bool) for k, v in weights.items()},
+        nm=nm,
+    )
     assert all(torch.equal(plain[k], everywhere[k]) for k in weights)
 
 
@@ -183,14 +209,20 @@ def test_erk_by_hand():
     # scale = 16 / (16/2 + 16*5/8) = 8/9 -> densities 4/9 and 5/9 -> sparsities 5/9 and 4/9
     got = erk_sparsities({"a": (4, 4), "b": (2, 8)}, 0.5)
     assert got == {"a": pytest.approx(5 / 9, rel=1e-12), "b": pytest.approx(4 / 9, rel=1e-12)}
-    # small (2x2): raw 1; big (100x100): raw 0.02. Budget at 0.5: 5002. scale = 5002 / (4 + 200) = 24.5
+    # small (2x2): raw 1; big (100x100): raw 0.02. Budget at 0.5: 5002. scale = 5002 / (4 + 200) =
+    # 24.5
     # makes small's density 24.5 > 1: dense; then scale = (5002 - 4) / 200 -> big density 0.4998
     got = erk_sparsities({"small": (2, 2), "big": (100, 100)}, 0.5)
     assert got == {"small": 0.0, "big": pytest.approx(1 - 4998 / 10000, rel=1e-12)}
     # sparsity 0: everything dense
-    assert erk_sparsities({"a": (4, 4), "b": (2, 8)}, 0.0) == {"a": pytest.approx(0.0, abs=1e-12), "b": pytest.approx(0.0, abs=1e-12)}
-    # three tensors, two of them pushed dense in turn: t (1x1, raw 2), u (2x2, raw 1), v (10x10, raw 0.2)
-    # at 0.2: budget 0.8 * 105 = 84; scale = 84 / (2 + 4 + 20) = 3.23 -> t and u dense (6.46, 3.23 > 1);
+    assert erk_sparsities({"a": (4, 4), "b": (2, 8)}, 0.0) == {
+        "a": pytest.approx(0.0, abs=1e-12),
+        "b": pytest.approx(0.0, abs=1e-12),
+    }
+    # three tensors, two of them pushed dense in turn: t (1x1, raw 2), u (2x2, raw 1), v (10x10, raw
+    # 0.2)
+    # at 0.2: budget 0.8 * 105 = 84; scale = 84 / (2 + 4 + 20) = 3.23 -> t and u dense (6.46, 3.23 >
+    # 1);
     # then scale = (84 - 5) / 20 = 3.95 -> v density 0.79
     got = erk_sparsities({"t": (1, 1), "u": (2, 2), "v": (10, 10)}, 0.2)
     assert got == {"t": 0.0, "u": 0.0, "v": pytest.approx(0.21, rel=1e-12)}
