@@ -274,7 +274,9 @@ def test_schedule_refusals_word_for_word():
             schedule_mean_sparsity_fraction(*args, **kw)
         assert str(err.value) == message
 
-    refused("schedule: cubic need 0 <= start < end <= 1, got start=0.5, end=0.5", "cubic", 0.5, 0.5)
+    refused(
+        "schedule: cubic needs 0 <= start < end <= 1, got start=0.5, end=0.5", "cubic", 0.5, 0.5
+    )
     refused("schedule: one-shot needs 0 <= at < 1, got 1.0", "one-shot", at=1.0)
     refused(
         "schedule: unknown kind 'linear'; expected cubic, one-shot, constant or dense", "linear"
@@ -309,7 +311,7 @@ def test_schedule_mean_sparsity_fraction_defaults_and_refusals():
         ("cubic", 0.5, 1.01),
         ("cubic", 0.6, 0.5),
     ]:
-        with pytest.raises(SparsescaleError, match="schedule: cubic need 0 <= start < end <= 1"):
+        with pytest.raises(SparsescaleError, match="schedule: cubic needs 0 <= start < end <= 1"):
             schedule_mean_sparsity_fraction(*args)
     for at in (1.0, -0.1):
         with pytest.raises(SparsescaleError, match="schedule: one-shot needs 0 <= at < 1"):

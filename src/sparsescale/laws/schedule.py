@@ -44,10 +44,12 @@ def schedule_mean_sparsity_fraction(
     3/4 of the ramp plus everything after it; one-shot at fraction `at`: 1 - at
     (dense before, S after); constant (a static mask from step 0): 1; dense: 0."""
     if kind == "cubic":
-        try:
-            return cubic_mean_sparsity_fraction(start, end)
-        except SparsescaleError as exc:
-            raise SparsescaleError(f"cubic {exc}", param="schedule") from None
+        if not (0.0 <= start < end <= 1.0):
+            raise SparsescaleError(
+                f"cubic needs 0 <= start < end <= 1, got start={start}, end={end}",
+                param="schedule",
+            )
+        return cubic_mean_sparsity_fraction(start, end)
     if kind == "one-shot":
         if not 0.0 <= at < 1.0:
             raise SparsescaleError(f"one-shot needs 0 <= at < 1, got {at}", param="schedule")
