@@ -1,0 +1,204 @@
+"""Planning, intervals and the cost model against hand calculations: the mutants
+of laws/planning.py, laws/uncertainty/intervals.py and laws/costs.py that
+tests/laws/test_mutation_kills.py and the modules' own tests let survive (see
+docs/mutation.md). Every expected value is worked out in a comment or comes
+from a brute-force reference written here, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparsescale.errors import SparsescaleError
+from sparsescale.laws import Law, planning
+
+SPARSE = {"aS": 2.0, "bS": 0.5, "cS": 1.0, "bN": 1.0, "aD": 10.0, "bD": 2.0, "c": 0.5}
+DENSE = {"A": 8.0, "alpha": 1.0 / 3.0, "B": 9.0, "beta": 0.5, "E": 1.0}
+
+
+def _loss_by_hand(S, N, C, f=None):
+    """SPARSE's loss along the budget C: D = C / (6 N c_mul(S)), c_mul = 1 / (1 - S) (dense
+    FLOPs) or (1 - f S) / (1 - S) (sparse FLOPs, mean sparsity fraction f). The sparse law at
+    these coefficients: L = (2 sqrt(1 - S) + 1) / N + (10 / D)^2 + 0.5."""
+    c = (1.0 if f is None else 1.0 - f * S) / (1.0 - S)
+    D = C / (6.0 * N * c)
+    return (2.0 * np.sqrt(1.0 - S) + 1.0) / N + (10.0 / D) ** 2 + 0.5, D
+
+
+def _brute_force_sopt(N, C, f=None):
+    S = np.linspace(0.0, 0.9995, 2_000_001)
+    return S[int(np.argmin(_loss_by_hand(S, N, C, f)[0]))]
+
+
+# ---------------------------------------------------------------------------
+# planning
+# ---------------------------------------------------------------------------
+def test_the_advertised_accountings_are_the_ones_c_mul_accepts():
+    # the two idealised accountings, by name: c_mul at S = 1/2 is 2 (dense) and 1.375 (sparse)
+    assert planning.FLOP_ACCOUNTINGS == ("sparse", "dense")
+    by_hand = {"sparse": 1.375, "dense": 2.0}
+    for name in planning.FLOP_ACCOUNTINGS:
+        assert planning.c_mul(0.5, name) == pytest.approx(by_hand[name], rel=1e-14)
+
+
+def test_planning_refusals_word_for_word():
+    # a law without a unit for D names the fallback "data"
+    law = Law("sparse", SPARSE, units={"N": "x"})
+    with pytest.raises(SparsescaleError) as err:
+        planning.law_compute(law, 1.0)
+    assert str(err.value) == (
+        "compute_flops: law sparse does not say what one unit of D (data) costs "
+        "(tokens_per_unit); give the budget as a multiple of the dense compute-optimal budget "
+        "instead"
+    )
+    with pytest.raises(SparsescaleError) as err:
+        planning.optimal_sparsity(Law("dense", DENSE), 4.0, 1e3)
+    assert str(err.value) == (
+        "this needs a sparse-form law (it has aS, bS, cS); a dense law has no sparsity term"
+    )
+
+
+def test_the_grid_handles_more_points_than_one_chunk():
+    # 4097 + 2 points (more than one chunk of 4096): every point's S_opt is the brute-force
+    # minimum of its own (N, C) within the grid's resolution
+    law = Law("sparse", SPARSE)
+    C = np.where(np.arange(4099) % 2 == 0, 1e3, 1e4)
+    grid = planning.optimal_sparsity_grid(law, 4.0, C, "dense")
+    want = {c: _brute_force_sopt(4.0, c) for c in (1e3, 1e4)}
+    assert grid.shape == (4099,)
+    assert np.all(np.abs(grid - np.array([want[c] for c in C])) <= 0.9995 / 2000)
+
+
+def _spy_on_predict(law):
+    """Record every S that law.predict is asked for."""
+    seen, predict = [], law.predict
+
+    def spy(S, N, D):
+        seen.append(np.array(S, dtype=float))
+        return predict(S, N, D)
+
+    law.predict = spy
+    return seen
+
+
+@pytest.mark.parametrize(
+    "resolution, coarse_n",
+    [
+        (2000, 178),  # 4 sqrt(2000) = 178.9
+        (17, 16),  # 4 sqrt(17) = 16.49 -> 16, the floor of 16
+        (10, 10),  # 4 sqrt(10) = 12.6, below the floor of 16, and at most the resolution
+    ],
+)
+def test_the_grid_costs_what_its_docstring_says(resolution, coarse_n):
+    # coarse-to-fine: a coarse grid of int(min(resolution, max(16, 4 sqrt(resolution)))) values
+    # over [0, MAX_SPARSITY], then a fine grid over the two coarse cells around the coarse
+    # minimum, [centre - step, centre + step] with step = MAX / (coarse_n - 1), evenly spaced at
+    # the fewest points that keep the spacing within MAX / resolution:
+    # fine_n = ceil(2 step / (MAX / resolution)) + 1 = ceil(2 resolution / (coarse_n - 1)) + 1
+    law = Law("sparse", SPARSE)
+    seen = _spy_on_predict(law)
+    S_out = planning.optimal_sparsity_grid(law, 4.0, 1e3, "dense", resolution=resolution)
+    fine_n = math.ceil(2 * resolution / (coarse_n - 1)) + 1
+    assert [v.shape for v in seen] == [(coarse_n, 1), (fine_n, 1)]
+    # the fine grid around the coarse minimum: two coarse steps wide, even spacing
+    step = 0.9995 / (coarse_n - 1)
+    window = seen[1][:, 0]
+    assert abs(window[-1] - window[0] - 2 * step) < 1e-12
+    assert np.allclose(np.diff(window), 2 * step / (fine_n - 1), rtol=0, atol=1e-12)
+    k = (window[0] + step) / step  # the window's centre is a coarse value, k step
+    assert abs(k - round(k)) < 1e-9
+    assert abs(float(S_out) - _brute_force_sopt(4.0, 1e3)) <= 0.9995 / resolution
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        679.0,  # S_opt = 1.2e-4, inside the first cell (0, MAX / 4000) of the search grid
+        678.825,  # S_opt = 2.9e-6, inside the first cell of the first zoom (1.25e-5 wide)
+        7.88e6,  # S_opt = 0.99944, inside the last cell, nearer its upper end
+        9.011e6,  # S_opt = 0.9995 - 3.0e-6, inside the last cell of the last zoom
+        1e9,  # S_opt beyond MAX_SPARSITY: the search ends at its upper bound
+    ],
+)
+def test_optimal_sparsity_in_the_first_and_last_cells_of_its_grid(compute):
+    # the values of compute were found by bisection on the brute-force S_opt (dense FLOPs, N = 4)
+    law = Law("sparse", SPARSE)
+    S = np.linspace(0.0, 0.9995, 2_000_001)
+    i = int(np.argmin(_loss_by_hand(S, 4.0, compute)[0]))
+    # refine the brute force within its own cell
+    S2 = np.linspace(S[max(i - 1, 0)], S[min(i + 1, S.size - 1)], 20_001)
+    want = S2[int(np.argmin(_loss_by_hand(S2, 4.0, compute)[0]))]
+    got = planning.optimal_sparsity(law, 4.0, compute, "dense").sparsity
+    assert got == pytest.approx(want, abs=1e-7)
+    cell = 0.9995 / 4000
+    assert want < cell or want > 0.9995 - cell  # the cases meant: first or last cell
+
+
+def test_small_positive_sizes_and_budgets_are_accepted():
+    # "positive" includes values below 1: N = 0.5, C = 0.5 is a valid (if tiny) plan, and at this
+    # budget the data term dominates: D = C / (6 N c_mul) is tiny, so S_opt = 0 (brute force)
+    law = Law("sparse", SPARSE)
+    point = planning.optimal_sparsity(law, 0.5, 0.5, "dense")
+    assert (point.n_nonzero, point.compute) == (0.5, 0.5)
+    S = np.linspace(0.0, 0.9995, 200_001)
+    assert point.sparsity == pytest.approx(S[int(np.argmin(_loss_by_hand(S, 0.5, 0.5)[0]))])
+
+
+def _sparse_loss_by_hand(S, N, C, coef, f):
+    """The sparse law (aS (1-S)^bS + cS) N^-bN + (aD / D)^bD + c along the budget C with sparse
+    FLOPs: D = C / (6 N (1 - f S) / (1 - S))."""
+    D = C * (1.0 - S) / (6.0 * N * (1.0 - f * S))
+    aS, bS, cS, bN, aD, bD, c = (coef[k] for k in ("aS", "bS", "cS", "bN", "aD", "bD", "c"))
+    return (aS * (1.0 - S) ** bS + cS) * N**-bN + (aD / D) ** bD + c, D
+
+
+def test_optimal_intervals_replan_every_draw_with_the_default_accounting():
+    from sparsescale.laws.uncertainty import intervals
+
+    # three draws that differ in aD only (5, 10, 20): each has its own S_opt (brute force, sparse
+    # FLOPs on the default 25%-75% ramp, f = 0.625); the law itself is the middle one
+    draws = [dict(SPARSE, aD=a) for a in (5.0, 10.0, 20.0)]
+    law = Law("sparse", SPARSE)
+    law.uncertainty = intervals.Uncertainty(
+        form="sparse",
+        draws=np.array([list(d.values()) for d in draws]),
+        fit_range=intervals.FitRange((1.0, 10.0), (1.0, 1e6), 0.9),
+        model_error=intervals.ModelError(0.0, 0.0),
+    )
+    N, C = 4.0, 1e3
+    S = np.linspace(0.0, 0.9995, 2_000_001)
+    s_opt = []
+    for d in draws:
+        s_opt.append(S[int(np.argmin(_sparse_loss_by_hand(S, N, C, d, 0.625)[0]))])
+    v0, v1, v2 = sorted(s_opt)
+    assert v0 < v1 < v2 and s_opt[1] == v1
+    point = planning.optimal_sparsity(law, N, C)  # sparse FLOPs, the default
+    # numpy's linear percentile of 3 values at p: index 2 p / 100 into the sorted values
+    for level, (lo_at, hi_at) in ((None, (0.05, 1.95)), (0.5, (0.5, 1.5))):
+        out = (
+            planning.optimal_intervals(law, point)
+            if level is None
+            else planning.optimal_intervals(law, point, level=level)
+        )
+        lo = v0 + lo_at * (v1 - v0)
+        hi = v1 + (hi_at - 1.0) * (v2 - v1)
+        assert out["sparsity"] == (pytest.approx(lo, abs=2e-6), pytest.approx(hi, abs=2e-6))
+        # the data each draw's plan buys, D = C (1 - S) / (6 N (1 - f S)), decreases with S
+        dv = [_sparse_loss_by_hand(s, N, C, SPARSE, 0.625)[1] for s in (v2, v1, v0)]
+        assert out["data"] == (
+            pytest.approx(dv[0] + lo_at * (dv[1] - dv[0]), rel=1e-5),
+            pytest.approx(dv[1] + (hi_at - 1.0) * (dv[2] - dv[1]), rel=1e-5),
+        )
+    # two draws (aD = 5 and 20) are enough for a percentile interval: 2.5% and 97.5% of two
+    # values lie 0.025 and 0.975 of the way between them, and the law's own S_opt lies inside
+    two = [draws[0], draws[2]]
+    law.uncertainty.draws = np.array([list(d.values()) for d in two])
+    a, b = sorted((s_opt[0], s_opt[2]))
+    out = planning.optimal_intervals(law, point)
+    assert out["sparsity"] == (
+        pytest.approx(a + 0.025 * (b - a), abs=2e-6),
+        pytest.approx(a + 0.975 * (b - a), abs=2e-6),
+    )
