@@ -202,3 +202,43 @@ def test_optimal_intervals_replan_every_draw_with_the_default_accounting():
         pytest.approx(a + 0.025 * (b - a), abs=2e-6),
         pytest.approx(a + 0.975 * (b - a), abs=2e-6),
     )
+
+
+# ---------------------------------------------------------------------------
+# intervals
+# ---------------------------------------------------------------------------
+from sparsescale.laws.uncertainty import intervals  # noqa: E402
+
+
+def _bare_uncertainty():
+    return intervals.Uncertainty(
+        form="dense",
+        draws=np.array([list(DENSE.values())] * 2),
+        fit_range=intervals.FitRange((1.0, 2.0), (3.0, 4.0), 0.5),
+        model_error=intervals.ModelError(0.1, 0.2),
+    )
+
+
+def test_an_uncertainty_has_no_calibration_and_no_source_by_default():
+    one, two = _bare_uncertainty(), _bare_uncertainty()
+    assert (one.calibration, one.source) == ({}, "")
+    d = one.to_dict()
+    assert (d["calibration"], d["source"]) == ({}, "")
+    one.calibration["coverage"] = 0.9  # each instance has a calibration of its own
+    assert two.calibration == {}
+
+
+def test_a_fit_range_without_sparsities_is_dense():
+    # no sparsities given: every run was dense, the sparsest run is at S = 0, and a point at
+    # S = 1/2 lies ln(1 / 0.5) = ln 2 beyond it
+    r = intervals.FitRange.of(None, [1.0, 4.0], [2.0, 8.0])
+    assert (r.n_nonzero, r.data, r.sparsity_max) == ((1.0, 4.0), (2.0, 8.0), 0.0)
+    assert r.distance(0.5, 2.0, 4.0) == pytest.approx(math.log(2.0), rel=1e-14)
+
+
+def test_the_method_of_an_uncertainty_word_for_word():
+    # the description a law file carries with its draws
+    assert _bare_uncertainty().to_dict()["method"] == (
+        "bootstrap coefficient draws + model error growing with extrapolation distance "
+        "(sigma = sqrt(floor^2 + (per_efold * d)^2), d = e-folds beyond the fitted range)"
+    )
