@@ -242,3 +242,12 @@ def test_the_method_of_an_uncertainty_word_for_word():
         "bootstrap coefficient draws + model error growing with extrapolation distance "
         "(sigma = sqrt(floor^2 + (per_efold * d)^2), d = e-folds beyond the fitted range)"
     )
+
+
+def test_the_grid_and_the_point_search_default_to_sparse_flops_on_the_default_ramp():
+    # no accounting given: sparse FLOPs, schedule 25% to 75% (f = 0.625); the brute-force S_opt
+    # at N = 4, C = 1e3 is 0.587 there (0.266 under dense FLOPs)
+    law = Law("sparse", SPARSE)
+    want = _brute_force_sopt(4.0, 1e3, 0.625)
+    assert abs(float(planning.optimal_sparsity_grid(law, 4.0, 1e3)) - want) <= 0.9995 / 2000
+    assert planning.optimal_sparsity(law, 4.0, 1e3).sparsity == pytest.approx(want, abs=2e-6)
