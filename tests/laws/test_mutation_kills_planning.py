@@ -251,3 +251,28 @@ def test_the_grid_and_the_point_search_default_to_sparse_flops_on_the_default_ra
     want = _brute_force_sopt(4.0, 1e3, 0.625)
     assert abs(float(planning.optimal_sparsity_grid(law, 4.0, 1e3)) - want) <= 0.9995 / 2000
     assert planning.optimal_sparsity(law, 4.0, 1e3).sparsity == pytest.approx(want, abs=2e-6)
+
+
+# ---------------------------------------------------------------------------
+# costs
+# ---------------------------------------------------------------------------
+from sparsescale.laws import costs  # noqa: E402
+
+
+def test_cost_model_schedule_refusal_word_for_word():
+    with pytest.raises(SparsescaleError) as err:
+        costs.CostModel("x", (0.0, 1.0), (1.0, 0.0), start=0.5, end=0.5)
+    assert str(err.value) == "schedule fractions need 0 <= start < end <= 1, got start=0.5, end=0.5"
+
+
+def test_the_log_slope_of_c_mul_at_both_ends_of_its_domain():
+    # dense accounting: log c_mul(S) = -ln(1 - S). The slope is a difference over [S - h, S + h],
+    # h = 1e-6, clipped to [0, 1 - 1e-9] (c_mul has its pole at S = 1) and divided by the clipped
+    # width, so at the ends it is a one-sided secant:
+    dense = costs.dense_cost()
+    # S = 0: (-ln(1 - h) - 0) / h = 1 + h / 2 + h^2 / 3 ...
+    assert dense.dlog_c_mul(0.0) == pytest.approx(-math.log1p(-1e-6) / 1e-6, rel=1e-9)
+    # S = 1 - 5e-7: from lo = 1 - 1.5e-6 to hi = 1 - 1e-9: ln(1.5e-6 / 1e-9) / (1.5e-6 - 1e-9)
+    S = 1.0 - 5e-7
+    want = math.log(1.5e-6 / 1e-9) / (1.5e-6 - 1e-9)  # 4.88e6
+    assert dense.dlog_c_mul(S) == pytest.approx(want, rel=1e-6)
