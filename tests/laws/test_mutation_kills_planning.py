@@ -276,3 +276,43 @@ def test_the_log_slope_of_c_mul_at_both_ends_of_its_domain():
     S = 1.0 - 5e-7
     want = math.log(1.5e-6 / 1e-9) / (1.5e-6 - 1e-9)  # 4.88e6
     assert dense.dlog_c_mul(S) == pytest.approx(want, rel=1e-6)
+
+
+def test_cost_model_refusals_word_for_word():
+    with pytest.raises(SparsescaleError) as err:
+        costs.CostModel("x", (0.0, 0.0), (1.0, 1.0))
+    assert str(err.value) == "knots must be strictly increasing, one relative step time each"
+    with pytest.raises(SparsescaleError) as err:
+        costs.CostModel("x", (0.0, 1.0), (1.0, -1.0))
+    assert str(err.value) == "relative step times must be finite and >= 0"
+
+
+def test_mean_step_time_when_the_dense_step_is_not_one():
+    # a hand-made r with r(0) = 2 (the dense phases cost 2, not 1): r(s) = 2 (1 - s).
+    # final_only: end r(0) + (1 - end) r(S) = 0.75 * 2 + 0.25 * 1 = 1.75 at S = 1/2
+    final = costs.CostModel("x", (0.0, 1.0), (2.0, 0.0), final_only=True)
+    assert final.mean_step_time(0.5) == pytest.approx(1.75, rel=1e-14)
+    # the cubic ramp: mean s = S (1 - mean (1 - p)^3) = 3 S / 4, so the ramp mean of the linear r
+    # is 2 - 1.5 S = 1.25; start r(0) + (end - start) 1.25 + (1 - end) r(S)
+    # = 0.25 * 2 + 0.5 * 1.25 + 0.25 * 1 = 1.375
+    ramped = costs.CostModel("x", (0.0, 1.0), (2.0, 0.0))
+    assert ramped.mean_step_time(0.5) == pytest.approx(1.375, rel=1e-12)
+
+
+@pytest.mark.parametrize("S", [0.8, 0.55, 0.3])
+def test_the_ramp_mean_is_exact_for_a_kink_below_the_final_sparsity(S):
+    # r(s) = 1 up to s = 1/2, then 2 (1 - s). The ramp s(p) = S (1 - (1 - p)^3) crosses 1/2 where
+    # (1 - p)^3 = 1 - 1 / (2 S), i.e. at p* = 1 - q, q = (1 - 1 / (2 S))^(1/3) (when S > 1/2).
+    # Beyond it r = 2 - 2 S + 2 S (1 - p)^3, whose integral over [p*, 1] is
+    # (2 - 2 S) q + 2 S q^4 / 4. Below S = 1/2 the ramp never reaches the kink: r = 1.
+    model = costs.CostModel("kink", (0.0, 0.5, 1.0), (1.0, 1.0, 0.0))
+    if S > 0.5:
+        q = (1.0 - 1.0 / (2.0 * S)) ** (1.0 / 3.0)
+        ramp = (1.0 - q) + (2.0 - 2.0 * S) * q + S * q**4 / 2.0
+        final = 2.0 * (1.0 - S)
+    else:
+        ramp, final = 1.0, 1.0
+    assert model.mean_step_time(S) == pytest.approx(0.25 + 0.5 * ramp + 0.25 * final, rel=1e-12)
+    assert model.mean_step_time(np.array([S, S])) == pytest.approx(
+        [0.25 + 0.5 * ramp + 0.25 * final] * 2, rel=1e-12
+    )
