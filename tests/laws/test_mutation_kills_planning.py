@@ -316,3 +316,15 @@ def test_the_ramp_mean_is_exact_for_a_kink_below_the_final_sparsity(S):
     assert model.mean_step_time(np.array([S, S])) == pytest.approx(
         [0.25 + 0.5 * ramp + 0.25 * final] * 2, rel=1e-12
     )
+
+
+def test_a_missing_pattern_lists_the_measured_ones():
+    doc = {
+        "format": "sparsescale-speedups/1",
+        "speedups": {"unstructured": {"0.9": 2.0}, "2:4": {"0.5": 1.5}},
+    }
+    with pytest.raises(SparsescaleError) as err:
+        costs.speedups_from_dict(doc, "f.json").cost_model("1:4")
+    assert (
+        str(err.value) == "f.json: no speedups measured for pattern '1:4' (has: 2:4, unstructured)"
+    )
