@@ -26,7 +26,7 @@ demo: setup
 # The lint and the installed-wheel check run first: both take seconds to a few
 # minutes, and a failure there is cheaper to see than one at the end of pytest.
 test: setup lint wheel-check
-	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q
+	RAY_USAGE_STATS_ENABLED=0 $(PY) -m pytest -q -n 2 --dist loadgroup
 
 # pyflakes, import order and the 100-column line length (pyproject.toml [tool.ruff]).
 lint: setup

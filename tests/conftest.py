@@ -3,9 +3,27 @@ and one torch thread for the folders of tiny tensors."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# `make test` runs two pytest workers (pytest-xdist), one per core. Each worker
+# and every CLI it starts then gets one thread for torch and BLAS: two
+# 1-thread processes beat two 2-thread ones fighting over 2 cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests of a module that uses Ray all run in one worker (`--dist
+    loadgroup`): two Ray clusters at once on 2 cores would starve each other's
+    raylets past the tests' timeouts."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and "ray" in vars(module):
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 T5_BLOCK_PARAMS = 24 * 12 * 768**2
 VIT_BLOCK_PARAMS = 12 * 12 * 768**2

@@ -465,6 +465,9 @@ def test_c_mul_and_its_log_derivative_by_hand():
     assert planning.c_mul(0.0) == 1.0 and planning.c_mul(0.0, "dense") == 1.0
     with pytest.raises(SparsescaleError, match="flops: expected sparse or dense, got 'ideal'"):
         planning.c_mul(0.5, "ideal")
+    # the derivative refuses the same names (it once read any other name as sparse)
+    with pytest.raises(SparsescaleError, match="flops: expected sparse or dense, got 'ideal'"):
+        planning.dlog_c_mul(0.5, "ideal")
     # training FLOPs: 6 N D c_mul = 6 * 10 * 100 * 2
     assert planning.training_flops(10, 100, 0.5, "dense") == pytest.approx(12000.0, rel=1e-14)
     assert planning.training_flops(10, 100, 0.5) == pytest.approx(6000.0 * 1.375, rel=1e-14)

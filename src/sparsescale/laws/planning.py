@@ -73,8 +73,10 @@ def dlog_c_mul(sparsity, flops: str = "sparse", start: float = 0.25, end: float 
         return flops.dlog_c_mul(S)
     if flops == "dense":
         return 1.0 / (1.0 - S)
-    f = mean_sparsity_fraction(start, end)
-    return 1.0 / (1.0 - S) - f / (1.0 - f * S)
+    if flops == "sparse":
+        f = mean_sparsity_fraction(start, end)
+        return 1.0 / (1.0 - S) - f / (1.0 - f * S)
+    raise SparsescaleError(f"expected sparse or dense, got {flops!r}", param="flops")
 
 
 def training_flops(
