@@ -25,6 +25,7 @@ def pytest_collection_modifyitems(config, items):
         if module is not None and "ray" in vars(module):
             item.add_marker(pytest.mark.xdist_group("ray"))
 
+
 T5_BLOCK_PARAMS = 24 * 12 * 768**2
 VIT_BLOCK_PARAMS = 12 * 12 * 768**2
 
