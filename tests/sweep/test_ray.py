@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def local_ray():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["TOY_STEP_SLEEP"] = "0.2"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
     os.environ.pop("TOY_STEP_SLEEP", None)

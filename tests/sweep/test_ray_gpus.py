@@ -27,7 +27,7 @@ def ray_with_gpus():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["TOY_RUN_SLEEP"] = "2.0"
     # 4 logical CPUs on any machine: the GPUs, not the CPUs, bound how many runs fly
-    ray.init(num_gpus=4, num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_gpus=4, num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
     os.environ.pop("TOY_RUN_SLEEP", None)

@@ -78,7 +78,12 @@ def test_coordinator_sigkilled_three_times_completes_every_run_once(tmp_path):
     rng = random.Random(1234)
     for _ in range(3):
         p = sweep(spec, store, sleep="0.05")
-        time.sleep(rng.uniform(0.8, 2.5))  # after start-up, somewhere inside the sweep
+        # after start-up (which takes seconds on a loaded machine: wait for the store to
+        # exist), somewhere inside the sweep
+        deadline = time.monotonic() + 60
+        while not store.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.5, 2.0))
         p.send_signal(signal.SIGKILL)
         p.wait()
     rows_mid, _ = results(store)
