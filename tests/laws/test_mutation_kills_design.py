@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+import sparsescale.laws.design as design
 from sparsescale.errors import SparsescaleError
 from sparsescale.laws.design import (
     MIN_SHARE,
@@ -20,9 +21,16 @@ from sparsescale.laws.design import (
     greedy_batch,
     parse_axis,
     parse_target,
+    predict_draws,
+    propose,
     run_flops,
 )
+from sparsescale.laws.fit import FitResult
+from sparsescale.laws.law import Law
 from sparsescale.laws.planning import c_mul
+from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.presets import preset
+from sparsescale.laws.uncertainty.bootstrap import BootstrapResult
 
 EXAMPLE = "sopt:N=1e8,C=1e20, equivalent-size:S=0.75 or loss:S=0.5,N=1e8,D=1e10"
 
@@ -213,3 +221,281 @@ def test_greedy_batch_zero_variance_and_left_never_negative():
     with np.errstate(invalid="ignore"):  # the conditioned candidate's gain is 0 / 0
         chosen, shares, left = greedy_batch(cov, 0.0, np.array([1.0]), budget=1.0)
     assert chosen == [0] and shares == pytest.approx([1.0]) and 0.0 <= left < 1e-15
+
+
+# -- propose() on a stand-in bootstrap ---------------------------------------
+#
+# The fitted law is a dense law; the stand-in's 40 draws have A = 0, beta = 1, so a candidate at
+# D predicts (1 + v_b) / D + 2 + u_b, with u_b, v_b = +-0.1 in every combination ten times
+# (orthogonal, balanced: no winsorising clips them). The target's draws are t_b = u_b. With
+# s2 = Var(u) = Var(v) = 40 * 0.01 / 39 (np.cov divides by B - 1), a candidate at D has
+# (w = 1 / D): Cov(t, l) = s2, Var(l) = s2 (1 + w^2), Cov(l, l') = s2 (1 + w w').
+
+S2 = 0.4 / 39
+U = np.repeat([0.1, 0.1, -0.1, -0.1], 10)
+V = np.tile(np.repeat([0.1, -0.1], 10), 2)
+LAW = Law("dense", {"A": 400.0, "alpha": 0.34, "B": 2000.0, "beta": 0.28, "E": 1.7})
+# residuals pred - y of the finished runs: median 0.01, absolute deviations 0.03, 0.01, 0, 0.02,
+# 0.04, their median 0.02: the noise is 1.4826 * 0.02 = 0.029652
+RESIDUALS = np.array([-0.02, 0.0, 0.01, 0.03, 0.05])
+RUNS_N = np.array([1e6, 2e6, 4e6, 8e6, 1.6e7])
+RUNS_D = np.array([1e8, 2e8, 1e8, 4e8, 1e9])
+
+
+def _points(law=LAW, space="linear"):
+    S = np.zeros(5)
+    pred = law.predict(S, RUNS_N, RUNS_D)
+    y = pred - RESIDUALS if space == "linear" else pred * np.exp(-RESIDUALS)
+    return Points(S, RUNS_N, RUNS_D, y)
+
+
+def _stand_in(monkeypatch, draws, target, interval=(1.0, 2.0, 4.0)):
+    """Replace the bootstrap by fixed draws (columns A, alpha, B, beta, E) and target draws."""
+    calls = []
+
+    def fake(points, options, *, n_boot, level, reference, derived):
+        calls.append(dict(options=options, n_boot=n_boot, level=level, ref=reference, d=derived))
+        samples = {k: draws[:, j] for j, k in enumerate(("A", "alpha", "B", "beta", "E"))}
+        samples["target"] = np.asarray(target, dtype=float)
+        return BootstrapResult(level, n_boot, {"target": interval}, samples)
+
+    monkeypatch.setattr(design, "bootstrap", fake)
+    return calls
+
+
+def _draws(u=U, v=V):
+    return np.column_stack([np.zeros(u.size), np.ones(u.size), 1.0 + v, np.ones(u.size), 2.0 + u])
+
+
+def _cov(ws):
+    """The analytic covariance of (t, l_c for D = 1 / w)."""
+    w = np.r_[0.0, ws]
+    cov = S2 * (1.0 + np.outer(w, w))
+    cov[0, 0] = S2
+    return cov
+
+
+def _left(cov, chosen, noise_var):
+    """Var(t | the chosen runs observed), conditioning on the whole batch at once."""
+    B = [1 + c for c in chosen]
+    return cov[0, 0] - cov[0, B] @ np.linalg.solve(
+        cov[np.ix_(B, B)] + noise_var * np.eye(len(B)), cov[B, 0]
+    )
+
+
+CANDS = np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 2.0], [0.0, 1.0, 4.0]])
+
+
+def test_propose_by_hand(monkeypatch):
+    calls = _stand_in(monkeypatch, _draws(), U)
+    fit = FitResult(LAW, 0.5, 5)
+    target = parse_target("loss:S=0.5,N=1e7,D=1e9")
+    options = FitOptions(form="dense", space="linear", tokens_per_unit=2.0, seed=3)
+    p = propose(_points(), target, CANDS, 36.0, options, n_boot=40, fit=fit, level=0.9)
+    # the bootstrap: the caller's options without tokens_per_unit, the count, the level and the
+    # fit as the reference
+    (call,) = calls
+    assert call["options"] == options.replace(tokens_per_unit=None)
+    assert (call["n_boot"], call["level"], call["ref"]) == (40, 0.9, fit)
+    # the derived target sets the unit on each draw before evaluating it
+    law = Law("dense", dict(LAW.coefficients))
+    assert call["d"]["target"](law) == pytest.approx(float(LAW.predict(0.5, 1e7, 1e9)))
+    assert law.tokens_per_unit == 2.0 and fit.law.tokens_per_unit == 2.0
+    # noise: 1.4826 * 0.02
+    assert p.noise == pytest.approx(0.029652, rel=1e-9)
+    n2 = p.noise**2
+    # flops 6 N D tokens_per_unit: 12, 24, 48. Gains s2^2 / (s2 (1 + w^2) + n2) per FLOP:
+    # D = 1 first (0.0049 / 12 against 0.0077 / 24 and 0.0089 / 48); then 24 FLOPs are left:
+    # D = 2 still fits, D = 4 does not
+    # After observing D = 1 (column s2 (1, 2, 1.5, 1.25), denominator d0 = 2 s2 + n2), the
+    # target's covariance with D = 2 is s2 - 1.5 s2^2 / d0 and D = 2's variance
+    # 1.25 s2 - 2.25 s2^2 / d0
+    cov = _cov([1.0, 0.5, 0.25])
+    d0 = 2 * S2 + n2
+    g0 = S2**2 / d0
+    g1 = (S2 - 1.5 * S2**2 / d0) ** 2 / (1.25 * S2 - 2.25 * S2**2 / d0 + n2)
+    left = _left(cov, [0, 1], n2)
+    assert S2 - g0 - g1 == pytest.approx(left, rel=1e-9)
+    assert p.runs == [
+        {
+            "sparsity": 0.0,
+            "n_nonzero": 1.0,
+            "data": 1.0,
+            "flops": 12.0,
+            "variance_share": pytest.approx(g0 / S2, rel=1e-9),
+        },
+        {
+            "sparsity": 0.0,
+            "n_nonzero": 1.0,
+            "data": 2.0,
+            "flops": 24.0,
+            "variance_share": pytest.approx(g1 / S2, rel=1e-9),
+        },
+    ]
+    assert p.spent_flops == 36.0 and p.budget_flops == 36.0
+    assert isinstance(p.budget_flops, float)
+    assert p.interval == (1.0, 2.0, 4.0) and p.width == 3.0
+    assert p.expected_width == pytest.approx(3.0 * math.sqrt(left / S2), rel=1e-9)
+    assert (p.n_boot, p.n_candidates, p.target, p.fit) == (40, 3, target, fit)
+    assert p.to_dict() == {
+        "target": "loss:S=0.5,N=1e+07,D=1e+09",
+        "interval": [1.0, 2.0, 4.0],
+        "width": 3.0,
+        "expected_width": p.expected_width,
+        "budget_flops": 36.0,
+        "spent_flops": 36.0,
+        "noise": p.noise,
+        "n_boot": 40,
+        "n_candidates": 3,
+        "runs": p.runs,
+    }
+
+
+def test_propose_defaults(monkeypatch):
+    # no options: log space, one token per unit of D (flops 6 N D), 200 draws asked for,
+    # the 95% level, the default min_share
+    calls = _stand_in(monkeypatch, _draws(), U)
+    fit = FitResult(LAW, 0.5, 5)
+    p = propose(_points(space="log"), parse_target("equivalent-size:S=0.5"), CANDS, 1e9, fit=fit)
+    (call,) = calls
+    assert call["options"] == FitOptions()
+    assert (call["n_boot"], call["level"]) == (200, 0.95)
+    assert fit.law.tokens_per_unit == 1.0
+    assert p.n_boot == 200
+    assert [r["flops"] for r in p.runs] == sorted(r["flops"] for r in p.runs)
+    assert {r["flops"] for r in p.runs} <= {6.0, 12.0, 24.0}
+    # the noise is the MAD of the log residuals: the same 0.029652
+    assert p.noise == pytest.approx(0.029652, rel=1e-9)
+    # log space: the covariances are those of the log predictions
+    X = np.column_stack([U, np.log(predict_draws(_draws(), *CANDS.T, form="dense"))])
+    cov = np.cov(X, rowvar=False)
+    chosen = [int(np.log2(r["data"])) for r in p.runs]
+    assert p.expected_width == pytest.approx(
+        3.0 * math.sqrt(_left(cov, chosen, p.noise**2) / cov[0, 0]), rel=1e-9
+    )
+    # max_runs caps the batch
+    p = propose(
+        _points(space="log"),
+        parse_target("equivalent-size:S=0.5"),
+        CANDS,
+        1e9,
+        fit=FitResult(LAW, 0.5, 5),
+        min_share=0.0,
+        max_runs=2,
+    )
+    assert len(p.runs) == 2
+
+
+def test_propose_fits_when_no_fit_is_given(monkeypatch):
+    # exact points of the law: the fit recovers it, and the noise floor 1e-12 applies
+    # (every residual is ~0)
+    _stand_in(monkeypatch, _draws(), U)
+    S = np.zeros(12)
+    Ng, Dg = np.meshgrid([1e6, 4e6, 1.6e7], [1e8, 4e8, 1.6e9, 6.4e9], indexing="ij")
+    y = LAW.predict(S, Ng.ravel(), Dg.ravel())
+    points = Points(S, Ng.ravel(), Dg.ravel(), y)
+    p = propose(points, parse_target("equivalent-size:S=0.5"), CANDS, 1e9, FitOptions("dense"))
+    assert p.fit.law.form == "dense"
+    assert p.fit.law["E"] == pytest.approx(1.7, rel=1e-4)
+    assert 1e-12 <= p.noise < 1e-6
+
+
+def test_propose_winsorises_each_column(monkeypatch):
+    # heavy-tailed draws: the covariance is that of the columns clipped to their 2.5 and 97.5
+    # percentiles
+    rng = np.random.default_rng(7)
+    u, v = 0.1 * rng.standard_t(2, 40), 0.1 * rng.standard_t(2, 40)
+    t = u + 0.5 * rng.standard_t(2, 40)
+    _stand_in(monkeypatch, _draws(u, v), t)
+    p = propose(
+        _points(),
+        parse_target("equivalent-size:S=0.5"),
+        CANDS,
+        1e9,
+        FitOptions("dense", space="linear"),
+        fit=FitResult(LAW, 0.5, 5),
+        min_share=0.0,
+    )
+    X = np.column_stack([t, predict_draws(_draws(u, v), *CANDS.T, form="dense")])
+    lo, hi = np.percentile(X, [2.5, 97.5], axis=0)
+    cov = np.cov(np.clip(X, lo, hi), rowvar=False)
+    chosen = [int(np.log2(r["data"])) for r in p.runs]
+    assert len(chosen) == 3
+    assert p.expected_width == pytest.approx(
+        3.0 * math.sqrt(_left(cov, chosen, p.noise**2) / cov[0, 0]), rel=1e-9
+    )
+    # unclipped, the width would differ
+    raw = np.cov(X, rowvar=False)
+    assert abs(math.sqrt(_left(raw, chosen, p.noise**2) / raw[0, 0]) * 3 - p.expected_width) > 1e-3
+
+
+def test_propose_needs_ten_finite_draws(monkeypatch):
+    fit = FitResult(LAW, 0.5, 5)
+    target = parse_target("equivalent-size:S=0.5")
+    # 10 finite target draws of 40: enough; 9: refused
+    t = np.where(np.arange(40) % 4 == 0, U, np.nan)
+    assert np.isfinite(t).sum() == 10
+    _stand_in(monkeypatch, _draws(), t)
+    opts = FitOptions("dense", space="log")
+    assert propose(_points(space="log"), target, CANDS, 1e9, opts, fit=fit).n_boot == 200
+    t[0] = np.inf
+    _stand_in(monkeypatch, _draws(), t)
+    with pytest.raises(SparsescaleError) as info:
+        propose(_points(space="log"), target, CANDS, 1e9, opts, fit=fit)
+    assert str(info.value) == (
+        "bootstrap: fewer than 10 draws give a finite target and predictions"
+    )
+    # a draw whose prediction is not positive has no log: it drops out too (E = -5 makes 31
+    # draws' predictions negative: 9 are left)
+    draws = _draws()
+    draws[:31, 4] = -5.0
+    _stand_in(monkeypatch, draws, U)
+    with pytest.raises(SparsescaleError, match="fewer than 10 draws"):
+        propose(_points(space="log"), target, CANDS, 1e9, opts, fit=fit)
+    # in linear space a negative prediction is a number like any other
+    _stand_in(monkeypatch, draws, U)
+    lin = FitOptions("dense", space="linear")
+    assert propose(_points(), target, CANDS, 1e9, lin, fit=fit).n_candidates == 3
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, math.inf, math.nan])
+def test_propose_refuses_a_bad_budget(budget):
+    with pytest.raises(SparsescaleError) as info:
+        propose(_points(), parse_target("equivalent-size:S=0.5"), CANDS, budget)
+    assert str(info.value) == f"budget: must be a positive number of FLOPs, got {budget}"
+
+
+def test_propose_refuses_no_candidates():
+    with pytest.raises(SparsescaleError) as info:
+        propose(_points(), parse_target("equivalent-size:S=0.5"), np.zeros((0, 3)), 1.0)
+    assert str(info.value) == "candidates: none left (every candidate run is already finished)"
+
+
+def test_a_single_candidate_row_and_predict_draws_default_form(monkeypatch):
+    _stand_in(monkeypatch, _draws(), U)
+    p = propose(
+        _points(),
+        parse_target("equivalent-size:S=0.5"),
+        [0.0, 1.0, 1.0],
+        1e9,
+        FitOptions("dense", space="linear"),
+        fit=FitResult(LAW, 0.5, 5),
+    )
+    assert p.n_candidates == 1 and [r["data"] for r in p.runs] == [1.0]
+    # predict_draws defaults to the sparse form and the law's default schedule fraction
+    law = preset("t5-c4")
+    row = np.array([[law[k] for k in law.coefficients]])
+    got = predict_draws(row, [0.5], [1e7], [1e9])
+    assert got.shape == (1, 1) and got[0, 0] == pytest.approx(float(law.predict(0.5, 1e7, 1e9)))
+
+
+def test_target_of_sopt_converts_the_budget_with_the_unit():
+    # sopt re-plans at C FLOPs: with 65536 tokens per unit of D the budget is 65536 times
+    # fewer units of D than with one
+    law = preset("t5-c4")
+    t = parse_target("sopt:N=1e8,C=1e20")
+    from sparsescale.laws.planning import law_compute, optimal_sparsity
+
+    want = optimal_sparsity(law, 1e8, law_compute(law, 1e20)).sparsity
+    assert t.of(law) == pytest.approx(want, rel=1e-12)
+    assert 0.0 < t.of(law) < 1.0
