@@ -236,3 +236,21 @@ def test_score_form_holdout_and_rolling_mean_over_points():
     err = np.abs(law.predict(S[test], N[test], D[test]) / y[test] - 1.0)
     assert score.rolling_points == 3
     assert score.rolling_mean == pytest.approx(float(err.mean()), rel=1e-9)
+
+
+def test_score_form_falls_back_to_two_training_groups():
+    # a 3 x 3 grid: no fold has three smaller groups, so the folds take two: N3 from N1, N2
+    # (6 runs fit, 3 held out) and D3 from D1, D2 (likewise): 6 held-out points in all
+    Ng, Dg = np.meshgrid([1e6, 3e6, 9e6], [1e8, 3e8, 9e8], indexing="ij")
+    N, D = Ng.ravel(), Dg.ravel()
+    S = np.zeros(N.size)
+    y = DENSE.predict(S, N, D) * np.exp(0.003 * np.cos(np.arange(N.size) * 2.3))
+    points = Points(S, N, D, y)
+    options = FitOptions(form="dense", space="log")
+    score = score_form(points, options)
+    errors = []
+    for train, test in ((N < 5e6, N > 5e6), (D < 5e8, D > 5e8)):
+        law = fit_law(points.take(train), options).law
+        errors.append(np.abs(law.predict(S[test], N[test], D[test]) / y[test] - 1.0))
+    assert score.rolling_points == 6
+    assert score.rolling_mean == pytest.approx(float(np.concatenate(errors).mean()), rel=1e-9)
