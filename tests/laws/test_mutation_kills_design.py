@@ -5,6 +5,7 @@ greedy batch on small covariances whose conditioning is exact in binary floating
 propose() on a stand-in bootstrap whose draws are chosen so that the covariances are known.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -499,3 +500,93 @@ def test_target_of_sopt_converts_the_budget_with_the_unit():
     want = optimal_sparsity(law, 1e8, law_compute(law, 1e20)).sparsity
     assert t.of(law) == pytest.approx(want, rel=1e-12)
     assert 0.0 < t.of(law) < 1.0
+
+
+# -- edges the first version of these tests missed -----------------------------
+
+
+def test_targets_are_frozen_and_small_positive_values_are_fine():
+    t = parse_target("loss:S=0,N=0.5,D=0.25")
+    assert t.values == {"S": 0.0, "N": 0.5, "D": 0.25}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.kind = "sopt"
+    # axes of N and D take any positive value
+    assert parse_axis("0.5,2", "--d", "data") == [0.5, 2.0]
+    # two values: the step is their ratio at both ends
+    assert extend_axis([2.0, 8.0], "data") == pytest.approx([0.5, 2.0, 8.0, 32.0])
+
+
+def test_candidate_grid_sparsity_tolerance_is_strict():
+    # |0 - 1e-9| is exactly 1e-9 in float64: not below the tolerance, so not the same run;
+    # 1.5e-9 is not either, 0.9e-9 is
+    for s, kept in ((1e-9, 1), (1.5e-9, 1), (0.9e-9, 0)):
+        grid = candidate_grid([0.0], [1e6], [1e3], done=[[s, 1e6, 1e3]])
+        assert grid.shape == (kept, 3), s
+
+
+def test_greedy_batch_at_tiny_variances():
+    # a variance below 1e-300: the threshold is min_share * 1e-300 = 5e-303 (default 0.5%).
+    # var0 = 1.5e-300, Var(l) = 1, no noise: the gain is Cov^2 = 8e-303 > 5e-303 (and
+    # Cov = 8.9e-152 is below sqrt(1.5e-300), so the matrix is a covariance)
+    c = math.sqrt(8e-303)
+    cov = np.array([[1.5e-300, c], [c, 1.0]])
+    with np.errstate(invalid="ignore"):  # the conditioned candidate's gain is 0 / 0
+        assert greedy_batch(cov, 0.0, np.array([1.0]), budget=1.0)[0] == [0]
+    # and with a gain of 4e-303 below it, nothing
+    c = math.sqrt(4e-303)
+    cov = np.array([[1.5e-300, c], [c, 1.0]])
+    assert greedy_batch(cov, 0.0, np.array([1.0]), budget=1.0)[0] == []
+    # a target without variance and a negative min_share: the run is taken, its share is 0
+    assert greedy_batch(np.zeros((2, 2)), 1.0, np.array([1.0]), 1.0, min_share=-1.0) == (
+        [0],
+        [0.0],
+        0.0,
+    )
+
+
+def test_propose_with_a_target_that_does_not_vary(monkeypatch):
+    # every draw gives the same target: nothing to narrow, no run proposed, the expected
+    # width is the current one
+    _stand_in(monkeypatch, _draws(), np.full(40, 0.5), interval=(0.5, 0.5, 0.5))
+    p = propose(
+        _points(),
+        parse_target("equivalent-size:S=0.5"),
+        CANDS,
+        1e9,
+        FitOptions("dense", space="linear"),
+        fit=FitResult(LAW, 0.5, 5),
+    )
+    assert p.runs == [] and p.spent_flops == 0.0
+    assert p.width == 0.0 and p.expected_width == 0.0
+    _stand_in(monkeypatch, _draws(), np.full(40, 0.5), interval=(0.25, 0.5, 1.0))
+    p = propose(
+        _points(),
+        parse_target("equivalent-size:S=0.5"),
+        CANDS,
+        1e9,
+        FitOptions("dense", space="linear"),
+        fit=FitResult(LAW, 0.5, 5),
+    )
+    assert p.expected_width == 0.75
+
+
+def test_propose_small_budget_noise_floor_and_repr(monkeypatch):
+    # finished runs exactly on the law: residuals 0, the noise is its floor 1e-12; a budget
+    # below one FLOP is still a budget (candidates of 6 * 0.1 * 0.1 = 0.06 FLOPs)
+    _stand_in(monkeypatch, _draws(), U)
+    S = np.zeros(5)
+    exact = Points(S, RUNS_N, RUNS_D, LAW.predict(S, RUNS_N, RUNS_D))
+    cands = np.array([[0.0, 0.1, 0.1]])
+    p = propose(
+        exact,
+        parse_target("equivalent-size:S=0.5"),
+        cands,
+        0.5,
+        FitOptions("dense", space="linear"),
+        fit=FitResult(LAW, 0.5, 5),
+    )
+    assert p.noise == 1e-12
+    assert [r["flops"] for r in p.runs] == [pytest.approx(0.06)]
+    assert p.budget_flops == 0.5
+    # the fit is left out of the repr (it is large)
+    assert "fit=" not in repr(p) and "noise=1e-12" in repr(p)
