@@ -254,3 +254,16 @@ def test_score_form_falls_back_to_two_training_groups():
         errors.append(np.abs(law.predict(S[test], N[test], D[test]) / y[test] - 1.0))
     assert score.rolling_points == 6
     assert score.rolling_mean == pytest.approx(float(np.concatenate(errors).mean()), rel=1e-9)
+
+
+def test_score_form_when_no_fold_can_be_fitted():
+    # N1, N2, N3 at D1, N4 at D1, D2, D3: along N the fold predicting N4 has 3 runs to fit the
+    # dense form's 5 coefficients (refused); along D there are three groups, none with three
+    # smaller ones, so the two-group fallback is not tried (the N fold exists). No score.
+    N = np.array([1e6, 2e6, 4e6, 8e6, 8e6, 8e6])
+    D = np.array([1e8, 1e8, 1e8, 1e8, 2e8, 4e8])
+    S = np.zeros(6)
+    y = DENSE.predict(S, N, D) * np.exp(NOISE7[:6])
+    score = score_form(Points(S, N, D, y), FitOptions(form="dense", space="log"))
+    assert (score.rolling_mean, score.rolling_points) == (None, 0)
+    assert score.holdout_mean is None
