@@ -181,3 +181,12 @@ def test_regime_warning_word_for_word():
     )
     msg = regime_warning([series[1], _series("power law")])
     assert msg.startswith("1 of 2 (S, N) series do not fall with D like a power law (1 rising; ")
+
+
+def test_every_group_is_a_series():
+    # three (S, N) groups (more than the two columns of the group keys): three series
+    S = [0.0] * 6 + [0.5] * 3
+    N = [1e4] * 3 + [2e4] * 3 + [1e4] * 3
+    out = check_series(S, N, D3 * 3, [3.0, 2.5, 2.25] * 3)
+    assert [(x.sparsity, x.n_nonzero) for x in out] == [(0.0, 1e4), (0.0, 2e4), (0.5, 1e4)]
+    assert all(x.loss == [3.0, 2.5, 2.25] for x in out)
