@@ -267,3 +267,13 @@ def test_score_form_when_no_fold_can_be_fitted():
     score = score_form(Points(S, N, D, y), FitOptions(form="dense", space="log"))
     assert (score.rolling_mean, score.rolling_points) == (None, 0)
     assert score.holdout_mean is None
+
+
+def test_weights_of_large_criteria(monkeypatch):
+    # AICc of many points fitted closely is large and negative (n log(RSS / n): 80 points with
+    # residuals of 1e-3 give about -1100). The weights are relative to the best form:
+    # exp(-(a - a_min) / 2) = 1 and e^-5, so 1 / (1 + e^-5), whatever the level of a
+    for base in (-2000.0, 2000.0):
+        table = {"sparse": (base, None, None), "avgparam": (base + 10.0, None, None)}
+        cmp, _ = _compare(monkeypatch, table)
+        assert cmp.weight == pytest.approx(1 / (1 + math.exp(-5)), rel=1e-12), base
