@@ -26,6 +26,9 @@ from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
 from sparsescale.laws.uncertainty.bootstrap import holdout_largest_n
 
+# fewer exponent candidates and starts than the default: the fits of these small sweeps agree
+# with the full search, and the references below use the same options
+FAST = {"n_candidates": 512, "n_starts": 8}
 DENSE = Law("dense", {"A": 400.0, "alpha": 0.34, "B": 2000.0, "beta": 0.28, "E": 1.7})
 
 
@@ -194,7 +197,7 @@ def test_score_form_against_its_definitions(space):
     S = np.zeros(7)
     y = DENSE.predict(S, N7, D7) * np.exp(NOISE7)
     points = Points(S, N7, D7, y)
-    options = FitOptions(form="dense", space=space)
+    options = FitOptions(form="dense", space=space, **FAST)
     score = score_form(points, options)
     fit = fit_law(points, options)
     pred = fit.law.predict(S, N7, D7)
@@ -225,7 +228,7 @@ def test_score_form_holdout_and_rolling_mean_over_points():
     noise = 0.003 * np.sin(np.arange(N.size) * 1.7)
     y = DENSE.predict(S, N, D) * np.exp(noise)
     points = Points(S, N, D, y)
-    options = FitOptions(form="dense", space="log")
+    options = FitOptions(form="dense", space="log", **FAST)
     score = score_form(points, options)
     h = holdout_largest_n(points, options)
     assert score.holdout_mean == pytest.approx(h["mean_abs_rel_error"], rel=1e-9)
@@ -246,7 +249,7 @@ def test_score_form_falls_back_to_two_training_groups():
     S = np.zeros(N.size)
     y = DENSE.predict(S, N, D) * np.exp(0.003 * np.cos(np.arange(N.size) * 2.3))
     points = Points(S, N, D, y)
-    options = FitOptions(form="dense", space="log")
+    options = FitOptions(form="dense", space="log", **FAST)
     score = score_form(points, options)
     errors = []
     for train, test in ((N < 5e6, N > 5e6), (D < 5e8, D > 5e8)):
@@ -264,7 +267,7 @@ def test_score_form_when_no_fold_can_be_fitted():
     D = np.array([1e8, 1e8, 1e8, 1e8, 2e8, 4e8])
     S = np.zeros(6)
     y = DENSE.predict(S, N, D) * np.exp(NOISE7[:6])
-    score = score_form(Points(S, N, D, y), FitOptions(form="dense", space="log"))
+    score = score_form(Points(S, N, D, y), FitOptions(form="dense", space="log", **FAST))
     assert (score.rolling_mean, score.rolling_points) == (None, 0)
     assert score.holdout_mean is None
 
