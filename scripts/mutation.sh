@@ -60,6 +60,9 @@ declare -A TESTS=(
   [laws/planning.py]="tests/laws/test_mutation_kills_planning.py tests/laws/test_mutation_kills.py tests/laws/test_planning.py"
   [laws/intervals.py]="tests/laws/test_mutation_kills_planning.py tests/laws/test_mutation_kills.py tests/laws/test_intervals.py"
   [laws/costs.py]="tests/laws/test_mutation_kills_planning.py tests/laws/test_mutation_kills.py tests/laws/test_costs.py"
+  [laws/design.py]="tests/laws/test_mutation_kills_design.py tests/laws/test_design.py"
+  [laws/compare.py]="tests/laws/test_mutation_kills_compare.py tests/laws/test_compare.py"
+  [laws/regime.py]="tests/laws/test_mutation_kills_regime.py tests/laws/test_regime.py"
   [sparsity/schedules.py]="tests/sparsity/test_schedules.py tests/sparsity/test_schedule_edges.py"
   [sparsity/masks.py]="tests/sparsity/test_mask_edges.py tests/sparsity/test_masks.py tests/sparsity/test_transposable.py tests/sparsity/test_never_grow.py"
   # train/run.py: only the schedule code (the lr schedule, the pruner's wiring);
