@@ -475,3 +475,167 @@ def test_no_finite_optimum_is_refused():
     assert str(err.value) == (
         "no admissible starting point: this form cannot fit the data with positive coefficients"
     )
+
+
+# ---------------------------------------------------------------------------
+# stage 1's candidates and starts
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("form, seed", [("sparse", 0), ("dense", 9), ("nm", 2**32 - 1)])
+def test_candidates_are_the_shifted_r_sequence(form, seed):
+    base = Law("sparse", SPARSE)
+    S, N, D, y = _grid(Law("sparse", SPARSE))
+    p = _Problem(form, S, N, D, y, "log", 1e-3, base)
+    box = np.array(p.form.exponent_bounds)
+    m = box.shape[0]
+    # Roberts' R_m: phi is the positive root of x^(m+1) = x + 1 (the golden ratio for m = 1),
+    # alpha_j = phi^-j; candidate i = 1..n is frac(shift + i alpha), scaled into the box
+    roots = np.roots([1.0] + [0.0] * (m - 1) + [-1.0, -1.0])
+    phi = max(r.real for r in roots if abs(r.imag) < 1e-12)
+    assert phi == pytest.approx({1: 1.6180339887498949, 2: 1.3247179572447460}.get(m, phi))
+    alpha = phi ** -np.arange(1.0, m + 1)
+    shift = np.random.default_rng(seed).random(m)
+    u = np.array([(shift + i * alpha) % 1.0 for i in range(1, 101)])
+    E = fitmod._candidates(p, 100, seed)
+    assert E == pytest.approx(box[:, 0] + u * (box[:, 1] - box[:, 0]), rel=1e-12, abs=1e-12)
+
+
+def test_distinct_best_by_hand():
+    # exact binary distances: 0.25 apart is not more than min_dist 0.25 (a near-duplicate)
+    E = np.array([[0.0, 0.0], [0.25, 0.0], [0.5, 0.25], [1.0, 1.0], [0.0, 0.5], [2.0, 2.0]])
+    obj = np.array([1.0, 0.5, 2.0, np.inf, 3.0, np.nan])
+    # by objective: 1 (0.5), 0 (1.0, 0.25 from 1: skipped), 2 (0.25 from 1 in x and y: skipped),
+    # 4 (0.5 from 1 in y: kept); then inf and nan end the list
+    assert fitmod._distinct_best(E, obj, 5, 0.25) == [1, 4]
+    assert fitmod._distinct_best(E, obj, 1, 0.25) == [1]
+    assert fitmod._distinct_best(E, obj, 5, 0.2) == [1, 0, 2, 4]
+    assert fitmod._distinct_best(E, obj, 2, 0.2) == [1, 0]
+    assert fitmod._distinct_best(E, np.full(6, np.inf), 3, 0.1) == []
+
+
+def test_distinct_optima_by_hand():
+    P = np.array([[0.0, 0.0], [0.0, 0.0], [1.5e-3, 0.0], [0.0, 5e-4], [0.0, 0.0], [9.0, 9.0]])
+    # f[1] is 1.5e-6 relative above f[0]: more than rtol 1e-6, a distinct optimum; f[4] is 0.5e-6
+    # above: the same as 0; P[2] is 1.5e-3 from P[0] in one parameter: distinct; P[3] 5e-4: same
+    f = np.array([2.0, 2.0 * (1 + 1.5e-6), 2.0, 2.0, 2.0 * (1 + 0.5e-6), np.inf])
+    got = fitmod._distinct_optima(P, f, 16)
+    # order by objective: 0, 2, 3 (ties at 2.0, argsort keeps index order), 4, 1; inf dropped
+    assert got == [0, 2, 1]
+    assert fitmod._distinct_optima(P, f, 2) == [0, 2]
+    assert fitmod._distinct_optima(P, f, 16, rtol=1e-5) == [0, 2]
+    # objectives near 0: the absolute 1e-15 decides (1.5e-15 apart is distinct, 0.5e-15 is not)
+    P0 = np.zeros((3, 2))
+    assert fitmod._distinct_optima(P0, np.array([0.0, 0.5e-15, 1.5e-15]), 16) == [0, 2]
+
+
+def test_starting_points_are_the_best_distinct_projected_candidates():
+    S, N, D, y = _grid(Law("sparse", SPARSE), noise=0.01, seed=5)
+    p = _Problem("sparse", S, N, D, y, "log", 1e-3)
+    starts = fitmod._starting_points(p, 128, 6, 3, [SPARSE])
+    E = fitmod._candidates(p, 128, 3)
+    amps, obj = p.project(E)
+    # by hand: the candidates by objective, skipping any within 0.02 (max norm) of one taken
+    chosen = []
+    for i in np.argsort(obj):
+        if all(np.max(np.abs(E[i] - E[j])) > 0.02 for j in chosen):
+            chosen.append(i)
+    want = [np.concatenate([amps[i], E[i]]) for i in chosen[:6]] + [p.from_coefficients(SPARSE)]
+    assert len(starts) == 7 and np.array_equal(np.array(starts), np.array(want))
+
+
+def test_fit_diagnostics_by_hand():
+    S, N, D, y = _grid(Law("dense", DENSE), S=(0.0,), noise=0.01, seed=1)
+    p = _Problem("dense", S, N, D, y, "log", 1e-3)
+    lower, upper = _bounds(p)  # amplitudes [0, 1e12], alpha [1e-3, 2], beta [1e-3, 3]
+    best = np.array([0.5e-6, 3.0, 1.0, 2.0 - 0.5e-6, 1.5])  # A at 0, alpha at 2: both on a bound
+    P = np.stack([best + 1.0, best, best + 0.1, best + 0.2, best + 0.3, best])
+    # best 1e-4; tol = 1e-6 x 1e-4 + 1e-15 = 1.00000001e-10: 1e-4 + 0.5e-10 ties with it, 1e-4 +
+    # 1.5e-10 does not and is the runner-up; nan and inf count for neither
+    f = np.array([np.nan, 1e-4, 1e-4 + 1.5e-10, 2e-4, np.inf, 1e-4 + 0.5e-10])
+    best_f, best_p, d = fitmod._fit_diagnostics(p, P, f, lower, upper, 6, 99, 7)
+    assert best_f == 1e-4 and best_p.tolist() == best.tolist()
+    assert d == {
+        "optimizer": "low-discrepancy variable projection + batched Levenberg-Marquardt (IRLS "
+        "Huber)",
+        "space": "log",
+        "delta": 1e-3,
+        "seed": 7,
+        "n_candidates": 99,
+        "n_starts": 6,
+        "starts_at_best": 2,
+        "grad_norm": pytest.approx(
+            np.linalg.norm(fitmod._projected_gradient(p, best, lower, upper)), rel=1e-12
+        ),
+        "at_bound": ["A", "alpha"],
+        "runner_up_objective": 1e-4 + 1.5e-10,
+    }
+    # 1.5e-6 from a bound is not on it; no worse optimum: no runner-up
+    P[1] = [1.5e-6, 3.0, 1.0, 2.0 - 1.5e-6, 3.0 - 0.5e-6]
+    _, _, d = fitmod._fit_diagnostics(p, P[1:2], f[1:2], lower, upper, 1, 1, 0)
+    assert d["at_bound"] == ["beta"] and d["runner_up_objective"] is None
+    assert d["starts_at_best"] == 1 and d["grad_norm"] > 0
+
+
+def test_the_subsample_path_by_hand(monkeypatch):
+    # 60 rows, SCORE_ROWS 40: stage 1 and a loose refinement on 40 seeded rows (drawn without
+    # replacement, sorted), the distinct optima found there (at most 4) plus the warm start
+    # refined on all 60 rows
+    rng = np.random.default_rng(8)
+    law = Law("sparse", SPARSE)
+    S = rng.choice([0.0, 0.5, 0.75], 60)
+    N, D = rng.uniform(1.0, 8.0, 60), rng.uniform(5.0, 20.0, 60)
+    y = law.predict(S, N, D) * np.exp(rng.normal(0, 0.01, 60))
+    monkeypatch.setattr(fitmod, "SCORE_ROWS", 40)
+    warm = dict(SPARSE, bS=0.7)
+    result = fitmod.fit_law(
+        Points(S, N, D, y), FitOptions(n_candidates=128, n_starts=8, seed=4), extra_starts=[warm]
+    )
+    p = _Problem("sparse", S, N, D, y, "log", 1e-3)
+    lower, upper = _bounds(p)
+    rows = np.sort(np.random.default_rng(4).choice(60, 40, replace=False))
+    assert np.unique(rows).size == 40
+    sub = p.subset(rows)
+    starts = fitmod._starting_points(sub, 128, 8, 4, None)
+    assert [p.to_coefficients(s) for s in starts] == result.start_points
+    Ps, fs = fitmod._refine(sub, np.array(starts), lower, upper, rtol=1e-8)
+    P0 = [Ps[i] for i in fitmod._distinct_optima(Ps, fs, 4, rtol=1e-4)]
+    P0.append(p.from_coefficients(warm))
+    P, f = fitmod._refine(p, np.array(P0), lower, upper)
+    assert result.diagnostics["n_starts"] == len(P0)
+    assert result.objective == f.min() and result.diagnostics["scored_rows"] == 40
+    assert [o for o, _ in result.local_optima] == [f[i] for i in fitmod._distinct_optima(P, f, 16)]
+
+
+def test_the_subsample_path_refuses_without_a_start(monkeypatch):
+    S, N, D, y = _grid(Law("dense", DENSE), S=(0.0,))
+    monkeypatch.setattr(fitmod, "SCORE_ROWS", 6)
+    with pytest.raises(SparsescaleError) as err:
+        fitmod.fit_law(Points(S, N, D, -y), FitOptions(form="dense", space="linear"))
+    assert str(err.value) == (
+        "no admissible starting point: this form cannot fit the data with positive coefficients"
+    )
+
+
+def test_fit_resamples_against_one_refinement_per_resample(monkeypatch):
+    S, N, D, y = _grid(Law("sparse", SPARSE), noise=0.01, seed=6)
+    starts = [SPARSE, dict(SPARSE, bS=1.5, bN=0.6), dict(SPARSE, aS=4.0, c=0.2)]
+    W = np.random.default_rng(2).integers(0, 3, (5, 48)).astype(float)
+    options = FitOptions(space="linear", delta=0.02)
+    # resample_batch(48, 3) = budget // (8 x 2 x 48 x 3): a budget of 2 x 2304 bytes gives
+    # chunks of 2 resamples (2, 2, 1)
+    monkeypatch.setattr(fitmod, "MEMORY_BUDGET", 2 * 2304)
+    coefs, objs = fitmod.fit_resamples(Points(S, N, D, y), W, starts, options, rtol=1e-12)
+    monkeypatch.undo()
+    p = _Problem("sparse", S, N, D, y, "linear", 0.02)
+    lower, upper = _bounds(p)
+    P1 = np.array([p.from_coefficients(c) for c in starts])
+    assert objs.shape == (5,) and len(coefs) == 5
+    for r in range(5):
+        P, f = fitmod._refine(p, P1, lower, upper, weights=np.tile(W[r], (3, 1)), rtol=1e-12)
+        i = int(np.argmin(f))
+        assert objs[r] == f[i]
+        assert coefs[r] == pytest.approx(p.to_coefficients(P[i]), rel=1e-12)
+    # a resample whose every start is inadmissible (log space, all-zero amplitudes: pred 0) has
+    # objective inf and the first start's coefficients
+    zero = {"aS": 0.0, "bS": 0.5, "cS": 0.0, "bN": 1.0, "aD": 0.0, "bD": 2.0, "c": 0.0}
+    coefs, objs = fitmod.fit_resamples(Points(S, N, D, y), W[:2], [zero, zero])
+    assert objs.tolist() == [np.inf, np.inf] and coefs[0] == pytest.approx(zero)
