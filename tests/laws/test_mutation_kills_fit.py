@@ -155,6 +155,25 @@ def test_projection_is_the_nnls_of_every_candidate(form, space, monkeypatch):
     assert n_zero > 0  # some candidates have an active bound: the NNLS is not the plain LS
 
 
+def test_projection_with_two_identical_basis_columns():
+    # S = 0 everywhere: the sparse form's first two columns, (1-S)^bS N'^-bN and N'^-bN, are the
+    # same, so every active set holding both is exactly singular (the 1e-12 ridge is lost in
+    # gram entries of ~1e6 at losses ~0.03) and skipped; the others still give the exact NNLS
+    rng = np.random.default_rng(11)
+    N, D = rng.uniform(1.0, 8.0, 30), rng.uniform(5.0, 20.0, 30)
+    y = 0.01 * (1.0 / N + (10.0 / D) ** 2 + 0.5) * np.exp(rng.normal(0, 0.01, 30))
+    p = _Problem("sparse", np.zeros(30), N, D, y, "log", 1e-3)
+    E = np.array([[0.5, 1.0, 2.0], [1.0, 0.7, 1.5], [2.0, 1.3, 2.5]])
+    amps, obj = p.project(E)
+    for e, a, o in zip(E, amps, obj):
+        ref_a, ref_o = _nnls_reference(p, e)
+        assert o == pytest.approx(ref_o, rel=1e-7)
+        # the N-term's amplitude lands on one of the two equal columns: their sum is the NNLS one
+        assert a[0] + a[1] == pytest.approx(ref_a[0] + ref_a[1], rel=1e-6)
+        assert a[2:] == pytest.approx(ref_a[2:], rel=1e-6)
+        assert np.count_nonzero(a) == 3
+
+
 def test_projection_scores_a_zero_prediction_inf():
     # linear space, every loss negative: every amplitude's best value is < 0, so all are held at 0;
     # the prediction 0 is not admissible (a loss must be > 0) and the candidate scores inf
@@ -162,11 +181,16 @@ def test_projection_scores_a_zero_prediction_inf():
     p = _Problem("dense", S, N, D, -y, "linear", 1e-2)
     amps, obj = p.project(np.array([[0.5, 0.5], [1.0, 1.5]]))
     assert amps.tolist() == [[0.0] * 3] * 2 and obj.tolist() == [np.inf, np.inf]
-    # and a single-amplitude active set wins where it is the NNLS optimum: a floor alone
-    E = np.array([[0.5, 0.5]])
-    p = _Problem("dense", S, N, D, np.full(12, 2.0), "linear", 1e-2)
-    amps, obj = p.project(E)
-    assert amps[0] == pytest.approx([0.0, 0.0, 2.0], abs=1e-9) and obj[0] < 1e-18
+    # and a single-amplitude active set wins where it is the NNLS optimum: a loss that rises
+    # with N (D = N) is best fitted by a floor alone, every other amplitude wanting to be < 0:
+    # E = the mean of y (weights 1 in linear space)
+    N = np.geomspace(1.0, 8.0, 12)
+    y = 2.0 - 0.1 * N**-0.5
+    p = _Problem("dense", 0 * N, N, N, y, "linear", 1e-2)
+    amps, obj = p.project(np.array([[0.5, 1.0]]))
+    assert amps[0] == pytest.approx([0.0, 0.0, np.mean(y)], abs=1e-12)
+    assert obj[0] == pytest.approx(np.mean(_huber(np.mean(y) - y, 1e-2)), rel=1e-12)
+    assert _nnls_reference(p, np.array([0.5, 1.0]))[0] == pytest.approx(amps[0], abs=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -206,6 +230,7 @@ def test_lm_step_against_the_reference():
     G, n, m, delta = 4, 9, 3, 1e-2
     J = rng.normal(size=(G, n, m))
     r = rng.normal(0, 0.02, (G, n))  # about half inside |r| <= delta
+    r[1, 0], r[2, 1] = delta, -delta  # on the edge of the zone: still inside (curvature 1)
     w = rng.uniform(0.5, 1.5, (G, n))
     lower, upper = np.zeros(m), np.ones(m)
     lam = np.array([1e-3, 0.5, 3.0, 1e-12])
@@ -225,12 +250,32 @@ def test_lm_step_on_a_singular_system_falls_back_to_a_scaled_gradient():
     # one point, two parameters with equal Jacobians: H = [[1, 1], [1, 1]] is singular, and with
     # no damping (lam = 0) so is the system; the step is -g / (|diag H| + 1e-12) instead.
     # r = 2e-3 > delta = 1e-3: psi = 1e-3, curvature 0.1 * 1e-3 / 2e-3 = 0.05 -> H = 0.05 [[1,1],
-    # [1,1]], g = (1e-3, 1e-3), step = -1e-3 / 0.05 = -0.02 per coordinate
+    # [1,1]], g = (1e-3, 1e-3), step = -1e-3 / (0.05 + 1e-12) per coordinate
+    lo, hi, no_damping = np.zeros(2), np.ones(2), np.zeros(1)
     r = np.array([[2e-3]])
     J = np.array([[[1.0, 1.0]]])
     P = np.array([[0.5, 0.5]])
-    step = fitmod._lm_step(r, J, np.ones((1, 1)), P, np.zeros(2), np.ones(2), np.zeros(1), 1e-3)
+    step = fitmod._lm_step(r, J, np.ones((1, 1)), P, lo, hi, no_damping, 1e-3)
     assert step[0] == pytest.approx([-0.02, -0.02], rel=1e-9)
+    # a Jacobian of 1e-6: diag H = 1e-12 (r = 5e-4 inside the zone), g = 5e-10 each, and the
+    # 1e-12 of the denominator is half of it: step = -5e-10 / 2e-12 = -250
+    J = np.array([[[1e-6, 1e-6]]])
+    step = fitmod._lm_step(np.array([[5e-4]]), J, np.ones((1, 1)), P, lo, hi, no_damping, 1e-3)
+    assert step[0] == pytest.approx([-250.0, -250.0], rel=1e-9)
+
+
+def test_lm_step_holds_a_bound_only_when_the_gradient_pushes_outwards():
+    # two points, weights 1 and 2, J = [[1, 1], [-1, 1]], r = (5e-4, 2.5e-4) inside the zone:
+    # g = J^T (w r) = (5e-4 - 2 x 2.5e-4, 5e-4 + 2 x 2.5e-4) = (0, 1e-3) exactly, and
+    # H = J^T diag(w) J = [[3, -1], [-1, 3]]. The first coordinate sits on its lower bound with
+    # g = 0: it is free (not pushed outwards), so the coupled step moves it:
+    # (H + lam diag H) dp = -g with lam = 0: dp = -H^-1 g = -(1e-3 / 8) (1, 3)
+    J = np.array([[[1.0, 1.0], [-1.0, 1.0]]])
+    r, w = np.array([[5e-4, 2.5e-4]]), np.array([[1.0, 2.0]])
+    no_damping = np.zeros(1)
+    for P in ([[0.0, 0.5]], [[1.0, 0.5]]):  # on the lower bound, then on the upper one
+        step = fitmod._lm_step(r, J, w, np.array(P), np.zeros(2), np.ones(2), no_damping, 1e-3)
+        assert step[0] == pytest.approx([-1.25e-4, -3.75e-4], rel=1e-12)
 
 
 # ---------------------------------------------------------------------------
@@ -302,6 +347,14 @@ def test_refine_stops_where_the_reference_stops(rtol):
     P, f = fitmod._refine(p, starts, lower, upper, rtol=rtol)
     Pr, fr = _reference_refine(p, starts, lower, upper, rtol=rtol)
     assert P == pytest.approx(Pr, rel=1e-7, abs=1e-11) and f == pytest.approx(fr, rel=1e-10)
+
+
+def test_refine_with_its_defaults_ends_where_the_reference_ends():
+    # rtol 1e-13, at most 400 iterations: the starts converge, and stop at the same step
+    p, lower, upper, starts = _noisy_sparse_problem()
+    P, f = fitmod._refine(p, starts, lower, upper)
+    Pr, fr = _reference_refine(p, starts, lower, upper)
+    assert P == pytest.approx(Pr, rel=1e-10, abs=1e-13) and f == pytest.approx(fr, rel=1e-13)
 
 
 def test_refine_with_weights_in_chunks(monkeypatch):
@@ -388,6 +441,7 @@ def test_projected_gradient_by_hand():
     x = p.from_coefficients(dict(SPARSE, aS=4.0, cS=2.0, aD=20.0, c=1.0))
     cases = [(3, lower, 1.0, 0.5e-9, True), (3, lower, 1.0, 1.5e-9, False)]
     cases += [(4, upper, -1.0, 0.5e-9, True), (4, upper, -1.0, 1.5e-9, False)]
+    cases += [(3, lower, 1.0, 1e-9, True), (4, upper, -1.0, 1e-9, True)]  # exactly 1e-9: on it
     cases += [(4, lower, 1.0, 0.5e-9, False)]  # pushed inwards: kept
     for i, side, sign, off, zeroed in cases:
         y = x.copy()
@@ -397,6 +451,13 @@ def test_projected_gradient_by_hand():
         want = np.where(np.arange(7) == i, 0.0, g) if zeroed else g
         pg = fitmod._projected_gradient(p, y, lower, upper)
         assert pg == pytest.approx(want, rel=1e-12), (i, sign, off)
+    # amplitudes too small: the prediction is below every loss, bS is pushed down (inwards) at 4
+    y = p.from_coefficients(dict(SPARSE, aS=1.0, cS=0.5, aD=5.0, c=0.25))
+    y[4] = upper[4] - 0.5e-9
+    g = _mean_huber_gradient(p, y)
+    assert g[4] > 0 and fitmod._projected_gradient(p, y, lower, upper) == pytest.approx(
+        g, rel=1e-12
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -465,7 +526,24 @@ def test_the_subsample_path_starts_at_more_than_score_rows(monkeypatch):
     assert result.diagnostics["scored_rows"] == 48 and result.diagnostics["n_starts"] == 8
 
 
-def test_no_finite_optimum_is_refused():
+def test_no_finite_optimum_is_refused_word_for_word():
+    # linear space, losses < 0: every candidate's amplitudes are held at 0 (pred 0, inadmissible)
+    # and the one warm start overflows (A at its bound 1e12 times N'^-2 with N' ~ 1e-160): no
+    # refined start has a finite objective
+    N = np.array([1e-160, 1e-80, 1.0, 1e80, 1e160] * 2)
+    D = np.repeat([10.0, 100.0], 5)
+    y = -np.ones(10)
+    warm = {"A": 1e300, "alpha": 2.0, "B": 0.0, "beta": 1.0, "E": 0.0}
+    with pytest.raises(SparsescaleError) as err:
+        fitmod.fit_law(
+            Points(None, N, D, y),
+            FitOptions(form="dense", space="linear", n_candidates=16, n_starts=2),
+            extra_starts=[warm],
+        )
+    assert str(err.value) == "the optimiser found no finite optimum for this data"
+
+
+def test_no_admissible_start_is_refused():
     # every candidate inadmissible (linear space, losses < 0: the prediction 0) and the only
     # warm start predicts 0 too: in log space... here linear, so the warm start's objective is
     # finite; the refusal needs every refined start non-finite, which a huge input gives
