@@ -544,9 +544,8 @@ def test_no_finite_optimum_is_refused_word_for_word():
 
 
 def test_no_admissible_start_is_refused():
-    # every candidate inadmissible (linear space, losses < 0: the prediction 0) and the only
-    # warm start predicts 0 too: in log space... here linear, so the warm start's objective is
-    # finite; the refusal needs every refined start non-finite, which a huge input gives
+    # linear space, every loss < 0: each candidate's amplitudes are all held at 0, its prediction
+    # 0 is inadmissible (inf), and with no warm start there is nothing to refine
     S, N, D, y = _grid(Law("dense", DENSE), S=(0.0,))
     with pytest.raises(SparsescaleError) as err:
         fitmod.fit_law(Points(S, N, D, -y), FitOptions(form="dense", space="linear"))
