@@ -88,7 +88,6 @@ def test_residuals_are_the_law_residuals(space):
     want = np.log(pred) - np.log(y) if space == "log" else pred - y
     assert p.residuals(P[None])[0] == pytest.approx(want, abs=1e-13)
     assert p.residual_jacobian(P[None])[0][0] == pytest.approx(want, abs=1e-13)
-    assert p.residual(pred) == pytest.approx(want, abs=1e-13)
     assert p.basis(P[None, 4:]).shape == (1, 48, 4)
     assert p.to_coefficients(P) == pytest.approx(SPARSE, rel=1e-12)
 

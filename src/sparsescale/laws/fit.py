@@ -183,9 +183,6 @@ class _Problem:
     def basis(self, E: np.ndarray) -> np.ndarray:
         return self.form.basis(self.design, E)
 
-    def residual(self, pred):
-        return np.log(pred) - self.log_y if self.space == "log" else pred - self.y
-
     # -- stage 1: NNLS amplitudes for many exponent vectors at once -----------
     def project(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Best non-negative amplitudes (weighted LS) and Huber objective per row of E.
