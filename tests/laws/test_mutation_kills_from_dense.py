@@ -39,6 +39,9 @@ def test_loss_at_compute_sorts_and_holds_its_ends_within_1e_9_in_log_compute():
     assert pre.loss_at_compute(flops, loss, math.exp(lo - 1.5e-9)) is None
     assert pre.loss_at_compute(flops, loss, math.exp(hi + 0.5e-9)) == pytest.approx(3 * 4**-0.1)
     assert pre.loss_at_compute(flops, loss, math.exp(hi + 1.5e-9)) is None
+    # three runs: above the second run's compute, below the last's, still inside
+    three = [1e9, 2e9, 4e9], [3.0, 3.0 * 2**-0.1, 3.0 * 4**-0.1]
+    assert pre.loss_at_compute(*three, 3e9) == pytest.approx(3.0 * 3**-0.1, rel=1e-12)
     # no runs: None; one run: its own loss at its own compute
     assert pre.loss_at_compute([], [], 1e9) is None
     assert pre.loss_at_compute([2e9], [2.5], 2e9) == pytest.approx(2.5, rel=1e-12)
@@ -244,6 +247,32 @@ def test_plan_is_refined_past_the_grid_and_honours_the_window():
     assert pre.best_sparsity(law, n, d0, c, "sparse", 0.1, 0.9) == pytest.approx(ref, abs=2e-7)
 
 
+def test_best_sparsity_in_the_first_and_last_cells_of_its_grid():
+    # The grid's cells are 0.9995 / 4000 = 2.4988e-4 wide. cS = 55.99 puts the optimum at
+    # S* = 1.6998e-4, inside the first cell, nearest grid point 1: the search bracket must
+    # reach down to 0 (a fine grid of spacing 1e-9 is the reference, S* to within 1e-7)
+    n, d0, c = 1e5, 8e5, 6 * 1e5 * 8e5
+
+    def budget_loss(law, S):
+        return law.predict(S, n * (1 - S), d0 + pre.continuation_data(n, c, S))
+
+    law = Law(form="sparse", coefficients=dict(TRUE, cS=55.99))
+    fine = np.linspace(0.0, 5e-4, 500001)
+    ref = fine[np.argmin(budget_loss(law, fine))]
+    assert 1.6e-4 < ref < 1.8e-4
+    assert pre.best_sparsity(law, n, d0, c) == pytest.approx(ref, abs=1e-6)
+    # cS = 0.129: S* = 0.999442, in the last cell (0.99925, 0.9995), nearest the grid's end:
+    # the bracket must reach up to the last grid point, and no further
+    law = Law(form="sparse", coefficients=dict(TRUE, cS=0.129))
+    fine = np.linspace(0.9992, 0.9995, 300001)
+    ref = fine[np.argmin(budget_loss(law, fine))]
+    assert 0.99944 < ref < 0.99945
+    assert pre.best_sparsity(law, n, d0, c) == pytest.approx(ref, abs=1e-6)
+    # the defaults: sparse FLOPs, the 25%-75% window (the TRUE law's S* near 0.6)
+    law = pruned_law()
+    assert pre.best_sparsity(law, n, d0, c) == pytest.approx(_brute_best(law, n, d0, c), abs=2e-7)
+
+
 def test_best_sparsity_at_the_dense_end_of_the_grid():
     # a sparsity term that only hurts (cS huge, aS small): every S > 0 is worse, S = 0 wins
     law = Law(form="sparse", coefficients=dict(TRUE, cS=1e9, aS=1e-3, bS=0.5), fit=None)
@@ -271,6 +300,14 @@ def test_plan_refuses_bad_inputs_word_for_word():
         "law sparse: not a pruned-from-dense law (no fit.from_dense); "
         "use the pruned-law.json a report of a pretrained sweep writes"
     )
+    # a plan in other units: D in millions of tokens (aD / 1e6, d0 = 0.8) is the same plan;
+    # numbers below 1 are positive numbers too
+    mega = pruned_law()
+    mega.coefficients["aD"] = TRUE["aD"] / 1e6
+    small = pre.plan_from_dense(mega, 1e5, 0.8, 6 * 1e5 * 0.8)
+    same = pre.plan_from_dense(law, 1e5, 8e5, 6 * 1e5 * 8e5)
+    assert small.sparsity == pytest.approx(same.sparsity, abs=1e-6)
+    assert small.continue_data == pytest.approx(same.continue_data / 1e6, rel=1e-5)
     with pytest.raises(SparsescaleError, match="^law named: not a pruned"):
         pre.plan_from_dense(Law(form="sparse", coefficients=dict(TRUE), name="named"), 1, 1, 1)
     # at S = 0 the budget buys D1 = C / (6 n): 4.8e8 / 6e5 = 800 = 1e-3 x 8e5 exactly,
@@ -369,6 +406,25 @@ def test_fit_pruned_law_fixes_the_form_and_records_the_metadata():
     bare = pre.fit_pruned_law(pts, n_boot=0)
     assert bare.law.tokens_per_unit is None and bare.law.uncertainty is None
     assert bare.law.fit["from_dense"]["n_pruned_runs"] == npruned
+
+
+def test_fit_pruned_law_asks_assess_for_200_resamples_and_reads_small_prefixes(monkeypatch):
+    # D in millions of tokens: prefixes of 0.4 and 0.8 are pruned runs all the same
+    S, N, D, L, D0 = _pruned_sweep()
+    from sparsescale.laws.uncertainty import assess as amod
+
+    real, asked = amod.assess, []
+
+    def spy(points, options, *, n_boot, progress, derived):
+        asked.append(n_boot)
+        return real(points, options, n_boot=0, progress=progress, derived=derived)
+
+    monkeypatch.setattr(amod, "assess", spy)
+    res = pre.fit_pruned_law(Points(S, N, D / 1e6, L, dense_tokens=D0 / 1e6))
+    assert asked == [200]
+    info = res.law.fit["from_dense"]
+    assert info["dense_prefixes"] == [0.4, 0.8] and info["n_pruned_runs"] == 24
+    assert info["dense_fraction"] == [0.25, 0.5]
 
 
 def test_fit_pruned_law_refusals_word_for_word():
