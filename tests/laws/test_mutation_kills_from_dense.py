@@ -4,6 +4,7 @@ value derived by hand in a comment, or from a brute-force reference)."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -39,6 +40,15 @@ def test_loss_at_compute_sorts_and_holds_its_ends_within_1e_9_in_log_compute():
     assert pre.loss_at_compute(flops, loss, math.exp(lo - 1.5e-9)) is None
     assert pre.loss_at_compute(flops, loss, math.exp(hi + 0.5e-9)) == pytest.approx(3 * 4**-0.1)
     assert pre.loss_at_compute(flops, loss, math.exp(hi + 1.5e-9)) is None
+    # exactly 1e-9 outside an end (a compute whose log is the bound to the last bit, found
+    # by stepping through the floats near it): still inside, the bound is inclusive
+    for end, sign, expect in ((lo, -1, 3.0), (hi, 1, 3.0 * 4**-0.1)):
+        bound = np.log([1e9, 4e9])[0 if sign < 0 else 1] + sign * 1e-9
+        at0 = math.exp(bound)
+        at = next(
+            a for a in (at0 + k * np.spacing(at0) for k in range(-400, 400)) if math.log(a) == bound
+        )
+        assert pre.loss_at_compute(flops, loss, at) == pytest.approx(expect)
     # three runs: above the second run's compute, below the last's, still inside
     three = [1e9, 2e9, 4e9], [3.0, 3.0 * 2**-0.1, 3.0 * 4**-0.1]
     assert pre.loss_at_compute(*three, 3e9) == pytest.approx(3.0 * 3**-0.1, rel=1e-12)
@@ -271,6 +281,14 @@ def test_best_sparsity_in_the_first_and_last_cells_of_its_grid():
     # the defaults: sparse FLOPs, the 25%-75% window (the TRUE law's S* near 0.6)
     law = pruned_law()
     assert pre.best_sparsity(law, n, d0, c) == pytest.approx(_brute_best(law, n, d0, c), abs=2e-7)
+
+
+def test_best_sparsity_raises_no_warning():
+    # the bounded search is given only options it knows (scipy warns of an unknown one)
+    law = pruned_law()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pre.best_sparsity(law, 1e5, 8e5, 6 * 1e5 * 8e5)
 
 
 def test_best_sparsity_at_the_dense_end_of_the_grid():
