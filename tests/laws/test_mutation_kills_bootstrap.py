@@ -53,6 +53,9 @@ def test_relative_width_and_to_dict():
         },
     }
     assert BootstrapResult(0.9, 2, {}).n_failed == 0
+    # the raw samples (B values per name) stay out of the repr
+    big = BootstrapResult(0.9, 2, {}, samples={"a": np.array([123456.0, 654321.0])})
+    assert "samples" not in repr(big) and "123456" not in repr(big)
 
 
 def test_bootstrap_refusals_word_for_word():
@@ -172,6 +175,12 @@ def test_percentile_intervals_over_finite_values_of_each_column(monkeypatch):
     k = iter(range(11))
     boot = bootstrap(_points(), DENSE, n_boot=11, derived={"k": lambda law: next(k)}, reference=ref)
     assert boot.intervals["k"] == pytest.approx((0.25, 5.0, 9.75), rel=1e-12)
+
+
+def test_two_hundred_resamples_by_default(monkeypatch):
+    _fake_fits(monkeypatch)
+    boot = bootstrap(_points(), DENSE, reference=_fake_reference())
+    assert boot.n_boot == 200 and boot.samples["A"].shape == (200,) and boot.level == 0.95
 
 
 def test_failed_resamples_are_counted_and_two_are_enough(monkeypatch):
