@@ -14,6 +14,7 @@ from sparsescale.errors import SparsescaleError
 from sparsescale.laws.fit import fit_law
 from sparsescale.laws.law import Law
 from sparsescale.laws.points import FitOptions, Points
+from sparsescale.laws.uncertainty import calibration as cmod
 from sparsescale.laws.uncertainty.bootstrap import bootstrap
 from sparsescale.laws.uncertainty.calibration import (
     LEVELS,
@@ -26,7 +27,7 @@ from sparsescale.laws.uncertainty.calibration import (
     rolling_holdouts,
     rolling_splits,
 )
-from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty
+from sparsescale.laws.uncertainty.intervals import FitRange, ModelError, Uncertainty, z_score
 
 TRUTH = Law("dense", {"A": 400.0, "alpha": 0.34, "B": 4e3, "beta": 0.28, "E": 1.7})
 # fewer candidates and starts than the defaults: the dense form on these sweeps has one basin
@@ -235,3 +236,69 @@ def test_calibrate_falls_back_to_two_group_folds():
     assert cal.min_train_groups == 2 and cal.coverage_cv is None
     assert cal.to_dict()["min_train_groups"] == 2
     assert list(cal.coverage) == ["0.8", "0.95"]
+
+
+def test_coefficient_spread_enters_squared():
+    # one point, no floor: v(q) = sd_coef^2 + q^2 d^2 with sd_coef = 0.02, d = 2 and
+    # e^2 = 4e-4 + (0.01 * 2)^2: q* = 0.01 (a cube of the spread, 8e-6, would give 0.0141)
+    e = math.sqrt(8e-4)
+    f = _fold([math.exp(e)], [1.0], [0.02], [2.0], 0.0)
+    grid = np.r_[0.0, np.geomspace(1e-5, 1.0, 600)]
+    v = 4e-4 + grid**2 * 4.0
+    assert estimate_per_efold([f]) == grid[np.argmin(np.log(v) + e**2 / v)]
+    assert abs(math.log(estimate_per_efold([f]) / 0.01)) < 0.02
+
+
+def test_a_point_exactly_at_its_interval_edge_is_covered():
+    # |log error| == z sd to the last bit: a measured loss found by stepping through the
+    # floats near exp(z sd) (sd about 0.6, so that the log's last bit is reachable): inside,
+    # the interval is closed
+    f = _fold([1.0], [1.0], [0.0], [1.5], 0.6)
+    edge = float(f.sd(0.01)[0]) * z_score(0.95)
+    m0 = math.exp(edge)
+    m = next(a for a in (m0 + k * np.spacing(m0) for k in range(-400, 400)) if np.log(a) == edge)
+    f = _fold([m], [1.0], [0.0], [1.5], 0.6)
+    assert abs(f.log_error[0]) == edge
+    assert coverage([f], 0.01, levels=(0.95,))["0.95"]["covered"] == 1.0
+
+
+def test_reprs_leave_out_the_folds():
+    f = _fold([2.0], [2.2], [0.0], [1.0], 0.01, label="a-long-fold-label")
+    cal = Calibration(per_efold=0.02, folds=[f], coverage={}, coverage_cv=None)
+    assert "folds" not in repr(cal) and "a-long-fold-label" not in repr(cal)
+
+
+def test_two_folds_are_enough_for_leave_one_out():
+    cal = calibrate(_sweep(), DENSE, n_boot=2)
+    assert len(cal.folds) == 2 and cal.coverage_cv is not None
+    # each fold scored with the other's rate
+    rates = [estimate_per_efold([cal.folds[1]]), estimate_per_efold([cal.folds[0]])]
+    assert cal.coverage_cv == coverage(cal.folds, rates)
+
+
+def test_a_skipped_fold_does_not_end_the_others():
+    # from two groups on the 5 x 3 sweep: N's first fold (4e6 from 6 runs) is skipped, the
+    # next two N folds and the D fold (1e10 from 10 runs) are made
+    folds = rolling_holdouts(_sweep(), DENSE, n_boot=2, min_train_groups=2)
+    assert [f.label for f in folds] == [
+        "N <= 4e+06 -> 8e+06",
+        "N <= 8e+06 -> 1.6e+07",
+        "D <= 1e+09 -> 1e+10",
+    ]
+
+
+def test_a_hundred_resamples_per_fold_by_default(monkeypatch):
+    # one two-group fold (see the fallback test); a spy records the resamples each fold's
+    # bootstrap is asked for (and runs 2, to stay fast)
+    asked = []
+
+    def spy(points, options, n_boot, reference):
+        asked.append(n_boot)
+        return bootstrap(points, options, n_boot=2, reference=reference)
+
+    monkeypatch.setattr(cmod, "bootstrap", spy)
+    pts = _sweep(sizes=(1e6, 2e6, 4e6), lengths=(1e8, 1.01e8, 1e10, 1.01e10))
+    rolling_holdouts(pts, DENSE, min_train_groups=2)
+    calibrate(pts, DENSE)
+    calibrate(pts, DENSE, n_boot=7)
+    assert asked == [100, 100, 7]
