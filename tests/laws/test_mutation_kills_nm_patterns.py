@@ -16,6 +16,7 @@ from sparsescale.laws.fit import huber
 from sparsescale.laws.law import Law
 from sparsescale.laws.nm_patterns import (
     QUANTITIES,
+    PatternLaws,
     PatternRuns,
     _at_bounds,
     base_quantities,
@@ -227,6 +228,8 @@ def test_one_sparsity_coefficients_by_hand():
     base = {**BASE, "bS": 1.0}  # A = 3 + 5 = 8
     # S = 1/2, bS = 1: gap = 1/2, aS = (8 - 6) / (1/2) = 4, cS = 4
     assert one_sparsity_coefficients(base, 6.0, 0.5) == {"aS": 4.0, "bS": 1.0, "cS": 4.0}
+    # k = 7.75: aS = 0.25 / 0.5 = 0.5, a small aS inside [0, A] is still solved for
+    assert one_sparsity_coefficients(base, 7.75, 0.5) == {"aS": 0.5, "bS": 1.0, "cS": 7.5}
     # k = A (1-S)^bS = 4 exactly: aS = (8 - 4) / 0.5 = 8 = A, still inside [0, A]: cS = 0
     assert one_sparsity_coefficients(base, 4.0, 0.5) == {"aS": 8.0, "bS": 1.0, "cS": 0.0}
     # below A (1-S)^bS (aS > A) or above A (aS < 0): aS = 0, cS = k
@@ -540,3 +543,10 @@ def test_load_refusals_word_for_word():
                 f"f: patterns['2:4']: coefficient {name} = {coefs[name] * factor:.6g} differs "
                 f"from the base's {coefs[name]:.6g} (a pattern law keeps the base's)"
             )
+
+
+def test_pattern_laws_defaults():
+    # a result built by hand: no intervals, level 95%, no draws, no base uncertainty
+    laws = PatternLaws(Q, {}, {}, {}, {}, {}, {})
+    assert (laws.intervals, laws.level, laws.n_boot, laws.base_uncertainty) == ({}, 0.95, 0, False)
+    assert PatternLaws(Q, {}, {}, {}, {}, {}, {}).intervals is not laws.intervals
