@@ -89,10 +89,12 @@ def test_choices_and_their_references():
 
 
 def test_speedups_parsed_and_refused_word_for_word():
-    assert parse_speedups([" 2:4t = 1.5", "unstructured=1.1", "1:4=3"]) == {
+    # any factor > 0 is a speedup (a slowdown below 1)
+    assert parse_speedups([" 2:4t = 1.5", "unstructured=0.5", "1:4=3", "1:8=1"]) == {
         "2:4T": 1.5,
-        "unstructured": 1.1,
+        "unstructured": 0.5,
         "1:4": 3.0,
+        "1:8": 1.0,
     }
     assert parse_speedups([]) == {}
     refusals = {
