@@ -550,3 +550,11 @@ def test_pattern_laws_defaults():
     laws = PatternLaws(Q, {}, {}, {}, {}, {}, {})
     assert (laws.intervals, laws.level, laws.n_boot, laws.base_uncertainty) == ({}, 0.95, 0, False)
     assert PatternLaws(Q, {}, {}, {}, {}, {}, {}).intervals is not laws.intervals
+
+
+def test_fit_patterns_draws_200_resamples_by_default():
+    # the documented default, read off the signature: running it costs 200 refits
+    import inspect
+
+    params = inspect.signature(fit_patterns).parameters
+    assert params["n_boot"].default == 200 and params["level"].default == 0.95
