@@ -219,6 +219,10 @@ def test_defaults_and_unknown_speedups():
     with pytest.raises(SparsescaleError) as info:
         compare_choices(base, pats, N_NZ, COMPUTE, {"4:8": 1.2})
     assert str(info.value) == "speedup: 4:8 is not among the choices (1:4, 2:4, unstructured)"
+    # dense is the unit of step time: a speedup for it would be shown and never applied
+    with pytest.raises(SparsescaleError) as info:
+        compare_choices(base, pats, N_NZ, COMPUTE, {"dense": 2.0})
+    assert str(info.value) == "speedup: dense is not among the choices (1:4, 2:4, unstructured)"
     with pytest.raises(SparsescaleError, match="level"):
         compare_choices(base, pats, N_NZ, COMPUTE, level=1.5)
 
