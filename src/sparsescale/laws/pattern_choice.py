@@ -210,12 +210,13 @@ def compare_choices(
     carries uncertainty) under both accountings, and the best under each."""
     speedups = dict(speedups or {})
     opts = choices(base_law, pattern_laws)
-    known = {c.pattern for c in opts}
-    # a speedup for a pattern with no law would silently price nothing: refused
+    # a speedup for a pattern with no law would silently price nothing: refused;
+    # so is one for dense, the unit of step time (its c_mul is 1 whatever it says)
+    known = {c.pattern for c in opts} - {"dense"}
     for p in speedups:
         if p not in known:
             raise SparsescaleError(
-                f"speedup: {p} is not among the choices ({', '.join(sorted(known - {'dense'}))})"
+                f"speedup: {p} is not among the choices ({', '.join(sorted(known))})"
             )
     out = Comparison(float(n_nonzero), float(compute))
     for c in opts:
