@@ -70,6 +70,8 @@ declare -A TESTS=(
   [laws/jsonsafe.py]="tests/laws/test_mutation_kills_jsonsafe.py tests/laws/test_forms.py"
   [laws/points.py]="tests/laws/test_mutation_kills_points.py tests/laws/test_fit.py"
   [laws/paper.py]="tests/laws/test_mutation_kills_paper.py tests/laws/test_forms.py"
+  [laws/nm_patterns.py]="tests/laws/test_mutation_kills_nm_patterns.py tests/laws/test_patterns.py"
+  [laws/pattern_choice.py]="tests/laws/test_mutation_kills_pattern_choice.py tests/laws/test_patterns.py"
   [sparsity/schedules.py]="tests/sparsity/test_schedules.py tests/sparsity/test_schedule_edges.py"
   [sparsity/masks.py]="tests/sparsity/test_mask_edges.py tests/sparsity/test_masks.py tests/sparsity/test_transposable.py tests/sparsity/test_never_grow.py"
   # train/run.py: only the schedule code (the lr schedule, the pruner's wiring);
