@@ -335,3 +335,76 @@ def test_a_preset_is_a_sparse_law_with_table_1s_numbers():
         "c": 0.651,
     }
     assert preset("t5-c4").predict(0.5, 1e7, 1e5) == pytest.approx(expected, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# schedule: the mean sparsity fraction
+# ---------------------------------------------------------------------------
+def test_cubic_fraction_by_hand_and_its_refusals():
+    from sparsescale.laws.schedule import cubic_mean_sparsity_fraction
+
+    # f = 3/4 (end - start) + (1 - end): defaults 0.25, 0.75 -> 3/8 + 1/4 = 0.625
+    assert cubic_mean_sparsity_fraction() == 0.625
+    assert cubic_mean_sparsity_fraction(0.0, 1.0) == 0.75  # the whole run is the ramp
+    assert cubic_mean_sparsity_fraction(0.5) == pytest.approx(0.4375, rel=1e-14)  # 3/16 + 1/4
+    assert cubic_mean_sparsity_fraction(end=0.5) == pytest.approx(0.6875, rel=1e-14)  # 3/16 + 1/2
+    for start, end in ((0.5, 0.5), (-0.1, 0.5), (0.2, 1.1), (0.6, 0.5)):
+        with pytest.raises(SparsescaleError) as err:
+            cubic_mean_sparsity_fraction(start, end)
+        assert str(err.value) == f"need 0 <= start < end <= 1, got start={start}, end={end}"
+
+
+def test_schedule_fraction_edges_and_parameters():
+    from sparsescale.laws.schedule import schedule_mean_sparsity_fraction
+
+    # start = 0 and end = 1 are allowed; start = end is not (above)
+    assert schedule_mean_sparsity_fraction("cubic", 0.0, 0.1) == pytest.approx(0.975, rel=1e-14)
+    assert schedule_mean_sparsity_fraction("cubic", 0.9, 1.0) == pytest.approx(0.075, rel=1e-14)
+    assert schedule_mean_sparsity_fraction("cubic", end=0.5) == pytest.approx(0.6875, rel=1e-14)
+    assert schedule_mean_sparsity_fraction("one-shot", at=0.0) == 1.0
+    assert schedule_mean_sparsity_fraction("one-shot", at=0.999) == pytest.approx(1e-3, rel=1e-9)
+    with pytest.raises(SparsescaleError) as err:
+        schedule_mean_sparsity_fraction("one-shot", at=-0.1)
+    assert str(err.value) == "schedule: one-shot needs 0 <= at < 1, got -0.1"
+    assert err.value.param == "schedule"
+    with pytest.raises(SparsescaleError) as err:
+        schedule_mean_sparsity_fraction("cubic", 0.2, 1.1)
+    assert str(err.value) == "schedule: cubic needs 0 <= start < end <= 1, got start=0.2, end=1.1"
+    assert err.value.param == "schedule"
+
+
+def test_check_mean_sparsity_fraction_by_hand():
+    from sparsescale.laws.schedule import check_mean_sparsity_fraction, n_avg
+
+    assert check_mean_sparsity_fraction(None) == 0.625
+    f = check_mean_sparsity_fraction(1)
+    assert f == 1.0 and type(f) is float
+    for bad in (2, -0.5, True, "0.5", float("nan")):
+        with pytest.raises(SparsescaleError) as err:
+            check_mean_sparsity_fraction(bad)
+        assert str(err.value) == f"mean_sparsity_fraction must be in [0, 1], got {bad!r}"
+    with pytest.raises(SparsescaleError) as err:
+        check_mean_sparsity_fraction(2, "f")
+    assert str(err.value) == "f must be in [0, 1], got 2"
+    # N_avg = N (1 - f S) / (1 - S): f = 0 is the dense size N / (1 - S), f = 1 is N
+    assert n_avg(0.75, 4.0, 0.0) == 16.0 and n_avg(0.75, 4.0, 1.0) == 4.0
+    assert n_avg(0.5, 6.0, 0.5) == pytest.approx(9.0, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# presets: loading by name or file
+# ---------------------------------------------------------------------------
+def test_load_law_tells_a_preset_from_a_file(tmp_path, monkeypatch):
+    from sparsescale.laws import load_law
+
+    monkeypatch.chdir(tmp_path)
+    Law("dense", DENSE, name="d").save(tmp_path / "mylaw")  # a file with no .json suffix
+    assert load_law("mylaw").name == "d"  # it exists: read as a file, not refused as a preset
+    # a missing .JSON or a path with a slash is a file: the reader's own message, word for word
+    for spec in ("nope.JSON", "dir/nope"):
+        with pytest.raises(SparsescaleError) as err:
+            load_law(spec)
+        assert str(err.value) == f"{spec}: no such law file"
+    law = load_law("t5-c4")  # a preset comes with its uncertainty and units
+    assert law.name == "t5-c4" and law.uncertainty is not None and law.tokens_per_unit == 65536.0
+    assert law.fit is None and law.mean_sparsity_fraction is None
