@@ -128,8 +128,47 @@ def test_registry_by_hand():
         FORMS.update(saved)
 
 
+def test_a_users_form_is_registered_under_both_names(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures"))
+    saved = dict(FORMS)
+    try:
+        form = get_form("user_law_form:SATURATING")
+        assert form.name == "saturating"
+        assert FORMS["user_law_form:SATURATING"] is form and FORMS["saturating"] is form
+        with pytest.raises(SparsescaleError) as err:
+            get_form("user_law_form:NAMES")
+        assert str(err.value) == (
+            "form 'user_law_form:NAMES': NAMES is a tuple, not a sparsescale LawForm"
+        )
+        with pytest.raises(SparsescaleError) as err:
+            get_form("not a module:X")
+        assert str(err.value) == (
+            "form 'not a module:X': expected package.module:attribute (choose sparse, dense, "
+            "nm, avgparam, user_law_form:SATURATING, saturating, or name your own as "
+            "package.module:attribute)"
+        )
+    finally:
+        FORMS.clear()
+        FORMS.update(saved)
+    # a registered name that is already taken keeps its form (setdefault)
+    saved = dict(FORMS)
+    try:
+        import dataclasses
+
+        other = dataclasses.replace(get_form("dense"), name="sparse")
+        monkeypatch.setattr("user_law_form.SATURATING", other, raising=True)
+        assert get_form("user_law_form:SATURATING") is other
+        assert FORMS["sparse"].title == "the paper's sparse law"
+    finally:
+        FORMS.clear()
+        FORMS.update(saved)
+
+
 def test_form_records_word_for_word():
     sparse, dense, nm, avg = (get_form(n) for n in ("sparse", "dense", "nm", "avgparam"))
+    assert [f.name for f in (sparse, dense, nm, avg)] == ["sparse", "dense", "nm", "avgparam"]
     assert [f.title for f in (sparse, dense, nm, avg)] == [
         "the paper's sparse law",
         "the dense law",
