@@ -101,6 +101,35 @@ def test_is_file_needs_form_coefficients_and_formula(tmp_path):
         assert not Law.is_file(tmp_path / "x.json")
 
 
+def test_law_objects_at_the_edges_word_for_word():
+    def refused(obj):
+        with pytest.raises(SparsescaleError) as err:
+            Law.from_dict(obj, source="f.json")
+        return str(err.value)
+
+    # the magnitude bound holds on both sides of 0 (a negative one is not a range error first)
+    assert refused({"form": "dense", "coefficients": dict(DENSE, A=-1.01e100)}) == (
+        "f.json: coefficient 'A' = -1.01e+100 is not a finite number of magnitude at most 1e+100"
+    )
+    assert refused({"form": "dense", "coefficients": dict(DENSE, A=math.nan)}) == (
+        "f.json: coefficient 'A' = nan is not a finite number of magnitude at most 1e+100"
+    )
+    # keys of units must be strings too; the echoed value is cut at 60 characters
+    assert refused({"form": "dense", "coefficients": DENSE, "units": {1: "x"}}) == (
+        "f.json: 'units' must be an object of strings (N, D, loss), got {1: 'x'}"
+    )
+    long = {"N": 1, "D": "d" * 100}
+    assert refused({"form": "dense", "coefficients": DENSE, "units": long}) == (
+        "f.json: 'units' must be an object of strings (N, D, loss), got " + repr(long)[:60]
+    )
+    assert refused({"form": "dense", "coefficients": DENSE, "fit": 3}) == (
+        "f.json: 'fit' must be an object"
+    )
+    # no fit, no units: accepted, with no units at all (the file's, not the default)
+    law = Law.from_dict({"form": "dense", "coefficients": DENSE, "fit": None}, source="f.json")
+    assert law.fit is None and law.units == {} and law.name == "f"
+
+
 # ---------------------------------------------------------------------------
 # forms: the registry
 # ---------------------------------------------------------------------------
