@@ -93,8 +93,10 @@ def test_is_file_needs_form_coefficients_and_formula(tmp_path):
     import json
 
     path = tmp_path / "law.json"
-    Law("dense", DENSE).save(path)
+    law = Law("dense", DENSE)
+    law.save(path)
     assert Law.is_file(path)
+    assert law.is_file(path)  # a static method: also through a law
     obj = json.loads(path.read_text())
     for key in ("form", "coefficients", "formula"):
         (tmp_path / "x.json").write_text(json.dumps({k: v for k, v in obj.items() if k != key}))
