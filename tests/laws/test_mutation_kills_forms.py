@@ -344,25 +344,33 @@ def test_exponent_jacobian_is_the_derivative_of_the_prediction(name, a, e, fixed
 
 
 def test_coefficients_in_the_fitters_units_by_hand():
-    # sparse: aS = a0 sN^bN, cS = a1 sN^bN, aD = a2^(1/bD) sD, c = a3; sN = 4, sD = 10
+    # sN = 9 and bN = 0.5, so that sN^bN = 3 differs from sN * bN = 4.5 (with bN = 1 they agree)
+    # sparse: aS = a0 sN^bN = 1.5, cS = a1 sN^bN = 0.75, aD = a2^(1/bD) sD = 4^(1/2) 10 = 20, c = a3
     sparse = get_form("sparse")
-    k = sparse.to_coefficients([0.5, 0.25, 4.0, 0.5], [0.5, 1.0, 2.0], 4.0, 10.0)
-    assert k == pytest.approx(SPARSE | {"aS": 2.0, "cS": 1.0, "aD": 20.0})
+    k = sparse.to_coefficients([0.5, 0.25, 4.0, 0.5], [0.5, 0.5, 2.0], 9.0, 10.0)
+    assert k == pytest.approx(
+        {"aS": 1.5, "bS": 0.5, "cS": 0.75, "bN": 0.5, "aD": 20.0, "bD": 2.0, "c": 0.5}, rel=1e-14
+    )
     assert list(k) == list(SPARSE)
-    a, e = sparse.from_coefficients(k, 4.0, 10.0)
-    assert a == pytest.approx([0.5, 0.25, 4.0, 0.5]) and e == [0.5, 1.0, 2.0]
-    # dense: A = a0 sN^alpha = 2 * 4^0.5 = 4, B = a1 sD^beta = 3 * 100^0.5 = 30, E = a2
+    a, e = sparse.from_coefficients(k, 9.0, 10.0)
+    assert a == pytest.approx([0.5, 0.25, 4.0, 0.5], rel=1e-14) and e == [0.5, 0.5, 2.0]
+    # dense: A = a0 sN^alpha = 2 * 9^0.5 = 6, B = a1 sD^beta = 3 * 100^0.5 = 30, E = a2
     dense = get_form("dense")
-    k = dense.to_coefficients([2.0, 3.0, 0.5], [0.5, 0.5], 4.0, 100.0)
-    assert k == {"A": 4.0, "alpha": 0.5, "B": 30.0, "beta": 0.5, "E": 0.5}
-    a, e = dense.from_coefficients(k, 4.0, 100.0)
-    assert a == pytest.approx([2.0, 3.0, 0.5]) and e == [0.5, 0.5]
-    # nm: the base's bN = 1 scales the amplitudes; bN, aD, bD, c are the base's
-    nm, base = get_form("nm"), Law("sparse", SPARSE)
-    k = nm.to_coefficients([0.25, 0.5], [1.5], 4.0, 10.0, base)
-    assert k == {"aS": 1.0, "bS": 1.5, "cS": 2.0, "bN": 1.0, "aD": 10.0, "bD": 2.0, "c": 0.5}
-    a, e = nm.from_coefficients(k, 4.0, 10.0)
-    assert a == pytest.approx([0.25, 0.5]) and e == [1.5]
+    k = dense.to_coefficients([2.0, 3.0, 0.5], [0.5, 0.5], 9.0, 100.0)
+    assert k == pytest.approx({"A": 6.0, "alpha": 0.5, "B": 30.0, "beta": 0.5, "E": 0.5})
+    assert list(k) == ["A", "alpha", "B", "beta", "E"]
+    a, e = dense.from_coefficients(k, 9.0, 100.0)
+    assert a == pytest.approx([2.0, 3.0, 0.5], rel=1e-14) and e == [0.5, 0.5]
+    # nm: the base's bN = 0.5 scales the amplitudes (aS = 0.25 * 3, cS = 0.5 * 3);
+    # bN, aD, bD, c are the base's
+    nm, base = get_form("nm"), Law("sparse", dict(SPARSE, bN=0.5))
+    k = nm.to_coefficients([0.25, 0.5], [1.5], 9.0, 10.0, base)
+    assert k == pytest.approx(
+        {"aS": 0.75, "bS": 1.5, "cS": 1.5, "bN": 0.5, "aD": 10.0, "bD": 2.0, "c": 0.5}, rel=1e-14
+    )
+    assert list(k) == list(SPARSE)
+    a, e = nm.from_coefficients(k, 9.0, 10.0)
+    assert a == pytest.approx([0.25, 0.5], rel=1e-14) and e == [1.5]
 
 
 def test_prepare_by_hand():
