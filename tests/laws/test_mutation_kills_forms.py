@@ -396,6 +396,9 @@ def test_prepare_by_hand():
 
 
 def test_design_subset_keeps_the_fixed_coefficients():
+    # a design of a form without a base holds no fixed coefficients: an empty dict of its own
+    a, b = Design(np.zeros(1), np.zeros(1), np.zeros(1)), Design(*[np.zeros(1)] * 3)
+    assert a.fixed == {} and a.fixed is not b.fixed
     x = _design({"bN": 2.0})
     sub = x.subset(np.array([1]))
     assert sub.log1mS == pytest.approx([0.0]) and sub.logN == pytest.approx([math.log(4.0)])
