@@ -715,3 +715,43 @@ def test_fit_resamples_against_one_refinement_per_resample(monkeypatch):
     zero = {"aS": 0.0, "bS": 0.5, "cS": 0.0, "bN": 1.0, "aD": 0.0, "bD": 2.0, "c": 0.0}
     coefs, objs = fitmod.fit_resamples(Points(S, N, D, y), W[:2], [zero, zero])
     assert objs.tolist() == [np.inf, np.inf] and coefs[0] == pytest.approx(zero)
+
+
+def test_candidates_with_one_exponent_step_by_the_golden_ratio_exactly():
+    # One exponent (the n:m form): the root of x^2 = x + 1 is the golden ratio, (1 + sqrt 5) / 2,
+    # and the fixed-point iteration from 2 reaches its double exactly; every candidate is then
+    # shift + i / phi (mod 1), scaled into the box, to the last bit.
+    from types import SimpleNamespace
+
+    box = SimpleNamespace(form=SimpleNamespace(exponent_bounds=[(0.5, 2.5)]))
+    phi = (1.0 + 5.0**0.5) / 2.0
+    shift = np.random.default_rng(11).random(1)
+    u = (shift[None, :] + np.arange(1, 201)[:, None] * (1.0 / phi)) % 1.0
+    assert np.array_equal(fitmod._candidates(box, 200, 11), 0.5 + u * 2.0)
+
+
+def test_distinct_optima_at_the_exact_edges():
+    # the same objective and the same (non-zero) parameters: one optimum
+    P = np.array([[1.0, 2.0], [1.0, 2.0]])
+    assert fitmod._distinct_optima(P, np.array([1.0, 1.0]), 5) == [0]
+    # objectives exactly rtol f + 1e-15 apart (f = 0: exactly 1e-15) are the same optimum
+    assert fitmod._distinct_optima(P, np.array([0.0, 1e-15]), 5) == [0]
+    # parameters exactly 1e-3 apart in one coordinate (0 and 1e-3 subtract exactly): the same
+    Q = np.array([[0.0, 2.0], [1e-3, 2.0]])
+    assert fitmod._distinct_optima(Q, np.array([1.0, 1.0]), 5) == [0]
+
+
+def test_fit_diagnostics_at_the_exact_edges():
+    S, N, D, y = _grid(Law("dense", DENSE), S=(0.0,), noise=0.01, seed=1)
+    p = _Problem("dense", S, N, D, y, "log", 1e-3)
+    lower, upper = _bounds(p)
+    # A exactly 1e-6 above its lower bound, alpha exactly 1e-6 below its upper: both count as on
+    # the bound (the comparisons are inclusive)
+    best = np.array([lower[0] + 1e-6, 3.0, 1.0, upper[3] - 1e-6, 1.5])
+    P = np.stack([best, best + 0.1, best + 0.2])
+    # best objective 0: tol = 1e-6 x 0 + 1e-15 = 1e-15. A start exactly at 0 + tol ties with the
+    # best (inclusive); one at 1.5e-15 is the runner-up (it would tie under a 2e-15 floor)
+    f = np.array([0.0, 1e-15, 1.5e-15])
+    _, _, d = fitmod._fit_diagnostics(p, P, f, lower, upper, 3, 8, 0)
+    assert d["at_bound"] == ["A", "alpha"]
+    assert d["starts_at_best"] == 2 and d["runner_up_objective"] == 1.5e-15

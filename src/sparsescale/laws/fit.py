@@ -601,6 +601,12 @@ def _problem_from_points(points: Points, options: FitOptions):
     return problem, np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
 
 
+# Both stages refuse in the same words when no start is left: stage 1 when no
+# candidate has positive amplitudes, the subsample path when none of its
+# refined starts has a finite objective.
+NO_START = "no admissible starting point: this form cannot fit the data with positive coefficients"
+
+
 def _starting_points(
     problem: _Problem,
     n_candidates: int,
@@ -615,9 +621,7 @@ def _starting_points(
     starts = [np.concatenate([amps[i], E[i]]) for i in chosen]
     starts += [problem.from_coefficients(c) for c in extra_starts or []]
     if not starts:
-        raise SparsescaleError(
-            "no admissible starting point: this form cannot fit the data with positive coefficients"
-        )
+        raise SparsescaleError(NO_START)
     return starts
 
 
@@ -683,9 +687,7 @@ def _fit_through_subsample(
     P0 = [Ps[i] for i in _distinct_optima(Ps, fs, FULL_DATA_STARTS, rtol=1e-4)]
     P0 += [problem.from_coefficients(c) for c in extra_starts or []]
     if not P0:
-        raise SparsescaleError(
-            "no admissible starting point: this form cannot fit the data with positive coefficients"
-        )
+        raise SparsescaleError(NO_START)
     P, f = _refine(problem, np.array(P0), lower, upper)
     return P, f, starts
 
