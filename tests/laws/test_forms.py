@@ -104,17 +104,21 @@ def test_unknown_preset():
         load_law("gpt-9")
 
 
-def test_laws_import_without_torch_and_fast():
+def test_laws_import_without_torch_or_the_heavy_libraries():
+    # What keeps `sparsescale fit` quick to start is what the laws do not import: torch, scipy
+    # (the fitter's own low-discrepancy set replaces scipy.stats), pandas, pyarrow, matplotlib.
+    # Checked by name, not by a stopwatch, so that a loaded machine cannot fail it.
+    heavy = ("torch", "scipy", "pandas", "pyarrow", "matplotlib")
     code = (
-        "import sys, time; t = time.perf_counter(); "
+        "import sys; "
         "import sparsescale.laws, sparsescale.laws.fit, sparsescale.laws.planning, "
         "sparsescale.laws.uncertainty.bootstrap, sparsescale.laws.uncertainty.calibration, "
         "sparsescale.laws.uncertainty.intervals, sparsescale.laws.uncertainty.assess, "
         "sparsescale.laws.paper; sparsescale.laws.preset('t5-c4'); "
-        "dt = time.perf_counter() - t; assert 'torch' not in sys.modules; print(dt)"
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert float(out.stdout) < 1.0
+    assert out.stdout.split() == []
 
 
 def test_tokens_per_unit_is_saved_loaded_and_validated(tmp_path):
